@@ -1,0 +1,394 @@
+// The public symbolic-matrix API: a LazyTensor wraps a formula node; operations build new nodes,
+// reductions hand a checked plan to the runtime, which picks an engine.
+import { OpNode, variablesOf, type DType, type FormulaNode } from './formula.js';
+import {
+  checkDType,
+  checkOptionKeys,
+  makeConstant,
+  makeParameter,
+  makeVariable,
+  type ArrayInput,
+  type ParameterOptions,
+  type VariableOptions,
+} from './input.js';
+import type { OpDef } from './op-def.js';
+import * as ops from './ops.js';
+import type { Axis, EngineChoice, ReductionKind, ReductionOutput, ReductionPlan } from './reduction.js';
+import { Tensor, type EngineName } from './tensor.js';
+import { denseMatrix } from './dense.js';
+
+/** Options accepted by every reduction. */
+export interface ReductionOptions {
+  /** Which engine runs the reduction (default: the global default, itself 'auto'). */
+  engine?: EngineChoice;
+  /** Precision override for this call. */
+  dtype?: DType;
+}
+
+/** Options of logSumExp. */
+export interface LogSumExpOptions extends ReductionOptions {
+  /** G in log(sum_j exp(F_ij) G_ij); F must then have dimension 1. */
+  weight?: LazyTensor;
+}
+
+/** Values with their indices, from minArgMin, maxArgMax and kMinArgKMin. */
+export interface ValuesAndIndices {
+  values: Tensor<Float32Array | Float64Array>;
+  indices: Tensor<Int32Array>;
+}
+
+/** Runs a plan on an engine; installed by the runtime (src/runtime), so the core knows no engine. */
+export type ReductionExecutor = (
+  plan: ReductionPlan,
+  engine: EngineChoice | undefined,
+) => Promise<{ output: ReductionOutput; engine: EngineName }>;
+
+let executor: ReductionExecutor | null = null;
+
+/** Installs the function that runs reductions (called once by the runtime module). */
+export function setReductionExecutor(run: ReductionExecutor): void {
+  executor = run;
+}
+
+const REDUCTION_OPTION_KEYS = new Set(['engine', 'dtype']);
+const LSE_OPTION_KEYS = new Set(['engine', 'dtype', 'weight']);
+
+type Operand = LazyTensor | number;
+
+/** A symbolic matrix (or vector, or parameter): a formula over i- and j-indexed variables. */
+export class LazyTensor {
+  /** @internal */
+  constructor(
+    /** @internal */ readonly node: FormulaNode,
+    /** Rows of the i-variables, or null when the formula has none. */
+    readonly rowsI: number | null,
+    /** Rows of the j-variables, or null when the formula has none. */
+    readonly rowsJ: number | null,
+  ) {}
+
+  /** The dimension of the formula's value for one (i, j) pair. */
+  get dim(): number {
+    return this.node.dim;
+  }
+
+  /** The formula in readable math form. */
+  toString(): string {
+    return this.node.toString();
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Building formulas.
+
+  private apply<P>(def: OpDef<P>, others: readonly Operand[], params: P): LazyTensor {
+    const operands = [this, ...others.map((o) => toLazy(def.name, o))];
+    let rowsI: number | null = null;
+    let rowsJ: number | null = null;
+    for (const o of operands) {
+      rowsI = mergeRows(def.name, 'i', rowsI, o.rowsI);
+      rowsJ = mergeRows(def.name, 'j', rowsJ, o.rowsJ);
+    }
+    return new LazyTensor(new OpNode(def, operands.map((o) => o.node), params), rowsI, rowsJ);
+  }
+
+  add(other: Operand): LazyTensor { return this.apply(ops.add, [other], null); }
+  sub(other: Operand): LazyTensor { return this.apply(ops.sub, [other], null); }
+  mul(other: Operand): LazyTensor { return this.apply(ops.mul, [other], null); }
+  div(other: Operand): LazyTensor { return this.apply(ops.div, [other], null); }
+  neg(): LazyTensor { return this.apply(ops.neg, [], null); }
+  abs(): LazyTensor { return this.apply(ops.abs, [], null); }
+  exp(): LazyTensor { return this.apply(ops.exp, [], null); }
+  log(): LazyTensor { return this.apply(ops.log, [], null); }
+  sqrt(): LazyTensor { return this.apply(ops.sqrt, [], null); }
+  /** 1/sqrt(x), and 0 at 0 (as KeOps). */
+  rsqrt(): LazyTensor { return this.apply(ops.rsqrt, [], null); }
+  square(): LazyTensor { return this.apply(ops.square, [], null); }
+  /** An integer power (negative allowed). */
+  pow(n: number): LazyTensor { return this.apply(ops.pow, [], { n }); }
+  /** x^y = exp(y log x) for any exponent (NaN for x < 0). */
+  powf(exponent: Operand): LazyTensor { return this.apply(ops.powf, [exponent], null); }
+  sin(): LazyTensor { return this.apply(ops.sin, [], null); }
+  cos(): LazyTensor { return this.apply(ops.cos, [], null); }
+  sign(): LazyTensor { return this.apply(ops.sign, [], null); }
+  /** 0 where x < 0, 1 elsewhere. */
+  step(): LazyTensor { return this.apply(ops.step, [], null); }
+  relu(): LazyTensor { return this.apply(ops.relu, [], null); }
+  /** min(max(x, lower), upper). */
+  clamp(lower: Operand, upper: Operand): LazyTensor { return this.apply(ops.clamp, [lower, upper], null); }
+  /** `ifTrue` where x >= 0, else `ifFalse`. */
+  ifElse(ifTrue: Operand, ifFalse: Operand): LazyTensor { return this.apply(ops.ifElse, [ifTrue, ifFalse], null); }
+  /** x - modulus * floor((x - offset) / modulus): a value in [offset, offset + modulus). */
+  mod(modulus: Operand, offset: Operand = 0): LazyTensor { return this.apply(ops.mod, [modulus, offset], null); }
+  /** Rounds to `digits` decimals, halves away from zero. */
+  round(digits = 0): LazyTensor { return this.apply(ops.round, [], { digits }); }
+  /** x log x, and 0 at 0. */
+  xLogX(): LazyTensor { return this.apply(ops.xLogX, [], null); }
+  /** sin(x)/x, and 1 at 0. */
+  sinXDivX(): LazyTensor { return this.apply(ops.sinXDivX, [], null); }
+  eq(other: Operand): LazyTensor { return this.apply(ops.eq, [other], null); }
+  ne(other: Operand): LazyTensor { return this.apply(ops.ne, [other], null); }
+  lt(other: Operand): LazyTensor { return this.apply(ops.lt, [other], null); }
+  le(other: Operand): LazyTensor { return this.apply(ops.le, [other], null); }
+  gt(other: Operand): LazyTensor { return this.apply(ops.gt, [other], null); }
+  ge(other: Operand): LazyTensor { return this.apply(ops.ge, [other], null); }
+
+  /** Squared Euclidean norm. */
+  sqNorm2(): LazyTensor { return this.apply(ops.sqNorm2, [], null); }
+  /** Euclidean norm. */
+  norm2(): LazyTensor { return this.apply(ops.norm2, [], null); }
+  /** x / |x|, and 0 at 0. */
+  normalize(): LazyTensor { return this.apply(ops.normalize, [], null); }
+  /** Scalar product. */
+  dot(other: LazyTensor): LazyTensor { return this.apply(ops.dotProduct, [other], null); }
+  /** |x - y|^2. */
+  sqDist(other: LazyTensor): LazyTensor { return this.apply(ops.sqDist, [other], null); }
+  /** s|x|^2, sum_k s_k x_k^2 or x^T S x, as the weight has dimension 1, D or D*D. */
+  weightedSqNorm(weight: Operand): LazyTensor { return this.apply(ops.weightedSqNorm, [weight], null); }
+  /** The weighted squared norm of x - y. */
+  weightedSqDist(other: LazyTensor, weight: Operand): LazyTensor {
+    return this.apply(ops.weightedSqDist, [other, weight], null);
+  }
+  /** Component `index`. */
+  elem(index: number): LazyTensor { return this.apply(ops.elem, [], { index }); }
+  /** Components [start, start + length). */
+  extract(start: number, length: number): LazyTensor { return this.apply(ops.extract, [], { start, length }); }
+  /** The components of x followed by those of `other`. */
+  concat(other: LazyTensor): LazyTensor { return this.apply(ops.concat, [other], null); }
+  /** A vector of `dim` components: 1 at round(x), 0 elsewhere (x must have dimension 1). */
+  oneHot(dim: number): LazyTensor { return this.apply(ops.oneHot, [], { dim }); }
+  /** This (an m x n matrix, row-major, dimension m*n) times the vector `v` (dimension n). */
+  matVecMult(v: LazyTensor): LazyTensor { return this.apply(ops.matVecMult, [v], null); }
+  /** This vector (dimension n) times `matrix` (n x m, row-major, dimension n*m). */
+  vecMatMult(matrix: LazyTensor): LazyTensor { return this.apply(ops.vecMatMult, [matrix], null); }
+  /** The outer product, row-major. */
+  tensorProd(other: LazyTensor): LazyTensor { return this.apply(ops.tensorProd, [other], null); }
+
+  // -------------------------------------------------------------------------------------------------
+  // Reductions.
+
+  /** Without an axis: the sum of the components (a formula). With an axis: the sum reduction. */
+  sum(): LazyTensor;
+  sum(axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>>;
+  sum(axis?: Axis, options?: ReductionOptions): LazyTensor | Promise<Tensor<Float32Array | Float64Array>> {
+    if (axis === undefined) {
+      if (options !== undefined) throw new TypeError('sum: options need an axis (sum(axis, options))');
+      return this.apply(ops.sum, [], null);
+    }
+    return this.reduceValues('sum', axis, options, REDUCTION_OPTION_KEYS);
+  }
+
+  /** log sum exp(F) over the axis, computed stably; with `weight`: log sum exp(F) G. */
+  logSumExp(axis: Axis, options?: LogSumExpOptions): Promise<Tensor<Float32Array | Float64Array>> {
+    const weight = options?.weight;
+    if (weight === undefined) return this.reduceValues('logSumExp', axis, options, LSE_OPTION_KEYS);
+    return this.reduceValues('logSumExpWeighted', axis, options, LSE_OPTION_KEYS, weight);
+  }
+
+  /** sum exp(F) G / sum exp(F) over the axis (F of dimension 1): a softmax-weighted average of G. */
+  sumSoftMaxWeight(axis: Axis, weight: LazyTensor, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
+    return this.reduceValues('sumSoftMaxWeight', axis, options, REDUCTION_OPTION_KEYS, weight);
+  }
+
+  min(axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
+    return this.reduceValues('min', axis, options, REDUCTION_OPTION_KEYS);
+  }
+  max(axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
+    return this.reduceValues('max', axis, options, REDUCTION_OPTION_KEYS);
+  }
+  /** The index of the minimum (the lowest index on ties). */
+  argMin(axis: Axis, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
+    return this.reduceIndices('argMin', axis, 0, options);
+  }
+  argMax(axis: Axis, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
+    return this.reduceIndices('argMax', axis, 0, options);
+  }
+  minArgMin(axis: Axis, options?: ReductionOptions): Promise<ValuesAndIndices> {
+    return this.reduceBoth('minArgMin', axis, 0, options);
+  }
+  maxArgMax(axis: Axis, options?: ReductionOptions): Promise<ValuesAndIndices> {
+    return this.reduceBoth('maxArgMax', axis, 0, options);
+  }
+  /** The K smallest values, ascending: shape [n, K] (or [n, K, d] for d > 1). */
+  kMin(K: number, axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
+    return this.reduceValues('kMin', axis, options, REDUCTION_OPTION_KEYS, undefined, K);
+  }
+  /** The indices of the K smallest values (ties: lowest index first). */
+  argKMin(K: number, axis: Axis, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
+    return this.reduceIndices('argKMin', axis, K, options);
+  }
+  kMinArgKMin(K: number, axis: Axis, options?: ReductionOptions): Promise<ValuesAndIndices> {
+    return this.reduceBoth('kMinArgKMin', axis, K, options);
+  }
+
+  /** Materialises the symbolic matrix as nested arrays [N][M][d] of float64 values (small sizes only). */
+  dense(options?: { maxEntries?: number }): number[][][] {
+    const rowsI = this.rowsI ?? 1;
+    const rowsJ = this.rowsJ ?? 1;
+    return denseMatrix(this.node, rowsI, rowsJ, options?.maxEntries ?? 1e7);
+  }
+
+  private async reduceValues(
+    kind: ReductionKind,
+    axis: Axis,
+    options: ReductionOptions | LogSumExpOptions | undefined,
+    allowed: ReadonlySet<string>,
+    weight?: LazyTensor,
+    K = 0,
+  ): Promise<Tensor<Float32Array | Float64Array>> {
+    const { plan, output, engine } = await this.run(kind, axis, options, allowed, weight, K);
+    return new Tensor(output.values!, resultShape(plan), engine);
+  }
+
+  private async reduceIndices(kind: ReductionKind, axis: Axis, K: number, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
+    const { plan, output, engine } = await this.run(kind, axis, options, REDUCTION_OPTION_KEYS, undefined, K);
+    return new Tensor(output.indices!, resultShape(plan), engine);
+  }
+
+  private async reduceBoth(kind: ReductionKind, axis: Axis, K: number, options?: ReductionOptions): Promise<ValuesAndIndices> {
+    const { plan, output, engine } = await this.run(kind, axis, options, REDUCTION_OPTION_KEYS, undefined, K);
+    const shape = resultShape(plan);
+    return { values: new Tensor(output.values!, shape, engine), indices: new Tensor(output.indices!, shape, engine) };
+  }
+
+  private async run(
+    kind: ReductionKind,
+    axis: Axis,
+    options: ReductionOptions | LogSumExpOptions | undefined,
+    allowed: ReadonlySet<string>,
+    weight: LazyTensor | undefined,
+    K: number,
+  ): Promise<{ plan: ReductionPlan; output: ReductionOutput; engine: EngineName }> {
+    const plan = this.plan(kind, axis, options, allowed, weight, K);
+    if (executor === null) throw new Error(`${kind}: no engine is installed (import 'lazytensor', not its internals)`);
+    const { output, engine } = await executor(plan, options?.engine);
+    return { plan, output, engine };
+  }
+
+  /** Checks a reduction and sizes it. @internal */
+  plan(
+    kind: ReductionKind,
+    axis: Axis,
+    options: ReductionOptions | LogSumExpOptions | undefined,
+    allowed: ReadonlySet<string> = REDUCTION_OPTION_KEYS,
+    weight?: LazyTensor,
+    K = 0,
+  ): ReductionPlan {
+    checkOptionKeys(kind, options, allowed);
+    if (axis !== 0 && axis !== 1) throw new RangeError(`${kind}: axis must be 0 or 1, got ${String(axis)}`);
+    const engine = options?.engine;
+    if (engine !== undefined && engine !== 'auto' && engine !== 'wasm' && engine !== 'webgpu') {
+      throw new TypeError(`${kind}: engine must be 'auto', 'wasm' or 'webgpu', got ${String(engine)}`);
+    }
+    let rowsI = this.rowsI;
+    let rowsJ = this.rowsJ;
+    if (weight !== undefined) {
+      if (!(weight instanceof LazyTensor)) throw new TypeError(`${kind}: weight must be a LazyTensor`);
+      rowsI = mergeRows(kind, 'i', rowsI, weight.rowsI);
+      rowsJ = mergeRows(kind, 'j', rowsJ, weight.rowsJ);
+      if (this.dim !== 1) {
+        throw new RangeError(`${kind}: with a weight, the formula must have dimension 1, got ${this.dim}`);
+      }
+    }
+    if (rowsI === null || rowsJ === null) {
+      const missing = rowsI === null ? 'i' : 'j';
+      throw new RangeError(
+        `${kind}: the formula has no ${missing}-variable (V${missing}), so the size of that axis is unknown`,
+      );
+    }
+    const [nOuter, nInner] = axis === 1 ? [rowsI, rowsJ] : [rowsJ, rowsI];
+    const isKFamily = kind === 'kMin' || kind === 'argKMin' || kind === 'kMinArgKMin';
+    if (isKFamily) {
+      if (!Number.isInteger(K) || K < 1) throw new RangeError(`${kind}: K must be a positive integer, got ${K}`);
+      if (K > nInner) {
+        throw new RangeError(`${kind}: K = ${K} is larger than the ${nInner} values reduced over axis ${axis}`);
+      }
+    }
+    const variables = variablesOf(this.node);
+    if (weight !== undefined) {
+      for (const v of variablesOf(weight.node)) if (!variables.includes(v)) variables.push(v);
+    }
+    const dtype = resolveDType(kind, variables, checkDType(kind, options?.dtype));
+    const outerCategory = axis === 1 ? 'i' : 'j';
+    const outDim = weight !== undefined ? weight.dim : isKFamily ? K * this.dim : this.dim;
+    return {
+      kind,
+      axis,
+      formula: this.node,
+      weight: weight?.node ?? null,
+      k: K,
+      dtype,
+      nOuter,
+      nInner,
+      outDim,
+      variables: variables.map((variable) => ({
+        variable,
+        role: variable.category === 'p' ? 'param' : variable.category === outerCategory ? 'outer' : 'inner',
+      })),
+    };
+  }
+}
+
+function resultShape(plan: ReductionPlan): number[] {
+  const d = plan.formula.dim;
+  switch (plan.kind) {
+    case 'kMin':
+    case 'argKMin':
+    case 'kMinArgKMin':
+      return d === 1 ? [plan.nOuter, plan.k] : [plan.nOuter, plan.k, d];
+    case 'sum':
+    case 'logSumExp':
+    case 'logSumExpWeighted':
+    case 'sumSoftMaxWeight':
+    case 'min':
+    case 'max':
+    case 'argMin':
+    case 'argMax':
+    case 'minArgMin':
+    case 'maxArgMax':
+      return [plan.nOuter, plan.outDim];
+  }
+}
+
+function resolveDType(kind: string, variables: readonly { dtype: DType | null; name: string }[], override: DType | undefined): DType {
+  if (override !== undefined) return override;
+  let chosen: { dtype: DType; name: string } | null = null;
+  for (const v of variables) {
+    if (v.dtype === null) continue;
+    if (chosen !== null && chosen.dtype !== v.dtype) {
+      throw new TypeError(
+        `${kind}: ${chosen.name} is ${chosen.dtype} but ${v.name} is ${v.dtype}; pass { dtype } to the reduction or convert the data`,
+      );
+    }
+    chosen = { dtype: v.dtype, name: v.name };
+  }
+  return chosen?.dtype ?? 'float64';
+}
+
+function mergeRows(where: string, category: 'i' | 'j', a: number | null, b: number | null): number | null {
+  if (a !== null && b !== null && a !== b) {
+    throw new RangeError(`${where}: ${category}-variables with ${a} and ${b} rows cannot be combined`);
+  }
+  return a ?? b;
+}
+
+function toLazy(where: string, operand: Operand): LazyTensor {
+  if (operand instanceof LazyTensor) return operand;
+  if (typeof operand === 'number') return new LazyTensor(makeConstant(where, operand), null, null);
+  throw new TypeError(`${where}: expected a LazyTensor or a number, got ${typeof operand}`);
+}
+
+/** An i-indexed variable: N rows of dimension `dim`. */
+export function Vi(data: ArrayInput, dim?: number, options?: VariableOptions): LazyTensor {
+  const v = makeVariable('Vi', 'i', data, dim, options);
+  return new LazyTensor(v, v.rows, null);
+}
+
+/** A j-indexed variable: M rows of dimension `dim`. */
+export function Vj(data: ArrayInput, dim?: number, options?: VariableOptions): LazyTensor {
+  const v = makeVariable('Vj', 'j', data, dim, options);
+  return new LazyTensor(v, null, v.rows);
+}
+
+/** A parameter: a number or a vector, the same for every (i, j). */
+export function Pm(value: number | ArrayInput, options?: ParameterOptions): LazyTensor {
+  return new LazyTensor(makeParameter(value, options), null, null);
+}

@@ -1,0 +1,44 @@
+// The shape of one operation record. Everything an operation means lives in its record (ops.ts):
+// the shape rule, the float64 reference, the printed form and the lowering to each engine. Engines
+// implement the small emitter interfaces below and never switch over operation names.
+
+/** A value held by an engine while a formula runs: `dim` rows, each varying over the reduced index
+ *  (`varying`) or constant over it. */
+export interface TileReg {
+  readonly dim: number;
+  readonly varying: boolean;
+}
+
+/** What the WebAssembly tile compiler offers an operation to lower itself into instructions of the
+ *  tile program (opcodes from assembly/isa.ts). */
+export interface TileEmitter {
+  /** Emits `opcode` into a new register of `dim` rows; it varies if any operand does. */
+  emit(opcode: number, dim: number, args: readonly TileReg[], aux?: number): TileReg;
+  /** Emits `opcode` writing into an existing register (or a view of one). */
+  emitInto(opcode: number, dst: TileReg, args: readonly TileReg[], aux?: number): void;
+  /** A new register, varying if any of `like` varies, to be filled through views and emitInto. */
+  alloc(dim: number, like: readonly TileReg[]): TileReg;
+  /** Rows [first, first + dim) of `reg`, without copying. */
+  view(reg: TileReg, first: number, dim: number): TileReg;
+  /** A constant vector. */
+  constant(values: readonly number[]): TileReg;
+}
+
+/** One operation. `P` holds its static parameters (an integer exponent, indices, ...). */
+export interface OpDef<P = unknown> {
+  /** The method name users call, e.g. 'sqDist'. */
+  readonly name: string;
+  /** Output dimension from the argument dimensions; throws a ShapeError naming the operation. */
+  shape(argDims: readonly number[], params: P): number;
+  /** Float64 reference for one (i, j) pair: argument vectors in, output vector out. */
+  reference(args: readonly Float64Array[], params: P): Float64Array;
+  /** Readable math form. */
+  print(args: readonly string[], params: P, argDims: readonly number[]): string;
+  /** Lowering to the WebAssembly tile program. */
+  tile(emitter: TileEmitter, args: readonly TileReg[], params: P, outDim: number): TileReg;
+}
+
+/** A dimension error raised while a formula is built. */
+export class ShapeError extends Error {
+  override name = 'ShapeError';
+}

@@ -1,0 +1,446 @@
+// Every operation of the formula language, one record each: shape rule, float64 reference, printed
+// form and lowering to the WebAssembly tile program. Adding an operation means adding a record here
+// (and a method in lazy-tensor.ts that builds it).
+import * as isa from '../../assembly/isa.js';
+import { ShapeError, type OpDef, type TileEmitter, type TileReg } from './op-def.js';
+
+type Scalar1 = (a: number) => number;
+type Scalar2 = (a: number, b: number) => number;
+type Scalar3 = (a: number, b: number, c: number) => number;
+
+/** Dimensions of an elementwise operation: all equal, or 1 (broadcast). */
+function broadcastDim(name: string, dims: readonly number[]): number {
+  const out = Math.max(...dims);
+  for (const d of dims) {
+    if (d !== 1 && d !== out) {
+      throw new ShapeError(
+        `${name}: operand dimensions ${dims.join(' and ')} do not match (each must be ${out} or 1)`,
+      );
+    }
+  }
+  return out;
+}
+
+/** Applies a scalar function componentwise with broadcasting of dimension-1 operands. */
+function mapBroadcast(args: readonly Float64Array[], f: (...xs: number[]) => number): Float64Array {
+  const dim = Math.max(...args.map((a) => a.length));
+  const out = new Float64Array(dim);
+  const xs = new Array<number>(args.length);
+  for (let k = 0; k < dim; k++) {
+    for (let q = 0; q < args.length; q++) {
+      const a = args[q]!;
+      xs[q] = a.length === 1 ? a[0]! : a[k]!;
+    }
+    out[k] = f(...xs);
+  }
+  return out;
+}
+
+function requireInteger(name: string, what: string, value: number, min = -Infinity): void {
+  if (!Number.isInteger(value) || value < min) {
+    throw new ShapeError(`${name}: ${what} must be an integer${min > -Infinity ? ` >= ${min}` : ''}, got ${value}`);
+  }
+}
+
+function unary(name: string, opcode: number, f: Scalar1, print: (a: string) => string): OpDef<null> {
+  return {
+    name,
+    shape: (dims) => dims[0]!,
+    reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
+    print: ([a]) => print(a!),
+    tile: (e, args, _p, dim) => e.emit(opcode, dim, args),
+  };
+}
+
+function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: string) => string): OpDef<null> {
+  return {
+    name,
+    shape: (dims) => broadcastDim(name, dims),
+    reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
+    print: ([a, b]) => print(a!, b!),
+    tile: (e, args, _p, dim) => e.emit(opcode, dim, args),
+  };
+}
+
+function ternary(name: string, opcode: number, f: Scalar3, print: (a: string, b: string, c: string) => string): OpDef<null> {
+  return {
+    name,
+    shape: (dims) => broadcastDim(name, dims),
+    reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
+    print: ([a, b, c]) => print(a!, b!, c!),
+    tile: (e, args, _p, dim) => e.emit(opcode, dim, args),
+  };
+}
+
+function sameDims(name: string, dims: readonly number[]): void {
+  if (dims[0] !== dims[1]) {
+    throw new ShapeError(`${name}: operand dimensions ${dims[0]} and ${dims[1]} must be equal`);
+  }
+}
+
+/** Rounds halves away from zero (as C's round, which KeOps uses). */
+export function roundHalfAway(v: number): number {
+  return v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
+}
+
+function integerPower(x: number, n: number): number {
+  let base = n < 0 ? 1 / x : x;
+  let e = Math.abs(n);
+  let acc = 1;
+  while (e > 0) {
+    if (e & 1) acc *= base;
+    base *= base;
+    e >>= 1;
+  }
+  return acc;
+}
+
+const dot = (a: Float64Array, b: Float64Array): number => {
+  let s = 0;
+  for (let k = 0; k < a.length; k++) s += a[k]! * b[k]!;
+  return s;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Elementwise operations.
+
+export const add = binary('add', isa.OP_ADD, (a, b) => a + b, (a, b) => `(${a} + ${b})`);
+export const sub = binary('sub', isa.OP_SUB, (a, b) => a - b, (a, b) => `(${a} - ${b})`);
+export const mul = binary('mul', isa.OP_MUL, (a, b) => a * b, (a, b) => `(${a} * ${b})`);
+export const div = binary('div', isa.OP_DIV, (a, b) => a / b, (a, b) => `(${a} / ${b})`);
+export const powf = binary('powf', isa.OP_POWF, (a, b) => Math.exp(b * Math.log(a)), (a, b) => `${a}^${b}`);
+export const eq = binary('eq', isa.OP_EQ, (a, b) => +(a === b), (a, b) => `(${a} == ${b})`);
+export const ne = binary('ne', isa.OP_NE, (a, b) => +(a !== b), (a, b) => `(${a} != ${b})`);
+export const lt = binary('lt', isa.OP_LT, (a, b) => +(a < b), (a, b) => `(${a} < ${b})`);
+export const le = binary('le', isa.OP_LE, (a, b) => +(a <= b), (a, b) => `(${a} <= ${b})`);
+export const gt = binary('gt', isa.OP_GT, (a, b) => +(a > b), (a, b) => `(${a} > ${b})`);
+export const ge = binary('ge', isa.OP_GE, (a, b) => +(a >= b), (a, b) => `(${a} >= ${b})`);
+
+export const neg = unary('neg', isa.OP_NEG, (a) => -a, (a) => `-${a}`);
+export const abs = unary('abs', isa.OP_ABS, Math.abs, (a) => `|${a}|`);
+export const exp = unary('exp', isa.OP_EXP, Math.exp, (a) => `exp(${a})`);
+export const log = unary('log', isa.OP_LOG, Math.log, (a) => `log(${a})`);
+export const sqrt = unary('sqrt', isa.OP_SQRT, Math.sqrt, (a) => `sqrt(${a})`);
+export const rsqrt = unary('rsqrt', isa.OP_RSQRT, (a) => (a === 0 ? 0 : 1 / Math.sqrt(a)), (a) => `rsqrt(${a})`);
+export const square = unary('square', isa.OP_SQUARE, (a) => a * a, (a) => `${a}^2`);
+export const sin = unary('sin', isa.OP_SIN, Math.sin, (a) => `sin(${a})`);
+export const cos = unary('cos', isa.OP_COS, Math.cos, (a) => `cos(${a})`);
+export const sign = unary('sign', isa.OP_SIGN, (a) => (a > 0 ? 1 : a < 0 ? -1 : 0), (a) => `sign(${a})`);
+export const step = unary('step', isa.OP_STEP, (a) => (a < 0 ? 0 : 1), (a) => `step(${a})`);
+export const relu = unary('relu', isa.OP_RELU, (a) => (a < 0 ? 0 : a), (a) => `relu(${a})`);
+export const xLogX = unary('xLogX', isa.OP_XLOGX, (a) => (a === 0 ? 0 : a * Math.log(a)), (a) => `xlogx(${a})`);
+export const sinXDivX = unary('sinXDivX', isa.OP_SINXDIVX, (a) => (a === 0 ? 1 : Math.sin(a) / a), (a) => `sinc(${a})`);
+
+export const clamp = ternary('clamp', isa.OP_CLAMP, (a, lo, hi) => Math.min(Math.max(a, lo), hi), (a, b, c) => `clamp(${a}, ${b}, ${c})`);
+export const ifElse = ternary('ifElse', isa.OP_IFELSE, (c, a, b) => (c >= 0 ? a : b), (c, a, b) => `(${c} >= 0 ? ${a} : ${b})`);
+export const mod = ternary('mod', isa.OP_MOD, (a, n, d) => a - n * Math.floor((a - d) / n), (a, n, d) => `mod(${a}, ${n}, ${d})`);
+
+/** `pow(n)`: an integer power, by repeated squaring. */
+export const pow: OpDef<{ n: number }> = {
+  name: 'pow',
+  shape: (dims, { n }) => {
+    requireInteger('pow', 'the exponent', n);
+    return dims[0]!;
+  },
+  reference: ([a], { n }) => a!.map((v) => integerPower(v, n)),
+  print: ([a], { n }) => `${a}^${n}`,
+  tile: (e, args, { n }, dim) => e.emit(isa.OP_POW, dim, args, n),
+};
+
+/** `round(digits)`: rounds to `digits` decimals, halves away from zero. */
+export const round: OpDef<{ digits: number }> = {
+  name: 'round',
+  shape: (dims, { digits }) => {
+    requireInteger('round', 'digits', digits);
+    return dims[0]!;
+  },
+  reference: ([a], { digits }) => {
+    const scale = 10 ** digits;
+    return a!.map((v) => roundHalfAway(v * scale) / scale);
+  },
+  print: ([a], { digits }) => `round(${a}, ${digits})`,
+  tile: (e, args, { digits }, dim) => e.emit(isa.OP_ROUND, dim, args, digits),
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Vector operations.
+
+/** `sum()`: the sum of the components (not a reduction). */
+export const sum: OpDef<null> = {
+  name: 'sum',
+  shape: () => 1,
+  reference: ([a]) => Float64Array.of(a!.reduce((s, v) => s + v, 0)),
+  print: ([a]) => `sum(${a})`,
+  tile: (e, args) => e.emit(isa.OP_ROWSUM, 1, args),
+};
+
+export const dotProduct: OpDef<null> = {
+  name: 'dot',
+  shape: (dims) => {
+    sameDims('dot', dims);
+    return 1;
+  },
+  reference: ([a, b]) => Float64Array.of(dot(a!, b!)),
+  print: ([a, b]) => `<${a}, ${b}>`,
+  tile: (e, args) => e.emit(isa.OP_DOT, 1, args),
+};
+
+export const sqNorm2: OpDef<null> = {
+  name: 'sqNorm2',
+  shape: () => 1,
+  reference: ([a]) => Float64Array.of(dot(a!, a!)),
+  print: ([a]) => `|${a}|^2`,
+  tile: (e, [a]) => e.emit(isa.OP_DOT, 1, [a!, a!]),
+};
+
+export const norm2: OpDef<null> = {
+  name: 'norm2',
+  shape: () => 1,
+  reference: ([a]) => Float64Array.of(Math.sqrt(dot(a!, a!))),
+  print: ([a]) => `|${a}|`,
+  tile: (e, [a]) => e.emit(isa.OP_SQRT, 1, [e.emit(isa.OP_DOT, 1, [a!, a!])]),
+};
+
+/** `normalize()`: a / |a|, and 0 where a = 0 (KeOps's convention through rsqrt). */
+export const normalize: OpDef<null> = {
+  name: 'normalize',
+  shape: (dims) => dims[0]!,
+  reference: ([a]) => {
+    const n2 = dot(a!, a!);
+    const s = n2 === 0 ? 0 : 1 / Math.sqrt(n2);
+    return a!.map((v) => v * s);
+  },
+  print: ([a]) => `normalize(${a})`,
+  tile: (e, [a], _p, dim) => e.emit(isa.OP_MUL, dim, [a!, e.emit(isa.OP_RSQRT, 1, [e.emit(isa.OP_DOT, 1, [a!, a!])])]),
+};
+
+export const sqDist: OpDef<null> = {
+  name: 'sqDist',
+  shape: (dims) => {
+    sameDims('sqDist', dims);
+    return 1;
+  },
+  reference: ([a, b]) => {
+    let s = 0;
+    for (let k = 0; k < a!.length; k++) s += (a![k]! - b![k]!) ** 2;
+    return Float64Array.of(s);
+  },
+  print: ([a, b]) => `|${a} - ${b}|^2`,
+  tile: (e, args) => e.emit(isa.OP_SQDIST, 1, args),
+};
+
+/** How a weight s acts on a vector of dimension D: isotropic (dim 1), diagonal (D) or full (D*D). */
+function weightKind(name: string, dimX: number, dimS: number): 'iso' | 'diag' | 'full' {
+  if (dimS === 1) return 'iso';
+  if (dimS === dimX) return 'diag';
+  if (dimS === dimX * dimX) return 'full';
+  throw new ShapeError(
+    `${name}: the weight has dimension ${dimS}; for vectors of dimension ${dimX} it must be 1, ${dimX} or ${dimX * dimX}`,
+  );
+}
+
+function weightedSqNormRef(x: Float64Array, s: Float64Array): number {
+  const D = x.length;
+  switch (weightKind('weightedSqNorm', D, s.length)) {
+    case 'iso':
+      return s[0]! * dot(x, x);
+    case 'diag': {
+      let t = 0;
+      for (let k = 0; k < D; k++) t += s[k]! * x[k]! * x[k]!;
+      return t;
+    }
+    case 'full': {
+      let t = 0;
+      for (let r = 0; r < D; r++) for (let c = 0; c < D; c++) t += x[r]! * s[r * D + c]! * x[c]!;
+      return t;
+    }
+  }
+}
+
+/** x^T S x for the full weight: S x row by row, then a dot product with x. */
+function tileFullQuadratic(e: TileEmitter, x: TileReg, s: TileReg): TileReg {
+  const D = x.dim;
+  const sx = e.alloc(D, [x, s]);
+  for (let r = 0; r < D; r++) e.emitInto(isa.OP_DOT, e.view(sx, r, 1), [e.view(s, r * D, D), x]);
+  return e.emit(isa.OP_DOT, 1, [x, sx]);
+}
+
+/** `weightedSqNorm(s)`: s|x|^2, sum_k s_k x_k^2 or x^T S x, as s has dimension 1, D or D*D. */
+export const weightedSqNorm: OpDef<null> = {
+  name: 'weightedSqNorm',
+  shape: ([dx, ds]) => {
+    weightKind('weightedSqNorm', dx!, ds!);
+    return 1;
+  },
+  reference: ([x, s]) => Float64Array.of(weightedSqNormRef(x!, s!)),
+  print: ([x, s]) => `|${x}|^2_${s}`,
+  tile: (e, [x, s]) => {
+    switch (weightKind('weightedSqNorm', x!.dim, s!.dim)) {
+      case 'iso':
+        return e.emit(isa.OP_MUL, 1, [s!, e.emit(isa.OP_DOT, 1, [x!, x!])]);
+      case 'diag':
+        return e.emit(isa.OP_DOT, 1, [s!, e.emit(isa.OP_SQUARE, x!.dim, [x!])]);
+      case 'full':
+        return tileFullQuadratic(e, x!, s!);
+    }
+  },
+};
+
+/** `weightedSqDist(y, s)`: the weighted squared norm of x - y. */
+export const weightedSqDist: OpDef<null> = {
+  name: 'weightedSqDist',
+  shape: ([dx, dy, ds]) => {
+    sameDims('weightedSqDist', [dx!, dy!]);
+    weightKind('weightedSqDist', dx!, ds!);
+    return 1;
+  },
+  reference: ([x, y, s]) => Float64Array.of(weightedSqNormRef(x!.map((v, k) => v - y![k]!), s!)),
+  print: ([x, y, s]) => `|${x} - ${y}|^2_${s}`,
+  tile: (e, [x, y, s]) => {
+    switch (weightKind('weightedSqDist', x!.dim, s!.dim)) {
+      case 'iso':
+        return e.emit(isa.OP_MUL, 1, [s!, e.emit(isa.OP_SQDIST, 1, [x!, y!])]);
+      case 'diag':
+        return e.emit(isa.OP_WSQDIST, 1, [x!, y!, s!]);
+      case 'full':
+        return tileFullQuadratic(e, e.emit(isa.OP_SUB, x!.dim, [x!, y!]), s!);
+    }
+  },
+};
+
+/** `elem(k)`: component k. */
+export const elem: OpDef<{ index: number }> = {
+  name: 'elem',
+  shape: ([d], { index }) => {
+    requireInteger('elem', 'the index', index, 0);
+    if (index >= d!) throw new ShapeError(`elem: index ${index} is out of range for dimension ${d}`);
+    return 1;
+  },
+  reference: ([a], { index }) => Float64Array.of(a![index]!),
+  print: ([a], { index }) => `${a}[${index}]`,
+  tile: (e, [a], { index }) => e.view(a!, index, 1),
+};
+
+/** `extract(start, length)`: components [start, start + length). */
+export const extract: OpDef<{ start: number; length: number }> = {
+  name: 'extract',
+  shape: ([d], { start, length }) => {
+    requireInteger('extract', 'start', start, 0);
+    requireInteger('extract', 'length', length, 1);
+    if (start + length > d!) {
+      throw new ShapeError(`extract: components [${start}, ${start + length}) are out of range for dimension ${d}`);
+    }
+    return length;
+  },
+  reference: ([a], { start, length }) => a!.slice(start, start + length),
+  print: ([a], { start, length }) => `${a}[${start}:${start + length}]`,
+  tile: (e, [a], { start, length }) => e.view(a!, start, length),
+};
+
+/** `concat(b)`: [a, b]. */
+export const concat: OpDef<null> = {
+  name: 'concat',
+  shape: ([da, db]) => da! + db!,
+  reference: ([a, b]) => {
+    const out = new Float64Array(a!.length + b!.length);
+    out.set(a!);
+    out.set(b!, a!.length);
+    return out;
+  },
+  print: ([a, b]) => `[${a}, ${b}]`,
+  tile: (e, [a, b], _p, dim) => {
+    const out = e.alloc(dim, [a!, b!]);
+    e.emitInto(isa.OP_COPY, e.view(out, 0, a!.dim), [a!]);
+    e.emitInto(isa.OP_COPY, e.view(out, a!.dim, b!.dim), [b!]);
+    return out;
+  },
+};
+
+/** `oneHot(dim)`: a vector of `dim` components, 1 at round(a), 0 elsewhere. */
+export const oneHot: OpDef<{ dim: number }> = {
+  name: 'oneHot',
+  shape: ([d], { dim }) => {
+    if (d !== 1) throw new ShapeError(`oneHot: the operand must have dimension 1, got ${d}`);
+    requireInteger('oneHot', 'dim', dim, 1);
+    return dim;
+  },
+  reference: ([a], { dim }) => {
+    const out = new Float64Array(dim);
+    const k = roundHalfAway(a![0]!);
+    if (k >= 0 && k < dim) out[k] = 1;
+    return out;
+  },
+  print: ([a], { dim }) => `onehot(${a}, ${dim})`,
+  tile: (e, args, _p, dim) => e.emit(isa.OP_ONEHOT, dim, args),
+};
+
+/** `A.matVecMult(v)`: A holds an m x n matrix row-major (dimension m*n), v has dimension n. */
+export const matVecMult: OpDef<null> = {
+  name: 'matVecMult',
+  shape: ([dA, dv]) => {
+    if (dA! % dv! !== 0) {
+      throw new ShapeError(`matVecMult: the matrix dimension ${dA} is not a multiple of the vector dimension ${dv}`);
+    }
+    return dA! / dv!;
+  },
+  reference: ([A, v]) => {
+    const n = v!.length;
+    const m = A!.length / n;
+    const out = new Float64Array(m);
+    for (let r = 0; r < m; r++) out[r] = dot(A!.subarray(r * n, r * n + n), v!);
+    return out;
+  },
+  print: ([A, v]) => `(${A} . ${v})`,
+  tile: (e, [A, v], _p, m) => {
+    const n = v!.dim;
+    const out = e.alloc(m, [A!, v!]);
+    for (let r = 0; r < m; r++) e.emitInto(isa.OP_DOT, e.view(out, r, 1), [e.view(A!, r * n, n), v!]);
+    return out;
+  },
+};
+
+/** `v.vecMatMult(A)`: v has dimension n, A holds an n x m matrix row-major (dimension n*m). */
+export const vecMatMult: OpDef<null> = {
+  name: 'vecMatMult',
+  shape: ([dv, dA]) => {
+    if (dA! % dv! !== 0) {
+      throw new ShapeError(`vecMatMult: the matrix dimension ${dA} is not a multiple of the vector dimension ${dv}`);
+    }
+    return dA! / dv!;
+  },
+  reference: ([v, A]) => {
+    const n = v!.length;
+    const m = A!.length / n;
+    const out = new Float64Array(m);
+    for (let r = 0; r < n; r++) for (let c = 0; c < m; c++) out[c] = out[c]! + v![r]! * A![r * m + c]!;
+    return out;
+  },
+  print: ([v, A]) => `(${v} . ${A})`,
+  tile: (e, [v, A], _p, m) => {
+    // out = sum_r v[r] * A[r, :], one broadcast multiply-add per row of A.
+    const n = v!.dim;
+    let out = e.emit(isa.OP_MUL, m, [e.view(v!, 0, 1), e.view(A!, 0, m)]);
+    for (let r = 1; r < n; r++) {
+      out = e.emit(isa.OP_ADD, m, [out, e.emit(isa.OP_MUL, m, [e.view(v!, r, 1), e.view(A!, r * m, m)])]);
+    }
+    return out;
+  },
+};
+
+/** `a.tensorProd(b)`: the outer product, row-major (dimension da*db). */
+export const tensorProd: OpDef<null> = {
+  name: 'tensorProd',
+  shape: ([da, db]) => da! * db!,
+  reference: ([a, b]) => {
+    const out = new Float64Array(a!.length * b!.length);
+    for (let r = 0; r < a!.length; r++) for (let c = 0; c < b!.length; c++) out[r * b!.length + c] = a![r]! * b![c]!;
+    return out;
+  },
+  print: ([a, b]) => `(${a} (x) ${b})`,
+  tile: (e, [a, b], _p, dim) => {
+    const out = e.alloc(dim, [a!, b!]);
+    const nb = b!.dim;
+    for (let r = 0; r < a!.dim; r++) e.emitInto(isa.OP_MUL, e.view(out, r * nb, nb), [e.view(a!, r, 1), b!]);
+    return out;
+  },
+};

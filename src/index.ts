@@ -1,0 +1,13 @@
+// lazytensor: symbolic matrices for JavaScript. Reductions over N x M matrices defined by a formula,
+// computed tile by tile and never stored.
+import './runtime/index.js';
+
+export { LazyTensor, Pm, Vi, Vj } from './core/lazy-tensor.js';
+export type { LogSumExpOptions, ReductionOptions, ValuesAndIndices } from './core/lazy-tensor.js';
+export type { ArrayInput, ParameterOptions, VariableOptions } from './core/input.js';
+export type { DType } from './core/formula.js';
+export type { Axis, EngineChoice } from './core/reduction.js';
+export { Tensor } from './core/tensor.js';
+export type { EngineName, NestedArray, TensorDType } from './core/tensor.js';
+export { ShapeError } from './core/op-def.js';
+export { getDefaultEngine, setDefaultEngine } from './runtime/index.js';
