@@ -8,6 +8,8 @@ export type { ArrayInput, ParameterOptions, VariableOptions } from './core/input
 export type { DType } from './core/formula.js';
 export type { Axis, EngineChoice } from './core/reduction.js';
 export { Tensor } from './core/tensor.js';
+export { reduction, runReduction, vjp } from './core/reduction-grad.js';
+export type { DifferentiableReduction, ReductionSpec, VjpOptions } from './core/reduction-grad.js';
 export type { EngineName, NestedArray, TensorDType } from './core/tensor.js';
 export { ShapeError } from './core/op-def.js';
 export { getDefaultEngine, setDefaultEngine } from './runtime/index.js';

@@ -1,6 +1,6 @@
 // The public symbolic-matrix API: a LazyTensor wraps a formula node; operations build new nodes,
 // reductions hand a checked plan to the runtime, which picks an engine.
-import { OpNode, variablesOf, type DType, type FormulaNode } from './formula.js';
+import { OpNode, variablesOf, type DType, type FormulaNode, type Variable } from './formula.js';
 import {
   checkDType,
   checkOptionKeys,
@@ -16,6 +16,8 @@ import * as ops from './ops.js';
 import type { Axis, EngineChoice, ReductionKind, ReductionOutput, ReductionPlan } from './reduction.js';
 import { Tensor, type EngineName } from './tensor.js';
 import { denseMatrix } from './dense.js';
+import { directionalDerivative, gradient } from './autodiff.js';
+import { constant } from './build.js';
 
 /** Options accepted by every reduction. */
 export interface ReductionOptions {
@@ -161,6 +163,78 @@ export class LazyTensor {
   vecMatMult(matrix: LazyTensor): LazyTensor { return this.apply(ops.vecMatMult, [matrix], null); }
   /** The outer product, row-major. */
   tensorProd(other: LazyTensor): LazyTensor { return this.apply(ops.tensorProd, [other], null); }
+
+  // -------------------------------------------------------------------------------------------------
+  // Derivatives (formulas: reduce them like any other).
+
+  private variableOf(where: string, v: LazyTensor): Variable {
+    if (!(v instanceof LazyTensor) || v.node.kind !== 'var' || v.node.isConstant) {
+      throw new TypeError(`${where}: differentiate with respect to a variable made by Vi, Vj or Pm`);
+    }
+    return v.node;
+  }
+
+  private derived(node: FormulaNode, ...others: LazyTensor[]): LazyTensor {
+    let rowsI = this.rowsI;
+    let rowsJ = this.rowsJ;
+    for (const o of others) {
+      rowsI = mergeRows('grad', 'i', rowsI, o.rowsI);
+      rowsJ = mergeRows('grad', 'j', rowsJ, o.rowsJ);
+    }
+    return new LazyTensor(node, rowsI, rowsJ);
+  }
+
+  /** The vector-Jacobian product (dF/dv)^T e: a formula of v's dimension (e has F's dimension). */
+  grad(v: LazyTensor, e: Operand): LazyTensor {
+    const cotangent = toLazy('grad', e);
+    if (cotangent.dim !== this.dim) {
+      throw new RangeError(`grad: the cotangent must have the formula's dimension ${this.dim}, got ${cotangent.dim}`);
+    }
+    return this.derived(gradient(this.node, this.variableOf('grad', v), cotangent.node), cotangent, v);
+  }
+
+  /** The directional derivative (dF/dv) u: a formula of F's dimension (u has v's dimension). */
+  diff(v: LazyTensor, u: Operand): LazyTensor {
+    const tangent = toLazy('diff', u);
+    const variable = this.variableOf('diff', v);
+    if (tangent.dim !== variable.dim) {
+      throw new RangeError(`diff: the direction must have the variable's dimension ${variable.dim}, got ${tangent.dim}`);
+    }
+    return this.derived(directionalDerivative(this.node, variable, tangent.node), tangent, v);
+  }
+
+  /** The Jacobian dF/dv as a formula of dimension F.dim * v.dim, row-major (row k: the gradient of F_k). */
+  gradMatrix(v: LazyTensor): LazyTensor {
+    const variable = this.variableOf('gradMatrix', v);
+    let out: FormulaNode | null = null;
+    for (let k = 0; k < this.dim; k++) {
+      const unit = constant(Array.from({ length: this.dim }, (_, q) => +(q === k)));
+      const row = gradient(this.node, variable, unit);
+      out = out === null ? row : new OpNode(ops.concat, [out, row], null);
+    }
+    return this.derived(out!, v);
+  }
+
+  /** The divergence sum_k dF_k/dv_k (F and v of the same dimension). */
+  divergence(v: LazyTensor): LazyTensor {
+    const variable = this.variableOf('divergence', v);
+    if (variable.dim !== this.dim) {
+      throw new RangeError(`divergence: the formula (dimension ${this.dim}) and the variable (${variable.dim}) must have the same dimension`);
+    }
+    let out: FormulaNode | null = null;
+    for (let k = 0; k < this.dim; k++) {
+      const unit = constant(Array.from({ length: this.dim }, (_, q) => +(q === k)));
+      const term = new OpNode(ops.elem, [gradient(this.node, variable, unit)], { index: k });
+      out = out === null ? term : new OpNode(ops.add, [out, term], null);
+    }
+    return this.derived(out!, v);
+  }
+
+  /** The Laplacian sum_k d^2 F / dv_k^2 of a scalar formula. */
+  laplacian(v: LazyTensor): LazyTensor {
+    if (this.dim !== 1) throw new RangeError(`laplacian: the formula must have dimension 1, got ${this.dim}`);
+    return this.grad(v, 1).divergence(v);
+  }
 
   // -------------------------------------------------------------------------------------------------
   // Reductions.

@@ -1,3 +1,5 @@
+import type { FormulaNode } from './formula.js';
+
 // The shape of one operation record. Everything an operation means lives in its record (ops.ts):
 // the shape rule, the float64 reference, the printed form and the lowering to each engine. Engines
 // implement the small emitter interfaces below and never switch over operation names.
@@ -34,6 +36,10 @@ export interface OpDef<P = unknown> {
   reference(args: readonly Float64Array[], params: P): Float64Array;
   /** Readable math form. */
   print(args: readonly string[], params: P, argDims: readonly number[]): string;
+  /** Reverse-mode derivative: the cotangent of each argument (with the argument's dimension) given
+   *  the cotangent `ct` of the output, as formulas; null where the output does not depend on an
+   *  argument or is piecewise constant in it. `out` is the node itself, for rules that reuse it. */
+  vjp(args: readonly FormulaNode[], ct: FormulaNode, params: P, out: FormulaNode): readonly (FormulaNode | null)[];
   /** Lowering to the WebAssembly tile program. */
   tile(emitter: TileEmitter, args: readonly TileReg[], params: P, outDim: number): TileReg;
 }

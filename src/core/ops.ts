@@ -2,7 +2,26 @@
 // form and lowering to the WebAssembly tile program. Adding an operation means adding a record here
 // (and a method in lazy-tensor.ts that builds it).
 import * as isa from '../../assembly/isa.js';
+import {
+  apply,
+  bindArithmetic,
+  divide,
+  minus,
+  negate,
+  plus,
+  scalar,
+  times,
+  unbroadcast,
+  zeros,
+} from './build.js';
+import type { FormulaNode } from './formula.js';
 import { ShapeError, type OpDef, type TileEmitter, type TileReg } from './op-def.js';
+
+type Node = FormulaNode;
+type Grads = readonly (Node | null)[];
+/** Shorthands for derivative rules. */
+const op1 = (def: OpDef<null>, a: Node): Node => apply(def, [a], null);
+const op2 = (def: OpDef<null>, a: Node, b: Node): Node => apply(def, [a, b], null);
 
 type Scalar1 = (a: number) => number;
 type Scalar2 = (a: number, b: number) => number;
@@ -42,9 +61,14 @@ function requireInteger(name: string, what: string, value: number, min = -Infini
   }
 }
 
-function unary(name: string, opcode: number, f: Scalar1, print: (a: string) => string): OpDef<null> {
+type Rule = (args: readonly Node[], ct: Node, out: Node) => Grads;
+/** Piecewise constant: no gradient. */
+const flat: Rule = (args) => args.map(() => null);
+
+function unary(name: string, opcode: number, f: Scalar1, print: (a: string) => string, vjp: Rule): OpDef<null> {
   return {
     name,
+    vjp: (args, ct, _p, out) => vjp(args, ct, out),
     shape: (dims) => dims[0]!,
     reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
     print: ([a]) => print(a!),
@@ -52,9 +76,15 @@ function unary(name: string, opcode: number, f: Scalar1, print: (a: string) => s
   };
 }
 
-function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: string) => string): OpDef<null> {
+/** Binary and ternary rules give full-dimension cotangents; broadcast operands get them summed. */
+function unbroadcastAll(args: readonly Node[], grads: Grads): Grads {
+  return grads.map((g, q) => (g === null ? null : unbroadcast(g, args[q]!.dim)));
+}
+
+function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: string) => string, vjp: Rule): OpDef<null> {
   return {
     name,
+    vjp: (args, ct, _p, out) => unbroadcastAll(args, vjp(args, ct, out)),
     shape: (dims) => broadcastDim(name, dims),
     reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
     print: ([a, b]) => print(a!, b!),
@@ -62,9 +92,10 @@ function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: 
   };
 }
 
-function ternary(name: string, opcode: number, f: Scalar3, print: (a: string, b: string, c: string) => string): OpDef<null> {
+function ternary(name: string, opcode: number, f: Scalar3, print: (a: string, b: string, c: string) => string, vjp: Rule): OpDef<null> {
   return {
     name,
+    vjp: (args, ct, _p, out) => unbroadcastAll(args, vjp(args, ct, out)),
     shape: (dims) => broadcastDim(name, dims),
     reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
     print: ([a, b, c]) => print(a!, b!, c!),
@@ -104,36 +135,45 @@ const dot = (a: Float64Array, b: Float64Array): number => {
 // ---------------------------------------------------------------------------------------------------
 // Elementwise operations.
 
-export const add = binary('add', isa.OP_ADD, (a, b) => a + b, (a, b) => `(${a} + ${b})`);
-export const sub = binary('sub', isa.OP_SUB, (a, b) => a - b, (a, b) => `(${a} - ${b})`);
-export const mul = binary('mul', isa.OP_MUL, (a, b) => a * b, (a, b) => `(${a} * ${b})`);
-export const div = binary('div', isa.OP_DIV, (a, b) => a / b, (a, b) => `(${a} / ${b})`);
-export const powf = binary('powf', isa.OP_POWF, (a, b) => Math.exp(b * Math.log(a)), (a, b) => `${a}^${b}`);
-export const eq = binary('eq', isa.OP_EQ, (a, b) => +(a === b), (a, b) => `(${a} == ${b})`);
-export const ne = binary('ne', isa.OP_NE, (a, b) => +(a !== b), (a, b) => `(${a} != ${b})`);
-export const lt = binary('lt', isa.OP_LT, (a, b) => +(a < b), (a, b) => `(${a} < ${b})`);
-export const le = binary('le', isa.OP_LE, (a, b) => +(a <= b), (a, b) => `(${a} <= ${b})`);
-export const gt = binary('gt', isa.OP_GT, (a, b) => +(a > b), (a, b) => `(${a} > ${b})`);
-export const ge = binary('ge', isa.OP_GE, (a, b) => +(a >= b), (a, b) => `(${a} >= ${b})`);
+export const add = binary('add', isa.OP_ADD, (a, b) => a + b, (a, b) => `(${a} + ${b})`, (_a, ct) => [ct, ct]);
+export const sub = binary('sub', isa.OP_SUB, (a, b) => a - b, (a, b) => `(${a} - ${b})`, (_a, ct) => [ct, negate(ct)]);
+export const mul = binary('mul', isa.OP_MUL, (a, b) => a * b, (a, b) => `(${a} * ${b})`, ([a, b], ct) => [times(ct, b!), times(ct, a!)]);
+export const div = binary('div', isa.OP_DIV, (a, b) => a / b, (a, b) => `(${a} / ${b})`, ([a, b], ct) => [divide(ct, b!), negate(divide(times(ct, a!), op1(square, b!)))]);
+export const powf = binary('powf', isa.OP_POWF, (a, b) => Math.exp(b * Math.log(a)), (a, b) => `${a}^${b}`, ([a, b], ct, out) => [times(ct, divide(times(b!, out), a!)), times(ct, times(out, op1(log, a!)))]);
+export const eq = binary('eq', isa.OP_EQ, (a, b) => +(a === b), (a, b) => `(${a} == ${b})`, flat);
+export const ne = binary('ne', isa.OP_NE, (a, b) => +(a !== b), (a, b) => `(${a} != ${b})`, flat);
+export const lt = binary('lt', isa.OP_LT, (a, b) => +(a < b), (a, b) => `(${a} < ${b})`, flat);
+export const le = binary('le', isa.OP_LE, (a, b) => +(a <= b), (a, b) => `(${a} <= ${b})`, flat);
+export const gt = binary('gt', isa.OP_GT, (a, b) => +(a > b), (a, b) => `(${a} > ${b})`, flat);
+export const ge = binary('ge', isa.OP_GE, (a, b) => +(a >= b), (a, b) => `(${a} >= ${b})`, flat);
 
-export const neg = unary('neg', isa.OP_NEG, (a) => -a, (a) => `-${a}`);
-export const abs = unary('abs', isa.OP_ABS, Math.abs, (a) => `|${a}|`);
-export const exp = unary('exp', isa.OP_EXP, Math.exp, (a) => `exp(${a})`);
-export const log = unary('log', isa.OP_LOG, Math.log, (a) => `log(${a})`);
-export const sqrt = unary('sqrt', isa.OP_SQRT, Math.sqrt, (a) => `sqrt(${a})`);
-export const rsqrt = unary('rsqrt', isa.OP_RSQRT, (a) => (a === 0 ? 0 : 1 / Math.sqrt(a)), (a) => `rsqrt(${a})`);
-export const square = unary('square', isa.OP_SQUARE, (a) => a * a, (a) => `${a}^2`);
-export const sin = unary('sin', isa.OP_SIN, Math.sin, (a) => `sin(${a})`);
-export const cos = unary('cos', isa.OP_COS, Math.cos, (a) => `cos(${a})`);
-export const sign = unary('sign', isa.OP_SIGN, (a) => (a > 0 ? 1 : a < 0 ? -1 : 0), (a) => `sign(${a})`);
-export const step = unary('step', isa.OP_STEP, (a) => (a < 0 ? 0 : 1), (a) => `step(${a})`);
-export const relu = unary('relu', isa.OP_RELU, (a) => (a < 0 ? 0 : a), (a) => `relu(${a})`);
-export const xLogX = unary('xLogX', isa.OP_XLOGX, (a) => (a === 0 ? 0 : a * Math.log(a)), (a) => `xlogx(${a})`);
-export const sinXDivX = unary('sinXDivX', isa.OP_SINXDIVX, (a) => (a === 0 ? 1 : Math.sin(a) / a), (a) => `sinc(${a})`);
+export const neg = unary('neg', isa.OP_NEG, (a) => -a, (a) => `-${a}`, (_a, ct) => [negate(ct)]);
+export const abs = unary('abs', isa.OP_ABS, Math.abs, (a) => `|${a}|`, ([a], ct) => [times(ct, op1(sign, a!))]);
+export const exp = unary('exp', isa.OP_EXP, Math.exp, (a) => `exp(${a})`, (_a, ct, out) => [times(ct, out)]);
+export const log = unary('log', isa.OP_LOG, Math.log, (a) => `log(${a})`, ([a], ct) => [divide(ct, a!)]);
+export const sqrt = unary('sqrt', isa.OP_SQRT, Math.sqrt, (a) => `sqrt(${a})`, ([a], ct) => [times(ct, times(scalar(0.5), op1(rsqrt, a!)))] /* 0 at 0, as KeOps */);
+export const rsqrt = unary('rsqrt', isa.OP_RSQRT, (a) => (a === 0 ? 0 : 1 / Math.sqrt(a)), (a) => `rsqrt(${a})`, (_a, ct, out) => [times(ct, times(scalar(-0.5), apply(pow, [out], { n: 3 })))]);
+export const square = unary('square', isa.OP_SQUARE, (a) => a * a, (a) => `${a}^2`, ([a], ct) => [times(ct, times(scalar(2), a!))]);
+export const sin = unary('sin', isa.OP_SIN, Math.sin, (a) => `sin(${a})`, ([a], ct) => [times(ct, op1(cos, a!))]);
+export const cos = unary('cos', isa.OP_COS, Math.cos, (a) => `cos(${a})`, ([a], ct) => [negate(times(ct, op1(sin, a!)))]);
+export const sign = unary('sign', isa.OP_SIGN, (a) => (a > 0 ? 1 : a < 0 ? -1 : 0), (a) => `sign(${a})`, flat);
+export const step = unary('step', isa.OP_STEP, (a) => (a < 0 ? 0 : 1), (a) => `step(${a})`, flat);
+export const relu = unary('relu', isa.OP_RELU, (a) => (a < 0 ? 0 : a), (a) => `relu(${a})`, ([a], ct) => [times(ct, op1(step, a!))]);
+export const xLogX = unary('xLogX', isa.OP_XLOGX, (a) => (a === 0 ? 0 : a * Math.log(a)), (a) => `xlogx(${a})`, ([a], ct) => [times(ct, plus(op1(log, a!), scalar(1)))]);
+export const sinXDivX = unary('sinXDivX', isa.OP_SINXDIVX, (a) => (a === 0 ? 1 : Math.sin(a) / a), (a) => `sinc(${a})`, ([a], ct, out) => [
+  // (cos a - sinc a) / a, selected away from 0 (where the limit is 0) so that 0/0 is never used.
+  times(ct, apply(ifElse, [negate(op1(square, a!)), zeros(1), divide(minus(op1(cos, a!), out), a!)], null)),
+]);
 
-export const clamp = ternary('clamp', isa.OP_CLAMP, (a, lo, hi) => Math.min(Math.max(a, lo), hi), (a, b, c) => `clamp(${a}, ${b}, ${c})`);
-export const ifElse = ternary('ifElse', isa.OP_IFELSE, (c, a, b) => (c >= 0 ? a : b), (c, a, b) => `(${c} >= 0 ? ${a} : ${b})`);
-export const mod = ternary('mod', isa.OP_MOD, (a, n, d) => a - n * Math.floor((a - d) / n), (a, n, d) => `mod(${a}, ${n}, ${d})`);
+export const clamp = ternary('clamp', isa.OP_CLAMP, (a, lo, hi) => Math.min(Math.max(a, lo), hi), (a, b, c) => `clamp(${a}, ${b}, ${c})`, ([a, lo, hi], ct) => {
+  const inside = times(op2(ge, a!, lo!), op2(le, a!, hi!));
+  return [times(ct, inside), times(ct, op2(lt, a!, lo!)), times(ct, op2(gt, a!, hi!))];
+});
+export const ifElse = ternary('ifElse', isa.OP_IFELSE, (c, a, b) => (c >= 0 ? a : b), (c, a, b) => `(${c} >= 0 ? ${a} : ${b})`, ([c], ct) => {
+  const chosen = op1(step, c!);
+  return [null, times(ct, chosen), times(ct, minus(scalar(1), chosen))];
+});
+export const mod = ternary('mod', isa.OP_MOD, (a, n, d) => a - n * Math.floor((a - d) / n), (a, n, d) => `mod(${a}, ${n}, ${d})`, ([a, n], ct, out) => [ct, negate(times(ct, divide(minus(a!, out), n!))), null]);
 
 /** `pow(n)`: an integer power, by repeated squaring. */
 export const pow: OpDef<{ n: number }> = {
@@ -144,6 +184,7 @@ export const pow: OpDef<{ n: number }> = {
   },
   reference: ([a], { n }) => a!.map((v) => integerPower(v, n)),
   print: ([a], { n }) => `${a}^${n}`,
+  vjp: ([a], ct, { n }) => [n === 0 ? null : times(ct, times(scalar(n), n === 1 ? scalar(1) : apply(pow, [a!], { n: n - 1 })))],
   tile: (e, args, { n }, dim) => e.emit(isa.OP_POW, dim, args, n),
 };
 
@@ -159,6 +200,7 @@ export const round: OpDef<{ digits: number }> = {
     return a!.map((v) => roundHalfAway(v * scale) / scale);
   },
   print: ([a], { digits }) => `round(${a}, ${digits})`,
+  vjp: () => [null],
   tile: (e, args, { digits }, dim) => e.emit(isa.OP_ROUND, dim, args, digits),
 };
 
@@ -171,6 +213,7 @@ export const sum: OpDef<null> = {
   shape: () => 1,
   reference: ([a]) => Float64Array.of(a!.reduce((s, v) => s + v, 0)),
   print: ([a]) => `sum(${a})`,
+  vjp: ([a], ct) => [unbroadcast(ct, a!.dim)],
   tile: (e, args) => e.emit(isa.OP_ROWSUM, 1, args),
 };
 
@@ -182,6 +225,7 @@ export const dotProduct: OpDef<null> = {
   },
   reference: ([a, b]) => Float64Array.of(dot(a!, b!)),
   print: ([a, b]) => `<${a}, ${b}>`,
+  vjp: ([a, b], ct) => [times(ct, b!), times(ct, a!)],
   tile: (e, args) => e.emit(isa.OP_DOT, 1, args),
 };
 
@@ -190,6 +234,7 @@ export const sqNorm2: OpDef<null> = {
   shape: () => 1,
   reference: ([a]) => Float64Array.of(dot(a!, a!)),
   print: ([a]) => `|${a}|^2`,
+  vjp: ([a], ct) => [times(ct, times(scalar(2), a!))],
   tile: (e, [a]) => e.emit(isa.OP_DOT, 1, [a!, a!]),
 };
 
@@ -198,6 +243,8 @@ export const norm2: OpDef<null> = {
   shape: () => 1,
   reference: ([a]) => Float64Array.of(Math.sqrt(dot(a!, a!))),
   print: ([a]) => `|${a}|`,
+  // a / |a|, which is 0 at a = 0: the gradient of a norm at zero is 0, never NaN.
+  vjp: ([a], ct) => [times(ct, op1(normalize, a!))],
   tile: (e, [a]) => e.emit(isa.OP_SQRT, 1, [e.emit(isa.OP_DOT, 1, [a!, a!])]),
 };
 
@@ -211,6 +258,10 @@ export const normalize: OpDef<null> = {
     return a!.map((v) => v * s);
   },
   print: ([a]) => `normalize(${a})`,
+  // (ct - u <u, ct>) / |a| with u = a / |a|; 0 at a = 0 through rsqrt(0) = 0.
+  vjp: ([a], ct, _p, out) => [
+    times(minus(ct, times(out, op2(dotProduct, out, ct))), op1(rsqrt, op1(sqNorm2, a!))),
+  ],
   tile: (e, [a], _p, dim) => e.emit(isa.OP_MUL, dim, [a!, e.emit(isa.OP_RSQRT, 1, [e.emit(isa.OP_DOT, 1, [a!, a!])])]),
 };
 
@@ -226,6 +277,10 @@ export const sqDist: OpDef<null> = {
     return Float64Array.of(s);
   },
   print: ([a, b]) => `|${a} - ${b}|^2`,
+  vjp: ([a, b], ct) => {
+    const g = times(ct, times(scalar(2), op2(sub, a!, b!)));
+    return [g, negate(g)];
+  },
   tile: (e, args) => e.emit(isa.OP_SQDIST, 1, args),
 };
 
@@ -265,6 +320,22 @@ function tileFullQuadratic(e: TileEmitter, x: TileReg, s: TileReg): TileReg {
   return e.emit(isa.OP_DOT, 1, [x, sx]);
 }
 
+/** Cotangents of (x, s) for the weighted squared norm of x. */
+function weightedSqNormVjp(x: Node, s: Node, ct: Node): [Node, Node] {
+  switch (weightKind('weightedSqNorm', x.dim, s.dim)) {
+    case 'iso':
+      return [times(ct, times(scalar(2), times(s, x))), times(ct, op1(sqNorm2, x))];
+    case 'diag':
+      return [times(ct, times(scalar(2), times(s, x))), times(ct, op1(square, x))];
+    case 'full':
+      // x^T S x: d/dx = (S + S^T) x, d/dS = x (x) x
+      return [
+        times(ct, plus(op2(matVecMult, s, x), op2(vecMatMult, x, s))),
+        times(ct, op2(tensorProd, x, x)),
+      ];
+  }
+}
+
 /** `weightedSqNorm(s)`: s|x|^2, sum_k s_k x_k^2 or x^T S x, as s has dimension 1, D or D*D. */
 export const weightedSqNorm: OpDef<null> = {
   name: 'weightedSqNorm',
@@ -274,6 +345,7 @@ export const weightedSqNorm: OpDef<null> = {
   },
   reference: ([x, s]) => Float64Array.of(weightedSqNormRef(x!, s!)),
   print: ([x, s]) => `|${x}|^2_${s}`,
+  vjp: ([x, s], ct) => weightedSqNormVjp(x!, s!, ct),
   tile: (e, [x, s]) => {
     switch (weightKind('weightedSqNorm', x!.dim, s!.dim)) {
       case 'iso':
@@ -296,6 +368,10 @@ export const weightedSqDist: OpDef<null> = {
   },
   reference: ([x, y, s]) => Float64Array.of(weightedSqNormRef(x!.map((v, k) => v - y![k]!), s!)),
   print: ([x, y, s]) => `|${x} - ${y}|^2_${s}`,
+  vjp: ([x, y, s], ct) => {
+    const [gx, gs] = weightedSqNormVjp(op2(sub, x!, y!), s!, ct);
+    return [gx!, negate(gx!), gs!];
+  },
   tile: (e, [x, y, s]) => {
     switch (weightKind('weightedSqDist', x!.dim, s!.dim)) {
       case 'iso':
@@ -309,6 +385,13 @@ export const weightedSqDist: OpDef<null> = {
 };
 
 /** `elem(k)`: component k. */
+function placeInZeros(ct: Node, start: number, dim: number): Node {
+  let out = ct;
+  if (start > 0) out = op2(concat, zeros(start), out);
+  if (start + ct.dim < dim) out = op2(concat, out, zeros(dim - start - ct.dim));
+  return out;
+}
+
 export const elem: OpDef<{ index: number }> = {
   name: 'elem',
   shape: ([d], { index }) => {
@@ -318,6 +401,7 @@ export const elem: OpDef<{ index: number }> = {
   },
   reference: ([a], { index }) => Float64Array.of(a![index]!),
   print: ([a], { index }) => `${a}[${index}]`,
+  vjp: ([a], ct, { index }) => [placeInZeros(ct, index, a!.dim)],
   tile: (e, [a], { index }) => e.view(a!, index, 1),
 };
 
@@ -334,6 +418,7 @@ export const extract: OpDef<{ start: number; length: number }> = {
   },
   reference: ([a], { start, length }) => a!.slice(start, start + length),
   print: ([a], { start, length }) => `${a}[${start}:${start + length}]`,
+  vjp: ([a], ct, { start }) => [placeInZeros(ct, start, a!.dim)],
   tile: (e, [a], { start, length }) => e.view(a!, start, length),
 };
 
@@ -348,6 +433,10 @@ export const concat: OpDef<null> = {
     return out;
   },
   print: ([a, b]) => `[${a}, ${b}]`,
+  vjp: ([a, b], ct) => [
+    apply(extract, [ct], { start: 0, length: a!.dim }),
+    apply(extract, [ct], { start: a!.dim, length: b!.dim }),
+  ],
   tile: (e, [a, b], _p, dim) => {
     const out = e.alloc(dim, [a!, b!]);
     e.emitInto(isa.OP_COPY, e.view(out, 0, a!.dim), [a!]);
@@ -371,6 +460,7 @@ export const oneHot: OpDef<{ dim: number }> = {
     return out;
   },
   print: ([a], { dim }) => `onehot(${a}, ${dim})`,
+  vjp: () => [null],
   tile: (e, args, _p, dim) => e.emit(isa.OP_ONEHOT, dim, args),
 };
 
@@ -391,6 +481,8 @@ export const matVecMult: OpDef<null> = {
     return out;
   },
   print: ([A, v]) => `(${A} . ${v})`,
+  // d/dA = ct (x) v, d/dv = A^T ct = ct . A
+  vjp: ([A, v], ct) => [op2(tensorProd, ct, v!), op2(vecMatMult, ct, A!)],
   tile: (e, [A, v], _p, m) => {
     const n = v!.dim;
     const out = e.alloc(m, [A!, v!]);
@@ -416,6 +508,8 @@ export const vecMatMult: OpDef<null> = {
     return out;
   },
   print: ([v, A]) => `(${v} . ${A})`,
+  // d/dv = A ct, d/dA = v (x) ct
+  vjp: ([v, A], ct) => [op2(matVecMult, A!, ct), op2(tensorProd, v!, ct)],
   tile: (e, [v, A], _p, m) => {
     // out = sum_r v[r] * A[r, :], one broadcast multiply-add per row of A.
     const n = v!.dim;
@@ -437,6 +531,8 @@ export const tensorProd: OpDef<null> = {
     return out;
   },
   print: ([a, b]) => `(${a} (x) ${b})`,
+  // d/da = ct (as a matrix) . b, d/db = a . ct
+  vjp: ([a, b], ct) => [op2(matVecMult, ct, b!), op2(vecMatMult, a!, ct)],
   tile: (e, [a, b], _p, dim) => {
     const out = e.alloc(dim, [a!, b!]);
     const nb = b!.dim;
@@ -444,3 +540,5 @@ export const tensorProd: OpDef<null> = {
     return out;
   },
 };
+
+bindArithmetic({ add, sub, mul, div, neg, sum });
