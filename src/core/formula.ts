@@ -25,6 +25,8 @@ export class Variable {
     readonly name: string,
     /** A literal number written in a formula: printed as its value. */
     readonly isConstant = false,
+    /** Leading batch dimensions: data is [...batch, rows, dim]. */
+    readonly batch: readonly number[] = [],
   ) {
     this.id = nextVariableId++;
   }

@@ -18,6 +18,9 @@ import { Tensor, type EngineName } from './tensor.js';
 import { denseMatrix } from './dense.js';
 import { directionalDerivative, gradient } from './autodiff.js';
 import { constant } from './build.js';
+import { rangesForAxis, type BlockRanges } from './block-sparse.js';
+import { batchItemPlan, batchSize, mergeBatch } from './batch.js';
+import { solve as solveKernel, type SolveOptions, type SolveResult } from './solve.js';
 
 /** Options accepted by every reduction. */
 export interface ReductionOptions {
@@ -25,6 +28,9 @@ export interface ReductionOptions {
   engine?: EngineChoice;
   /** Precision override for this call. */
   dtype?: DType;
+  /** Block-sparse pattern (from `fromMatrix`): only the kept blocks of the matrix are visited; rows
+   *  in no cluster get the reduction of an empty set (0, -inf, or index -1 and NaN). */
+  ranges?: BlockRanges;
 }
 
 /** Options of logSumExp. */
@@ -52,8 +58,8 @@ export function setReductionExecutor(run: ReductionExecutor): void {
   executor = run;
 }
 
-const REDUCTION_OPTION_KEYS = new Set(['engine', 'dtype']);
-const LSE_OPTION_KEYS = new Set(['engine', 'dtype', 'weight']);
+const REDUCTION_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges']);
+const LSE_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges', 'weight']);
 
 type Operand = LazyTensor | number;
 
@@ -66,6 +72,8 @@ export class LazyTensor {
     readonly rowsI: number | null,
     /** Rows of the j-variables, or null when the formula has none. */
     readonly rowsJ: number | null,
+    /** Leading batch dimensions (empty when unbatched). */
+    readonly batch: readonly number[] = [],
   ) {}
 
   /** The dimension of the formula's value for one (i, j) pair. */
@@ -85,11 +93,13 @@ export class LazyTensor {
     const operands = [this, ...others.map((o) => toLazy(def.name, o))];
     let rowsI: number | null = null;
     let rowsJ: number | null = null;
+    let batch: readonly number[] = [];
     for (const o of operands) {
       rowsI = mergeRows(def.name, 'i', rowsI, o.rowsI);
       rowsJ = mergeRows(def.name, 'j', rowsJ, o.rowsJ);
+      batch = mergeBatch(def.name, batch, o.batch);
     }
-    return new LazyTensor(new OpNode(def, operands.map((o) => o.node), params), rowsI, rowsJ);
+    return new LazyTensor(new OpNode(def, operands.map((o) => o.node), params), rowsI, rowsJ, batch);
   }
 
   add(other: Operand): LazyTensor { return this.apply(ops.add, [other], null); }
@@ -177,11 +187,13 @@ export class LazyTensor {
   private derived(node: FormulaNode, ...others: LazyTensor[]): LazyTensor {
     let rowsI = this.rowsI;
     let rowsJ = this.rowsJ;
+    let batch = this.batch;
     for (const o of others) {
       rowsI = mergeRows('grad', 'i', rowsI, o.rowsI);
       rowsJ = mergeRows('grad', 'j', rowsJ, o.rowsJ);
+      batch = mergeBatch('grad', batch, o.batch);
     }
-    return new LazyTensor(node, rowsI, rowsJ);
+    return new LazyTensor(node, rowsI, rowsJ, batch);
   }
 
   /** The vector-Jacobian product (dF/dv)^T e: a formula of v's dimension (e has F's dimension). */
@@ -293,8 +305,17 @@ export class LazyTensor {
     return this.reduceBoth('kMinArgKMin', axis, K, options);
   }
 
+  /**
+   * Solves (alpha I + K) a = b by conjugate gradients, for this symmetric positive kernel K(x_i, x_j)
+   * of dimension 1; b has shape [N, e]. Each iteration is one reduction on an engine.
+   */
+  solve(b: Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[], options?: SolveOptions): Promise<SolveResult> {
+    return solveKernel(this, b, options);
+  }
+
   /** Materialises the symbolic matrix as nested arrays [N][M][d] of float64 values (small sizes only). */
   dense(options?: { maxEntries?: number }): number[][][] {
+    if (this.batch.length > 0) throw new RangeError('dense: batched formulas are not supported; reduce them instead');
     const rowsI = this.rowsI ?? 1;
     const rowsJ = this.rowsJ ?? 1;
     return denseMatrix(this.node, rowsI, rowsJ, options?.maxEntries ?? 1e7);
@@ -330,11 +351,23 @@ export class LazyTensor {
     allowed: ReadonlySet<string>,
     weight: LazyTensor | undefined,
     K: number,
-  ): Promise<{ plan: ReductionPlan; output: ReductionOutput; engine: EngineName }> {
+  ): Promise<{ plan: ReductionPlan & { batch?: readonly number[] }; output: ReductionOutput; engine: EngineName }> {
     const plan = this.plan(kind, axis, options, allowed, weight, K);
     if (executor === null) throw new Error(`${kind}: no engine is installed (import 'lazytensor', not its internals)`);
-    const { output, engine } = await executor(plan, options?.engine);
-    return { plan, output, engine };
+    const batch = weight === undefined ? this.batch : mergeBatch(kind, this.batch, weight.batch);
+    if (batch.length === 0) {
+      const { output, engine } = await executor(plan, options?.engine);
+      return { plan, output, engine };
+    }
+    // One plan per batch item, results stacked: [...batch, nOuter, outDim].
+    const parts: ReductionOutput[] = [];
+    let engine: EngineName = 'wasm';
+    for (let item = 0; item < batchSize(batch); item++) {
+      const done = await executor(batchItemPlan(plan, item, batch), options?.engine);
+      parts.push(done.output);
+      engine = done.engine;
+    }
+    return { plan: { ...plan, batch }, output: stack(parts), engine };
   }
 
   /** Checks a reduction and sizes it. @internal */
@@ -393,6 +426,7 @@ export class LazyTensor {
       nOuter,
       nInner,
       outDim,
+      ranges: options?.ranges === undefined ? null : rangesForAxis(kind, options.ranges, axis, nOuter, nInner),
       variables: variables.map((variable) => ({
         variable,
         role: variable.category === 'p' ? 'param' : variable.category === outerCategory ? 'outer' : 'inner',
@@ -401,7 +435,26 @@ export class LazyTensor {
   }
 }
 
-function resultShape(plan: ReductionPlan): number[] {
+function stack(parts: readonly ReductionOutput[]): ReductionOutput {
+  const join = <T extends Float32Array | Float64Array | Int32Array>(arrays: (T | null)[]): T | null => {
+    if (arrays[0] === null || arrays[0] === undefined) return null;
+    const first = arrays[0];
+    const out = new (first.constructor as new (n: number) => T)(arrays.reduce((n, a) => n + a!.length, 0));
+    let at = 0;
+    for (const a of arrays) {
+      out.set(a!, at);
+      at += a!.length;
+    }
+    return out;
+  };
+  return { values: join(parts.map((p) => p.values)), indices: join(parts.map((p) => p.indices)) };
+}
+
+function resultShape(plan: ReductionPlan & { batch?: readonly number[] }): number[] {
+  return [...(plan.batch ?? []), ...itemShape(plan)];
+}
+
+function itemShape(plan: ReductionPlan): number[] {
   const d = plan.formula.dim;
   switch (plan.kind) {
     case 'kMin':
@@ -453,16 +506,17 @@ function toLazy(where: string, operand: Operand): LazyTensor {
 /** An i-indexed variable: N rows of dimension `dim`. */
 export function Vi(data: ArrayInput, dim?: number, options?: VariableOptions): LazyTensor {
   const v = makeVariable('Vi', 'i', data, dim, options);
-  return new LazyTensor(v, v.rows, null);
+  return new LazyTensor(v, v.rows, null, v.batch);
 }
 
 /** A j-indexed variable: M rows of dimension `dim`. */
 export function Vj(data: ArrayInput, dim?: number, options?: VariableOptions): LazyTensor {
   const v = makeVariable('Vj', 'j', data, dim, options);
-  return new LazyTensor(v, null, v.rows);
+  return new LazyTensor(v, null, v.rows, v.batch);
 }
 
 /** A parameter: a number or a vector, the same for every (i, j). */
 export function Pm(value: number | ArrayInput, options?: ParameterOptions): LazyTensor {
-  return new LazyTensor(makeParameter(value, options), null, null);
+  const v = makeParameter(value, options);
+  return new LazyTensor(v, null, null, v.batch);
 }

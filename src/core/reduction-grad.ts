@@ -122,6 +122,9 @@ async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'floa
  * reductions have no gradient. Nothing is differentiated through loops: each gradient is one reduction.
  */
 export async function vjp(spec: ReductionSpec, { wrt, cotangent }: VjpOptions): Promise<Tensor<Float32Array | Float64Array>[]> {
+  if (spec.formula.batch.length > 0 || (spec.weight?.batch.length ?? 0) > 0) {
+    throw new RangeError(`vjp: batched formulas are not supported yet (batch [${spec.formula.batch.join(', ')}]); differentiate each batch item`);
+  }
   const plan = spec.formula.plan(spec.kind === 'logSumExp' && spec.weight ? 'logSumExpWeighted' : spec.kind, spec.axis, spec.options, undefined, spec.weight, spec.k ?? 0);
   const dtype = plan.dtype;
   const raw = cotangent instanceof Tensor ? cotangent.data : cotangent;

@@ -40,6 +40,16 @@ export interface ReductionPlan {
   readonly outDim: number;
   /** Every variable, each marked as outer, inner or parameter for this axis. */
   readonly variables: readonly PlanVariable[];
+  /** Block-sparse pattern for this axis, or null to visit every pair. */
+  readonly ranges: PlanRanges | null;
+}
+
+/** Which inner ranges each cluster of outer indices visits: outer and inner hold [start, end) pairs;
+ *  cluster c visits inner pairs [slices[c-1], slices[c]) (with slices[-1] = 0). */
+export interface PlanRanges {
+  readonly outer: Int32Array;
+  readonly slices: Int32Array;
+  readonly inner: Int32Array;
 }
 
 export interface PlanVariable {

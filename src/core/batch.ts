@@ -1,0 +1,66 @@
+// Batches, as in KeOps: variables may carry leading batch dimensions ([B, N, D] data, [B, D]
+// parameters); dimensions of size 1 broadcast. A batched reduction runs one plan per batch item,
+// each over the items' slices of the data (no copy), and stacks the results.
+import { OpNode, Variable, type FormulaNode } from './formula.js';
+import type { PlanVariable, ReductionPlan } from './reduction.js';
+
+/** The broadcast of two batch shapes; an empty shape broadcasts against anything. */
+export function mergeBatch(where: string, a: readonly number[], b: readonly number[]): readonly number[] {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  if (a.length !== b.length) {
+    throw new RangeError(`${where}: batch dimensions [${a.join(', ')}] and [${b.join(', ')}] have different ranks`);
+  }
+  return a.map((d, k) => {
+    const e = b[k]!;
+    if (d !== e && d !== 1 && e !== 1) {
+      throw new RangeError(`${where}: batch dimension ${k} is ${d} for one operand and ${e} for the other (each must be equal or 1)`);
+    }
+    return Math.max(d, e);
+  });
+}
+
+export const batchSize = (batch: readonly number[]): number => batch.reduce((p, b) => p * b, 1);
+
+/** The index of batch item `item` (row-major in `batch`) within a variable's own batch shape. */
+function itemIndex(item: number, batch: readonly number[], own: readonly number[]): number {
+  let rest = item;
+  let index = 0;
+  let stride = 1;
+  for (let k = batch.length - 1; k >= 0; k--) {
+    const coordinate = rest % batch[k]!;
+    rest = Math.floor(rest / batch[k]!);
+    const size = own[k]!;
+    index += (size === 1 ? 0 : coordinate) * stride;
+    stride *= size;
+  }
+  return index;
+}
+
+/** The plan of one batch item: every batched variable replaced by its item's slice. */
+export function batchItemPlan(plan: ReductionPlan, item: number, batch: readonly number[]): ReductionPlan {
+  const replaced = new Map<FormulaNode, FormulaNode>();
+  const variables: PlanVariable[] = plan.variables.map(({ variable: v, role }) => {
+    if (v.batch.length === 0) return { variable: v, role };
+    const size = v.rows * v.dim;
+    const at = itemIndex(item, batch, v.batch) * size;
+    const slice = new Variable(v.category, v.dim, v.rows, v.data.subarray(at, at + size), v.dtype, v.name, false);
+    replaced.set(v, slice);
+    return { variable: slice, role };
+  });
+  const rebuild = (node: FormulaNode): FormulaNode => {
+    const hit = replaced.get(node);
+    if (hit !== undefined) return hit;
+    if (node.kind === 'var') return node;
+    const args = node.args.map(rebuild);
+    const out = args.every((a, q) => a === node.args[q]) ? node : new OpNode(node.def, args, node.params);
+    replaced.set(node, out);
+    return out;
+  };
+  return {
+    ...plan,
+    formula: rebuild(plan.formula),
+    weight: plan.weight === null ? null : rebuild(plan.weight),
+    variables,
+  };
+}

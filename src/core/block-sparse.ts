@@ -1,0 +1,158 @@
+// Block-sparse reductions, as in KeOps: points are sorted into clusters (contiguous index ranges);
+// for each cluster of i, a list of ranges of j to visit, and the same the other way for axis 0.
+// Skipping far-apart cluster pairs turns an O(N M) reduction into one over the kept blocks only.
+
+type Points = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+
+/** The description of the blocks a reduction visits, for both axes (KeOps's 6-tuple). */
+export interface BlockRanges {
+  /** [start, end) of each cluster of i, flattened pairs. */
+  readonly rangesI: Int32Array;
+  /** For cluster c of i, its j-ranges are redRangesJ pairs [slicesI[c-1], slicesI[c]) (slicesI[-1] = 0). */
+  readonly slicesI: Int32Array;
+  /** Ranges of j, flattened pairs. */
+  readonly redRangesJ: Int32Array;
+  /** The same three for the reduction over i (axis 0). */
+  readonly rangesJ: Int32Array;
+  readonly slicesJ: Int32Array;
+  readonly redRangesI: Int32Array;
+}
+
+function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; dim: number; n: number } {
+  let data: Float64Array;
+  let d: number;
+  if (x instanceof Float32Array || x instanceof Float64Array) {
+    d = dim ?? 1;
+    data = Float64Array.from(x);
+  } else if (Array.isArray(x) && x.length > 0 && Array.isArray(x[0])) {
+    d = (x[0] as readonly number[]).length;
+    data = Float64Array.from((x as number[][]).flat());
+  } else {
+    d = dim ?? 1;
+    data = Float64Array.from(x as number[]);
+  }
+  if (data.length === 0 || data.length % d !== 0) throw new RangeError(`${where}: expected points of shape [N, ${d}], got ${data.length} values`);
+  for (const v of data) if (!Number.isFinite(v)) throw new RangeError(`${where}: the points contain ${v}`);
+  return { data, dim: d, n: data.length / d };
+}
+
+/**
+ * Labels points by the cubic cell of side `voxelSize` they fall in: labels are 0..C-1, numbered in the
+ * lexicographic order of the cells.
+ */
+export function gridCluster(x: Points, voxelSize: number, dim?: number): Int32Array {
+  if (!(voxelSize > 0) || !Number.isFinite(voxelSize)) throw new RangeError(`gridCluster: voxelSize must be a positive number, got ${voxelSize}`);
+  const { data, dim: d, n } = rowsOf('gridCluster', x, dim);
+  const cells = new Array<string>(n);
+  const coords: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const c = Array.from({ length: d }, (_, k) => Math.floor(data[i * d + k]! / voxelSize));
+    coords.push(c);
+    cells[i] = c.join(',');
+  }
+  const unique = [...new Set(cells)].map((key) => ({ key, c: key.split(',').map(Number) }));
+  unique.sort((a, b) => {
+    for (let k = 0; k < d; k++) if (a.c[k] !== b.c[k]) return a.c[k]! - b.c[k]!;
+    return 0;
+  });
+  const index = new Map(unique.map((u, q) => [u.key, q]));
+  return Int32Array.from(cells, (key) => index.get(key)!);
+}
+
+function checkLabels(where: string, labels: ArrayLike<number>, n: number): number {
+  if (labels.length !== n) throw new RangeError(`${where}: ${labels.length} labels for ${n} points`);
+  let max = -1;
+  for (let i = 0; i < n; i++) {
+    const l = labels[i]!;
+    if (!Number.isInteger(l) || l < 0) throw new RangeError(`${where}: labels[${i}] = ${l} is not a non-negative integer`);
+    max = Math.max(max, l);
+  }
+  return max + 1;
+}
+
+/**
+ * Sorts points by label (stably). Returns the sorted points (row-major), the sorted labels and the
+ * permutation: sorted row r is input row `permutation[r]`.
+ */
+export function sortClusters(x: Points, labels: ArrayLike<number>, dim?: number): { points: Float64Array; labels: Int32Array; permutation: Int32Array } {
+  const { data, dim: d, n } = rowsOf('sortClusters', x, dim);
+  checkLabels('sortClusters', labels, n);
+  const permutation = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => labels[a]! - labels[b]! || a - b);
+  const points = new Float64Array(n * d);
+  permutation.forEach((src, r) => points.set(data.subarray(src * d, src * d + d), r * d));
+  return { points, labels: Int32Array.from(permutation, (src) => labels[src]!), permutation };
+}
+
+/**
+ * For points sorted by label: each cluster's index range [start, end), its centroid (weighted mean)
+ * and its total weight (the number of points when `weights` is omitted).
+ */
+export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, weights?: ArrayLike<number>, dim?: number): { ranges: Int32Array; centroids: Float64Array; weights: Float64Array } {
+  const { data, dim: d, n } = rowsOf('clusterRangesCentroids', x, dim);
+  const C = checkLabels('clusterRangesCentroids', labels, n);
+  if (weights !== undefined && weights.length !== n) throw new RangeError(`clusterRangesCentroids: ${weights.length} weights for ${n} points`);
+  const ranges = new Int32Array(2 * C).fill(-1);
+  const centroids = new Float64Array(C * d);
+  const total = new Float64Array(C);
+  for (let i = 0; i < n; i++) {
+    const l = labels[i]!;
+    if (i > 0 && l < labels[i - 1]!) throw new RangeError('clusterRangesCentroids: the labels must be sorted (use sortClusters first)');
+    if (ranges[2 * l] === -1) ranges[2 * l] = i;
+    ranges[2 * l + 1] = i + 1;
+    const w = weights === undefined ? 1 : weights[i]!;
+    total[l] = total[l]! + w;
+    for (let k = 0; k < d; k++) centroids[l * d + k] = centroids[l * d + k]! + w * data[i * d + k]!;
+  }
+  for (let l = 0; l < C; l++) {
+    if (ranges[2 * l] === -1) ranges[2 * l] = ranges[2 * l + 1] = l === 0 ? 0 : ranges[2 * l - 1]!;
+    for (let k = 0; k < d; k++) centroids[l * d + k] = total[l]! > 0 ? centroids[l * d + k]! / total[l]! : NaN;
+  }
+  return { ranges, centroids, weights: total };
+}
+
+/** The block-sparsity pattern from cluster ranges and a boolean matrix keep[ci][cj] (row-major Ci x Cj). */
+export function fromMatrix(rangesI: Int32Array, rangesJ: Int32Array, keep: ArrayLike<boolean | number>): BlockRanges {
+  const Ci = rangesI.length / 2;
+  const Cj = rangesJ.length / 2;
+  if (!Number.isInteger(Ci) || !Number.isInteger(Cj)) throw new RangeError('fromMatrix: ranges must hold [start, end) pairs');
+  if (keep.length !== Ci * Cj) throw new RangeError(`fromMatrix: keep has ${keep.length} entries, expected ${Ci} x ${Cj} = ${Ci * Cj}`);
+  const build = (outer: number, inner: number, ranges: Int32Array, at: (o: number, q: number) => boolean) => {
+    const slices = new Int32Array(outer);
+    const red: number[] = [];
+    for (let o = 0; o < outer; o++) {
+      for (let q = 0; q < inner; q++) if (at(o, q)) red.push(ranges[2 * q]!, ranges[2 * q + 1]!);
+      slices[o] = red.length / 2;
+    }
+    return { slices, red: Int32Array.from(red) };
+  };
+  const byI = build(Ci, Cj, rangesJ, (ci, cj) => Boolean(keep[ci * Cj + cj]));
+  const byJ = build(Cj, Ci, rangesI, (cj, ci) => Boolean(keep[ci * Cj + cj]));
+  return { rangesI, slicesI: byI.slices, redRangesJ: byI.red, rangesJ, slicesJ: byJ.slices, redRangesI: byJ.red };
+}
+
+/** The same pattern with the roles of i and j exchanged. */
+export function swapAxes(r: BlockRanges): BlockRanges {
+  return { rangesI: r.rangesJ, slicesI: r.slicesJ, redRangesJ: r.redRangesI, rangesJ: r.rangesI, slicesJ: r.slicesI, redRangesI: r.redRangesJ };
+}
+
+/** The triplet a reduction over `axis` uses, checked against the sizes. */
+export function rangesForAxis(where: string, r: BlockRanges, axis: 0 | 1, nOuter: number, nInner: number): { outer: Int32Array; slices: Int32Array; inner: Int32Array } {
+  const [outer, slices, inner] = axis === 1 ? [r.rangesI, r.slicesI, r.redRangesJ] : [r.rangesJ, r.slicesJ, r.redRangesI];
+  const C = outer.length / 2;
+  if (slices.length !== C) throw new RangeError(`${where}: ranges has ${C} clusters but ${slices.length} slices`);
+  const check = (pairs: Int32Array, n: number, name: string) => {
+    for (let q = 0; q < pairs.length; q += 2) {
+      if (!(pairs[q]! >= 0 && pairs[q]! <= pairs[q + 1]! && pairs[q + 1]! <= n)) {
+        throw new RangeError(`${where}: ${name} range [${pairs[q]}, ${pairs[q + 1]}) is outside [0, ${n})`);
+      }
+    }
+  };
+  check(outer, nOuter, 'an outer');
+  check(inner, nInner, 'an inner');
+  let previous = 0;
+  for (const s of slices) {
+    if (s < previous || s > inner.length / 2) throw new RangeError(`${where}: slices must be non-decreasing and at most ${inner.length / 2}`);
+    previous = s;
+  }
+  return { outer, slices, inner };
+}

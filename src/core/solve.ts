@@ -1,0 +1,139 @@
+// Kernel linear systems (alpha I + K) a = b by conjugate gradients: each iteration is one sum
+// reduction K p on an engine (all right-hand sides at once), the rest is O(N) float64 work in JS.
+import { LazyTensor, Vj, type ReductionOptions } from './lazy-tensor.js';
+import { reduction, vjp } from './reduction-grad.js';
+import { Tensor, type EngineName } from './tensor.js';
+
+type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+
+export interface SolveOptions extends ReductionOptions {
+  /** The ridge alpha in (alpha I + K) (default 0). */
+  alpha?: number;
+  /** Stop when every column's residual norm is below tol times its right-hand side's (default 1e-6). */
+  tol?: number;
+  /** Iteration cap (default 1000). */
+  maxIter?: number;
+  /** Applies an approximate inverse of (alpha I + K) to residuals of shape [N, e] (row-major). */
+  preconditioner?: (residual: Float64Array, columns: number) => Float64Array;
+  /** Called after every iteration with the worst relative residual. */
+  onIteration?: (iteration: number, relativeResidual: number) => void;
+}
+
+export interface SolveResult {
+  /** a, shape [N, e], in the precision of the reduction. */
+  solution: Tensor<Float32Array | Float64Array>;
+  iterations: number;
+  /** The worst relative residual |b - (alpha I + K) a| / |b| over the columns. */
+  relativeResidual: number;
+  converged: boolean;
+}
+
+const SOLVE_OPTION_KEYS = new Set(['alpha', 'tol', 'maxIter', 'preconditioner', 'onIteration', 'engine', 'dtype']);
+
+function flatten(where: string, b: Data, rows: number): { values: Float64Array; columns: number } {
+  let values: Float64Array;
+  if (b instanceof Float32Array || b instanceof Float64Array) values = Float64Array.from(b);
+  else if (Array.isArray(b) && b.length > 0 && Array.isArray(b[0])) values = Float64Array.from((b as number[][]).flat());
+  else values = Float64Array.from(b as number[]);
+  if (values.length === 0 || values.length % rows !== 0) {
+    throw new RangeError(`${where}: b has ${values.length} values; expected [${rows}, e] for the ${rows} rows of the kernel`);
+  }
+  for (const v of values) if (!Number.isFinite(v)) throw new RangeError(`${where}: b contains ${v}`);
+  return { values, columns: values.length / rows };
+}
+
+/** (alpha I + K) p, row-major [N, e]. */
+async function apply(K: LazyTensor, p: Float64Array, columns: number, alpha: number, options: ReductionOptions): Promise<{ values: Float64Array; engine: EngineName }> {
+  const dtype = options.dtype;
+  const pj = Vj(dtype === 'float32' ? Float32Array.from(p) : p, columns);
+  const kp = await K.mul(pj).sum(1, options);
+  const out = new Float64Array(p.length);
+  for (let q = 0; q < p.length; q++) out[q] = kp.data[q]! + alpha * p[q]!;
+  return { values: out, engine: kp.engine };
+}
+
+function columnDots(a: Float64Array, b: Float64Array, columns: number): Float64Array {
+  const out = new Float64Array(columns);
+  for (let q = 0; q < a.length; q++) out[q % columns] = out[q % columns]! + a[q]! * b[q]!;
+  return out;
+}
+
+/** Solves (alpha I + K) a = b for a symmetric positive (semi-)definite kernel K(x_i, x_j) of dimension 1. */
+export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}): Promise<SolveResult> {
+  for (const key of Object.keys(options)) {
+    if (!SOLVE_OPTION_KEYS.has(key)) throw new TypeError(`solve: unknown option '${key}'`);
+  }
+  if (K.dim !== 1) throw new RangeError(`solve: the kernel must have dimension 1, got ${K.dim}`);
+  if (K.batch.length > 0) throw new RangeError('solve: batched kernels are not supported yet; solve each batch item');
+  if (K.rowsI === null || K.rowsJ === null || K.rowsI !== K.rowsJ) {
+    throw new RangeError(`solve: the kernel must be square (i- and j-variables with the same number of rows), got ${K.rowsI} x ${K.rowsJ}`);
+  }
+  const alpha = options.alpha ?? 0;
+  const tol = options.tol ?? 1e-6;
+  const maxIter = options.maxIter ?? 1000;
+  if (!Number.isFinite(alpha) || alpha < 0) throw new RangeError(`solve: alpha must be >= 0, got ${alpha}`);
+  if (!(tol > 0)) throw new RangeError(`solve: tol must be > 0, got ${tol}`);
+  if (!Number.isInteger(maxIter) || maxIter < 1) throw new RangeError(`solve: maxIter must be a positive integer, got ${maxIter}`);
+  const N = K.rowsI;
+  const { values: rhs, columns } = flatten('solve', b, N);
+  const reduceOptions: ReductionOptions = {
+    ...(options.engine ? { engine: options.engine } : {}),
+    dtype: options.dtype ?? K.plan('sum', 1, undefined).dtype,
+  };
+  const precondition = options.preconditioner ?? ((r: Float64Array) => Float64Array.from(r));
+
+  const bNorm = columnDots(rhs, rhs, columns).map(Math.sqrt);
+  const x = new Float64Array(rhs.length);
+  const r = Float64Array.from(rhs);
+  let z = precondition(r, columns);
+  const p = Float64Array.from(z);
+  let rz = columnDots(r, z, columns);
+  let iterations = 0;
+  let engine: EngineName = 'wasm';
+  let worst = Math.max(...bNorm.map((n) => (n === 0 ? 0 : 1)));
+  while (worst > tol && iterations < maxIter) {
+    const applied = await apply(K, p, columns, alpha, reduceOptions);
+    const ap = applied.values;
+    engine = applied.engine;
+    const pAp = columnDots(p, ap, columns);
+    const step = pAp.map((v, c) => (v > 0 ? rz[c]! / v : 0));
+    for (let q = 0; q < r.length; q++) {
+      x[q] = x[q]! + step[q % columns]! * p[q]!;
+      r[q] = r[q]! - step[q % columns]! * ap[q]!;
+    }
+    z = precondition(r, columns);
+    const rzNext = columnDots(r, z, columns);
+    const beta = rzNext.map((v, c) => (rz[c]! > 0 ? v / rz[c]! : 0));
+    for (let q = 0; q < p.length; q++) p[q] = z[q]! + beta[q % columns]! * p[q]!;
+    rz = rzNext;
+    iterations++;
+    const rNorm = columnDots(r, r, columns).map(Math.sqrt);
+    worst = Math.max(...rNorm.map((n, c) => (bNorm[c] === 0 ? 0 : n / bNorm[c]!)));
+    options.onIteration?.(iterations, worst);
+  }
+  const data = reduceOptions.dtype === 'float32' ? Float32Array.from(x) : x;
+  return { solution: new Tensor(data, [N, columns], engine), iterations, relativeResidual: worst, converged: worst <= tol };
+}
+
+/**
+ * Gradients of a = (alpha I + K)^-1 b with respect to b and the kernel's variables, by implicit
+ * differentiation: with u = (alpha I + K)^-1 c (K symmetric), d<c, a> = <u, db> - <u, dK a>.
+ * Returns the gradient for b first, then one per variable of `wrt`.
+ */
+export async function solveVjp(
+  K: LazyTensor,
+  result: SolveResult,
+  cotangent: Data,
+  wrt: readonly LazyTensor[],
+  options: SolveOptions = {},
+): Promise<{ b: Tensor<Float32Array | Float64Array>; wrt: Tensor<Float32Array | Float64Array>[] }> {
+  const adjoint = await solve(K, cotangent, options);
+  const u = adjoint.solution;
+  const columns = u.shape[1]!;
+  const a = result.solution;
+  // <u, K a> = sum_i sum_j u_i . K_ij a_j: the vjp of the sum reduction of K a_j with cotangent -u.
+  const aj = Vj(a.data, columns);
+  const neg = Float64Array.from(u.data, (v) => -v);
+  const grads = wrt.length === 0 ? [] : await vjp(reduction(K.mul(aj), 'sum', 1, { options: { dtype: u.dtype === 'float32' ? 'float32' : 'float64' } }), { wrt, cotangent: neg });
+  return { b: u, wrt: grads };
+}
