@@ -7,10 +7,24 @@ import { describe, expect, it } from 'vitest';
 const bundlePath = new URL('../dist/index.js', import.meta.url);
 
 describe('the built package', () => {
-  it('imports nothing and reads no files', () => {
-    const source = readFileSync(bundlePath, 'utf8');
-    expect(source).not.toMatch(/^\s*import\s/m);
-    expect(source).not.toMatch(/require\(|node:|\bfs\b\.|fetch\(|\.wasm['"]/);
+  it('imports only its own chunks and reads no files', () => {
+    for (const entry of ['index.js', 'geomloss.js']) {
+      const source = readFileSync(new URL(`../dist/${entry}`, import.meta.url), 'utf8');
+      const imports = [...source.matchAll(/^import\s.*?from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
+      for (const spec of imports) expect(spec).toMatch(/^\.\/chunks\//);
+      for (const spec of imports) {
+        const chunk = readFileSync(new URL(`../dist/${spec.slice(2)}`, import.meta.url), 'utf8');
+        expect(chunk).not.toMatch(/require\(|from\s+['"]node:|\bfs\b\.|\.wasm['"]/);
+      }
+    }
+  });
+
+  it('runs GeomLoss from dist/geomloss.js with the same core as dist/index.js', async () => {
+    const gl = (await import(/* @vite-ignore */ new URL('../dist/geomloss.js', import.meta.url).href)) as typeof import('../src/geomloss/index.js');
+    const loss = new gl.SamplesLoss({ loss: 'sinkhorn', p: 2, blur: 0.1 });
+    const value = await loss.value([[0, 0], [1, 0]], [[0, 1], [1, 1]]);
+    expect(value).toBeGreaterThan(0.4);
+    expect(value).toBeLessThan(0.55); // W2^2 / 2 = 0.5, minus the entropic bias
   });
 
   it('runs a reduction from dist/index.js', async () => {

@@ -1,0 +1,252 @@
+// lazytensor/geomloss: GeomLoss's SamplesLoss on symbolic matrices. Optimal-transport (Sinkhorn),
+// Hausdorff and kernel (MMD) losses between weighted point clouds, with gradients, computed by
+// reductions on the core's engines: memory stays O(N + M), nothing N x M is ever stored.
+import { LazyTensor, Tensor, type EngineName } from '../index.js';
+import { costModel, OnlineBackend, type CloudVars } from './backend.js';
+import { hausdorffLoss } from './hausdorff.js';
+import {
+  checkPair,
+  parseCloud,
+  parseWeights,
+  resolveDType,
+  type AnyPoints,
+  type BatchedPoints,
+  type Cloud,
+  type Points,
+  type WeightsArgument,
+} from './inputs.js';
+import { kernelLoss } from './kernels.js';
+import { GeomLossError, resolveOptions, type ResolvedOptions, type SamplesLossOptions } from './options.js';
+import { scheduleFor } from './schedule.js';
+import { logits, logWeights, sinkhornLoop, sinkhornSide } from './sinkhorn.js';
+
+export { GeomLossError } from './options.js';
+export type {
+  Backend,
+  ConvergenceOptions,
+  LossName,
+  PairFormula,
+  ProgressInfo,
+  SamplesLossOptions,
+} from './options.js';
+export type { AnyPoints, BatchedPoints, Points, ShapedPoints, Weights, WeightsArgument } from './inputs.js';
+export { epsilonSchedule } from './schedule.js';
+
+/** How a result was computed. */
+export interface LossInfo {
+  loss: ResolvedOptions['loss'];
+  dtype: 'float32' | 'float64';
+  /** The engine of the last reduction. */
+  engine: EngineName;
+  /** Reductions run (each one pass over the N x M pairs, or N x N, M x M). */
+  reductions: number;
+  /** Sinkhorn and Hausdorff: the temperatures of the loop (eps values), else null. */
+  schedule: number[] | null;
+  /** Sinkhorn and Hausdorff: the diameter the schedule starts from, else null. */
+  diameter: number | null;
+  /** Sinkhorn and Hausdorff: iterations of the loop (schedule plus convergence iterations). */
+  iterations: number;
+  /** With the convergence option: whether the tolerance was reached; otherwise null. */
+  converged: boolean | null;
+}
+
+/** Gradients of the value (of the sum of the values for a batch), shaped like the inputs:
+ *  x [N, D] or [B, N, D], a [N] or [B, N]. Float64Array data in float64, Float32Array in float32. */
+export interface Gradients {
+  x: Tensor<Float32Array | Float64Array>;
+  y: Tensor<Float32Array | Float64Array>;
+  a: Tensor<Float32Array | Float64Array>;
+  b: Tensor<Float32Array | Float64Array>;
+}
+
+export interface ValueAndGrad<V> {
+  value: V;
+  grad: Gradients;
+  info: LossInfo;
+}
+
+/** GeomLoss's potentials=True output: f on x ([N] or [B, N]) and g on y. */
+export interface PotentialsResult<V> {
+  f: Tensor<Float32Array | Float64Array>;
+  g: Tensor<Float32Array | Float64Array>;
+  value: V;
+  info: LossInfo;
+}
+
+type Mode = 'value' | 'grad' | 'potentials';
+
+interface Computed {
+  values: Float64Array;
+  F: Float64Array | null;
+  G: Float64Array | null;
+  gradX: Float64Array | null;
+  gradY: Float64Array | null;
+  gradA: Float64Array | null;
+  gradB: Float64Array | null;
+  info: LossInfo;
+  x: Cloud;
+  y: Cloud;
+}
+
+/**
+ * A loss between weighted point clouds, as GeomLoss's `SamplesLoss`:
+ * ```ts
+ * const loss = new SamplesLoss({ loss: 'sinkhorn', p: 2, blur: 0.05, scaling: 0.5 });
+ * const L = await loss.value(x, y);
+ * const { value, grad } = await loss.valueAndGrad(x, y, { a, b });
+ * ```
+ * A batch ([B, N, D] clouds) gives one value per item; the Sinkhorn and Hausdorff losses then use one
+ * epsilon schedule for the whole batch, from the diameter of all the items' points together (as
+ * GeomLoss does), so an item's value can depend on the other items through that schedule.
+ */
+export class SamplesLoss {
+  /** The options with every default filled in. */
+  readonly options: Readonly<ResolvedOptions>;
+
+  constructor(options?: SamplesLossOptions) {
+    this.options = Object.freeze(resolveOptions(options));
+  }
+
+  /** The loss: a number, or one number per batch item. */
+  value(x: Points, y: Points, weights?: WeightsArgument): Promise<number>;
+  value(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<number[]>;
+  value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<number | number[]>;
+  async value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<number | number[]> {
+    const c = await this.compute(x, y, weights, 'value');
+    return c.x.batched ? Array.from(c.values) : c.values[0]!;
+  }
+
+  /** The loss and its gradients with respect to x, y, a and b (GeomLoss's: envelope theorem for
+   *  Sinkhorn, no differentiation through the loop). */
+  valueAndGrad(x: Points, y: Points, weights?: WeightsArgument): Promise<ValueAndGrad<number>>;
+  valueAndGrad(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number[]>>;
+  valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number | number[]>>;
+  async valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number | number[]>> {
+    const c = await this.compute(x, y, weights, 'grad');
+    const dtype = c.info.dtype;
+    const engine = c.info.engine;
+    return {
+      value: c.x.batched ? Array.from(c.values) : c.values[0]!,
+      grad: {
+        x: tensor(c.gradX!, pointShape(c.x), dtype, engine),
+        y: tensor(c.gradY!, pointShape(c.y), dtype, engine),
+        a: tensor(c.gradA!, weightShape(c.x), dtype, engine),
+        b: tensor(c.gradB!, weightShape(c.y), dtype, engine),
+      },
+      info: c.info,
+    };
+  }
+
+  /**
+   * The dual potentials, as GeomLoss's `potentials=True`: Sinkhorn f = f_ba - f_aa and g = g_ab - g_bb
+   * (debias) or f_ba, g_ab (raw); kernels f = K_xx a - K_xy b, g = K_yy b - K_yx a; Hausdorff
+   * f = B(x) - A(x), g = A(y) - B(y).
+   */
+  potentials(x: Points, y: Points, weights?: WeightsArgument): Promise<PotentialsResult<number>>;
+  potentials(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<PotentialsResult<number[]>>;
+  potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<PotentialsResult<number | number[]>>;
+  async potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<PotentialsResult<number | number[]>> {
+    const c = await this.compute(x, y, weights, 'potentials');
+    const { dtype, engine } = c.info;
+    return {
+      f: tensor(c.F!, weightShape(c.x), dtype, engine),
+      g: tensor(c.G!, weightShape(c.y), dtype, engine),
+      value: c.x.batched ? Array.from(c.values) : c.values[0]!,
+      info: c.info,
+    };
+  }
+
+  /**
+   * The entropic transport plan pi_ij = a_i b_j exp((f_i + g_j - C(x_i, y_j)) / eps) as a symbolic
+   * N x M matrix (eps = blur^p, f = f_ba and g = g_ab the final, non-debiased potentials), never stored:
+   * reduce it. `plan.sum(1)` gives the row sums (a, at convergence of a balanced problem),
+   * `plan.mul(Vj(y)).sum(1)` divided by them the barycentric map, `plan.argMax(1)` a matching.
+   * Sinkhorn only.
+   */
+  async transportPlan(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<LazyTensor> {
+    const o = this.options;
+    if (o.loss !== 'sinkhorn') throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${o.loss}'`);
+    const { X, Y, a, b, backend } = this.prepare(x, y, weights);
+    const { schedule } = scheduleFor(X.cloud, Y.cloud, o);
+    const r = await sinkhornLoop(backend, X, Y, a, b, schedule, o, false);
+    const u = logits(logWeights(a), r.final.fBA, r.eps);
+    const v = logits(logWeights(b), r.final.gAB, r.eps);
+    return backend.vector(u, X.cloud, 'i').add(backend.vector(v, Y.cloud, 'j')).sub(backend.cost.overEps(X.i, Y.j, r.eps)).exp();
+  }
+
+  private prepare(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined) {
+    if (weights !== undefined && (typeof weights !== 'object' || weights === null || Array.isArray(weights))) {
+      throw new GeomLossError('the third argument must be an object { a, b } of weights');
+    }
+    for (const key of Object.keys(weights ?? {})) {
+      if (key !== 'a' && key !== 'b') throw new GeomLossError(`unknown weights key '${key}' (expected a, b)`);
+    }
+    const x = parseCloud('x', xIn);
+    const y = parseCloud('y', yIn);
+    checkPair(x, y);
+    const a = parseWeights('a', weights?.a, x);
+    const b = parseWeights('b', weights?.b, y);
+    const dtype = resolveDType(this.options.dtype, x, y);
+    // backend 'auto' and 'online': every pair. (A multiscale backend would be chosen here for large,
+    // low-dimensional problems; see backend.ts.)
+    const backend = new OnlineBackend(costModel(this.options.p, this.options.cost), dtype, this.options.engine);
+    const X: CloudVars = backend.vars(x);
+    const Y: CloudVars = backend.vars(y);
+    return { X, Y, a, b, backend, dtype };
+  }
+
+  private async compute(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, mode: Mode): Promise<Computed> {
+    const o = this.options;
+    const { X, Y, a, b, backend, dtype } = this.prepare(xIn, yIn, weights);
+    const wantGrads = mode === 'grad';
+    const info: LossInfo = {
+      loss: o.loss, dtype, engine: 'wasm', reductions: 0, schedule: null, diameter: null, iterations: 0, converged: null,
+    };
+    const done = (c: Omit<Computed, 'info' | 'x' | 'y'>): Computed => {
+      info.reductions = backend.reductions;
+      info.engine = backend.engine;
+      return { ...c, info, x: X.cloud, y: Y.cloud };
+    };
+
+    if (o.loss === 'energy' || o.loss === 'gaussian' || o.loss === 'laplacian') {
+      const r = await kernelLoss(backend, X, Y, a, b, o, wantGrads);
+      return done({ values: r.values, F: r.gradA, G: r.gradB, gradA: r.gradA, gradB: r.gradB, gradX: r.gradX, gradY: r.gradY });
+    }
+
+    const { schedule, diameter } = scheduleFor(X.cloud, Y.cloud, o);
+    info.schedule = schedule;
+    info.diameter = diameter;
+    if (o.loss === 'hausdorff') {
+      const r = await hausdorffLoss(backend, X, Y, a, b, schedule, o, wantGrads);
+      info.iterations = r.iterations;
+      info.converged = r.converged;
+      return done({ values: r.values, F: r.F, G: r.G, gradA: r.gradA, gradB: r.gradB, gradX: r.gradX, gradY: r.gradY });
+    }
+
+    const r = await sinkhornLoop(backend, X, Y, a, b, schedule, o, wantGrads);
+    info.iterations = r.iterations;
+    info.converged = r.converged;
+    const g = r.grads;
+    const sx = sinkhornSide(X.cloud, a, r.final.fBA, r.final.fAA, g?.dFBA ?? null, g?.dFAA ?? null, o, r.eps);
+    const sy = sinkhornSide(Y.cloud, b, r.final.gAB, r.final.gBB, g?.dGAB ?? null, g?.dGBB ?? null, o, r.eps);
+    const values = sx.values.map((v, k) => v + sy.values[k]!);
+    return done({ values, F: sx.F, G: sy.F, gradA: sx.gradW, gradB: sy.gradW, gradX: sx.gradP, gradY: sy.gradP });
+  }
+}
+
+function pointShape(c: Cloud): number[] {
+  return c.batched ? [c.B, c.N, c.D] : [c.N, c.D];
+}
+
+function weightShape(c: Cloud): number[] {
+  return c.batched ? [c.B, c.N] : [c.N];
+}
+
+function tensor(
+  data: Float64Array,
+  shape: number[],
+  dtype: 'float32' | 'float64',
+  engine: EngineName,
+): Tensor<Float32Array | Float64Array> {
+  return new Tensor(dtype === 'float32' ? Float32Array.from(data) : data, shape, engine);
+}

@@ -1,0 +1,170 @@
+// Point clouds and weights as SamplesLoss accepts them, checked and flattened.
+import { GeomLossError } from './options.js';
+
+/** A flat typed array with its shape: [N, D] for one cloud, [B, N, D] for a batch. */
+export interface ShapedPoints {
+  data: Float32Array | Float64Array | readonly number[];
+  shape: readonly [number, number] | readonly [number, number, number];
+}
+
+/** One cloud: `number[][]` ([N][D]) or { data, shape: [N, D] }. */
+export type Points = readonly (readonly number[])[] | (ShapedPoints & { shape: readonly [number, number] });
+/** A batch of clouds: `number[][][]` ([B][N][D]) or { data, shape: [B, N, D] }. */
+export type BatchedPoints = readonly (readonly (readonly number[])[])[] | (ShapedPoints & { shape: readonly [number, number, number] });
+export type AnyPoints = Points | BatchedPoints | ShapedPoints;
+
+/** Weights: `number[]` or a typed array of N values (B*N, row-major, for a batch), or `number[][]` ([B][N]). */
+export type Weights = readonly number[] | readonly (readonly number[])[] | Float32Array | Float64Array;
+
+export interface WeightsArgument {
+  /** Weights of x (default uniform, 1/N). */
+  a?: Weights | null;
+  /** Weights of y (default uniform, 1/M). */
+  b?: Weights | null;
+}
+
+/** A validated cloud: `data` is row-major [B, N, D]. */
+export interface Cloud {
+  readonly name: string;
+  readonly data: Float32Array | Float64Array;
+  readonly B: number;
+  readonly N: number;
+  readonly D: number;
+  readonly batched: boolean;
+  /** float32 when the data came as a Float32Array, float64 for a Float64Array, null for plain numbers. */
+  readonly natural: 'float32' | 'float64' | null;
+}
+
+const isTyped = (v: unknown): v is Float32Array | Float64Array => v instanceof Float32Array || v instanceof Float64Array;
+
+export function parseCloud(name: string, input: unknown): Cloud {
+  if (input === null || input === undefined) throw new GeomLossError(`${name} is required: an [N, D] array of points`);
+  if (Array.isArray(input)) {
+    if (input.length === 0) throw new GeomLossError(`${name} is empty: expected an [N, D] array with N >= 1`);
+    const batched = Array.isArray(input[0]) && Array.isArray((input[0] as unknown[])[0]);
+    const items = (batched ? input : [input]) as unknown[][];
+    const B = items.length;
+    const first = items[0]!;
+    if (!Array.isArray(first) || first.length === 0) throw new GeomLossError(`${name}${batched ? '[0]' : ''} is empty: each cloud needs N >= 1 points`);
+    const N = first.length;
+    const row0 = first[0];
+    if (!Array.isArray(row0) || row0.length === 0) {
+      throw new GeomLossError(`${name} must be an [N, D] array of points (number[][]) with D >= 1, or { data, shape }`);
+    }
+    const D = row0.length;
+    const data = new Float64Array(B * N * D);
+    for (let b = 0; b < B; b++) {
+      const item = items[b];
+      const where = batched ? `${name}[${b}]` : name;
+      if (!Array.isArray(item) || item.length !== N) {
+        throw new GeomLossError(`${where} has ${Array.isArray(item) ? item.length : 'no'} points; every batch item must have N = ${N}`);
+      }
+      for (let i = 0; i < N; i++) {
+        const row = item[i];
+        if (!Array.isArray(row) || row.length !== D) {
+          throw new GeomLossError(`${where}[${i}] has ${Array.isArray(row) ? row.length : 'no'} coordinates, expected D = ${D}`);
+        }
+        for (let k = 0; k < D; k++) {
+          const v = row[k];
+          if (typeof v !== 'number' || !Number.isFinite(v)) {
+            throw new GeomLossError(`${where}[${i}][${k}] is ${String(v)}: coordinates of ${name} must be finite numbers`);
+          }
+          data[(b * N + i) * D + k] = v;
+        }
+      }
+    }
+    return { name, data, B, N, D, batched, natural: null };
+  }
+  if (typeof input === 'object' && 'data' in input && 'shape' in input) {
+    const { data, shape } = input as ShapedPoints;
+    if (!Array.isArray(shape) || (shape.length !== 2 && shape.length !== 3) || !shape.every((s) => Number.isInteger(s) && s >= 1)) {
+      throw new GeomLossError(`${name}.shape must be [N, D] or [B, N, D] with positive integers, got ${JSON.stringify(shape)}`);
+    }
+    const batched = shape.length === 3;
+    const [B, N, D] = batched ? (shape as [number, number, number]) : [1, shape[0]!, shape[1]!];
+    let values: Float32Array | Float64Array;
+    let natural: Cloud['natural'];
+    if (isTyped(data)) {
+      values = data;
+      natural = data instanceof Float32Array ? 'float32' : 'float64';
+    } else if (Array.isArray(data)) {
+      values = Float64Array.from(data as number[]);
+      natural = null;
+    } else throw new GeomLossError(`${name}.data must be a Float32Array, a Float64Array or a number[]`);
+    if (values.length !== B * N * D) {
+      throw new GeomLossError(`${name}.data has ${values.length} values but ${name}.shape [${shape.join(', ')}] needs ${B * N * D}`);
+    }
+    for (let k = 0; k < values.length; k++) {
+      if (!Number.isFinite(values[k]!)) {
+        const row = Math.floor(k / D);
+        throw new GeomLossError(
+          `${name} has a non-finite coordinate (${values[k]}) at ${batched ? `[${Math.floor(row / N)}][${row % N}]` : `[${row}]`}[${k % D}]`,
+        );
+      }
+    }
+    return { name, data: values, B, N, D, batched, natural };
+  }
+  throw new GeomLossError(`${name} must be an [N, D] array (number[][]), a batch [B, N, D] (number[][][]) or { data, shape }`);
+}
+
+/** Checks that x and y can be compared. */
+export function checkPair(x: Cloud, y: Cloud): void {
+  if (x.D !== y.D) throw new GeomLossError(`x and y must have the same dimension D: x has D = ${x.D}, y has D = ${y.D}`);
+  if (x.batched !== y.batched) {
+    throw new GeomLossError(`x and y must both be batched ([B, N, D]) or both single clouds ([N, D]); x is ${x.batched ? 'batched' : 'a single cloud'}, y is ${y.batched ? 'batched' : 'a single cloud'}`);
+  }
+  if (x.B !== y.B) throw new GeomLossError(`x and y must have the same batch size: x has B = ${x.B}, y has B = ${y.B}`);
+}
+
+/** Weights as a float64 [B, N] array; uniform 1/N when absent. */
+export function parseWeights(name: string, input: unknown, cloud: Cloud): Float64Array {
+  const { B, N } = cloud;
+  const out = new Float64Array(B * N);
+  if (input === undefined || input === null) return out.fill(1 / N);
+  let flat: ArrayLike<unknown>;
+  if (isTyped(input)) flat = input;
+  else if (Array.isArray(input)) {
+    if (input.length > 0 && Array.isArray(input[0])) {
+      if (!cloud.batched) throw new GeomLossError(`${name} is a [B, N] array but ${cloud.name} is a single cloud; pass ${name} as number[] of length ${N}`);
+      if (input.length !== B) throw new GeomLossError(`${name} has ${input.length} rows but ${cloud.name} has a batch of B = ${B}`);
+      for (const [b, row] of (input as unknown[]).entries()) {
+        if (!Array.isArray(row) || row.length !== N) {
+          throw new GeomLossError(`${name}[${b}] has ${Array.isArray(row) ? row.length : 'no'} weights but ${cloud.name} has N = ${N} points per item`);
+        }
+      }
+      flat = (input as unknown[][]).flat();
+    } else flat = input;
+  } else throw new GeomLossError(`${name} must be a number[], a number[][] (batched) or a typed array`);
+  if (flat.length !== B * N) {
+    throw new GeomLossError(
+      `${name} has ${flat.length} weights but ${cloud.name} has ${cloud.batched ? `B * N = ${B} * ${N} = ${B * N}` : `N = ${N}`} points`,
+    );
+  }
+  for (let k = 0; k < flat.length; k++) {
+    const v = flat[k];
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new GeomLossError(`${name}[${k}] is ${String(v)}: weights must be finite numbers`);
+    if (v < 0) throw new GeomLossError(`${name}[${k}] is ${v}: weights must be non-negative`);
+    out[k] = v;
+  }
+  for (let b = 0; b < B; b++) {
+    let total = 0;
+    for (let i = 0; i < N; i++) total += out[b * N + i]!;
+    if (!(total > 0)) throw new GeomLossError(`${name}${cloud.batched ? `[${b}]` : ''} has all-zero weights: a measure needs a positive total mass`);
+  }
+  return out;
+}
+
+/** The computation's precision: the option, else float32 when an input is a Float32Array. */
+export function resolveDType(option: 'float32' | 'float64' | null, x: Cloud, y: Cloud): 'float32' | 'float64' {
+  if (option !== null) return option;
+  if (x.natural !== null && y.natural !== null && x.natural !== y.natural) {
+    throw new GeomLossError(`x is ${x.natural} but y is ${y.natural}; pass { dtype } to SamplesLoss or convert the data`);
+  }
+  return x.natural ?? y.natural ?? 'float64';
+}
+
+/** The data in the computation's precision (no copy when it already is). */
+export function inDType(data: Float32Array | Float64Array, dtype: 'float32' | 'float64'): Float32Array | Float64Array {
+  if (dtype === 'float32') return data instanceof Float32Array ? data : Float32Array.from(data);
+  return data instanceof Float64Array ? data : Float64Array.from(data);
+}

@@ -1,0 +1,206 @@
+// SamplesLoss options: GeomLoss's names in camelCase, with its defaults, validated once at
+// construction so that a typo or an impossible value fails before any computation.
+import type { LazyTensor } from '../index.js';
+
+/** The losses of GeomLoss's SamplesLoss (plus a working Hausdorff divergence). */
+export type LossName = 'sinkhorn' | 'hausdorff' | 'energy' | 'gaussian' | 'laplacian';
+
+/** 'auto' and 'online' run every reduction over all pairs; 'multiscale' is not available yet. */
+export type Backend = 'auto' | 'online' | 'multiscale';
+
+/** Builds a formula of dimension 1 from an i-indexed and a j-indexed variable. */
+export type PairFormula = (x: LazyTensor, y: LazyTensor) => LazyTensor;
+
+/** Progress of the Sinkhorn loop, reported once per iteration. */
+export interface ProgressInfo {
+  /** The temperature of this iteration (blur^p at the end). */
+  epsilon: number;
+  /** Iterations done so far, from 1 (the initialisation is not counted). */
+  iteration: number;
+  /** Iterations planned: the length of the epsilon schedule, plus `convergence.maxIter` when that
+   *  option is on (an upper bound: the extra iterations stop as soon as the potentials settle). */
+  total: number;
+  /** 'schedule' for the epsilon-scaling iterations, 'convergence' for the optional extra ones. */
+  phase: 'schedule' | 'convergence';
+  /** In the 'convergence' phase: the largest change of a potential in this iteration, divided by epsilon. */
+  change?: number;
+}
+
+/** Iterate at the final temperature until the potentials settle (off by default, as in GeomLoss). */
+export interface ConvergenceOptions {
+  /** Stop when max |f_new - f_old| <= tol * epsilon over every potential and entry (default 1e-6 in
+   *  float64, 1e-4 in float32; float32 rounding of f / epsilon can keep the change above small
+   *  tolerances at small blur, and then maxIter ends the loop with `converged: false`). */
+  tol?: number;
+  /** The most extra iterations (default 1000). */
+  maxIter?: number;
+}
+
+export interface SamplesLossOptions {
+  /** Default 'sinkhorn'. */
+  loss?: LossName;
+  /** Exponent of the ground cost: 1 (|x - y|) or 2 (|x - y|^2 / 2); any positive number with `cost`. Default 2. */
+  p?: number;
+  /** The finest scale (epsilon = blur^p) for 'sinkhorn' and 'hausdorff', the kernel width for
+   *  'gaussian' and 'laplacian'. Default 0.05. */
+  blur?: number;
+  /** Unbalanced OT: the scale of the marginal penalty (rho = reach^p); null = balanced. Default null. */
+  reach?: number | null;
+  /** The largest distance, from which the epsilon schedule starts; null = the diagonal of the
+   *  bounding box of all the points (all batch items together). Default null. */
+  diameter?: number | null;
+  /** The ratio between two temperatures of the schedule, in (0, 1). Default 0.5. */
+  scaling?: number;
+  /** Multiscale only (kernel truncation, in units of blur). Accepted and unused by 'online'. Default 5. */
+  truncate?: number | null;
+  /** Multiscale only (cluster size). Accepted and unused by 'online'. Default null. */
+  clusterScale?: number | null;
+  /** Sinkhorn divergence (true) or raw entropic OT (false). Default true. */
+  debias?: boolean;
+  /** Default 'auto' (= 'online' for now). */
+  backend?: Backend;
+  /** Precision of the computation; default: float32 if an input is a Float32Array, else float64. */
+  dtype?: 'float32' | 'float64';
+  /** Engine of every reduction (default: the library's default engine). */
+  engine?: 'auto' | 'wasm' | 'webgpu';
+  /** The ground cost C(x_i, y_j) as a formula (required when p is not 1 or 2). Its first argument is
+   *  the i-variable. Sinkhorn and Hausdorff only. */
+  cost?: PairFormula | null;
+  /** The kernel k(x_i, y_j) as a formula, for loss 'gaussian', 'laplacian' or 'energy' (replaces the
+   *  built-in one; blur is then unused). */
+  kernel?: PairFormula | null;
+  /** Log each temperature of the loop to the console. Default false. */
+  verbose?: boolean;
+  /** Called after each Sinkhorn iteration. */
+  onProgress?: ((info: ProgressInfo) => void) | null;
+  /** Iterate at the final temperature until the potentials settle: true for the defaults, or
+   *  { tol, maxIter }. Default null (GeomLoss's fixed schedule). */
+  convergence?: ConvergenceOptions | boolean | null;
+  /** Unbalanced Sinkhorn: the exact gradients (weight rho + eps) instead of GeomLoss's (rho + eps/2). Default false. */
+  exactUnbalancedGradients?: boolean;
+}
+
+export interface ResolvedOptions {
+  loss: LossName;
+  p: number;
+  blur: number;
+  reach: number | null;
+  diameter: number | null;
+  scaling: number;
+  truncate: number | null;
+  clusterScale: number | null;
+  debias: boolean;
+  backend: Backend;
+  dtype: 'float32' | 'float64' | null;
+  engine: 'auto' | 'wasm' | 'webgpu' | null;
+  cost: PairFormula | null;
+  kernel: PairFormula | null;
+  verbose: boolean;
+  onProgress: ((info: ProgressInfo) => void) | null;
+  convergence: { tol: number | null; maxIter: number } | null;
+  exactUnbalancedGradients: boolean;
+}
+
+/** A bad argument or option; the message names it. */
+export class GeomLossError extends Error {
+  constructor(message: string) {
+    super(`SamplesLoss: ${message}`);
+    this.name = 'GeomLossError';
+  }
+}
+
+const LOSSES: readonly LossName[] = ['sinkhorn', 'hausdorff', 'energy', 'gaussian', 'laplacian'];
+const KEYS = new Set<string>([
+  'loss', 'p', 'blur', 'reach', 'diameter', 'scaling', 'truncate', 'clusterScale', 'debias', 'backend',
+  'dtype', 'engine', 'cost', 'kernel', 'verbose', 'onProgress', 'convergence', 'exactUnbalancedGradients',
+]);
+
+const positive = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
+const show = (v: unknown): string => (typeof v === 'function' ? 'a function' : typeof v === 'string' ? `'${v}'` : String(v));
+
+export function resolveOptions(options: SamplesLossOptions | undefined): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new GeomLossError('options must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (!KEYS.has(key)) throw new GeomLossError(`unknown option '${key}' (expected one of: ${[...KEYS].join(', ')})`);
+  }
+  const o = options;
+  const loss = o.loss ?? 'sinkhorn';
+  if (!LOSSES.includes(loss)) throw new GeomLossError(`loss must be one of ${LOSSES.map((l) => `'${l}'`).join(', ')}, got ${show(loss)}`);
+  const isOT = loss === 'sinkhorn' || loss === 'hausdorff';
+
+  const cost = o.cost ?? null;
+  if (cost !== null && typeof cost !== 'function') throw new GeomLossError(`cost must be a function (x, y) => LazyTensor, got ${show(cost)}`);
+  if (cost !== null && !isOT) throw new GeomLossError(`cost is for the 'sinkhorn' and 'hausdorff' losses; loss '${loss}' takes a kernel`);
+  const kernel = o.kernel ?? null;
+  if (kernel !== null && typeof kernel !== 'function') throw new GeomLossError(`kernel must be a function (x, y) => LazyTensor, got ${show(kernel)}`);
+  if (kernel !== null && isOT) throw new GeomLossError(`kernel is for the 'energy', 'gaussian' and 'laplacian' losses; loss '${loss}' takes a cost`);
+
+  const p = o.p ?? 2;
+  if (!positive(p)) throw new GeomLossError(`p must be a positive number, got ${show(p)}`);
+  if (isOT && cost === null && p !== 1 && p !== 2) {
+    throw new GeomLossError(`p = ${p} needs a custom cost: the built-in costs are p = 1 (|x - y|) and p = 2 (|x - y|^2 / 2); pass cost: (x, y) => ...`);
+  }
+  const blur = o.blur ?? 0.05;
+  if (!positive(blur)) throw new GeomLossError(`blur must be a positive number, got ${show(blur)}`);
+  const reach = o.reach ?? null;
+  if (reach !== null && !positive(reach)) throw new GeomLossError(`reach must be null (balanced) or a positive number, got ${show(reach)}`);
+  if (reach !== null && loss === 'hausdorff') throw new GeomLossError(`reach: the Hausdorff divergence is balanced only; use reach: null`);
+  const diameter = o.diameter ?? null;
+  if (diameter !== null && !positive(diameter)) throw new GeomLossError(`diameter must be null or a positive number, got ${show(diameter)}`);
+  const scaling = o.scaling ?? 0.5;
+  if (!(typeof scaling === 'number' && scaling > 0 && scaling < 1)) throw new GeomLossError(`scaling must be a number in (0, 1), got ${show(scaling)}`);
+  const truncate = o.truncate === undefined ? 5 : o.truncate;
+  if (truncate !== null && !positive(truncate)) throw new GeomLossError(`truncate must be null or a positive number, got ${show(truncate)}`);
+  const clusterScale = o.clusterScale ?? null;
+  if (clusterScale !== null && !positive(clusterScale)) throw new GeomLossError(`clusterScale must be null or a positive number, got ${show(clusterScale)}`);
+  const debias = o.debias ?? true;
+  if (typeof debias !== 'boolean') throw new GeomLossError(`debias must be a boolean, got ${show(debias)}`);
+  const backend = o.backend ?? 'auto';
+  if (backend !== 'auto' && backend !== 'online' && backend !== 'multiscale') {
+    throw new GeomLossError(`backend must be 'auto', 'online' or 'multiscale', got ${show(backend)}`);
+  }
+  if (backend === 'multiscale') {
+    // The multiscale backend (grid clustering, coarse-to-fine jump, truncated block-sparse
+    // reductions) needs `ranges` on logSumExp/sumSoftMaxWeight in the engines. It plugs in as another
+    // SoftminBackend (see backend.ts); until then, say so rather than run something else.
+    throw new GeomLossError(
+      "backend 'multiscale' is not available yet (it needs block-sparse reductions in the engines); use backend 'online' (or 'auto')",
+    );
+  }
+  const dtype = o.dtype ?? null;
+  if (dtype !== null && dtype !== 'float32' && dtype !== 'float64') throw new GeomLossError(`dtype must be 'float32' or 'float64', got ${show(dtype)}`);
+  const engine = o.engine ?? null;
+  if (engine !== null && engine !== 'auto' && engine !== 'wasm' && engine !== 'webgpu') {
+    throw new GeomLossError(`engine must be 'auto', 'wasm' or 'webgpu', got ${show(engine)}`);
+  }
+  const verbose = o.verbose ?? false;
+  if (typeof verbose !== 'boolean') throw new GeomLossError(`verbose must be a boolean, got ${show(verbose)}`);
+  const onProgress = o.onProgress ?? null;
+  if (onProgress !== null && typeof onProgress !== 'function') throw new GeomLossError(`onProgress must be a function, got ${show(onProgress)}`);
+  const exactUnbalancedGradients = o.exactUnbalancedGradients ?? false;
+  if (typeof exactUnbalancedGradients !== 'boolean') throw new GeomLossError(`exactUnbalancedGradients must be a boolean`);
+
+  let convergence: ResolvedOptions['convergence'] = null;
+  const c = o.convergence ?? null;
+  if (c === true) convergence = { tol: null, maxIter: 1000 };
+  else if (c !== null && c !== false) {
+    if (typeof c !== 'object') throw new GeomLossError(`convergence must be true, false, null or { tol, maxIter }, got ${show(c)}`);
+    for (const key of Object.keys(c)) {
+      if (key !== 'tol' && key !== 'maxIter') throw new GeomLossError(`unknown option 'convergence.${key}' (expected tol, maxIter)`);
+    }
+    const tol = c.tol ?? null;
+    if (tol !== null && !positive(tol)) throw new GeomLossError(`convergence.tol must be a positive number, got ${show(tol)}`);
+    const maxIter = c.maxIter ?? 1000;
+    if (!(Number.isInteger(maxIter) && maxIter >= 1)) throw new GeomLossError(`convergence.maxIter must be a positive integer, got ${show(maxIter)}`);
+    convergence = { tol, maxIter };
+  }
+  if (convergence !== null && !isOT) throw new GeomLossError(`convergence is for the 'sinkhorn' and 'hausdorff' losses`);
+
+  return {
+    loss, p, blur, reach, diameter, scaling, truncate, clusterScale, debias, backend, dtype, engine,
+    cost, kernel, verbose, onProgress, convergence, exactUnbalancedGradients,
+  };
+}
