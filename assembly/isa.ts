@@ -41,7 +41,18 @@ export const H_OUT_IDX = 15; //   byte pointer of output indices (i32), or 0 whe
 export const H_OUT_DIM = 16; //   values (and indices) written per outer index
 export const H_ACC = 17; //       byte pointer of a scratch area for reduction state (16-byte aligned)
 export const H_ACC_BYTES = 18; // its size; run() returns ERR_ACC if the reduction needs more
-export const HEADER_WORDS = 20;
+// Block-sparse reductions. When H_RANGES is 0 every pair is visited and run(prog, iStart, iEnd)
+// processes outer indices [iStart, iEnd). Otherwise run(prog, cStart, cEnd) processes the clusters
+// [cStart, cEnd): cluster c owns the outer indices [R[2c], R[2c+1]) (R at H_RANGES) and visits, for
+// each of them, the inner ranges [S[2r], S[2r+1]) for r in [slices[c-1], slices[c]) (slices at
+// H_SLICES, slices[-1] = 0; S at H_INNER_RANGES), in that order, accumulating as if they were one
+// sequence (indices reported are the true inner indices). Inner ranges need not be tile-aligned: the
+// kernel cuts them at tile boundaries. Outer indices outside every cluster are not written.
+export const H_RANGES = 19;
+export const H_N_CLUSTERS = 20;
+export const H_SLICES = 21;
+export const H_INNER_RANGES = 22;
+export const HEADER_WORDS = 24;
 
 // ---------------------------------------------------------------------------------------------------
 // Register table: REG_WORDS i32 words per register: [kind, dim, base, extra].

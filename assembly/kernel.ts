@@ -1,8 +1,9 @@
 // The WebAssembly engine kernel: an interpreter of the tile programs specified in ./isa.ts.
 //
 // EXPORTS
-//   run(prog, iStart, iEnd): i32   runs the program for outer indices [iStart, iEnd): OK, ERR_BAD_PROGRAM
-//                                  (validated once per call), ERR_ACC (H_ACC_BYTES too small)
+//   run(prog, iStart, iEnd): i32   runs the program for outer indices [iStart, iEnd) (clusters
+//                                  [iStart, iEnd) when H_RANGES != 0): OK, ERR_BAD_PROGRAM (everything
+//                                  is validated once per call), ERR_ACC (H_ACC_BYTES too small)
 //   heapBase(): usize              end of the kernel's static data: JS lays out everything above it
 //   mathTest(fn, dtype, in, out, n) the SIMD exp/log/sin/cos (fn 0..3; 4 = exp 4 vectors in lockstep)
 //                                  on n elements (dtype 0 f32, 1 f64)
@@ -40,6 +41,9 @@
 //   arg-min/max lane-wise with index vectors, scanned backwards with <= so ties keep the lowest index,
 //   merged with strict < across blocks; K-min keeps a sorted list per row and prefilters 16 f32 (8 f64)
 //   entries at a time against the current K-th value.
+// - Block-sparse programs (H_RANGES != 0) run the same per-block code on segments [t0, t1) of tiles:
+//   the inner code runs on the vectors covering the segment and every fold takes a head mask for a
+//   segment starting inside a vector, so dense reductions are the special case of one range [0, M).
 // - The kernel allocates nothing (runtime stub); static tables (the resolved register table, up to
 //   MAX_REGS = 4096 registers) live below heapBase(). Not reentrant: one run() at a time per instance.
 //
@@ -61,6 +65,8 @@
 //   NaN like Math.min/max; ONEHOT rounds halves away from zero like ROUND; ROUND with aux < 0 computes
 //   round(a / 10^-aux) * 10^-aux; POWF is literally exp(b * log(a)) (so 0^0 = NaN).
 // - F (and G) may be uniform registers (a formula that does not depend on j).
+// - Block-sparse: ties go to the first entry in visiting order (the lowest index when the ranges of a
+//   cluster are increasing, as they are in practice); K-min orders equal values the same way.
 // - LSE: +inf anywhere gives +inf, NaN anywhere gives NaN. LSE_W and SSMW: F = +inf or NaN gives NaN;
 //   SSMW of an all -inf row is NaN (0/0), LSE_W of it -inf.
 
@@ -119,6 +125,11 @@ type NONE = u32;
 @inline function rPtr(r: i32, i: i32, b: i32): usize {
   const e = rEnt(r);
   return <usize>(load<i32>(e, RT_FIXED) + i * load<i32>(e, RT_IMUL) + b * load<i32>(e, RT_BMUL));
+}
+// pointer of a register in the inner code, whose block registers start at byte x0 of the block
+// @ts-ignore: decorator
+@inline function bPtr(r: i32, i: i32, b: i32, x0: usize): usize {
+  return rPtr(r, i, b) + (load<i32>(rEnt(r), RT_BLK) != 0 ? x0 : 0);
 }
 // @ts-ignore: decorator
 @inline function rStride(r: i32): usize { return <usize>load<i32>(rEnt(r), RT_STRIDE); }
@@ -504,16 +515,16 @@ function rowRedScalar<T>(op: i32, pa: usize, sa: usize, pb: usize, sb: usize, pc
   return s;
 }
 
-function innerRowRed<T>(op: i32, dst: i32, ra: i32, rb: i32, rc: i32, i: i32, b: i32, nv: i32): void {
-  const pd = rPtr(dst, i, b);
-  const pa = rPtr(ra, i, b), sa = rStep(ra), ab = rBlk(ra);
+function innerRowRed<T>(op: i32, dst: i32, ra: i32, rb: i32, rc: i32, i: i32, b: i32, x0: usize, nv: i32): void {
+  const pd = bPtr(dst, i, b, x0);
+  const pa = bPtr(ra, i, b, x0), sa = rStep(ra), ab = rBlk(ra);
   if (op == I.OP_ROWSUM) {
     const rows = rDim(ra);
     if (ab) rowRed<T, RSum, BLK, NONE, NONE>(pd, pa, sa, 0, 0, 0, 0, rows, nv);
     else fill(pd, nv, v128.splat<T>(rowRedScalar<T>(op, pa, sa, 0, 0, 0, 0, rows)));
     return;
   }
-  const pb = rPtr(rb, i, b), sb = rStep(rb), bb = rBlk(rb);
+  const pb = bPtr(rb, i, b, x0), sb = rStep(rb), bb = rBlk(rb);
   const rows = max(rDim(ra), rDim(rb));
   if (op == I.OP_DOT) {
     if (ab && bb) rowRed<T, RDot, BLK, BLK, NONE>(pd, pa, sa, pb, sb, 0, 0, rows, nv);
@@ -526,7 +537,7 @@ function innerRowRed<T>(op: i32, dst: i32, ra: i32, rb: i32, rc: i32, i: i32, b:
     else if (bb) rowRed<T, RSqd, UNI, BLK, NONE>(pd, pa, sa, pb, sb, 0, 0, rows, nv);
     else fill(pd, nv, v128.splat<T>(rowRedScalar<T>(op, pa, sa, pb, sb, 0, 0, rows)));
   } else {
-    const pc = rPtr(rc, i, b), sc = rStep(rc), cb = rBlk(rc);
+    const pc = bPtr(rc, i, b, x0), sc = rStep(rc), cb = rBlk(rc);
     if (cb) {
       if (ab && bb) rowRed<T, RWsq, BLK, BLK, BLK>(pd, pa, sa, pb, sb, pc, sc, rows, nv);
       else if (ab) rowRed<T, RWsq, BLK, UNI, BLK>(pd, pa, sa, pb, sb, pc, sc, rows, nv);
@@ -603,7 +614,8 @@ function planFusion(code: usize, len: i32, rF: i32, rG: i32): void {
 // ------------------------------------------------------------------------------------------------
 // code execution
 
-function execInner<T>(code: usize, len: i32, i: i32, b: i32, nv: i32): void {
+// Runs the inner code for outer index i on block b, vectors [x0 / 16, x0 / 16 + nv) of the block.
+function execInner<T>(code: usize, len: i32, i: i32, b: i32, x0: usize, nv: i32): void {
   const zero = v128.splat<i32>(0);
   for (let q = 0; q < len; q++) {
     const ins = code + (<usize>q << 5);
@@ -611,8 +623,8 @@ function execInner<T>(code: usize, len: i32, i: i32, b: i32, nv: i32): void {
     const ra = load<i32>(ins, I.I_A << 2), aux = load<i32>(ins, I.I_AUX << 2);
     const cls = opClass(op);
     if (cls == CLS_UNARY) {
-      const pd0 = rPtr(dst, i, b), sd = rStride(dst), dd = rDim(dst);
-      const pa0 = rPtr(ra, i, b), ab = rBlk(ra);
+      const pd0 = bPtr(dst, i, b, x0), sd = rStride(dst), dd = rDim(dst);
+      const pa0 = bPtr(ra, i, b, x0), ab = rBlk(ra);
       if (op == I.OP_ONEHOT) {
         for (let k = 0; k < dd; k++) {
           const p = vsplat<T>(<f64>k);
@@ -638,8 +650,8 @@ function execInner<T>(code: usize, len: i32, i: i32, b: i32, nv: i32): void {
         const rd = load<i32>(nx, I.I_DST << 2);
         const blkA = rBlk(ra);
         const rv = blkA ? ra : rb, ru = blkA ? rb : ra;
-        const pd0 = rPtr(rd, i, b), sd = rStride(rd), dd = rDim(rd);
-        const pv0 = rPtr(rv, i, b), sv = rStep(rv), pu0 = rPtr(ru, i, b), su = rStep(ru);
+        const pd0 = bPtr(rd, i, b, x0), sd = rStride(rd), dd = rDim(rd);
+        const pv0 = bPtr(rv, i, b, x0), sv = rStep(rv), pu0 = bPtr(ru, i, b, x0), su = rStep(ru);
         if (fk == FUSE_EXP) {
           // d = exp(a * u)
           for (let k = 0; k < dd; k++) {
@@ -649,7 +661,7 @@ function execInner<T>(code: usize, len: i32, i: i32, b: i32, nv: i32): void {
           // d = a * u + h
           const x1 = load<i32>(nx, I.I_A << 2);
           const rh = x1 == dst ? load<i32>(nx, I.I_B << 2) : x1;
-          const ph0 = rPtr(rh, i, b), sh = rStep(rh), hb = rBlk(rh);
+          const ph0 = bPtr(rh, i, b, x0), sh = rStep(rh), hb = rBlk(rh);
           for (let k = 0; k < dd; k++) {
             const pd = pd0 + <usize>k * sd, pv = pv0 + <usize>k * sv, ph = ph0 + <usize>k * sh;
             const u = v128.splat<T>(load<T>(pu0 + <usize>k * su));
@@ -659,9 +671,9 @@ function execInner<T>(code: usize, len: i32, i: i32, b: i32, nv: i32): void {
         q++;
         continue;
       }
-      const pd0 = rPtr(dst, i, b), sd = rStride(dst), dd = rDim(dst);
-      const pa0 = rPtr(ra, i, b), sa = rStep(ra), ab = rBlk(ra);
-      const pb0 = rPtr(rb, i, b), sb = rStep(rb), bb = rBlk(rb);
+      const pd0 = bPtr(dst, i, b, x0), sd = rStride(dst), dd = rDim(dst);
+      const pa0 = bPtr(ra, i, b, x0), sa = rStep(ra), ab = rBlk(ra);
+      const pb0 = bPtr(rb, i, b, x0), sb = rStep(rb), bb = rBlk(rb);
       for (let k = 0; k < dd; k++) {
         const pd = pd0 + <usize>k * sd, pa = pa0 + <usize>k * sa, pb = pb0 + <usize>k * sb;
         if (ab) {
@@ -674,16 +686,16 @@ function execInner<T>(code: usize, len: i32, i: i32, b: i32, nv: i32): void {
       }
     } else if (cls == CLS_TERNARY) {
       const rb = load<i32>(ins, I.I_B << 2), rc = load<i32>(ins, I.I_C << 2);
-      const pd0 = rPtr(dst, i, b), sd = rStride(dst), dd = rDim(dst);
-      const pa0 = rPtr(ra, i, b), sa = rStep(ra), ab = rBlk(ra);
-      const pb0 = rPtr(rb, i, b), sb = rStep(rb), bb = rBlk(rb);
-      const pc0 = rPtr(rc, i, b), sc = rStep(rc), cb = rBlk(rc);
+      const pd0 = bPtr(dst, i, b, x0), sd = rStride(dst), dd = rDim(dst);
+      const pa0 = bPtr(ra, i, b, x0), sa = rStep(ra), ab = rBlk(ra);
+      const pb0 = bPtr(rb, i, b, x0), sb = rStep(rb), bb = rBlk(rb);
+      const pc0 = bPtr(rc, i, b, x0), sc = rStep(rc), cb = rBlk(rc);
       for (let k = 0; k < dd; k++) {
         const pd = pd0 + <usize>k * sd;
         ternBlock<T>(op, pd, pa0 + <usize>k * sa, ab, pb0 + <usize>k * sb, bb, pc0 + <usize>k * sc, cb, nv);
       }
     } else {
-      innerRowRed<T>(op, dst, ra, load<i32>(ins, I.I_B << 2), load<i32>(ins, I.I_C << 2), i, b, nv);
+      innerRowRed<T>(op, dst, ra, load<i32>(ins, I.I_B << 2), load<i32>(ins, I.I_C << 2), i, b, x0, nv);
     }
   }
 }
@@ -726,20 +738,31 @@ function execOuter<T>(code: usize, len: i32, i: i32): void {
 // ------------------------------------------------------------------------------------------------
 // reductions: init, fold one block, finalize
 
+// Every fold sees one row segment of a block: p points at a vector boundary, the entries are
+// [h, n) counted from p (h < L lanes to skip at the head when an inner range starts inside a vector,
+// always 0 for dense reductions), and lanes past n in the last vector are masked.
+
+// valid lanes of the first vector: [h, min(n, L))
+// @ts-ignore: decorator
+@inline function headMask<T>(h: i32, n: i32): v128 {
+  return v128.andnot(tailMask<T>(min(n, lanes<T>())), tailMask<T>(h));
+}
+
 // ---- RED_SUM: f64 per row
-function foldSum<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32): void {
+function foldSum<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32, h: i32): void {
   const L = lanes<T>();
   const nfull = n / L, rem = n % L;
   for (let k = 0; k < d; k++) {
     const p = pF + <usize>k * sF;
     let a0 = v128.splat<i32>(0), a1 = a0;
     let t = 0;
+    if (h) { a0 = v128.and(ldv<T, SF>(p, 0), headMask<T>(h, n)); t = 1; }
     for (; t + 2 <= nfull; t += 2) {
       a0 = v128.add<T>(a0, ldv<T, SF>(p, t));
       a1 = v128.add<T>(a1, ldv<T, SF>(p, t + 1));
     }
     if (t < nfull) { a0 = v128.add<T>(a0, ldv<T, SF>(p, t)); t++; }
-    if (rem) a1 = v128.add<T>(a1, v128.and(ldv<T, SF>(p, t), tailMask<T>(rem)));
+    if (rem && t == nfull) a1 = v128.add<T>(a1, v128.and(ldv<T, SF>(p, t), tailMask<T>(rem)));
     const s = hsum<T>(v128.add<T>(a0, a1));
     const ps = st + (<usize>k << 3);
     store<f64>(ps, load<f64>(ps) + s);
@@ -747,67 +770,75 @@ function foldSum<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32): void {
 }
 
 // ---- RED_SUM fused with a last inner instruction F = MUL(a, b): sums of products without storing F
-function foldSumMul<T, SA, SB>(st: usize, pa: usize, sa: usize, pb: usize, sb: usize, d: i32, n: i32): void {
+function foldSumMul<T, SA, SB>(st: usize, pa: usize, sa: usize, pb: usize, sb: usize, d: i32, n: i32, h: i32): void {
   const L = lanes<T>();
   const nfull = n / L, rem = n % L;
   for (let k = 0; k < d; k++) {
     const p = pa + <usize>k * sa, q = pb + <usize>k * sb;
     let a0 = v128.splat<i32>(0), a1 = a0;
     let t = 0;
+    if (h) { a0 = v128.and(v128.mul<T>(ldv<T, SA>(p, 0), ldv<T, SB>(q, 0)), headMask<T>(h, n)); t = 1; }
     for (; t + 2 <= nfull; t += 2) {
       a0 = v128.add<T>(a0, v128.mul<T>(ldv<T, SA>(p, t), ldv<T, SB>(q, t)));
       a1 = v128.add<T>(a1, v128.mul<T>(ldv<T, SA>(p, t + 1), ldv<T, SB>(q, t + 1)));
     }
     if (t < nfull) { a0 = v128.add<T>(a0, v128.mul<T>(ldv<T, SA>(p, t), ldv<T, SB>(q, t))); t++; }
-    if (rem) a1 = v128.add<T>(a1, v128.and(v128.mul<T>(ldv<T, SA>(p, t), ldv<T, SB>(q, t)), tailMask<T>(rem)));
+    if (rem && t == nfull) a1 = v128.add<T>(a1, v128.and(v128.mul<T>(ldv<T, SA>(p, t), ldv<T, SB>(q, t)), tailMask<T>(rem)));
     const s = hsum<T>(v128.add<T>(a0, a1));
     const ps = st + (<usize>k << 3);
     store<f64>(ps, load<f64>(ps) + s);
   }
 }
 
-// Block max (NaN ignored, tail lanes -inf) of one row.
+// Block max (NaN ignored, masked lanes -inf) of one row segment.
 // @ts-ignore: decorator
-@inline function blockMax<T, SF>(p: usize, n: i32): f64 {
+@inline function blockMax<T, SF>(p: usize, n: i32, h: i32): f64 {
   const L = lanes<T>();
   const nfull = n / L, rem = n % L;
   const NINF = vsplat<T>(-Infinity);
   let m0 = NINF, m1 = NINF;
   let t = 0;
+  if (h) { m0 = v128.bitselect(ldv<T, SF>(p, 0), NINF, headMask<T>(h, n)); t = 1; }
   for (; t + 2 <= nfull; t += 2) {
     m0 = v128.pmax<T>(m0, ldv<T, SF>(p, t));
     m1 = v128.pmax<T>(m1, ldv<T, SF>(p, t + 1));
   }
   if (t < nfull) { m0 = v128.pmax<T>(m0, ldv<T, SF>(p, t)); t++; }
-  if (rem) m1 = v128.pmax<T>(m1, v128.bitselect(ldv<T, SF>(p, t), NINF, tailMask<T>(rem)));
+  if (rem && t == nfull) m1 = v128.pmax<T>(m1, v128.bitselect(ldv<T, SF>(p, t), NINF, tailMask<T>(rem)));
   return hmax<T>(v128.pmax<T>(m0, m1));
 }
 
-// Whether the first n entries of a row hold a NaN.
-function blockHasNaN<T, SF>(p: usize, n: i32): bool {
+// Whether the entries [h, n) of a row segment hold a NaN.
+function blockHasNaN<T, SF>(p: usize, n: i32, h: i32): bool {
   const L = lanes<T>();
   const nfull = n / L, rem = n % L;
   let m = v128.splat<i32>(0);
   let t = 0;
+  if (h) {
+    const v = ldv<T, SF>(p, 0);
+    m = v128.and(v128.ne<T>(v, v), headMask<T>(h, n));
+    t = 1;
+  }
   for (; t < nfull; t++) {
     const v = ldv<T, SF>(p, t);
     m = v128.or(m, v128.ne<T>(v, v));
   }
-  if (rem) {
+  if (rem && t == nfull) {
     const v = ldv<T, SF>(p, t);
     m = v128.or(m, v128.and(v128.ne<T>(v, v), tailMask<T>(rem)));
   }
   return v128.any_true(m);
 }
 
-// sum_t exp(v_t - mx) over the first n entries
+// sum of exp(v - mx) over the entries [h, n) of a row segment
 // @ts-ignore: decorator
-@inline function blockSumExp<T, SF>(p: usize, n: i32, mx: f64): f64 {
+@inline function blockSumExp<T, SF>(p: usize, n: i32, mx: f64, h: i32): f64 {
   const L = lanes<T>();
   const nfull = n / L, rem = n % L;
   const M = vsplat<T>(mx);
   let a0 = v128.splat<i32>(0), a1 = a0;
   let t = 0;
+  if (h) { a0 = v128.and(vexp<T>(v128.sub<T>(ldv<T, SF>(p, 0), M)), headMask<T>(h, n)); t = 1; }
   for (; t + 4 <= nfull; t += 4) {
     vexp4<T>(v128.sub<T>(ldv<T, SF>(p, t), M), v128.sub<T>(ldv<T, SF>(p, t + 1), M),
       v128.sub<T>(ldv<T, SF>(p, t + 2), M), v128.sub<T>(ldv<T, SF>(p, t + 3), M), TMP);
@@ -815,37 +846,37 @@ function blockHasNaN<T, SF>(p: usize, n: i32): bool {
     a1 = v128.add<T>(a1, v128.add<T>(v128.load(TMP, 32), v128.load(TMP, 48)));
   }
   for (; t < nfull; t++) a0 = v128.add<T>(a0, vexp<T>(v128.sub<T>(ldv<T, SF>(p, t), M)));
-  if (rem) a1 = v128.add<T>(a1, v128.and(vexp<T>(v128.sub<T>(ldv<T, SF>(p, t), M)), tailMask<T>(rem)));
+  if (rem && t == nfull) a1 = v128.add<T>(a1, v128.and(vexp<T>(v128.sub<T>(ldv<T, SF>(p, t), M)), tailMask<T>(rem)));
   return hsum<T>(v128.add<T>(a0, a1));
 }
 
 // ---- RED_LSE: (m, s) f64 per row; value = m + log(s)
-function foldLse<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32): void {
+function foldLse<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32, h: i32): void {
   for (let k = 0; k < d; k++) {
     const p = pF + <usize>k * sF;
     const ps = st + (<usize>k << 4);
     const m = load<f64>(ps), s = load<f64>(ps, 8);
     if (m != m || s != s) continue; // NaN is final
-    const bm = blockMax<T, SF>(p, n);
+    const bm = blockMax<T, SF>(p, n, h);
     if (bm == -Infinity || bm == Infinity || m == Infinity) {
-      if (blockHasNaN<T, SF>(p, n)) { store<f64>(ps, NaN); store<f64>(ps, NaN, 8); }
+      if (blockHasNaN<T, SF>(p, n, h)) { store<f64>(ps, NaN); store<f64>(ps, NaN, 8); }
       else if (bm == Infinity) { store<f64>(ps, Infinity); store<f64>(ps, 1.0, 8); }
       continue;
     }
     const M = max(m, bm);
-    const bs = blockSumExp<T, SF>(p, n, M);
+    const bs = blockSumExp<T, SF>(p, n, M, h);
     store<f64>(ps, M);
     store<f64>(ps, s * Math.exp(m - M) + bs, 8);
   }
 }
 
 // ---- RED_LSE_W / RED_SSMW: [m, s0] then e T-vector partials then e f64 sums
-function foldLseW<T, SF, SG>(st: usize, pF: usize, pG: usize, sG: usize, e: i32, n: i32): void {
+function foldLseW<T, SF, SG>(st: usize, pF: usize, pG: usize, sG: usize, e: i32, n: i32, h: i32): void {
   const m = load<f64>(st);
   if (m != m) return;
-  const bm = blockMax<T, SF>(pF, n);
+  const bm = blockMax<T, SF>(pF, n, h);
   if (bm == -Infinity || bm == Infinity || m == Infinity) {
-    if (bm != -Infinity || blockHasNaN<T, SF>(pF, n)) {
+    if (bm != -Infinity || blockHasNaN<T, SF>(pF, n, h)) {
       // +inf in F (or a NaN): no finite representation of the weighted sums; the result is NaN.
       store<f64>(st, NaN);
     }
@@ -864,6 +895,16 @@ function foldLseW<T, SF, SG>(st: usize, pF: usize, pG: usize, sG: usize, e: i32,
   const MV = vsplat<T>(M);
   let s0 = v128.splat<i32>(0);
   let t = 0;
+  if (h) {
+    const w = v128.and(vexp<T>(v128.sub<T>(ldv<T, SF>(pF, 0), MV)), headMask<T>(h, n));
+    s0 = w;
+    let pg = pG, pp = pPart;
+    for (let k = 0; k < e; k++) {
+      v128.store(pp, v128.add<T>(v128.load(pp), v128.mul<T>(w, ldv<T, SG>(pg, 0))));
+      pg += sG; pp += 16;
+    }
+    t = 1;
+  }
   for (; t + 4 <= nfull; t += 4) {
     vexp4<T>(v128.sub<T>(ldv<T, SF>(pF, t), MV), v128.sub<T>(ldv<T, SF>(pF, t + 1), MV),
       v128.sub<T>(ldv<T, SF>(pF, t + 2), MV), v128.sub<T>(ldv<T, SF>(pF, t + 3), MV), TMP);
@@ -896,13 +937,14 @@ function foldLseW<T, SF, SG>(st: usize, pF: usize, pG: usize, sG: usize, e: i32,
 }
 
 // ---- min/max family: per row a value vector and an index vector (lane-wise best so far)
-function foldArg<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32, j0: i32, isMax: bool): void {
+function foldArg<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32, j0: i32, isMax: bool, h: i32): void {
   const L = lanes<T>();
   const nfull = n / L, rem = n % L;
   const init = vsplat<T>(isMax ? -Infinity : Infinity);
   const NANV = vsplat<T>(NaN);
   const IO = iota<T>();
   const STEP = isplat<T>(-L);
+  const tStop = h ? 1 : 0; // with a head, vector 0 is masked and done last
   for (let k = 0; k < d; k++) {
     const p = pF + <usize>k * sF;
     let lb = init, li = isplat<T>(-1);
@@ -910,13 +952,14 @@ function foldArg<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32, j0: i32
     let t = nfull;
     let jv = iadd<T>(IO, isplat<T>(j0 + nfull * L));
     if (rem) {
-      const v = v128.bitselect(ldv<T, SF>(p, t), NANV, tailMask<T>(rem));
+      const mask = nfull == 0 && h ? headMask<T>(h, n) : tailMask<T>(rem);
+      const v = v128.bitselect(ldv<T, SF>(p, t), NANV, mask);
       const take = isMax ? v128.ge<T>(v, lb) : v128.le<T>(v, lb);
       lb = v128.bitselect(v, lb, take);
       li = v128.bitselect(jv, li, take);
     }
     if (isMax) {
-      while (t > 0) {
+      while (t > tStop) {
         t--; jv = iadd<T>(jv, STEP);
         const v = ldv<T, SF>(p, t);
         const take = v128.ge<T>(v, lb);
@@ -924,13 +967,20 @@ function foldArg<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32, j0: i32
         li = v128.bitselect(jv, li, take);
       }
     } else {
-      while (t > 0) {
+      while (t > tStop) {
         t--; jv = iadd<T>(jv, STEP);
         const v = ldv<T, SF>(p, t);
         const take = v128.le<T>(v, lb);
         lb = v128.bitselect(v, lb, take);
         li = v128.bitselect(jv, li, take);
       }
+    }
+    if (h && nfull > 0) {
+      jv = iadd<T>(jv, STEP);
+      const v = v128.bitselect(ldv<T, SF>(p, 0), NANV, headMask<T>(h, n));
+      const take = isMax ? v128.ge<T>(v, lb) : v128.le<T>(v, lb);
+      lb = v128.bitselect(v, lb, take);
+      li = v128.bitselect(jv, li, take);
     }
     // merge: the running state has lower indices, so it keeps ties
     const ps = st + (<usize>k << 5);
@@ -978,7 +1028,7 @@ function kInsert<T>(pv: usize, pi: usize, K: i32, v: T, j: i32): void {
   }
 }
 
-function foldKmin<T, SF>(st: usize, pF: usize, sF: usize, d: i32, K: i32, n: i32, j0: i32): void {
+function foldKmin<T, SF>(st: usize, pF: usize, sF: usize, d: i32, K: i32, n: i32, j0: i32, h: i32): void {
   const L = lanes<T>();
   const ELT = <usize>sizeof<T>();
   const valBase = st + ((<usize>d * 4 + 15) & ~15);
@@ -989,7 +1039,7 @@ function foldKmin<T, SF>(st: usize, pF: usize, sF: usize, d: i32, K: i32, n: i32
     const pv = valBase + <usize>k * <usize>K * ELT;
     const pi = idxBase + (<usize>k * <usize>K << 2);
     let cnt = load<i32>(pc);
-    let t = 0;
+    let t = h;
     // fill phase: the list is not full yet
     while (cnt < K && t < n) {
       const v = sizeof<SF>() == 1 ? load<T>(p) : load<T>(p + <usize>t * ELT);
@@ -1166,33 +1216,35 @@ function finalize<T>(red: i32, st: usize, d: i32, e: i32, K: i32, outV: usize, o
 }
 
 function fold<T>(
-  red: i32, st: usize, rF: i32, rG: i32, d: i32, e: i32, K: i32, i: i32, b: i32, j0: i32, n: i32,
+  red: i32, st: usize, rF: i32, rG: i32, d: i32, e: i32, K: i32, i: i32, b: i32, x0: usize, j0: i32, n: i32, h: i32,
 ): void {
-  const pF = rPtr(rF, i, b), sF = rStride(rF), fb = rBlk(rF);
+  const fb = rBlk(rF);
+  const pF = rPtr(rF, i, b) + (fb ? x0 : 0), sF = rStride(rF);
   switch (red) {
     case I.RED_SUM:
-      if (fb) foldSum<T, BLK>(st, pF, sF, d, n); else foldSum<T, UNI>(st, pF, sF, d, n);
+      if (fb) foldSum<T, BLK>(st, pF, sF, d, n, h); else foldSum<T, UNI>(st, pF, sF, d, n, h);
       return;
     case I.RED_LSE:
-      if (fb) foldLse<T, BLK>(st, pF, sF, d, n); else foldLse<T, UNI>(st, pF, sF, d, n);
+      if (fb) foldLse<T, BLK>(st, pF, sF, d, n, h); else foldLse<T, UNI>(st, pF, sF, d, n, h);
       return;
     case I.RED_LSE_W: case I.RED_SSMW: {
-      const pG = rPtr(rG, i, b), sG = rStride(rG), gb = rBlk(rG);
+      const gb = rBlk(rG);
+      const pG = rPtr(rG, i, b) + (gb ? x0 : 0), sG = rStride(rG);
       if (fb) {
-        if (gb) foldLseW<T, BLK, BLK>(st, pF, pG, sG, e, n); else foldLseW<T, BLK, UNI>(st, pF, pG, sG, e, n);
+        if (gb) foldLseW<T, BLK, BLK>(st, pF, pG, sG, e, n, h); else foldLseW<T, BLK, UNI>(st, pF, pG, sG, e, n, h);
       } else {
-        if (gb) foldLseW<T, UNI, BLK>(st, pF, pG, sG, e, n); else foldLseW<T, UNI, UNI>(st, pF, pG, sG, e, n);
+        if (gb) foldLseW<T, UNI, BLK>(st, pF, pG, sG, e, n, h); else foldLseW<T, UNI, UNI>(st, pF, pG, sG, e, n, h);
       }
       return;
     }
     case I.RED_MIN: case I.RED_ARGMIN: case I.RED_MINARGMIN:
-      if (fb) foldArg<T, BLK>(st, pF, sF, d, n, j0, false); else foldArg<T, UNI>(st, pF, sF, d, n, j0, false);
+      if (fb) foldArg<T, BLK>(st, pF, sF, d, n, j0, false, h); else foldArg<T, UNI>(st, pF, sF, d, n, j0, false, h);
       return;
     case I.RED_MAX: case I.RED_ARGMAX: case I.RED_MAXARGMAX:
-      if (fb) foldArg<T, BLK>(st, pF, sF, d, n, j0, true); else foldArg<T, UNI>(st, pF, sF, d, n, j0, true);
+      if (fb) foldArg<T, BLK>(st, pF, sF, d, n, j0, true, h); else foldArg<T, UNI>(st, pF, sF, d, n, j0, true, h);
       return;
     default:
-      if (fb) foldKmin<T, BLK>(st, pF, sF, d, K, n, j0); else foldKmin<T, UNI>(st, pF, sF, d, K, n, j0);
+      if (fb) foldKmin<T, BLK>(st, pF, sF, d, K, n, j0, h); else foldKmin<T, UNI>(st, pF, sF, d, K, n, j0, h);
       return;
   }
 }
@@ -1282,9 +1334,74 @@ function outDimOf(red: i32, d: i32, e: i32, K: i32): i32 {
 // ------------------------------------------------------------------------------------------------
 // run
 
+// The current run (set by runT, read by runRows / segment).
+let gRed = 0, gF = 0, gG = 0, gD = 0, gE = 0, gK = 0, gP = 1, gSt = 0, gB = 0, gM = 0;
+let gAcc: usize = 0, gOc: usize = 0, gOl = 0, gIc: usize = 0, gIlRun = 0, gFa = -1, gFb = -1;
+let gOutV: usize = 0, gOutI: usize = 0, gOutDim = 0;
+
+// Entries [t0, t1) of block b for the np outer indices from i0.
+function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
+  if (t1 <= t0) return;
+  const L = lanes<T>();
+  const v0 = t0 / L;
+  const x0 = <usize>v0 << 4;
+  const nv = (t1 + L - 1) / L - v0;
+  const h = t0 - v0 * L, n = t1 - v0 * L, j0 = b * gB + v0 * L;
+  for (let ii = 0; ii < np; ii++) {
+    const i = i0 + ii;
+    if (gIlRun > 0) execInner<T>(gIc, gIlRun, i, b, x0, nv);
+    const st = gAcc + <usize>(ii * gSt);
+    if (gFa >= 0) {
+      const fa = gFa, fb = gFb;
+      const pa = bPtr(fa, i, b, x0), sa = rStep(fa), pb = bPtr(fb, i, b, x0), sb = rStep(fb);
+      if (!rBlk(fa)) foldSumMul<T, UNI, BLK>(st, pa, sa, pb, sb, gD, n, h);
+      else if (!rBlk(fb)) foldSumMul<T, BLK, UNI>(st, pa, sa, pb, sb, gD, n, h);
+      else foldSumMul<T, BLK, BLK>(st, pa, sa, pb, sb, gD, n, h);
+    } else {
+      fold<T>(gRed, st, gF, gG, gD, gE, gK, i, b, x0, j0, n, h);
+    }
+  }
+}
+
+// Outer indices [iA, iB), visiting all inner indices (S == 0) or the inner ranges r in [r0, r1)
+// given as [S[2r], S[2r+1]) pairs, P outer indices at a time.
+function runRows<T>(iA: i32, iB: i32, S: usize, r0: i32, r1: i32): void {
+  for (let i0 = iA; i0 < iB; i0 += gP) {
+    const np = min(gP, iB - i0);
+    for (let ii = 0; ii < np; ii++) initState<T>(gRed, gAcc + <usize>(ii * gSt), gD, gE, gK);
+    if (gOl > 0) execOuter<T>(gOc, gOl, i0);
+    if (S == 0) {
+      const nb = (gM + gB - 1) / gB;
+      for (let b = 0; b < nb; b++) segment<T>(i0, np, b, 0, min(gB, gM - b * gB));
+    } else {
+      for (let r = r0; r < r1; r++) {
+        const s = load<i32>(S + (<usize>r << 3)), e = load<i32>(S + (<usize>r << 3), 4);
+        for (let b = s / gB; b * gB < e; b++) segment<T>(i0, np, b, max(s - b * gB, 0), min(e - b * gB, gB));
+      }
+    }
+    for (let ii = 0; ii < np; ii++) {
+      finalize<T>(gRed, gAcc + <usize>(ii * gSt), gD, gE, gK, gOutV, gOutI, gOutDim, i0 + ii);
+    }
+  }
+}
+
+// Checks the clusters [cA, cB) of a block-sparse program.
+function checkClusters(R: usize, SL: usize, S: usize, cA: i32, cB: i32, N: i32, M: i32): bool {
+  for (let c = cA; c < cB; c++) {
+    const a = load<i32>(R + (<usize>c << 3)), z = load<i32>(R + (<usize>c << 3), 4);
+    if (a < 0 || a > z || z > N) return false;
+    const r0 = c == 0 ? 0 : load<i32>(SL + (<usize>(c - 1) << 2)), r1 = load<i32>(SL + (<usize>c << 2));
+    if (r0 < 0 || r0 > r1) return false;
+    for (let r = r0; r < r1; r++) {
+      const s = load<i32>(S + (<usize>r << 3)), e = load<i32>(S + (<usize>r << 3), 4);
+      if (s < 0 || s > e || e > M) return false;
+    }
+  }
+  return true;
+}
+
 function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   const elt = <i32>sizeof<T>();
-  const L = lanes<T>();
   const M = load<i32>(prog, I.H_N_INNER << 2), B = load<i32>(prog, I.H_BLOCK << 2);
   const N = load<i32>(prog, I.H_N_OUTER << 2);
   const nregs = load<i32>(prog, I.H_N_REGS << 2), regs = <usize>load<i32>(prog, I.H_REGS << 2);
@@ -1296,9 +1413,17 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   const outV = <usize>load<i32>(prog, I.H_OUT_VAL << 2), outI = <usize>load<i32>(prog, I.H_OUT_IDX << 2);
   const outDim = load<i32>(prog, I.H_OUT_DIM << 2);
   const acc = <usize>load<i32>(prog, I.H_ACC << 2), accBytes = load<i32>(prog, I.H_ACC_BYTES << 2);
+  const R = <usize>load<i32>(prog, I.H_RANGES << 2);
+  const SL = <usize>load<i32>(prog, I.H_SLICES << 2), S = <usize>load<i32>(prog, I.H_INNER_RANGES << 2);
 
   if (M < 1 || B < 4 || (B & 3) != 0 || N < 0) return I.ERR_BAD_PROGRAM;
-  if (iStart < 0 || iEnd > N || iStart > iEnd) return I.ERR_BAD_PROGRAM;
+  if (R == 0) {
+    if (iStart < 0 || iEnd > N || iStart > iEnd) return I.ERR_BAD_PROGRAM;
+  } else {
+    const nc = load<i32>(prog, I.H_N_CLUSTERS << 2);
+    if (iStart < 0 || iEnd > nc || iStart > iEnd || SL == 0 || S == 0) return I.ERR_BAD_PROGRAM;
+    if (!checkClusters(R, SL, S, iStart, iEnd, N, M)) return I.ERR_BAD_PROGRAM;
+  }
   if (nregs < 1 || nregs > MAX_REGS) return I.ERR_BAD_PROGRAM;
   if (red < I.RED_SUM || red > I.RED_KMINARGKMIN) return I.ERR_BAD_PROGRAM;
   if (!resolveRegs(regs, nregs, B, elt)) return I.ERR_BAD_PROGRAM;
@@ -1334,30 +1459,16 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
     }
   }
 
-  const nb = (M + B - 1) / B;
-  for (let i0 = iStart; i0 < iEnd; i0 += P) {
-    const np = min(P, iEnd - i0);
-    for (let ii = 0; ii < np; ii++) initState<T>(red, acc + <usize>(ii * stBytes), d, e, K);
-    if (ol > 0) execOuter<T>(oc, ol, i0);
-    for (let b = 0; b < nb; b++) {
-      const j0 = b * B;
-      const n = min(B, M - j0);
-      const nv = (n + L - 1) / L;
-      for (let ii = 0; ii < np; ii++) {
-        const i = i0 + ii;
-        if (ilRun > 0) execInner<T>(ic, ilRun, i, b, nv);
-        const st = acc + <usize>(ii * stBytes);
-        if (fa >= 0) {
-          const pa = rPtr(fa, i, b), sa = rStep(fa), pb = rPtr(fb, i, b), sb = rStep(fb);
-          if (!rBlk(fa)) foldSumMul<T, UNI, BLK>(st, pa, sa, pb, sb, d, n);
-          else if (!rBlk(fb)) foldSumMul<T, BLK, UNI>(st, pa, sa, pb, sb, d, n);
-          else foldSumMul<T, BLK, BLK>(st, pa, sa, pb, sb, d, n);
-        } else {
-          fold<T>(red, st, rF, rG, d, e, K, i, b, j0, n);
-        }
-      }
+  gRed = red; gF = rF; gG = rG; gD = d; gE = e; gK = K; gP = P; gSt = stBytes; gB = B; gM = M;
+  gAcc = acc; gOc = oc; gOl = ol; gIc = ic; gIlRun = ilRun; gFa = fa; gFb = fb;
+  gOutV = outV; gOutI = outI; gOutDim = outDim;
+  if (R == 0) {
+    runRows<T>(iStart, iEnd, 0, 0, 0);
+  } else {
+    for (let c = iStart; c < iEnd; c++) {
+      const r0 = c == 0 ? 0 : load<i32>(SL + (<usize>(c - 1) << 2)), r1 = load<i32>(SL + (<usize>c << 2));
+      runRows<T>(load<i32>(R + (<usize>c << 3)), load<i32>(R + (<usize>c << 3), 4), S, r0, r1);
     }
-    for (let ii = 0; ii < np; ii++) finalize<T>(red, acc + <usize>(ii * stBytes), d, e, K, outV, outI, outDim, i0 + ii);
   }
   return I.OK;
 }

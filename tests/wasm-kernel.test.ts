@@ -5,7 +5,7 @@
 // arg-min family agree exactly; transcendental functions agree within a few ulps.
 import { describe, expect, it } from 'vitest';
 import {
-  ISA, accBytesFor, layout, loadKernel, mathApply, outDimOf, runProgram,
+  ISA, UNWRITTEN, accBytesFor, layout, loadKernel, mathApply, outDimOf, runProgram,
   type Dtype, type Instr, type ProgramSpec, type RegSpec,
 } from './helpers/raw-kernel';
 
@@ -185,14 +185,18 @@ function lseOf(xs: number[]): number {
   return m + Math.log(s);
 }
 
-/** The reduction of evaluate()'s values, in float64. */
-function reference(spec: ProgramSpec): RefResult {
+/**
+ * The reduction of evaluate()'s values, in float64. `seqOf(i)` gives the inner indices visited for i,
+ * in order (default 0..M-1); ties go to the first visited.
+ */
+function reference(spec: ProgramSpec, seqOf?: (i: number) => number[]): RefResult {
   const { fv, gv } = evaluate(spec);
   const values: number[] = [], indices: number[] = [], scale: number[] = [];
   const red = spec.red;
+  const d = spec.regs[spec.F]!.dim;
   for (let i = 0; i < spec.N; i++) {
-    const F = fv[i]!, G = gv[i]!;
-    const d = F[0]!.length;
+    const seq = seqOf ? seqOf(i) : fv[i]!.map((_, j) => j);
+    const F = seq.map((j) => fv[i]![j]!), G = seq.map((j) => gv[i]![j]!);
     if (red === ISA.RED_SUM) {
       for (let k = 0; k < d; k++) {
         values.push(F.reduce((s, f) => s + f[k]!, 0));
@@ -205,7 +209,7 @@ function reference(spec: ProgramSpec): RefResult {
         scale.push(Math.max(1, ...F.map((f) => (Number.isFinite(f[k]!) ? Math.abs(f[k]!) : 0))));
       }
     } else if (red === ISA.RED_LSE_W || red === ISA.RED_SSMW) {
-      const e = G[0]!.length;
+      const e = spec.regs[spec.G!]!.dim;
       const f = F.map((x) => x[0]!);
       const m = Math.max(...f);
       for (let k = 0; k < e; k++) {
@@ -228,10 +232,10 @@ function reference(spec: ProgramSpec): RefResult {
       const isMax = red === ISA.RED_MAX || red === ISA.RED_ARGMAX || red === ISA.RED_MAXARGMAX;
       for (let k = 0; k < d; k++) {
         let bv = NaN, bi = -1;
-        F.forEach((f, j) => {
+        F.forEach((f, pos) => {
           const v = f[k]!;
           if (Number.isNaN(v)) return;
-          if (bi < 0 || (isMax ? v > bv : v < bv)) { bv = v; bi = j; }
+          if (bi < 0 || (isMax ? v > bv : v < bv)) { bv = v; bi = seq[pos]!; }
         });
         values.push(bv);
         indices.push(bi);
@@ -241,11 +245,11 @@ function reference(spec: ProgramSpec): RefResult {
       const K = spec.K ?? 0;
       const vals = new Array<number>(K * d).fill(NaN), idx = new Array<number>(K * d).fill(-1);
       for (let k = 0; k < d; k++) {
-        const list = F.map((f, j) => ({ v: f[k]!, j })).filter((x) => !Number.isNaN(x.v));
-        list.sort((p, q) => (p.v < q.v ? -1 : p.v > q.v ? 1 : p.j - q.j));
+        const list = F.map((f, pos) => ({ v: f[k]!, pos })).filter((x) => !Number.isNaN(x.v));
+        list.sort((p, q) => (p.v < q.v ? -1 : p.v > q.v ? 1 : p.pos - q.pos));
         for (let t = 0; t < Math.min(K, list.length); t++) {
           vals[t * d + k] = list[t]!.v;
-          idx[t * d + k] = list[t]!.j;
+          idx[t * d + k] = seq[list[t]!.pos]!;
         }
       }
       values.push(...vals);
@@ -846,6 +850,112 @@ describe('reduction semantics: ties, NaN, infinities', () => {
       }
     });
   }
+});
+
+// ------------------------------------------------------------------------------------------------
+// block-sparse reductions (H_RANGES)
+
+/** Runs a block-sparse spec and compares with the reference over the visited inner sequences. */
+function checkSparse(spec: ProgramSpec, rtol: number, chunks = 1): void {
+  const cl = spec.clusters!;
+  const seqs = new Map<number, number[]>();
+  cl.outer.forEach(([a, z], c) => {
+    const seq = cl.inner[c]!.flatMap(([s0, e0]) => Array.from({ length: e0 - s0 }, (_, q) => s0 + q));
+    for (let i = a; i < z; i++) seqs.set(i, seq);
+  });
+  const got = runProgram(kernel, spec, { chunks });
+  expect(got.code).toBe(ISA.OK);
+  const ref = reference(spec, (i) => seqs.get(i) ?? []);
+  const od = got.outDim;
+  const sentinel = spec.dtype === 'f32'
+    ? new Float32Array(new Int32Array([UNWRITTEN]).buffer)[0]!
+    : new Float64Array(new Int32Array([UNWRITTEN, UNWRITTEN]).buffer)[0]!;
+  const bad: string[] = [];
+  for (let i = 0; i < spec.N; i++) {
+    for (let q = i * od; q < (i + 1) * od; q++) {
+      if (!seqs.has(i)) {
+        if (got.values && got.values[q] !== sentinel) bad.push(`[${q}] written: ${got.values[q]}`);
+        if (got.indices && got.indices[q] !== UNWRITTEN) bad.push(`[${q}] index written: ${got.indices[q]}`);
+        continue;
+      }
+      if (got.values && !close(got.values[q]!, ref.values[q]!, rtol, 0, ref.scale[q]!)) bad.push(`[${q}] got ${got.values[q]} want ${ref.values[q]}`);
+      if (got.indices && got.indices[q] !== ref.indices[q]) bad.push(`[${q}] index ${got.indices[q]} want ${ref.indices[q]}`);
+    }
+  }
+  expect(bad.slice(0, 5)).toEqual([]);
+}
+
+/** Sorted disjoint random inner ranges of [0, M). */
+function randomRanges(M: number, count: number, r: () => number): [number, number][] {
+  const cuts = Array.from({ length: 2 * count }, () => Math.floor(r() * (M + 1))).sort((a, b) => a - b);
+  return Array.from({ length: count }, (_, q) => [cuts[2 * q]!, cuts[2 * q + 1]!] as [number, number]);
+}
+
+describe('block-sparse reductions (clusters of outer indices, ranges of inner indices)', () => {
+  for (const dt of DTYPES) {
+    for (const [name, red] of ALL_REDS) {
+      it(`${dt} ${name} over clusters with unaligned, single, empty and tile-crossing ranges`, () => {
+        const tol = red === ISA.RED_SUM ? TOL[dt] : red <= ISA.RED_SSMW ? (dt === 'f32' ? 2e-5 : 1e-12) : 0;
+        const weighted = red === ISA.RED_LSE_W || red === ISA.RED_SSMW;
+        for (const B of [8, 16, 64]) {
+          const spec = redSpec(dt, red, 23, 301, B, weighted ? 1 : 2, 6, B);
+          spec.clusters = {
+            outer: [[0, 5], [5, 6], [8, 15], [15, 15], [15, 20], [20, 23]],
+            inner: [
+              [[0, 37], [100, 117], [250, 301]],
+              [[3, 4]],
+              [[17, 18], [19, 83], [200, 200], [290, 299]],
+              [[1, 2]],
+              [],
+              [[5, 6], [6, 7], [9, 13], [14, 15], [33, 301]],
+            ],
+          };
+          checkSparse(spec, tol);
+          checkSparse(spec, tol, 4);
+        }
+      });
+    }
+    it(`${dt} random ranges: every start and end offset within a vector and a tile`, () => {
+      const r = rng(77);
+      for (const red of [ISA.RED_SUM, ISA.RED_LSE, ISA.RED_SSMW, ISA.RED_MINARGMIN, ISA.RED_MAXARGMAX, ISA.RED_KMINARGKMIN]) {
+        const tol = red === ISA.RED_SUM ? TOL[dt] : red <= ISA.RED_SSMW ? (dt === 'f32' ? 2e-5 : 1e-12) : 0;
+        const weighted = red === ISA.RED_SSMW;
+        const spec = redSpec(dt, red, 12, 157, 8, weighted ? 1 : 2, 5, red);
+        spec.clusters = {
+          outer: [[0, 3], [3, 4], [4, 8], [8, 12]],
+          inner: [randomRanges(157, 9, r), randomRanges(157, 1, r), randomRanges(157, 25, r), randomRanges(157, 4, r)],
+        };
+        checkSparse(spec, tol);
+      }
+    });
+    it(`${dt} ranges visited in a given (unsorted) order with the true inner indices reported`, () => {
+      for (const red of [ISA.RED_SUM, ISA.RED_LSE, ISA.RED_ARGMIN, ISA.RED_KMINARGKMIN]) {
+        const spec = redSpec(dt, red, 6, 120, 16, 1, 7, red + 3);
+        spec.clusters = { outer: [[0, 6]], inner: [[[90, 120], [3, 11], [40, 77]]] };
+        checkSparse(spec, red === ISA.RED_SUM ? TOL[dt] : red === ISA.RED_LSE ? 2e-5 : 0);
+      }
+    });
+    it(`${dt} block-sparse with outer code, fusions and a uniform F`, () => {
+      const spec = opSpec(dt, [[ISA.OP_MUL, Tb, X, P1], [ISA.OP_EXP, T, Tb], [ISA.OP_MUL, T, T, S3]], T, [[ISA.OP_ADD, S3, U, P3]]);
+      spec.clusters = { outer: [[0, 3], [4, 7]], inner: [[[1, 7], [9, 30]], [[0, 37]]] };
+      checkSparse(spec, TOL[dt] * 10);
+      spec.inner = [[ISA.OP_MUL, Tb, X, P1], [ISA.OP_ADD, T, Tb, Y]];
+      checkSparse({ ...spec, red: ISA.RED_KMINARGKMIN, K: 4 }, 0);
+      checkSparse({ ...spec, inner: [], F: U, red: ISA.RED_ARGKMIN, K: 3 }, 0);
+      checkSparse({ ...spec, inner: [], F: U, red: ISA.RED_LSE }, 1e-6);
+    });
+  }
+  it('rejects malformed cluster and range tables', () => {
+    const base = redSpec('f32', ISA.RED_SUM, 10, 50, 8, 1);
+    const run = (outer: [number, number][], inner: [number, number][][], opts: { iEnd?: number } = {}) =>
+      runProgram(kernel, { ...base, clusters: { outer, inner } }, opts).code;
+    expect(run([[0, 10]], [[[0, 50]]])).toBe(ISA.OK);
+    expect(run([[0, 11]], [[[0, 50]]])).toBe(ISA.ERR_BAD_PROGRAM); // outer beyond N
+    expect(run([[5, 4]], [[[0, 50]]])).toBe(ISA.ERR_BAD_PROGRAM);
+    expect(run([[0, 10]], [[[0, 51]]])).toBe(ISA.ERR_BAD_PROGRAM); // inner beyond M
+    expect(run([[0, 10]], [[[7, 6]]])).toBe(ISA.ERR_BAD_PROGRAM);
+    expect(run([[0, 10]], [[[0, 50]]], { iEnd: 2 })).toBe(ISA.ERR_BAD_PROGRAM); // beyond the cluster count
+  });
 });
 
 // ------------------------------------------------------------------------------------------------

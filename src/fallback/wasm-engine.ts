@@ -2,7 +2,7 @@
 // memory, runs the kernel over the result rows in chunks (yielding to the event loop between them so a
 // long reduction does not freeze a page), and copies the results out.
 import * as isa from '../../assembly/isa.js';
-import type { ReductionOutput, ReductionPlan } from '../core/reduction.js';
+import type { PlanRanges, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import { reductionHasIndices, reductionHasValues } from '../core/reduction.js';
 import { compilePlan, type Register, type TileProgram } from './compile.js';
 
@@ -21,10 +21,13 @@ const PAIRS_PER_CHUNK = 2 ** 24;
 
 const align16 = (n: number): number => (n + 15) & ~15;
 
-/** Block size: the block scratch of one program stays within ~32 KiB of L1 (between 16 and 512). */
+/** Block size: the block scratch of one program, and the inner variables' slice of one block, each
+ *  stay within ~32 KiB of L1 (B between 16 and 512, a multiple of 16). Measured: at D = 3 B = 512 is
+ *  best; at D = 50 (f32) B = 128 beats 512 by 10%, because several outer indices share each block. */
 export function chooseBlockSize(program: TileProgram, elementBytes: number): number {
-  const blockRows = program.registers.reduce((s, r) => s + (r.kind === isa.REG_BLOCK ? r.dim : 0), 0);
-  const fit = Math.floor(32768 / (Math.max(1, blockRows) * elementBytes));
+  const rowsOf = (kind: number) => program.registers.reduce((s, r) => s + (r.kind === kind ? r.dim : 0), 0);
+  const rows = Math.max(1, rowsOf(isa.REG_BLOCK), rowsOf(isa.REG_INNER_VAR));
+  const fit = Math.floor(32768 / (rows * elementBytes));
   return Math.max(16, Math.min(512, fit & ~15));
 }
 
@@ -107,6 +110,10 @@ export class WasmEngine {
     const acc = take(accBytes);
     const outValues = reductionHasValues(plan.kind) ? take(plan.nOuter * plan.outDim * elt) : 0;
     const outIndices = reductionHasIndices(plan.kind) ? take(plan.nOuter * plan.outDim * 4) : 0;
+    const ranges = plan.ranges;
+    const rangesAt = ranges ? take(ranges.outer.byteLength) : 0;
+    const slicesAt = ranges ? take(ranges.slices.byteLength) : 0;
+    const innerRangesAt = ranges ? take(ranges.inner.byteLength) : 0;
     this.ensureMemory(cursor, plan);
 
     // Data.
@@ -134,6 +141,16 @@ export class WasmEngine {
     header[isa.H_OUT_DIM] = plan.outDim;
     header[isa.H_ACC] = acc;
     header[isa.H_ACC_BYTES] = accBytes;
+    if (ranges) {
+      header[isa.H_RANGES] = rangesAt;
+      header[isa.H_N_CLUSTERS] = ranges.slices.length;
+      header[isa.H_SLICES] = slicesAt;
+      header[isa.H_INNER_RANGES] = innerRangesAt;
+      words.set(ranges.outer, rangesAt >> 2);
+      words.set(ranges.slices, slicesAt >> 2);
+      words.set(ranges.inner, innerRangesAt >> 2);
+      fillEmptyReduction(plan, floats, outValues / elt, words, outIndices >> 2);
+    }
     words.set(program.outerCode, outerCode >> 2);
     words.set(program.innerCode, innerCode >> 2);
     program.registers.forEach((r, k) => {
@@ -145,11 +162,11 @@ export class WasmEngine {
       writeRegisterData(r, bases[k]!, floats, elt, B, tiles);
     });
 
-    // Run, a chunk of result rows at a time.
-    const rowsPerChunk = Math.max(1, Math.floor(PAIRS_PER_CHUNK / Math.max(1, plan.nInner)));
-    for (let i0 = 0; i0 < plan.nOuter; i0 += rowsPerChunk) {
-      if (i0 > 0) await yieldToEventLoop();
-      const status = this.kernel.run(prog, i0, Math.min(plan.nOuter, i0 + rowsPerChunk));
+    // Run, a chunk of result rows (or of clusters) at a time.
+    const chunks = ranges ? clusterChunks(ranges) : rowChunks(plan.nOuter, plan.nInner);
+    for (const [start, end] of chunks) {
+      if (start > 0) await yieldToEventLoop();
+      const status = this.kernel.run(prog, start, end);
       if (status !== isa.OK) throw new Error(`${plan.kind}: the WebAssembly kernel failed with code ${status}`);
     }
 
@@ -180,6 +197,63 @@ export class WasmEngine {
       }
     }
   }
+}
+
+function rowChunks(nOuter: number, nInner: number): [number, number][] {
+  const rows = Math.max(1, Math.floor(PAIRS_PER_CHUNK / Math.max(1, nInner)));
+  const out: [number, number][] = [];
+  for (let i0 = 0; i0 < nOuter; i0 += rows) out.push([i0, Math.min(nOuter, i0 + rows)]);
+  return out;
+}
+
+/** Consecutive clusters grouped so that each group visits about PAIRS_PER_CHUNK pairs. */
+function clusterChunks(ranges: PlanRanges): [number, number][] {
+  const out: [number, number][] = [];
+  let start = 0;
+  let pairs = 0;
+  for (let c = 0; c < ranges.slices.length; c++) {
+    const rows = ranges.outer[2 * c + 1]! - ranges.outer[2 * c]!;
+    for (let r = c === 0 ? 0 : ranges.slices[c - 1]!; r < ranges.slices[c]!; r++) {
+      pairs += rows * (ranges.inner[2 * r + 1]! - ranges.inner[2 * r]!);
+    }
+    if (pairs >= PAIRS_PER_CHUNK) {
+      out.push([start, c + 1]);
+      start = c + 1;
+      pairs = 0;
+    }
+  }
+  if (start < ranges.slices.length) out.push([start, ranges.slices.length]);
+  return out;
+}
+
+/** Rows that no cluster covers keep the reduction of an empty set: 0 for sums, -inf for
+ *  log-sum-exp, NaN (0/0) for softmax averages, NaN with index -1 for the min/max families. */
+function fillEmptyReduction(plan: ReductionPlan, floats: Float32Array | Float64Array, valuesAt: number, words: Int32Array, indicesAt: number): void {
+  const count = plan.nOuter * plan.outDim;
+  let empty: number;
+  switch (plan.kind) {
+    case 'sum':
+      empty = 0;
+      break;
+    case 'logSumExp':
+    case 'logSumExpWeighted':
+      empty = -Infinity;
+      break;
+    case 'sumSoftMaxWeight':
+    case 'min':
+    case 'max':
+    case 'argMin':
+    case 'argMax':
+    case 'minArgMin':
+    case 'maxArgMax':
+    case 'kMin':
+    case 'argKMin':
+    case 'kMinArgKMin':
+      empty = NaN;
+      break;
+  }
+  if (valuesAt > 0) floats.fill(empty, valuesAt, valuesAt + count);
+  if (indicesAt > 0) words.fill(-1, indicesAt, indicesAt + count);
 }
 
 /** Copies a variable or parameter into its register's memory, in the layout isa.ts specifies. */

@@ -92,6 +92,11 @@ export interface ProgramSpec {
   poison?: boolean;
   /** override the header (for error tests) */
   header?: Partial<Record<number, number>>;
+  /**
+   * Block-sparse reduction: cluster c owns the outer indices [outer[c][0], outer[c][1]) and visits,
+   * for each of them, the inner ranges inner[c] in order. run() then takes cluster indices.
+   */
+  clusters?: { outer: [number, number][]; inner: [number, number][][] };
 }
 
 export interface RunResult {
@@ -141,6 +146,9 @@ export function hasValues(red: number): boolean {
 export function hasIndices(red: number): boolean {
   return red >= ISA.RED_ARGMIN && red !== ISA.RED_KMIN;
 }
+
+/** Bit pattern written to the outputs before a run (as int32 words). */
+export const UNWRITTEN = 0x7f7f7f7f;
 
 export interface LaidOut {
   prog: number;
@@ -221,6 +229,11 @@ export function layout(k: KernelExports, spec: ProgramSpec, arena = new Arena(k)
   const acc = arena.alloc(Math.max(accBytes, 16));
   const outV = hasValues(spec.red) ? arena.alloc(N * outDim * elt + 16) : 0;
   const outI = hasIndices(spec.red) ? arena.alloc(N * outDim * 4 + 16) : 0;
+  const cl = spec.clusters;
+  const nRanges = cl ? cl.inner.reduce((n, r) => n + r.length, 0) : 0;
+  const rangesPtr = cl ? arena.alloc(cl.outer.length * 8) : 0;
+  const slicesPtr = cl ? arena.alloc(cl.outer.length * 4) : 0;
+  const innerPtr = cl ? arena.alloc(Math.max(nRanges, 1) * 8) : 0;
 
   // everything allocated: now write (the buffer may have been replaced by memory.grow)
   for (const f of fills) f();
@@ -245,6 +258,29 @@ export function layout(k: KernelExports, spec: ProgramSpec, arena = new Arena(k)
   h[ISA.H_OUT_DIM] = outDim;
   h[ISA.H_ACC] = acc;
   h[ISA.H_ACC_BYTES] = accBytes;
+  if (cl) {
+    h[ISA.H_RANGES] = rangesPtr;
+    h[ISA.H_N_CLUSTERS] = cl.outer.length;
+    h[ISA.H_SLICES] = slicesPtr;
+    h[ISA.H_INNER_RANGES] = innerPtr;
+    const R = new Int32Array(arena.buffer, rangesPtr, cl.outer.length * 2);
+    const SL = new Int32Array(arena.buffer, slicesPtr, cl.outer.length);
+    const S = new Int32Array(arena.buffer, innerPtr, Math.max(nRanges, 1) * 2);
+    let r = 0;
+    cl.outer.forEach(([a, z], c) => {
+      R[2 * c] = a;
+      R[2 * c + 1] = z;
+      for (const [s0, e0] of cl.inner[c]!) {
+        S[2 * r] = s0;
+        S[2 * r + 1] = e0;
+        r++;
+      }
+      SL[c] = r;
+    });
+  }
+  // outputs start as a sentinel so that tests can see what was not written
+  if (outV) new Int32Array(arena.buffer, outV, (N * outDim * elt) / 4).fill(UNWRITTEN);
+  if (outI) new Int32Array(arena.buffer, outI, N * outDim).fill(UNWRITTEN);
   if (spec.header) for (const [w, v] of Object.entries(spec.header)) h[Number(w)] = v as number;
 
   const rt = new Int32Array(arena.buffer, regsPtr, spec.regs.length * ISA.REG_WORDS);
@@ -269,12 +305,15 @@ export function layout(k: KernelExports, spec: ProgramSpec, arena = new Arena(k)
   return { prog, outV, outI, outDim, arena };
 }
 
-/** Lays out and runs a program over [iStart, iEnd) (default all), in `chunks` calls of run(). */
+/**
+ * Lays out and runs a program over [iStart, iEnd) (default all; cluster indices for a block-sparse
+ * program), in `chunks` calls of run().
+ */
 export function runProgram(
   k: KernelExports, spec: ProgramSpec, opts: { iStart?: number; iEnd?: number; chunks?: number } = {},
 ): RunResult {
   const L = layout(k, spec);
-  const iStart = opts.iStart ?? 0, iEnd = opts.iEnd ?? spec.N;
+  const iStart = opts.iStart ?? 0, iEnd = opts.iEnd ?? (spec.clusters ? spec.clusters.outer.length : spec.N);
   const chunks = opts.chunks ?? 1;
   let code = 0;
   for (let c = 0; c < chunks && code === 0; c++) {
