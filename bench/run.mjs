@@ -127,7 +127,7 @@ const rows = [
   { name: 'Gaussian kernel sum, D = 3, E = 4', op: 'gauss', N: 10000, M: 10000, D: 3, E: 4 },
   { name: 'log-sum-exp, D = 3', op: 'lse', N: 10000, M: 10000, D: 3, E: 1 },
   { name: 'argKMin K = 10, D = 3', op: 'knn', N: 10000, M: 10000, D: 3, E: 10 },
-  { name: 'argKMin K = 10, D = 50', op: 'knn', N: 4000, M: 4000, D: 50, E: 10 },
+  { name: 'argKMin K = 10, D = 50', op: 'knn', N: 10000, M: 10000, D: 50, E: 10 },
 ];
 
 const bin = args.has('--no-native') ? null : nativeBin();
