@@ -16,7 +16,7 @@
 // kernels exp(-C/eps) the contraction factor is at most 1/3).
 import type { CloudVars, OnlineBackend } from './backend.js';
 import type { ResolvedOptions } from './options.js';
-import { convergenceTol, logits, logWeights, LoopMonitor } from './sinkhorn.js';
+import { annealAndConverge, logits, logWeights, LoopMonitor } from './sinkhorn.js';
 
 /** Largest number of Richardson iterations of the adjoint solve. */
 const ADJOINT_MAX_ITER = 500;
@@ -61,30 +61,15 @@ export async function hausdorffLoss(
   const monitor = new LoopMonitor(o, 'hausdorff', schedule.length);
   let eps = schedule[0]!;
   const [pA, pB] = await Promise.all([backend.softmin(X, X, la, eps), backend.softmin(Y, Y, lb, eps)]);
-  const step = async (): Promise<number> => {
+  const step = async (e: number): Promise<number> => {
+    eps = e;
     const [tA, tB] = await Promise.all([
       backend.softmin(X, X, logits(la, pA, eps), eps),
       backend.softmin(Y, Y, logits(lb, pB, eps), eps),
     ]);
     return Math.max(average(pA, tA), average(pB, tB));
   };
-  for (const e of schedule) {
-    eps = e;
-    await step();
-    monitor.tick(eps, 'schedule');
-  }
-  if (o.convergence !== null) {
-    const tol = convergenceTol(o, backend.dtype);
-    monitor.converged = false;
-    for (let k = 0; k < o.convergence.maxIter; k++) {
-      const change = (await step()) / eps;
-      monitor.tick(eps, 'convergence', change);
-      if (change <= tol) {
-        monitor.converged = true;
-        break;
-      }
-    }
-  }
+  eps = await annealAndConverge(schedule, step, monitor, o, backend.dtype);
   const hA = logits(la, pA, eps);
   const hB = logits(lb, pB, eps);
   // A(x), A(y), B(y), B(x): B(x) and A(x) are the same formula on the same cloud (exact 0 if x = y).

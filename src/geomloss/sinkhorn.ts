@@ -71,6 +71,39 @@ export function convergenceTol(o: ResolvedOptions, dtype: 'float32' | 'float64')
   return o.convergence?.tol ?? (dtype === 'float32' ? 1e-4 : 1e-6);
 }
 
+/**
+ * Epsilon-scaling: one `step(eps)` per temperature of the schedule, then, with the `convergence`
+ * option, more steps at the last temperature until the largest change of a potential (step's result)
+ * is below tol * eps. Returns the final temperature.
+ */
+export async function annealAndConverge(
+  schedule: readonly number[],
+  step: (eps: number) => Promise<number>,
+  monitor: LoopMonitor,
+  o: ResolvedOptions,
+  dtype: 'float32' | 'float64',
+): Promise<number> {
+  let eps = schedule[0]!;
+  for (const e of schedule) {
+    eps = e;
+    await step(eps);
+    monitor.tick(eps, 'schedule');
+  }
+  if (o.convergence !== null) {
+    const tol = convergenceTol(o, dtype);
+    monitor.converged = false;
+    for (let k = 0; k < o.convergence.maxIter; k++) {
+      const change = (await step(eps)) / eps;
+      monitor.tick(eps, 'convergence', change);
+      if (change <= tol) {
+        monitor.converged = true;
+        break;
+      }
+    }
+  }
+  return eps;
+}
+
 export interface SinkhornPotentials {
   fBA: Float64Array;
   gAB: Float64Array;
@@ -124,7 +157,9 @@ export async function sinkhornLoop(
   };
 
   /** One symmetric step, all four updates from the same old values, then averaged. */
-  const step = async (): Promise<number> => {
+  const step = async (e: number): Promise<number> => {
+    eps = e;
+    kappa = damping(eps, rho);
     const [ftBA, gtAB, ftAA, gtBB] = await Promise.all([
       backend.softmin(X, Y, logits(lb, pot.gAB, eps), eps),
       backend.softmin(Y, X, logits(la, pot.fBA, eps), eps),
@@ -138,24 +173,8 @@ export async function sinkhornLoop(
     return change;
   };
 
-  for (const e of schedule) {
-    eps = e;
-    kappa = damping(eps, rho);
-    await step();
-    monitor.tick(eps, 'schedule');
-  }
-  if (o.convergence !== null) {
-    const tol = convergenceTol(o, backend.dtype);
-    monitor.converged = false;
-    for (let k = 0; k < o.convergence.maxIter; k++) {
-      const change = (await step()) / eps;
-      monitor.tick(eps, 'convergence', change);
-      if (change <= tol) {
-        monitor.converged = true;
-        break;
-      }
-    }
-  }
+  eps = await annealAndConverge(schedule, step, monitor, o, backend.dtype);
+  kappa = damping(eps, rho);
 
   // Final extrapolation: one more non-averaged update of all four, from the pre-final values.
   const hB = logits(lb, pot.gAB, eps);
