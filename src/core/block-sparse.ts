@@ -43,20 +43,34 @@ function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; d
 export function gridCluster(x: Points, voxelSize: number, dim?: number): Int32Array {
   if (!(voxelSize > 0) || !Number.isFinite(voxelSize)) throw new RangeError(`gridCluster: voxelSize must be a positive number, got ${voxelSize}`);
   const { data, dim: d, n } = rowsOf('gridCluster', x, dim);
-  const cells = new Array<string>(n);
-  const coords: number[][] = [];
+  // Integer cell coordinates, relative to the lowest cell, combined into one mixed-radix number whose
+  // numeric order is the lexicographic order of the cells.
+  const low = new Float64Array(d).fill(Infinity);
+  const high = new Float64Array(d).fill(-Infinity);
+  const cell = new Float64Array(n * d);
   for (let i = 0; i < n; i++) {
-    const c = Array.from({ length: d }, (_, k) => Math.floor(data[i * d + k]! / voxelSize));
-    coords.push(c);
-    cells[i] = c.join(',');
+    for (let k = 0; k < d; k++) {
+      const c = Math.floor(data[i * d + k]! / voxelSize);
+      cell[i * d + k] = c;
+      low[k] = Math.min(low[k]!, c);
+      high[k] = Math.max(high[k]!, c);
+    }
   }
-  const unique = [...new Set(cells)].map((key) => ({ key, c: key.split(',').map(Number) }));
-  unique.sort((a, b) => {
-    for (let k = 0; k < d; k++) if (a.c[k] !== b.c[k]) return a.c[k]! - b.c[k]!;
-    return 0;
-  });
-  const index = new Map(unique.map((u, q) => [u.key, q]));
-  return Int32Array.from(cells, (key) => index.get(key)!);
+  let radixProduct = 1;
+  for (let k = 0; k < d; k++) radixProduct *= high[k]! - low[k]! + 1;
+  if (radixProduct > Number.MAX_SAFE_INTEGER) {
+    throw new RangeError(`gridCluster: ${radixProduct.toExponential(2)} cells; choose a larger voxelSize`);
+  }
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let key = 0;
+    for (let k = 0; k < d; k++) key = key * (high[k]! - low[k]! + 1) + (cell[i * d + k]! - low[k]!);
+    keys[i] = key;
+  }
+  const unique = Float64Array.from(new Set(keys)).sort();
+  const index = new Map<number, number>();
+  unique.forEach((key, q) => index.set(key, q));
+  return Int32Array.from(keys, (key) => index.get(key)!);
 }
 
 function checkLabels(where: string, labels: ArrayLike<number>, n: number): number {

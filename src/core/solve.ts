@@ -28,7 +28,7 @@ export interface SolveResult {
   converged: boolean;
 }
 
-const SOLVE_OPTION_KEYS = new Set(['alpha', 'tol', 'maxIter', 'preconditioner', 'onIteration', 'engine', 'dtype']);
+const SOLVE_OPTION_KEYS = new Set(['alpha', 'tol', 'maxIter', 'preconditioner', 'onIteration', 'engine', 'dtype', 'ranges']);
 
 function flatten(where: string, b: Data, rows: number): { values: Float64Array; columns: number } {
   let values: Float64Array;
@@ -78,6 +78,7 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
   const { values: rhs, columns } = flatten('solve', b, N);
   const reduceOptions: ReductionOptions = {
     ...(options.engine ? { engine: options.engine } : {}),
+    ...(options.ranges ? { ranges: options.ranges } : {}),
     dtype: options.dtype ?? K.plan('sum', 1, undefined).dtype,
   };
   const precondition = options.preconditioner ?? ((r: Float64Array) => Float64Array.from(r));
