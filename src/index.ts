@@ -17,3 +17,4 @@ export type { DifferentiableReduction, ReductionSpec, VjpOptions } from './core/
 export type { EngineName, NestedArray, TensorDType } from './core/tensor.js';
 export { ShapeError } from './core/op-def.js';
 export { getDefaultEngine, setDefaultEngine } from './runtime/index.js';
+export { getWasmThreads, setWasmThreads } from './runtime/workers.js';

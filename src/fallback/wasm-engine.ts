@@ -1,34 +1,43 @@
-// The WebAssembly engine: lays a compiled tile program and its data out in the kernel's linear
-// memory, runs the kernel over the result rows in chunks (yielding to the event loop between them so a
-// long reduction does not freeze a page), and copies the results out.
+// The WebAssembly engine: compiles a reduction plan into a KernelJob (a tile program plus its data,
+// as plain cloneable arrays: ./worker-job.ts), then runs it
+// - on a pool of workers (src/runtime/workers.ts), each with its own kernel instance and memory: a
+//   large reduction (>= SPLIT_MIN_PAIRS pairs) is split by outer rows, or by clusters when it is
+//   block-sparse, into one part per worker; a smaller one goes whole to the next free worker; several
+//   concurrent reductions thus use the cores in parallel. Each outer row is computed by one kernel run
+//   either way, so results are bit-identical to the single-threaded path.
+// - or on the main thread's kernel instance (tiny reductions, setWasmThreads(1), or no workers):
+//   one reduction at a time, in chunks of rows with yields to the event loop between them so that a
+//   long reduction does not freeze a page.
 import * as isa from '../../assembly/isa.js';
 import type { PlanRanges, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import { reductionHasIndices, reductionHasValues } from '../core/reduction.js';
-import { compilePlan, type Register, type TileProgram } from './compile.js';
+import { getWorkerPool, WorkerLostError, type WorkerPool } from '../runtime/workers.js';
+import { compilePlan, type TileProgram } from './compile.js';
+import { JOB_REG_WORDS, prepareJob, readOutputs, runPrepared, type JobOutput, type KernelExports, type KernelJob } from './worker-job.js';
 
-/** The exports of assembly/kernel.ts. */
-export interface KernelExports {
-  readonly memory: WebAssembly.Memory;
-  run(prog: number, iStart: number, iEnd: number): number;
-  heapBase(): number;
-}
+export type { KernelExports } from './worker-job.js';
+export { getWasmThreads, setWasmThreads } from '../runtime/workers.js';
 
-const PAGE = 65536;
-/** wasm32 addresses 4 GiB; stay a page short so every offset fits an i32-sized length. */
-const MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
 /** Pairs evaluated between two yields to the event loop (~10-50 ms of work). */
 const PAIRS_PER_CHUNK = 2 ** 24;
+/** Reductions of at least this many pairs are split across all workers (~5-10 ms of work on one core:
+ *  well above the cost of posting a part, ~0.1 ms). */
+const SPLIT_MIN_PAIRS = 2 ** 22;
+/** Reductions of fewer pairs run on the main thread: cheaper than a round trip to a worker. */
+const MAIN_THREAD_MAX_PAIRS = 2 ** 15;
+
+const thresholds = { splitMinPairs: SPLIT_MIN_PAIRS, mainThreadMaxPairs: MAIN_THREAD_MAX_PAIRS };
 
 const align16 = (n: number): number => (n + 15) & ~15;
 
 /** Block size: the block scratch of one program, and the inner variables' slice of one block, each
- *  stay within ~32 KiB of L1 (B between 16 and 512, a multiple of 16). Measured: at D = 3 B = 512 is
+ *  stay within ~32 KiB of L1 (B a power of two between 16 and 512). Measured: at D = 3 B = 512 is
  *  best; at D = 50 (f32) B = 128 beats 512 by 10%, because several outer indices share each block. */
 export function chooseBlockSize(program: TileProgram, elementBytes: number): number {
   const rowsOf = (kind: number) => program.registers.reduce((s, r) => s + (r.kind === kind ? r.dim : 0), 0);
   const rows = Math.max(1, rowsOf(isa.REG_BLOCK), rowsOf(isa.REG_INNER_VAR));
   const fit = Math.floor(32768 / (rows * elementBytes));
-  return Math.max(16, Math.min(512, fit & ~15));
+  return Math.max(16, Math.min(512, 2 ** Math.floor(Math.log2(Math.max(1, fit)))));
 }
 
 /** Bytes of reduction state the kernel needs (see the comment at the top of assembly/kernel.ts). */
@@ -62,156 +71,232 @@ const yieldToEventLoop = (): Promise<void> =>
     else setTimeout(resolve, 0);
   });
 
+/** The reduction of an empty set: 0 for sums, -inf for log-sum-exp, NaN (0/0) for softmax averages,
+ *  NaN (with index -1) for the min/max families. */
+function emptyValue(kind: ReductionPlan['kind']): number {
+  switch (kind) {
+    case 'sum':
+      return 0;
+    case 'logSumExp':
+    case 'logSumExpWeighted':
+      return -Infinity;
+    default:
+      return NaN;
+  }
+}
+
+/** The whole plan as a KernelJob (all outer rows or clusters). Variable data is referenced, not copied. */
+export function planJob(plan: ReductionPlan): KernelJob {
+  const program = compilePlan(plan);
+  const f64 = plan.dtype === 'float64';
+  const registers = new Int32Array(program.registers.length * JOB_REG_WORDS);
+  const data: KernelJob['data'][number][] = [];
+  program.registers.forEach((r, k) => {
+    registers[k * JOB_REG_WORDS] = r.kind;
+    registers[k * JOB_REG_WORDS + 1] = r.dim;
+    registers[k * JOB_REG_WORDS + 2] = r.kind === isa.REG_VIEW ? r.parent!.index : -1;
+    registers[k * JOB_REG_WORDS + 3] = r.kind === isa.REG_VIEW ? r.first : 0;
+    if (r.kind === isa.REG_UNIFORM) data.push(r.values);
+    else if (r.kind === isa.REG_OUTER_VAR || r.kind === isa.REG_INNER_VAR) data.push(r.variable!.data);
+    else data.push(null);
+  });
+  const ranges = plan.ranges;
+  return {
+    kind: plan.kind,
+    f64,
+    nOuter: plan.nOuter,
+    nInner: plan.nInner,
+    block: chooseBlockSize(program, f64 ? 8 : 4),
+    registers,
+    data,
+    outerCode: program.outerCode,
+    innerCode: program.innerCode,
+    reduction: program.reduction,
+    formulaRegister: program.formulaRegister.index,
+    weightRegister: program.weightRegister?.index ?? -1,
+    k: plan.k,
+    outDim: plan.outDim,
+    accBytes: accumulatorBytes(plan),
+    hasValues: reductionHasValues(plan.kind),
+    hasIndices: reductionHasIndices(plan.kind),
+    ranges: ranges === null ? null : { outer: ranges.outer, slices: ranges.slices, inner: ranges.inner },
+    emptyValue: emptyValue(plan.kind),
+    start: 0,
+    end: ranges === null ? plan.nOuter : ranges.slices.length,
+  };
+}
+
+/** Pairs each cluster visits. */
+function clusterPairs(ranges: PlanRanges): Float64Array {
+  const out = new Float64Array(ranges.slices.length);
+  for (let c = 0; c < ranges.slices.length; c++) {
+    const rows = ranges.outer[2 * c + 1]! - ranges.outer[2 * c]!;
+    let pairs = 0;
+    for (let r = c === 0 ? 0 : ranges.slices[c - 1]!; r < ranges.slices[c]!; r++) {
+      pairs += rows * (ranges.inner[2 * r + 1]! - ranges.inner[2 * r]!);
+    }
+    out[c] = pairs;
+  }
+  return out;
+}
+
+const isWholeBuffer = (a: ArrayBufferView): boolean => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength;
+
+/** A job's data ready to post: typed-array views of a larger buffer are copied (structured cloning a
+ *  view clones its whole buffer); the copies are transferred. */
+function postable(job: KernelJob): { job: KernelJob; transfer: Transferable[] } {
+  const transfer: Transferable[] = [];
+  const data = job.data.map((d) => {
+    if (d === null || Array.isArray(d) || isWholeBuffer(d as ArrayBufferView)) return d;
+    const copy = (d as Float32Array | Float64Array).slice();
+    transfer.push(copy.buffer);
+    return copy;
+  });
+  return { job: { ...job, data }, transfer };
+}
+
+/** Outer rows [a, b) of a dense job as a job of its own (outer variables sliced, copied). */
+function rowPart(job: KernelJob, a: number, b: number): { job: KernelJob; transfer: Transferable[] } {
+  const transfer: Transferable[] = [];
+  const data = job.data.map((d, k) => {
+    if (job.registers[k * JOB_REG_WORDS] !== isa.REG_OUTER_VAR) return d;
+    const dim = job.registers[k * JOB_REG_WORDS + 1]!;
+    const part = (d as Float32Array | Float64Array).slice(a * dim, b * dim);
+    transfer.push(part.buffer);
+    return part;
+  });
+  const posted = postable({ ...job, data, nOuter: b - a, start: 0, end: b - a });
+  return { job: posted.job, transfer: [...transfer, ...posted.transfer] };
+}
+
+function allocateOutputs(job: KernelJob): { values: Float32Array | Float64Array | null; indices: Int32Array | null } {
+  const count = job.nOuter * job.outDim;
+  return {
+    values: job.hasValues ? (job.f64 ? new Float64Array(count) : new Float32Array(count)) : null,
+    indices: job.hasIndices ? new Int32Array(count) : null,
+  };
+}
+
+/** Runs a job on the pool, in `parts` parts (by rows, or by clusters of about equal pairs). */
+async function runOnPool(pool: WorkerPool, job: KernelJob, parts: number): Promise<JobOutput> {
+  if (parts <= 1) {
+    const { job: posted, transfer } = postable(job);
+    return pool.run(posted, transfer);
+  }
+  const ranges = job.ranges;
+  if (ranges === null) {
+    const bounds = Array.from({ length: parts + 1 }, (_, p) => Math.round((p * job.nOuter) / parts));
+    const pieces: Promise<JobOutput>[] = [];
+    for (let p = 0; p < parts; p++) {
+      if (bounds[p + 1]! > bounds[p]!) {
+        const { job: part, transfer } = rowPart(job, bounds[p]!, bounds[p + 1]!);
+        pieces.push(pool.run(part, transfer));
+      }
+    }
+    const outputs = await Promise.all(pieces);
+    const result = allocateOutputs(job);
+    let at = 0;
+    for (const out of outputs) {
+      const n = (out.values ?? out.indices)!.length;
+      result.values?.set(out.values!, at);
+      result.indices?.set(out.indices!, at);
+      at += n;
+    }
+    return result;
+  }
+  // Block-sparse: contiguous groups of clusters of about equal pairs. Each part computes the full
+  // output of its clusters; later parts overwrite the rows of their clusters, as a sequential run does.
+  const pairs = clusterPairs(ranges);
+  const total = pairs.reduce((s, x) => s + x, 0);
+  const groups: [number, number][] = [];
+  let c0 = 0;
+  let acc = 0;
+  for (let c = 0; c < pairs.length; c++) {
+    acc += pairs[c]!;
+    if (acc >= (total * (groups.length + 1)) / parts && groups.length < parts - 1) {
+      groups.push([c0, c + 1]);
+      c0 = c + 1;
+    }
+  }
+  if (c0 < pairs.length) groups.push([c0, pairs.length]);
+  const base = postable(job);
+  const outputs = await Promise.all(groups.map(([a, b]) => pool.run({ ...base.job, start: a, end: b })));
+  const result = outputs[0]!;
+  const d = job.outDim;
+  for (let g = 1; g < groups.length; g++) {
+    const out = outputs[g]!;
+    for (let c = groups[g]![0]; c < groups[g]![1]; c++) {
+      const i0 = ranges.outer[2 * c]! * d;
+      const i1 = ranges.outer[2 * c + 1]! * d;
+      if (i1 <= i0) continue;
+      result.values?.set(out.values!.subarray(i0, i1), i0);
+      result.indices?.set(out.indices!.subarray(i0, i1), i0);
+    }
+  }
+  return result;
+}
+
 export class WasmEngine {
   readonly name = 'wasm' as const;
   private readonly mutex = new Mutex();
 
   constructor(private readonly kernel: KernelExports) {}
 
-  reduce(plan: ReductionPlan): Promise<ReductionOutput> {
-    return this.mutex.lock(() => this.reduceNow(plan));
+  async reduce(plan: ReductionPlan): Promise<ReductionOutput> {
+    const job = planJob(plan);
+    const pairs = job.ranges === null ? job.nOuter * job.nInner : clusterPairs(job.ranges).reduce((s, x) => s + x, 0);
+    if (pairs >= thresholds.mainThreadMaxPairs) {
+      const pool = await getWorkerPool();
+      if (pool !== null) {
+        try {
+          return await runOnPool(pool, job, pairs >= thresholds.splitMinPairs ? pool.size : 1);
+        } catch (error) {
+          if (!(error instanceof WorkerLostError)) throw error;
+          // A worker died (or the pool was replaced): run here.
+        }
+      }
+    }
+    return this.mutex.lock(() => this.runHere(job));
   }
 
-  private async reduceNow(plan: ReductionPlan): Promise<ReductionOutput> {
-    const program = compilePlan(plan);
-    const f64 = plan.dtype === 'float64';
-    const elt = f64 ? 8 : 4;
-    const B = chooseBlockSize(program, elt);
-    const tiles = Math.ceil(plan.nInner / B);
-
-    // Layout.
-    let cursor = align16(this.kernel.heapBase());
-    const take = (bytes: number): number => {
-      const at = cursor;
-      cursor = align16(cursor + bytes);
-      return at;
-    };
-    const prog = take(isa.HEADER_WORDS * 4);
-    const regTable = take(program.registers.length * isa.REG_WORDS * 4);
-    const outerCode = take(program.outerCode.length * 4);
-    const innerCode = take(program.innerCode.length * 4);
-    const bases = program.registers.map((r) => {
-      switch (r.kind) {
-        case isa.REG_UNIFORM:
-          return take(r.dim * elt);
-        case isa.REG_OUTER_VAR:
-          return take(plan.nOuter * r.dim * elt);
-        case isa.REG_INNER_VAR:
-          return take(tiles * r.dim * B * elt);
-        case isa.REG_BLOCK:
-          return take(r.dim * B * elt);
-        case isa.REG_VIEW:
-          return r.parent!.index;
-        default:
-          throw new Error(`internal: register kind ${r.kind}`);
-      }
-    });
-    const accBytes = accumulatorBytes(plan);
-    const acc = take(accBytes);
-    const outValues = reductionHasValues(plan.kind) ? take(plan.nOuter * plan.outDim * elt) : 0;
-    const outIndices = reductionHasIndices(plan.kind) ? take(plan.nOuter * plan.outDim * 4) : 0;
-    const ranges = plan.ranges;
-    const rangesAt = ranges ? take(ranges.outer.byteLength) : 0;
-    const slicesAt = ranges ? take(ranges.slices.byteLength) : 0;
-    const innerRangesAt = ranges ? take(ranges.inner.byteLength) : 0;
-    this.ensureMemory(cursor, plan);
-
-    // Data.
-    const buffer = this.kernel.memory.buffer;
-    const words = new Int32Array(buffer);
-    const floats = f64 ? new Float64Array(buffer) : new Float32Array(buffer);
-    const header = new Int32Array(buffer, prog, isa.HEADER_WORDS);
-    header.fill(0);
-    header[isa.H_DTYPE] = f64 ? 1 : 0;
-    header[isa.H_N_OUTER] = plan.nOuter;
-    header[isa.H_N_INNER] = plan.nInner;
-    header[isa.H_BLOCK] = B;
-    header[isa.H_N_REGS] = program.registers.length;
-    header[isa.H_REGS] = regTable;
-    header[isa.H_OUTER_CODE] = outerCode;
-    header[isa.H_OUTER_LEN] = program.outerCode.length / isa.INSTR_WORDS;
-    header[isa.H_INNER_CODE] = innerCode;
-    header[isa.H_INNER_LEN] = program.innerCode.length / isa.INSTR_WORDS;
-    header[isa.H_RED] = program.reduction;
-    header[isa.H_RED_F] = program.formulaRegister.index;
-    header[isa.H_RED_G] = program.weightRegister?.index ?? -1;
-    header[isa.H_RED_K] = plan.k;
-    header[isa.H_OUT_VAL] = outValues;
-    header[isa.H_OUT_IDX] = outIndices;
-    header[isa.H_OUT_DIM] = plan.outDim;
-    header[isa.H_ACC] = acc;
-    header[isa.H_ACC_BYTES] = accBytes;
-    if (ranges) {
-      header[isa.H_RANGES] = rangesAt;
-      header[isa.H_N_CLUSTERS] = ranges.slices.length;
-      header[isa.H_SLICES] = slicesAt;
-      header[isa.H_INNER_RANGES] = innerRangesAt;
-      words.set(ranges.outer, rangesAt >> 2);
-      words.set(ranges.slices, slicesAt >> 2);
-      words.set(ranges.inner, innerRangesAt >> 2);
-      fillEmptyReduction(plan, floats, outValues / elt, words, outIndices >> 2);
-    }
-    words.set(program.outerCode, outerCode >> 2);
-    words.set(program.innerCode, innerCode >> 2);
-    program.registers.forEach((r, k) => {
-      const at = (regTable >> 2) + k * isa.REG_WORDS;
-      words[at + isa.R_KIND] = r.kind;
-      words[at + isa.R_DIM] = r.dim;
-      words[at + isa.R_BASE] = bases[k]!;
-      words[at + isa.R_EXTRA] = r.kind === isa.REG_VIEW ? r.first : 0;
-      writeRegisterData(r, bases[k]!, floats, elt, B, tiles);
-    });
-
-    // Run, a chunk of result rows (or of clusters) at a time.
-    const chunks = ranges ? clusterChunks(ranges) : rowChunks(plan.nOuter, plan.nInner);
+  /** Runs a job on this thread's kernel, a chunk of rows (or clusters) at a time. */
+  private async runHere(job: KernelJob): Promise<JobOutput> {
+    const prepared = prepareJob(this.kernel, job);
+    const chunks = job.ranges ? clusterChunks(job.ranges, job.start, job.end) : rowChunks(job.start, job.end, job.nInner);
+    let first = true;
     for (const [start, end] of chunks) {
-      if (start > 0) await yieldToEventLoop();
-      const status = this.kernel.run(prog, start, end);
-      if (status !== isa.OK) throw new Error(`${plan.kind}: the WebAssembly kernel failed with code ${status}`);
+      if (!first) await yieldToEventLoop();
+      first = false;
+      runPrepared(this.kernel, prepared, start, end);
     }
-
-    const after = this.kernel.memory.buffer;
-    const count = plan.nOuter * plan.outDim;
-    return {
-      values: outValues === 0 ? null : f64 ? new Float64Array(after, outValues, count).slice() : new Float32Array(after, outValues, count).slice(),
-      indices: outIndices === 0 ? null : new Int32Array(after, outIndices, count).slice(),
-    };
-  }
-
-  private ensureMemory(bytes: number, plan: ReductionPlan): void {
-    if (bytes > MAX_MEMORY_BYTES) {
-      throw new RangeError(
-        `${plan.kind}: the problem needs ${(bytes / 2 ** 20).toFixed(0)} MiB of WebAssembly memory, more than the 4 GiB limit; split it into smaller reductions`,
-      );
-    }
-    const memory = this.kernel.memory;
-    const missing = bytes - memory.buffer.byteLength;
-    if (missing > 0) {
-      try {
-        memory.grow(Math.ceil(missing / PAGE));
-      } catch (cause) {
-        throw new RangeError(
-          `${plan.kind}: could not grow WebAssembly memory to ${(bytes / 2 ** 20).toFixed(0)} MiB`,
-          { cause },
-        );
-      }
-    }
+    return readOutputs(this.kernel, prepared);
   }
 }
 
-function rowChunks(nOuter: number, nInner: number): [number, number][] {
+/** @internal Hooks for the tests: the pair thresholds of the scheduler. */
+export const wasmEngineTesting = {
+  configure(next: Partial<typeof thresholds>): void {
+    Object.assign(thresholds, next);
+  },
+  reset(): void {
+    thresholds.splitMinPairs = SPLIT_MIN_PAIRS;
+    thresholds.mainThreadMaxPairs = MAIN_THREAD_MAX_PAIRS;
+  },
+};
+
+function rowChunks(i0: number, i1: number, nInner: number): [number, number][] {
   const rows = Math.max(1, Math.floor(PAIRS_PER_CHUNK / Math.max(1, nInner)));
   const out: [number, number][] = [];
-  for (let i0 = 0; i0 < nOuter; i0 += rows) out.push([i0, Math.min(nOuter, i0 + rows)]);
+  for (let i = i0; i < i1; i += rows) out.push([i, Math.min(i1, i + rows)]);
   return out;
 }
 
-/** Consecutive clusters grouped so that each group visits about PAIRS_PER_CHUNK pairs. */
-function clusterChunks(ranges: PlanRanges): [number, number][] {
+/** Consecutive clusters of [c0, c1) grouped so that each group visits about PAIRS_PER_CHUNK pairs. */
+function clusterChunks(ranges: PlanRanges, c0: number, c1: number): [number, number][] {
   const out: [number, number][] = [];
-  let start = 0;
+  let start = c0;
   let pairs = 0;
-  for (let c = 0; c < ranges.slices.length; c++) {
+  for (let c = c0; c < c1; c++) {
     const rows = ranges.outer[2 * c + 1]! - ranges.outer[2 * c]!;
     for (let r = c === 0 ? 0 : ranges.slices[c - 1]!; r < ranges.slices[c]!; r++) {
       pairs += rows * (ranges.inner[2 * r + 1]! - ranges.inner[2 * r]!);
@@ -222,65 +307,6 @@ function clusterChunks(ranges: PlanRanges): [number, number][] {
       pairs = 0;
     }
   }
-  if (start < ranges.slices.length) out.push([start, ranges.slices.length]);
+  if (start < c1) out.push([start, c1]);
   return out;
-}
-
-/** Rows that no cluster covers keep the reduction of an empty set: 0 for sums, -inf for
- *  log-sum-exp, NaN (0/0) for softmax averages, NaN with index -1 for the min/max families. */
-function fillEmptyReduction(plan: ReductionPlan, floats: Float32Array | Float64Array, valuesAt: number, words: Int32Array, indicesAt: number): void {
-  const count = plan.nOuter * plan.outDim;
-  let empty: number;
-  switch (plan.kind) {
-    case 'sum':
-      empty = 0;
-      break;
-    case 'logSumExp':
-    case 'logSumExpWeighted':
-      empty = -Infinity;
-      break;
-    case 'sumSoftMaxWeight':
-    case 'min':
-    case 'max':
-    case 'argMin':
-    case 'argMax':
-    case 'minArgMin':
-    case 'maxArgMax':
-    case 'kMin':
-    case 'argKMin':
-    case 'kMinArgKMin':
-      empty = NaN;
-      break;
-  }
-  if (valuesAt > 0) floats.fill(empty, valuesAt, valuesAt + count);
-  if (indicesAt > 0) words.fill(-1, indicesAt, indicesAt + count);
-}
-
-/** Copies a variable or parameter into its register's memory, in the layout isa.ts specifies. */
-function writeRegisterData(
-  r: Register,
-  base: number,
-  floats: Float32Array | Float64Array,
-  elt: number,
-  B: number,
-  tiles: number,
-): void {
-  const at = base / elt;
-  if (r.kind === isa.REG_UNIFORM && r.values !== null) {
-    floats.set(r.values, at);
-  } else if (r.kind === isa.REG_OUTER_VAR) {
-    floats.set(r.variable!.data, at);
-  } else if (r.kind === isa.REG_INNER_VAR) {
-    const { data, dim, rows } = r.variable!;
-    const region = floats.subarray(at, at + tiles * dim * B);
-    region.fill(0, (tiles - 1) * dim * B);
-    for (let b = 0; b < tiles; b++) {
-      const count = Math.min(B, rows - b * B);
-      for (let k = 0; k < dim; k++) {
-        const dst = (b * dim + k) * B;
-        let src = b * B * dim + k;
-        for (let t = 0; t < count; t++, src += dim) region[dst + t] = data[src]!;
-      }
-    }
-  }
 }

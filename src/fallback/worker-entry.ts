@@ -1,0 +1,51 @@
+// Entry of a WebAssembly engine worker (src/runtime/workers.ts). Bundled to a string at build time
+// (scripts/worker-plugin.mjs) and started from that string, so there is no file to locate. Runs in a
+// Node worker_threads worker (eval: true) or a browser/Deno Worker.
+//
+// Protocol (all messages are plain objects):
+//   in  { type: 'init', wasm: Uint8Array }      -> out { type: 'ready' } or { type: 'error', ... }
+//   in  { type: 'job', id, job: KernelJob }     -> out { type: 'done', id, values, indices } (buffers
+//                                                  transferred) or { type: 'error', id, name, message }
+// The worker owns one kernel instance with its own (non-shared) memory: the kernel keeps static
+// tables in memory and is not reentrant, so instances are never shared between threads.
+import { runJob, type KernelExports, type KernelJob } from './worker-job.js';
+
+interface Port {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+}
+
+let kernel: KernelExports | null = null;
+
+function handle(port: Port, message: { type: string; id?: number; wasm?: Uint8Array<ArrayBuffer>; job?: KernelJob }): void {
+  try {
+    if (message.type === 'init') {
+      const module = new WebAssembly.Module(message.wasm!);
+      kernel = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
+      port.postMessage({ type: 'ready' });
+    } else if (message.type === 'job') {
+      if (kernel === null) throw new Error('internal: worker job before init');
+      const out = runJob(kernel, message.job!);
+      const transfer: Transferable[] = [];
+      if (out.values) transfer.push(out.values.buffer as ArrayBuffer);
+      if (out.indices) transfer.push(out.indices.buffer as ArrayBuffer);
+      port.postMessage({ type: 'done', id: message.id, values: out.values, indices: out.indices }, transfer);
+    }
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    port.postMessage({ type: 'error', id: message.id ?? -1, name: e.name, message: e.message });
+  }
+}
+
+const g = globalThis as unknown as Record<string, unknown>;
+const nodeRequire = g['require'] as ((id: string) => unknown) | undefined;
+if (typeof nodeRequire === 'function') {
+  // Node worker_threads (eval: true runs this as a script with `require`).
+  const { parentPort } = nodeRequire('node:worker_threads') as {
+    parentPort: Port & { on(event: 'message', cb: (m: never) => void): void };
+  };
+  parentPort.on('message', (m) => handle(parentPort, m));
+} else {
+  // Web Worker.
+  const self = g as unknown as Port & { onmessage: ((e: MessageEvent) => void) | null };
+  self.onmessage = (e) => handle(self, e.data);
+}

@@ -1,0 +1,233 @@
+// One kernel run, described by plain data: "lay out a compiled tile program and its data in a
+// kernel's linear memory, run outer rows (or clusters) [start, end), read the outputs". Used both on
+// the main thread (src/fallback/wasm-engine.ts) and inside the pool's workers (worker-entry.ts), so it
+// imports nothing but the instruction set: a KernelJob is structured-cloneable (numbers, arrays and
+// typed arrays), with no Variable objects or closures.
+import * as isa from '../../assembly/isa.js';
+
+/** The exports of assembly/kernel.ts. */
+export interface KernelExports {
+  readonly memory: WebAssembly.Memory;
+  run(prog: number, iStart: number, iEnd: number): number;
+  heapBase(): number;
+}
+
+/** Words per register in KernelJob.registers: [kind, dim, parent index (views) or -1, first row]. */
+export const JOB_REG_WORDS = 4;
+
+export interface KernelJob {
+  /** The reduction's name, for error messages. */
+  readonly kind: string;
+  readonly f64: boolean;
+  readonly nOuter: number;
+  readonly nInner: number;
+  /** Block size B (see chooseBlockSize). */
+  readonly block: number;
+  /** JOB_REG_WORDS words per register. */
+  readonly registers: Int32Array;
+  /** Per register: the values of a uniform constant/parameter, the row-major [nOuter, dim] data of
+   *  an outer variable, the row-major [nInner, dim] data of an inner variable (tiled here), or null. */
+  readonly data: readonly (Float32Array | Float64Array | readonly number[] | null)[];
+  readonly outerCode: Int32Array;
+  readonly innerCode: Int32Array;
+  readonly reduction: number; // isa.RED_*
+  readonly formulaRegister: number;
+  readonly weightRegister: number; // or -1
+  readonly k: number;
+  readonly outDim: number;
+  readonly accBytes: number;
+  readonly hasValues: boolean;
+  readonly hasIndices: boolean;
+  /** Block-sparse pattern (run ranges are then clusters), or null. */
+  readonly ranges: { readonly outer: Int32Array; readonly slices: Int32Array; readonly inner: Int32Array } | null;
+  /** The value of an output row no cluster covers (block-sparse only). */
+  readonly emptyValue: number;
+  /** The outer rows (clusters when ranges is set) this job runs. */
+  readonly start: number;
+  readonly end: number;
+}
+
+/** The job's outputs, laid out [job.nOuter, outDim]. */
+export interface JobOutput {
+  readonly values: Float32Array | Float64Array | null;
+  readonly indices: Int32Array | null;
+}
+
+const PAGE = 65536;
+/** wasm32 addresses 4 GiB; stay a page short so every offset fits an i32-sized length. */
+const MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
+
+const align16 = (n: number): number => (n + 15) & ~15;
+
+/** A job laid out in a kernel's memory, ready to run. */
+export interface PreparedJob {
+  readonly job: KernelJob;
+  readonly prog: number;
+  readonly outValues: number;
+  readonly outIndices: number;
+}
+
+/** Lays the job's program and data out in the kernel's memory (above heapBase()). */
+export function prepareJob(kernel: KernelExports, job: KernelJob): PreparedJob {
+  const f64 = job.f64;
+  const elt = f64 ? 8 : 4;
+  const B = job.block;
+  const tiles = Math.ceil(job.nInner / B);
+  const nRegs = job.registers.length / JOB_REG_WORDS;
+  const reg = (k: number, w: number): number => job.registers[k * JOB_REG_WORDS + w]!;
+
+  // Layout.
+  let cursor = align16(kernel.heapBase());
+  const take = (bytes: number): number => {
+    const at = cursor;
+    cursor = align16(cursor + bytes);
+    return at;
+  };
+  const prog = take(isa.HEADER_WORDS * 4);
+  const regTable = take(nRegs * isa.REG_WORDS * 4);
+  const outerCode = take(job.outerCode.length * 4);
+  const innerCode = take(job.innerCode.length * 4);
+  const bases: number[] = [];
+  for (let k = 0; k < nRegs; k++) {
+    const kind = reg(k, 0);
+    const dim = reg(k, 1);
+    switch (kind) {
+      case isa.REG_UNIFORM:
+        bases.push(take(dim * elt));
+        break;
+      case isa.REG_OUTER_VAR:
+        bases.push(take(job.nOuter * dim * elt));
+        break;
+      case isa.REG_INNER_VAR:
+        bases.push(take(tiles * dim * B * elt));
+        break;
+      case isa.REG_BLOCK:
+        bases.push(take(dim * B * elt));
+        break;
+      case isa.REG_VIEW:
+        bases.push(reg(k, 2));
+        break;
+      default:
+        throw new Error(`internal: register kind ${kind}`);
+    }
+  }
+  const acc = take(job.accBytes);
+  const outValues = job.hasValues ? take(job.nOuter * job.outDim * elt) : 0;
+  const outIndices = job.hasIndices ? take(job.nOuter * job.outDim * 4) : 0;
+  const ranges = job.ranges;
+  const rangesAt = ranges ? take(ranges.outer.byteLength) : 0;
+  const slicesAt = ranges ? take(ranges.slices.byteLength) : 0;
+  const innerRangesAt = ranges ? take(ranges.inner.byteLength) : 0;
+  ensureMemory(kernel, cursor, job.kind);
+
+  // Data.
+  const buffer = kernel.memory.buffer;
+  const words = new Int32Array(buffer);
+  const floats = f64 ? new Float64Array(buffer) : new Float32Array(buffer);
+  const header = new Int32Array(buffer, prog, isa.HEADER_WORDS);
+  header.fill(0);
+  header[isa.H_DTYPE] = f64 ? 1 : 0;
+  header[isa.H_N_OUTER] = job.nOuter;
+  header[isa.H_N_INNER] = job.nInner;
+  header[isa.H_BLOCK] = B;
+  header[isa.H_N_REGS] = nRegs;
+  header[isa.H_REGS] = regTable;
+  header[isa.H_OUTER_CODE] = outerCode;
+  header[isa.H_OUTER_LEN] = job.outerCode.length / isa.INSTR_WORDS;
+  header[isa.H_INNER_CODE] = innerCode;
+  header[isa.H_INNER_LEN] = job.innerCode.length / isa.INSTR_WORDS;
+  header[isa.H_RED] = job.reduction;
+  header[isa.H_RED_F] = job.formulaRegister;
+  header[isa.H_RED_G] = job.weightRegister;
+  header[isa.H_RED_K] = job.k;
+  header[isa.H_OUT_VAL] = outValues;
+  header[isa.H_OUT_IDX] = outIndices;
+  header[isa.H_OUT_DIM] = job.outDim;
+  header[isa.H_ACC] = acc;
+  header[isa.H_ACC_BYTES] = job.accBytes;
+  if (ranges) {
+    header[isa.H_RANGES] = rangesAt;
+    header[isa.H_N_CLUSTERS] = ranges.slices.length;
+    header[isa.H_SLICES] = slicesAt;
+    header[isa.H_INNER_RANGES] = innerRangesAt;
+    words.set(ranges.outer, rangesAt >> 2);
+    words.set(ranges.slices, slicesAt >> 2);
+    words.set(ranges.inner, innerRangesAt >> 2);
+    // Rows that no cluster covers keep the reduction of an empty set.
+    const count = job.nOuter * job.outDim;
+    if (outValues > 0) floats.fill(job.emptyValue, outValues / elt, outValues / elt + count);
+    if (outIndices > 0) words.fill(-1, outIndices >> 2, (outIndices >> 2) + count);
+  }
+  words.set(job.outerCode, outerCode >> 2);
+  words.set(job.innerCode, innerCode >> 2);
+  for (let k = 0; k < nRegs; k++) {
+    const kind = reg(k, 0);
+    const dim = reg(k, 1);
+    const at = (regTable >> 2) + k * isa.REG_WORDS;
+    words[at + isa.R_KIND] = kind;
+    words[at + isa.R_DIM] = dim;
+    words[at + isa.R_BASE] = bases[k]!;
+    words[at + isa.R_EXTRA] = kind === isa.REG_VIEW ? reg(k, 3) : 0;
+    const data = job.data[k];
+    if (data === null || data === undefined) continue;
+    const start = bases[k]! / elt;
+    if (kind === isa.REG_UNIFORM || kind === isa.REG_OUTER_VAR) {
+      floats.set(data, start);
+    } else if (kind === isa.REG_INNER_VAR) {
+      // Tiles of B: element j of row k at ((b*dim + k)*B + t).
+      const rows = job.nInner;
+      const region = floats.subarray(start, start + tiles * dim * B);
+      region.fill(0, (tiles - 1) * dim * B);
+      for (let b = 0; b < tiles; b++) {
+        const count = Math.min(B, rows - b * B);
+        for (let q = 0; q < dim; q++) {
+          const dst = (b * dim + q) * B;
+          let src = b * B * dim + q;
+          for (let t = 0; t < count; t++, src += dim) region[dst + t] = data[src]!;
+        }
+      }
+    }
+  }
+  return { job, prog, outValues, outIndices };
+}
+
+/** Runs outer rows (clusters) [start, end) of a prepared job. */
+export function runPrepared(kernel: KernelExports, prepared: PreparedJob, start: number, end: number): void {
+  const status = kernel.run(prepared.prog, start, end);
+  if (status !== isa.OK) throw new Error(`${prepared.job.kind}: the WebAssembly kernel failed with code ${status}`);
+}
+
+/** Copies the outputs out of the kernel's memory. */
+export function readOutputs(kernel: KernelExports, prepared: PreparedJob): JobOutput {
+  const { job, outValues, outIndices } = prepared;
+  const buffer = kernel.memory.buffer;
+  const count = job.nOuter * job.outDim;
+  return {
+    values: outValues === 0 ? null : job.f64 ? new Float64Array(buffer, outValues, count).slice() : new Float32Array(buffer, outValues, count).slice(),
+    indices: outIndices === 0 ? null : new Int32Array(buffer, outIndices, count).slice(),
+  };
+}
+
+/** The whole job at once (what a worker does). */
+export function runJob(kernel: KernelExports, job: KernelJob): JobOutput {
+  const prepared = prepareJob(kernel, job);
+  if (job.end > job.start) runPrepared(kernel, prepared, job.start, job.end);
+  return readOutputs(kernel, prepared);
+}
+
+function ensureMemory(kernel: KernelExports, bytes: number, kind: string): void {
+  if (bytes > MAX_MEMORY_BYTES) {
+    throw new RangeError(
+      `${kind}: the problem needs ${(bytes / 2 ** 20).toFixed(0)} MiB of WebAssembly memory, more than the 4 GiB limit; split it into smaller reductions`,
+    );
+  }
+  const memory = kernel.memory;
+  const missing = bytes - memory.buffer.byteLength;
+  if (missing > 0) {
+    try {
+      memory.grow(Math.ceil(missing / PAGE));
+    } catch (cause) {
+      throw new RangeError(`${kind}: could not grow WebAssembly memory to ${(bytes / 2 ** 20).toFixed(0)} MiB`, { cause });
+    }
+  }
+}
