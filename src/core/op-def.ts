@@ -26,6 +26,39 @@ export interface TileEmitter {
   constant(values: readonly number[]): TileReg;
 }
 
+/** A value held by the WGSL generator: `dim` f32 components, computed once per result row (when it
+ *  does not depend on the reduced index) or once per pair. */
+export interface WgslValue {
+  readonly dim: number;
+}
+
+/** A component index in WGSL code: a number where the generator unrolls, else a WGSL u32 expression. */
+export type WgslIndex = number | string;
+
+/** What the WGSL generator (src/gpu/codegen.ts) offers an operation to lower itself. Bodies return f32
+ *  WGSL expressions; they may call `map`/`sum` themselves (the statements then go inside the loop). */
+export interface WgslEmitter {
+  /** A new value of `dim` components, component k being `body(k)`; `args` are the values it reads. */
+  map(dim: number, args: readonly WgslValue[], body: (k: WgslIndex) => string): WgslValue;
+  /** A new value of one component: the sum over k < count of `body(k)`. */
+  sum(count: number, args: readonly WgslValue[], body: (k: WgslIndex) => string): WgslValue;
+  /** Component k of a value as an f32 expression; a dimension-1 value broadcasts (every k reads it). */
+  at(value: WgslValue, k: WgslIndex): string;
+  /** Index arithmetic a * scale + offset (folded when both are numbers). */
+  index(a: WgslIndex, scale: number, offset: WgslIndex): WgslIndex;
+  /** Integer quotient and remainder of an index by a positive constant. */
+  quotient(a: WgslIndex, divisor: number): WgslIndex;
+  remainder(a: WgslIndex, divisor: number): WgslIndex;
+  /** An index as an f32 expression. */
+  float(k: WgslIndex): string;
+  /** An f32 literal. */
+  literal(value: number): string;
+  /** Components [first, first + dim) of a value, without copying. */
+  view(value: WgslValue, first: number, dim: number): WgslValue;
+  /** The components of the parts one after the other. */
+  concat(parts: readonly WgslValue[]): WgslValue;
+}
+
 /** One operation. `P` holds its static parameters (an integer exponent, indices, ...). */
 export interface OpDef<P = unknown> {
   /** The method name users call, e.g. 'sqDist'. */
@@ -42,6 +75,9 @@ export interface OpDef<P = unknown> {
   vjp(args: readonly FormulaNode[], ct: FormulaNode, params: P, out: FormulaNode): readonly (FormulaNode | null)[];
   /** Lowering to the WebAssembly tile program. */
   tile(emitter: TileEmitter, args: readonly TileReg[], params: P, outDim: number): TileReg;
+  /** Lowering to WGSL for the WebGPU engine (src/gpu/codegen.ts); helper functions `lt_*` come from
+   *  src/gpu/prelude.ts. */
+  wgsl(emitter: WgslEmitter, args: readonly WgslValue[], params: P, outDim: number): WgslValue;
 }
 
 /** A dimension error raised while a formula is built. */

@@ -1,5 +1,5 @@
 // Every operation of the formula language, one record each: shape rule, float64 reference, printed
-// form and lowering to the WebAssembly tile program. Adding an operation means adding a record here
+// form and lowering to the WebAssembly tile program and to WGSL (the WebGPU engine). Adding an operation means adding a record here
 // (and a method in lazy-tensor.ts that builds it).
 import * as isa from '../../assembly/isa.js';
 import {
@@ -15,7 +15,7 @@ import {
   zeros,
 } from './build.js';
 import type { FormulaNode } from './formula.js';
-import { ShapeError, type OpDef, type TileEmitter, type TileReg } from './op-def.js';
+import { ShapeError, type OpDef, type TileEmitter, type TileReg, type WgslEmitter, type WgslValue } from './op-def.js';
 
 type Node = FormulaNode;
 type Grads = readonly (Node | null)[];
@@ -65,7 +65,7 @@ type Rule = (args: readonly Node[], ct: Node, out: Node) => Grads;
 /** Piecewise constant: no gradient. */
 const flat: Rule = (args) => args.map(() => null);
 
-function unary(name: string, opcode: number, f: Scalar1, print: (a: string) => string, vjp: Rule): OpDef<null> {
+function unary(name: string, opcode: number, f: Scalar1, print: (a: string) => string, vjp: Rule, wgsl: (a: string) => string): OpDef<null> {
   return {
     name,
     vjp: (args, ct, _p, out) => vjp(args, ct, out),
@@ -73,6 +73,7 @@ function unary(name: string, opcode: number, f: Scalar1, print: (a: string) => s
     reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
     print: ([a]) => print(a!),
     tile: (e, args, _p, dim) => e.emit(opcode, dim, args),
+    wgsl: (e, [a], _p, dim) => e.map(dim, [a!], (k) => wgsl(e.at(a!, k))),
   };
 }
 
@@ -81,7 +82,7 @@ function unbroadcastAll(args: readonly Node[], grads: Grads): Grads {
   return grads.map((g, q) => (g === null ? null : unbroadcast(g, args[q]!.dim)));
 }
 
-function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: string) => string, vjp: Rule): OpDef<null> {
+function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: string) => string, vjp: Rule, wgsl: (a: string, b: string) => string): OpDef<null> {
   return {
     name,
     vjp: (args, ct, _p, out) => unbroadcastAll(args, vjp(args, ct, out)),
@@ -89,10 +90,11 @@ function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: 
     reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
     print: ([a, b]) => print(a!, b!),
     tile: (e, args, _p, dim) => e.emit(opcode, dim, args),
+    wgsl: (e, [a, b], _p, dim) => e.map(dim, [a!, b!], (k) => wgsl(e.at(a!, k), e.at(b!, k))),
   };
 }
 
-function ternary(name: string, opcode: number, f: Scalar3, print: (a: string, b: string, c: string) => string, vjp: Rule): OpDef<null> {
+function ternary(name: string, opcode: number, f: Scalar3, print: (a: string, b: string, c: string) => string, vjp: Rule, wgsl: (a: string, b: string, c: string) => string): OpDef<null> {
   return {
     name,
     vjp: (args, ct, _p, out) => unbroadcastAll(args, vjp(args, ct, out)),
@@ -100,6 +102,7 @@ function ternary(name: string, opcode: number, f: Scalar3, print: (a: string, b:
     reference: (args) => mapBroadcast(args, f as (...xs: number[]) => number),
     print: ([a, b, c]) => print(a!, b!, c!),
     tile: (e, args, _p, dim) => e.emit(opcode, dim, args),
+    wgsl: (e, [a, b, c], _p, dim) => e.map(dim, [a!, b!, c!], (k) => wgsl(e.at(a!, k), e.at(b!, k), e.at(c!, k))),
   };
 }
 
@@ -135,45 +138,45 @@ const dot = (a: Float64Array, b: Float64Array): number => {
 // ---------------------------------------------------------------------------------------------------
 // Elementwise operations.
 
-export const add = binary('add', isa.OP_ADD, (a, b) => a + b, (a, b) => `(${a} + ${b})`, (_a, ct) => [ct, ct]);
-export const sub = binary('sub', isa.OP_SUB, (a, b) => a - b, (a, b) => `(${a} - ${b})`, (_a, ct) => [ct, negate(ct)]);
-export const mul = binary('mul', isa.OP_MUL, (a, b) => a * b, (a, b) => `(${a} * ${b})`, ([a, b], ct) => [times(ct, b!), times(ct, a!)]);
-export const div = binary('div', isa.OP_DIV, (a, b) => a / b, (a, b) => `(${a} / ${b})`, ([a, b], ct) => [divide(ct, b!), negate(divide(times(ct, a!), op1(square, b!)))]);
-export const powf = binary('powf', isa.OP_POWF, (a, b) => Math.exp(b * Math.log(a)), (a, b) => `${a}^${b}`, ([a, b], ct, out) => [times(ct, divide(times(b!, out), a!)), times(ct, times(out, op1(log, a!)))]);
-export const eq = binary('eq', isa.OP_EQ, (a, b) => +(a === b), (a, b) => `(${a} == ${b})`, flat);
-export const ne = binary('ne', isa.OP_NE, (a, b) => +(a !== b), (a, b) => `(${a} != ${b})`, flat);
-export const lt = binary('lt', isa.OP_LT, (a, b) => +(a < b), (a, b) => `(${a} < ${b})`, flat);
-export const le = binary('le', isa.OP_LE, (a, b) => +(a <= b), (a, b) => `(${a} <= ${b})`, flat);
-export const gt = binary('gt', isa.OP_GT, (a, b) => +(a > b), (a, b) => `(${a} > ${b})`, flat);
-export const ge = binary('ge', isa.OP_GE, (a, b) => +(a >= b), (a, b) => `(${a} >= ${b})`, flat);
+export const add = binary('add', isa.OP_ADD, (a, b) => a + b, (a, b) => `(${a} + ${b})`, (_a, ct) => [ct, ct], (a, b) => `(${a} + ${b})`);
+export const sub = binary('sub', isa.OP_SUB, (a, b) => a - b, (a, b) => `(${a} - ${b})`, (_a, ct) => [ct, negate(ct)], (a, b) => `(${a} - ${b})`);
+export const mul = binary('mul', isa.OP_MUL, (a, b) => a * b, (a, b) => `(${a} * ${b})`, ([a, b], ct) => [times(ct, b!), times(ct, a!)], (a, b) => `(${a} * ${b})`);
+export const div = binary('div', isa.OP_DIV, (a, b) => a / b, (a, b) => `(${a} / ${b})`, ([a, b], ct) => [divide(ct, b!), negate(divide(times(ct, a!), op1(square, b!)))], (a, b) => `(${a} / ${b})`);
+export const powf = binary('powf', isa.OP_POWF, (a, b) => Math.exp(b * Math.log(a)), (a, b) => `${a}^${b}`, ([a, b], ct, out) => [times(ct, divide(times(b!, out), a!)), times(ct, times(out, op1(log, a!)))], (a, b) => `lt_powf(${a}, ${b})`);
+export const eq = binary('eq', isa.OP_EQ, (a, b) => +(a === b), (a, b) => `(${a} == ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} == ${b})`);
+export const ne = binary('ne', isa.OP_NE, (a, b) => +(a !== b), (a, b) => `(${a} != ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} != ${b})`);
+export const lt = binary('lt', isa.OP_LT, (a, b) => +(a < b), (a, b) => `(${a} < ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} < ${b})`);
+export const le = binary('le', isa.OP_LE, (a, b) => +(a <= b), (a, b) => `(${a} <= ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} <= ${b})`);
+export const gt = binary('gt', isa.OP_GT, (a, b) => +(a > b), (a, b) => `(${a} > ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} > ${b})`);
+export const ge = binary('ge', isa.OP_GE, (a, b) => +(a >= b), (a, b) => `(${a} >= ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} >= ${b})`);
 
-export const neg = unary('neg', isa.OP_NEG, (a) => -a, (a) => `-${a}`, (_a, ct) => [negate(ct)]);
-export const abs = unary('abs', isa.OP_ABS, Math.abs, (a) => `|${a}|`, ([a], ct) => [times(ct, op1(sign, a!))]);
-export const exp = unary('exp', isa.OP_EXP, Math.exp, (a) => `exp(${a})`, (_a, ct, out) => [times(ct, out)]);
-export const log = unary('log', isa.OP_LOG, Math.log, (a) => `log(${a})`, ([a], ct) => [divide(ct, a!)]);
-export const sqrt = unary('sqrt', isa.OP_SQRT, Math.sqrt, (a) => `sqrt(${a})`, ([a], ct) => [times(ct, times(scalar(0.5), op1(rsqrt, a!)))] /* 0 at 0, as KeOps */);
-export const rsqrt = unary('rsqrt', isa.OP_RSQRT, (a) => (a === 0 ? 0 : 1 / Math.sqrt(a)), (a) => `rsqrt(${a})`, (_a, ct, out) => [times(ct, times(scalar(-0.5), apply(pow, [out], { n: 3 })))]);
-export const square = unary('square', isa.OP_SQUARE, (a) => a * a, (a) => `${a}^2`, ([a], ct) => [times(ct, times(scalar(2), a!))]);
-export const sin = unary('sin', isa.OP_SIN, Math.sin, (a) => `sin(${a})`, ([a], ct) => [times(ct, op1(cos, a!))]);
-export const cos = unary('cos', isa.OP_COS, Math.cos, (a) => `cos(${a})`, ([a], ct) => [negate(times(ct, op1(sin, a!)))]);
-export const sign = unary('sign', isa.OP_SIGN, (a) => (a > 0 ? 1 : a < 0 ? -1 : 0), (a) => `sign(${a})`, flat);
-export const step = unary('step', isa.OP_STEP, (a) => (a < 0 ? 0 : 1), (a) => `step(${a})`, flat);
-export const relu = unary('relu', isa.OP_RELU, (a) => (a < 0 ? 0 : a), (a) => `relu(${a})`, ([a], ct) => [times(ct, op1(step, a!))]);
-export const xLogX = unary('xLogX', isa.OP_XLOGX, (a) => (a === 0 ? 0 : a * Math.log(a)), (a) => `xlogx(${a})`, ([a], ct) => [times(ct, plus(op1(log, a!), scalar(1)))]);
+export const neg = unary('neg', isa.OP_NEG, (a) => -a, (a) => `-${a}`, (_a, ct) => [negate(ct)], (a) => `(-${a})`);
+export const abs = unary('abs', isa.OP_ABS, Math.abs, (a) => `|${a}|`, ([a], ct) => [times(ct, op1(sign, a!))], (a) => `abs(${a})`);
+export const exp = unary('exp', isa.OP_EXP, Math.exp, (a) => `exp(${a})`, (_a, ct, out) => [times(ct, out)], (a) => `lt_exp(${a})`);
+export const log = unary('log', isa.OP_LOG, Math.log, (a) => `log(${a})`, ([a], ct) => [divide(ct, a!)], (a) => `lt_log(${a})`);
+export const sqrt = unary('sqrt', isa.OP_SQRT, Math.sqrt, (a) => `sqrt(${a})`, ([a], ct) => [times(ct, times(scalar(0.5), op1(rsqrt, a!)))] /* 0 at 0, as KeOps */, (a) => `lt_sqrt(${a})`);
+export const rsqrt = unary('rsqrt', isa.OP_RSQRT, (a) => (a === 0 ? 0 : 1 / Math.sqrt(a)), (a) => `rsqrt(${a})`, (_a, ct, out) => [times(ct, times(scalar(-0.5), apply(pow, [out], { n: 3 })))], (a) => `lt_rsqrt(${a})`);
+export const square = unary('square', isa.OP_SQUARE, (a) => a * a, (a) => `${a}^2`, ([a], ct) => [times(ct, times(scalar(2), a!))], (a) => `lt_sq(${a})`);
+export const sin = unary('sin', isa.OP_SIN, Math.sin, (a) => `sin(${a})`, ([a], ct) => [times(ct, op1(cos, a!))], (a) => `lt_sin(${a})`);
+export const cos = unary('cos', isa.OP_COS, Math.cos, (a) => `cos(${a})`, ([a], ct) => [negate(times(ct, op1(sin, a!)))], (a) => `lt_cos(${a})`);
+export const sign = unary('sign', isa.OP_SIGN, (a) => (a > 0 ? 1 : a < 0 ? -1 : 0), (a) => `sign(${a})`, flat, (a) => `lt_sign(${a})`);
+export const step = unary('step', isa.OP_STEP, (a) => (a < 0 ? 0 : 1), (a) => `step(${a})`, flat, (a) => `lt_step(${a})`);
+export const relu = unary('relu', isa.OP_RELU, (a) => (a < 0 ? 0 : a), (a) => `relu(${a})`, ([a], ct) => [times(ct, op1(step, a!))], (a) => `lt_relu(${a})`);
+export const xLogX = unary('xLogX', isa.OP_XLOGX, (a) => (a === 0 ? 0 : a * Math.log(a)), (a) => `xlogx(${a})`, ([a], ct) => [times(ct, plus(op1(log, a!), scalar(1)))], (a) => `lt_xlogx(${a})`);
 export const sinXDivX = unary('sinXDivX', isa.OP_SINXDIVX, (a) => (a === 0 ? 1 : Math.sin(a) / a), (a) => `sinc(${a})`, ([a], ct, out) => [
   // (cos a - sinc a) / a, selected away from 0 (where the limit is 0) so that 0/0 is never used.
   times(ct, apply(ifElse, [negate(op1(square, a!)), zeros(1), divide(minus(op1(cos, a!), out), a!)], null)),
-]);
+], (a) => `lt_sinc(${a})`);
 
 export const clamp = ternary('clamp', isa.OP_CLAMP, (a, lo, hi) => Math.min(Math.max(a, lo), hi), (a, b, c) => `clamp(${a}, ${b}, ${c})`, ([a, lo, hi], ct) => {
   const inside = times(op2(ge, a!, lo!), op2(le, a!, hi!));
   return [times(ct, inside), times(ct, op2(lt, a!, lo!)), times(ct, op2(gt, a!, hi!))];
-});
+}, (a, lo, hi) => `lt_clamp(${a}, ${lo}, ${hi})`);
 export const ifElse = ternary('ifElse', isa.OP_IFELSE, (c, a, b) => (c >= 0 ? a : b), (c, a, b) => `(${c} >= 0 ? ${a} : ${b})`, ([c], ct) => {
   const chosen = op1(step, c!);
   return [null, times(ct, chosen), times(ct, minus(scalar(1), chosen))];
-});
-export const mod = ternary('mod', isa.OP_MOD, (a, n, d) => a - n * Math.floor((a - d) / n), (a, n, d) => `mod(${a}, ${n}, ${d})`, ([a, n], ct, out) => [ct, negate(times(ct, divide(minus(a!, out), n!))), null]);
+}, (c, a, b) => `lt_ifelse(${c}, ${a}, ${b})`);
+export const mod = ternary('mod', isa.OP_MOD, (a, n, d) => a - n * Math.floor((a - d) / n), (a, n, d) => `mod(${a}, ${n}, ${d})`, ([a, n], ct, out) => [ct, negate(times(ct, divide(minus(a!, out), n!))), null], (a, n, d) => `lt_mod(${a}, ${n}, ${d})`);
 
 /** `pow(n)`: an integer power, by repeated squaring. */
 export const pow: OpDef<{ n: number }> = {
@@ -185,6 +188,7 @@ export const pow: OpDef<{ n: number }> = {
   reference: ([a], { n }) => a!.map((v) => integerPower(v, n)),
   print: ([a], { n }) => `${a}^${n}`,
   vjp: ([a], ct, { n }) => [n === 0 ? null : times(ct, times(scalar(n), n === 1 ? scalar(1) : apply(pow, [a!], { n: n - 1 })))],
+  wgsl: (e, [a], { n }, dim) => e.map(dim, [a!], (k) => `lt_powi(${e.at(a!, k)}, ${n})`),
   tile: (e, args, { n }, dim) => e.emit(isa.OP_POW, dim, args, n),
 };
 
@@ -201,6 +205,10 @@ export const round: OpDef<{ digits: number }> = {
   },
   print: ([a], { digits }) => `round(${a}, ${digits})`,
   vjp: () => [null],
+  wgsl: (e, [a], { digits }, dim) => {
+    const p = e.literal(10 ** Math.abs(digits));
+    return e.map(dim, [a!], (k) => (digits >= 0 ? `(lt_round(${e.at(a!, k)} * ${p}) / ${p})` : `(lt_round(${e.at(a!, k)} / ${p}) * ${p})`));
+  },
   tile: (e, args, { digits }, dim) => e.emit(isa.OP_ROUND, dim, args, digits),
 };
 
@@ -214,6 +222,7 @@ export const sum: OpDef<null> = {
   reference: ([a]) => Float64Array.of(a!.reduce((s, v) => s + v, 0)),
   print: ([a]) => `sum(${a})`,
   vjp: ([a], ct) => [unbroadcast(ct, a!.dim)],
+  wgsl: (e, [a]) => e.sum(a!.dim, [a!], (k) => e.at(a!, k)),
   tile: (e, args) => e.emit(isa.OP_ROWSUM, 1, args),
 };
 
@@ -226,6 +235,7 @@ export const dotProduct: OpDef<null> = {
   reference: ([a, b]) => Float64Array.of(dot(a!, b!)),
   print: ([a, b]) => `<${a}, ${b}>`,
   vjp: ([a, b], ct) => [times(ct, b!), times(ct, a!)],
+  wgsl: (e, [a, b]) => e.sum(a!.dim, [a!, b!], (k) => `(${e.at(a!, k)} * ${e.at(b!, k)})`),
   tile: (e, args) => e.emit(isa.OP_DOT, 1, args),
 };
 
@@ -235,6 +245,7 @@ export const sqNorm2: OpDef<null> = {
   reference: ([a]) => Float64Array.of(dot(a!, a!)),
   print: ([a]) => `|${a}|^2`,
   vjp: ([a], ct) => [times(ct, times(scalar(2), a!))],
+  wgsl: (e, [a]) => e.sum(a!.dim, [a!], (k) => `lt_sq(${e.at(a!, k)})`),
   tile: (e, [a]) => e.emit(isa.OP_DOT, 1, [a!, a!]),
 };
 
@@ -245,6 +256,10 @@ export const norm2: OpDef<null> = {
   print: ([a]) => `|${a}|`,
   // a / |a|, which is 0 at a = 0: the gradient of a norm at zero is 0, never NaN.
   vjp: ([a], ct) => [times(ct, op1(normalize, a!))],
+  wgsl: (e, [a]) => {
+    const s = e.sum(a!.dim, [a!], (k) => `lt_sq(${e.at(a!, k)})`);
+    return e.map(1, [s], () => `sqrt(${e.at(s, 0)})`);
+  },
   tile: (e, [a]) => e.emit(isa.OP_SQRT, 1, [e.emit(isa.OP_DOT, 1, [a!, a!])]),
 };
 
@@ -262,6 +277,11 @@ export const normalize: OpDef<null> = {
   vjp: ([a], ct, _p, out) => [
     times(minus(ct, times(out, op2(dotProduct, out, ct))), op1(rsqrt, op1(sqNorm2, a!))),
   ],
+  wgsl: (e, [a], _p, dim) => {
+    const s = e.sum(a!.dim, [a!], (k) => `lt_sq(${e.at(a!, k)})`);
+    const r = e.map(1, [s], () => `lt_rsqrt(${e.at(s, 0)})`);
+    return e.map(dim, [a!, r], (k) => `(${e.at(a!, k)} * ${e.at(r, 0)})`);
+  },
   tile: (e, [a], _p, dim) => e.emit(isa.OP_MUL, dim, [a!, e.emit(isa.OP_RSQRT, 1, [e.emit(isa.OP_DOT, 1, [a!, a!])])]),
 };
 
@@ -281,6 +301,7 @@ export const sqDist: OpDef<null> = {
     const g = times(ct, times(scalar(2), op2(sub, a!, b!)));
     return [g, negate(g)];
   },
+  wgsl: (e, [a, b]) => e.sum(a!.dim, [a!, b!], (k) => `lt_sq(${e.at(a!, k)} - ${e.at(b!, k)})`),
   tile: (e, args) => e.emit(isa.OP_SQDIST, 1, args),
 };
 
@@ -320,6 +341,13 @@ function tileFullQuadratic(e: TileEmitter, x: TileReg, s: TileReg): TileReg {
   return e.emit(isa.OP_DOT, 1, [x, sx]);
 }
 
+/** x^T S x in WGSL: S x component by component, then a dot product with x. */
+function wgslFullQuadratic(e: WgslEmitter, x: WgslValue, s: WgslValue): WgslValue {
+  const D = x.dim;
+  const sx = e.map(D, [x, s], (r) => e.at(e.sum(D, [x, s], (c) => `(${e.at(s, e.index(r, D, c))} * ${e.at(x, c)})`), 0));
+  return e.sum(D, [x, sx], (r) => `(${e.at(x, r)} * ${e.at(sx, r)})`);
+}
+
 /** Cotangents of (x, s) for the weighted squared norm of x. */
 function weightedSqNormVjp(x: Node, s: Node, ct: Node): [Node, Node] {
   switch (weightKind('weightedSqNorm', x.dim, s.dim)) {
@@ -346,6 +374,18 @@ export const weightedSqNorm: OpDef<null> = {
   reference: ([x, s]) => Float64Array.of(weightedSqNormRef(x!, s!)),
   print: ([x, s]) => `|${x}|^2_${s}`,
   vjp: ([x, s], ct) => weightedSqNormVjp(x!, s!, ct),
+  wgsl: (e, [x, s]) => {
+    switch (weightKind('weightedSqNorm', x!.dim, s!.dim)) {
+      case 'iso': {
+        const q = e.sum(x!.dim, [x!], (k) => `lt_sq(${e.at(x!, k)})`);
+        return e.map(1, [s!, q], () => `(${e.at(s!, 0)} * ${e.at(q, 0)})`);
+      }
+      case 'diag':
+        return e.sum(x!.dim, [x!, s!], (k) => `(${e.at(s!, k)} * lt_sq(${e.at(x!, k)}))`);
+      case 'full':
+        return wgslFullQuadratic(e, x!, s!);
+    }
+  },
   tile: (e, [x, s]) => {
     switch (weightKind('weightedSqNorm', x!.dim, s!.dim)) {
       case 'iso':
@@ -371,6 +411,18 @@ export const weightedSqDist: OpDef<null> = {
   vjp: ([x, y, s], ct) => {
     const [gx, gs] = weightedSqNormVjp(op2(sub, x!, y!), s!, ct);
     return [gx!, negate(gx!), gs!];
+  },
+  wgsl: (e, [x, y, s]) => {
+    switch (weightKind('weightedSqDist', x!.dim, s!.dim)) {
+      case 'iso': {
+        const q = e.sum(x!.dim, [x!, y!], (k) => `lt_sq(${e.at(x!, k)} - ${e.at(y!, k)})`);
+        return e.map(1, [s!, q], () => `(${e.at(s!, 0)} * ${e.at(q, 0)})`);
+      }
+      case 'diag':
+        return e.sum(x!.dim, [x!, y!, s!], (k) => `(${e.at(s!, k)} * lt_sq(${e.at(x!, k)} - ${e.at(y!, k)}))`);
+      case 'full':
+        return wgslFullQuadratic(e, e.map(x!.dim, [x!, y!], (k) => `(${e.at(x!, k)} - ${e.at(y!, k)})`), s!);
+    }
   },
   tile: (e, [x, y, s]) => {
     switch (weightKind('weightedSqDist', x!.dim, s!.dim)) {
@@ -402,6 +454,7 @@ export const elem: OpDef<{ index: number }> = {
   reference: ([a], { index }) => Float64Array.of(a![index]!),
   print: ([a], { index }) => `${a}[${index}]`,
   vjp: ([a], ct, { index }) => [placeInZeros(ct, index, a!.dim)],
+  wgsl: (e, [a], { index }) => e.view(a!, index, 1),
   tile: (e, [a], { index }) => e.view(a!, index, 1),
 };
 
@@ -419,6 +472,7 @@ export const extract: OpDef<{ start: number; length: number }> = {
   reference: ([a], { start, length }) => a!.slice(start, start + length),
   print: ([a], { start, length }) => `${a}[${start}:${start + length}]`,
   vjp: ([a], ct, { start }) => [placeInZeros(ct, start, a!.dim)],
+  wgsl: (e, [a], { start, length }) => e.view(a!, start, length),
   tile: (e, [a], { start, length }) => e.view(a!, start, length),
 };
 
@@ -437,6 +491,7 @@ export const concat: OpDef<null> = {
     apply(extract, [ct], { start: 0, length: a!.dim }),
     apply(extract, [ct], { start: a!.dim, length: b!.dim }),
   ],
+  wgsl: (e, [a, b]) => e.concat([a!, b!]),
   tile: (e, [a, b], _p, dim) => {
     const out = e.alloc(dim, [a!, b!]);
     e.emitInto(isa.OP_COPY, e.view(out, 0, a!.dim), [a!]);
@@ -461,6 +516,7 @@ export const oneHot: OpDef<{ dim: number }> = {
   },
   print: ([a], { dim }) => `onehot(${a}, ${dim})`,
   vjp: () => [null],
+  wgsl: (e, [a], _p, dim) => e.map(dim, [a!], (k) => `select(0.0, 1.0, lt_round(${e.at(a!, 0)}) == ${e.float(k)})`),
   tile: (e, args, _p, dim) => e.emit(isa.OP_ONEHOT, dim, args),
 };
 
@@ -483,6 +539,10 @@ export const matVecMult: OpDef<null> = {
   print: ([A, v]) => `(${A} . ${v})`,
   // d/dA = ct (x) v, d/dv = A^T ct = ct . A
   vjp: ([A, v], ct) => [op2(tensorProd, ct, v!), op2(vecMatMult, ct, A!)],
+  wgsl: (e, [A, v], _p, m) => {
+    const n = v!.dim;
+    return e.map(m, [A!, v!], (r) => e.at(e.sum(n, [A!, v!], (c) => `(${e.at(A!, e.index(r, n, c))} * ${e.at(v!, c)})`), 0));
+  },
   tile: (e, [A, v], _p, m) => {
     const n = v!.dim;
     const out = e.alloc(m, [A!, v!]);
@@ -510,6 +570,10 @@ export const vecMatMult: OpDef<null> = {
   print: ([v, A]) => `(${v} . ${A})`,
   // d/dv = A ct, d/dA = v (x) ct
   vjp: ([v, A], ct) => [op2(matVecMult, A!, ct), op2(tensorProd, v!, ct)],
+  wgsl: (e, [v, A], _p, m) => {
+    const n = v!.dim;
+    return e.map(m, [v!, A!], (c) => e.at(e.sum(n, [v!, A!], (r) => `(${e.at(v!, r)} * ${e.at(A!, e.index(r, m, c))})`), 0));
+  },
   tile: (e, [v, A], _p, m) => {
     // out = sum_r v[r] * A[r, :], one broadcast multiply-add per row of A.
     const n = v!.dim;
@@ -533,6 +597,10 @@ export const tensorProd: OpDef<null> = {
   print: ([a, b]) => `(${a} (x) ${b})`,
   // d/da = ct (as a matrix) . b, d/db = a . ct
   vjp: ([a, b], ct) => [op2(matVecMult, ct, b!), op2(vecMatMult, a!, ct)],
+  wgsl: (e, [a, b], _p, dim) => {
+    const nb = b!.dim;
+    return e.map(dim, [a!, b!], (k) => `(${e.at(a!, e.quotient(k, nb))} * ${e.at(b!, e.remainder(k, nb))})`);
+  },
   tile: (e, [a, b], _p, dim) => {
     const out = e.alloc(dim, [a!, b!]);
     const nb = b!.dim;

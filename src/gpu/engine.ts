@@ -1,0 +1,799 @@
+// The WebGPU engine: runs a reduction plan as WGSL compute (kernels from codegen.ts) on a GPUDevice.
+//
+// CHOICES (documented here because CPU drivers cannot measure them; tune on real GPUs)
+// - Workgroup size: 256 invocations (one result row each), capped by the adapter's
+//   maxComputeInvocationsPerWorkgroup / maxComputeWorkgroupSizeX, and 64 when the per-row reduction
+//   state is large (K-min lists, wide weighted sums), to leave registers for the formula.
+//   256 = 8 warps / 4 wavefronts: enough to hide memory latency on NVIDIA/AMD/Apple/Intel, and
+//   the inner tile it loads per barrier is then 256 rows (one per invocation).
+// - Tile: as many inner rows as invocations (each invocation copies one packed row), reduced to fit
+//   maxComputeWorkgroupStorageSize (most GPUs: 32 KiB, i.e. 256 rows up to 31 f32 per row, fewer
+//   for wider rows). Below 16 rows per tile the kernel reads inner rows straight from the storage
+//   buffer instead (caches do the sharing; staging a handful of rows per barrier does not pay).
+// - CPU adapters (isFallbackAdapter: SwiftShader, lavapipe, WARP) get workgroups of 64 and no
+//   staging ("direct" mode). Measured on SwiftShader (2 cores): pipeline compilation time grows
+//   linearly with the workgroup memory a kernel declares (about 0.65 ms per f32: 0.45 s for a
+//   256 x 3 tile, 2.8 s for 256 x 17, 5 s for 32 KiB) while staging gains nothing on a CPU
+//   (4096 x 4096 Gaussian sum: 0.047-0.054 Gpairs/s staged or direct, at every workgroup size
+//   from 32 to 256; a naive untiled kernel: 0.07). Direct kernels compile in 10-20 ms there.
+//   bench/gpu.mjs there: 0.014-0.03 Gpairs/s at D = 3 (0.002 at D = 50), against 0.6-1.4 for the
+//   WebAssembly engine on the same 2 cores. These numbers only show that the engine runs; tuning
+//   targets real GPUs.
+//
+// SPLITTING
+// A reduction is cut into dispatches so that no binding exceeds maxStorageBufferBindingSize, no
+// dispatch exceeds maxComputeWorkgroupsPerDimension workgroups, and no dispatch evaluates more than
+// maxPairsPerDispatch pairs (long dispatches trip GPU watchdogs: ~2 s on Windows). Result rows are
+// cut into "outer chunks" (each with its own outer-data, output and state buffers, run one after the
+// other); the inner rows into "segments" (one buffer each, uploaded once) and segments into "steps".
+// The steps of an outer chunk run as consecutive dispatches of one compute pass; between them the
+// running reduction state goes through a state buffer, so partial results merge exactly as tiles do
+// (sums add with compensation, log-sum-exp merges (max, sum) pairs, K-min lists keep inserting).
+//
+// Block-sparse plans bind whole arrays (a cluster's inner ranges may point anywhere; if an array
+// exceeds a binding the reduction falls back to WebAssembly) and are cut into dispatches of work
+// items (see planSparse); a single cluster is never split over dispatches.
+//
+// CACHING
+// Pipelines are cached by the formula's structure (codegen.structureKey: variables named by role,
+// dimension and position, not identity), the reduction and the kernel configuration: a second call
+// of the same formula, even on new data, compiles nothing. Buffers come from a BufferPool.
+import { reductionHasIndices, reductionHasValues, type ReductionOutput, type ReductionPlan } from '../core/reduction.js';
+import { BufferPool, type BufferPoolStats } from './buffer-pool.js';
+import {
+  dataLayout,
+  FLAG_FIRST,
+  FLAG_LAST,
+  generateKernel,
+  stateWords,
+  structureKey,
+  UNIFORM_BYTES,
+  type DataLayout,
+  type GeneratedKernel,
+  type KernelConfig,
+} from './codegen.js';
+
+// WebGPU enums as numbers, so the engine does not depend on the GPUBufferUsage/GPUMapMode globals
+// (which Node's `webgpu` package does not install by itself).
+const USAGE_MAP_READ = 0x0001;
+const USAGE_COPY_SRC = 0x0004;
+const USAGE_COPY_DST = 0x0008;
+const USAGE_UNIFORM = 0x0040;
+const USAGE_STORAGE = 0x0080;
+const USAGE_QUERY_RESOLVE = 0x0200;
+const MAP_READ = 0x0001;
+
+/** The limits the engine plans with: the device's, possibly lowered (tests force splitting so). */
+export interface EngineLimits {
+  readonly maxStorageBufferBindingSize: number;
+  readonly maxBufferSize: number;
+  readonly maxComputeWorkgroupsPerDimension: number;
+  readonly maxComputeInvocationsPerWorkgroup: number;
+  readonly maxComputeWorkgroupSizeX: number;
+  readonly maxComputeWorkgroupStorageSize: number;
+  readonly minUniformBufferOffsetAlignment: number;
+  /** Pairs evaluated by one dispatch at most. */
+  readonly maxPairsPerDispatch: number;
+}
+
+export interface WebGPUEngineOptions {
+  /** Lower the device's limits (never raise them): used by tests to force splitting. */
+  readonly limits?: Partial<EngineLimits>;
+  /** Workgroup size override (a power of two), for experiments. */
+  readonly workgroupSize?: number;
+  /** The adapter emulates a GPU on the CPU (isFallbackAdapter: SwiftShader, lavapipe, WARP). */
+  readonly cpuAdapter?: boolean;
+  /** Stage inner tiles in workgroup memory: 'auto' (on GPUs, not on CPU adapters), or forced. */
+  readonly staging?: 'auto' | 'always' | 'never';
+}
+
+/** Counters for tests and the bench. */
+export interface EngineStats {
+  /** Shader modules compiled (pipeline cache misses). */
+  compiles: number;
+  /** Pipeline cache hits. */
+  pipelineHits: number;
+  /** Dispatches issued. */
+  dispatches: number;
+  /** Reductions run. */
+  reductions: number;
+}
+
+/** Thrown when the device is lost or unusable: the runtime falls back to WebAssembly. */
+export class GpuDeviceLostError extends Error {
+  override name = 'GpuDeviceLostError';
+}
+
+export const DEFAULT_MAX_PAIRS_PER_DISPATCH = 2 ** 30;
+const DEFAULT_WORKGROUP = 256;
+const CPU_WORKGROUP = 64;
+const MIN_STAGED_TILE = 16;
+/** Above this many f32 of reduction state per row, use smaller workgroups. */
+const LARGE_STATE_WORDS = 48;
+const MAX_PIPELINES = 256;
+
+interface Range {
+  readonly start: number;
+  readonly rows: number;
+}
+
+interface Step {
+  readonly segment: number;
+  /** First row of the step inside its segment's buffer. */
+  readonly readStart: number;
+  readonly rows: number;
+  /** Global inner index of the step's first row. */
+  readonly globalStart: number;
+}
+
+/** How a reduction is cut into dispatches. */
+export interface ChunkPlan {
+  readonly outerChunks: readonly Range[];
+  readonly segments: readonly Range[];
+  readonly steps: readonly Step[];
+  readonly split: boolean;
+}
+
+export interface ChunkSizes {
+  readonly nOuter: number;
+  readonly nInner: number;
+  readonly outerStride: number;
+  readonly innerStride: number;
+  readonly outDim: number;
+  readonly stateWords: number;
+}
+
+/** Cuts a reduction into outer chunks, inner segments and steps within the limits. */
+export function planChunks(s: ChunkSizes, limits: EngineLimits, workgroupSize: number, tile: number): ChunkPlan {
+  const bind = limits.maxStorageBufferBindingSize;
+  const rowsFitting = (words: number): number => (words > 0 ? Math.floor(bind / (4 * words)) : Infinity);
+  const segRows = Math.min(s.nInner, rowsFitting(s.innerStride));
+  if (segRows < 1) throw new RangeError(`an inner row of ${s.innerStride} values exceeds maxStorageBufferBindingSize`);
+  const outerLimit = (withState: boolean): number => {
+    let r = Math.min(
+      s.nOuter,
+      limits.maxComputeWorkgroupsPerDimension * workgroupSize,
+      rowsFitting(s.outerStride),
+      rowsFitting(s.outDim),
+      withState ? rowsFitting(s.stateWords) : Infinity,
+    );
+    if (r < 1) throw new RangeError(`a result row (${s.outerStride} inputs, ${s.outDim} outputs) exceeds maxStorageBufferBindingSize`);
+    if (r >= workgroupSize && r < s.nOuter) r -= r % workgroupSize;
+    return r;
+  };
+  const stepRowsFor = (outerRows: number): number => {
+    let r = Math.max(1, Math.min(segRows, Math.floor(limits.maxPairsPerDispatch / outerRows)));
+    if (r >= tile && r < segRows) r -= r % tile;
+    return r;
+  };
+  let R = outerLimit(false);
+  let stepRows = stepRowsFor(R);
+  let split = segRows < s.nInner || stepRows < segRows;
+  if (split) {
+    R = outerLimit(true);
+    stepRows = stepRowsFor(R);
+    split = segRows < s.nInner || stepRows < segRows;
+  }
+  const segments: Range[] = [];
+  for (let start = 0; start < s.nInner; start += segRows) segments.push({ start, rows: Math.min(segRows, s.nInner - start) });
+  const steps: Step[] = [];
+  segments.forEach((seg, q) => {
+    for (let r = 0; r < seg.rows; r += stepRows) {
+      steps.push({ segment: q, readStart: r, rows: Math.min(stepRows, seg.rows - r), globalStart: seg.start + r });
+    }
+  });
+  const outerChunks: Range[] = [];
+  for (let start = 0; start < s.nOuter; start += R) outerChunks.push({ start, rows: Math.min(R, s.nOuter - start) });
+  return { outerChunks, segments, steps, split: steps.length > 1 };
+}
+
+interface CompiledKernel {
+  readonly pipeline: GPUComputePipeline;
+  readonly kernel: GeneratedKernel;
+}
+
+/** Compiled pipelines per device, keyed by kernel (structure key + configuration). */
+const PIPELINES = new WeakMap<GPUDevice, Map<string, Promise<CompiledKernel>>>();
+
+/** Packs rows [start, start + rows) of the variables of one side into a float32 array of `stride`
+ *  words per row (a single float32 variable is passed through without copying). */
+function packRows(
+  vars: readonly { data: Float32Array | Float64Array; dim: number; offset: number }[],
+  stride: number,
+  start: number,
+  rows: number,
+): Float32Array {
+  const only = vars[0];
+  if (vars.length === 1 && only !== undefined && only.dim === stride) {
+    const part = only.data.subarray(start * stride, (start + rows) * stride);
+    return part instanceof Float32Array ? part : Float32Array.from(part);
+  }
+  const out = new Float32Array(rows * stride);
+  for (const { data, dim, offset } of vars) {
+    for (let r = 0; r < rows; r++) {
+      const src = (start + r) * dim;
+      const dst = r * stride + offset;
+      for (let k = 0; k < dim; k++) out[dst + k] = data[src + k]!;
+    }
+  }
+  return out;
+}
+
+const align = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+export class WebGPUEngine {
+  readonly name = 'webgpu' as const;
+  readonly limits: EngineLimits;
+  readonly stats: EngineStats = { compiles: 0, pipelineHits: 0, dispatches: 0, reductions: 0 };
+  /** GPU time of the last reduction from timestamp queries (ms), or null without 'timestamp-query'. */
+  lastGpuTimeMs: number | null = null;
+  private readonly pool: BufferPool;
+  private readonly pipelines: Map<string, Promise<CompiledKernel>>;
+  private readonly timestamps: boolean;
+  private readonly workgroupOverride: number | undefined;
+  private readonly cpuAdapter: boolean;
+  private readonly staging: 'auto' | 'always' | 'never';
+  private lostReason: string | null = null;
+  private tail: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly device: GPUDevice,
+    options: WebGPUEngineOptions = {},
+  ) {
+    const d = device.limits;
+    const lower = (key: keyof EngineLimits, deviceValue: number): number => Math.min(deviceValue, options.limits?.[key] ?? Infinity);
+    this.limits = {
+      maxStorageBufferBindingSize: lower('maxStorageBufferBindingSize', d.maxStorageBufferBindingSize),
+      maxBufferSize: lower('maxBufferSize', d.maxBufferSize),
+      maxComputeWorkgroupsPerDimension: lower('maxComputeWorkgroupsPerDimension', d.maxComputeWorkgroupsPerDimension),
+      maxComputeInvocationsPerWorkgroup: lower('maxComputeInvocationsPerWorkgroup', d.maxComputeInvocationsPerWorkgroup),
+      maxComputeWorkgroupSizeX: lower('maxComputeWorkgroupSizeX', d.maxComputeWorkgroupSizeX),
+      maxComputeWorkgroupStorageSize: lower('maxComputeWorkgroupStorageSize', d.maxComputeWorkgroupStorageSize),
+      minUniformBufferOffsetAlignment: d.minUniformBufferOffsetAlignment,
+      maxPairsPerDispatch: lower('maxPairsPerDispatch', DEFAULT_MAX_PAIRS_PER_DISPATCH),
+    };
+    this.workgroupOverride = options.workgroupSize;
+    this.cpuAdapter = options.cpuAdapter ?? false;
+    this.staging = options.staging ?? 'auto';
+    this.timestamps = device.features.has('timestamp-query');
+    this.pool = new BufferPool(device, this.limits.maxBufferSize);
+    // Pipelines belong to the device: engines rebuilt on the same device (other limits, tests) share them.
+    let cache = PIPELINES.get(device);
+    if (cache === undefined) PIPELINES.set(device, (cache = new Map()));
+    this.pipelines = cache;
+  }
+
+  /** Marks the device as lost: later reductions throw GpuDeviceLostError. */
+  markLost(reason: string): void {
+    this.lostReason = reason;
+  }
+
+  get lost(): boolean {
+    return this.lostReason !== null;
+  }
+
+  bufferStats(): BufferPoolStats {
+    return this.pool.stats();
+  }
+
+  /** Frees this engine's cached buffers (the device stays usable). `pipelines` also drops the
+   *  device's compiled pipelines. */
+  trim(pipelines = false): void {
+    this.pool.clear();
+    if (pipelines) this.pipelines.clear();
+  }
+
+  /** The kernel configuration for a plan. */
+  configFor(plan: ReductionPlan, layout: DataLayout = dataLayout(plan)): Omit<KernelConfig, 'split' | 'sparse'> {
+    const L = this.limits;
+    let wg = this.workgroupOverride ?? (this.cpuAdapter ? CPU_WORKGROUP : DEFAULT_WORKGROUP);
+    if (this.workgroupOverride === undefined && stateWords(plan) > LARGE_STATE_WORDS) wg = Math.min(wg, 64);
+    const cap = Math.min(L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX);
+    while (wg > cap) wg >>= 1;
+    const IS = Math.max(1, layout.innerStride);
+    const stage = this.staging === 'always' || (this.staging === 'auto' && !this.cpuAdapter);
+    // Leave 256 bytes of workgroup storage for the implementation.
+    const fit = Math.floor((L.maxComputeWorkgroupStorageSize - 256) / (4 * IS));
+    const tile = Math.min(wg, fit);
+    const minTile = this.staging === 'always' ? 1 : MIN_STAGED_TILE;
+    if (stage && tile >= minTile) return { workgroupSize: wg, tile, staged: true };
+    return { workgroupSize: wg, tile: wg, staged: false };
+  }
+
+  private kernelFor(plan: ReductionPlan, config: KernelConfig): Promise<CompiledKernel> {
+    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}`;
+    const hit = this.pipelines.get(key);
+    if (hit !== undefined) {
+      this.stats.pipelineHits++;
+      // Refresh its place in the LRU order.
+      this.pipelines.delete(key);
+      this.pipelines.set(key, hit);
+      return hit;
+    }
+    const compiled = (async (): Promise<CompiledKernel> => {
+      const kernel = generateKernel(plan, config);
+      this.stats.compiles++;
+      const device = this.device;
+      device.pushErrorScope('validation');
+      const module = device.createShaderModule({ code: kernel.code, label: `lazytensor ${plan.kind}` });
+      let pipeline: GPUComputePipeline;
+      try {
+        pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      } catch (cause) {
+        await device.popErrorScope().catch(() => null);
+        throw new Error(`${plan.kind}: the WebGPU kernel did not compile: ${await compilationMessages(module, cause)}`, { cause });
+      }
+      const error = await device.popErrorScope();
+      if (error !== null) {
+        throw new Error(`${plan.kind}: the WebGPU kernel did not compile: ${error.message}${await compilationMessages(module, null)}`);
+      }
+      return { pipeline, kernel };
+    })();
+    this.pipelines.set(key, compiled);
+    compiled.catch(() => this.pipelines.delete(key));
+    while (this.pipelines.size > MAX_PIPELINES) this.pipelines.delete(this.pipelines.keys().next().value!);
+    return compiled;
+  }
+
+  /** Runs a float32 plan; throws GpuDeviceLostError if the device is gone. Reductions run one at a
+   *  time (the GPU queue serialises them anyway, and error scopes must not interleave). */
+  reduce(plan: ReductionPlan): Promise<ReductionOutput> {
+    const run = this.tail.then(() => this.reduceNow(plan));
+    this.tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async reduceNow(plan: ReductionPlan): Promise<ReductionOutput> {
+    if (plan.dtype !== 'float32') throw new TypeError(`${plan.kind}: the WebGPU engine computes in float32 only`);
+    if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
+    this.stats.reductions++;
+    const layout = dataLayout(plan);
+    const base = this.configFor(plan, layout);
+    if (plan.ranges !== null) {
+      const sparse = planSparse(plan.ranges, plan.nOuter, base.workgroupSize, this.limits, (c) => sparseBindingCheck(plan, layout, this.limits, c));
+      const config: KernelConfig = { ...base, split: false, sparse: true };
+      const { pipeline, kernel } = await this.kernelFor(plan, config);
+      if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
+      return this.runSparse(plan, layout, config, sparse, pipeline, kernel);
+    }
+    const words = stateWords(plan);
+    const chunks = planChunks(
+      {
+        nOuter: plan.nOuter,
+        nInner: plan.nInner,
+        outerStride: layout.outerStride,
+        innerStride: layout.innerStride,
+        outDim: plan.outDim,
+        stateWords: words,
+      },
+      this.limits,
+      base.workgroupSize,
+      base.tile,
+    );
+    const config: KernelConfig = { ...base, split: chunks.split, sparse: false };
+    const { pipeline, kernel } = await this.kernelFor(plan, config);
+    if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
+    return this.run(plan, layout, config, chunks, pipeline, kernel);
+  }
+
+  private async run(
+    plan: ReductionPlan,
+    layout: DataLayout,
+    config: KernelConfig,
+    chunks: ChunkPlan,
+    pipeline: GPUComputePipeline,
+    kernel: GeneratedKernel,
+  ): Promise<ReductionOutput> {
+    const device = this.device;
+    const queue = device.queue;
+    const pool = this.pool;
+    const taken: GPUBuffer[] = [];
+    const take = (usage: number, bytes: number, label: string): GPUBuffer => {
+      const b = pool.acquire(usage, Math.max(16, bytes), label);
+      taken.push(b);
+      return b;
+    };
+    const hasValues = reductionHasValues(plan.kind);
+    const hasIndices = reductionHasIndices(plan.kind);
+    const outDim = plan.outDim;
+    const values = hasValues ? new Float32Array(plan.nOuter * outDim) : null;
+    const indices = hasIndices ? new Int32Array(plan.nOuter * outDim) : null;
+    const OS = layout.outerStride;
+    const IS = layout.innerStride;
+    const outerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
+    const innerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
+    const params = new Float32Array(Math.max(1, layout.paramWords));
+    for (const { variable, role } of plan.variables) {
+      const offset = layout.offsets.get(variable)!;
+      if (role === 'outer') outerVars.push({ data: variable.data, dim: variable.dim, offset });
+      else if (role === 'inner') innerVars.push({ data: variable.data, dim: variable.dim, offset });
+      else params.set(variable.data, offset);
+    }
+    let querySet: GPUQuerySet | null = null;
+    let gpuNs = 0;
+    let failed = false;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let scopes = 2;
+    const popScopes = async (): Promise<void> => {
+      const errors: (GPUError | null)[] = [];
+      while (scopes > 0) {
+        scopes--;
+        errors.push(await device.popErrorScope());
+      }
+      const error = errors.find((e) => e !== null);
+      if (error) throw new Error(`${plan.kind}: WebGPU error: ${error.message}`);
+    };
+    try {
+      // Inputs shared by every outer chunk: parameters and the inner segments, uploaded once.
+      const paramBuffer = kernel.bindings.params ? take(USAGE_STORAGE | USAGE_COPY_DST, params.byteLength, 'parameters') : null;
+      if (paramBuffer !== null) queue.writeBuffer(paramBuffer, 0, params);
+      const segmentBuffers = chunks.segments.map((seg) => {
+        const data = packRows(innerVars, IS, seg.start, seg.rows);
+        const b = take(USAGE_STORAGE | USAGE_COPY_DST, data.byteLength, 'inner rows');
+        queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+        return { buffer: b, bytes: data.byteLength };
+      });
+      // One uniform block per dispatch, at the device's dynamic-offset alignment.
+      const ualign = Math.max(UNIFORM_BYTES, this.limits.minUniformBufferOffsetAlignment);
+      const nSteps = chunks.steps.length;
+      const uniformBuffer = take(USAGE_UNIFORM | USAGE_COPY_DST, ualign * nSteps * chunks.outerChunks.length, 'uniforms');
+      const uniforms = new DataView(new ArrayBuffer(ualign * nSteps * chunks.outerChunks.length));
+      chunks.outerChunks.forEach((chunk, c) => {
+        chunks.steps.forEach((step, q) => {
+          const at = (c * nSteps + q) * ualign;
+          uniforms.setUint32(at, chunk.rows, true);
+          uniforms.setUint32(at + 4, step.rows, true);
+          uniforms.setUint32(at + 8, step.readStart, true);
+          uniforms.setUint32(at + 12, step.globalStart, true);
+          uniforms.setUint32(at + 16, (q === 0 ? FLAG_FIRST : 0) | (q === nSteps - 1 ? FLAG_LAST : 0), true);
+          uniforms.setFloat32(at + 24, Infinity, true);
+          uniforms.setFloat32(at + 28, NaN, true);
+        });
+      });
+      queue.writeBuffer(uniformBuffer, 0, uniforms.buffer);
+
+      // Per-chunk buffers, sized for the largest chunk and reused chunk after chunk.
+      const maxRows = Math.max(...chunks.outerChunks.map((c) => c.rows));
+      const outerBuffer = OS > 0 ? take(USAGE_STORAGE | USAGE_COPY_DST, maxRows * OS * 4, 'outer rows') : null;
+      const valueBytes = hasValues ? maxRows * outDim * 4 : 0;
+      const indexBytes = hasIndices ? maxRows * outDim * 4 : 0;
+      const valueBuffer = hasValues ? take(USAGE_STORAGE | USAGE_COPY_SRC, valueBytes, 'values') : null;
+      const indexBuffer = hasIndices ? take(USAGE_STORAGE | USAGE_COPY_SRC, indexBytes, 'indices') : null;
+      const stateBuffer = config.split ? take(USAGE_STORAGE, maxRows * kernel.stateWords * 4, 'reduction state') : null;
+      const timeAt = align(valueBytes + indexBytes, 256);
+      const readBytes = timeAt + (this.timestamps ? 16 : 0);
+      const readback = take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
+      let resolveBuffer: GPUBuffer | null = null;
+      if (this.timestamps) {
+        querySet = device.createQuerySet({ type: 'timestamp', count: 2, label: 'lazytensor timing' });
+        resolveBuffer = take(USAGE_QUERY_RESOLVE | USAGE_COPY_SRC, 256, 'timestamps');
+      }
+      const layout0 = pipeline.getBindGroupLayout(0);
+      const entry = (binding: number, buffer: GPUBuffer, size: number, offset = 0): GPUBindGroupEntry => ({
+        binding,
+        resource: { buffer, offset, size: Math.max(4, align(size, 4)) },
+      });
+
+      for (const [c, chunk] of chunks.outerChunks.entries()) {
+        if (outerBuffer !== null) {
+          const data = packRows(outerVars, OS, chunk.start, chunk.rows);
+          queue.writeBuffer(outerBuffer, 0, data.buffer, data.byteOffset, data.byteLength);
+        }
+        const encoder = device.createCommandEncoder({ label: 'lazytensor reduction' });
+        const pass = encoder.beginComputePass(
+          querySet !== null ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
+        );
+        pass.setPipeline(pipeline);
+        const groups = Math.ceil(chunk.rows / config.workgroupSize);
+        for (const [q, step] of chunks.steps.entries()) {
+          const entries: GPUBindGroupEntry[] = [entry(0, uniformBuffer, UNIFORM_BYTES, (c * nSteps + q) * ualign)];
+          if (kernel.bindings.outer) entries.push(entry(1, outerBuffer!, chunk.rows * OS * 4));
+          if (kernel.bindings.inner) {
+            const seg = segmentBuffers[step.segment]!;
+            entries.push(entry(2, seg.buffer, seg.bytes));
+          }
+          if (kernel.bindings.params) entries.push(entry(3, paramBuffer!, params.byteLength));
+          if (hasValues) entries.push(entry(4, valueBuffer!, chunk.rows * outDim * 4));
+          if (hasIndices) entries.push(entry(5, indexBuffer!, chunk.rows * outDim * 4));
+          if (config.split) entries.push(entry(6, stateBuffer!, chunk.rows * kernel.stateWords * 4));
+          pass.setBindGroup(0, device.createBindGroup({ layout: layout0, entries }));
+          pass.dispatchWorkgroups(groups);
+          this.stats.dispatches++;
+        }
+        pass.end();
+        const vBytes = chunk.rows * outDim * 4;
+        if (hasValues) encoder.copyBufferToBuffer(valueBuffer!, 0, readback, 0, vBytes);
+        if (hasIndices) encoder.copyBufferToBuffer(indexBuffer!, 0, readback, valueBytes, vBytes);
+        if (querySet !== null) {
+          encoder.resolveQuerySet(querySet, 0, 2, resolveBuffer!, 0);
+          encoder.copyBufferToBuffer(resolveBuffer!, 0, readback, timeAt, 16);
+        }
+        queue.submit([encoder.finish()]);
+        if (c === 0) await popScopes();
+        try {
+          await readback.mapAsync(MAP_READ, 0, readBytes);
+        } catch (cause) {
+          if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`, { cause });
+          throw cause;
+        }
+        const mapped = readback.getMappedRange(0, readBytes);
+        const rowValues = chunk.start * outDim;
+        if (values !== null) values.set(new Float32Array(mapped, 0, chunk.rows * outDim), rowValues);
+        if (indices !== null) indices.set(new Int32Array(mapped, valueBytes, chunk.rows * outDim), rowValues);
+        if (querySet !== null) {
+          const t = new BigUint64Array(mapped, timeAt, 2);
+          if (t[1]! > t[0]!) gpuNs += Number(t[1]! - t[0]!);
+        }
+        readback.unmap();
+      }
+      this.lastGpuTimeMs = querySet !== null ? gpuNs / 1e6 : null;
+    } catch (error) {
+      failed = true;
+      if (scopes > 0) await popScopes().catch(() => undefined);
+      if (this.lostReason !== null && !(error instanceof GpuDeviceLostError)) {
+        throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`, { cause: error });
+      }
+      throw error;
+    } finally {
+      querySet?.destroy();
+      for (const b of taken) {
+        if (failed) pool.discard(b);
+        else pool.release(b);
+      }
+    }
+    return { values, indices };
+  }
+
+  /** A block-sparse reduction: every array bound whole, work items per cluster. */
+  private async runSparse(
+    plan: ReductionPlan,
+    layout: DataLayout,
+    config: KernelConfig,
+    sparse: SparsePlan,
+    pipeline: GPUComputePipeline,
+    kernel: GeneratedKernel,
+  ): Promise<ReductionOutput> {
+    const device = this.device;
+    const queue = device.queue;
+    const pool = this.pool;
+    const ranges = plan.ranges!;
+    const taken: GPUBuffer[] = [];
+    const take = (usage: number, bytes: number, label: string): GPUBuffer => {
+      const b = pool.acquire(usage, Math.max(16, bytes), label);
+      taken.push(b);
+      return b;
+    };
+    const upload = (data: ArrayBufferView, label: string): GPUBuffer => {
+      const b = take(USAGE_STORAGE | USAGE_COPY_DST, data.byteLength, label);
+      queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
+      return b;
+    };
+    const hasValues = reductionHasValues(plan.kind);
+    const hasIndices = reductionHasIndices(plan.kind);
+    const count = plan.nOuter * plan.outDim;
+    const values = hasValues ? new Float32Array(count) : null;
+    const indices = hasIndices ? new Int32Array(count) : null;
+    const outerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
+    const innerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
+    const params = new Float32Array(Math.max(1, layout.paramWords));
+    for (const { variable, role } of plan.variables) {
+      const offset = layout.offsets.get(variable)!;
+      if (role === 'outer') outerVars.push({ data: variable.data, dim: variable.dim, offset });
+      else if (role === 'inner') innerVars.push({ data: variable.data, dim: variable.dim, offset });
+      else params.set(variable.data, offset);
+    }
+    let failed = false;
+    let querySet: GPUQuerySet | null = null;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let scopes = 2;
+    const popScopes = async (): Promise<void> => {
+      const errors: (GPUError | null)[] = [];
+      while (scopes > 0) {
+        scopes--;
+        errors.push(await device.popErrorScope());
+      }
+      const error = errors.find((e) => e !== null);
+      if (error) throw new Error(`${plan.kind}: WebGPU error: ${error.message}`);
+    };
+    try {
+      if (sparse.items.length > 0) {
+        const outer = kernel.bindings.outer ? upload(packRows(outerVars, layout.outerStride, 0, plan.nOuter), 'outer rows') : null;
+        const inner = kernel.bindings.inner ? upload(packRows(innerVars, layout.innerStride, 0, plan.nInner), 'inner rows') : null;
+        const paramBuffer = kernel.bindings.params ? upload(params, 'parameters') : null;
+        const items = upload(sparse.items, 'work items');
+        const innerRanges = upload(ranges.inner.length > 0 ? ranges.inner : new Int32Array(4), 'inner ranges');
+        const bytes = count * 4;
+        const valueBuffer = hasValues ? take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'values') : null;
+        const indexBuffer = hasIndices ? take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'indices') : null;
+        const ualign = Math.max(UNIFORM_BYTES, this.limits.minUniformBufferOffsetAlignment);
+        const uniforms = new DataView(new ArrayBuffer(ualign * sparse.dispatches.length));
+        sparse.dispatches.forEach(([first], q) => {
+          const at = q * ualign;
+          uniforms.setUint32(at, plan.nOuter, true);
+          uniforms.setUint32(at + 16, FLAG_FIRST | FLAG_LAST, true);
+          uniforms.setUint32(at + 20, first, true);
+          uniforms.setFloat32(at + 24, Infinity, true);
+          uniforms.setFloat32(at + 28, NaN, true);
+        });
+        const uniformBuffer = take(USAGE_UNIFORM | USAGE_COPY_DST, uniforms.byteLength, 'uniforms');
+        queue.writeBuffer(uniformBuffer, 0, uniforms.buffer);
+        const timeAt = align(2 * bytes, 256);
+        const readBytes = timeAt + (this.timestamps ? 16 : 0);
+        const readback = take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
+        const entry = (binding: number, buffer: GPUBuffer, size: number, offset = 0): GPUBindGroupEntry => ({
+          binding,
+          resource: { buffer, offset, size: Math.max(4, align(size, 4)) },
+        });
+        const encoder = device.createCommandEncoder({ label: 'lazytensor block-sparse reduction' });
+        let resolveBuffer: GPUBuffer | null = null;
+        if (this.timestamps) {
+          querySet = device.createQuerySet({ type: 'timestamp', count: 2, label: 'lazytensor timing' });
+          resolveBuffer = take(USAGE_QUERY_RESOLVE | USAGE_COPY_SRC, 256, 'timestamps');
+        }
+        const pass = encoder.beginComputePass(
+          querySet !== null ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
+        );
+        pass.setPipeline(pipeline);
+        const layout0 = pipeline.getBindGroupLayout(0);
+        for (const [q, [, groups]] of sparse.dispatches.entries()) {
+          const entries: GPUBindGroupEntry[] = [entry(0, uniformBuffer, UNIFORM_BYTES, q * ualign)];
+          if (outer !== null) entries.push(entry(1, outer, plan.nOuter * layout.outerStride * 4));
+          if (inner !== null) entries.push(entry(2, inner, plan.nInner * layout.innerStride * 4));
+          if (paramBuffer !== null) entries.push(entry(3, paramBuffer, params.byteLength));
+          if (valueBuffer !== null) entries.push(entry(4, valueBuffer, bytes));
+          if (indexBuffer !== null) entries.push(entry(5, indexBuffer, bytes));
+          entries.push(entry(7, items, sparse.items.byteLength), entry(8, innerRanges, Math.max(16, ranges.inner.byteLength)));
+          pass.setBindGroup(0, device.createBindGroup({ layout: layout0, entries }));
+          pass.dispatchWorkgroups(groups);
+          this.stats.dispatches++;
+        }
+        pass.end();
+        if (valueBuffer !== null) encoder.copyBufferToBuffer(valueBuffer, 0, readback, 0, bytes);
+        if (indexBuffer !== null) encoder.copyBufferToBuffer(indexBuffer, 0, readback, bytes, bytes);
+        if (querySet !== null) {
+          encoder.resolveQuerySet(querySet, 0, 2, resolveBuffer!, 0);
+          encoder.copyBufferToBuffer(resolveBuffer!, 0, readback, timeAt, 16);
+        }
+        queue.submit([encoder.finish()]);
+        await popScopes();
+        try {
+          await readback.mapAsync(MAP_READ, 0, readBytes);
+        } catch (cause) {
+          if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`, { cause });
+          throw cause;
+        }
+        const mapped = readback.getMappedRange(0, readBytes);
+        if (values !== null) values.set(new Float32Array(mapped, 0, count));
+        if (indices !== null) indices.set(new Int32Array(mapped, bytes, count));
+        if (querySet !== null) {
+          const t = new BigUint64Array(mapped, timeAt, 2);
+          this.lastGpuTimeMs = t[1]! > t[0]! ? Number(t[1]! - t[0]!) / 1e6 : 0;
+        }
+        readback.unmap();
+      } else {
+        await popScopes();
+      }
+      // Rows no cluster covers: the reduction of an empty set, as the WebAssembly engine leaves them.
+      const empty = plan.kind === 'sum' ? 0 : plan.kind === 'logSumExp' || plan.kind === 'logSumExpWeighted' ? -Infinity : NaN;
+      for (const [a, b] of sparse.uncovered) {
+        values?.fill(empty, a * plan.outDim, b * plan.outDim);
+        indices?.fill(-1, a * plan.outDim, b * plan.outDim);
+      }
+    } catch (error) {
+      failed = true;
+      if (scopes > 0) await popScopes().catch(() => undefined);
+      if (this.lostReason !== null && !(error instanceof GpuDeviceLostError)) {
+        throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`, { cause: error });
+      }
+      throw error;
+    } finally {
+      querySet?.destroy();
+      for (const b of taken) {
+        if (failed) pool.discard(b);
+        else pool.release(b);
+      }
+    }
+    return { values, indices };
+  }
+}
+
+/** How a block-sparse reduction is dispatched: work items of up to one workgroup of rows of one
+ *  cluster, grouped into dispatches. */
+export interface SparsePlan {
+  /** Per item: first row, rows, first and end inner range (u32 x 4). */
+  readonly items: Uint32Array;
+  /** [first item, items] of each dispatch. */
+  readonly dispatches: readonly (readonly [number, number])[];
+  /** Rows that no cluster covers (they get the reduction of an empty set). */
+  readonly uncovered: readonly (readonly [number, number])[];
+}
+
+/** Plans a block-sparse reduction: each outer row belongs to the last cluster that covers it (as a
+ *  sequential run over the clusters leaves it); items never mix clusters; a dispatch holds at most
+ *  maxComputeWorkgroupsPerDimension items and about maxPairsPerDispatch pairs (one item at least). */
+export function planSparse(
+  ranges: NonNullable<ReductionPlan['ranges']>,
+  nOuter: number,
+  workgroupSize: number,
+  limits: EngineLimits,
+  check: (clusters: number) => void = () => undefined,
+): SparsePlan {
+  const C = ranges.slices.length;
+  check(C);
+  const owner = new Int32Array(nOuter).fill(-1);
+  for (let c = 0; c < C; c++) owner.fill(c, Math.max(0, ranges.outer[2 * c]!), Math.min(nOuter, ranges.outer[2 * c + 1]!));
+  const rangeLength = (c: number): number => {
+    let n = 0;
+    for (let r = c === 0 ? 0 : ranges.slices[c - 1]!; r < ranges.slices[c]!; r++) n += Math.max(0, ranges.inner[2 * r + 1]! - ranges.inner[2 * r]!);
+    return n;
+  };
+  const items: number[] = [];
+  const pairs: number[] = [];
+  const uncovered: [number, number][] = [];
+  for (let i = 0; i < nOuter; ) {
+    const c = owner[i]!;
+    let end = i + 1;
+    while (end < nOuter && owner[end] === c) end++;
+    if (c < 0) {
+      uncovered.push([i, end]);
+    } else {
+      const r0 = c === 0 ? 0 : ranges.slices[c - 1]!;
+      const r1 = ranges.slices[c]!;
+      const len = rangeLength(c);
+      for (let a = i; a < end; a += workgroupSize) {
+        const rows = Math.min(workgroupSize, end - a);
+        items.push(a, rows, r0, r1);
+        pairs.push(rows * len);
+      }
+    }
+    i = end;
+  }
+  const dispatches: [number, number][] = [];
+  let first = 0;
+  let acc = 0;
+  for (let q = 0; q < pairs.length; q++) {
+    const count = q - first;
+    if (count > 0 && (count >= limits.maxComputeWorkgroupsPerDimension || acc + pairs[q]! > limits.maxPairsPerDispatch)) {
+      dispatches.push([first, count]);
+      first = q;
+      acc = 0;
+    }
+    acc += pairs[q]!;
+  }
+  if (pairs.length > first) dispatches.push([first, pairs.length - first]);
+  return { items: Uint32Array.from(items), dispatches, uncovered };
+}
+
+/** Block-sparse reductions bind whole arrays (a cluster's ranges may point anywhere): they must fit. */
+function sparseBindingCheck(plan: ReductionPlan, layout: DataLayout, limits: EngineLimits, clusters: number): void {
+  const bind = limits.maxStorageBufferBindingSize;
+  const sizes: [string, number][] = [
+    ['outer rows', plan.nOuter * layout.outerStride * 4],
+    ['inner rows', plan.nInner * layout.innerStride * 4],
+    ['results', plan.nOuter * plan.outDim * 4],
+    ['ranges', (plan.ranges?.inner.length ?? 0) * 4],
+    ['work items', 16 * (clusters + Math.ceil(plan.nOuter / 16))],
+  ];
+  for (const [what, bytes] of sizes) {
+    if (bytes > bind) {
+      throw new RangeError(`${plan.kind}: block-sparse reductions on WebGPU bind whole arrays, and the ${what} (${bytes} bytes) exceed maxStorageBufferBindingSize (${bind})`);
+    }
+  }
+}
+
+async function compilationMessages(module: GPUShaderModule, cause: unknown): Promise<string> {
+  const parts: string[] = [];
+  if (cause instanceof Error) parts.push(cause.message);
+  try {
+    const info = await module.getCompilationInfo();
+    for (const m of info.messages) if (m.type === 'error') parts.push(`${m.lineNum}:${m.linePos} ${m.message}`);
+  } catch {
+    // getCompilationInfo is optional in some implementations.
+  }
+  return parts.join('; ');
+}

@@ -1,0 +1,85 @@
+// Every operation inside a sum reduction on the WebGPU engine (float32), both axes, against the same
+// independent float64 references as the WebAssembly suite (tests/operations.test.ts).
+import { describe, it } from 'vitest';
+import { Vi, Vj, type LazyTensor } from '../../src/index.js';
+import { cases, diff, dot, zip, type OpCase } from '../helpers/op-cases.js';
+import { refSum } from '../helpers/dense-reference.js';
+import { expectClose } from '../helpers/expect.js';
+import { asSeen, rng, typed, uniformRows } from '../helpers/random.js';
+import { expectGpu, hasGpu } from './setup.js';
+
+type Vec = number[];
+
+// Sizes around the workgroup (256 rows) and the tile (256 inner rows at these widths).
+const SIZES: [number, number][] = [
+  [1, 1],
+  [1, 5],
+  [7, 3],
+  [5, 1003],
+  [300, 257],
+];
+
+function data(c: OpCase, seed: number, N: number, M: number): { xs: number[][]; ys: number[][] } {
+  const random = rng(seed);
+  const q = (rows: number[][]): number[][] => (c.quantum ? rows.map((r) => r.map((v) => Math.round(v / c.quantum!) * c.quantum!)) : rows);
+  const xs = q(uniformRows(random, N, c.dx, ...(c.x ?? [-1, 1])));
+  const ys = q(uniformRows(random, M, c.dy, ...(c.y ?? [-1, 1])));
+  if (c.shareRows) for (let j = 0; j < M; j += 3) ys[j] = [...xs[j % N]!];
+  return { xs, ys };
+}
+
+describe.skipIf(!hasGpu)('WebGPU: operations in a sum reduction (float32)', () => {
+  describe.each(cases)('$name', (c) => {
+    it.each(SIZES)('N = %i, M = %i, both axes', async (N, M) => {
+      const { xs, ys } = data(c, 1000 + N * 31 + M, N, M);
+      const x = Vi(typed(xs, 'float32'), c.dx);
+      const y = Vj(typed(ys, 'float32'), c.dy);
+      const formula = c.build(x, y);
+      const sx = asSeen(xs, 'float32');
+      const sy = asSeen(ys, 'float32');
+      for (const axis of [1, 0] as const) {
+        const got = await formula.sum(axis, { engine: 'webgpu' });
+        expectGpu(got, c.name);
+        const want = refSum((i, j) => c.ref(sx[i]!, sy[j]!), { N, M }, axis);
+        const nOut = axis === 1 ? N : M;
+        expectClose(got.shape, [nOut, formula.dim], 0, 0, undefined, 'shape');
+        expectClose(got.data, want.value.flat(), c.rtol32 ?? 2e-5, 1e-30, want.scale.flat(), `${c.name} webgpu axis ${axis} N=${N} M=${M}`);
+        if (got.dtype !== 'float32') throw new Error(`result dtype ${got.dtype}`);
+      }
+    });
+  });
+});
+
+describe.skipIf(!hasGpu)('WebGPU: dimensions from 1 to 200', () => {
+  it.each([1, 2, 3, 4, 5, 7, 8, 16, 17, 33, 50, 64, 127, 200])('sqDist, dot, sum and a vector at D = %i', async (D) => {
+    const random = rng(D);
+    const N = 9;
+    const M = 517;
+    const xs = uniformRows(random, N, D);
+    const ys = uniformRows(random, M, D);
+    const x = Vi(typed(xs, 'float32'), D);
+    const y = Vj(typed(ys, 'float32'), D);
+    const sx = asSeen(xs, 'float32');
+    const sy = asSeen(ys, 'float32');
+    const formulas: [LazyTensor, (a: Vec, b: Vec) => Vec][] = [
+      [x.sqDist(y), (a, b) => [dot(diff(a, b), diff(a, b))]],
+      [x.dot(y), (a, b) => [dot(a, b)]],
+      [x.sub(y).abs().sum(), (a, b) => [diff(a, b).reduce((s, v) => s + Math.abs(v), 0)]],
+      [x.mul(y), (a, b) => zip(a, b, (u, v) => u * v)],
+      // A vector result (per-component state loops for D > 8) through normalize and exp.
+      [x.sub(y).normalize().mul(x.sqDist(y).mul(-1 / D).exp()), (a, b) => {
+        const v = diff(a, b);
+        const n = Math.sqrt(dot(v, v));
+        return v.map((c) => (n === 0 ? 0 : c / n) * Math.exp((-n * n) / D));
+      }],
+    ];
+    for (const [F, ref] of formulas) {
+      for (const axis of [1, 0] as const) {
+        const got = await F.sum(axis, { engine: 'webgpu' });
+        expectGpu(got, F.toString());
+        const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, axis);
+        expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D} axis ${axis}`);
+      }
+    }
+  });
+});
