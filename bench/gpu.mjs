@@ -6,6 +6,7 @@
 // Needs `npm run build` first (imports dist/index.js).
 import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
+import { uniform } from './data.mjs';
 
 // Dawn needs a Vulkan driver. On a machine without any installed ICD, use SwiftShader's from Debian's
 // chromium (.ci/setup-gpu.sh); never override a driver the machine has.
@@ -27,19 +28,6 @@ const arg = (name, fallback) => {
 const SCALE = arg('scale', 1);
 const REPS = arg('reps', 3);
 
-function lcg(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216;
-  };
-}
-function uniform(n, seed) {
-  const r = lcg(seed);
-  const a = new Float32Array(n);
-  for (let k = 0; k < n; k++) a[k] = r();
-  return a;
-}
 
 /** Best of REPS after a warm-up (which also compiles): wall ms, and GPU ms when timed. */
 async function best(fn, gpuTime) {

@@ -8,24 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Vi, Vj } from '../dist/index.js';
+import { uniform } from './data.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = new Set(process.argv.slice(2));
 const REPS = 3;
 
-function lcg(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216;
-  };
-}
-function uniform(n, seed) {
-  const r = lcg(seed);
-  const a = new Float32Array(n);
-  for (let k = 0; k < n; k++) a[k] = r();
-  return a;
-}
 
 async function best(fn) {
   await fn(); // warm-up

@@ -4,7 +4,8 @@
 import { KERNEL_WASM_BASE64 } from '../fallback/wasm-binary.generated.js';
 import type { KernelExports } from '../fallback/wasm-engine.js';
 
-function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
+/** Decodes base64 without Node's Buffer where atob exists (browsers, edge runtimes, Node >= 16). */
+export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
   if (typeof atob === 'function') {
     const binary = atob(text);
     const bytes = new Uint8Array(binary.length);

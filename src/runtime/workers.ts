@@ -8,6 +8,7 @@
 import WORKER_SOURCE from 'virtual:lazytensor-wasm-worker';
 import { KERNEL_WASM_BASE64 } from '../fallback/wasm-binary.generated.js';
 import type { JobOutput, KernelJob } from '../fallback/worker-job.js';
+import { decodeBase64 } from './wasm-loader.js';
 
 /** The most workers the default uses. */
 const DEFAULT_MAX_THREADS = 4;
@@ -163,17 +164,6 @@ interface Slot {
   readonly worker: WorkerHandle;
   task: Task | null;
   id: number;
-}
-
-function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
-  if (typeof atob === 'function') {
-    const binary = atob(text);
-    const bytes = new Uint8Array(binary.length);
-    for (let k = 0; k < binary.length; k++) bytes[k] = binary.charCodeAt(k);
-    return bytes;
-  }
-  const { Buffer } = globalThis as unknown as { Buffer: { from(s: string, e: string): Uint8Array } };
-  return new Uint8Array(Buffer.from(text, 'base64'));
 }
 
 export class WorkerPool {
