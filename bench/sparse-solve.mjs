@@ -2,7 +2,7 @@
 // WebAssembly engine. 1) A truncated Gaussian kernel sum on clustered 3-D data, dense vs block-sparse
 // (kept cluster pairs: centroids closer than the truncation radius plus the cell diagonal).
 // 2) Gaussian-process regression: (alpha I + K) a = y by conjugate gradients on the block-sparse kernel.
-import { Vi, Vj, clusterRangesCentroids, fromMatrix, gridCluster, sortClusters } from '../dist/index.js';
+import { Vi, Vj, clusterRangesCentroids, fromMatrix, getWasmThreads, gridCluster, sortClusters } from '../dist/index.js';
 
 const N = Number(process.argv[2] ?? 1e5);
 let s = 11;
@@ -57,7 +57,7 @@ const keptPairs = (() => {
   }
   return p;
 })();
-console.log(`# block-sparse Gaussian kernel sum, N = M = ${N}, 3-D clustered data, sigma ${sigma}, float32, one thread`);
+console.log(`# block-sparse Gaussian kernel sum, N = M = ${N}, 3-D clustered data, sigma ${sigma}, float32, WebAssembly engine, ${getWasmThreads()} worker(s)`);
 console.log(`clusters ${C}, kept pairs ${(100 * keptPairs / N / N).toFixed(2)}% of N^2, clustering ${tCluster.toFixed(0)} ms`);
 console.log(`dense ${tDense.toFixed(2)} s, block-sparse ${tSparse.toFixed(3)} s: speed-up x${(tDense / tSparse).toFixed(1)}, max error ${(err / ref).toExponential(2)} of max |value|`);
 
