@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Vi, Vj } from '../dist/index.js';
+import { Vi, Vj, getWasmThreads, setWasmThreads } from '../dist/index.js';
 import { uniform } from './data.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -119,6 +119,8 @@ const rows = [
 ];
 
 const bin = args.has('--no-native') ? null : nativeBin();
+const allThreads = await getWasmThreads();
+setWasmThreads(1); // the table compares one core with one core
 console.log(`# lazytensor bench: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}, single thread, float32`);
 console.log('');
 console.log('| row | N x M | wasm Gpairs/s | native sse Gpairs/s | plain JS Gpairs/s | wasm / native | wasm / JS |');
@@ -153,6 +155,23 @@ for (const row of rows) {
   const gp = (n, t) => (n * M) / t / 1e9;
   const [w, n, j] = [gp(N, tWasm), gp(N, tNative), gp(nJs, tJs)];
   console.log(`| ${row.name} | ${N} x ${M} | ${w.toFixed(3)} | ${n.toFixed(3)} | ${j.toFixed(3)} | ${(w / n).toFixed(2)} | ${(w / j).toFixed(1)} |`);
+}
+
+// All cores: the same Gaussian kernel sum on every worker, against the OpenMP yardstick.
+{
+  setWasmThreads(allThreads);
+  const x = Vi(uniform(10000 * 3, 1), 3);
+  const y = Vj(uniform(10000 * 3, 2), 3);
+  const b = Vj(uniform(10000, 3), 1);
+  const F = x.sqDist(y).mul(-G).exp().mul(b);
+  const t = await best(() => F.sum(1, { engine: 'wasm' }));
+  let omp = NaN;
+  if (bin) {
+    const out = execFileSync(path.join(bin, 'kernels-omp'), ['gauss', 10000, 10000, 3, 1, REPS], { encoding: 'utf8' });
+    omp = JSON.parse(out).seconds;
+  }
+  console.log('');
+  console.log(`All cores (${allThreads} workers): Gaussian kernel sum D = 3, 10000 x 10000: ${(1e8 / t / 1e9).toFixed(3)} Gpairs/s; native OpenMP (all vector instructions): ${(1e8 / omp / 1e9).toFixed(3)} Gpairs/s`);
 }
 
 // First-call cost of a new formula: compiling a tile program is a walk of the formula in JS.

@@ -57,7 +57,7 @@ const keptPairs = (() => {
   }
   return p;
 })();
-console.log(`# block-sparse Gaussian kernel sum, N = M = ${N}, 3-D clustered data, sigma ${sigma}, float32, WebAssembly engine, ${getWasmThreads()} worker(s)`);
+console.log(`# block-sparse Gaussian kernel sum, N = M = ${N}, 3-D clustered data, sigma ${sigma}, float32, WebAssembly engine, ${await getWasmThreads()} worker(s)`);
 console.log(`clusters ${C}, kept pairs ${(100 * keptPairs / N / N).toFixed(2)}% of N^2, clustering ${tCluster.toFixed(0)} ms`);
 console.log(`dense ${tDense.toFixed(2)} s, block-sparse ${tSparse.toFixed(3)} s: speed-up x${(tDense / tSparse).toFixed(1)}, max error ${(err / ref).toExponential(2)} of max |value|`);
 
