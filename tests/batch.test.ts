@@ -1,6 +1,6 @@
 // Leading batch dimensions: each batch item reduces on its own, size-1 batch dimensions broadcast.
 import { describe, expect, it } from 'vitest';
-import { Pm, Vi, Vj } from '../src/index.js';
+import { Pm, Vi, Vj, reduction, vjp } from '../src/index.js';
 import { refSum } from './helpers/dense-reference.js';
 import { expectClose } from './helpers/expect.js';
 import { rng, uniformRows } from './helpers/random.js';
@@ -53,5 +53,40 @@ describe('batches', () => {
     expect(() => Vi(new Float32Array(10), 2, { batch: [3] })).toThrow(/10 values do not split into \[3\] batches of rows of dim 2/);
     expect(() => Vi([[[0, 1]], [[0, 1], [1, 2]]])).toThrow(/Vi: batch item 1 has 2 rows, expected 1/);
     expect(() => Vi(xs, undefined, { batch: [3] })).toThrow(/drop the batch option/);
+  });
+
+  it('vjp of a batched reduction equals the per-item gradients, summed where a variable broadcasts', async () => {
+    const x = Vi(xs);
+    const y = Vj(ys);
+    const s = Pm(0.7); // unbatched: its gradient sums over the items
+    const w = Pm(sig); // batched [3, 1]
+    for (const kind of ['sum', 'logSumExp', 'min'] as const) {
+      for (const axis of [1, 0] as const) {
+        const F = x.sqDist(y).mul(s).mul(w).neg();
+        const nOut = axis === 1 ? 4 : 6;
+        const c = Array.from({ length: B * nOut }, (_, q) => Math.sin(q + 1));
+        const [gx, gy, gs, gw] = await vjp(reduction(F, kind, axis), { wrt: [x, y, s, w], cotangent: c });
+        expect(gx!.shape).toEqual([B, 4, 2]);
+        expect(gy!.shape).toEqual([B, 6, 2]);
+        expect(gs!.shape).toEqual([1]);
+        expect(gw!.shape).toEqual([B, 1]);
+        let totalS = 0;
+        for (let b = 0; b < B; b++) {
+          const xb = Vi(xs[b]!);
+          const yb = Vj(ys[b]!);
+          const sb = Pm(0.7);
+          const wb = Pm(sig[b]!);
+          const Fb = xb.sqDist(yb).mul(sb).mul(wb).neg();
+          const cb = c.slice(b * nOut, (b + 1) * nOut);
+          const [ex, ey, es, ew] = await vjp(reduction(Fb, kind, axis), { wrt: [xb, yb, sb, wb], cotangent: cb });
+          expectClose(Array.from(gx!.data).slice(b * 8, b * 8 + 8), Array.from(ex!.data), 1e-12, 1e-14, undefined, `${kind} x`);
+          expectClose(Array.from(gy!.data).slice(b * 12, b * 12 + 12), Array.from(ey!.data), 1e-12, 1e-14, undefined, `${kind} y`);
+          expectClose([gw!.data[b]!], Array.from(ew!.data), 1e-12, 1e-14, undefined, `${kind} w`);
+          totalS += es!.data[0]!;
+        }
+        expectClose(gs!.data, [totalS], 1e-12, 1e-14, undefined, `${kind} s`);
+      }
+    }
+    await expect(vjp(reduction(x.sqDist(y), 'sum', 1), { wrt: [x], cotangent: [1, 2] })).rejects.toThrow(/the sum result has 3 x 4 x 1 = 12/);
   });
 });

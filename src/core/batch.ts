@@ -23,7 +23,7 @@ export function mergeBatch(where: string, a: readonly number[], b: readonly numb
 export const batchSize = (batch: readonly number[]): number => batch.reduce((p, b) => p * b, 1);
 
 /** The index of batch item `item` (row-major in `batch`) within a variable's own batch shape. */
-function itemIndex(item: number, batch: readonly number[], own: readonly number[]): number {
+export function itemIndex(item: number, batch: readonly number[], own: readonly number[]): number {
   let rest = item;
   let index = 0;
   let stride = 1;
@@ -35,6 +35,19 @@ function itemIndex(item: number, batch: readonly number[], own: readonly number[
     stride *= size;
   }
   return index;
+}
+
+/**
+ * Sums per-item blocks of `inner` values, laid out over `batch`, into the blocks of a variable whose
+ * own batch shape `own` broadcast against `batch` (an empty `own` receives the sum of every item).
+ */
+export function sumOverBroadcast(data: ArrayLike<number>, batch: readonly number[], inner: number, own: readonly number[]): Float64Array {
+  const out = new Float64Array(batchSize(own) * inner);
+  for (let item = 0; item < batchSize(batch); item++) {
+    const target = own.length === 0 ? 0 : itemIndex(item, batch, own);
+    for (let q = 0; q < inner; q++) out[target * inner + q] = out[target * inner + q]! + data[item * inner + q]!;
+  }
+  return out;
 }
 
 /** The plan of one batch item: every batched variable replaced by its item's slice. */
