@@ -2,7 +2,7 @@
 // float64 evaluation of the same formula written in plain TypeScript.
 import { describe, it } from 'vitest';
 import { Vi, Vj, type LazyTensor } from '../src/index.js';
-import { cases, diff, dot, zip, type OpCase } from './helpers/op-cases.js';
+import { caseData, cases, diff, dot, zip, type OpCase } from './helpers/op-cases.js';
 
 type Vec = number[];
 import { refSum } from './helpers/dense-reference.js';
@@ -18,20 +18,12 @@ const SIZES: [number, number][] = [
   [5, 1003],
 ];
 
-function data(c: OpCase, seed: number, N: number, M: number): { xs: number[][]; ys: number[][] } {
-  const random = rng(seed);
-  const q = (rows: number[][]): number[][] => (c.quantum ? rows.map((r) => r.map((v) => Math.round(v / c.quantum!) * c.quantum!)) : rows);
-  const xs = q(uniformRows(random, N, c.dx, ...(c.x ?? [-1, 1])));
-  const ys = q(uniformRows(random, M, c.dy, ...(c.y ?? [-1, 1])));
-  if (c.shareRows) for (let j = 0; j < M; j += 3) ys[j] = [...xs[j % N]!];
-  return { xs, ys };
-}
 
 describe.each(['float32', 'float64'] as DType[])('operations in a sum reduction (%s)', (dtype) => {
   const rtol = (c: OpCase): number => (dtype === 'float64' ? 1e-12 : (c.rtol32 ?? 2e-5));
   describe.each(cases)('$name', (c) => {
     it.each(SIZES)('N = %i, M = %i, both axes', async (N, M) => {
-      const { xs, ys } = data(c, 1000 + N * 31 + M, N, M);
+      const { xs, ys } = caseData(c, 1000 + N * 31 + M, N, M);
       const x = Vi(typed(xs, dtype), c.dx);
       const y = Vj(typed(ys, dtype), c.dy);
       const formula = c.build(x, y);

@@ -4,38 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { Pm, Vi, Vj } from '../src/index.js';
 import { refKSelect, refLogSumExp, refLogSumExpWeighted, refSoftMax, refSum } from './helpers/dense-reference.js';
 import { expectClose } from './helpers/expect.js';
-import { asSeen, rng, typed, uniformRows } from './helpers/random.js';
+import { rng, typed, uniformRows } from './helpers/random.js';
+import { REDUCTION_SIZES, reductionSetup } from './helpers/reduction-setup.js';
 
 type DType = 'float32' | 'float64';
 const DTYPES: DType[] = ['float32', 'float64'];
-const SIZES: [number, number][] = [
-  [1, 1],
-  [3, 1],
-  [1, 4],
-  [5, 5],
-  [2, 15],
-  [4, 16],
-  [3, 17],
-  [6, 511],
-  [2, 512],
-  [3, 513],
-  [4, 1031],
-];
-
-function setup(dtype: DType, N: number, M: number, D = 3, seed = 7) {
-  const random = rng(seed + N * 1000 + M);
-  const xs = uniformRows(random, N, D);
-  const ys = uniformRows(random, M, D);
-  const bs = uniformRows(random, M, 2, 0.1, 1);
-  return {
-    x: Vi(typed(xs, dtype), D),
-    y: Vj(typed(ys, dtype), D),
-    b: Vj(typed(bs, dtype), 2),
-    xs: asSeen(xs, dtype),
-    ys: asSeen(ys, dtype),
-    bs: asSeen(bs, dtype),
-  };
-}
+const SIZES = REDUCTION_SIZES;
+const setup = reductionSetup;
 
 const sq = (a: number[], b: number[]): number => a.reduce((s, v, k) => s + (v - b[k]!) ** 2, 0);
 

@@ -2,7 +2,7 @@
 // independent float64 references as the WebAssembly suite (tests/operations.test.ts).
 import { describe, it } from 'vitest';
 import { Vi, Vj, type LazyTensor } from '../../src/index.js';
-import { cases, diff, dot, zip, type OpCase } from '../helpers/op-cases.js';
+import { caseData, cases, diff, dot, zip, type OpCase } from '../helpers/op-cases.js';
 import { refSum } from '../helpers/dense-reference.js';
 import { expectClose } from '../helpers/expect.js';
 import { asSeen, rng, typed, uniformRows } from '../helpers/random.js';
@@ -19,19 +19,11 @@ const SIZES: [number, number][] = [
   [300, 257],
 ];
 
-function data(c: OpCase, seed: number, N: number, M: number): { xs: number[][]; ys: number[][] } {
-  const random = rng(seed);
-  const q = (rows: number[][]): number[][] => (c.quantum ? rows.map((r) => r.map((v) => Math.round(v / c.quantum!) * c.quantum!)) : rows);
-  const xs = q(uniformRows(random, N, c.dx, ...(c.x ?? [-1, 1])));
-  const ys = q(uniformRows(random, M, c.dy, ...(c.y ?? [-1, 1])));
-  if (c.shareRows) for (let j = 0; j < M; j += 3) ys[j] = [...xs[j % N]!];
-  return { xs, ys };
-}
 
 describe.skipIf(!hasGpu)('WebGPU: operations in a sum reduction (float32)', () => {
   describe.each(cases)('$name', (c) => {
     it.each(SIZES)('N = %i, M = %i, both axes', async (N, M) => {
-      const { xs, ys } = data(c, 1000 + N * 31 + M, N, M);
+      const { xs, ys } = caseData(c, 1000 + N * 31 + M, N, M);
       const x = Vi(typed(xs, 'float32'), c.dx);
       const y = Vj(typed(ys, 'float32'), c.dy);
       const formula = c.build(x, y);

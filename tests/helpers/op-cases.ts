@@ -1,6 +1,7 @@
 // The operation cases shared by the operation and derivative tests: each builds a formula from an
 // i-variable x and a j-variable y, with an independent float64 reference written plainly.
 import { Pm, type LazyTensor } from '../../src/index.js';
+import { rng, uniformRows } from './random.js';
 
 type Vec = number[];
 
@@ -115,3 +116,13 @@ export const cases: OpCase[] = [
   { name: 'Gaussian kernel', dx: 3, dy: 3, build: (x, y) => x.sqDist(y).mul(-2).exp(), ref: (a, b) => [Math.exp(-2 * dot(diff(a, b), diff(a, b)))] },
 ];
 
+
+/** The data of a case: x and y rows in its ranges, quantised and sharing rows as the case asks. */
+export function caseData(c: OpCase, seed: number, N: number, M: number): { xs: number[][]; ys: number[][] } {
+  const random = rng(seed);
+  const q = (rows: number[][]): number[][] => (c.quantum ? rows.map((r) => r.map((v) => Math.round(v / c.quantum!) * c.quantum!)) : rows);
+  const xs = q(uniformRows(random, N, c.dx, ...(c.x ?? [-1, 1])));
+  const ys = q(uniformRows(random, M, c.dy, ...(c.y ?? [-1, 1])));
+  if (c.shareRows) for (let j = 0; j < M; j += 3) ys[j] = [...xs[j % N]!];
+  return { xs, ys };
+}
