@@ -76,3 +76,29 @@ for (const n of sizes) {
   console.log(`  ${reductions - 4} logSumExp + 4 sumSoftMaxWeight at those speeds: ~${ms(engineShare)} (${((100 * engineShare) / total).toFixed(0)}% of the measured total); the rest is JavaScript, O(N) per reduction`);
   console.log(`  target: 10^4 points under 4 s on this 2-core machine`);
 }
+
+// Multiscale rows: 10^4 points with both backends (value within 1% of online?), 10^5 multiscale only.
+// Sizes: GEOMLOSS_MS_SIZES=10000,100000 (default).
+{
+  const run = async (n, backend) => {
+    const { x, y } = clouds(n);
+    const loss = new SamplesLoss({ loss: 'sinkhorn', p: 2, blur: 0.01, scaling: 0.5, debias: true, backend });
+    const t0 = performance.now();
+    const res = await loss.valueAndGrad({ data: x, shape: [n, 3] }, { data: y, shape: [n, 3] });
+    return { res, t: performance.now() - t0 };
+  };
+  const msSizes = process.env.GEOMLOSS_MS_SIZES ? process.env.GEOMLOSS_MS_SIZES.split(',').map(Number) : [10000, 100000];
+  for (const n of msSizes) {
+    const m = await run(n, 'multiscale');
+    const info = m.res.info.multiscale;
+    const pct = (v) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+    console.log(`Sinkhorn divergence, N = M = ${n}, D = 3, blur 0.01, scaling 0.5, float32, multiscale, engine ${m.res.info.engine}`);
+    console.log(`  value ${m.res.value.toPrecision(6)}; value + gradient: ${ms(m.t)}; ${info.clusters.x} x ${info.clusters.y} clusters, jump after eps = ${info.jumpEpsilon.toExponential(2)}, kept pairs xy ${pct(info.density.xy)}, xx ${pct(info.density.xx)}, yy ${pct(info.density.yy)}`);
+    if (n <= 20000) {
+      const o = await run(n, 'online');
+      const rel = Math.abs(m.res.value - o.res.value) / Math.abs(o.res.value);
+      console.log(`  online: value ${o.res.value.toPrecision(6)} in ${ms(o.t)}; multiscale value off by ${(100 * rel).toFixed(2)}% (target < 1%)`);
+    }
+    if (n >= 100000) console.log(`  target: 10^5 points under 30 s multiscale`);
+  }
+}

@@ -10,10 +10,9 @@
 // The 'online' backend visits every pair. A 'multiscale' backend (GeomLoss's kernel truncation:
 // grid clustering of x and y, a coarse solve on the cluster centroids, then block-sparse reductions
 // over the cluster pairs whose coarse cost is below the truncation threshold) would implement this
-// same SoftminBackend interface with `ranges` on the reductions: the loops in sinkhorn.ts and
-// hausdorff.ts only talk to a SoftminBackend. It is not built yet because the engines do not run
-// block-sparse logSumExp/sumSoftMaxWeight reductions yet.
-import { LazyTensor, Vi, Vj, type EngineName } from '../index.js';
+// same reductions with `ranges`: see multiscale.ts, whose loop calls OnlineBackend.softmin and
+// softminGrad with the block-sparsity pattern of the cluster pairs it keeps.
+import { LazyTensor, Vi, Vj, type BlockRanges, type EngineName } from '../index.js';
 import type { Cloud } from './inputs.js';
 import { inDType } from './inputs.js';
 import { GeomLossError, type PairFormula } from './options.js';
@@ -135,14 +134,19 @@ export class OnlineBackend implements SoftminBackend {
     return this.cost.overEps(P.i, Q.j, -eps).add(this.vector(h, Q.cloud, 'j'));
   }
 
-  async softmin(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number): Promise<Float64Array> {
-    const lse = this.take(await this.logits(P, Q, h, eps).logSumExp(1, this.opts));
+  private with(ranges: BlockRanges | undefined) {
+    return ranges === undefined ? this.opts : { ...this.opts, ranges };
+  }
+
+  /** With `ranges`: only the kept blocks (P's clusters as i, Q's as j); +inf for a row with none. */
+  async softmin(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number, ranges?: BlockRanges): Promise<Float64Array> {
+    const lse = this.take(await this.logits(P, Q, h, eps).logSumExp(1, this.with(ranges)));
     for (let k = 0; k < lse.length; k++) lse[k] = -eps * lse[k]!;
     return lse;
   }
 
-  async softminGrad(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number): Promise<Float64Array> {
-    return this.take(await this.logits(P, Q, h, eps).sumSoftMaxWeight(1, this.cost.grad1(P.i, Q.j), this.opts));
+  async softminGrad(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number, ranges?: BlockRanges): Promise<Float64Array> {
+    return this.take(await this.logits(P, Q, h, eps).sumSoftMaxWeight(1, this.cost.grad1(P.i, Q.j), this.with(ranges)));
   }
 
   /** A sum reduction of any formula over `axis`, flat. */

@@ -5,7 +5,10 @@ import type { LazyTensor } from '../index.js';
 /** The losses of GeomLoss's SamplesLoss (plus a working Hausdorff divergence). */
 export type LossName = 'sinkhorn' | 'hausdorff' | 'energy' | 'gaussian' | 'laplacian';
 
-/** 'auto' and 'online' run every reduction over all pairs; 'multiscale' is not available yet. */
+/** 'online' runs every reduction over all pairs; 'multiscale' (Sinkhorn, D <= 3, built-in costs,
+ *  unbatched) clusters the clouds on a grid, solves the coarse problem while eps >= clusterScale^p, then
+ *  restricts the fine reductions to the cluster pairs kept by kernel truncation; 'auto' runs online for
+ *  now (multiscale keeps too many blocks to be faster yet). */
 export type Backend = 'auto' | 'online' | 'multiscale';
 
 /** Builds a formula of dimension 1 from an i-indexed and a j-indexed variable. */
@@ -51,13 +54,17 @@ export interface SamplesLossOptions {
   diameter?: number | null;
   /** The ratio between two temperatures of the schedule, in (0, 1). Default 0.5. */
   scaling?: number;
-  /** Multiscale only (kernel truncation, in units of blur). Accepted and unused by 'online'. Default 5. */
+  /** Multiscale only: kernel truncation keeps a cluster pair when f_i + g_j - C_low(i, j) > -truncate^2 eps
+   *  at the jump (GeomLoss uses truncate * eps on the centroids' cost, which drops needed blocks near
+   *  convergence; C_low: the cost between the cells' closest possible points); null
+   *  keeps every pair. Accepted and unused by 'online'. Default 5. */
   truncate?: number | null;
-  /** Multiscale only (cluster size). Accepted and unused by 'online'. Default null. */
+  /** Multiscale only: the grid cell size; null = diameter / (sqrt(D) 2000^(1/D)) (~2000 cells, GeomLoss's
+   *  default). Accepted and unused by 'online'. Default null. */
   clusterScale?: number | null;
   /** Sinkhorn divergence (true) or raw entropic OT (false). Default true. */
   debias?: boolean;
-  /** Default 'auto' (= 'online' for now). */
+  /** Default 'auto' (online for now, see Backend). */
   backend?: Backend;
   /** Precision of the computation; default: float32 if an input is a Float32Array, else float64. */
   dtype?: 'float32' | 'float64';
@@ -163,12 +170,9 @@ export function resolveOptions(options: SamplesLossOptions | undefined): Resolve
     throw new GeomLossError(`backend must be 'auto', 'online' or 'multiscale', got ${show(backend)}`);
   }
   if (backend === 'multiscale') {
-    // The multiscale backend (grid clustering, coarse-to-fine jump, truncated block-sparse
-    // reductions) needs `ranges` on logSumExp/sumSoftMaxWeight in the engines. It plugs in as another
-    // SoftminBackend (see backend.ts); until then, say so rather than run something else.
-    throw new GeomLossError(
-      "backend 'multiscale' is not available yet (it needs block-sparse reductions in the engines); use backend 'online' (or 'auto')",
-    );
+    // Grid clustering and kernel truncation (multiscale.ts): GeomLoss's Sinkhorn with its built-in costs.
+    if (loss !== 'sinkhorn') throw new GeomLossError(`backend 'multiscale' is for loss 'sinkhorn', not '${loss}'; use backend 'online' (or 'auto')`);
+    if (cost !== null) throw new GeomLossError("backend 'multiscale' needs the built-in costs (p = 1 or 2, no custom cost); use backend 'online' (or 'auto')");
   }
   const dtype = o.dtype ?? null;
   if (dtype !== null && dtype !== 'float32' && dtype !== 'float64') throw new GeomLossError(`dtype must be 'float32' or 'float64', got ${show(dtype)}`);

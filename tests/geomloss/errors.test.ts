@@ -1,6 +1,7 @@
 // Bad options and inputs: a GeomLossError whose message names the argument.
 import { describe, expect, it } from 'vitest';
 import { GeomLossError, SamplesLoss, type SamplesLossOptions } from '../../src/geomloss/index.js';
+import type { LazyTensor } from '../../src/index.js';
 
 const x = [[0, 0], [1, 0], [0, 1], [1, 1], [0.5, 0.5]];
 const y = [[0.2, 0.1], [0.9, 0.4], [0.3, 0.8]];
@@ -38,7 +39,8 @@ describe('options', () => {
     ['reach with hausdorff', { loss: 'hausdorff', reach: 0.5 }, /reach: the Hausdorff divergence is balanced only/],
     ['diameter = 0', { diameter: 0 }, /diameter must be null or a positive number/],
     ['truncate = 0', { truncate: 0 }, /truncate/],
-    ['multiscale backend', { backend: 'multiscale' }, /backend 'multiscale' is not available yet/],
+    ['multiscale backend for hausdorff', { loss: 'hausdorff', backend: 'multiscale' }, /backend 'multiscale' is for loss 'sinkhorn'/],
+    ['multiscale backend with a custom cost', { backend: 'multiscale', p: 3, cost: (a: LazyTensor, b: LazyTensor) => a.sqDist(b) }, /backend 'multiscale' needs the built-in costs/],
     ['unknown backend', { backend: 'tensorized' }, /backend must be 'auto', 'online' or 'multiscale'/],
     ['dtype', { dtype: 'float16' }, /dtype must be 'float32' or 'float64'/],
     ['engine', { engine: 'cuda' }, /engine must be/],
