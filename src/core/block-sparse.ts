@@ -130,17 +130,26 @@ export function fromMatrix(rangesI: Int32Array, rangesJ: Int32Array, keep: Array
   const Cj = rangesJ.length / 2;
   if (!Number.isInteger(Ci) || !Number.isInteger(Cj)) throw new RangeError('fromMatrix: ranges must hold [start, end) pairs');
   if (keep.length !== Ci * Cj) throw new RangeError(`fromMatrix: keep has ${keep.length} entries, expected ${Ci} x ${Cj} = ${Ci * Cj}`);
-  const build = (outer: number, inner: number, ranges: Int32Array, at: (o: number, q: number) => boolean) => {
+  // Both axes from the same matrix: keep[o * strideO + q * strideQ] says whether the outer cluster
+  // o and the inner cluster q interact.
+  const build = (outer: number, inner: number, ranges: Int32Array, strideO: number, strideQ: number) => {
     const slices = new Int32Array(outer);
     const red: number[] = [];
     for (let o = 0; o < outer; o++) {
-      for (let q = 0; q < inner; q++) if (at(o, q)) red.push(ranges[2 * q]!, ranges[2 * q + 1]!);
+      const first = red.length;
+      for (let q = 0; q < inner; q++) {
+        if (!keep[o * strideO + q * strideQ]) continue;
+        // Kept clusters that follow each other in memory make one range: with small clusters the
+        // per-range cost of a reduction would otherwise dominate.
+        if (red.length > first && red[red.length - 1] === ranges[2 * q]) red[red.length - 1] = ranges[2 * q + 1]!;
+        else red.push(ranges[2 * q]!, ranges[2 * q + 1]!);
+      }
       slices[o] = red.length / 2;
     }
     return { slices, red: Int32Array.from(red) };
   };
-  const byI = build(Ci, Cj, rangesJ, (ci, cj) => Boolean(keep[ci * Cj + cj]));
-  const byJ = build(Cj, Ci, rangesI, (cj, ci) => Boolean(keep[ci * Cj + cj]));
+  const byI = build(Ci, Cj, rangesJ, Cj, 1);
+  const byJ = build(Cj, Ci, rangesI, 1, Cj);
   return { rangesI, slicesI: byI.slices, redRangesJ: byI.red, rangesJ, slicesJ: byJ.slices, redRangesI: byJ.red };
 }
 

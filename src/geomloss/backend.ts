@@ -82,13 +82,14 @@ export interface CloudVars {
   readonly j: LazyTensor;
 }
 
-/** What the loops need from a backend. All arrays are float64, flat [B, N] (or [B, N, D]). */
+/** What the loops need from a backend. All arrays are float64, flat [B, N] (or [B, N, D]). With
+ *  `ranges` (P's clusters as i, Q's as j), only the kept blocks are visited. */
 export interface SoftminBackend {
   readonly dtype: 'float32' | 'float64';
   /** -eps log sum_j exp(h_j - C(p_i, q_j) / eps), for every point p_i of P. */
-  softmin(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number): Promise<Float64Array>;
+  softmin(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number, ranges?: BlockRanges): Promise<Float64Array>;
   /** sum_j softmax_j(h_j - C(p_i, q_j) / eps) grad_1 C(p_i, q_j): [B, N_P, D]. */
-  softminGrad(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number): Promise<Float64Array>;
+  softminGrad(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number, ranges?: BlockRanges): Promise<Float64Array>;
 }
 
 /** Every pair, every reduction on the core's engines. */

@@ -1,28 +1,34 @@
 // GeomLoss's 'multiscale' Sinkhorn (sinkhorn_samples.py, sinkhorn_multiscale), for D <= 3, p = 1 or 2:
 //  1. each cloud is clustered on a grid of cell size clusterScale (default: diameter / (sqrt(D) 2000^(1/D)),
-//     ~2000 cells), its points sorted by cell; the coarse measures are the cells' centroids with the
-//     summed weights;
+//     ~2000 cells); the coarse measures are the cells' weighted centroids with the summed weights;
 //  2. the epsilon-scaling loop (the same symmetric averaged updates as sinkhorn.ts) runs on the coarse
 //     measures while eps >= clusterScale^p;
-//  3. at the "jump" (after the last such temperature) the coarse potentials give the block-sparsity
-//     pattern by kernel truncation, and are extrapolated to the fine points (one softmin from the
-//     coarse measure to the fine points, dense: N x #clusters);
-//  4. the loop goes on over the fine points with every reduction restricted to the kept blocks, the
-//     final extrapolation and the gradients too.
-// Kernel truncation keeps the cluster pair (ci, cj) when f_ci + g_cj - C_low(ci, cj) > -truncate^2 * eps
-// (eps of the jump). GeomLoss's test is `f + g > C - truncate * eps` on the centroids' cost; ours is
-// safer on two counts: C_low is the cost of the smallest distance the two cells' points can have
-// (centroid distance minus both cluster radii), and the margin is truncate^2 eps. With GeomLoss's
-// margin, near convergence (potentials far from the coarse ones of the jump) the pattern misses blocks:
-// 9% error on gradients in tests/geomloss/multiscale.test.ts; with truncate^2 the result equals the
-// untruncated one. The price: many blocks are kept (30-70% of the pairs on the bench's clouds).
+//  3. at the "jump" (after the last such temperature) the coarse potentials are extrapolated to the
+//     fine points (one softmin from the coarse measure to the fine points, dense: N x #cells);
+//  4. the loop goes on over the fine points with every reduction restricted to block-sparse patterns,
+//     the final extrapolation and the gradients too.
+// Where we differ from GeomLoss, and why:
+//  - GeomLoss truncates once, at the jump, from the coarse potentials and the centroids' cost, with
+//    `f + g > C - truncate * eps`. The potentials then move far from the coarse ones: near convergence
+//    its pattern misses blocks (9% error on gradients in tests/geomloss/multiscale.test.ts), and a
+//    pattern wide enough to be safe for every later temperature keeps 50-100% of the pairs (measured:
+//    slower than online). We rebuild the pattern before every fine update from the current fine
+//    potentials, at that update's temperature, with a provable upper bound of f_i + g_j - C_ij over
+//    each pair of tiles (truncation()), and a margin of truncate standard deviations of the kernel
+//    (truncationMargin()). The result equals the untruncated one to ~1e-11 in the tests.
+//  - The pattern's blocks are not GeomLoss's grid cells (1 to 50 points each, too small for a CPU
+//    kernel whose cost per range dominates below ~64 points) but k-d tree leaves of TILE points in
+//    tree order, so that kept neighbours are consecutive and merge into long ranges.
 // xy, xx and yy each get their own pattern, yx is xy swapped.
-// Results are on the sorted points; the caller undoes the permutation.
-import { clusterRangesCentroids, fromMatrix, gridCluster, sortClusters, swapAxes, type BlockRanges } from '../index.js';
-import type { CloudVars, OnlineBackend } from './backend.js';
+// Results are on the k-d-ordered points; the caller undoes the permutation.
+import { clusterRangesCentroids, gridCluster, sortClusters, swapAxes, type BlockRanges } from '../index.js';
+import type { OnlineBackend } from './backend.js';
 import type { Cloud } from './inputs.js';
 import { GeomLossError, type ResolvedOptions } from './options.js';
-import { annealAndConverge, LoopMonitor, logits, logWeights, type SinkhornPotentials, type SinkhornResult } from './sinkhorn.js';
+import {
+  annealAndConverge, averageInto, damping, finish, LoopMonitor, logits, logWeights, scaled, updates,
+  type Patterns, type Problem, type SinkhornPotentials, type SinkhornResult,
+} from './sinkhorn.js';
 
 /** Errors for a problem that multiscale cannot run. */
 export function checkMultiscale(o: ResolvedOptions, x: Cloud): void {
@@ -31,51 +37,137 @@ export function checkMultiscale(o: ResolvedOptions, x: Cloud): void {
 }
 
 interface Clustered {
-  /** The fine cloud, sorted by cluster. */
+  /** The fine cloud in k-d tree order (kdOrder): consecutive points are close in space. */
   fine: Cloud;
-  /** Sorted row r is input row perm[r]. */
+  /** Row r of `fine` is input row perm[r]. */
   perm: Int32Array;
   w: Float64Array;
+  /** GeomLoss's coarse measure: the grid cells' weighted centroids and summed weights. */
   coarse: Cloud;
   wc: Float64Array;
+  /** The truncation's tiles (k-d tree leaves of at most TILE points) and groups of GROUP
+   *  consecutive tiles, tested first. */
+  tiles: Tiles;
+  groups: Tiles;
+}
+
+/** Runs of consecutive fine points: [start, end) ranges, centres (float64) and the largest distance
+ *  of their points (as the reductions see them, rounded to the computation's precision) from it. */
+interface Tiles {
   ranges: Int32Array;
+  center: Float64Array;
   radius: Float64Array;
+}
+
+
+function tilesOf(ranges: Int32Array, pts: ArrayLike<number>, D: number): Tiles {
+  const T = ranges.length / 2;
+  const center = new Float64Array(T * D);
+  const radius = new Float64Array(T);
+  for (let t = 0; t < T; t++) {
+    const lo = ranges[2 * t]!;
+    const hi = ranges[2 * t + 1]!;
+    for (let i = lo; i < hi; i++) for (let k = 0; k < D; k++) center[t * D + k] = center[t * D + k]! + pts[i * D + k]! / (hi - lo);
+    let r2 = 0;
+    for (let i = lo; i < hi; i++) {
+      let d2 = 0;
+      for (let k = 0; k < D; k++) d2 += (pts[i * D + k]! - center[t * D + k]!) ** 2;
+      r2 = Math.max(r2, d2);
+    }
+    radius[t] = Math.sqrt(r2);
+  }
+  return { ranges, center, radius };
+}
+
+/**
+ * Points per truncation tile. The block-sparse reductions run at ~60% of the dense speed on ranges of
+ * 64 points and ~90% on ranges of 256 (the interpreter's cost per segment; measured on this kernel):
+ * so the pattern is built on compact tiles of k-d-ordered points, whose kept neighbours are mostly
+ * consecutive and merge into long ranges, rather than on GeomLoss's grid cells (1 to 50 points each).
+ */
+const TILE = 32;
+/** Tiles per group: the pattern is decided on groups first and refined to tiles where kept. */
+const GROUP = 4;
+
+/**
+ * A k-d tree order: the rows are split in two at the median of their widest coordinate until at
+ * most `leaf` remain; returns the permutation (rows of a leaf consecutive, neighbouring leaves mostly
+ * consecutive too) and the leaves as [start, end) ranges of it, in order.
+ */
+function kdOrder(data: ArrayLike<number>, N: number, D: number, leaf: number): { perm: Int32Array; leaves: Int32Array } {
+  const perm = Int32Array.from({ length: N }, (_, i) => i);
+  const leaves: number[] = [];
+  const stack: [number, number][] = [[0, N]];
+  while (stack.length > 0) {
+    const [lo, hi] = stack.pop()!;
+    if (hi - lo <= leaf) {
+      leaves.push(lo, hi);
+      continue;
+    }
+    let axis = 0;
+    let widest = -1;
+    for (let k = 0; k < D; k++) {
+      let mn = Infinity;
+      let mx = -Infinity;
+      for (let r = lo; r < hi; r++) {
+        const v = data[perm[r]! * D + k]!;
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+      }
+      if (mx - mn > widest) {
+        widest = mx - mn;
+        axis = k;
+      }
+    }
+    // Sorted by that coordinate, then by row (a total order: the same tree on every run).
+    const idx = Array.from(perm.subarray(lo, hi));
+    idx.sort((u, v) => data[u * D + axis]! - data[v * D + axis]! || u - v);
+    for (let r = lo; r < hi; r++) perm[r] = idx[r - lo]!;
+    // Split at a multiple of the leaf size near the median, so that the leaves are full.
+    const mid = Math.min(hi - 1, lo + Math.ceil((hi - lo) / 2 / leaf) * leaf);
+    // The right half goes on the stack first: the left one pops first, leaves come out in order.
+    stack.push([mid, hi], [lo, mid]);
+  }
+  return { perm, leaves: Int32Array.from(leaves) };
 }
 
 function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' | 'float64'): Clustered {
   const { N, D } = c;
-  const labels = gridCluster(c.data, scale, D);
-  const s = sortClusters(c.data, labels, D);
-  const ws = Float64Array.from(s.permutation, (src) => w[src]!);
-  const weighted = clusterRangesCentroids(s.points, s.labels, ws, D);
+  // The coarse measure, as GeomLoss builds it: grid cells of side `scale`.
+  const sorted = sortClusters(c.data, gridCluster(c.data, scale, D), D);
+  const ws = Float64Array.from(sorted.permutation, (src) => w[src]!);
+  const weighted = clusterRangesCentroids(sorted.points, sorted.labels, ws, D);
   const C = weighted.ranges.length / 2;
   const centroids = weighted.centroids;
-  // A cluster of zero total weight has no weighted centroid: use its plain mean.
+  // A cell of zero total weight has no weighted centroid: use its plain mean.
   let plain: Float64Array | null = null;
   for (let q = 0; q < C; q++) {
     if (!(weighted.weights[q]! > 0)) {
-      plain ??= clusterRangesCentroids(s.points, s.labels, undefined, D).centroids;
+      plain ??= clusterRangesCentroids(sorted.points, sorted.labels, undefined, D).centroids;
       for (let k = 0; k < D; k++) centroids[q * D + k] = plain[q * D + k]!;
     }
   }
-  const radius = new Float64Array(C);
-  for (let q = 0; q < C; q++) {
-    let r2 = 0;
-    for (let i = weighted.ranges[2 * q]!; i < weighted.ranges[2 * q + 1]!; i++) {
-      let d2 = 0;
-      for (let k = 0; k < D; k++) d2 += (s.points[i * D + k]! - centroids[q * D + k]!) ** 2;
-      r2 = Math.max(r2, d2);
-    }
-    radius[q] = Math.sqrt(r2);
-  }
   const typed = (v: Float64Array) => (dtype === 'float32' ? Float32Array.from(v) : v);
-  const fine: Cloud = { ...c, data: typed(s.points), natural: c.natural };
   const coarse: Cloud = { ...c, name: `${c.name} (clusters)`, data: typed(centroids), N: C };
-  void N;
-  return { fine, perm: s.permutation, w: ws, coarse, wc: weighted.weights, ranges: weighted.ranges, radius };
+
+  // The fine points in k-d tree order; the leaves are the tiles.
+  const { perm, leaves } = kdOrder(c.data, N, D, TILE);
+  const points = new Float64Array(N * D);
+  for (let r = 0; r < N; r++) for (let k = 0; k < D; k++) points[r * D + k] = c.data[perm[r]! * D + k]!;
+  const fine: Cloud = { ...c, data: typed(points), natural: c.natural };
+  const T = leaves.length / 2;
+  const G = Math.ceil(T / GROUP);
+  const groups = new Int32Array(2 * G);
+  for (let q = 0; q < G; q++) {
+    groups[2 * q] = leaves[2 * q * GROUP]!;
+    groups[2 * q + 1] = leaves[2 * Math.min(T, (q + 1) * GROUP) - 1]!;
+  }
+  return {
+    fine, perm, w: Float64Array.from(perm, (src) => w[src]!), coarse, wc: weighted.weights,
+    tiles: tilesOf(leaves, fine.data, D), groups: tilesOf(groups, fine.data, D),
+  };
 }
 
-/** GeomLoss's default cluster scale: ~2000 cells over the bounding box. */
 export function defaultClusterScale(diameter: number, D: number): number {
   return diameter / (Math.sqrt(D) * Math.pow(2000, 1 / D));
 }
@@ -89,31 +181,134 @@ export interface MultiscaleResult {
   b: Float64Array;
   permX: Int32Array;
   permY: Int32Array;
-  /** The fraction of the fine pairs that the kept blocks hold (xy, xx, yy). */
+  /** The fraction of the fine pairs that the kept blocks hold (xy, xx, yy) at the final temperature. */
   density: { xy: number; xx: number | null; yy: number | null };
+  /** The fine pairs that the truncated updates of the loop and the final step visited, in all (the
+   *  gradients, when asked for, visit the final step's pairs once more). */
+  finePairs: number;
   /** The index of the schedule's temperature after which the loop jumped to the fine points. */
   jump: number;
   clusters: { x: number; y: number };
 }
 
-const damping = (eps: number, rho: number | null): number => (rho === null ? 1 : 1 / (1 + eps / rho));
-
-function scaled(v: Float64Array, s: number): Float64Array {
-  if (s !== 1) for (let k = 0; k < v.length; k++) v[k] = s * v[k]!;
-  return v;
+/**
+ * A potential over each cluster as an affine function of the offset from the centroid plus a bounded
+ * residual: v_i = alpha + beta . (p_i - c) + e_i with |e_i| <= r. beta is a least-squares slope (any
+ * slope gives a valid bound; a good one a tight bound), alpha and r the midpoint and half-width of
+ * v_i - beta . (p_i - c) over the cluster.
+ */
+interface AffineBounds {
+  alpha: Float64Array;
+  beta: Float64Array;
+  r: Float64Array;
+  /** The largest and smallest values over each run. */
+  max: Float64Array;
+  min: Float64Array;
 }
 
-function average(u: Float64Array, v: Float64Array): number {
-  let change = 0;
-  for (let k = 0; k < u.length; k++) {
-    const next = 0.5 * (u[k]! + v[k]!);
-    change = Math.max(change, Math.abs(next - u[k]!));
-    u[k] = next;
+function affineBounds(v: Float64Array, P: Tiles, pts: ArrayLike<number>, D: number): AffineBounds {
+  const C = P.ranges.length / 2;
+  const alpha = new Float64Array(C);
+  const beta = new Float64Array(C * D);
+  const r = new Float64Array(C);
+  const S = new Float64Array(D * D);
+  const t = new Float64Array(D);
+  const dx = new Float64Array(D);
+  for (let q = 0; q < C; q++) {
+    const lo = P.ranges[2 * q]!;
+    const hi = P.ranges[2 * q + 1]!;
+    let mean = 0;
+    for (let i = lo; i < hi; i++) mean += v[i]!;
+    mean /= Math.max(1, hi - lo);
+    S.fill(0);
+    t.fill(0);
+    for (let i = lo; i < hi; i++) {
+      for (let k = 0; k < D; k++) dx[k] = pts[i * D + k]! - P.center[q * D + k]!;
+      for (let k = 0; k < D; k++) {
+        t[k] = t[k]! + dx[k]! * (v[i]! - mean);
+        for (let l = 0; l < D; l++) S[k * D + l] = S[k * D + l]! + dx[k]! * dx[l]!;
+      }
+    }
+    const b = solveSmall(S, t, D);
+    for (let k = 0; k < D; k++) beta[q * D + k] = b[k]!;
+    let min = Infinity;
+    let max = -Infinity;
+    for (let i = lo; i < hi; i++) {
+      let e = v[i]!;
+      for (let k = 0; k < D; k++) e -= b[k]! * (pts[i * D + k]! - P.center[q * D + k]!);
+      if (e < min) min = e;
+      if (e > max) max = e;
+    }
+    alpha[q] = 0.5 * (max + min);
+    r[q] = 0.5 * (max - min);
   }
-  return change;
+  const negated = clusterMax(v.map((u) => -u), P.ranges);
+  return { alpha, beta, r, max: clusterMax(v, P.ranges), min: negated.map((u) => -u) };
 }
 
-/** The kept cluster pairs: f_i + g_j - C_low(i, j) > -truncate^2 * eps. */
+/** S b = t for a small symmetric positive semi-definite S (D <= 3), ridge-regularised; directions
+ *  with no spread (a cluster of one point, or of collinear points) get a zero slope. */
+function solveSmall(S: Float64Array, t: Float64Array, D: number): Float64Array {
+  let trace = 0;
+  for (let k = 0; k < D; k++) trace += S[k * D + k]!;
+  const A = Float64Array.from(S);
+  const b = Float64Array.from(t);
+  const ridge = 1e-9 * trace + 1e-300;
+  for (let k = 0; k < D; k++) A[k * D + k] = A[k * D + k]! + ridge;
+  // Gaussian elimination; A is symmetric positive definite after the ridge: no pivoting needed.
+  for (let k = 0; k < D; k++) {
+    const pivot = A[k * D + k]!;
+    for (let i = k + 1; i < D; i++) {
+      const m = A[i * D + k]! / pivot;
+      for (let l = k; l < D; l++) A[i * D + l] = A[i * D + l]! - m * A[k * D + l]!;
+      b[i] = b[i]! - m * b[k]!;
+    }
+  }
+  for (let k = D - 1; k >= 0; k--) {
+    let s = b[k]!;
+    for (let l = k + 1; l < D; l++) s -= A[k * D + l]! * b[l]!;
+    b[k] = s / A[k * D + k]!;
+  }
+  for (let k = 0; k < D; k++) if (!Number.isFinite(b[k]!)) b.fill(0);
+  return b;
+}
+
+/**
+ * How far below 0 f_i + g_j - C_ij may go before the pair is dropped. GeomLoss documents `truncate`
+ * as the kernel's effective support in standard deviations: for p = 2 the softmin kernel
+ * exp(-|x - y|^2 / (2 eps)) is a Gaussian of standard deviation sqrt(eps), so truncate sigmas is a margin
+ * of truncate^2 / 2 eps (a dropped term weighs less than exp(-12.5) of the plan's peak; in 3-D a
+ * Gaussian keeps all but ~2e-5 of its mass within 5 sigmas). For p = 1 the kernel exp(-|x - y| / eps)
+ * has heavier tails, and the same reading would drop ~12% of a 3-D row's mass at truncate = 5: the
+ * margin is truncate^2 eps there (< 1e-8 of the mass). GeomLoss itself uses truncate * eps for both.
+ */
+function truncationMargin(truncate: number | null, eps: number, p: number): number {
+  if (truncate === null) return Infinity;
+  return (p === 2 ? 0.5 : 1) * truncate * truncate * eps;
+}
+
+/** The largest value of v over each cluster's points. */
+function clusterMax(v: Float64Array, ranges: Int32Array): Float64Array {
+  const out = new Float64Array(ranges.length / 2).fill(-Infinity);
+  for (let q = 0; q < out.length; q++) for (let i = ranges[2 * q]!; i < ranges[2 * q + 1]!; i++) out[q] = Math.max(out[q]!, v[i]!);
+  return out;
+}
+
+/**
+ * The kept cluster pairs for a softmin at temperature eps from the current fine potentials f (of P's
+ * points) and g (of Q's): (ci, cj) is dropped when an upper bound U(ci, cj) of f_i + g_j - C(p_i, q_j)
+ * over every pair of points of the two cells is <= -truncate^2 eps. Near the fixed point, the plan's
+ * entries and every softmin term are then below exp(-truncate^2) of their row's total on the dropped
+ * blocks. With f and g affine plus residual over each cell (affineBounds), offsets u = p_i - c_i,
+ * w = q_j - c_j of norms <= R_i, R_j, and Delta = c_i - c_j:
+ *  - p = 2: f_i + g_j - |Delta + u - w|^2 / 2 = alpha_i + alpha_j + e_i + e_j - |Delta|^2 / 2
+ *      + (beta_i - Delta) . u + (beta_j + Delta) . w - |u - w|^2 / 2, so
+ *    U = alpha_i + alpha_j + r_i + r_j - |Delta|^2 / 2 + |beta_i - Delta| R_i + |beta_j + Delta| R_j.
+ *    Where the transport goes from cell i to cell j the potentials' slopes cancel the cost's
+ *    (beta_i ~ Delta): the bound is tight there, whatever the cells' size.
+ *  - any p: C >= C(|Delta| - R_i - R_j), so U = max f + max g - that (the cells' maxima).
+ * The smaller of the two is used.
+ */
 function truncation(
   P: Clustered,
   Q: Clustered,
@@ -123,30 +318,94 @@ function truncation(
   p: number,
   truncate: number | null,
 ): { ranges: BlockRanges; density: number } {
-  const Ci = P.coarse.N;
-  const Cj = Q.coarse.N;
-  const D = P.coarse.D;
-  const keep = new Uint8Array(Ci * Cj);
-  const pc = P.coarse.data;
-  const qc = Q.coarse.data;
-  const limit = truncate === null ? Infinity : truncate * truncate * eps;
+  const D = P.fine.D;
+  const limit = truncationMargin(truncate, eps, p);
+  const Pt = P.tiles;
+  const Qt = Q.tiles;
+  const Ti = Pt.ranges.length / 2;
+  const Tj = Qt.ranges.length / 2;
+  // The kept tile pairs as two bitsets, by i-tile rows and by j-tile rows, so that both axes of the
+  // pattern are read off sequentially and sparse rows are skipped a word at a time (a dense Ti x Tj
+  // byte matrix costs more to scan than the reductions of a sparse step at 10^5 points).
+  const wordsJ = (Tj + 31) >>> 5;
+  const wordsI = (Ti + 31) >>> 5;
+  const byI = new Uint32Array(Ti * wordsJ);
+  const byJ = new Uint32Array(Tj * wordsI);
+  const boundsOf = (X: Clustered, v: Float64Array, level: Tiles) => affineBounds(v, level, X.fine.data, D);
+  const [Fg, Gg, Ft, Gt] = [boundsOf(P, f, P.groups), boundsOf(Q, g, Q.groups), boundsOf(P, f, Pt), boundsOf(Q, g, Qt)];
+  /** The upper bound of f_i + g_j - C_ij over the runs i of A, j of B (see above). */
+  const bound = (A: Tiles, FA: AffineBounds, i: number, B: Tiles, GB: AffineBounds, j: number): number => {
+    const Ri = A.radius[i]!;
+    const Rj = B.radius[j]!;
+    let d2 = 0;
+    let bi2 = 0;
+    let bj2 = 0;
+    for (let k = 0; k < D; k++) {
+      const delta = A.center[i * D + k]! - B.center[j * D + k]!;
+      d2 += delta * delta;
+      bi2 += (FA.beta[i * D + k]! - delta) ** 2;
+      bj2 += (GB.beta[j * D + k]! + delta) ** 2;
+    }
+    // Both bounds hold; the affine one is tight along the transport, the other one between nearby
+    // runs whose potentials do not tilt (the xx and yy problems).
+    const low = Math.max(0, Math.sqrt(d2) - Ri - Rj);
+    const byMax = FA.max[i]! + GB.max[j]! - (p === 2 ? 0.5 * low * low : Math.max(low, 1e-4));
+    if (p !== 2) return byMax;
+    return Math.min(byMax, FA.alpha[i]! + GB.alpha[j]! + FA.r[i]! + GB.r[j]! - 0.5 * d2 + Math.sqrt(bi2) * Ri + Math.sqrt(bj2) * Rj);
+  };
   let pairs = 0;
-  for (let i = 0; i < Ci; i++) {
-    const ni = P.ranges[2 * i + 1]! - P.ranges[2 * i]!;
-    for (let j = 0; j < Cj; j++) {
-      let d2 = 0;
-      for (let k = 0; k < D; k++) d2 += (pc[i * D + k]! - qc[j * D + k]!) ** 2;
-      const low = Math.max(0, Math.sqrt(d2) - P.radius[i]! - Q.radius[j]!);
-      const cost = p === 1 ? Math.max(low, 1e-4) : 0.5 * low * low;
-      if (f[i]! + g[j]! - cost > -limit) {
-        keep[i * Cj + j] = 1;
-        pairs += ni * (Q.ranges[2 * j + 1]! - Q.ranges[2 * j]!);
+  const Gi = P.groups.ranges.length / 2;
+  const Gj = Q.groups.ranges.length / 2;
+  for (let gi = 0; gi < Gi; gi++) {
+    for (let gj = 0; gj < Gj; gj++) {
+      if (!(bound(P.groups, Fg, gi, Q.groups, Gg, gj) > -limit)) continue;
+      // Every tile pair of the two groups is kept when even the smallest f_i + g_j - C_ij is above
+      // the margin (C <= C(|Delta| + R_i + R_j)): no need to test them one by one.
+      let far = 0;
+      for (let k = 0; k < D; k++) far += (P.groups.center[gi * D + k]! - Q.groups.center[gj * D + k]!) ** 2;
+      far = Math.sqrt(far) + P.groups.radius[gi]! + Q.groups.radius[gj]!;
+      const all = Fg.min[gi]! + Gg.min[gj]! - (p === 2 ? 0.5 * far * far : far) > -limit;
+      for (let i = gi * GROUP; i < Math.min(Ti, (gi + 1) * GROUP); i++) {
+        const ni = Pt.ranges[2 * i + 1]! - Pt.ranges[2 * i]!;
+        for (let j = gj * GROUP; j < Math.min(Tj, (gj + 1) * GROUP); j++) {
+          if (all || bound(Pt, Ft, i, Qt, Gt, j) > -limit) {
+            byI[i * wordsJ + (j >>> 5)]! |= 1 << (j & 31);
+            byJ[j * wordsI + (i >>> 5)]! |= 1 << (i & 31);
+            pairs += ni * (Qt.ranges[2 * j + 1]! - Qt.ranges[2 * j]!);
+          }
+        }
       }
     }
   }
-  return { ranges: fromMatrix(P.ranges, Q.ranges, keep), density: pairs / (P.fine.N * Q.fine.N) };
+  const I = rangesFromBits(byI, Ti, wordsJ, Qt.ranges);
+  const J = rangesFromBits(byJ, Tj, wordsI, Pt.ranges);
+  const ranges: BlockRanges = { rangesI: Pt.ranges, slicesI: I.slices, redRangesJ: I.red, rangesJ: Qt.ranges, slicesJ: J.slices, redRangesI: J.red };
+  return { ranges, density: pairs / (P.fine.N * Q.fine.N) };
 }
 
+/** One axis of a block-sparsity pattern from bitset rows (bit q of row o: outer tile o meets inner
+ *  tile q); inner tiles that follow each other in memory are merged into one range, as fromMatrix does. */
+function rangesFromBits(bits: Uint32Array, outer: number, words: number, inner: Int32Array): { slices: Int32Array; red: Int32Array } {
+  const slices = new Int32Array(outer);
+  const red: number[] = [];
+  for (let o = 0; o < outer; o++) {
+    const first = red.length;
+    for (let w = 0; w < words; w++) {
+      let word = bits[o * words + w]!;
+      while (word !== 0) {
+        const low = word & -word;
+        const q = (w << 5) + 31 - Math.clz32(low);
+        word ^= low;
+        if (red.length > first && red[red.length - 1] === inner[2 * q]) red[red.length - 1] = inner[2 * q + 1]!;
+        else red.push(inner[2 * q]!, inner[2 * q + 1]!);
+      }
+    }
+    slices[o] = red.length / 2;
+  }
+  return { slices, red: Int32Array.from(red) };
+}
+
+/** GeomLoss's default cluster scale: ~2000 cells over the bounding box. */
 export async function sinkhornMultiscale(
   backend: OnlineBackend,
   xIn: Cloud,
@@ -165,7 +424,6 @@ export async function sinkhornMultiscale(
   const cx = clusterize(xIn, aIn, scale, backend.dtype);
   const cy = clusterize(yIn, bIn, scale, backend.dtype);
   const rho = o.reach === null ? null : Math.pow(o.reach, p);
-  const debias = o.debias;
   const monitor = new LoopMonitor(o, 'sinkhorn, multiscale', schedule.length);
 
   // GeomLoss's jump: after the last temperature (from the third on) that is still >= clusterScale^p.
@@ -181,126 +439,72 @@ export async function sinkhornMultiscale(
   }
   jump = Math.max(0, Math.min(jump, schedule.length - 2));
 
-  const Xc = backend.vars(cx.coarse);
-  const Yc = backend.vars(cy.coarse);
-  const Xf = backend.vars(cx.fine);
-  const Yf = backend.vars(cy.fine);
-  let X: CloudVars = Xc;
-  let Y: CloudVars = Yc;
-  let la = logWeights(cx.wc);
-  let lb = logWeights(cy.wc);
-  let rXY: BlockRanges | undefined;
-  let rYX: BlockRanges | undefined;
-  let rXX: BlockRanges | undefined;
-  let rYY: BlockRanges | undefined;
+  const coarse: Problem = { backend, X: backend.vars(cx.coarse), Y: backend.vars(cy.coarse), la: logWeights(cx.wc), lb: logWeights(cy.wc) };
+  const fine: Problem = { backend, X: backend.vars(cx.fine), Y: backend.vars(cy.fine), la: logWeights(cx.w), lb: logWeights(cy.w) };
+  let pr = coarse;
   const density: MultiscaleResult['density'] = { xy: 1, xx: null, yy: null };
+  let finePairs = 0;
 
-  let eps = schedule[0]!;
-  let kappa = damping(eps, rho);
-  const [gAB, fBA, fAA, gBB] = await Promise.all([
-    backend.softmin(Y, X, la, eps),
-    backend.softmin(X, Y, lb, eps),
-    debias ? backend.softmin(X, X, la, eps) : null,
-    debias ? backend.softmin(Y, Y, lb, eps) : null,
-  ]);
-  const pot: SinkhornPotentials = {
-    fBA: scaled(fBA, kappa),
-    gAB: scaled(gAB, kappa),
-    fAA: fAA && scaled(fAA, kappa),
-    gBB: gBB && scaled(gBB, kappa),
+  /** The patterns for a fine update at eps from the current potentials (GeomLoss truncates once, at
+   *  the jump, from the coarse potentials: the potentials move a lot after it, so its pattern must be
+   *  wide; ours follows them and stays as narrow as each temperature allows). */
+  const patterns = (pot: SinkhornPotentials, eps: number): Patterns => {
+    const xy = truncation(cx, cy, pot.fBA, pot.gAB, eps, p, o.truncate);
+    density.xy = xy.density;
+    const pat: Patterns = { xy: xy.ranges, yx: swapAxes(xy.ranges) };
+    finePairs += 2 * xy.density * cx.fine.N * cy.fine.N;
+    if (pot.fAA && pot.gBB) {
+      const xx = truncation(cx, cx, pot.fAA, pot.fAA, eps, p, o.truncate);
+      const yy = truncation(cy, cy, pot.gBB, pot.gBB, eps, p, o.truncate);
+      pat.xx = xx.ranges;
+      pat.yy = yy.ranges;
+      density.xx = xx.density;
+      density.yy = yy.density;
+      finePairs += xx.density * cx.fine.N ** 2 + yy.density * cy.fine.N ** 2;
+    }
+    return pat;
   };
 
-  /** Truncation from the coarse potentials, then extrapolation of every potential to the fine points. */
+  const pot = await updates(pr, null, o.debias, schedule[0]!, damping(schedule[0]!, rho));
+
+  /** The coarse potentials extrapolated to the fine points: one dense softmin from each coarse
+   *  measure to the fine points (N x #clusters pairs). */
   const jumpToFine = async (e: number): Promise<void> => {
     const k = damping(e, rho);
-    const txy = truncation(cx, cy, pot.fBA, pot.gAB, e, p, o.truncate);
-    rXY = txy.ranges;
-    rYX = swapAxes(txy.ranges);
-    density.xy = txy.density;
-    if (pot.fAA && pot.gBB) {
-      const txx = truncation(cx, cx, pot.fAA, pot.fAA, e, p, o.truncate);
-      const tyy = truncation(cy, cy, pot.gBB, pot.gBB, e, p, o.truncate);
-      rXX = txx.ranges;
-      rYY = tyy.ranges;
-      density.xx = txx.density;
-      density.yy = tyy.density;
-    }
     const [nf, ng, nfa, ngb] = await Promise.all([
-      backend.softmin(Xf, Yc, logits(lb, pot.gAB, e), e),
-      backend.softmin(Yf, Xc, logits(la, pot.fBA, e), e),
-      pot.fAA ? backend.softmin(Xf, Xc, logits(la, pot.fAA, e), e) : null,
-      pot.gBB ? backend.softmin(Yf, Yc, logits(lb, pot.gBB, e), e) : null,
+      backend.softmin(fine.X, coarse.Y, logits(coarse.lb, pot.gAB, e), e),
+      backend.softmin(fine.Y, coarse.X, logits(coarse.la, pot.fBA, e), e),
+      pot.fAA ? backend.softmin(fine.X, coarse.X, logits(coarse.la, pot.fAA, e), e) : null,
+      pot.gBB ? backend.softmin(fine.Y, coarse.Y, logits(coarse.lb, pot.gBB, e), e) : null,
     ]);
     pot.fBA = scaled(nf, k);
     pot.gAB = scaled(ng, k);
     pot.fAA = nfa && scaled(nfa, k);
     pot.gBB = ngb && scaled(ngb, k);
-    X = Xf;
-    Y = Yf;
-    la = logWeights(cx.w);
-    lb = logWeights(cy.w);
+    pr = fine;
     if (o.verbose) {
-      const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
-      console.log(
-        `SamplesLoss(sinkhorn, multiscale): jump to the fine points at eps = ${e.toExponential(3)}: ${cx.coarse.N} x ${cy.coarse.N} clusters, ` +
-          `keeping ${pct(density.xy)} of the xy pairs (xx ${pct(density.xx)}, yy ${pct(density.yy)})`,
-      );
+      console.log(`SamplesLoss(sinkhorn, multiscale): jump to the fine points at eps = ${e.toExponential(3)}: ${cx.coarse.N} x ${cy.coarse.N} clusters`);
     }
   };
 
   let index = 0;
-  const step = async (e: number): Promise<number> => {
-    eps = e;
-    kappa = damping(eps, rho);
-    const [ftBA, gtAB, ftAA, gtBB] = await Promise.all([
-      backend.softmin(X, Y, logits(lb, pot.gAB, eps), eps, rXY),
-      backend.softmin(Y, X, logits(la, pot.fBA, eps), eps, rYX),
-      pot.fAA ? backend.softmin(X, X, logits(la, pot.fAA, eps), eps, rXX) : null,
-      pot.gBB ? backend.softmin(Y, Y, logits(lb, pot.gBB, eps), eps, rYY) : null,
-    ]);
-    let change = average(pot.fBA, scaled(ftBA, kappa));
-    change = Math.max(change, average(pot.gAB, scaled(gtAB, kappa)));
-    if (pot.fAA && ftAA) change = Math.max(change, average(pot.fAA, scaled(ftAA, kappa)));
-    if (pot.gBB && gtBB) change = Math.max(change, average(pot.gBB, scaled(gtBB, kappa)));
+  const step = async (eps: number): Promise<number> => {
+    const t0 = performance.now();
+    const pat = pr === fine ? patterns(pot, eps) : {};
+    const tPattern = performance.now() - t0;
+    const change = averageInto(pot, await updates(pr, pot, o.debias, eps, damping(eps, rho), pat));
+    if (o.verbose && pr === fine) {
+      const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+      console.log(`SamplesLoss(sinkhorn, multiscale): eps = ${eps.toExponential(3)}, kept pairs xy ${pct(density.xy)}, xx ${pct(density.xx)}, yy ${pct(density.yy)} (pattern: ${tPattern.toFixed(0)} ms)`);
+    }
     if (index === jump) await jumpToFine(eps);
     index++;
     return change;
   };
 
-  eps = await annealAndConverge(schedule, step, monitor, o, backend.dtype);
-  kappa = damping(eps, rho);
-
-  const hB = logits(lb, pot.gAB, eps);
-  const hA = logits(la, pot.fBA, eps);
-  const hAA = pot.fAA ? logits(la, pot.fAA, eps) : null;
-  const hBB = pot.gBB ? logits(lb, pot.gBB, eps) : null;
-  const [nfBA, ngAB, nfAA, ngBB] = await Promise.all([
-    backend.softmin(X, Y, hB, eps, rXY),
-    backend.softmin(Y, X, hA, eps, rYX),
-    hAA ? backend.softmin(X, X, hAA, eps, rXX) : null,
-    hBB ? backend.softmin(Y, Y, hBB, eps, rYY) : null,
-  ]);
-  const final: SinkhornPotentials = {
-    fBA: scaled(nfBA, kappa),
-    gAB: scaled(ngAB, kappa),
-    fAA: nfAA && scaled(nfAA, kappa),
-    gBB: ngBB && scaled(ngBB, kappa),
-  };
-  let grads: SinkhornResult['grads'] = null;
-  if (wantGrads) {
-    const [dFBA, dGAB, dFAA, dGBB] = await Promise.all([
-      backend.softminGrad(X, Y, hB, eps, rXY),
-      backend.softminGrad(Y, X, hA, eps, rYX),
-      hAA ? backend.softminGrad(X, X, hAA, eps, rXX) : null,
-      hBB ? backend.softminGrad(Y, Y, hBB, eps, rYY) : null,
-    ]);
-    grads = {
-      dFBA: scaled(dFBA, kappa),
-      dGAB: scaled(dGAB, kappa),
-      dFAA: dFAA && scaled(dFAA, kappa),
-      dGBB: dGBB && scaled(dGBB, kappa),
-    };
-  }
+  const eps = await annealAndConverge(schedule, step, monitor, o, backend.dtype);
+  const kappa = damping(eps, rho);
+  const { final, grads } = await finish(fine, pot, eps, kappa, wantGrads, patterns(pot, eps));
   return {
     r: { final, pre: pot, grads, eps, kappa, iterations: monitor.iteration, converged: monitor.converged },
     x: cx.fine,
@@ -310,6 +514,7 @@ export async function sinkhornMultiscale(
     permX: cx.perm,
     permY: cy.perm,
     density,
+    finePairs,
     jump,
     clusters: { x: cx.coarse.N, y: cy.coarse.N },
   };

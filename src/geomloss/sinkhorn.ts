@@ -4,6 +4,7 @@
 // a final non-averaged "extrapolation" step, then GeomLoss's value formulas and its envelope-theorem
 // gradients (no differentiation through the loop: the gradients are softmax-weighted averages of
 // the cost's gradient, one sumSoftMaxWeight reduction per potential).
+import type { BlockRanges } from '../index.js';
 import type { CloudVars, SoftminBackend } from './backend.js';
 import type { Cloud } from './inputs.js';
 import type { ProgressInfo, ResolvedOptions } from './options.js';
@@ -22,9 +23,9 @@ export function logits(l: Float64Array, f: Float64Array, eps: number): Float64Ar
   return out;
 }
 
-const damping = (eps: number, rho: number | null): number => (rho === null ? 1 : 1 / (1 + eps / rho));
+export const damping = (eps: number, rho: number | null): number => (rho === null ? 1 : 1 / (1 + eps / rho));
 
-function scaled(v: Float64Array, s: number): Float64Array {
+export function scaled(v: Float64Array, s: number): Float64Array {
   if (s !== 1) for (let k = 0; k < v.length; k++) v[k] = s * v[k]!;
   return v;
 }
@@ -124,6 +125,85 @@ export interface SinkhornResult {
   converged: boolean | null;
 }
 
+/** The block-sparsity patterns of the four problems (multiscale); absent: every pair. */
+export interface Patterns {
+  xy?: BlockRanges;
+  yx?: BlockRanges;
+  xx?: BlockRanges;
+  yy?: BlockRanges;
+}
+
+/** The clouds of a Sinkhorn problem, their log-weights, and the temperature's damping. */
+export interface Problem {
+  backend: SoftminBackend;
+  X: CloudVars;
+  Y: CloudVars;
+  la: Float64Array;
+  lb: Float64Array;
+}
+
+/**
+ * The four potentials' softmin updates from `pot` (absent debias potentials stay null), each times
+ * kappa: f_ba <- softmin(C_xy, log b + g_ab/eps), g_ab <- softmin(C_yx, log a + f_ba/eps), and the
+ * same for f_aa, g_bb. `pot` null: GeomLoss's initialisation from the weights alone.
+ */
+export async function updates(
+  pr: Problem,
+  pot: SinkhornPotentials | null,
+  debias: boolean,
+  eps: number,
+  kappa: number,
+  pat: Patterns = {},
+): Promise<SinkhornPotentials> {
+  const { backend, X, Y, la, lb } = pr;
+  const hB = pot ? logits(lb, pot.gAB, eps) : lb;
+  const hA = pot ? logits(la, pot.fBA, eps) : la;
+  const hAA = pot ? pot.fAA && logits(la, pot.fAA, eps) : debias ? la : null;
+  const hBB = pot ? pot.gBB && logits(lb, pot.gBB, eps) : debias ? lb : null;
+  const [fBA, gAB, fAA, gBB] = await Promise.all([
+    backend.softmin(X, Y, hB, eps, pat.xy),
+    backend.softmin(Y, X, hA, eps, pat.yx),
+    hAA ? backend.softmin(X, X, hAA, eps, pat.xx) : null,
+    hBB ? backend.softmin(Y, Y, hBB, eps, pat.yy) : null,
+  ]);
+  return { fBA: scaled(fBA, kappa), gAB: scaled(gAB, kappa), fAA: fAA && scaled(fAA, kappa), gBB: gBB && scaled(gBB, kappa) };
+}
+
+/** pot <- (pot + next) / 2, GeomLoss's symmetric averaged step; returns the largest change. */
+export function averageInto(pot: SinkhornPotentials, next: SinkhornPotentials): number {
+  let change = average(pot.fBA, next.fBA);
+  change = Math.max(change, average(pot.gAB, next.gAB));
+  if (pot.fAA && next.fAA) change = Math.max(change, average(pot.fAA, next.fAA));
+  if (pot.gBB && next.gBB) change = Math.max(change, average(pot.gBB, next.gBB));
+  return change;
+}
+
+/**
+ * After the loop: the final extrapolation (one more non-averaged update of all four from the
+ * pre-final values `pre`) and, when asked for, the envelope-theorem gradients, whose softmax weights
+ * are those of that same update.
+ */
+export async function finish(
+  pr: Problem,
+  pre: SinkhornPotentials,
+  eps: number,
+  kappa: number,
+  wantGrads: boolean,
+  pat: Patterns = {},
+): Promise<{ final: SinkhornPotentials; grads: SinkhornResult['grads'] }> {
+  const final = await updates(pr, pre, true, eps, kappa, pat);
+  if (!wantGrads) return { final, grads: null };
+  const { backend, X, Y, la, lb } = pr;
+  const [dFBA, dGAB, dFAA, dGBB] = await Promise.all([
+    backend.softminGrad(X, Y, logits(lb, pre.gAB, eps), eps, pat.xy),
+    backend.softminGrad(Y, X, logits(la, pre.fBA, eps), eps, pat.yx),
+    pre.fAA ? backend.softminGrad(X, X, logits(la, pre.fAA, eps), eps, pat.xx) : null,
+    pre.gBB ? backend.softminGrad(Y, Y, logits(lb, pre.gBB, eps), eps, pat.yy) : null,
+  ]);
+  const grads = { dFBA: scaled(dFBA, kappa), dGAB: scaled(dGAB, kappa), dFAA: dFAA && scaled(dFAA, kappa), dGBB: dGBB && scaled(dGBB, kappa) };
+  return { final, grads };
+}
+
 export async function sinkhornLoop(
   backend: SoftminBackend,
   X: CloudVars,
@@ -135,79 +215,17 @@ export async function sinkhornLoop(
   wantGrads: boolean,
 ): Promise<SinkhornResult> {
   const rho = o.reach === null ? null : Math.pow(o.reach, o.p);
-  const debias = o.debias;
-  const la = logWeights(a);
-  const lb = logWeights(b);
+  const pr: Problem = { backend, X, Y, la: logWeights(a), lb: logWeights(b) };
   const monitor = new LoopMonitor(o, 'sinkhorn', schedule.length);
 
-  let eps = schedule[0]!;
-  let kappa = damping(eps, rho);
   // Initialisation at the coarsest temperature, from the weights alone.
-  const [gAB, fBA, fAA, gBB] = await Promise.all([
-    backend.softmin(Y, X, la, eps),
-    backend.softmin(X, Y, lb, eps),
-    debias ? backend.softmin(X, X, la, eps) : null,
-    debias ? backend.softmin(Y, Y, lb, eps) : null,
-  ]);
-  const pot: SinkhornPotentials = {
-    fBA: scaled(fBA, kappa),
-    gAB: scaled(gAB, kappa),
-    fAA: fAA && scaled(fAA, kappa),
-    gBB: gBB && scaled(gBB, kappa),
-  };
-
+  const pot = await updates(pr, null, o.debias, schedule[0]!, damping(schedule[0]!, rho));
   /** One symmetric step, all four updates from the same old values, then averaged. */
-  const step = async (e: number): Promise<number> => {
-    eps = e;
-    kappa = damping(eps, rho);
-    const [ftBA, gtAB, ftAA, gtBB] = await Promise.all([
-      backend.softmin(X, Y, logits(lb, pot.gAB, eps), eps),
-      backend.softmin(Y, X, logits(la, pot.fBA, eps), eps),
-      pot.fAA ? backend.softmin(X, X, logits(la, pot.fAA, eps), eps) : null,
-      pot.gBB ? backend.softmin(Y, Y, logits(lb, pot.gBB, eps), eps) : null,
-    ]);
-    let change = average(pot.fBA, scaled(ftBA, kappa));
-    change = Math.max(change, average(pot.gAB, scaled(gtAB, kappa)));
-    if (pot.fAA && ftAA) change = Math.max(change, average(pot.fAA, scaled(ftAA, kappa)));
-    if (pot.gBB && gtBB) change = Math.max(change, average(pot.gBB, scaled(gtBB, kappa)));
-    return change;
-  };
+  const step = async (eps: number): Promise<number> => averageInto(pot, await updates(pr, pot, o.debias, eps, damping(eps, rho)));
 
-  eps = await annealAndConverge(schedule, step, monitor, o, backend.dtype);
-  kappa = damping(eps, rho);
-
-  // Final extrapolation: one more non-averaged update of all four, from the pre-final values.
-  const hB = logits(lb, pot.gAB, eps);
-  const hA = logits(la, pot.fBA, eps);
-  const hAA = pot.fAA ? logits(la, pot.fAA, eps) : null;
-  const hBB = pot.gBB ? logits(lb, pot.gBB, eps) : null;
-  const [nfBA, ngAB, nfAA, ngBB] = await Promise.all([
-    backend.softmin(X, Y, hB, eps),
-    backend.softmin(Y, X, hA, eps),
-    hAA ? backend.softmin(X, X, hAA, eps) : null,
-    hBB ? backend.softmin(Y, Y, hBB, eps) : null,
-  ]);
-  const final: SinkhornPotentials = {
-    fBA: scaled(nfBA, kappa),
-    gAB: scaled(ngAB, kappa),
-    fAA: nfAA && scaled(nfAA, kappa),
-    gBB: ngBB && scaled(ngBB, kappa),
-  };
-  let grads: SinkhornResult['grads'] = null;
-  if (wantGrads) {
-    const [dFBA, dGAB, dFAA, dGBB] = await Promise.all([
-      backend.softminGrad(X, Y, hB, eps),
-      backend.softminGrad(Y, X, hA, eps),
-      hAA ? backend.softminGrad(X, X, hAA, eps) : null,
-      hBB ? backend.softminGrad(Y, Y, hBB, eps) : null,
-    ]);
-    grads = {
-      dFBA: scaled(dFBA, kappa),
-      dGAB: scaled(dGAB, kappa),
-      dFAA: dFAA && scaled(dFAA, kappa),
-      dGBB: dGBB && scaled(dGBB, kappa),
-    };
-  }
+  const eps = await annealAndConverge(schedule, step, monitor, o, backend.dtype);
+  const kappa = damping(eps, rho);
+  const { final, grads } = await finish(pr, pot, eps, kappa, wantGrads);
   return { final, pre: pot, grads, eps, kappa, iterations: monitor.iteration, converged: monitor.converged };
 }
 

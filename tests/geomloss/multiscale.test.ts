@@ -2,7 +2,7 @@
 // reductions) agrees with 'online' to within the truncation tolerance: values, gradients and
 // potentials, balanced and unbalanced, p = 1 and 2, float32 and float64, in the user's point order.
 import { afterAll, describe, expect, it } from 'vitest';
-import { GeomLossError, SamplesLoss, type SamplesLossOptions } from '../../src/geomloss/index.js';
+import { AUTO_MULTISCALE_PAIRS, GeomLossError, SamplesLoss, type SamplesLossOptions } from '../../src/geomloss/index.js';
 import { Report, rng, weights, type Errors } from './helpers.js';
 
 const report = new Report('multiscale vs online (relative errors; values and max-normalised gradients / potentials)');
@@ -107,6 +107,24 @@ describe('multiscale: choice and errors', () => {
     const auto = await new SamplesLoss({ blur: 0.1 }).potentials(x4, x4);
     expect(auto.info.backend).toBe('online');
   });
+
+  it("'auto' runs multiscale from AUTO_MULTISCALE_PAIRS pairs where it applies, online elsewhere", async () => {
+    expect(AUTO_MULTISCALE_PAIRS).toBe(5000 * 5000);
+    const big = clouds(9, 5000, 5000, 3, 'float32');
+    const auto = await new SamplesLoss({ blur: 0.05 }).value(big.x, big.y);
+    const online = await new SamplesLoss({ blur: 0.05, backend: 'online' }).value(big.x, big.y);
+    const info = (await new SamplesLoss({ blur: 0.05 }).valueAndGrad(big.x, big.y)).info;
+    expect(info.backend).toBe('multiscale');
+    expect(info.multiscale!.clusters.x).toBeGreaterThan(100);
+    // Different iterations on GeomLoss's fixed schedule: a few % apart at most.
+    expect(Math.abs(auto - online) / online).toBeLessThan(0.05);
+    const small = clouds(9, 4999, 5000, 3, 'float32');
+    expect((await new SamplesLoss({ blur: 0.05 }).valueAndGrad(small.x, small.y)).info.backend).toBe('online');
+    // Not for a custom cost, nor for another loss.
+    const custom = new SamplesLoss({ blur: 0.05, cost: (p, q) => p.sqDist(q) });
+    expect((await custom.valueAndGrad(big.x, big.y)).info.backend).toBe('online');
+    expect((await new SamplesLoss({ loss: 'hausdorff', blur: 0.05 }).valueAndGrad(big.x, big.y)).info.backend).toBe('online');
+  }, 120_000);
 
   it('gives 0 for identical clouds and the online value for a tiny problem', async () => {
     const { x, a } = clouds(5, 400, 400, 3, 'float64');
