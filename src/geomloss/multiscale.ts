@@ -295,11 +295,13 @@ function clusterMax(v: Float64Array, ranges: Int32Array): Float64Array {
 }
 
 /**
- * The kept cluster pairs for a softmin at temperature eps from the current fine potentials f (of P's
+ * The kept tile pairs for a softmin at temperature eps from the current fine potentials f (of P's
  * points) and g (of Q's): (ci, cj) is dropped when an upper bound U(ci, cj) of f_i + g_j - C(p_i, q_j)
- * over every pair of points of the two cells is <= -truncate^2 eps. Near the fixed point, the plan's
- * entries and every softmin term are then below exp(-truncate^2) of their row's total on the dropped
- * blocks. With f and g affine plus residual over each cell (affineBounds), offsets u = p_i - c_i,
+ * over every pair of points of the two tiles is <= -margin (truncationMargin). Near the fixed point the
+ * plan's entries, relative to a_i b_j, and the softmin terms relative to their row's total, are then
+ * below exp(-margin / eps) on the dropped blocks. Groups of tiles are tested first (a dropped group
+ * pair drops its tiles; a group pair whose lower bound clears the margin keeps them all).
+ * With f and g affine plus residual over each tile (affineBounds), offsets u = p_i - c_i,
  * w = q_j - c_j of norms <= R_i, R_j, and Delta = c_i - c_j:
  *  - p = 2: f_i + g_j - |Delta + u - w|^2 / 2 = alpha_i + alpha_j + e_i + e_j - |Delta|^2 / 2
  *      + (beta_i - Delta) . u + (beta_j + Delta) . w - |u - w|^2 / 2, so
