@@ -16,7 +16,7 @@
 // kernels exp(-C/eps) the contraction factor is at most 1/3).
 import type { CloudVars, OnlineBackend } from './backend.js';
 import type { ResolvedOptions } from './options.js';
-import { annealAndConverge, logits, logWeights, LoopMonitor } from './sinkhorn.js';
+import { annealAndConverge, average, logits, logWeights, LoopMonitor } from './sinkhorn.js';
 
 /** Largest number of Richardson iterations of the adjoint solve. */
 const ADJOINT_MAX_ITER = 500;
@@ -34,16 +34,6 @@ export interface HausdorffResult {
   converged: boolean | null;
   /** Richardson iterations of the adjoint solves (gradients only). */
   adjointIterations: number;
-}
-
-function average(u: Float64Array, v: Float64Array): number {
-  let change = 0;
-  for (let k = 0; k < u.length; k++) {
-    const next = 0.5 * (u[k]! + v[k]!);
-    change = Math.max(change, Math.abs(next - u[k]!));
-    u[k] = next;
-  }
-  return change;
 }
 
 export async function hausdorffLoss(

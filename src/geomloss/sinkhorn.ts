@@ -31,7 +31,7 @@ export function scaled(v: Float64Array, s: number): Float64Array {
 }
 
 /** (u + v) / 2 into u; returns max |new - old|. */
-function average(u: Float64Array, v: Float64Array): number {
+export function average(u: Float64Array, v: Float64Array): number {
   let change = 0;
   for (let k = 0; k < u.length; k++) {
     const next = 0.5 * (u[k]! + v[k]!);

@@ -4,9 +4,6 @@
  * $GEOMLOSS_CASES / ../shared/reference relative to the repo), plus finite differences,
  * identical-cloud and error-case checks.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   denseSamplesLoss,
@@ -21,21 +18,11 @@ import {
   type DenseOptions,
   type DenseResult,
 } from './geomloss-dense';
+import { loadCases, type Json } from '../geomloss/helpers';
 
 /* ───────────────────────────── data ───────────────────────────── */
 
-const here = dirname(fileURLToPath(import.meta.url));
-const candidates = [
-  process.env.GEOMLOSS_CASES,
-  resolve(here, '../../../shared/reference/geomloss-cases.json'),
-  resolve(here, '../../shared/reference/geomloss-cases.json'),
-  '/work/shared/reference/geomloss-cases.json',
-].filter((p): p is string => typeof p === 'string' && p.length > 0);
-const casesPath = candidates.find((p) => existsSync(p));
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Json = any;
-const data: Json = casesPath ? JSON.parse(readFileSync(casesPath, 'utf8')) : null;
+const data: Json = loadCases();
 
 /* ───────────────────────────── helpers ───────────────────────────── */
 
