@@ -41,6 +41,15 @@
 import { reductionHasIndices, reductionHasValues, type ReductionOutput, type ReductionPlan } from '../core/reduction.js';
 import { BufferPool, type BufferPoolStats } from './buffer-pool.js';
 import {
+  GpuDeviceLostError,
+  Submission,
+  USAGE_COPY_DST,
+  USAGE_COPY_SRC,
+  USAGE_MAP_READ,
+  USAGE_STORAGE,
+  USAGE_UNIFORM,
+} from './submission.js';
+import {
   dataLayout,
   FLAG_FIRST,
   FLAG_LAST,
@@ -52,16 +61,6 @@ import {
   type GeneratedKernel,
   type KernelConfig,
 } from './codegen.js';
-
-// WebGPU enums as numbers, so the engine does not depend on the GPUBufferUsage/GPUMapMode globals
-// (which Node's `webgpu` package does not install by itself).
-const USAGE_MAP_READ = 0x0001;
-const USAGE_COPY_SRC = 0x0004;
-const USAGE_COPY_DST = 0x0008;
-const USAGE_UNIFORM = 0x0040;
-const USAGE_STORAGE = 0x0080;
-const USAGE_QUERY_RESOLVE = 0x0200;
-const MAP_READ = 0x0001;
 
 /** The limits the engine plans with: the device's, possibly lowered (tests force splitting so). */
 export interface EngineLimits {
@@ -99,10 +98,7 @@ export interface EngineStats {
   reductions: number;
 }
 
-/** Thrown when the device is lost or unusable: the runtime falls back to WebAssembly. */
-export class GpuDeviceLostError extends Error {
-  override name = 'GpuDeviceLostError';
-}
+export { GpuDeviceLostError };
 
 export const DEFAULT_MAX_PAIRS_PER_DISPATCH = 2 ** 30;
 const DEFAULT_WORKGROUP = 256;
@@ -389,13 +385,6 @@ export class WebGPUEngine {
   ): Promise<ReductionOutput> {
     const device = this.device;
     const queue = device.queue;
-    const pool = this.pool;
-    const taken: GPUBuffer[] = [];
-    const take = (usage: number, bytes: number, label: string): GPUBuffer => {
-      const b = pool.acquire(usage, Math.max(16, bytes), label);
-      taken.push(b);
-      return b;
-    };
     const hasValues = reductionHasValues(plan.kind);
     const hasIndices = reductionHasIndices(plan.kind);
     const outDim = plan.outDim;
@@ -403,44 +392,19 @@ export class WebGPUEngine {
     const indices = hasIndices ? new Int32Array(plan.nOuter * outDim) : null;
     const OS = layout.outerStride;
     const IS = layout.innerStride;
-    const outerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
-    const innerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
-    const params = new Float32Array(Math.max(1, layout.paramWords));
-    for (const { variable, role } of plan.variables) {
-      const offset = layout.offsets.get(variable)!;
-      if (role === 'outer') outerVars.push({ data: variable.data, dim: variable.dim, offset });
-      else if (role === 'inner') innerVars.push({ data: variable.data, dim: variable.dim, offset });
-      else params.set(variable.data, offset);
-    }
-    let querySet: GPUQuerySet | null = null;
-    let gpuNs = 0;
-    let failed = false;
-    device.pushErrorScope('out-of-memory');
-    device.pushErrorScope('validation');
-    let scopes = 2;
-    const popScopes = async (): Promise<void> => {
-      const errors: (GPUError | null)[] = [];
-      while (scopes > 0) {
-        scopes--;
-        errors.push(await device.popErrorScope());
-      }
-      const error = errors.find((e) => e !== null);
-      if (error) throw new Error(`${plan.kind}: WebGPU error: ${error.message}`);
-    };
-    try {
+    const { outerVars, innerVars, params } = splitVariables(plan, layout);
+    await Submission.run(device, this.pool, plan.kind, () => this.lostReason, this.timestamps, async (sub) => {
+      let gpuNs = 0;
       // Inputs shared by every outer chunk: parameters and the inner segments, uploaded once.
-      const paramBuffer = kernel.bindings.params ? take(USAGE_STORAGE | USAGE_COPY_DST, params.byteLength, 'parameters') : null;
-      if (paramBuffer !== null) queue.writeBuffer(paramBuffer, 0, params);
+      const paramBuffer = kernel.bindings.params ? sub.upload(params, 'parameters') : null;
       const segmentBuffers = chunks.segments.map((seg) => {
         const data = packRows(innerVars, IS, seg.start, seg.rows);
-        const b = take(USAGE_STORAGE | USAGE_COPY_DST, data.byteLength, 'inner rows');
-        queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
-        return { buffer: b, bytes: data.byteLength };
+        return { buffer: sub.upload(data, 'inner rows'), bytes: data.byteLength };
       });
       // One uniform block per dispatch, at the device's dynamic-offset alignment.
       const ualign = Math.max(UNIFORM_BYTES, this.limits.minUniformBufferOffsetAlignment);
       const nSteps = chunks.steps.length;
-      const uniformBuffer = take(USAGE_UNIFORM | USAGE_COPY_DST, ualign * nSteps * chunks.outerChunks.length, 'uniforms');
+      const uniformBuffer = sub.take(USAGE_UNIFORM | USAGE_COPY_DST, ualign * nSteps * chunks.outerChunks.length, 'uniforms');
       const uniforms = new DataView(new ArrayBuffer(ualign * nSteps * chunks.outerChunks.length));
       chunks.outerChunks.forEach((chunk, c) => {
         chunks.steps.forEach((step, q) => {
@@ -458,25 +422,16 @@ export class WebGPUEngine {
 
       // Per-chunk buffers, sized for the largest chunk and reused chunk after chunk.
       const maxRows = Math.max(...chunks.outerChunks.map((c) => c.rows));
-      const outerBuffer = OS > 0 ? take(USAGE_STORAGE | USAGE_COPY_DST, maxRows * OS * 4, 'outer rows') : null;
+      const outerBuffer = OS > 0 ? sub.take(USAGE_STORAGE | USAGE_COPY_DST, maxRows * OS * 4, 'outer rows') : null;
       const valueBytes = hasValues ? maxRows * outDim * 4 : 0;
       const indexBytes = hasIndices ? maxRows * outDim * 4 : 0;
-      const valueBuffer = hasValues ? take(USAGE_STORAGE | USAGE_COPY_SRC, valueBytes, 'values') : null;
-      const indexBuffer = hasIndices ? take(USAGE_STORAGE | USAGE_COPY_SRC, indexBytes, 'indices') : null;
-      const stateBuffer = config.split ? take(USAGE_STORAGE, maxRows * kernel.stateWords * 4, 'reduction state') : null;
+      const valueBuffer = hasValues ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, valueBytes, 'values') : null;
+      const indexBuffer = hasIndices ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, indexBytes, 'indices') : null;
+      const stateBuffer = config.split ? sub.take(USAGE_STORAGE, maxRows * kernel.stateWords * 4, 'reduction state') : null;
       const timeAt = align(valueBytes + indexBytes, 256);
       const readBytes = timeAt + (this.timestamps ? 16 : 0);
-      const readback = take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
-      let resolveBuffer: GPUBuffer | null = null;
-      if (this.timestamps) {
-        querySet = device.createQuerySet({ type: 'timestamp', count: 2, label: 'lazytensor timing' });
-        resolveBuffer = take(USAGE_QUERY_RESOLVE | USAGE_COPY_SRC, 256, 'timestamps');
-      }
+      const readback = sub.take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
       const layout0 = pipeline.getBindGroupLayout(0);
-      const entry = (binding: number, buffer: GPUBuffer, size: number, offset = 0): GPUBindGroupEntry => ({
-        binding,
-        resource: { buffer, offset, size: Math.max(4, align(size, 4)) },
-      });
 
       for (const [c, chunk] of chunks.outerChunks.entries()) {
         if (outerBuffer !== null) {
@@ -484,9 +439,7 @@ export class WebGPUEngine {
           queue.writeBuffer(outerBuffer, 0, data.buffer, data.byteOffset, data.byteLength);
         }
         const encoder = device.createCommandEncoder({ label: 'lazytensor reduction' });
-        const pass = encoder.beginComputePass(
-          querySet !== null ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
-        );
+        const pass = encoder.beginComputePass(sub.passDescriptor());
         pass.setPipeline(pipeline);
         const groups = Math.ceil(chunk.rows / config.workgroupSize);
         for (const [q, step] of chunks.steps.entries()) {
@@ -508,43 +461,18 @@ export class WebGPUEngine {
         const vBytes = chunk.rows * outDim * 4;
         if (hasValues) encoder.copyBufferToBuffer(valueBuffer!, 0, readback, 0, vBytes);
         if (hasIndices) encoder.copyBufferToBuffer(indexBuffer!, 0, readback, valueBytes, vBytes);
-        if (querySet !== null) {
-          encoder.resolveQuerySet(querySet, 0, 2, resolveBuffer!, 0);
-          encoder.copyBufferToBuffer(resolveBuffer!, 0, readback, timeAt, 16);
-        }
+        sub.copyTimestamps(encoder, readback, timeAt);
         queue.submit([encoder.finish()]);
-        if (c === 0) await popScopes();
-        try {
-          await readback.mapAsync(MAP_READ, 0, readBytes);
-        } catch (cause) {
-          if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`, { cause });
-          throw cause;
-        }
-        const mapped = readback.getMappedRange(0, readBytes);
+        if (c === 0) await sub.popScopes();
+        const mapped = await sub.mapRead(readback, readBytes);
         const rowValues = chunk.start * outDim;
         if (values !== null) values.set(new Float32Array(mapped, 0, chunk.rows * outDim), rowValues);
         if (indices !== null) indices.set(new Int32Array(mapped, valueBytes, chunk.rows * outDim), rowValues);
-        if (querySet !== null) {
-          const t = new BigUint64Array(mapped, timeAt, 2);
-          if (t[1]! > t[0]!) gpuNs += Number(t[1]! - t[0]!);
-        }
+        if (sub.querySet !== null) gpuNs += Submission.elapsedNs(mapped, timeAt);
         readback.unmap();
       }
-      this.lastGpuTimeMs = querySet !== null ? gpuNs / 1e6 : null;
-    } catch (error) {
-      failed = true;
-      if (scopes > 0) await popScopes().catch(() => undefined);
-      if (this.lostReason !== null && !(error instanceof GpuDeviceLostError)) {
-        throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`, { cause: error });
-      }
-      throw error;
-    } finally {
-      querySet?.destroy();
-      for (const b of taken) {
-        if (failed) pool.discard(b);
-        else pool.release(b);
-      }
-    }
+      this.lastGpuTimeMs = sub.querySet !== null ? gpuNs / 1e6 : null;
+    });
     return { values, indices };
   }
 
@@ -559,57 +487,23 @@ export class WebGPUEngine {
   ): Promise<ReductionOutput> {
     const device = this.device;
     const queue = device.queue;
-    const pool = this.pool;
     const ranges = plan.ranges!;
-    const taken: GPUBuffer[] = [];
-    const take = (usage: number, bytes: number, label: string): GPUBuffer => {
-      const b = pool.acquire(usage, Math.max(16, bytes), label);
-      taken.push(b);
-      return b;
-    };
-    const upload = (data: ArrayBufferView, label: string): GPUBuffer => {
-      const b = take(USAGE_STORAGE | USAGE_COPY_DST, data.byteLength, label);
-      queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
-      return b;
-    };
     const hasValues = reductionHasValues(plan.kind);
     const hasIndices = reductionHasIndices(plan.kind);
     const count = plan.nOuter * plan.outDim;
     const values = hasValues ? new Float32Array(count) : null;
     const indices = hasIndices ? new Int32Array(count) : null;
-    const outerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
-    const innerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
-    const params = new Float32Array(Math.max(1, layout.paramWords));
-    for (const { variable, role } of plan.variables) {
-      const offset = layout.offsets.get(variable)!;
-      if (role === 'outer') outerVars.push({ data: variable.data, dim: variable.dim, offset });
-      else if (role === 'inner') innerVars.push({ data: variable.data, dim: variable.dim, offset });
-      else params.set(variable.data, offset);
-    }
-    let failed = false;
-    let querySet: GPUQuerySet | null = null;
-    device.pushErrorScope('out-of-memory');
-    device.pushErrorScope('validation');
-    let scopes = 2;
-    const popScopes = async (): Promise<void> => {
-      const errors: (GPUError | null)[] = [];
-      while (scopes > 0) {
-        scopes--;
-        errors.push(await device.popErrorScope());
-      }
-      const error = errors.find((e) => e !== null);
-      if (error) throw new Error(`${plan.kind}: WebGPU error: ${error.message}`);
-    };
-    try {
+    const { outerVars, innerVars, params } = splitVariables(plan, layout);
+    await Submission.run(device, this.pool, plan.kind, () => this.lostReason, this.timestamps, async (sub) => {
       if (sparse.items.length > 0) {
-        const outer = kernel.bindings.outer ? upload(packRows(outerVars, layout.outerStride, 0, plan.nOuter), 'outer rows') : null;
-        const inner = kernel.bindings.inner ? upload(packRows(innerVars, layout.innerStride, 0, plan.nInner), 'inner rows') : null;
-        const paramBuffer = kernel.bindings.params ? upload(params, 'parameters') : null;
-        const items = upload(sparse.items, 'work items');
-        const innerRanges = upload(ranges.inner.length > 0 ? ranges.inner : new Int32Array(4), 'inner ranges');
+        const outer = kernel.bindings.outer ? sub.upload(packRows(outerVars, layout.outerStride, 0, plan.nOuter), 'outer rows') : null;
+        const inner = kernel.bindings.inner ? sub.upload(packRows(innerVars, layout.innerStride, 0, plan.nInner), 'inner rows') : null;
+        const paramBuffer = kernel.bindings.params ? sub.upload(params, 'parameters') : null;
+        const items = sub.upload(sparse.items, 'work items');
+        const innerRanges = sub.upload(ranges.inner.length > 0 ? ranges.inner : new Int32Array(4), 'inner ranges');
         const bytes = count * 4;
-        const valueBuffer = hasValues ? take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'values') : null;
-        const indexBuffer = hasIndices ? take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'indices') : null;
+        const valueBuffer = hasValues ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'values') : null;
+        const indexBuffer = hasIndices ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'indices') : null;
         const ualign = Math.max(UNIFORM_BYTES, this.limits.minUniformBufferOffsetAlignment);
         const uniforms = new DataView(new ArrayBuffer(ualign * sparse.dispatches.length));
         sparse.dispatches.forEach(([first], q) => {
@@ -620,24 +514,13 @@ export class WebGPUEngine {
           uniforms.setFloat32(at + 24, Infinity, true);
           uniforms.setFloat32(at + 28, NaN, true);
         });
-        const uniformBuffer = take(USAGE_UNIFORM | USAGE_COPY_DST, uniforms.byteLength, 'uniforms');
+        const uniformBuffer = sub.take(USAGE_UNIFORM | USAGE_COPY_DST, uniforms.byteLength, 'uniforms');
         queue.writeBuffer(uniformBuffer, 0, uniforms.buffer);
         const timeAt = align(2 * bytes, 256);
         const readBytes = timeAt + (this.timestamps ? 16 : 0);
-        const readback = take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
-        const entry = (binding: number, buffer: GPUBuffer, size: number, offset = 0): GPUBindGroupEntry => ({
-          binding,
-          resource: { buffer, offset, size: Math.max(4, align(size, 4)) },
-        });
+        const readback = sub.take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
         const encoder = device.createCommandEncoder({ label: 'lazytensor block-sparse reduction' });
-        let resolveBuffer: GPUBuffer | null = null;
-        if (this.timestamps) {
-          querySet = device.createQuerySet({ type: 'timestamp', count: 2, label: 'lazytensor timing' });
-          resolveBuffer = take(USAGE_QUERY_RESOLVE | USAGE_COPY_SRC, 256, 'timestamps');
-        }
-        const pass = encoder.beginComputePass(
-          querySet !== null ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
-        );
+        const pass = encoder.beginComputePass(sub.passDescriptor());
         pass.setPipeline(pipeline);
         const layout0 = pipeline.getBindGroupLayout(0);
         for (const [q, [, groups]] of sparse.dispatches.entries()) {
@@ -655,28 +538,16 @@ export class WebGPUEngine {
         pass.end();
         if (valueBuffer !== null) encoder.copyBufferToBuffer(valueBuffer, 0, readback, 0, bytes);
         if (indexBuffer !== null) encoder.copyBufferToBuffer(indexBuffer, 0, readback, bytes, bytes);
-        if (querySet !== null) {
-          encoder.resolveQuerySet(querySet, 0, 2, resolveBuffer!, 0);
-          encoder.copyBufferToBuffer(resolveBuffer!, 0, readback, timeAt, 16);
-        }
+        sub.copyTimestamps(encoder, readback, timeAt);
         queue.submit([encoder.finish()]);
-        await popScopes();
-        try {
-          await readback.mapAsync(MAP_READ, 0, readBytes);
-        } catch (cause) {
-          if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`, { cause });
-          throw cause;
-        }
-        const mapped = readback.getMappedRange(0, readBytes);
+        await sub.popScopes();
+        const mapped = await sub.mapRead(readback, readBytes);
         if (values !== null) values.set(new Float32Array(mapped, 0, count));
         if (indices !== null) indices.set(new Int32Array(mapped, bytes, count));
-        if (querySet !== null) {
-          const t = new BigUint64Array(mapped, timeAt, 2);
-          this.lastGpuTimeMs = t[1]! > t[0]! ? Number(t[1]! - t[0]!) / 1e6 : 0;
-        }
+        if (sub.querySet !== null) this.lastGpuTimeMs = Submission.elapsedNs(mapped, timeAt) / 1e6;
         readback.unmap();
       } else {
-        await popScopes();
+        await sub.popScopes();
       }
       // Rows no cluster covers: the reduction of an empty set, as the WebAssembly engine leaves them.
       const empty = plan.kind === 'sum' ? 0 : plan.kind === 'logSumExp' || plan.kind === 'logSumExpWeighted' ? -Infinity : NaN;
@@ -684,20 +555,7 @@ export class WebGPUEngine {
         values?.fill(empty, a * plan.outDim, b * plan.outDim);
         indices?.fill(-1, a * plan.outDim, b * plan.outDim);
       }
-    } catch (error) {
-      failed = true;
-      if (scopes > 0) await popScopes().catch(() => undefined);
-      if (this.lostReason !== null && !(error instanceof GpuDeviceLostError)) {
-        throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`, { cause: error });
-      }
-      throw error;
-    } finally {
-      querySet?.destroy();
-      for (const b of taken) {
-        if (failed) pool.discard(b);
-        else pool.release(b);
-      }
-    }
+    });
     return { values, indices };
   }
 }
@@ -796,4 +654,24 @@ async function compilationMessages(module: GPUShaderModule, cause: unknown): Pro
     // getCompilationInfo is optional in some implementations.
   }
   return parts.join('; ');
+}
+
+/** A plan's variables by role (outer and inner rows packed later, chunk by chunk) and its parameters
+ *  packed as the layout says. */
+function splitVariables(plan: ReductionPlan, layout: DataLayout) {
+  const outerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
+  const innerVars: { data: Float32Array | Float64Array; dim: number; offset: number }[] = [];
+  const params = new Float32Array(Math.max(1, layout.paramWords));
+  for (const { variable, role } of plan.variables) {
+    const offset = layout.offsets.get(variable)!;
+    if (role === 'outer') outerVars.push({ data: variable.data, dim: variable.dim, offset });
+    else if (role === 'inner') innerVars.push({ data: variable.data, dim: variable.dim, offset });
+    else params.set(variable.data, offset);
+  }
+  return { outerVars, innerVars, params };
+}
+
+/** A bind group entry for `size` bytes of `buffer` from `offset` (sizes rounded up to whole words). */
+function entry(binding: number, buffer: GPUBuffer, size: number, offset = 0): GPUBindGroupEntry {
+  return { binding, resource: { buffer, offset, size: Math.max(4, align(size, 4)) } };
 }
