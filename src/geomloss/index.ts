@@ -54,8 +54,13 @@ export interface LossInfo {
   /** Multiscale: the clusters of x and y, the temperature after which the loop went to the fine
    *  points, and the fraction of the fine pairs in the kept blocks (xy, xx, yy); else null. */
   multiscale: {
+    /** GeomLoss's coarse level: its cells in x and y. */
     clusters: { x: number; y: number };
+    /** The temperature after which the loop moved to the fine points. */
     jumpEpsilon: number;
+    /** Every coarse level, GeomLoss's first, then finer ones where they pay (see the README): its
+     *  cells and the temperature after which it handed over to the next. */
+    levels: { clusters: { x: number; y: number }; untilEpsilon: number }[];
     /** The fraction of the fine pairs kept at the final temperature (xy, xx, yy). */
     density: { xy: number; xx: number | null; yy: number | null };
     /** The fine pairs the loop's truncated updates visited, in all (the gradients excluded). */
@@ -264,7 +269,13 @@ export class SamplesLoss {
       info.iterations = r.iterations;
       info.converged = r.converged;
       info.backend = 'multiscale';
-      info.multiscale = { clusters: m.clusters, jumpEpsilon: schedule[m.jump]!, density: m.density, finePairs: m.finePairs };
+      info.multiscale = {
+        clusters: m.clusters,
+        jumpEpsilon: schedule[m.jump]!,
+        levels: m.levels.map((l) => ({ clusters: l.clusters, untilEpsilon: schedule[l.jump]! })),
+        density: m.density,
+        finePairs: m.finePairs,
+      };
       const g = r.grads;
       const sx = sinkhornSide(m.x, m.a, r.final.fBA, r.final.fAA, g?.dFBA ?? null, g?.dFAA ?? null, o, r.eps);
       const sy = sinkhornSide(m.y, m.b, r.final.gAB, r.final.gBB, g?.dGAB ?? null, g?.dGBB ?? null, o, r.eps);

@@ -131,15 +131,15 @@ function kdOrder(data: ArrayLike<number>, N: number, D: number, leaf: number): {
   return { perm, leaves: Int32Array.from(leaves) };
 }
 
-function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' | 'float64'): Clustered {
-  const { N, D } = c;
-  // The coarse measure, as GeomLoss builds it: grid cells of side `scale`.
+/** GeomLoss's coarse measure: the points binned in grid cells of side `scale`, each cell's weighted
+ *  centroid (its plain mean for a cell of zero weight) with the cell's summed weight. */
+function coarseMeasure(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' | 'float64'): { cloud: Cloud; w: Float64Array } {
+  const D = c.D;
   const sorted = sortClusters(c.data, gridCluster(c.data, scale, D), D);
   const ws = Float64Array.from(sorted.permutation, (src) => w[src]!);
   const weighted = clusterRangesCentroids(sorted.points, sorted.labels, ws, D);
   const C = weighted.ranges.length / 2;
   const centroids = weighted.centroids;
-  // A cell of zero total weight has no weighted centroid: use its plain mean.
   let plain: Float64Array | null = null;
   for (let q = 0; q < C; q++) {
     if (!(weighted.weights[q]! > 0)) {
@@ -147,8 +147,14 @@ function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' |
       for (let k = 0; k < D; k++) centroids[q * D + k] = plain[q * D + k]!;
     }
   }
+  const data = dtype === 'float32' ? Float32Array.from(centroids) : centroids;
+  return { cloud: { ...c, name: `${c.name} (clusters)`, data, N: C }, w: weighted.weights };
+}
+
+function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' | 'float64'): Clustered {
+  const { N, D } = c;
   const typed = (v: Float64Array) => (dtype === 'float32' ? Float32Array.from(v) : v);
-  const coarse: Cloud = { ...c, name: `${c.name} (clusters)`, data: typed(centroids), N: C };
+  const { cloud: coarse, w: wc } = coarseMeasure(c, w, scale, dtype);
 
   // The fine points in k-d tree order; the leaves are the tiles.
   const { perm, leaves } = kdOrder(c.data, N, D, TILE);
@@ -163,7 +169,7 @@ function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' |
     groups[2 * q + 1] = leaves[2 * Math.min(T, (q + 1) * GROUP) - 1]!;
   }
   return {
-    fine, perm, w: Float64Array.from(perm, (src) => w[src]!), coarse, wc: weighted.weights,
+    fine, perm, w: Float64Array.from(perm, (src) => w[src]!), coarse, wc,
     tiles: tilesOf(leaves, fine.data, D), groups: tilesOf(groups, fine.data, D),
   };
 }
@@ -188,7 +194,68 @@ export interface MultiscaleResult {
   finePairs: number;
   /** The index of the schedule's temperature after which the loop jumped to the fine points. */
   jump: number;
+  /** GeomLoss's coarse level's cells. */
   clusters: { x: number; y: number };
+  /** Every coarse level (GeomLoss's first), its cells and the temperature index after which it hands over. */
+  levels: { clusters: { x: number; y: number }; jump: number }[];
+}
+
+/** GeomLoss's jump rule for cells of side s: after the last temperature (from the third on) that
+ *  is still >= s^p. GeomLoss jumps at the very last temperature when none is below; we jump one
+ *  earlier so that at least the final temperature runs on the fine points. */
+function jumpAfter(schedule: readonly number[], sp: number): number {
+  let jump = schedule.length - 1;
+  for (let k = 2; k < schedule.length; k++) {
+    if (sp > schedule[k]!) {
+      jump = k - 1;
+      break;
+    }
+  }
+  return Math.max(0, Math.min(jump, schedule.length - 2));
+}
+
+interface Level {
+  problem: Problem;
+  jump: number;
+}
+
+/**
+ * GeomLoss's coarse level (cells of side clusterScale), then finer ones (cells halved) where they pay
+ * for themselves. Right after GeomLoss's jump the first fine temperature is still wide (its
+ * truncation keeps a third to two thirds of the pairs in 3-D) and costs about half of a 10^5-point
+ * run; a level of cells half as wide runs that temperature on far fewer points (dense), and hands
+ * over to the fine points with one more extrapolation. A level is added when it runs at least one
+ * temperature of its own and its dense cost (its steps, and the extrapolation to the fine points,
+ * N x cells) stays below an eighth of one dense fine step: at 10^5 points it is, at 10^4 it is not.
+ */
+function coarseLevels(
+  backend: OnlineBackend,
+  x: Cloud,
+  a: Float64Array,
+  y: Cloud,
+  b: Float64Array,
+  cx: Clustered,
+  cy: Clustered,
+  scale: number,
+  schedule: readonly number[],
+  p: number,
+): Level[] {
+  const problem = (X: Cloud, wx: Float64Array, Y: Cloud, wy: Float64Array): Problem => ({
+    backend, X: backend.vars(X), Y: backend.vars(Y), la: logWeights(wx), lb: logWeights(wy),
+  });
+  const levels: Level[] = [{ problem: problem(cx.coarse, cx.wc, cy.coarse, cy.wc), jump: jumpAfter(schedule, Math.pow(scale, p)) }];
+  const finePairs = (x.N + y.N) ** 2;
+  for (let s = scale / 2; ; s /= 2) {
+    const jump = jumpAfter(schedule, Math.pow(s, p));
+    const previous = levels[levels.length - 1]!.jump;
+    if (jump <= previous) break;
+    const mx = coarseMeasure(x, a, s, backend.dtype);
+    const my = coarseMeasure(y, b, s, backend.dtype);
+    const cells = mx.cloud.N + my.cloud.N;
+    if ((jump - previous) * cells * cells + (x.N + y.N) * cells > finePairs / 8) break;
+    levels.push({ problem: problem(mx.cloud, mx.w, my.cloud, my.w), jump });
+  }
+  return levels;
 }
 
 /**
@@ -427,23 +494,10 @@ export async function sinkhornMultiscale(
   const cy = clusterize(yIn, bIn, scale, backend.dtype);
   const rho = o.reach === null ? null : Math.pow(o.reach, p);
   const monitor = new LoopMonitor(o, 'sinkhorn, multiscale', schedule.length);
-
-  // GeomLoss's jump: after the last temperature (from the third on) that is still >= clusterScale^p.
-  // GeomLoss jumps at the very last temperature when none is below; we jump one earlier so that at
-  // least the final temperature runs on the fine points.
-  const sp = Math.pow(scale, p);
-  let jump = schedule.length - 1;
-  for (let k = 2; k < schedule.length; k++) {
-    if (sp > schedule[k]!) {
-      jump = k - 1;
-      break;
-    }
-  }
-  jump = Math.max(0, Math.min(jump, schedule.length - 2));
-
-  const coarse: Problem = { backend, X: backend.vars(cx.coarse), Y: backend.vars(cy.coarse), la: logWeights(cx.wc), lb: logWeights(cy.wc) };
   const fine: Problem = { backend, X: backend.vars(cx.fine), Y: backend.vars(cy.fine), la: logWeights(cx.w), lb: logWeights(cy.w) };
-  let pr = coarse;
+  const levels = coarseLevels(backend, xIn, aIn, yIn, bIn, cx, cy, scale, schedule, p);
+  let level = 0;
+  let pr = levels[0]!.problem;
   const density: MultiscaleResult['density'] = { xy: 1, xx: null, yy: null };
   let finePairs = 0;
 
@@ -469,23 +523,23 @@ export async function sinkhornMultiscale(
 
   const pot = await updates(pr, null, o.debias, schedule[0]!, damping(schedule[0]!, rho));
 
-  /** The coarse potentials extrapolated to the fine points: one dense softmin from each coarse
-   *  measure to the fine points (N x #clusters pairs). */
-  const jumpToFine = async (e: number): Promise<void> => {
+  /** The potentials of one level extrapolated to the next level's points: one dense softmin from
+   *  each measure of `from` to the points of `to` (as GeomLoss does at its jump). */
+  const extrapolate = async (from: Problem, to: Problem, e: number): Promise<void> => {
     const k = damping(e, rho);
     const [nf, ng, nfa, ngb] = await Promise.all([
-      backend.softmin(fine.X, coarse.Y, logits(coarse.lb, pot.gAB, e), e),
-      backend.softmin(fine.Y, coarse.X, logits(coarse.la, pot.fBA, e), e),
-      pot.fAA ? backend.softmin(fine.X, coarse.X, logits(coarse.la, pot.fAA, e), e) : null,
-      pot.gBB ? backend.softmin(fine.Y, coarse.Y, logits(coarse.lb, pot.gBB, e), e) : null,
+      backend.softmin(to.X, from.Y, logits(from.lb, pot.gAB, e), e),
+      backend.softmin(to.Y, from.X, logits(from.la, pot.fBA, e), e),
+      pot.fAA ? backend.softmin(to.X, from.X, logits(from.la, pot.fAA, e), e) : null,
+      pot.gBB ? backend.softmin(to.Y, from.Y, logits(from.lb, pot.gBB, e), e) : null,
     ]);
     pot.fBA = scaled(nf, k);
     pot.gAB = scaled(ng, k);
     pot.fAA = nfa && scaled(nfa, k);
     pot.gBB = ngb && scaled(ngb, k);
-    pr = fine;
     if (o.verbose) {
-      console.log(`SamplesLoss(sinkhorn, multiscale): jump to the fine points at eps = ${e.toExponential(3)}: ${cx.coarse.N} x ${cy.coarse.N} clusters`);
+      const what = to === fine ? 'the fine points' : `${to.X.cloud.N} x ${to.Y.cloud.N} clusters`;
+      console.log(`SamplesLoss(sinkhorn, multiscale): from ${from.X.cloud.N} x ${from.Y.cloud.N} clusters to ${what} at eps = ${e.toExponential(3)}`);
     }
   };
 
@@ -499,7 +553,12 @@ export async function sinkhornMultiscale(
       const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
       console.log(`SamplesLoss(sinkhorn, multiscale): eps = ${eps.toExponential(3)}, kept pairs xy ${pct(density.xy)}, xx ${pct(density.xx)}, yy ${pct(density.yy)} (pattern: ${tPattern.toFixed(0)} ms)`);
     }
-    if (index === jump) await jumpToFine(eps);
+    if (level < levels.length && index === levels[level]!.jump) {
+      const next = level + 1 < levels.length ? levels[level + 1]!.problem : fine;
+      await extrapolate(levels[level]!.problem, next, eps);
+      pr = next;
+      level++;
+    }
     index++;
     return change;
   };
@@ -517,8 +576,9 @@ export async function sinkhornMultiscale(
     permY: cy.perm,
     density,
     finePairs,
-    jump,
+    jump: levels[levels.length - 1]!.jump,
     clusters: { x: cx.coarse.N, y: cy.coarse.N },
+    levels: levels.map((l) => ({ clusters: { x: l.problem.X.cloud.N, y: l.problem.Y.cloud.N }, jump: l.jump })),
   };
 }
 

@@ -94,6 +94,31 @@ describe('multiscale truncation', () => {
   }, 120_000);
 });
 
+describe('multiscale: finer coarse levels', () => {
+  it('adds a level of half-size cells where it pays, and still solves the same problem', async () => {
+    const { x, y, a, b } = clouds(13, 1500, 1500, 3, 'float64');
+    // Large cells (27 at GeomLoss's level) so that a level of half-size cells pays at 1500 points.
+    const base: SamplesLossOptions = { loss: 'sinkhorn', p: 2, blur: 0.05, scaling: 0.5, clusterScale: 0.4, dtype: 'float64' };
+    const multi = await new SamplesLoss({ ...base, backend: 'multiscale' }).valueAndGrad(x, y, { a, b });
+    const levels = multi.info.multiscale!.levels;
+    expect(levels.length).toBe(2);
+    expect(levels[0]!.clusters).toEqual(multi.info.multiscale!.clusters);
+    expect(levels[1]!.clusters.x).toBeGreaterThan(levels[0]!.clusters.x);
+    expect(levels[1]!.untilEpsilon).toBeLessThan(levels[0]!.untilEpsilon);
+    expect(multi.info.multiscale!.jumpEpsilon).toBe(levels[1]!.untilEpsilon);
+    // Truncation is exact on this path too.
+    const full = await new SamplesLoss({ ...base, backend: 'multiscale', truncate: null }).valueAndGrad(x, y, { a, b });
+    expect(Math.abs(multi.value - full.value) / full.value).toBeLessThan(1e-9);
+    for (const k of ['x', 'y', 'a', 'b'] as const) expect(relMax(multi.grad[k].data, full.grad[k].data), k).toBeLessThan(1e-9);
+    // Near the fixed point it agrees with online as the two-level path does.
+    const converge: SamplesLossOptions = { ...base, convergence: { tol: 1e-12, maxIter: 300 } };
+    const online = await new SamplesLoss({ ...converge, backend: 'online' }).value(x, y, { a, b });
+    const near = await new SamplesLoss({ ...converge, backend: 'multiscale' }).valueAndGrad(x, y, { a, b });
+    expect(near.info.multiscale!.levels.length).toBe(2);
+    expect(Math.abs(near.value - online) / online).toBeLessThan(1e-5);
+  }, 120_000);
+});
+
 describe('multiscale: choice and errors', () => {
   it('errors for D > 3 and for batched clouds, names the backend', async () => {
     const r = rng(3);
