@@ -74,6 +74,13 @@ export function vexp<T>(x: v128): v128 {
   }
 }
 
+// The splatted threshold below which vexp and vexp4 return exactly 0 (ln of the smallest normal).
+// @ts-ignore: decorator
+@inline
+export function vexpUnderflow<T>(): v128 {
+  return sizeof<T>() == 4 ? kf(C.F_EXP_MIN) : kd(C.D_EXP_MIN);
+}
+
 // exp of 4 vectors in lockstep, results stored at out, out+16, out+32, out+48. Same algorithm as
 // vexp; written out 4 times, statement by statement, because the single-vector loop is latency-bound
 // (a ~45-cycle dependency chain) and the interleaved form runs ~30% faster on x86.

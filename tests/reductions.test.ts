@@ -119,6 +119,31 @@ describe('ties, vectors and special values', () => {
     }
   });
 
+  it('logSumExp skips runs of underflowing terms without changing a bit, and keeps a NaN among them', async () => {
+    for (const dtype of DTYPES) {
+      // Row i: 0 at j = i, then terms far below exp's underflow threshold (-1e4 * j^2), in runs of
+      // 16 and more; one term in the middle of such a run is the only one that counts besides j = i.
+      const M = 200;
+      const xs = Array.from({ length: 3 }, (_, i) => [i]);
+      const ys = Array.from({ length: M }, (_, j) => [j]);
+      ys[101] = [1.001]; // close to x_1: exponent -1e4 * 0.001^2 = -0.01
+      const x = Vi(typed(xs, dtype), 1);
+      const y = Vj(typed(ys, dtype), 1);
+      const F = x.sqDist(y).mul(-1e4);
+      const got = await F.logSumExp(1);
+      const ref = xs.map(([xi]) => {
+        const e = ys.map(([yj]) => -1e4 * (xi! - yj!) ** 2);
+        const m = Math.max(...e);
+        return m + Math.log(e.reduce((acc, v) => acc + Math.exp(v - m), 0));
+      });
+      expectClose(got.data, ref, dtype === 'float64' ? 1e-12 : 1e-6, 1e-6);
+      // A NaN inside an otherwise underflowing run still makes the row NaN.
+      const z = ys.map((_, j) => [j === 150 ? -1 : 0]); // sqrt(-1) = NaN at j = 150 only
+      const nan = await F.add(Vj(typed(z, dtype), 1).sqrt()).logSumExp(1);
+      expect(Array.from(nan.data).every((v) => Number.isNaN(v))).toBe(true);
+    }
+  });
+
   it('float32 sums of a million terms agree with float64 to 1e-5', async () => {
     const M = 1_000_000;
     const random = rng(99);
