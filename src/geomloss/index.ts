@@ -17,11 +17,15 @@ import {
 } from './inputs.js';
 import { kernelLoss } from './kernels.js';
 import { AUTO_MULTISCALE_PAIRS, GeomLossError, resolveOptions, type ResolvedOptions, type SamplesLossOptions } from './options.js';
-import { sinkhornMultiscale, unsort } from './multiscale.js';
+import { sinkhornMultiscale } from './multiscale.js';
+import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
-import { logits, logWeights, sinkhornLoop, sinkhornSide } from './sinkhorn.js';
+import { logits, logWeights, sinkhornLoop, sinkhornSide, type SinkhornResult } from './sinkhorn.js';
 
 export { AUTO_MULTISCALE_PAIRS, GeomLossError } from './options.js';
+
+/** Leaf size of the online backend's spatial order (only the order matters there). */
+const ONLINE_LEAF = 8;
 export type {
   Backend,
   ConvergenceOptions,
@@ -263,11 +267,12 @@ export class SamplesLoss {
       return done({ values: r.values, F: r.F, G: r.G, gradA: r.gradA, gradB: r.gradB, gradX: r.gradX, gradY: r.gradY });
     }
 
+    // Both backends run on the clouds in spatial (k-d tree) order, and the results go back to the
+    // user's order: multiscale needs it for its tiles, online for the kernel's skipping of
+    // underflowing runs (spatial.ts). A batch keeps its order (one order cannot serve every item).
+    let run: { r: SinkhornResult; x: Cloud; y: Cloud; a: Float64Array; b: Float64Array; permX: Int32Array | null; permY: Int32Array | null };
     if (multiscale) {
       const m = await sinkhornMultiscale(backend, X.cloud, Y.cloud, a, b, schedule, diameter, o, wantGrads);
-      const r = m.r;
-      info.iterations = r.iterations;
-      info.converged = r.converged;
       info.backend = 'multiscale';
       info.multiscale = {
         clusters: m.clusters,
@@ -276,29 +281,34 @@ export class SamplesLoss {
         density: m.density,
         finePairs: m.finePairs,
       };
-      const g = r.grads;
-      const sx = sinkhornSide(m.x, m.a, r.final.fBA, r.final.fAA, g?.dFBA ?? null, g?.dFAA ?? null, o, r.eps);
-      const sy = sinkhornSide(m.y, m.b, r.final.gAB, r.final.gBB, g?.dGAB ?? null, g?.dGBB ?? null, o, r.eps);
-      const values = sx.values.map((v, k) => v + sy.values[k]!);
-      const D = X.cloud.D;
-      return done({
-        values,
-        F: unsort(sx.F, m.permX),
-        G: unsort(sy.F, m.permY),
-        gradA: unsort(sx.gradW, m.permX),
-        gradB: unsort(sy.gradW, m.permY),
-        gradX: sx.gradP && unsort(sx.gradP, m.permX, D),
-        gradY: sy.gradP && unsort(sy.gradP, m.permY, D),
-      });
+      run = m;
+    } else if (!X.cloud.batched) {
+      const sx = spatialSort(X.cloud, a, dtype, ONLINE_LEAF);
+      const sy = spatialSort(Y.cloud, b, dtype, ONLINE_LEAF);
+      const r = await sinkhornLoop(backend, backend.vars(sx.cloud), backend.vars(sy.cloud), sx.w, sy.w, schedule, o, wantGrads);
+      run = { r, x: sx.cloud, y: sy.cloud, a: sx.w, b: sy.w, permX: sx.perm, permY: sy.perm };
+    } else {
+      const r = await sinkhornLoop(backend, X, Y, a, b, schedule, o, wantGrads);
+      run = { r, x: X.cloud, y: Y.cloud, a, b, permX: null, permY: null };
     }
-    const r = await sinkhornLoop(backend, X, Y, a, b, schedule, o, wantGrads);
+    const { r, permX, permY } = run;
     info.iterations = r.iterations;
     info.converged = r.converged;
     const g = r.grads;
-    const sx = sinkhornSide(X.cloud, a, r.final.fBA, r.final.fAA, g?.dFBA ?? null, g?.dFAA ?? null, o, r.eps);
-    const sy = sinkhornSide(Y.cloud, b, r.final.gAB, r.final.gBB, g?.dGAB ?? null, g?.dGBB ?? null, o, r.eps);
+    const sx = sinkhornSide(run.x, run.a, r.final.fBA, r.final.fAA, g?.dFBA ?? null, g?.dFAA ?? null, o, r.eps);
+    const sy = sinkhornSide(run.y, run.b, r.final.gAB, r.final.gBB, g?.dGAB ?? null, g?.dGBB ?? null, o, r.eps);
     const values = sx.values.map((v, k) => v + sy.values[k]!);
-    return done({ values, F: sx.F, G: sy.F, gradA: sx.gradW, gradB: sy.gradW, gradX: sx.gradP, gradY: sy.gradP });
+    const D = X.cloud.D;
+    const back = (v: Float64Array, perm: Int32Array | null, dim = 1) => (perm === null ? v : unsort(v, perm, dim));
+    return done({
+      values,
+      F: back(sx.F, permX),
+      G: back(sy.F, permY),
+      gradA: back(sx.gradW, permX),
+      gradB: back(sy.gradW, permY),
+      gradX: sx.gradP && back(sx.gradP, permX, D),
+      gradY: sy.gradP && back(sy.gradP, permY, D),
+    });
   }
 }
 

@@ -23,6 +23,7 @@
 // Results are on the k-d-ordered points; the caller undoes the permutation.
 import { clusterRangesCentroids, gridCluster, sortClusters, swapAxes, type BlockRanges } from '../index.js';
 import type { OnlineBackend } from './backend.js';
+import { spatialSort } from './spatial.js';
 import type { Cloud } from './inputs.js';
 import { GeomLossError, type ResolvedOptions } from './options.js';
 import {
@@ -89,48 +90,6 @@ const TILE = 32;
 /** Tiles per group: the pattern is decided on groups first and refined to tiles where kept. */
 const GROUP = 4;
 
-/**
- * A k-d tree order: the rows are split in two at the median of their widest coordinate until at
- * most `leaf` remain; returns the permutation (rows of a leaf consecutive, neighbouring leaves mostly
- * consecutive too) and the leaves as [start, end) ranges of it, in order.
- */
-function kdOrder(data: ArrayLike<number>, N: number, D: number, leaf: number): { perm: Int32Array; leaves: Int32Array } {
-  const perm = Int32Array.from({ length: N }, (_, i) => i);
-  const leaves: number[] = [];
-  const stack: [number, number][] = [[0, N]];
-  while (stack.length > 0) {
-    const [lo, hi] = stack.pop()!;
-    if (hi - lo <= leaf) {
-      leaves.push(lo, hi);
-      continue;
-    }
-    let axis = 0;
-    let widest = -1;
-    for (let k = 0; k < D; k++) {
-      let mn = Infinity;
-      let mx = -Infinity;
-      for (let r = lo; r < hi; r++) {
-        const v = data[perm[r]! * D + k]!;
-        if (v < mn) mn = v;
-        if (v > mx) mx = v;
-      }
-      if (mx - mn > widest) {
-        widest = mx - mn;
-        axis = k;
-      }
-    }
-    // Sorted by that coordinate, then by row (a total order: the same tree on every run).
-    const idx = Array.from(perm.subarray(lo, hi));
-    idx.sort((u, v) => data[u * D + axis]! - data[v * D + axis]! || u - v);
-    for (let r = lo; r < hi; r++) perm[r] = idx[r - lo]!;
-    // Split at a multiple of the leaf size near the median, so that the leaves are full.
-    const mid = Math.min(hi - 1, lo + Math.ceil((hi - lo) / 2 / leaf) * leaf);
-    // The right half goes on the stack first: the left one pops first, leaves come out in order.
-    stack.push([mid, hi], [lo, mid]);
-  }
-  return { perm, leaves: Int32Array.from(leaves) };
-}
-
 /** GeomLoss's coarse measure: the points binned in grid cells of side `scale`, each cell's weighted
  *  centroid (its plain mean for a cell of zero weight) with the cell's summed weight. */
 function coarseMeasure(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' | 'float64'): { cloud: Cloud; w: Float64Array } {
@@ -157,10 +116,7 @@ function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' |
   const { cloud: coarse, w: wc } = coarseMeasure(c, w, scale, dtype);
 
   // The fine points in k-d tree order; the leaves are the tiles.
-  const { perm, leaves } = kdOrder(c.data, N, D, TILE);
-  const points = new Float64Array(N * D);
-  for (let r = 0; r < N; r++) for (let k = 0; k < D; k++) points[r * D + k] = c.data[perm[r]! * D + k]!;
-  const fine: Cloud = { ...c, data: typed(points), natural: c.natural };
+  const { cloud: fine, w: ws, perm, leaves } = spatialSort(c, w, dtype, TILE);
   const T = leaves.length / 2;
   const G = Math.ceil(T / GROUP);
   const groups = new Int32Array(2 * G);
@@ -169,7 +125,7 @@ function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' |
     groups[2 * q + 1] = leaves[2 * Math.min(T, (q + 1) * GROUP) - 1]!;
   }
   return {
-    fine, perm, w: Float64Array.from(perm, (src) => w[src]!), coarse, wc,
+    fine, perm, w: ws, coarse, wc,
     tiles: tilesOf(leaves, fine.data, D), groups: tilesOf(groups, fine.data, D),
   };
 }
@@ -580,14 +536,4 @@ export async function sinkhornMultiscale(
     clusters: { x: cx.coarse.N, y: cy.coarse.N },
     levels: levels.map((l) => ({ clusters: { x: l.problem.X.cloud.N, y: l.problem.Y.cloud.N }, jump: l.jump })),
   };
-}
-
-/** Values of sorted rows (dim per row) back in the input order: out[perm[r]] = v[r]. */
-export function unsort(v: Float64Array, perm: Int32Array, dim = 1): Float64Array {
-  const out = new Float64Array(v.length);
-  for (let r = 0; r < perm.length; r++) {
-    const src = perm[r]!;
-    for (let k = 0; k < dim; k++) out[src * dim + k] = v[r * dim + k]!;
-  }
-  return out;
 }
