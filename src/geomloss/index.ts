@@ -17,7 +17,7 @@ import {
 } from './inputs.js';
 import { kernelLoss } from './kernels.js';
 import { AUTO_MULTISCALE_PAIRS, GeomLossError, resolveOptions, type ResolvedOptions, type SamplesLossOptions } from './options.js';
-import { sinkhornMultiscale } from './multiscale.js';
+import { checkMultiscale, sinkhornMultiscale } from './multiscale.js';
 import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
 import { logits, logWeights, sinkhornLoop, sinkhornSide, type SinkhornResult } from './sinkhorn.js';
@@ -226,12 +226,7 @@ export class SamplesLoss {
     const multiscale =
       o.backend === 'multiscale' ||
       (o.backend === 'auto' && o.loss === 'sinkhorn' && o.cost === null && x.D <= 3 && !x.batched && x.N * y.N >= AUTO_MULTISCALE_PAIRS);
-    if (multiscale && x.D > 3) {
-      throw new GeomLossError(`backend 'multiscale' needs points of dimension D <= 3 (grid clustering), got D = ${x.D}; use backend 'online'`);
-    }
-    if (multiscale && x.batched) {
-      throw new GeomLossError("backend 'multiscale' does not take batched clouds; use backend 'online' or one call per batch item");
-    }
+    if (multiscale) checkMultiscale(x);
     const backend = new OnlineBackend(costModel(this.options.p, this.options.cost), dtype, this.options.engine);
     const X: CloudVars = backend.vars(x);
     const Y: CloudVars = backend.vars(y);

@@ -7,6 +7,8 @@
 //     fine points (one softmin from the coarse measure to the fine points, dense: N x #cells);
 //  4. the loop goes on over the fine points with every reduction restricted to block-sparse patterns,
 //     the final extrapolation and the gradients too.
+// Where a level of cells half as wide pays for itself (coarseLevels()), it runs between 2 and 3:
+// GeomLoss's level hands over to it, and it to the fine points, by the same extrapolation.
 // Where we differ from GeomLoss, and why:
 //  - GeomLoss truncates once, at the jump, from the coarse potentials and the centroids' cost, with
 //    `f + g > C - truncate * eps`. The potentials then move far from the coarse ones: near convergence
@@ -31,10 +33,10 @@ import {
   type Patterns, type Problem, type SinkhornPotentials, type SinkhornResult,
 } from './sinkhorn.js';
 
-/** Errors for a problem that multiscale cannot run. */
-export function checkMultiscale(o: ResolvedOptions, x: Cloud): void {
+/** Errors for clouds that multiscale cannot take (its options are checked with the others). */
+export function checkMultiscale(x: Cloud): void {
   if (x.D > 3) throw new GeomLossError(`backend 'multiscale' needs points of dimension D <= 3 (grid clustering), got D = ${x.D}; use backend 'online'`);
-  if (x.batched) throw new GeomLossError("backend 'multiscale' does not take batched clouds; use backend 'online' or one call per item");
+  if (x.batched) throw new GeomLossError("backend 'multiscale' does not take batched clouds; use backend 'online' or one call per batch item");
 }
 
 interface Clustered {
@@ -442,7 +444,7 @@ export async function sinkhornMultiscale(
   o: ResolvedOptions,
   wantGrads: boolean,
 ): Promise<MultiscaleResult> {
-  checkMultiscale(o, xIn);
+  checkMultiscale(xIn);
   const D = xIn.D;
   const p = o.p;
   const scale = o.clusterScale ?? defaultClusterScale(diameter, D);
