@@ -24,7 +24,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 is_installed() {
-  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = 'install ok installed' ]
 }
 
 retry() {  # retry CMD...: up to 3 tries, for transient mirror errors
@@ -62,7 +62,9 @@ for f in "$ICD" /usr/lib/chromium/libvk_swiftshader.so /usr/bin/chromium; do
     exit 1
   fi
 done
-if ! ldconfig -p | grep -q 'libvulkan\.so\.1 '; then
+# Not `ldconfig -p | grep -q`: with pipefail, grep -q exits at the first match, ldconfig can die of
+# SIGPIPE while still writing, and the pipeline fails although the library is there.
+if ! ldconfig -p | grep 'libvulkan\.so\.1 ' >/dev/null; then
   echo "setup-gpu: libvulkan.so.1 not found by the dynamic linker" >&2
   exit 1
 fi

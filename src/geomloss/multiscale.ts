@@ -113,8 +113,7 @@ function coarseMeasure(c: Cloud, w: Float64Array, scale: number, dtype: 'float32
 }
 
 function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' | 'float64'): Clustered {
-  const { N, D } = c;
-  const typed = (v: Float64Array) => (dtype === 'float32' ? Float32Array.from(v) : v);
+  const D = c.D;
   const { cloud: coarse, w: wc } = coarseMeasure(c, w, scale, dtype);
 
   // The fine points in k-d tree order; the leaves are the tiles.

@@ -2,7 +2,7 @@
 // independent float64 references as the WebAssembly suite (tests/operations.test.ts).
 import { describe, it } from 'vitest';
 import { Vi, Vj, type LazyTensor } from '../../src/index.js';
-import { caseData, cases, diff, dot, zip, type OpCase } from '../helpers/op-cases.js';
+import { caseData, cases, diff, dot, zip } from '../helpers/op-cases.js';
 import { refSum } from '../helpers/dense-reference.js';
 import { expectClose } from '../helpers/expect.js';
 import { asSeen, rng, typed, uniformRows } from '../helpers/random.js';
