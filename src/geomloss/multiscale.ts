@@ -172,8 +172,12 @@ function jumpAfter(schedule: readonly number[], sp: number): number {
 }
 
 interface Level {
+  /** The level's measures, in k-d tree order. */
   problem: Problem;
   jump: number;
+  /** Their tiles, for the truncated extrapolation to the fine points. */
+  tilesX: Tiles;
+  tilesY: Tiles;
 }
 
 /**
@@ -197,10 +201,17 @@ function coarseLevels(
   schedule: readonly number[],
   p: number,
 ): Level[] {
-  const problem = (X: Cloud, wx: Float64Array, Y: Cloud, wy: Float64Array): Problem => ({
-    backend, X: backend.vars(X), Y: backend.vars(Y), la: logWeights(wx), lb: logWeights(wy),
-  });
-  const levels: Level[] = [{ problem: problem(cx.coarse, cx.wc, cy.coarse, cy.wc), jump: jumpAfter(schedule, Math.pow(scale, p)) }];
+  const level = (X: Cloud, wx: Float64Array, Y: Cloud, wy: Float64Array, jump: number): Level => {
+    const sx = spatialSort(X, wx, backend.dtype, TILE);
+    const sy = spatialSort(Y, wy, backend.dtype, TILE);
+    return {
+      problem: { backend, X: backend.vars(sx.cloud), Y: backend.vars(sy.cloud), la: logWeights(sx.w), lb: logWeights(sy.w) },
+      jump,
+      tilesX: tilesOf(sx.leaves, sx.cloud.data, X.D),
+      tilesY: tilesOf(sy.leaves, sy.cloud.data, Y.D),
+    };
+  };
+  const levels: Level[] = [level(cx.coarse, cx.wc, cy.coarse, cy.wc, jumpAfter(schedule, Math.pow(scale, p)))];
   const finePairs = (x.N + y.N) ** 2;
   for (let s = scale / 2; ; s /= 2) {
     const jump = jumpAfter(schedule, Math.pow(s, p));
@@ -210,7 +221,7 @@ function coarseLevels(
     const my = coarseMeasure(y, b, s, backend.dtype);
     const cells = mx.cloud.N + my.cloud.N;
     if ((jump - previous) * cells * cells + (x.N + y.N) * cells > finePairs / 8) break;
-    levels.push({ problem: problem(mx.cloud, mx.w, my.cloud, my.w), jump });
+    levels.push(level(mx.cloud, mx.w, my.cloud, my.w, jump));
   }
   return levels;
 }
@@ -318,6 +329,47 @@ function clusterMax(v: Float64Array, ranges: Int32Array): Float64Array {
   return out;
 }
 
+/** |Delta|^2, |beta_a - Delta|^2 and |beta_b + Delta|^2 for runs a of A and b of B (see truncation). */
+function offsets(A: Tiles, FA: AffineBounds, a: number, B: Tiles, GB: AffineBounds, b: number, D: number): [number, number, number] {
+  let d2 = 0;
+  let ba2 = 0;
+  let bb2 = 0;
+  for (let k = 0; k < D; k++) {
+    const delta = A.center[a * D + k]! - B.center[b * D + k]!;
+    d2 += delta * delta;
+    ba2 += (FA.beta[a * D + k]! - delta) ** 2;
+    bb2 += (GB.beta[b * D + k]! + delta) ** 2;
+  }
+  return [d2, ba2, bb2];
+}
+
+const costOf = (distance: number, p: number): number => (p === 2 ? 0.5 * distance * distance : Math.max(distance, 1e-4));
+
+/** An upper bound of f_i + g_j - C(p_i, q_j) over the points of run a of A and run b of B (see
+ *  truncation): the smaller of the maxima bound and, for p = 2, the affine one. */
+function upperBound(A: Tiles, FA: AffineBounds, a: number, B: Tiles, GB: AffineBounds, b: number, D: number, p: number): number {
+  const [d2, ba2, bb2] = offsets(A, FA, a, B, GB, b, D);
+  const Ra = A.radius[a]!;
+  const Rb = B.radius[b]!;
+  // The affine bound is tight along the transport, the maxima one between nearby runs whose
+  // potentials do not tilt (the xx and yy problems).
+  const byMax = FA.max[a]! + GB.max[b]! - costOf(Math.max(0, Math.sqrt(d2) - Ra - Rb), p);
+  if (p !== 2) return byMax;
+  return Math.min(byMax, FA.alpha[a]! + GB.alpha[b]! + FA.r[a]! + GB.r[b]! - 0.5 * d2 + Math.sqrt(ba2) * Ra + Math.sqrt(bb2) * Rb);
+}
+
+/** A lower bound of the same: minima and C <= C(|Delta| + R_a + R_b), or, for p = 2, the affine
+ *  expansion with -|u - w|^2 / 2 >= -(R_a + R_b)^2 / 2, whichever is larger. */
+function lowerBound(A: Tiles, FA: AffineBounds, a: number, B: Tiles, GB: AffineBounds, b: number, D: number, p: number): number {
+  const [d2, ba2, bb2] = offsets(A, FA, a, B, GB, b, D);
+  const Ra = A.radius[a]!;
+  const Rb = B.radius[b]!;
+  const byMin = FA.min[a]! + GB.min[b]! - costOf(Math.sqrt(d2) + Ra + Rb, p);
+  if (p !== 2) return byMin;
+  const tilt = Math.sqrt(ba2) * Ra + Math.sqrt(bb2) * Rb;
+  return Math.max(byMin, FA.alpha[a]! + GB.alpha[b]! - FA.r[a]! - GB.r[b]! - 0.5 * d2 - tilt - 0.5 * (Ra + Rb) ** 2);
+}
+
 /**
  * The kept tile pairs for a softmin at temperature eps from the current fine potentials f (of P's
  * points) and g (of Q's): (ci, cj) is dropped when an upper bound U(ci, cj) of f_i + g_j - C(p_i, q_j)
@@ -350,63 +402,102 @@ function truncation(
   const Qt = Q.tiles;
   const Ti = Pt.ranges.length / 2;
   const Tj = Qt.ranges.length / 2;
-  // The kept tile pairs as two bitsets, by i-tile rows and by j-tile rows, so that both axes of the
-  // pattern are read off sequentially and sparse rows are skipped a word at a time (a dense Ti x Tj
-  // byte matrix costs more to scan than the reductions of a sparse step at 10^5 points).
-  const wordsJ = (Tj + 31) >>> 5;
-  const wordsI = (Ti + 31) >>> 5;
-  const byI = new Uint32Array(Ti * wordsJ);
-  const byJ = new Uint32Array(Tj * wordsI);
+  // The xx and yy problems (one cloud, one potential): the bounds are symmetric in the two tiles, so
+  // only pairs (i, j >= i) are tested and each kept one is mirrored.
+  const symmetric = P === Q && f === g;
+  const kept = new KeptTiles(Pt.ranges, Qt.ranges, symmetric);
   const boundsOf = (X: Clustered, v: Float64Array, level: Tiles) => affineBounds(v, level, X.fine.data, D);
   const [Fg, Gg, Ft, Gt] = [boundsOf(P, f, P.groups), boundsOf(Q, g, Q.groups), boundsOf(P, f, Pt), boundsOf(Q, g, Qt)];
-  /** The upper bound of f_i + g_j - C_ij over the runs i of A, j of B (see above). */
-  const bound = (A: Tiles, FA: AffineBounds, i: number, B: Tiles, GB: AffineBounds, j: number): number => {
-    const Ri = A.radius[i]!;
-    const Rj = B.radius[j]!;
-    let d2 = 0;
-    let bi2 = 0;
-    let bj2 = 0;
-    for (let k = 0; k < D; k++) {
-      const delta = A.center[i * D + k]! - B.center[j * D + k]!;
-      d2 += delta * delta;
-      bi2 += (FA.beta[i * D + k]! - delta) ** 2;
-      bj2 += (GB.beta[j * D + k]! + delta) ** 2;
-    }
-    // Both bounds hold; the affine one is tight along the transport, the other one between nearby
-    // runs whose potentials do not tilt (the xx and yy problems).
-    const low = Math.max(0, Math.sqrt(d2) - Ri - Rj);
-    const byMax = FA.max[i]! + GB.max[j]! - (p === 2 ? 0.5 * low * low : Math.max(low, 1e-4));
-    if (p !== 2) return byMax;
-    return Math.min(byMax, FA.alpha[i]! + GB.alpha[j]! + FA.r[i]! + GB.r[j]! - 0.5 * d2 + Math.sqrt(bi2) * Ri + Math.sqrt(bj2) * Rj);
-  };
-  let pairs = 0;
   const Gi = P.groups.ranges.length / 2;
   const Gj = Q.groups.ranges.length / 2;
   for (let gi = 0; gi < Gi; gi++) {
-    for (let gj = 0; gj < Gj; gj++) {
-      if (!(bound(P.groups, Fg, gi, Q.groups, Gg, gj) > -limit)) continue;
+    for (let gj = symmetric ? gi : 0; gj < Gj; gj++) {
+      if (!(upperBound(P.groups, Fg, gi, Q.groups, Gg, gj, D, p) > -limit)) continue;
       // Every tile pair of the two groups is kept when even the smallest f_i + g_j - C_ij is above
-      // the margin (C <= C(|Delta| + R_i + R_j)): no need to test them one by one.
-      let far = 0;
-      for (let k = 0; k < D; k++) far += (P.groups.center[gi * D + k]! - Q.groups.center[gj * D + k]!) ** 2;
-      far = Math.sqrt(far) + P.groups.radius[gi]! + Q.groups.radius[gj]!;
-      const all = Fg.min[gi]! + Gg.min[gj]! - (p === 2 ? 0.5 * far * far : far) > -limit;
+      // the margin: no need to test them one by one.
+      const all = lowerBound(P.groups, Fg, gi, Q.groups, Gg, gj, D, p) > -limit;
       for (let i = gi * GROUP; i < Math.min(Ti, (gi + 1) * GROUP); i++) {
-        const ni = Pt.ranges[2 * i + 1]! - Pt.ranges[2 * i]!;
-        for (let j = gj * GROUP; j < Math.min(Tj, (gj + 1) * GROUP); j++) {
-          if (all || bound(Pt, Ft, i, Qt, Gt, j) > -limit) {
-            byI[i * wordsJ + (j >>> 5)]! |= 1 << (j & 31);
-            byJ[j * wordsI + (i >>> 5)]! |= 1 << (i & 31);
-            pairs += ni * (Qt.ranges[2 * j + 1]! - Qt.ranges[2 * j]!);
+        for (let j = symmetric && gi === gj ? i : gj * GROUP; j < Math.min(Tj, (gj + 1) * GROUP); j++) {
+          if (all || upperBound(Pt, Ft, i, Qt, Gt, j, D, p) > -limit) {
+            kept.keep(i, j);
+            if (symmetric && i !== j) kept.keep(j, i);
           }
         }
       }
     }
   }
-  const I = rangesFromBits(byI, Ti, wordsJ, Qt.ranges);
-  const J = rangesFromBits(byJ, Tj, wordsI, Pt.ranges);
-  const ranges: BlockRanges = { rangesI: Pt.ranges, slicesI: I.slices, redRangesJ: I.red, rangesJ: Qt.ranges, slicesJ: J.slices, redRangesI: J.red };
-  return { ranges, density: pairs / (P.fine.N * Q.fine.N) };
+  return { ranges: kept.ranges(), density: kept.pairs / (P.fine.N * Q.fine.N) };
+}
+
+/**
+ * The blocks that an extrapolation softmin from a coarse measure to the fine points of P needs:
+ * f(p_i) = -eps log sum_j exp(h_j - C(p_i, q_j) / eps) over the coarse points q (in tiles Qt, with
+ * logits h). A row's log-sum is at least its largest term, so a tile pair whose terms are all below
+ * the largest one of the row's tile by the truncation margin holds less than exp(-margin / eps) of
+ * the row, term by term: it is dropped (bounds as in truncation(), with f = 0 and g = eps h).
+ */
+function extrapolationPattern(
+  P: Clustered,
+  Qt: Tiles,
+  qPoints: ArrayLike<number>,
+  h: Float64Array,
+  eps: number,
+  p: number,
+  truncate: number | null,
+): BlockRanges | undefined {
+  if (truncate === null) return undefined;
+  const D = P.fine.D;
+  const limit = truncationMargin(truncate, eps, p);
+  const Pt = P.tiles;
+  const Ti = Pt.ranges.length / 2;
+  const Tj = Qt.ranges.length / 2;
+  const F = affineBounds(new Float64Array(P.fine.N), Pt, P.fine.data, D);
+  const G = affineBounds(h.map((v) => eps * v), Qt, qPoints, D);
+  const kept = new KeptTiles(Pt.ranges, Qt.ranges, false);
+  for (let i = 0; i < Ti; i++) {
+    let best = -Infinity;
+    for (let j = 0; j < Tj; j++) best = Math.max(best, lowerBound(Pt, F, i, Qt, G, j, D, p));
+    for (let j = 0; j < Tj; j++) if (upperBound(Pt, F, i, Qt, G, j, D, p) > best - limit) kept.keep(i, j);
+  }
+  return kept.ranges();
+}
+
+/**
+ * Kept pairs of tiles as two bitsets, by i-tile rows and by j-tile rows, so that both axes of the
+ * pattern are read off sequentially and sparse rows are skipped a word at a time (a dense Ti x Tj
+ * byte matrix costs more to scan than the reductions of a sparse step at 10^5 points). `symmetric`:
+ * the pattern is its own transpose (its keeper mirrors every pair), one bitset serves both axes.
+ */
+class KeptTiles {
+  /** Points pairs held by the kept blocks. */
+  pairs = 0;
+  private readonly wordsI: number;
+  private readonly wordsJ: number;
+  private readonly byI: Uint32Array;
+  private readonly byJ: Uint32Array;
+
+  constructor(
+    private readonly rangesI: Int32Array,
+    private readonly rangesJ: Int32Array,
+    private readonly symmetric: boolean,
+  ) {
+    this.wordsI = (rangesI.length / 2 + 31) >>> 5;
+    this.wordsJ = (rangesJ.length / 2 + 31) >>> 5;
+    this.byI = new Uint32Array((rangesI.length / 2) * this.wordsJ);
+    this.byJ = symmetric ? this.byI : new Uint32Array((rangesJ.length / 2) * this.wordsI);
+  }
+
+  keep(i: number, j: number): void {
+    this.byI[i * this.wordsJ + (j >>> 5)]! |= 1 << (j & 31);
+    if (!this.symmetric) this.byJ[j * this.wordsI + (i >>> 5)]! |= 1 << (i & 31);
+    this.pairs += (this.rangesI[2 * i + 1]! - this.rangesI[2 * i]!) * (this.rangesJ[2 * j + 1]! - this.rangesJ[2 * j]!);
+  }
+
+  ranges(): BlockRanges {
+    const I = rangesFromBits(this.byI, this.rangesI.length / 2, this.wordsJ, this.rangesJ);
+    const J = this.symmetric ? I : rangesFromBits(this.byJ, this.rangesJ.length / 2, this.wordsI, this.rangesI);
+    return { rangesI: this.rangesI, slicesI: I.slices, redRangesJ: I.red, rangesJ: this.rangesJ, slicesJ: J.slices, redRangesI: J.red };
+  }
 }
 
 /** One axis of a block-sparsity pattern from bitset rows (bit q of row o: outer tile o meets inner
@@ -482,13 +573,21 @@ export async function sinkhornMultiscale(
 
   /** The potentials of one level extrapolated to the next level's points: one dense softmin from
    *  each measure of `from` to the points of `to` (as GeomLoss does at its jump). */
-  const extrapolate = async (from: Problem, to: Problem, e: number): Promise<void> => {
+  const extrapolate = async (level: Level, to: Problem, e: number): Promise<void> => {
     const k = damping(e, rho);
+    const from = level.problem;
+    // Into the fine points the softmins are truncated (the last level can hold 10^4 cells).
+    const pattern = (P: Clustered, tiles: Tiles, Q: Problem['X'], h: Float64Array) =>
+      to === fine ? extrapolationPattern(P, tiles, Q.cloud.data, h, e, p, o.truncate) : undefined;
+    const hB = logits(from.lb, pot.gAB, e);
+    const hA = logits(from.la, pot.fBA, e);
+    const hAA = pot.fAA && logits(from.la, pot.fAA, e);
+    const hBB = pot.gBB && logits(from.lb, pot.gBB, e);
     const [nf, ng, nfa, ngb] = await Promise.all([
-      backend.softmin(to.X, from.Y, logits(from.lb, pot.gAB, e), e),
-      backend.softmin(to.Y, from.X, logits(from.la, pot.fBA, e), e),
-      pot.fAA ? backend.softmin(to.X, from.X, logits(from.la, pot.fAA, e), e) : null,
-      pot.gBB ? backend.softmin(to.Y, from.Y, logits(from.lb, pot.gBB, e), e) : null,
+      backend.softmin(to.X, from.Y, hB, e, pattern(cx, level.tilesY, from.Y, hB)),
+      backend.softmin(to.Y, from.X, hA, e, pattern(cy, level.tilesX, from.X, hA)),
+      hAA ? backend.softmin(to.X, from.X, hAA, e, pattern(cx, level.tilesX, from.X, hAA)) : null,
+      hBB ? backend.softmin(to.Y, from.Y, hBB, e, pattern(cy, level.tilesY, from.Y, hBB)) : null,
     ]);
     pot.fBA = scaled(nf, k);
     pot.gAB = scaled(ng, k);
@@ -512,7 +611,7 @@ export async function sinkhornMultiscale(
     }
     if (level < levels.length && index === levels[level]!.jump) {
       const next = level + 1 < levels.length ? levels[level + 1]!.problem : fine;
-      await extrapolate(levels[level]!.problem, next, eps);
+      await extrapolate(levels[level]!, next, eps);
       pr = next;
       level++;
     }
