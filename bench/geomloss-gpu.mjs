@@ -5,6 +5,7 @@
 // engine here) the default is 2000 points, which only shows that every reduction of both backends
 // runs there. Sizes: node bench/geomloss-gpu.mjs [N ...]. Needs `npm run build` first.
 import { existsSync, readdirSync } from 'node:fs';
+import { sinkhornClouds } from './data.mjs';
 
 // Dawn needs a Vulkan driver: on a machine without one, SwiftShader's from Debian's chromium.
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -24,23 +25,9 @@ const emulated = status.adapter?.isFallbackAdapter === true;
 const given = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
 const sizes = given.length > 0 ? given : emulated ? [2000] : [10000, 100000];
 
-function lcg(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216;
-  };
-}
-
 console.log(`GeomLoss on WebGPU, adapter: ${JSON.stringify(status.adapter ?? {})}${emulated ? ' (CPU-emulated: correctness only, not speed)' : ''}`);
 for (const n of sizes) {
-  const r = lcg(n + 1);
-  const x = new Float32Array(3 * n);
-  const y = new Float32Array(3 * n);
-  for (let k = 0; k < 3 * n; k++) {
-    x[k] = r();
-    y[k] = 0.25 + 0.6 * r();
-  }
+  const { x, y } = sinkhornClouds(n, 'smooth');
   for (const backend of n > 20000 ? ['multiscale'] : ['online', 'multiscale']) {
     const row = [];
     for (const engine of ['wasm', 'webgpu']) {

@@ -4,29 +4,12 @@
 // is visible. Usage: node bench/geomloss.mjs [N ...] (default 10000).
 import { SamplesLoss } from '../dist/geomloss.js';
 import { Vi, Vj } from '../dist/index.js';
+import { sinkhornClouds } from './data.mjs';
 
 const sizes = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
 if (sizes.length === 0) sizes.push(10000);
 
-function lcg(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216;
-  };
-}
-
-/** x uniform in the unit cube; y a shifted, squeezed cloud (so the plan is not trivial). */
-function clouds(n) {
-  const r = lcg(n);
-  const x = new Float32Array(3 * n);
-  const y = new Float32Array(3 * n);
-  for (let k = 0; k < 3 * n; k++) {
-    x[k] = r();
-    y[k] = 0.3 + 0.6 * r() * r();
-  }
-  return { x, y };
-}
+const clouds = (n) => sinkhornClouds(n, 'concentrated');
 
 const ms = (t) => `${(t / 1000).toFixed(2)} s`;
 
@@ -85,16 +68,7 @@ for (const n of sizes) {
 // multiscale only.
 // Sizes: GEOMLOSS_MS_SIZES=10000,100000 (default).
 {
-  const smooth = (n) => {
-    const r = lcg(n + 1);
-    const x = new Float32Array(3 * n);
-    const y = new Float32Array(3 * n);
-    for (let k = 0; k < 3 * n; k++) {
-      x[k] = r();
-      y[k] = 0.25 + 0.6 * r();
-    }
-    return { x, y };
-  };
+  const smooth = (n) => sinkhornClouds(n, 'smooth');
   const run = async (n, backend, make, extra = {}) => {
     const { x, y } = make(n);
     const loss = new SamplesLoss({ loss: 'sinkhorn', p: 2, blur: 0.01, scaling: 0.5, debias: true, backend, ...extra });
