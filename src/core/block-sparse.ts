@@ -14,7 +14,9 @@ export interface BlockRanges {
   readonly redRangesJ: Int32Array;
   /** The same three for the reduction over i (axis 0). */
   readonly rangesJ: Int32Array;
+  /** For cluster c of j, its i-ranges are redRangesI pairs [slicesJ[c-1], slicesJ[c]). */
   readonly slicesJ: Int32Array;
+  /** Ranges of i, flattened pairs. */
   readonly redRangesI: Int32Array;
 }
 
@@ -88,7 +90,14 @@ function checkLabels(where: string, labels: ArrayLike<number>, n: number): numbe
  * Sorts points by label (stably). Returns the sorted points (row-major), the sorted labels and the
  * permutation: sorted row r is input row `permutation[r]`.
  */
-export function sortClusters(x: Points, labels: ArrayLike<number>, dim?: number): { points: Float64Array; labels: Int32Array; permutation: Int32Array } {
+export function sortClusters(x: Points, labels: ArrayLike<number>, dim?: number): {
+  /** The points sorted by label, row-major [N, D] (always float64). */
+  points: Float64Array;
+  /** The labels in sorted order (non-decreasing). */
+  labels: Int32Array;
+  /** Sorted row r is input row permutation[r]. */
+  permutation: Int32Array;
+} {
   const { data, dim: d, n } = rowsOf('sortClusters', x, dim);
   checkLabels('sortClusters', labels, n);
   const permutation = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => labels[a]! - labels[b]! || a - b);
@@ -101,7 +110,14 @@ export function sortClusters(x: Points, labels: ArrayLike<number>, dim?: number)
  * For points sorted by label: each cluster's index range [start, end), its centroid (weighted mean)
  * and its total weight (the number of points when `weights` is omitted).
  */
-export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, weights?: ArrayLike<number>, dim?: number): { ranges: Int32Array; centroids: Float64Array; weights: Float64Array } {
+export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, weights?: ArrayLike<number>, dim?: number): {
+  /** [start, end) of each cluster, flattened pairs (2C values); an empty cluster has start = end. */
+  ranges: Int32Array;
+  /** The weighted mean of each cluster, row-major [C, D]; NaN for an empty cluster. */
+  centroids: Float64Array;
+  /** The total weight of each cluster (its number of points without `weights`). */
+  weights: Float64Array;
+} {
   const { data, dim: d, n } = rowsOf('clusterRangesCentroids', x, dim);
   const C = checkLabels('clusterRangesCentroids', labels, n);
   if (weights !== undefined && weights.length !== n) throw new RangeError(`clusterRangesCentroids: ${weights.length} weights for ${n} points`);

@@ -149,7 +149,9 @@ export function makeVariable(
 
 /** Options of `Pm`. */
 export interface ParameterOptions {
+  /** Precision override; by default a parameter follows the other operands of the formula. */
   dtype?: DType;
+  /** The name used when the formula is printed (default p0, p1, ...). */
   name?: string;
   /** Leading batch dimensions of flat data: [B] for B parameter vectors. `number[][]` sets [B] itself. */
   batch?: readonly number[];

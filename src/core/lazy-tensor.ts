@@ -41,7 +41,9 @@ export interface LogSumExpOptions extends ReductionOptions {
 
 /** Values with their indices, from minArgMin, maxArgMax and kMinArgKMin. */
 export interface ValuesAndIndices {
+  /** The reduced values, shape [n, d] (or [n, K] / [n, K, d] for kMinArgKMin). */
   values: Tensor<Float32Array | Float64Array>;
+  /** The reduced index of each value (Int32, same shape as `values`); -1 where no value was selected. */
   indices: Tensor<Int32Array>;
 }
 
@@ -102,27 +104,41 @@ export class LazyTensor {
     return new LazyTensor(new OpNode(def, operands.map((o) => o.node), params), rowsI, rowsJ, batch);
   }
 
+  /** Elementwise x + other, where `other` is a LazyTensor or a number (a constant). A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   add(other: Operand): LazyTensor { return this.apply(ops.add, [other], null); }
+  /** Elementwise x - other. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   sub(other: Operand): LazyTensor { return this.apply(ops.sub, [other], null); }
+  /** Elementwise x * other. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   mul(other: Operand): LazyTensor { return this.apply(ops.mul, [other], null); }
+  /** Elementwise x / other. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   div(other: Operand): LazyTensor { return this.apply(ops.div, [other], null); }
+  /** Elementwise -x. */
   neg(): LazyTensor { return this.apply(ops.neg, [], null); }
+  /** Elementwise |x| (its derivative at 0 is 0). */
   abs(): LazyTensor { return this.apply(ops.abs, [], null); }
+  /** Elementwise exp(x). */
   exp(): LazyTensor { return this.apply(ops.exp, [], null); }
+  /** Elementwise natural logarithm (NaN for x < 0, -Infinity at 0). */
   log(): LazyTensor { return this.apply(ops.log, [], null); }
+  /** Elementwise square root (NaN for x < 0). */
   sqrt(): LazyTensor { return this.apply(ops.sqrt, [], null); }
   /** 1/sqrt(x), and 0 at 0 (as KeOps). */
   rsqrt(): LazyTensor { return this.apply(ops.rsqrt, [], null); }
+  /** Elementwise x^2. */
   square(): LazyTensor { return this.apply(ops.square, [], null); }
   /** An integer power (negative allowed). */
   pow(n: number): LazyTensor { return this.apply(ops.pow, [], { n }); }
   /** x^y = exp(y log x) for any exponent (NaN for x < 0). */
   powf(exponent: Operand): LazyTensor { return this.apply(ops.powf, [exponent], null); }
+  /** Elementwise sine. */
   sin(): LazyTensor { return this.apply(ops.sin, [], null); }
+  /** Elementwise cosine. */
   cos(): LazyTensor { return this.apply(ops.cos, [], null); }
+  /** Elementwise sign: -1, 0 or 1 (its derivative is 0). */
   sign(): LazyTensor { return this.apply(ops.sign, [], null); }
   /** 0 where x < 0, 1 elsewhere. */
   step(): LazyTensor { return this.apply(ops.step, [], null); }
+  /** Elementwise max(x, 0). */
   relu(): LazyTensor { return this.apply(ops.relu, [], null); }
   /** min(max(x, lower), upper). */
   clamp(lower: Operand, upper: Operand): LazyTensor { return this.apply(ops.clamp, [lower, upper], null); }
@@ -136,11 +152,17 @@ export class LazyTensor {
   xLogX(): LazyTensor { return this.apply(ops.xLogX, [], null); }
   /** sin(x)/x, and 1 at 0. */
   sinXDivX(): LazyTensor { return this.apply(ops.sinXDivX, [], null); }
+  /** 1 where x == other, else 0 (elementwise; no gradient). A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   eq(other: Operand): LazyTensor { return this.apply(ops.eq, [other], null); }
+  /** 1 where x != other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   ne(other: Operand): LazyTensor { return this.apply(ops.ne, [other], null); }
+  /** 1 where x < other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   lt(other: Operand): LazyTensor { return this.apply(ops.lt, [other], null); }
+  /** 1 where x <= other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   le(other: Operand): LazyTensor { return this.apply(ops.le, [other], null); }
+  /** 1 where x > other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   gt(other: Operand): LazyTensor { return this.apply(ops.gt, [other], null); }
+  /** 1 where x >= other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
   ge(other: Operand): LazyTensor { return this.apply(ops.ge, [other], null); }
 
   /** Squared Euclidean norm. */
@@ -274,9 +296,14 @@ export class LazyTensor {
     return this.reduceValues('sumSoftMaxWeight', axis, options, REDUCTION_OPTION_KEYS, weight);
   }
 
+  /**
+   * The minimum over `axis`, per component: shape [n, d] (n = rows of the other axis). NaN values are never selected; an empty row gives NaN.
+   * @throws RangeError for a bad axis or a formula without i- or j-variables.
+   */
   min(axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
     return this.reduceValues('min', axis, options, REDUCTION_OPTION_KEYS);
   }
+  /** The maximum over `axis`, per component: shape [n, d]. NaN values are never selected. */
   max(axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
     return this.reduceValues('max', axis, options, REDUCTION_OPTION_KEYS);
   }
@@ -284,12 +311,18 @@ export class LazyTensor {
   argMin(axis: Axis, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
     return this.reduceIndices('argMin', axis, 0, options);
   }
+  /** The index of the maximum over `axis` (the lowest index on ties): Int32, shape [n, d]; -1 when nothing is selected. */
   argMax(axis: Axis, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
     return this.reduceIndices('argMax', axis, 0, options);
   }
+  /**
+   * The minimum and its index over `axis`, from one pass: `{ values, indices }`, each of shape [n, d]
+   * (KeOps returns the pair `(values, indices)`).
+   */
   minArgMin(axis: Axis, options?: ReductionOptions): Promise<ValuesAndIndices> {
     return this.reduceBoth('minArgMin', axis, 0, options);
   }
+  /** The maximum and its index over `axis`, from one pass: `{ values, indices }`, each of shape [n, d]. */
   maxArgMax(axis: Axis, options?: ReductionOptions): Promise<ValuesAndIndices> {
     return this.reduceBoth('maxArgMax', axis, 0, options);
   }
@@ -301,6 +334,10 @@ export class LazyTensor {
   argKMin(K: number, axis: Axis, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
     return this.reduceIndices('argKMin', axis, K, options);
   }
+  /**
+   * The K smallest values and their indices, ascending: `{ values, indices }` of shape [n, K] (or [n, K, d]).
+   * @throws RangeError when K is not a positive integer or is larger than the reduced size.
+   */
   kMinArgKMin(K: number, axis: Axis, options?: ReductionOptions): Promise<ValuesAndIndices> {
     return this.reduceBoth('kMinArgKMin', axis, K, options);
   }

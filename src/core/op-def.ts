@@ -82,5 +82,6 @@ export interface OpDef<P = unknown> {
 
 /** A dimension error raised while a formula is built. */
 export class ShapeError extends Error {
+  /** Always 'ShapeError'. */
   override name = 'ShapeError';
 }

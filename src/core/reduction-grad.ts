@@ -15,13 +15,17 @@ export type DifferentiableReduction = 'sum' | 'logSumExp' | 'sumSoftMaxWeight' |
 
 /** A reduction described but not run: what `vjp` differentiates. */
 export interface ReductionSpec {
+  /** The formula F reduced. */
   readonly formula: LazyTensor;
+  /** Which reduction. */
   readonly kind: DifferentiableReduction;
+  /** The axis reduced over: 1 (over j, one result per i) or 0 (over i). */
   readonly axis: Axis;
   /** The weight of logSumExp (optional) and sumSoftMaxWeight (required). */
   readonly weight?: LazyTensor;
   /** K of kMin. */
   readonly k?: number;
+  /** Options of the reduction (engine, dtype, ranges), also used by the gradient reductions. */
   readonly options?: ReductionOptions;
 }
 
@@ -55,6 +59,7 @@ export async function runReduction(spec: ReductionSpec): Promise<Tensor<Float32A
   }
 }
 
+/** Arguments of `vjp`. */
 export interface VjpOptions {
   /** The variables (made by Vi, Vj or Pm) to differentiate with respect to. */
   wrt: readonly LazyTensor[];

@@ -19,12 +19,15 @@ export interface SolveOptions extends ReductionOptions {
   onIteration?: (iteration: number, relativeResidual: number) => void;
 }
 
+/** The result of `LazyTensor.solve`: the solution and how conjugate gradients ended. */
 export interface SolveResult {
   /** a, shape [N, e], in the precision of the reduction. */
   solution: Tensor<Float32Array | Float64Array>;
+  /** Conjugate-gradient iterations run (each one reduction K p). */
   iterations: number;
   /** The worst relative residual |b - (alpha I + K) a| / |b| over the columns. */
   relativeResidual: number;
+  /** Whether `relativeResidual <= tol` was reached within `maxIter` iterations. */
   converged: boolean;
 }
 
@@ -127,7 +130,12 @@ export async function solveVjp(
   cotangent: Data,
   wrt: readonly LazyTensor[],
   options: SolveOptions = {},
-): Promise<{ b: Tensor<Float32Array | Float64Array>; wrt: Tensor<Float32Array | Float64Array>[] }> {
+): Promise<{
+  /** The gradient with respect to b, shape [N, e]: u = (alpha I + K)^-1 cotangent. */
+  b: Tensor<Float32Array | Float64Array>;
+  /** One gradient per variable of `wrt`, in that order, shaped like the variable's data. */
+  wrt: Tensor<Float32Array | Float64Array>[];
+}> {
   const adjoint = await solve(K, cotangent, options);
   const u = adjoint.solution;
   const columns = u.shape[1]!;

@@ -13,9 +13,16 @@ export type NestedArray = number | NestedArray[];
 
 /** A dense result: `data` is row-major with the given `shape`. */
 export class Tensor<D extends TensorData = TensorData> {
+  /**
+   * Wraps row-major `data` with its `shape`.
+   * @throws RangeError when the product of `shape` is not `data.length`.
+   */
   constructor(
+    /** The values, row-major: Float32Array or Float64Array (the reduction's dtype), Int32Array for indices. */
     readonly data: D,
+    /** The size of each axis, e.g. [N, d] for a reduction over j, [B, N, d] for a batch. */
     readonly shape: readonly number[],
+    /** The engine that computed the values. */
     readonly engine: EngineName,
   ) {
     const size = shape.reduce((p, s) => p * s, 1);
@@ -24,6 +31,7 @@ export class Tensor<D extends TensorData = TensorData> {
     }
   }
 
+  /** The element type: 'float32', 'float64' or 'int32', from the data's array type. */
   get dtype(): TensorDType {
     return this.data instanceof Int32Array ? 'int32' : this.data instanceof Float32Array ? 'float32' : 'float64';
   }

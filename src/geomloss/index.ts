@@ -39,7 +39,9 @@ export { epsilonSchedule } from './schedule.js';
 
 /** How a result was computed. */
 export interface LossInfo {
+  /** The loss computed (the `loss` option). */
   loss: ResolvedOptions['loss'];
+  /** The precision the reductions ran in. */
   dtype: 'float32' | 'float64';
   /** The engine of the last reduction. */
   engine: EngineName;
@@ -59,14 +61,36 @@ export interface LossInfo {
    *  points, and the fraction of the fine pairs in the kept blocks (xy, xx, yy); else null. */
   multiscale: {
     /** GeomLoss's coarse level: its cells in x and y. */
-    clusters: { x: number; y: number };
+    clusters: {
+      /** Cells holding points of x. */
+      x: number;
+      /** Cells holding points of y. */
+      y: number;
+    };
     /** The temperature after which the loop moved to the fine points. */
     jumpEpsilon: number;
     /** Every coarse level, GeomLoss's first, then finer ones where they pay (see the README): its
      *  cells and the temperature after which it handed over to the next. */
-    levels: { clusters: { x: number; y: number }; untilEpsilon: number }[];
+    levels: {
+      /** The level's cells holding points of x and of y. */
+      clusters: {
+        /** Cells of x. */
+        x: number;
+        /** Cells of y. */
+        y: number;
+      };
+      /** The temperature after which this level handed over to the next (finer) one. */
+      untilEpsilon: number;
+    }[];
     /** The fraction of the fine pairs kept at the final temperature (xy, xx, yy). */
-    density: { xy: number; xx: number | null; yy: number | null };
+    density: {
+      /** Kept fraction of the x-y pairs. */
+      xy: number;
+      /** Kept fraction of the x-x pairs (null when the loss is not debiased). */
+      xx: number | null;
+      /** Kept fraction of the y-y pairs (null when the loss is not debiased). */
+      yy: number | null;
+    };
     /** The fine pairs the loop's truncated updates visited, in all (the gradients excluded). */
     finePairs: number;
   } | null;
@@ -75,23 +99,35 @@ export interface LossInfo {
 /** Gradients of the value (of the sum of the values for a batch), shaped like the inputs:
  *  x [N, D] or [B, N, D], a [N] or [B, N]. Float64Array data in float64, Float32Array in float32. */
 export interface Gradients {
+  /** d value / d x: shape [N, D] or [B, N, D]. */
   x: Tensor<Float32Array | Float64Array>;
+  /** d value / d y: shape [M, D] or [B, M, D]. */
   y: Tensor<Float32Array | Float64Array>;
+  /** d value / d a (the weights of x): shape [N] or [B, N]. */
   a: Tensor<Float32Array | Float64Array>;
+  /** d value / d b (the weights of y): shape [M] or [B, M]. */
   b: Tensor<Float32Array | Float64Array>;
 }
 
+/** What `SamplesLoss.valueAndGrad` returns; V is `number`, or `number[]` for a batch. */
 export interface ValueAndGrad<V> {
+  /** The loss (one value per batch item for a batch). */
   value: V;
+  /** Its gradients with respect to x, y, a and b. */
   grad: Gradients;
+  /** How it was computed. */
   info: LossInfo;
 }
 
 /** GeomLoss's potentials=True output: f on x ([N] or [B, N]) and g on y. */
 export interface PotentialsResult<V> {
+  /** The potential on the points of x: shape [N] or [B, N]. */
   f: Tensor<Float32Array | Float64Array>;
+  /** The potential on the points of y: shape [M] or [B, M]. */
   g: Tensor<Float32Array | Float64Array>;
+  /** The loss, as `value()` returns it. */
   value: V;
+  /** How it was computed. */
   info: LossInfo;
 }
 
@@ -125,6 +161,10 @@ export class SamplesLoss {
   /** The options with every default filled in. */
   readonly options: Readonly<ResolvedOptions>;
 
+  /**
+   * Checks and freezes the options (defaults: GeomLoss's, see {@link SamplesLossOptions}).
+   * @throws GeomLossError for an unknown key or an impossible value (blur <= 0, p not 1 or 2 without `cost`, ...).
+   */
   constructor(options?: SamplesLossOptions) {
     this.options = Object.freeze(resolveOptions(options));
   }

@@ -3,19 +3,29 @@ import { GeomLossError } from './options.js';
 
 /** A flat typed array with its shape: [N, D] for one cloud, [B, N, D] for a batch. */
 export interface ShapedPoints {
+  /** The coordinates, row-major; a Float32Array makes the loss float32 unless `dtype` says otherwise. */
   data: Float32Array | Float64Array | readonly number[];
+  /** [N, D] or [B, N, D]; their product must be data.length. */
   shape: readonly [number, number] | readonly [number, number, number];
 }
 
 /** One cloud: `number[][]` ([N][D]) or { data, shape: [N, D] }. */
-export type Points = readonly (readonly number[])[] | (ShapedPoints & { shape: readonly [number, number] });
+export type Points = readonly (readonly number[])[] | (ShapedPoints & {
+  /** [N, D]. */
+  shape: readonly [number, number];
+});
 /** A batch of clouds: `number[][][]` ([B][N][D]) or { data, shape: [B, N, D] }. */
-export type BatchedPoints = readonly (readonly (readonly number[])[])[] | (ShapedPoints & { shape: readonly [number, number, number] });
+export type BatchedPoints = readonly (readonly (readonly number[])[])[] | (ShapedPoints & {
+  /** [B, N, D]. */
+  shape: readonly [number, number, number];
+});
+/** One cloud or a batch: what the untyped overloads of SamplesLoss accept. */
 export type AnyPoints = Points | BatchedPoints | ShapedPoints;
 
 /** Weights: `number[]` or a typed array of N values (B*N, row-major, for a batch), or `number[][]` ([B][N]). */
 export type Weights = readonly number[] | readonly (readonly number[])[] | Float32Array | Float64Array;
 
+/** The optional weights of the two clouds, the third argument of every SamplesLoss method. */
 export interface WeightsArgument {
   /** Weights of x (default uniform, 1/N). */
   a?: Weights | null;

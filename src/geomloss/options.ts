@@ -44,6 +44,10 @@ export interface ConvergenceOptions {
   maxIter?: number;
 }
 
+/**
+ * Options of `new SamplesLoss(options)`: GeomLoss's names in camelCase, with its defaults. An unknown key
+ * is a GeomLossError.
+ */
 export interface SamplesLossOptions {
   /** Default 'sinkhorn'. */
   loss?: LossName;
@@ -115,6 +119,7 @@ export interface ResolvedOptions {
 
 /** A bad argument or option; the message names it. */
 export class GeomLossError extends Error {
+  /** Builds the error; the message is prefixed with 'SamplesLoss: '. */
   constructor(message: string) {
     super(`SamplesLoss: ${message}`);
     this.name = 'GeomLossError';

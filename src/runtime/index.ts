@@ -192,19 +192,30 @@ export function configureWebGPU(next: WebGPUOptions): void {
 
 /** What the WebGPU engine runs on, for diagnostics and the bench. Requests the device if needed. */
 export interface WebGPUStatus {
+  /** Whether WebGPU reductions can run now (an adapter and a device that is not lost). */
   readonly available: boolean;
   /** Why WebGPU is unavailable, or null. */
   readonly reason: string | null;
+  /** The adapter's vendor, architecture, device, description and whether it is a fallback (CPU) adapter; null without one. */
   readonly adapter: AdapterDescription | null;
+  /** Whether the device has 'timestamp-query' (then `lastGpuTimeMs` is measured). */
   readonly timestampQuery: boolean;
+  /** The engine's limits on this device; null without one. */
   readonly limits: EngineLimits | null;
   /** GPU time of the last WebGPU reduction (timestamp queries), or null. */
   readonly lastGpuTimeMs: number | null;
+  /** The engine's counters (shader compiles, pipeline cache hits, dispatches, reductions); null without a device. */
   readonly stats: Readonly<EngineStats> | null;
+  /** The buffer pool's counters (live, in-use and cached buffers); null without a device. */
   readonly buffers: BufferPoolStats | null;
+  /** What the runtime offers (WebGPU source, Node or browser, WebAssembly, SharedArrayBuffer), detected without a device. */
   readonly features: RuntimeFeatures;
 }
 
+/**
+ * Describes the WebGPU engine. Requests the adapter and device on the first call; never throws:
+ * `available` and `reason` say what is missing.
+ */
 export async function webgpuStatus(): Promise<WebGPUStatus> {
   const h = await getGpu();
   const features = detectFeatures();
