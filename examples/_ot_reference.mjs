@@ -49,7 +49,8 @@ export function otPotentials(x, y, a, b, D, eps, rho = null) {
     e = Math.max(eps, e / 2);
     const k = rho === null ? 1 : 1 / (1 + e / rho);
     for (let it = 0; it < 100000; it++) {
-      // Averaged updates (as GeomLoss's symmetric ones) converge for the x-x problems too.
+      // Averaged updates (as GeomLoss's symmetric ones): plain alternating updates oscillate on the
+      // x-x problems and converge far more slowly.
       const f2 = softmin(C, b, g, e, false).map((v, i) => 0.5 * (f[i] + k * v));
       const g2 = softmin(C, a, f, e, true).map((v, j) => 0.5 * (g[j] + k * v));
       let change = 0;
