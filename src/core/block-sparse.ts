@@ -140,7 +140,18 @@ export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, wei
   return { ranges, centroids, weights: total };
 }
 
-/** The block-sparsity pattern from cluster ranges and a boolean matrix keep[ci][cj] (row-major Ci x Cj). */
+/**
+ * The block-sparsity pattern from cluster ranges and a boolean matrix keep[ci][cj] (row-major Ci x Cj),
+ * for the `ranges` option of a reduction (both axes).
+ * @throws RangeError when keep does not have Ci x Cj entries.
+ * @example
+ * ```ts
+ * const sx = sortClusters(x, gridCluster(x, 0.1, 3), 3);
+ * const cx = clusterRangesCentroids(sx.points, sx.labels, undefined, 3);
+ * // ... the same for y, then keep[ci * Cj + cj] = centroid distance < cutoff
+ * const out = await K.sum(1, { ranges: fromMatrix(cx.ranges, cy.ranges, keep) });
+ * ```
+ */
 export function fromMatrix(rangesI: Int32Array, rangesJ: Int32Array, keep: ArrayLike<boolean | number>): BlockRanges {
   const Ci = rangesI.length / 2;
   const Cj = rangesJ.length / 2;

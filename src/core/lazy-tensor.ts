@@ -291,7 +291,15 @@ export class LazyTensor {
     return this.reduceValues('logSumExpWeighted', axis, options, LSE_OPTION_KEYS, weight);
   }
 
-  /** sum exp(F) G / sum exp(F) over the axis (F of dimension 1): a softmax-weighted average of G. */
+  /**
+   * sum exp(F) G / sum exp(F) over the axis (F of dimension 1): a softmax-weighted average of G, shape
+   * [n, G.dim]. KeOps's `F.sumsoftmaxweight(G, axis)` with the arguments the other way round.
+   * @example
+   * ```ts
+   * // Attention: softmax(q . k / sqrt(d)) v, over the keys j.
+   * const out = await Vi(q, d).dot(Vj(k, d)).mul(1 / Math.sqrt(d)).sumSoftMaxWeight(1, Vj(v, dv));
+   * ```
+   */
   sumSoftMaxWeight(axis: Axis, weight: LazyTensor, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
     return this.reduceValues('sumSoftMaxWeight', axis, options, REDUCTION_OPTION_KEYS, weight);
   }
@@ -345,6 +353,11 @@ export class LazyTensor {
   /**
    * Solves (alpha I + K) a = b by conjugate gradients, for this symmetric positive kernel K(x_i, x_j)
    * of dimension 1; b has shape [N, e]. Each iteration is one reduction on an engine.
+   * @example
+   * ```ts
+   * const K = Vi(x, 1).sqDist(Vj(x, 1)).mul(-50).exp();
+   * const { solution, iterations, converged } = await K.solve(b, { alpha: 0.1, tol: 1e-8 });
+   * ```
    */
   solve(b: Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[], options?: SolveOptions): Promise<SolveResult> {
     return solveKernel(this, b, options);
@@ -540,19 +553,50 @@ function toLazy(where: string, operand: Operand): LazyTensor {
   throw new TypeError(`${where}: expected a LazyTensor or a number, got ${typeof operand}`);
 }
 
-/** An i-indexed variable: N rows of dimension `dim`. */
+/**
+ * An i-indexed variable: N rows of dimension `dim` (the rows of the symbolic matrix).
+ *
+ * `data` is a Float32Array or Float64Array (row-major [N, dim]: pass `dim`, a flat typed array without
+ * it is N*dim points of dimension 1), a flat `number[]` with `dim`, rows as `number[][]`, or a batch
+ * `number[][][]` ([B, N, D]; flat data takes `{ batch: [B] }`). A Float32Array computes in float32, a
+ * Float64Array in float64; plain numbers follow the other operands.
+ * @throws RangeError for empty, ragged or non-finite data, or a dim that does not divide its length.
+ * @example
+ * ```ts
+ * const x = Vi(new Float32Array([0, 0, 1, 0, 0, 1]), 2); // 3 points in 2-D
+ * const y = Vj([[0, 0], [2, 2]]);                         // 2 points (plain numbers follow x: float32)
+ * const d = await x.sqDist(y).min(1);                     // Tensor [3, 1]: squared distance to the nearest y
+ * ```
+ */
 export function Vi(data: ArrayInput, dim?: number, options?: VariableOptions): LazyTensor {
   const v = makeVariable('Vi', 'i', data, dim, options);
   return new LazyTensor(v, v.rows, null, v.batch);
 }
 
-/** A j-indexed variable: M rows of dimension `dim`. */
+/**
+ * A j-indexed variable: M rows of dimension `dim` (the columns of the symbolic matrix). Takes the
+ * same data and options as {@link Vi}.
+ * @example
+ * ```ts
+ * const K = Vi(x, 3).sqDist(Vj(y, 3)).mul(-0.5).exp(); // Gaussian kernel, N x M, never stored
+ * const Kb = await K.mul(Vj(b, 1)).sum(1);            // Tensor [N, 1]
+ * ```
+ */
 export function Vj(data: ArrayInput, dim?: number, options?: VariableOptions): LazyTensor {
   const v = makeVariable('Vj', 'j', data, dim, options);
   return new LazyTensor(v, null, v.rows, v.batch);
 }
 
-/** A parameter: a number or a vector, the same for every (i, j). */
+/**
+ * A parameter: a number or a vector, the same for every (i, j), that `vjp` can differentiate (a plain
+ * number given to an operation is a constant instead). `number[][]` gives one vector per batch item.
+ * @example
+ * ```ts
+ * const gamma = Pm(50, { name: 'gamma' });
+ * const K = x.sqDist(y).mul(gamma).neg().exp();
+ * const [dGamma] = await vjp(reduction(K, 'sum', 1), { wrt: [gamma], cotangent: ones });
+ * ```
+ */
 export function Pm(value: number | ArrayInput, options?: ParameterOptions): LazyTensor {
   const v = makeParameter(value, options);
   return new LazyTensor(v, null, null, v.batch);

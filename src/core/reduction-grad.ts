@@ -29,7 +29,10 @@ export interface ReductionSpec {
   readonly options?: ReductionOptions;
 }
 
-/** Describes a reduction for `vjp`: `reduction(F, 'sum', 1)`. */
+/**
+ * Describes a reduction for `vjp` without running it: `reduction(F, 'sum', 1)`,
+ * `reduction(F, 'sumSoftMaxWeight', 1, { weight: G })`, `reduction(F, 'kMin', 1, { k: 3 })`.
+ */
 export function reduction(
   formula: LazyTensor,
   kind: DifferentiableReduction,
@@ -127,6 +130,11 @@ async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'floa
  * sum_outputs cotangent . d(output)/d(variable), shaped like the variable's data ([n, dim], or [dim]
  * for a parameter). The min/max family gives the subgradient at the selected index; argMin-style
  * reductions have no gradient. Nothing is differentiated through loops: each gradient is one reduction.
+ * @example
+ * ```ts
+ * const F = x.sqDist(y).mul(-0.5).exp().mul(b);           // x = Vi(...), y = Vj(...), b = Vj(...)
+ * const [dx, dy, db] = await vjp(reduction(F, 'sum', 1), { wrt: [x, y, b], cotangent: e }); // e: N values
+ * ```
  */
 export async function vjp(spec: ReductionSpec, { wrt, cotangent }: VjpOptions): Promise<Tensor<Float32Array | Float64Array>[]> {
   const batch = mergeBatch('vjp', spec.formula.batch, spec.weight?.batch ?? []);

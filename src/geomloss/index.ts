@@ -223,7 +223,13 @@ export class SamplesLoss {
    * N x M matrix (eps = blur^p, f = f_ba and g = g_ab the final, non-debiased potentials), never stored:
    * reduce it. `plan.sum(1)` gives the row sums (a, at convergence of a balanced problem),
    * `plan.mul(Vj(y)).sum(1)` divided by them the barycentric map, `plan.argMax(1)` a matching.
-   * Sinkhorn only.
+   * Sinkhorn only (a GeomLossError otherwise).
+   * @example
+   * ```ts
+   * const plan = await new SamplesLoss({ blur: 0.01, convergence: true }).transportPlan(x, y);
+   * const mass = await plan.sum(1);                 // [N, 1]: a
+   * const target = await plan.mul(Vj(y)).sum(1);   // [N, D]: divide row i by mass[i]
+   * ```
    */
   async transportPlan(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<LazyTensor> {
     const o = this.options;
