@@ -13,6 +13,18 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const typedoc = fileURLToPath(new URL('../node_modules/typedoc/bin/typedoc', import.meta.url));
 
 describe('the API reference', () => {
+  it('covers every entry point of the package', () => {
+    // Each subpath export's types file dist/types/src/X.d.ts must be a TypeDoc entry point src/X.ts.
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, string | { types?: string }> };
+    const config = JSON.parse(readFileSync(join(root, 'typedoc.json'), 'utf8')) as { entryPoints: string[] };
+    const wanted = Object.values(pkg.exports)
+      .map((e) => (typeof e === 'object' ? e.types : undefined))
+      .filter((t): t is string => t !== undefined)
+      .map((t) => t.replace(/^\.\/dist\/types\//, '').replace(/\.d\.ts$/, '.ts'));
+    expect(wanted.length).toBeGreaterThan(0);
+    expect(config.entryPoints).toEqual(expect.arrayContaining(wanted));
+  });
+
   it('has a doc comment on every exported symbol', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lazytensor-docs-'));
     const json = join(dir, 'api.json');

@@ -3,7 +3,7 @@
 // `node examples/NAME.mjs`. Each example checks itself against plain float64 JavaScript and ends with
 // `check: ok (NAME)`, or `check: FAILED ...` and a non-zero exit code.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -43,6 +43,14 @@ describe('examples', () => {
   it('run on the built package', () => {
     expect(existsSync(new URL('../../dist/index.js', import.meta.url)), 'dist/index.js is missing: run npm run build').toBe(true);
     expect(existsSync(new URL('../../dist/geomloss.js', import.meta.url))).toBe(true);
+  });
+
+  it('are listed in examples/README.md', () => {
+    const index = readFileSync(new URL('../../examples/README.md', import.meta.url), 'utf8');
+    for (const name of EXAMPLES) {
+      expect(existsSync(new URL(`../../examples/${name}.mjs`, import.meta.url)), name).toBe(true);
+      expect(index, name).toContain(`[${name}.mjs](${name}.mjs)`);
+    }
   });
 
   for (const name of EXAMPLES) {
