@@ -1,6 +1,7 @@
 // The built bundle (dist/index.js, made by `npm run build` before the tests) is self-contained: it
 // runs in Node, and it has no file-system or Node-only imports, so browsers, bundlers and edge
-// runtimes load the same file (the Wasm kernel is inlined).
+// runtimes load the same file (the Wasm kernel is inlined). (Node-only paths reach node: modules
+// through dynamic imports of a variable: worker_threads, os, and fs for the Vulkan driver probe.)
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 

@@ -53,7 +53,7 @@ async function missingVulkanDriver(): Promise<string | null> {
   const env = proc.env ?? {};
   if (env['VK_ICD_FILENAMES'] || env['VK_DRIVER_FILES'] || env['VK_ADD_DRIVER_FILES']) return null;
   try {
-    const fs = (await hiddenImport('node:fs')) as { readdirSync(path: string): string[] };
+    const nodeFs = (await hiddenImport('node:fs')) as { readdirSync(path: string): string[] };
     const roots = [
       ...(env['XDG_CONFIG_DIRS'] ?? '/etc/xdg').split(':'),
       '/etc',
@@ -66,7 +66,7 @@ async function missingVulkanDriver(): Promise<string | null> {
     for (const root of roots) {
       if (!root) continue;
       try {
-        if (fs.readdirSync(`${root}/vulkan/icd.d`).some((f) => f.endsWith('.json'))) return null;
+        if (nodeFs.readdirSync(`${root}/vulkan/icd.d`).some((f) => f.endsWith('.json'))) return null;
       } catch {
         // no such folder
       }
