@@ -107,6 +107,8 @@ export interface WasmStatus {
   readonly restarts: number;
   /** Jobs the current pool's workers have run. */
   readonly jobsRun: number;
+  /** Jobs each worker of the current pool has run (how many workers did work). */
+  readonly jobsPerWorker: readonly number[];
   /** The URL Web Workers are started from (setWasmWorkerUrl), or null for the inlined blob: source. */
   readonly workerUrl: string | null;
   /** Where the kernel comes from: the inlined base64, the build's kernel.wasm import, or useWasmModule. */
@@ -130,6 +132,7 @@ export async function wasmStatus(): Promise<WasmStatus> {
     reason: w.reason,
     restarts: w.restarts,
     jobsRun: w.jobsRun,
+    jobsPerWorker: w.jobsPerWorker,
     workerUrl: w.workerUrl,
     kernelSource: kernelSource(),
     instantiated: kernelExports !== null,

@@ -203,6 +203,8 @@ interface Slot {
   readonly worker: WorkerHandle;
   task: Task | null;
   id: number;
+  /** Jobs this worker completed. */
+  done: number;
 }
 
 export class WorkerPool {
@@ -224,7 +226,7 @@ export class WorkerPool {
       await Promise.all(
         Array.from({ length: size }, async () => {
           const worker = await factory(WORKER_SOURCE);
-          const slot: Slot = { worker, task: null, id: 0 };
+          const slot: Slot = { worker, task: null, id: 0, done: 0 };
           pool.slots.push(slot);
           await new Promise<void>((resolve, reject) => {
             let contact = false;
@@ -270,6 +272,11 @@ export class WorkerPool {
     return pool;
   }
 
+  /** Jobs completed by each worker. */
+  get jobsPerWorker(): number[] {
+    return this.slots.map((s) => s.done);
+  }
+
   get alive(): boolean {
     return !this.closed;
   }
@@ -312,6 +319,7 @@ export class WorkerPool {
     if (task === null || message.type === 'ready' || message.type === 'alive' || message.id !== slot.id) return;
     slot.task = null;
     this.jobsRun++;
+    slot.done++;
     if (message.type === 'done') task.resolve({ values: message.values, indices: message.indices });
     else {
       const error = message.name === 'RangeError' ? new RangeError(message.message) : new Error(message.message);
@@ -418,13 +426,16 @@ export async function getWasmThreads(): Promise<number> {
  * `'/node_modules/lazytensor/dist/worker.js'`. Applies to Web Workers (browsers, Bun); Node and Deno
  * start worker_threads from the inlined source. null goes back to the blob: URL. Takes effect at the
  * next reduction (the current pool closes once idle).
- * @throws TypeError when url is not a string, a URL or null.
+ * @throws TypeError when url is not a string, a URL (an object with a string `href`) or null.
  */
-export function setWasmWorkerUrl(url: string | URL | null): void {
-  if (url !== null && typeof url !== 'string' && !(typeof URL === 'function' && url instanceof URL)) {
+export function setWasmWorkerUrl(url: string | { readonly href: string } | null): void {
+  // A URL object is taken by its href (typed structurally: the published declarations must not need
+  // the DOM lib's URL).
+  const href = typeof url === 'string' || url === null ? url : typeof url === 'object' && typeof url.href === 'string' ? url.href : undefined;
+  if (href === undefined) {
     throw new TypeError(`setWasmWorkerUrl: url must be a string, a URL or null, got ${Object.prototype.toString.call(url)}`);
   }
-  workerUrl = url === null ? null : String(url);
+  workerUrl = href;
   restarts = 0;
   warned.clear();
   dropPool();
@@ -497,6 +508,7 @@ export async function workerState(): Promise<{
   reason: string | null;
   restarts: number;
   jobsRun: number;
+  jobsPerWorker: number[];
   workerUrl: string | null;
 }> {
   const requested = await getWasmThreads();
@@ -510,6 +522,7 @@ export async function workerState(): Promise<{
     reason: now === 'unavailable' || now === 'failed' || now === 'disabled' ? reason : null,
     restarts,
     jobsRun: lastPool?.jobsRun ?? 0,
+    jobsPerWorker: lastPool?.jobsPerWorker ?? [],
     workerUrl,
   };
 }
