@@ -42,12 +42,24 @@ function handle(
 }
 
 const g = globalThis as unknown as Record<string, unknown>;
-const nodeRequire = g['require'] as ((id: string) => unknown) | undefined;
-if (typeof nodeRequire === 'function') {
-  // Node worker_threads (eval: true runs this as a script with `require`).
-  const { parentPort } = nodeRequire('node:worker_threads') as {
-    parentPort: Port & { on(event: 'message', cb: (m: never) => void): void };
-  };
+// Node worker_threads (and Deno's): eval: true runs this as a CommonJS script with `require`, or as
+// an ES module when the parent was started with --input-type=module (workers inherit execArgv):
+// there process.getBuiltinModule (Node >= 20.16) gives the module. A Web Worker (browsers, Bun) has
+// neither, or no parentPort.
+type WorkerThreads = { parentPort: (Port & { on(event: 'message', cb: (m: never) => void): void }) | null };
+function workerThreads(): WorkerThreads | null {
+  try {
+    const req = g['require'] as ((id: string) => unknown) | undefined;
+    if (typeof req === 'function') return req('node:worker_threads') as WorkerThreads;
+    const proc = g['process'] as { getBuiltinModule?: (id: string) => unknown } | undefined;
+    if (typeof proc?.getBuiltinModule === 'function') return (proc.getBuiltinModule('node:worker_threads') as WorkerThreads | undefined) ?? null;
+  } catch {
+    // not Node
+  }
+  return null;
+}
+const parentPort = workerThreads()?.parentPort ?? null;
+if (parentPort !== null && typeof parentPort.postMessage === 'function') {
   parentPort.on('message', (m) => handle(parentPort, m));
   parentPort.postMessage({ type: 'alive' });
 } else {
