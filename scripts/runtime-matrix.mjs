@@ -477,7 +477,7 @@ async function main() {
 
   const passed = results.filter((r) => r.ok).length;
   const failed = results.length - passed;
-  log(`\nruntime matrix: ${passed} passed, ${failed} failed`);
+  log(`\nruntimes: ${passed} passed, ${failed} failed`);
   if (!keep) rmSync(tmp, { recursive: true, force: true });
   else log(`kept ${tmp}`);
   process.exitCode = failed > 0 || results.length === 0 ? 1 : 0;
