@@ -4,7 +4,7 @@
 //   (scripts/worker-plugin.mjs). `lazytensor/geomloss` shares the core chunk with the main entry, so
 //   both see the same LazyTensor class and engines.
 // - dist/cjs/*.cjs: the same as CommonJS, for require() (Node, Bun).
-// - dist/edge/*.js: ESM for the `workerd` / `worker` export conditions (Cloudflare Workers and other
+// - dist/edge/*.js: ESM for the `workerd` export condition (Cloudflare Workers, wrangler; and other
 //   runtimes that cannot compile Wasm from bytes): `import kernel from '../kernel.wasm'` instead of the
 //   base64 copy, no inlined worker (no threads there).
 // - dist/lazytensor.global.js: an IIFE for a classic <script src>, global `lazytensor` (with

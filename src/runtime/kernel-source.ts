@@ -1,7 +1,7 @@
 // Where the WebAssembly kernel comes from, in order:
 // 1. a WebAssembly.Module the user handed over (useWasmModule): what `import kernel from
 //    'lazytensor/kernel.wasm'` gives in edge runtimes, which refuse to compile Wasm from bytes;
-// 2. the module the build imported (the `workerd`/`worker` entry, dist/edge/: its code says
+// 2. the module the build imported (the `workerd` export condition's entry, dist/edge/: its code says
 //    `import kernel from '../kernel.wasm'`, and the platform's bundler links the file as a module);
 // 3. the base64 copy inlined in every other build, compiled at first use (no file, no fetch).
 import { KERNEL_WASM_BASE64, KERNEL_WASM_MODULE } from '../fallback/wasm-binary.generated.js';
