@@ -389,6 +389,16 @@ async function pageRow(base, path, csp, { allowErrors = false } = {}) {
 const REPORT = `.then((r) => { window.__result = r; }, (e) => { window.__result = String(e && e.stack || e); });`;
 
 function browserPages() {
+  // A vite app under the strict CSP: the worker file through vite's ?url import.
+  const viteCsp = join(app, 'vite-csp-app');
+  mkdirSync(viteCsp, { recursive: true });
+  writeFileSync(join(viteCsp, 'index.html'), `<!doctype html><meta charset="utf-8"><title>vite csp</title><script type="module" src="./main.js"></script>`);
+  writeFileSync(join(viteCsp, 'main.js'), `import * as lt from 'lazytensor';
+import * as gl from 'lazytensor/geomloss';
+import workerUrl from 'lazytensor/worker.js?url&no-inline';
+import { run } from '../program.mjs';
+run(lt, gl, { workerUrl })${REPORT}
+`);
   const web = join(app, 'web');
   mkdirSync(web, { recursive: true });
   // The site root is the consumer project: pages load the package from /node_modules/lazytensor/.
@@ -491,6 +501,12 @@ async function main() {
     const { code, stdout, stderr } = await runProcess(process.execPath, [join(app, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: vite, timeout: 180_000 });
     if (code !== 0) throw new Error(`vite build failed:\n${stdout}${stderr}`);
     return sameAsNode(await pageRow(join(vite, 'dist'), '/'));
+  });
+  await row('chromium vite build, strict CSP', async () => {
+    const vite = join(app, 'vite-csp-app');
+    const { code, stdout, stderr } = await runProcess(process.execPath, [join(app, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: vite, timeout: 180_000 });
+    if (code !== 0) throw new Error(`vite build failed:\n${stdout}${stderr}`);
+    return sameAsNode(await pageRow(join(vite, 'dist'), '/', STRICT_CSP));
   });
   await row('chromium strict CSP', async () => sameAsNode(await pageRow(app, '/csp.html', STRICT_CSP)));
   // The same policy without setWasmWorkerUrl: the browser blocks the blob: workers (its console

@@ -421,9 +421,9 @@ export async function getWasmThreads(): Promise<number> {
 /**
  * Starts the engine's Web Workers from `url` instead of a blob: URL of the inlined worker source:
  * for pages whose Content-Security-Policy allows workers from 'self' only (`worker-src 'self'`).
- * `url` is where the page serves this package's `dist/worker.js` (the same version), e.g.
- * `new URL('lazytensor/dist/worker.js', import.meta.url)` through a bundler, or
- * `'/node_modules/lazytensor/dist/worker.js'`. Applies to Web Workers (browsers, Bun); Node and Deno
+ * `url` is where the page serves this package's `dist/worker.js` (the same version), e.g. with vite
+ * `import url from 'lazytensor/worker.js?url&no-inline'` (`no-inline`: a data: URL would be blocked
+ * too), or `'/node_modules/lazytensor/dist/worker.js'` where the server exposes the package. Applies to Web Workers (browsers, Bun); Node and Deno
  * start worker_threads from the inlined source. null goes back to the blob: URL. Takes effect at the
  * next reduction (the current pool closes once idle).
  * @throws TypeError when url is not a string, a URL (an object with a string `href`) or null.
