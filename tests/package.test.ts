@@ -53,7 +53,7 @@ describe('the built package', () => {
     }
   });
 
-  it('a bundle of Vi/Vj/sum through the package exports (sideEffects: false) leaves GeomLoss out and still runs', async () => {
+  it('a bundle of Vi/Vj/sum through the package exports (sideEffects) leaves GeomLoss out and still runs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lazytensor-shake-'));
     try {
       mkdirSync(join(dir, 'node_modules'));
