@@ -53,7 +53,7 @@ export type WasmModule = typeof globalThis extends { WebAssembly: { Module: abst
 /**
  * Makes the WebAssembly engine instantiate `module` instead of compiling its inlined copy of the
  * kernel. For runtimes that forbid compiling Wasm from bytes (Cloudflare Workers / workerd, Vercel
- * Edge, Deno Deploy): there, `import kernel from 'lazytensor/kernel.wasm'` gives a compiled
+ * Edge): there, `import kernel from 'lazytensor/kernel.wasm'` gives a compiled
  * `WebAssembly.Module`, and `useWasmModule(kernel)` hands it over. (The package's `workerd`
  * export condition does this by itself.) Drops the instances made from the previous module: the
  * next reduction instantiates the new one, on the main thread and in new workers.
