@@ -3,7 +3,9 @@
 // Node worker_threads worker (eval: true) or a browser/Deno Worker.
 //
 // Protocol (all messages are plain objects):
+//   out { type: 'alive' } as soon as the script runs (the pool gives up a silent worker quickly)
 //   in  { type: 'init', wasm: Uint8Array }      -> out { type: 'ready' } or { type: 'error', ... }
+//   in  { type: 'init', module: WebAssembly.Module } (the same, from a compiled module)
 //   in  { type: 'job', id, job: KernelJob }     -> out { type: 'done', id, values, indices } (buffers
 //                                                  transferred) or { type: 'error', id, name, message }
 // The worker owns one kernel instance with its own (non-shared) memory: the kernel keeps static
@@ -11,21 +13,24 @@
 import { runJob, type KernelExports, type KernelJob } from './worker-job.js';
 
 interface Port {
-  postMessage(message: unknown, transfer?: Transferable[]): void;
+  postMessage(message: unknown, transfer?: ArrayBuffer[]): void;
 }
 
 let kernel: KernelExports | null = null;
 
-function handle(port: Port, message: { type: string; id?: number; wasm?: Uint8Array<ArrayBuffer>; job?: KernelJob }): void {
+function handle(
+  port: Port,
+  message: { type: string; id?: number; wasm?: Uint8Array<ArrayBuffer>; module?: WebAssembly.Module; job?: KernelJob },
+): void {
   try {
     if (message.type === 'init') {
-      const module = new WebAssembly.Module(message.wasm!);
+      const module = message.module ?? new WebAssembly.Module(message.wasm!);
       kernel = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
       port.postMessage({ type: 'ready' });
     } else if (message.type === 'job') {
       if (kernel === null) throw new Error('internal: worker job before init');
       const out = runJob(kernel, message.job!);
-      const transfer: Transferable[] = [];
+      const transfer: ArrayBuffer[] = [];
       if (out.values) transfer.push(out.values.buffer as ArrayBuffer);
       if (out.indices) transfer.push(out.indices.buffer as ArrayBuffer);
       port.postMessage({ type: 'done', id: message.id, values: out.values, indices: out.indices }, transfer);
@@ -37,15 +42,29 @@ function handle(port: Port, message: { type: string; id?: number; wasm?: Uint8Ar
 }
 
 const g = globalThis as unknown as Record<string, unknown>;
-const nodeRequire = g['require'] as ((id: string) => unknown) | undefined;
-if (typeof nodeRequire === 'function') {
-  // Node worker_threads (eval: true runs this as a script with `require`).
-  const { parentPort } = nodeRequire('node:worker_threads') as {
-    parentPort: Port & { on(event: 'message', cb: (m: never) => void): void };
-  };
+// Node worker_threads (and Deno's): eval: true runs this as a CommonJS script with `require`, or as
+// an ES module when the parent was started with --input-type=module (workers inherit execArgv):
+// there process.getBuiltinModule (Node >= 20.16) gives the module. A Web Worker (browsers, Bun) has
+// neither, or no parentPort.
+type WorkerThreads = { parentPort: (Port & { on(event: 'message', cb: (m: never) => void): void }) | null };
+function workerThreads(): WorkerThreads | null {
+  try {
+    const req = g['require'] as ((id: string) => unknown) | undefined;
+    if (typeof req === 'function') return req('node:worker_threads') as WorkerThreads;
+    const proc = g['process'] as { getBuiltinModule?: (id: string) => unknown } | undefined;
+    if (typeof proc?.getBuiltinModule === 'function') return (proc.getBuiltinModule('node:worker_threads') as WorkerThreads | undefined) ?? null;
+  } catch {
+    // not Node
+  }
+  return null;
+}
+const parentPort = workerThreads()?.parentPort ?? null;
+if (parentPort !== null && typeof parentPort.postMessage === 'function') {
   parentPort.on('message', (m) => handle(parentPort, m));
+  parentPort.postMessage({ type: 'alive' });
 } else {
   // Web Worker.
-  const self = g as unknown as Port & { onmessage: ((e: MessageEvent) => void) | null };
+  const self = g as unknown as Port & { onmessage: ((e: { data: never }) => void) | null };
   self.onmessage = (e) => handle(self, e.data);
+  self.postMessage({ type: 'alive' });
 }

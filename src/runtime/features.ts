@@ -9,8 +9,11 @@ export interface RuntimeFeatures {
   readonly webgpu: WebGPUSource;
   /** Whether `navigator.gpu` exists. */
   readonly navigatorGpu: boolean;
-  /** A Node-compatible runtime (process.versions.node). */
+  /** A Node-compatible runtime with Node's native modules (Node, Deno, Bun): process.versions.node,
+   *  and not an edge runtime that only emulates `process` (workerd sets process.versions.node too). */
   readonly node: boolean;
+  /** Which runtime this is (see detectRuntime). */
+  readonly runtime: RuntimeName;
   /** A window or worker global scope. */
   readonly browser: boolean;
   readonly webAssembly: boolean;
@@ -19,9 +22,16 @@ export interface RuntimeFeatures {
   readonly crossOriginIsolated: boolean;
 }
 
+/** The runtimes told apart: they differ in how workers start and whether Node modules exist. */
+export type RuntimeName = 'node' | 'deno' | 'bun' | 'workerd' | 'edge' | 'browser' | 'unknown';
+
 interface GlobalLike {
-  navigator?: { gpu?: unknown } | undefined;
-  process?: { versions?: { node?: string } } | undefined;
+  navigator?: { gpu?: unknown; userAgent?: unknown } | undefined;
+  process?: { versions?: { node?: string; bun?: string; deno?: string } } | undefined;
+  Deno?: unknown;
+  Bun?: unknown;
+  EdgeRuntime?: unknown;
+  WebSocketPair?: unknown;
   window?: unknown;
   document?: unknown;
   WorkerGlobalScope?: unknown;
@@ -30,16 +40,34 @@ interface GlobalLike {
   crossOriginIsolated?: boolean;
 }
 
+/** Which runtime `scope` (default globalThis) belongs to. Edge runtimes come first: Cloudflare's
+ *  workerd (navigator.userAgent 'Cloudflare-Workers', or its WebSocketPair global) and Vercel's edge
+ *  runtime (EdgeRuntime) define a `process` with versions.node under Node compatibility flags, but
+ *  have no worker_threads, no file system and cannot compile Wasm from bytes. */
+export function detectRuntime(scope: object = globalThis): RuntimeName {
+  const g = scope as GlobalLike;
+  const ua = typeof g.navigator?.userAgent === 'string' ? g.navigator.userAgent : '';
+  if (ua.startsWith('Cloudflare-Workers') || (typeof g.WebSocketPair === 'function' && g.window === undefined && g.document === undefined)) return 'workerd';
+  if (typeof g.EdgeRuntime === 'string') return 'edge';
+  if (g.Deno !== undefined && typeof g.Deno === 'object') return 'deno';
+  if (g.Bun !== undefined || typeof g.process?.versions?.bun === 'string') return 'bun';
+  if (typeof g.process?.versions?.node === 'string') return 'node';
+  if (g.window !== undefined || g.document !== undefined || g.WorkerGlobalScope !== undefined) return 'browser';
+  return 'unknown';
+}
+
 /** Detects what this runtime offers. `scope` defaults to globalThis. */
 export function detectFeatures(scope: object = globalThis): RuntimeFeatures {
   const g = scope as GlobalLike;
   const navigatorGpu = g.navigator != null && g.navigator.gpu != null;
-  const node = typeof g.process?.versions?.node === 'string';
+  const runtime = detectRuntime(scope);
+  const node = runtime === 'node' || runtime === 'deno' || runtime === 'bun';
   const browser = g.window !== undefined || g.document !== undefined || g.WorkerGlobalScope !== undefined;
   return {
     webgpu: navigatorGpu ? 'navigator' : node ? 'node-module' : 'none',
     navigatorGpu,
     node,
+    runtime,
     browser,
     webAssembly: typeof g.WebAssembly === 'object' && g.WebAssembly !== null,
     sharedArrayBuffer: typeof g.SharedArrayBuffer === 'function',

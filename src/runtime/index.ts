@@ -15,11 +15,10 @@
 import { setReductionExecutor } from '../core/lazy-tensor.js';
 import type { EngineChoice, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import type { EngineName } from '../core/tensor.js';
-import { WasmEngine } from '../fallback/wasm-engine.js';
 import type { BufferPoolStats } from '../gpu/buffer-pool.js';
 import { GpuDeviceLostError, WebGPUEngine, type EngineLimits, type EngineStats } from '../gpu/engine.js';
 import { detectFeatures, type RuntimeFeatures } from './features.js';
-import { loadKernel } from './wasm-loader.js';
+import { getWasmEngine } from './wasm-loader.js';
 import { acquireDevice, type AdapterDescription, type GpuProvider } from './webgpu.js';
 
 /** 'auto' uses WebGPU from this many pairs on (see the top of this file). */
@@ -38,13 +37,6 @@ export function setDefaultEngine(engine: EngineChoice): void {
 /** The engine used by reductions that do not pass `{ engine }`. */
 export function getDefaultEngine(): EngineChoice {
   return defaultEngine;
-}
-
-let wasmEngine: Promise<WasmEngine> | null = null;
-
-function getWasmEngine(): Promise<WasmEngine> {
-  wasmEngine ??= loadKernel().then((k) => new WasmEngine(k));
-  return wasmEngine;
 }
 
 // ---------------------------------------------------------------------------------------------------

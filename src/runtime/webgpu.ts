@@ -39,6 +39,44 @@ interface DawnModule {
 
 let dawn: Promise<GpuLike | string> | null = null;
 
+const hiddenImport = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
+
+/** On Linux, Dawn finds GPUs through Vulkan drivers (ICD manifests). With none, creating Dawn prints
+ *  `vkCreateInstance: Found no drivers!` to stderr and finds no adapter anyway, so it is not created:
+ *  the library stays silent on GPU-less machines. Looks where the Vulkan loader looks: the
+ *  VK_ICD_FILENAMES / VK_DRIVER_FILES / VK_ADD_DRIVER_FILES variables, then the icd.d folders of the
+ *  XDG data and config dirs, /etc, /usr/share, /usr/local/share and ~/.local/share. Returns null when
+ *  a driver is plausibly there (or on other systems: Metal and D3D12 need none), else a reason. */
+async function missingVulkanDriver(): Promise<string | null> {
+  const proc = (globalThis as { process?: { platform?: string; env?: Record<string, string | undefined> } }).process;
+  if (proc?.platform !== 'linux') return null;
+  const env = proc.env ?? {};
+  if (env['VK_ICD_FILENAMES'] || env['VK_DRIVER_FILES'] || env['VK_ADD_DRIVER_FILES']) return null;
+  try {
+    const nodeFs = (await hiddenImport('node:fs')) as { readdirSync(path: string): string[] };
+    const roots = [
+      ...(env['XDG_CONFIG_DIRS'] ?? '/etc/xdg').split(':'),
+      '/etc',
+      ...(env['XDG_DATA_DIRS'] ?? '/usr/local/share:/usr/share').split(':'),
+      '/usr/local/share',
+      '/usr/share',
+    ];
+    if (env['HOME']) roots.push(`${env['HOME']}/.local/share`);
+    if (env['XDG_DATA_HOME']) roots.push(env['XDG_DATA_HOME']);
+    for (const root of roots) {
+      if (!root) continue;
+      try {
+        if (nodeFs.readdirSync(`${root}/vulkan/icd.d`).some((f) => f.endsWith('.json'))) return null;
+      } catch {
+        // no such folder
+      }
+    }
+  } catch {
+    return null; // cannot look: let Dawn decide
+  }
+  return 'no Vulkan driver is installed (no ICD manifest in the vulkan/icd.d folders, no VK_ICD_FILENAMES): Dawn would find no adapter';
+}
+
 /** navigator.gpu, or Dawn's GPU object in Node; a string says why there is none. `scope` (default
  *  globalThis) is injectable for tests of the browser paths. */
 export function defaultGpu(scope: object = globalThis): Promise<GpuLike | string> {
@@ -51,6 +89,8 @@ export function defaultGpu(scope: object = globalThis): Promise<GpuLike | string
     const holder = globalThis as unknown as Record<symbol, GpuLike | undefined>;
     const kept = holder[KEEP_ALIVE];
     if (kept !== undefined) return kept;
+    const noDriver = await missingVulkanDriver();
+    if (noDriver !== null) return noDriver;
     let mod: DawnModule;
     try {
       mod = (await import(/* @vite-ignore */ /* webpackIgnore: true */ NODE_MODULE)) as DawnModule;

@@ -1,23 +1,35 @@
 // A pool of WebAssembly engine workers: W = min(cores, 4) by default (setWasmThreads), created lazily
 // on first use, each with its own kernel instance and its own, non-shared memory (the kernel keeps
 // static tables in memory and is not reentrant; no SharedArrayBuffer, so no cross-origin isolation is
-// needed in browsers). Node: worker_threads from the inlined source (eval: true), imported
-// dynamically so bundlers and edge runtimes never see it; browsers: a Blob URL Worker. Idle workers
-// are unref()'d, so they never keep Node alive. Where workers cannot be created the pool is null and
-// the engine runs on the main thread.
+// needed in browsers). How a worker starts depends on the runtime (features.ts, detectRuntime):
+// - Node and Deno: worker_threads from the inlined source (eval: true), imported dynamically so
+//   bundlers and edge runtimes never see it;
+// - browsers and Bun: a Web Worker, from a blob: URL of the inlined source, or from the shipped file
+//   dist/worker.js (setWasmWorkerUrl) for pages whose CSP has no blob: in worker-src (Bun's eval
+//   workers have no `require`, so the worker_threads path does not work there);
+// - workerd and other edge runtimes: none (the engine runs on the calling thread).
+// Idle workers are unref()'d, so they never keep Node alive. A worker must say hello within
+// CONTACT_TIMEOUT_MS: where workers are silently broken the pool is given up within about a second,
+// the engine runs on the main thread, and one console.warn says so (wasmStatus() tells it too).
 import WORKER_SOURCE from 'virtual:lazytensor-wasm-worker';
-import { KERNEL_WASM_BASE64 } from '../fallback/wasm-binary.generated.js';
 import type { JobOutput, KernelJob } from '../fallback/worker-job.js';
-import { decodeBase64 } from './wasm-loader.js';
+import { detectRuntime } from './features.js';
+import { workerKernelPayload } from './kernel-source.js';
 
 /** The most workers the default uses. */
 const DEFAULT_MAX_THREADS = 4;
-/** A pool whose workers have not all answered by then is given up (the engine runs on the main thread). */
+/** A worker that has not posted its first message by then is taken as broken (worker startup takes
+ *  ~20-100 ms in every runtime; blocked or misrouted workers never answer). */
+const CONTACT_TIMEOUT_MS = 1000;
+/** A worker that has answered but not instantiated the kernel by then is given up. */
 const START_TIMEOUT_MS = 15_000;
+
+/** What jobs transfer (internal: never in the published declarations). */
+type TransferItem = Transferable;
 
 /** What the pool needs of a worker (a Node worker_threads Worker or a Web Worker, wrapped). */
 export interface WorkerHandle {
-  postMessage(message: unknown, transfer?: Transferable[]): void;
+  postMessage(message: unknown, transfer?: TransferItem[]): void;
   /** Called with every message, and with an Error when the worker fails or exits. */
   listen(onMessage: (message: WorkerReply) => void, onFailure: (error: Error) => void): void;
   ref(): void;
@@ -26,6 +38,7 @@ export interface WorkerHandle {
 }
 
 export type WorkerReply =
+  | { type: 'alive' }
   | { type: 'ready' }
   | { type: 'done'; id: number; values: Float32Array | Float64Array | null; indices: Int32Array | null }
   | { type: 'error'; id: number; name: string; message: string };
@@ -49,11 +62,6 @@ interface NodeWorker {
   ref(): void;
   unref(): void;
   terminate(): Promise<number>;
-}
-
-function isNode(): boolean {
-  const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  return typeof p?.versions?.node === 'string';
 }
 
 async function nodeFactory(): Promise<WorkerFactory> {
@@ -84,35 +92,51 @@ async function nodeFactory(): Promise<WorkerFactory> {
   };
 }
 
-function browserFactory(): WorkerFactory | null {
+interface WebWorker {
+  postMessage(message: unknown, transfer: TransferItem[]): void;
+  onmessage: ((e: { data: unknown }) => void) | null;
+  onerror: ((e: { message?: string; preventDefault?(): void }) => void) | null;
+  onmessageerror: (() => void) | null;
+  terminate(): void;
+  ref?(): void;
+  unref?(): void;
+}
+
+let workerUrl: string | null = null;
+
+function webFactory(): WorkerFactory | null {
   const g = globalThis as unknown as {
-    Worker?: new (url: string) => Worker;
-    Blob?: typeof Blob;
-    URL?: { createObjectURL?(blob: Blob): string; revokeObjectURL?(url: string): void };
+    Worker?: new (url: string | URL) => WebWorker;
+    Blob?: new (parts: string[], options: { type: string }) => object;
+    URL?: { createObjectURL?(blob: object): string };
   };
-  if (typeof g.Worker !== 'function' || typeof g.Blob !== 'function' || typeof g.URL?.createObjectURL !== 'function') return null;
-  let url: string | null = null;
+  if (typeof g.Worker !== 'function') return null;
+  const fixedUrl = workerUrl;
+  if (fixedUrl === null && (typeof g.Blob !== 'function' || typeof g.URL?.createObjectURL !== 'function')) return null;
+  let blobUrl: string | null = null;
   return (source) => {
-    url ??= g.URL!.createObjectURL!(new g.Blob!([source], { type: 'text/javascript' }));
+    let url = fixedUrl;
+    if (url === null) url = blobUrl ??= g.URL!.createObjectURL!(new g.Blob!([source], { type: 'text/javascript' }));
     const worker = new g.Worker!(url);
     let failed = false;
     return {
       postMessage: (message, transfer) => worker.postMessage(message, transfer ?? []),
       listen(onMessage, onFailure) {
-        worker.onmessage = (e: MessageEvent) => onMessage(e.data as WorkerReply);
+        worker.onmessage = (e) => onMessage(e.data as WorkerReply);
         const fail = (what: string) => {
           if (failed) return;
           failed = true;
           onFailure(new Error(what));
         };
-        worker.onerror = (e: ErrorEvent) => {
+        worker.onerror = (e) => {
           e.preventDefault?.();
           fail(`worker error: ${e.message ?? 'unknown'}`);
         };
         worker.onmessageerror = () => fail('worker message error');
       },
-      ref() {},
-      unref() {},
+      // Bun's Web Workers keep the process alive unless unref()'d; browsers have neither.
+      ref: () => worker.ref?.(),
+      unref: () => worker.unref?.(),
       terminate() {
         failed = true;
         worker.terminate();
@@ -123,21 +147,36 @@ function browserFactory(): WorkerFactory | null {
 
 let factoryOverride: WorkerFactory | null | undefined;
 
-async function defaultFactory(): Promise<WorkerFactory | null> {
-  if (factoryOverride !== undefined) return factoryOverride;
-  if (isNode()) {
-    try {
-      return await nodeFactory();
-    } catch {
-      return null;
+/** The factory for this runtime, or a string saying why there are no workers. */
+async function defaultFactory(): Promise<WorkerFactory | string> {
+  if (factoryOverride !== undefined) return factoryOverride ?? 'workers are unavailable (test override)';
+  const runtime = detectRuntime();
+  switch (runtime) {
+    case 'workerd':
+    case 'edge':
+      return `${runtime === 'workerd' ? 'Cloudflare Workers (workerd)' : 'this edge runtime'} has no threads`;
+    case 'node':
+    case 'deno':
+      try {
+        return await nodeFactory();
+      } catch (error) {
+        return `node:worker_threads is unavailable (${error instanceof Error ? error.message : String(error)})`;
+      }
+    case 'bun':
+    case 'browser':
+    case 'unknown':
+      return webFactory() ?? 'this runtime has no Worker (or no Blob URLs for its source)';
+    default: {
+      const never: never = runtime;
+      return `unknown runtime ${String(never)}`;
     }
   }
-  return browserFactory();
 }
 
 async function availableCores(): Promise<number> {
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  if (isNode()) {
+  const runtime = detectRuntime();
+  if (runtime === 'node' || runtime === 'deno' || runtime === 'bun') {
     try {
       const os = (await hiddenImport('node:os')) as { availableParallelism?: () => number; cpus?: () => unknown[] };
       const n = os.availableParallelism?.() ?? os.cpus?.().length;
@@ -155,7 +194,7 @@ async function availableCores(): Promise<number> {
 
 interface Task {
   readonly job: KernelJob;
-  readonly transfer: Transferable[];
+  readonly transfer: TransferItem[];
   readonly resolve: (output: JobOutput) => void;
   readonly reject: (error: Error) => void;
 }
@@ -164,6 +203,8 @@ interface Slot {
   readonly worker: WorkerHandle;
   task: Task | null;
   id: number;
+  /** Jobs this worker completed. */
+  done: number;
 }
 
 export class WorkerPool {
@@ -176,25 +217,37 @@ export class WorkerPool {
 
   private constructor(readonly size: number) {}
 
-  /** Starts `size` workers and waits until each has instantiated the kernel. Rejects on any failure. */
+  /** Starts `size` workers and waits until each has instantiated the kernel. Rejects on any failure,
+   *  within CONTACT_TIMEOUT_MS when a worker never answers. */
   static async start(size: number, factory: WorkerFactory): Promise<WorkerPool> {
     const pool = new WorkerPool(size);
-    const wasm = decodeBase64(KERNEL_WASM_BASE64);
+    const payload = await workerKernelPayload();
     try {
       await Promise.all(
         Array.from({ length: size }, async () => {
           const worker = await factory(WORKER_SOURCE);
-          const slot: Slot = { worker, task: null, id: 0 };
+          const slot: Slot = { worker, task: null, id: 0, done: 0 };
           pool.slots.push(slot);
           await new Promise<void>((resolve, reject) => {
+            let contact = false;
             let ready = false;
-            const timer = setTimeout(() => reject(new Error('worker start timed out')), START_TIMEOUT_MS);
-            (timer as { unref?: () => void }).unref?.();
+            const timer = (ms: number, what: string) => {
+              const t = setTimeout(() => reject(new Error(what)), ms);
+              (t as { unref?: () => void }).unref?.();
+              return t;
+            };
+            let pending = timer(CONTACT_TIMEOUT_MS, `a worker did not answer within ${CONTACT_TIMEOUT_MS} ms`);
             worker.listen(
               (message) => {
                 if (!ready) {
+                  if (!contact) {
+                    contact = true;
+                    clearTimeout(pending);
+                    pending = timer(START_TIMEOUT_MS, 'a worker did not instantiate the kernel in time');
+                  }
+                  if (message.type === 'alive') return;
                   ready = true;
-                  clearTimeout(timer);
+                  clearTimeout(pending);
                   if (message.type === 'ready') resolve();
                   else reject(new Error(message.type === 'error' ? message.message : 'unexpected worker reply'));
                   return;
@@ -202,12 +255,12 @@ export class WorkerPool {
                 pool.onMessage(slot, message);
               },
               (error) => {
-                clearTimeout(timer);
+                clearTimeout(pending);
                 if (!ready) reject(error);
                 else pool.onFailure(error);
               },
             );
-            worker.postMessage({ type: 'init', wasm });
+            worker.postMessage({ type: 'init', ...payload });
           });
           worker.unref();
         }),
@@ -219,12 +272,17 @@ export class WorkerPool {
     return pool;
   }
 
+  /** Jobs completed by each worker. */
+  get jobsPerWorker(): number[] {
+    return this.slots.map((s) => s.done);
+  }
+
   get alive(): boolean {
     return !this.closed;
   }
 
   /** Runs a job on the next free worker. `transfer` lists buffers the job owns (they are detached). */
-  run(job: KernelJob, transfer: Transferable[] = []): Promise<JobOutput> {
+  run(job: KernelJob, transfer: TransferItem[] = []): Promise<JobOutput> {
     if (this.closed) return Promise.reject(new WorkerLostError('the worker pool is closed'));
     return new Promise<JobOutput>((resolve, reject) => {
       this.queue.push({ job, transfer, resolve, reject });
@@ -258,9 +316,10 @@ export class WorkerPool {
 
   private onMessage(slot: Slot, message: WorkerReply): void {
     const task = slot.task;
-    if (task === null || message.type === 'ready' || message.id !== slot.id) return;
+    if (task === null || message.type === 'ready' || message.type === 'alive' || message.id !== slot.id) return;
     slot.task = null;
     this.jobsRun++;
+    slot.done++;
     if (message.type === 'done') task.resolve({ values: message.values, indices: message.indices });
     else {
       const error = message.name === 'RangeError' ? new RangeError(message.message) : new Error(message.message);
@@ -315,24 +374,71 @@ let pool: Promise<WorkerPool | null> | null = null;
 let restarts = 0;
 const MAX_RESTARTS = 3;
 
+/** The pool's state, as wasmStatus() reports it. */
+export type WorkerState = 'off' | 'not-started' | 'starting' | 'running' | 'unavailable' | 'failed' | 'disabled';
+let state: WorkerState = 'not-started';
+let reason: string | null = null;
+let lastPool: WorkerPool | null = null;
+const warned = new Set<string>();
+
+function warnOnce(key: string, message: string): void {
+  if (warned.has(key)) return;
+  warned.add(key);
+  console.warn(`lazytensor: ${message}`);
+}
+
+/** Drops the pool (closed once its jobs are done); the next large reduction starts a new one. */
+function dropPool(): void {
+  const old = pool;
+  pool = null;
+  lastPool = null;
+  state = 'not-started';
+  reason = null;
+  if (old !== null) void old.then((p) => p?.closeWhenIdle());
+}
+
 /** Sets how many threads the WebAssembly engine uses: n = 1 runs every reduction on the calling
  *  thread (no workers); n > 1 runs reductions on a pool of n workers (each with its own kernel
  *  instance), splitting large ones. Omitted/undefined: the default, min(available cores, 4).
- *  Takes effect at the next reduction; running reductions finish on the old pool. */
+ *  Takes effect at the next reduction; running reductions finish on the old pool. Also retries
+ *  workers that failed to start or were disabled after repeated deaths (see wasmStatus()).
+ *  @throws RangeError when n is not an integer between 1 and 64. */
 export function setWasmThreads(n?: number): void {
   if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= 64)) {
     throw new RangeError(`setWasmThreads: n must be an integer between 1 and 64, got ${String(n)}`);
   }
   requestedThreads = n ?? null;
   restarts = 0;
-  const old = pool;
-  pool = null;
-  if (old !== null) void old.then((p) => p?.closeWhenIdle());
+  warned.clear();
+  dropPool();
 }
 
 /** The thread count the engine uses (resolving the default). */
 export async function getWasmThreads(): Promise<number> {
   return requestedThreads ?? Math.min(await availableCores(), DEFAULT_MAX_THREADS);
+}
+
+/**
+ * Starts the engine's Web Workers from `url` instead of a blob: URL of the inlined worker source:
+ * for pages whose Content-Security-Policy allows workers from 'self' only (`worker-src 'self'`).
+ * `url` is where the page serves this package's `dist/worker.js` (the same version), e.g. with vite
+ * `import url from 'lazytensor/worker.js?url&no-inline'` (`no-inline`: a data: URL would be blocked
+ * too), or `'/node_modules/lazytensor/dist/worker.js'` where the server exposes the package. Applies to Web Workers (browsers, Bun); Node and Deno
+ * start worker_threads from the inlined source. null goes back to the blob: URL. Takes effect at the
+ * next reduction (the current pool closes once idle).
+ * @throws TypeError when url is not a string, a URL (an object with a string `href`) or null.
+ */
+export function setWasmWorkerUrl(url: string | { readonly href: string } | null): void {
+  // A URL object is taken by its href (typed structurally: the published declarations must not need
+  // the DOM lib's URL).
+  const href = typeof url === 'string' || url === null ? url : typeof url === 'object' && typeof url.href === 'string' ? url.href : undefined;
+  if (href === undefined) {
+    throw new TypeError(`setWasmWorkerUrl: url must be a string, a URL or null, got ${Object.prototype.toString.call(url)}`);
+  }
+  workerUrl = href;
+  restarts = 0;
+  warned.clear();
+  dropPool();
 }
 
 /** The worker pool, or null when threads are off (n = 1, one core) or workers are unavailable
@@ -343,23 +449,82 @@ export function getWorkerPool(): Promise<WorkerPool | null> {
     return current.then((p) => {
       if (p === null || p.alive) return p;
       // A worker died: start a new pool (a few times at most; a pool that fails to start stays null).
-      if (pool === current) pool = restarts++ < MAX_RESTARTS ? null : Promise.resolve(null);
+      if (pool === current) {
+        if (restarts++ < MAX_RESTARTS) pool = null;
+        else {
+          pool = Promise.resolve(null);
+          state = 'disabled';
+          reason = `WebAssembly workers died ${MAX_RESTARTS + 1} times`;
+          warnOnce('disabled', `${reason}; reductions run on one thread until setWasmThreads() is called (see wasmStatus())`);
+        }
+      }
       return getWorkerPool();
     });
   }
-  const current = (async () => {
+  let current: Promise<WorkerPool | null> | null = null;
+  current = (async () => {
     const threads = await getWasmThreads();
-    if (threads <= 1) return null;
+    if (threads <= 1) {
+      if (pool === current) state = 'off';
+      return null;
+    }
     const factory = await defaultFactory();
-    if (factory === null) return null;
+    if (typeof factory === 'string') {
+      if (pool === current) [state, reason] = ['unavailable', factory];
+      return null;
+    }
+    if (pool === current) state = 'starting';
     try {
-      return await WorkerPool.start(threads, factory);
-    } catch {
+      const started = await WorkerPool.start(threads, factory);
+      if (pool === current) [state, lastPool] = ['running', started];
+      return started;
+    } catch (error) {
+      if (pool === current) {
+        state = 'failed';
+        reason = error instanceof Error ? error.message : String(error);
+        warnOnce(
+          'failed',
+          `WebAssembly workers did not start (${reason}); reductions run on one thread. ` +
+            `A page whose CSP has no blob: in worker-src needs setWasmWorkerUrl(); see wasmStatus()`,
+        );
+      }
       return null;
     }
   })();
   pool = current;
   return current;
+}
+
+/** Closes the pool once its running jobs are done (releaseWasm, useWasmModule). */
+export function releaseWorkers(): void {
+  dropPool();
+}
+
+/** The pool's state for wasmStatus(). Starts nothing. */
+export async function workerState(): Promise<{
+  requestedThreads: number;
+  threads: number;
+  state: WorkerState;
+  reason: string | null;
+  restarts: number;
+  jobsRun: number;
+  jobsPerWorker: number[];
+  workerUrl: string | null;
+}> {
+  const requested = await getWasmThreads();
+  let now: WorkerState = requested <= 1 ? 'off' : state;
+  if (now === 'running' && lastPool !== null && !lastPool.alive) now = 'not-started'; // restarts at the next large reduction
+  if (now === 'off' && requested > 1) now = 'not-started';
+  return {
+    requestedThreads: requested,
+    threads: now === 'running' && lastPool !== null ? lastPool.size : 1,
+    state: now,
+    reason: now === 'unavailable' || now === 'failed' || now === 'disabled' ? reason : null,
+    restarts,
+    jobsRun: lastPool?.jobsRun ?? 0,
+    jobsPerWorker: lastPool?.jobsPerWorker ?? [],
+    workerUrl,
+  };
 }
 
 /** @internal Hooks for the tests. */

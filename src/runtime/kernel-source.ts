@@ -1,0 +1,95 @@
+// Where the WebAssembly kernel comes from, in order:
+// 1. a WebAssembly.Module the user handed over (useWasmModule): what `import kernel from
+//    'lazytensor/kernel.wasm'` gives in edge runtimes, which refuse to compile Wasm from bytes;
+// 2. the module the build imported (the `workerd` export condition's entry, dist/edge/: its code says
+//    `import kernel from '../kernel.wasm'`, and the platform's bundler links the file as a module);
+// 3. the base64 copy inlined in every other build, compiled at first use (no file, no fetch).
+import { KERNEL_WASM_BASE64, KERNEL_WASM_MODULE } from '../fallback/wasm-binary.generated.js';
+
+/** Decodes base64 without Node's Buffer where atob exists (browsers, edge runtimes, Node >= 16). */
+export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
+  if (typeof atob === 'function') {
+    const binary = atob(text);
+    const bytes = new Uint8Array(binary.length);
+    for (let k = 0; k < binary.length; k++) bytes[k] = binary.charCodeAt(k);
+    return bytes;
+  }
+  // Very old Node without atob.
+  const { Buffer } = globalThis as unknown as { Buffer: { from(s: string, e: string): Uint8Array } };
+  return new Uint8Array(Buffer.from(text, 'base64'));
+}
+
+let userModule: WebAssembly.Module | null = null;
+let compiled: Promise<WebAssembly.Module> | null = null;
+/** Bumped whenever the source changes, so that caches built on an older module are dropped. */
+let generation = 0;
+
+/** How the current kernel module was obtained. */
+export type KernelSource = 'user-module' | 'bundled-module' | 'inline';
+
+export function kernelSource(): KernelSource {
+  return userModule !== null ? 'user-module' : KERNEL_WASM_MODULE !== null ? 'bundled-module' : 'inline';
+}
+
+export function kernelGeneration(): number {
+  return generation;
+}
+
+function isWasmModule(value: unknown): value is WebAssembly.Module {
+  const W = (globalThis as { WebAssembly?: { Module?: unknown } }).WebAssembly;
+  if (typeof W?.Module === 'function' && value instanceof (W.Module as new () => object)) return true;
+  // A module from another realm (an iframe, a vm context) fails instanceof but is still one.
+  return Object.prototype.toString.call(value) === '[object WebAssembly.Module]';
+}
+
+/** Sets the module to instantiate (see useWasmModule in wasm-loader.ts, which also drops the
+ *  instances built from the previous one). */
+export function setUserModule(module: WebAssembly.Module | null): void {
+  if (module !== null && !isWasmModule(module)) {
+    const what = module === undefined ? 'undefined' : Object.prototype.toString.call(module);
+    throw new TypeError(
+      `useWasmModule: module must be a WebAssembly.Module (in an edge runtime: the default import of lazytensor/kernel.wasm), got ${what}`,
+    );
+  }
+  userModule = module;
+  generation++;
+}
+
+/** The compiled kernel module. */
+export function kernelModule(): Promise<WebAssembly.Module> {
+  if (userModule !== null) return Promise.resolve(userModule);
+  if (KERNEL_WASM_MODULE !== null) return Promise.resolve(KERNEL_WASM_MODULE);
+  if (compiled === null) {
+    const current = (async () => {
+      if (typeof WebAssembly === 'undefined') throw new Error('lazytensor: this runtime has no WebAssembly support');
+      try {
+        return await WebAssembly.compile(decodeBase64(KERNEL_WASM_BASE64));
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        throw new Error(
+          `lazytensor: this runtime refused to compile the WebAssembly kernel (${message}). ` +
+            `Pages need the CSP directive script-src 'wasm-unsafe-eval'; edge runtimes that forbid compiling Wasm ` +
+            `from bytes need the module: pass the default import of lazytensor/kernel.wasm to useWasmModule()`,
+          { cause: error },
+        );
+      }
+    })();
+    compiled = current;
+    current.catch(() => {
+      if (compiled === current) compiled = null; // let a later call retry
+    });
+  }
+  return compiled;
+}
+
+/** What a worker gets to instantiate its own kernel: the bytes where they are inlined (each worker
+ *  compiles them; every runtime can post bytes), else the module (structured-cloneable). */
+export async function workerKernelPayload(): Promise<{ wasm: Uint8Array<ArrayBuffer> } | { module: WebAssembly.Module }> {
+  if (userModule === null && KERNEL_WASM_MODULE === null) return { wasm: decodeBase64(KERNEL_WASM_BASE64) };
+  return { module: await kernelModule() };
+}
+
+/** Forgets the compiled copy of the inlined bytes (releaseWasm). */
+export function dropCompiledModule(): void {
+  compiled = null;
+}
