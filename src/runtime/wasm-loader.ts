@@ -48,7 +48,18 @@ export function getWasmEngine(): Promise<WasmEngine> {
 /** A compiled `WebAssembly.Module`, written so that the published declarations do not need the DOM
  *  lib's (or @types/node's) `WebAssembly` namespace: where it is declared this is its Module type,
  *  elsewhere any object. */
-export type WasmModule = typeof globalThis extends { WebAssembly: { Module: abstract new (...args: never) => infer M } } ? M : object;
+export type WasmModule = typeof globalThis extends {
+  /** The runtime's `WebAssembly` namespace, where the libs in use declare one. */
+  WebAssembly: {
+    /** Its `Module` class, whose prototype has the instance type. */
+    Module: {
+      /** The instance type of `WebAssembly.Module`. */
+      prototype: infer M;
+    };
+  };
+}
+  ? M
+  : object;
 
 /**
  * Makes the WebAssembly engine instantiate `module` instead of compiling its inlined copy of the
