@@ -141,10 +141,11 @@ let progressOption = () => ({});
 let stepNumber = 0;
 const STEPS = 4;
 
-/** Runs one step: `run(progress)` resolves to { size, engine, check, ok }; prints the three lines. */
-async function step(title, run) {
+/** Runs one step: `run(progress)` resolves to { size, engine, check, ok }; prints the three lines.
+ *  `short` labels its progress bar. */
+async function step(title, short, run) {
   stepNumber++;
-  const progress = new Progress(title);
+  const progress = new Progress(`${stepNumber}/${STEPS} ${short}`);
   let result;
   try {
     result = await run(progress);
@@ -250,7 +251,7 @@ let total = 0;
 
 // 1. K-nearest neighbours. Every pair closer than `voxel` is in the kept blocks, and the 10th
 // neighbour is much closer than that (about 0.03 at 10^5 points), so the result is exact.
-total += await step(`K-nearest neighbours (K = 10) of ${pow10(N)} points in 3-D`, async (progress) => {
+total += await step(`K-nearest neighbours (K = 10) of ${pow10(N)} points in 3-D`, 'K-NN', async (progress) => {
   const K = 10;
   const knn = await x.sqDist(y).argKMin(K, 1, { ranges: grid.ranges, ...progressOption(progress, 0, 0.95, 'argKMin') });
   progress.phase('float64 brute force on 100 rows');
@@ -274,7 +275,7 @@ total += await step(`K-nearest neighbours (K = 10) of ${pow10(N)} points in 3-D`
 
 // 2. A Gaussian kernel sum out_i = sum_j exp(-|p_i - p_j|^2 / (2 s^2)) b_j, s = voxel / 5: the
 // dropped pairs are beyond 5 s, whose terms are below exp(-12.5) = 4e-6.
-total += await step(`Gaussian kernel sum at ${pow10(N)} x ${pow10(N)}`, async (progress) => {
+total += await step(`Gaussian kernel sum at ${pow10(N)} x ${pow10(N)}`, 'kernel sum', async (progress) => {
   const s = voxel / 5;
   const b = new Float32Array(N).map(rnd);
   const sum = await x.sqDist(y).mul(-1 / (2 * s * s)).exp().mul(Vj(b, 1)).sum(1, { ranges: grid.ranges, ...progressOption(progress, 0, 0.95, 'sum') });
@@ -296,12 +297,13 @@ total += await step(`Gaussian kernel sum at ${pow10(N)} x ${pow10(N)}`, async (p
 // 3. Sinkhorn divergence and its gradient between P and a smaller cube Q = [0.25, 0.85]^3. Between two
 // uniform cubes the optimal map is affine per coordinate, T(x) = 0.25 + 0.6 x, so the continuous
 // reference is W2^2 / 2 = 3/2 E[(0.4 u - 0.25)^2] = 0.02375 (u uniform), and N grad_x_i -> x_i - T(x_i).
-total += await step(`Sinkhorn divergence + gradient, two clouds of ${pow10(N)} points (multiscale)`, async (progress) => {
+total += await step(`Sinkhorn divergence + gradient, two clouds of ${pow10(N)} points (multiscale)`, 'Sinkhorn', async (progress) => {
   const Q = new Float32Array(3 * N).map(() => 0.25 + 0.6 * rnd());
   const blur = 0.01;
   const loss = new SamplesLoss({
     loss: 'sinkhorn', p: 2, blur, scaling: 0.5, backend: 'multiscale',
-    onProgress: ({ iteration, total: iterations, epsilon }) => progress.update(iteration, iterations, `iteration ${iteration}/${iterations}, eps ${epsilon.toExponential(1)}`, 0, 0.9),
+    onProgress: ({ iteration, total: iterations, epsilon }) => progress.update(
+      iteration, iterations, iteration < iterations ? `iteration ${iteration}/${iterations}, eps ${epsilon.toExponential(1)}` : 'gradient', 0, 0.9),
   });
   const { value, grad, info } = await loss.valueAndGrad({ data: P, shape: [N, 3] }, { data: Q, shape: [N, 3] });
   const reference = 0.5 * 3 * (0.16 / 3 - 0.1 + 0.0625);
@@ -329,10 +331,12 @@ total += await step(`Sinkhorn divergence + gradient, two clouds of ${pow10(N)} p
 });
 
 // 4. Kernel ridge regression / Gaussian-process mean: (alpha I + K) a = t by conjugate gradients on the
-// block-sparse Gaussian kernel of step 2, targets t = sin(10 p_0) + noise.
-total += await step(`kernel solve (alpha I + K) a = t, ${pow10(N)} points (Gaussian process)`, async (progress) => {
+// block-sparse Gaussian kernel of step 2, targets t = sin(10 p_0) + noise. alpha = 1 (a noise variance
+// of 1) keeps the system well conditioned: K's largest eigenvalue is about its row sum, ~13 here, so
+// CG needs ~15 iterations (alpha = 0.1 needs ~50).
+total += await step(`kernel solve (alpha I + K) a = t, ${pow10(N)} points (Gaussian process)`, 'solve', async (progress) => {
   const s = voxel / 5;
-  const alpha = 0.1;
+  const alpha = 1;
   const tol = 1e-4;
   const target = Float64Array.from({ length: N }, (_, i) => Math.sin(10 * P[3 * i]) + 0.1 * (rnd() - 0.5));
   const K = x.sqDist(y).mul(-1 / (2 * s * s)).exp();
