@@ -90,6 +90,7 @@ class Progress {
     this.fraction = null; // null: unknown, an elapsed-time ticker
     this.note = '';
     this.t0 = performance.now();
+    this.cpu0 = process.cpuUsage();
     this.peak = rss();
     this.frame = 0;
     this.drawn = false;
@@ -130,10 +131,13 @@ class Progress {
       clearInterval(this.timer);
       this.timer = null;
       this.ms = performance.now() - this.t0;
+      // Process-wide (every worker thread): about threads x time when the cores are free.
+      const cpu = process.cpuUsage(this.cpu0);
+      this.cpuMs = (cpu.user + cpu.system) / 1000;
       this.peak = Math.max(this.peak, rss());
       if (this.drawn) process.stdout.write('\r\x1b[K');
     }
-    return { ms: this.ms, peak: this.peak };
+    return { ms: this.ms, cpuMs: this.cpuMs, peak: this.peak };
   }
 }
 
@@ -152,9 +156,9 @@ async function step(title, short, run) {
   } finally {
     progress.stop();
   }
-  const { ms, peak } = progress.stop();
+  const { ms, cpuMs, peak } = progress.stop();
   out(`${stepNumber}/${STEPS} ${title}`);
-  out(`    ${result.size} | ${result.engine}, ${threads} thread${threads === 1 ? '' : 's'} | ${seconds(ms)} | peak RSS ${MiB(peak)}`);
+  out(`    ${result.size} | ${result.engine}, ${threads} thread${threads === 1 ? '' : 's'} | ${seconds(ms)} (CPU ${seconds(cpuMs)}) | peak RSS ${MiB(peak)}`);
   out(`    check ${result.ok ? 'ok' : 'FAILED'}: ${result.check}`);
   if (!result.ok) process.exitCode = 1;
   return ms;

@@ -535,6 +535,7 @@ window.lazytensorDemo = {
   setEngine,
   flowStep,
   kmStep,
-  flowState: () => ({ x: Array.from(flow.x), x0: Array.from(flow.x0), y: Array.from(flow.y), losses: [...flow.losses], steps: flow.steps }),
-  kmState: () => ({ x: Array.from(km.x), c: Array.from(km.c), labels: Array.from(km.labels), iteration: km.iteration, changed: km.changed }),
+  // Copies: points as [n, 2] row-major Float32Arrays, labels as an Int32Array.
+  flowState: () => ({ x: Float32Array.from(flow.x), x0: Float32Array.from(flow.x0), y: Float32Array.from(flow.y), losses: [...flow.losses], steps: flow.steps }),
+  kmState: () => ({ x: Float32Array.from(km.x), c: Float32Array.from(km.c), labels: Int32Array.from(km.labels), iteration: km.iteration, changed: km.changed }),
 };

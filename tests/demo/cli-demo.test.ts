@@ -1,5 +1,5 @@
 // `npm run demo` (examples/demo.mjs) in its quick mode (4000 points): every step prints its stats
-// line (size, engine, threads, time, peak memory) and a passing check, stdout is not a terminal so
+// line (size, engine, threads, time and CPU time, peak memory) and a passing check, stdout is not a terminal so
 // there is no progress bar, and nothing at all goes to stderr (no warnings, from Dawn or anyone).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -38,7 +38,7 @@ describe.skipIf(!built)('npm run demo (quick mode)', () => {
     ]);
     const stats = lines.filter((l) => / \| peak RSS /.test(l));
     expect(stats).toHaveLength(4);
-    for (const l of stats) expect(l).toMatch(/^ {4}4000 .+ \| wasm, \d+ threads? \| \d+\.\d\d s \| peak RSS \d+ MiB$/);
+    for (const l of stats) expect(l).toMatch(/^ {4}4000 .+ \| wasm, \d+ threads? \| \d+\.\d\d s \(CPU \d+\.\d\d s\) \| peak RSS \d+ MiB$/);
     const checks = lines.filter((l) => /^ {4}check /.test(l));
     expect(checks).toHaveLength(4);
     for (const l of checks) expect(l).toMatch(/^ {4}check ok: /);
