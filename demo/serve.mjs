@@ -59,8 +59,13 @@ export function serveDemo(port = Number(process.env.PORT ?? 8080), host = '127.0
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const port = Number(process.env.PORT ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stdout.write(`PORT must be an integer from 0 to 65535, got '${process.env.PORT}'\n`);
+    process.exit(2);
+  }
   try {
-    const { url } = await serveDemo();
+    const { url } = await serveDemo(port);
     process.stdout.write(`lazytensor web demo: ${url}  (Ctrl-C to stop)\n`);
   } catch (error) {
     process.stdout.write(`could not listen: ${error.message} (set PORT to another port)\n`);

@@ -42,6 +42,12 @@ const decodeI32 = (b64: string) => Array.from(new Int32Array(new Uint8Array(Buff
 const ENCODE = `(a) => { const u = new Uint8Array(a.buffer, a.byteOffset, a.byteLength); let s = '';
   for (let k = 0; k < u.length; k += 8192) s += String.fromCharCode(...u.subarray(k, k + 8192)); return btoa(s); }`;
 
+/** Waits for the page's module (imported dynamically, after the load event) and its set-up. */
+async function openDemo(page: Page): Promise<void> {
+  await page.waitForFunction(() => window.lazytensorDemo !== undefined);
+  await page.evaluate(() => window.lazytensorDemo.ready);
+}
+
 async function flowState(page: Page) {
   const s = (await page.evaluate(`(() => { const enc = ${ENCODE}; const s = window.lazytensorDemo.flowState();
     return { x: enc(s.x), y: enc(s.y), losses: s.losses, steps: s.steps }; })()`)) as { x: string; y: string; losses: number[]; steps: number };
@@ -121,7 +127,7 @@ describe.skipIf(!ready)('web demo in headless Chromium', () => {
     });
     page.on('pageerror', (e) => messages.push(`pageerror: ${String(e)}`));
     await page.goto(url);
-    await page.evaluate(() => window.lazytensorDemo.ready);
+    await openDemo(page);
 
     // The engine shown: SwiftShader is a CPU emulation, so the page starts on WebAssembly.
     const status = await page.textContent('#status');
@@ -184,7 +190,7 @@ describe.skipIf(!ready)('web demo in headless Chromium', () => {
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(url);
-    await page.evaluate(() => window.lazytensorDemo.ready);
+    await openDemo(page);
     const box = (await page.locator('#flow-canvas').boundingBox())!;
     // A horizontal stroke in the upper half: the first stroke replaces the preset target.
     await page.mouse.move(box.x + 100, box.y + 80);
