@@ -54,6 +54,20 @@ describe.skipIf(!built)('npm run demo (quick mode)', () => {
     expect(lines.at(-1)).toMatch(/^total \d+\.\d\d s, process peak RSS \d+ MiB$/);
   });
 
+  it('probes for a GPU without a word on stderr, and stays on WebAssembly without a hardware adapter', () => {
+    // No Vulkan driver: Dawn warns in the probing child process, whose stderr is discarded.
+    const none = runDemo(['--quick'], { LAZYTENSOR_DEMO_PROBE: '1', VK_ICD_FILENAMES: '/nonexistent/icd.json' });
+    expect(none.stderr).toBe('');
+    expect(none.status).toBe(0);
+    expect(none.stdout).toMatch(/engine wasm \(WebAssembly SIMD: no hardware GPU found\)/);
+    // SwiftShader answers, but a CPU-emulated adapter is no reason to leave WebAssembly.
+    if (existsSync('/usr/lib/chromium/vk_swiftshader_icd.json')) {
+      const swiftshader = runDemo(['--quick'], { LAZYTENSOR_DEMO_PROBE: '1', VK_ICD_FILENAMES: '/usr/lib/chromium/vk_swiftshader_icd.json' });
+      expect(swiftshader.stderr).toBe('');
+      expect(swiftshader.stdout).toMatch(/engine wasm \(WebAssembly SIMD: no hardware GPU found\)/);
+    }
+  });
+
   it('refuses an unknown argument or engine with a message and exit code 2', () => {
     const bad = runDemo(['--fast']);
     expect(bad.status).toBe(2);
