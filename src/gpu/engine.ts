@@ -54,12 +54,15 @@ import {
   FLAG_FIRST,
   FLAG_LAST,
   generateKernel,
+  pairCost,
+  reductionWindow,
   stateWords,
   structureKey,
   UNIFORM_BYTES,
   type DataLayout,
   type GeneratedKernel,
   type KernelConfig,
+  webgpuUnsupported,
 } from './codegen.js';
 
 /** The limits the engine plans with: the device's, possibly lowered (tests force splitting so). */
@@ -283,7 +286,9 @@ export class WebGPUEngine {
   configFor(plan: ReductionPlan, layout: DataLayout = dataLayout(plan)): Omit<KernelConfig, 'split' | 'sparse'> {
     const L = this.limits;
     let wg = this.workgroupOverride ?? (this.cpuAdapter ? CPU_WORKGROUP : DEFAULT_WORKGROUP);
-    if (this.workgroupOverride === undefined && stateWords(plan) > LARGE_STATE_WORDS) wg = Math.min(wg, 64);
+    // The state an invocation holds at once: one window's (windowed kernels keep the rest in ST).
+    const held = stateWords(plan) / reductionWindow(plan).count;
+    if (this.workgroupOverride === undefined && held > LARGE_STATE_WORDS) wg = Math.min(wg, 64);
     const cap = Math.min(L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX);
     while (wg > cap) wg >>= 1;
     const IS = Math.max(1, layout.innerStride);
@@ -345,11 +350,16 @@ export class WebGPUEngine {
   private async reduceNow(plan: ReductionPlan): Promise<ReductionOutput> {
     if (plan.dtype !== 'float32') throw new TypeError(`${plan.kind}: the WebGPU engine computes in float32 only`);
     if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
+    const unsupported = webgpuUnsupported(plan);
+    if (unsupported !== null) throw new RangeError(`${plan.kind}: not supported by the WebGPU engine (${unsupported})`);
     this.stats.reductions++;
     const layout = dataLayout(plan);
     const base = this.configFor(plan, layout);
+    // Per-pair work grows with D (and with the windows of a windowed kernel): fewer pairs per
+    // dispatch keep each dispatch as short as a D = 3 one (GPU watchdogs).
+    const limits: EngineLimits = { ...this.limits, maxPairsPerDispatch: Math.max(1, Math.floor(this.limits.maxPairsPerDispatch / pairCost(plan))) };
     if (plan.ranges !== null) {
-      const sparse = planSparse(plan.ranges, plan.nOuter, base.workgroupSize, this.limits, (c) => sparseBindingCheck(plan, layout, this.limits, c));
+      const sparse = planSparse(plan.ranges, plan.nOuter, base.workgroupSize, limits, (c) => sparseBindingCheck(plan, layout, limits, c));
       const config: KernelConfig = { ...base, split: false, sparse: true };
       const { pipeline, kernel } = await this.kernelFor(plan, config);
       if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
@@ -365,7 +375,7 @@ export class WebGPUEngine {
         outDim: plan.outDim,
         stateWords: words,
       },
-      this.limits,
+      limits,
       base.workgroupSize,
       base.tile,
     );

@@ -17,6 +17,7 @@ import type { EngineChoice, ReductionOutput, ReductionPlan } from '../core/reduc
 import type { EngineName } from '../core/tensor.js';
 import { WasmEngine } from '../fallback/wasm-engine.js';
 import type { BufferPoolStats } from '../gpu/buffer-pool.js';
+import { webgpuUnsupported } from '../gpu/codegen.js';
 import { GpuDeviceLostError, WebGPUEngine, type EngineLimits, type EngineStats } from '../gpu/engine.js';
 import { detectFeatures, type RuntimeFeatures } from './features.js';
 import { loadKernel } from './wasm-loader.js';
@@ -153,7 +154,9 @@ async function execute(
   choice: EngineChoice | undefined,
 ): Promise<{ output: ReductionOutput; engine: EngineName }> {
   const engine = choice ?? defaultEngine;
-  if (engine !== 'wasm' && plan.dtype === 'float32') {
+  // Plans the WGSL kernels do not cover (K-min lists beyond MAX_GPU_K) run on WebAssembly, silently:
+  // the result's `engine` says so, and this is documented, not a failure.
+  if (engine !== 'wasm' && plan.dtype === 'float32' && webgpuUnsupported(plan) === null) {
     const explicit = engine === 'webgpu';
     if (explicit || plan.nOuter * plan.nInner >= options.autoMinPairs) {
       const output = await runOnGpu(plan, explicit);
