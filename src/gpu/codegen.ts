@@ -40,6 +40,8 @@ import { preludeFor } from './prelude.js';
 const UNROLL = 64;
 /** Reduction states of at most this many components are updated by unrolled code. */
 const UNROLL_STATE = 16;
+/** Sums of more than UNROLL terms add blocks of this many terms apart (see Emitter.sum). */
+const SUM_BLOCK = 64;
 
 type Repr =
   | { readonly kind: 'scalars'; readonly names: readonly string[] }
@@ -143,6 +145,8 @@ export const FLAG_LAST = 2;
  *  within a thread's register budget (about 255 32-bit registers on NVIDIA, 128 VGPRs per lane on
  *  AMD at full occupancy). Larger K run on WebAssembly (see webgpuUnsupported). */
 export const MAX_GPU_K = 64;
+/** Window width of the log-sum-exp and K-min states (see reductionWindow). */
+const WINDOW_BRANCHY = 4;
 /** K-min slots (K x window components) per invocation at most. */
 const MAX_KMIN_SLOTS = 256;
 
@@ -172,8 +176,12 @@ export function reductionWindow(plan: ReductionPlan): ReductionWindow {
   const kmin = plan.kind === 'kMin' || plan.kind === 'argKMin' || plan.kind === 'kMinArgKMin';
   const components = weighted ? plan.outDim : plan.formula.dim;
   let width = components;
-  if (components > UNROLL) width = UNROLL_STATE;
-  if (kmin && plan.k * width > MAX_KMIN_SLOTS) width = Math.max(1, Math.min(UNROLL_STATE, Math.floor(MAX_KMIN_SLOTS / plan.k)));
+  // Window widths: 16 components for the branch-free states (sums, min/max, weighted sums); 4 for
+  // log-sum-exp and K-min lists, whose per-component updates branch (16 unrolled copies took
+  // SwiftShader's compiler 10-20 s per kernel; on a GPU they also cost registers).
+  const branchy = kmin || plan.kind === 'logSumExp';
+  if (components > UNROLL) width = branchy ? WINDOW_BRANCHY : UNROLL_STATE;
+  if (kmin && plan.k * width > MAX_KMIN_SLOTS) width = Math.max(1, Math.min(WINDOW_BRANCHY, Math.floor(MAX_KMIN_SLOTS / plan.k)));
   return { components, width, count: Math.ceil(components / width) };
 }
 
@@ -330,11 +338,25 @@ class Emitter implements WgslEmitter {
       for (let k = 0; k < count; k++) terms.push(this.withBlock(target, () => body(k)));
       target.lines.push(`${target.indent}let ${id} = ${terms.join(' + ')};`);
     } else {
-      target.lines.push(`${target.indent}var ${id} = 0.0;`);
-      this.loop(target, count, (k, inner) => {
-        const expr = body(k);
-        inner.lines.push(`${inner.indent}${id} = ${id} + ${expr};`);
-      });
+      // Two levels, blocks of SUM_BLOCK terms summed apart and then added: the float32 rounding
+      // error grows with SUM_BLOCK + count / SUM_BLOCK instead of count (10^5 terms: ~1e-6, not ~1e-5).
+      const k0 = this.fresh('k');
+      const k = this.fresh('k');
+      const p = this.fresh('p');
+      const outer = block(`${target.indent}  `, target);
+      const inner = block(`${outer.indent}  `, outer);
+      const expr = this.withBlock(inner, () => body(k));
+      target.lines.push(
+        `${target.indent}var ${id} = 0.0;`,
+        `${target.indent}for (var ${k0} = 0u; ${k0} < ${count}u; ${k0} = ${k0} + ${SUM_BLOCK}u) {`,
+        `${outer.indent}var ${p} = 0.0;`,
+        `${outer.indent}for (var ${k} = ${k0}; ${k} < min(${k0} + ${SUM_BLOCK}u, ${count}u); ${k} = ${k} + 1u) {`,
+        ...inner.lines,
+        `${inner.indent}${p} = ${p} + ${expr};`,
+        `${outer.indent}}`,
+        `${outer.indent}${id} = ${id} + ${p};`,
+        `${target.indent}}`,
+      );
     }
     return { dim: 1, varying, repr: { kind: 'scalars', names: [id] } };
   }
