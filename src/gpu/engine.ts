@@ -87,6 +87,10 @@ export interface WebGPUEngineOptions {
   readonly cpuAdapter?: boolean;
   /** Stage inner tiles in workgroup memory: 'auto' (on GPUs, not on CPU adapters), or forced. */
   readonly staging?: 'auto' | 'always' | 'never';
+  /** Compiled pipelines kept per device (least recently used evicted first); default 64. */
+  readonly pipelineCacheSize?: number;
+  /** Bytes of free GPU buffers kept for reuse (oldest destroyed first); default 256 MiB. */
+  readonly bufferCacheBytes?: number;
 }
 
 /** Counters for tests and the bench. */
@@ -109,7 +113,12 @@ const CPU_WORKGROUP = 64;
 const MIN_STAGED_TILE = 16;
 /** Above this many f32 of reduction state per row, use smaller workgroups. */
 const LARGE_STATE_WORDS = 48;
-const MAX_PIPELINES = 256;
+/** Pipelines kept per device by default. Each costs driver memory (about 250 KiB of JIT code on
+ *  SwiftShader: 100 distinct formulas grew the RSS by 25 MiB); a GeomLoss run uses about ten, and a
+ *  recompile costs milliseconds on a GPU driver, so 64 bounds memory without recompiling in loops. */
+export const DEFAULT_PIPELINE_CACHE_SIZE = 64;
+/** Free buffer bytes kept by default (BufferPool). */
+export const DEFAULT_BUFFER_CACHE_BYTES = 256 * 1024 * 1024;
 
 interface Range {
   readonly start: number;
@@ -232,6 +241,7 @@ export class WebGPUEngine {
   private readonly workgroupOverride: number | undefined;
   private readonly cpuAdapter: boolean;
   private readonly staging: 'auto' | 'always' | 'never';
+  private readonly pipelineCacheSize: number;
   private lostReason: string | null = null;
   private tail: Promise<void> = Promise.resolve();
 
@@ -255,7 +265,8 @@ export class WebGPUEngine {
     this.cpuAdapter = options.cpuAdapter ?? false;
     this.staging = options.staging ?? 'auto';
     this.timestamps = device.features.has('timestamp-query');
-    this.pool = new BufferPool(device, this.limits.maxBufferSize);
+    this.pipelineCacheSize = options.pipelineCacheSize ?? DEFAULT_PIPELINE_CACHE_SIZE;
+    this.pool = new BufferPool(device, this.limits.maxBufferSize, options.bufferCacheBytes ?? DEFAULT_BUFFER_CACHE_BYTES);
     // Pipelines belong to the device: engines rebuilt on the same device (other limits, tests) share them.
     let cache = PIPELINES.get(device);
     if (cache === undefined) PIPELINES.set(device, (cache = new Map()));
@@ -269,6 +280,11 @@ export class WebGPUEngine {
 
   get lost(): boolean {
     return this.lostReason !== null;
+  }
+
+  /** Pipelines compiled (or compiling) and cached for this engine's device. */
+  get cachedPipelines(): number {
+    return this.pipelines.size;
   }
 
   bufferStats(): BufferPoolStats {
@@ -332,7 +348,8 @@ export class WebGPUEngine {
     })();
     this.pipelines.set(key, compiled);
     compiled.catch(() => this.pipelines.delete(key));
-    while (this.pipelines.size > MAX_PIPELINES) this.pipelines.delete(this.pipelines.keys().next().value!);
+    // Least recently used first (hits move a key to the end of the insertion order).
+    while (this.pipelines.size > this.pipelineCacheSize) this.pipelines.delete(this.pipelines.keys().next().value!);
     return compiled;
   }
 
