@@ -61,6 +61,13 @@ interface Val extends WgslValue {
   readonly repr: Repr;
 }
 
+/** A per-pair sum computed over D-chunks: its partial sums per tile row live in `acc`. */
+interface ChunkedSum {
+  readonly acc: string;
+  readonly args: readonly Val[];
+  readonly body: (k: WgslIndex) => string;
+}
+
 interface Block {
   readonly lines: string[];
   readonly indent: string;
@@ -115,7 +122,16 @@ export interface KernelConfig {
   readonly split: boolean;
   /** Block-sparse: workgroups take (rows, inner ranges) work items from a table (plan.ranges). */
   readonly sparse: boolean;
+  /** Rows too wide to stage whole: long sums over components (sqDist, dot, ...) run over D in
+   *  chunks staged in workgroup memory instead (see DChunks); `tile` is then the rows per tile.
+   *  Absent: false. */
+  readonly dchunks?: boolean;
 }
+
+/** Components per D-chunk of a chunked sum (unrolled: x_i's chunk is held in registers). */
+export const DCHUNK = 16;
+/** Rows per tile of a chunked sum at most (each invocation keeps one partial sum per row). */
+export const DCHUNK_ROWS = 32;
 
 /** Which buffers a kernel binds (the uniform block, binding 0, always). */
 export interface KernelBindings {
@@ -272,6 +288,16 @@ class Emitter implements WgslEmitter {
   private readonly stack: Block[] = [];
   private readonly memo = new Map<string, Val>();
   readonly usesParams: boolean[] = [false];
+  /** Long per-pair sums computed over D-chunks (when enabled; see generateKernel). */
+  readonly chunked: ChunkedSum[] = [];
+  /** The component count every chunked sum runs over (they share one loop over D). */
+  chunkCount: number | null = null;
+  /** Inner variables (by packed offset) read from the D-chunk tile, and its array names. */
+  readonly chunkArrays = new Map<number, string>();
+  /** While a chunked sum's body is emitted: chunk index expressions -> component in the chunk. */
+  private chunkIndex: Map<string, number> | null = null;
+  /** Set by generateKernel to allow chunked sums. */
+  chunking = false;
 
   constructor(
     private readonly roles: ReadonlyMap<Variable, 'outer' | 'inner' | 'param'>,
@@ -333,6 +359,18 @@ class Emitter implements WgslEmitter {
     const varying = this.varying(args);
     const target = this.target(varying);
     const id = this.fresh('s');
+    // A per-pair sum over many components of inner rows and per-row values only (the sqDist / dot
+    // of K-NN and K-means): computed over D-chunks before the pair loop (generateKernel).
+    const chunkable =
+      this.chunking && varying && count > UNROLL && this.stack.length === 0 && (this.chunkCount === null || this.chunkCount === count) &&
+      (args as readonly Val[]).every((a) => !a.varying || a.repr.kind === 'inner');
+    if (chunkable) {
+      this.chunkCount = count;
+      const acc = this.fresh('acc');
+      this.chunked.push({ acc, args: args as readonly Val[], body });
+      target.lines.push(`${target.indent}let ${id} = ${acc}[t];`);
+      return { dim: 1, varying, repr: { kind: 'scalars', names: [id] } };
+    }
     if (count <= UNROLL) {
       const terms: string[] = [];
       for (let k = 0; k < count; k++) terms.push(this.withBlock(target, () => body(k)));
@@ -388,8 +426,15 @@ class Emitter implements WgslEmitter {
         target.lets.set(key, name);
         return name;
       }
-      case 'inner':
+      case 'inner': {
+        const c = typeof index === 'string' ? this.chunkIndex?.get(index) : undefined;
+        if (c !== undefined) {
+          let name = this.chunkArrays.get(r.offset);
+          if (name === undefined) this.chunkArrays.set(r.offset, (name = `dt${this.chunkArrays.size}`));
+          return `${name}[t * ${DCHUNK}u + ${c}u]`;
+        }
         return `${this.innerArray}[tb + ${u(this.index(index, 1, r.offset))}]`;
+      }
       case 'view':
         return this.at(r.base, this.index(index, 1, r.first));
     }
@@ -493,6 +538,35 @@ class Emitter implements WgslEmitter {
     }
     this.memo.set(key, value);
     return value;
+  }
+
+  /** The code of one D-chunk of every chunked sum: per-row values of the chunk into lets (x_i's
+   *  chunk "in registers"), then, per row t of the tile, each sum's DCHUNK terms added to its
+   *  partial sum. Components past the count are masked (the staged tile holds zeros there). */
+  chunkCode(indent: string): { before: string[]; perRow: string[] } {
+    const count = this.chunkCount!;
+    const before = block(indent, this.outerBlock);
+    const row = block(`${indent}  `, before);
+    const idx = (c: number): string => `(d0 + ${c}u)`;
+    this.chunkIndex = new Map(Array.from({ length: DCHUNK }, (_, c) => [idx(c), c] as const));
+    try {
+      for (const s of this.chunked) {
+        for (const a of s.args) {
+          if (!a.varying) for (let c = 0; c < DCHUNK; c++) this.withBlock(before, () => this.at(a, idx(c)));
+        }
+      }
+      for (const s of this.chunked) {
+        const terms: string[] = [];
+        for (let c = 0; c < DCHUNK; c++) {
+          const term = this.withBlock(row, () => s.body(idx(c)));
+          terms.push(count % DCHUNK === 0 ? term : `select(0.0, ${term}, d0 + ${c}u < ${count}u)`);
+        }
+        row.lines.push(`${row.indent}${s.acc}[t] = ${s.acc}[t] + (${terms.join(' + ')});`);
+      }
+    } finally {
+      this.chunkIndex = null;
+    }
+    return { before: before.lines, perRow: row.lines };
   }
 
   /** `v` as scalar lets (v.dim <= UNROLL) when reading it could emit statements (a lazy base): the
@@ -767,6 +841,7 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   const OS = layout.outerStride;
   const roles = new Map(plan.variables.map((v) => [v.variable, v.role] as const));
   const emitter = new Emitter(roles, layout, staged ? 'tile' : 'I');
+  emitter.chunking = config.dchunks === true && !staged;
   const win = reductionWindow(plan);
   const windowed = win.count > 1;
   /** Components [c0, c0 + width) of a value, as scalar lets (c0: the window's first component). */
@@ -800,11 +875,37 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   };
   const indent = (lines: readonly string[], pad: string): string[] => lines.map((l) => `${pad}${l}`);
   const stage = staged && IS > 0;
+  const chunks = emitter.chunked.length > 0 ? emitter.chunkCode('    ') : null;
+  const chunkCount = emitter.chunkCount ?? 0;
+  /** The D-chunk pass of a tile: chunk after chunk, the inner rows' components staged in workgroup
+   *  memory (coalesced), x_i's in registers, and every chunked sum's partials accumulated per row. */
+  const chunkPass = (read: string): string[] =>
+    chunks === null
+      ? []
+      : [
+          ...emitter.chunked.map((c) => `  var ${c.acc} = array<f32, ${TILE}>();`),
+          `  for (var d0 = 0u; d0 < ${chunkCount}u; d0 = d0 + ${DCHUNK}u) {`,
+          '    workgroupBarrier();',
+          `    for (var q = lid; q < ${TILE * DCHUNK}u; q = q + ${WG}u) {`,
+          `      let qt = q / ${DCHUNK}u;`,
+          `      let qc = d0 + q % ${DCHUNK}u;`,
+          `      let ok = qt < cnt && qc < ${chunkCount}u;`,
+          ...[...emitter.chunkArrays].map(([offset, name]) => `      ${name}[q] = select(0.0, I[(${read} + qt) * ${IS}u + ${offset}u + qc], ok);`),
+          '    }',
+          '    workgroupBarrier();',
+          ...chunks.before,
+          '    for (var t = 0u; t < cnt; t = t + 1u) {',
+          `      let tb = (${read} + t) * ${IS}u;`,
+          ...chunks.perRow,
+          '    }',
+          '  }',
+        ];
   /** The loop over the inner rows [lo, hi) in tiles: staging, per-pair code, per-tile merge. `read`
    *  maps j0 to the first row of the tile in the inner buffer, `global` to its true index. */
   const tileLoop = (lo: string, hi: string, read: string, global: string): string[] => [
     `for (var j0 = ${lo}; j0 < ${hi}; j0 = j0 + ${TILE}u) {`,
     `  let cnt = min(${TILE}u, ${hi} - j0);`,
+    ...chunkPass(read),
     ...(stage
       ? [
           '  workgroupBarrier();',
@@ -864,6 +965,7 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
     sparse ? '@group(0) @binding(7) var<storage, read> WT: array<vec4<u32>>;' : '',
     sparse ? '@group(0) @binding(8) var<storage, read> IR: array<i32>;' : '',
     stage ? `var<workgroup> tile: array<f32, ${TILE * IS}>;` : '',
+    ...[...emitter.chunkArrays.values()].map((name) => `var<workgroup> ${name}: array<f32, ${TILE * DCHUNK}>;`),
     sparse && stage ? 'var<workgroup> witem: vec4<u32>;' : '',
     sparse && stage ? 'var<workgroup> wrange: vec2<u32>;' : '',
     '',

@@ -51,6 +51,8 @@ import {
 } from './submission.js';
 import {
   dataLayout,
+  DCHUNK,
+  DCHUNK_ROWS,
   FLAG_FIRST,
   FLAG_LAST,
   generateKernel,
@@ -111,6 +113,8 @@ export const DEFAULT_MAX_PAIRS_PER_DISPATCH = 2 ** 30;
 const DEFAULT_WORKGROUP = 256;
 const CPU_WORKGROUP = 64;
 const MIN_STAGED_TILE = 16;
+/** Inner rows wider than this that do not fit whole tiles get D-chunked kernels (as UNROLL). */
+const CHUNK_MIN_STRIDE = 64;
 /** Above this many f32 of reduction state per row, use smaller workgroups. */
 const LARGE_STATE_WORDS = 48;
 /** Pipelines kept per device by default. Each costs driver memory (about 250 KiB of JIT code on
@@ -314,11 +318,19 @@ export class WebGPUEngine {
     const tile = Math.min(wg, fit);
     const minTile = this.staging === 'always' ? 1 : MIN_STAGED_TILE;
     if (stage && tile >= minTile) return { workgroupSize: wg, tile, staged: true };
+    if (stage && IS > CHUNK_MIN_STRIDE) {
+      // Rows too wide to stage whole (D in the hundreds: K-NN, K-means): long sums over their
+      // components run over D-chunks staged in workgroup memory instead, one DCHUNK-wide slice of
+      // each inner variable per tile row.
+      const innerVars = plan.variables.filter((v) => v.role === 'inner').length;
+      const rows = Math.min(DCHUNK_ROWS, Math.floor((L.maxComputeWorkgroupStorageSize - 256) / (4 * DCHUNK * innerVars)));
+      if (rows >= 1) return { workgroupSize: wg, tile: rows, staged: false, dchunks: true };
+    }
     return { workgroupSize: wg, tile: wg, staged: false };
   }
 
   private kernelFor(plan: ReductionPlan, config: KernelConfig): Promise<CompiledKernel> {
-    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}`;
+    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}|${config.dchunks === true ? 'c' : ''}`;
     const hit = this.pipelines.get(key);
     if (hit !== undefined) {
       this.stats.pipelineHits++;
