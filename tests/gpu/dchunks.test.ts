@@ -95,3 +95,29 @@ describe.skipIf(!hasGpu)('WebGPU: D-chunked K-NN, K-means and kernel sums', () =
     expectClose(got.values!, want.value.flat(), 1e-5, 0, sc.value.flat(), `dot + weighted D=${D}`);
   });
 });
+
+describe.skipIf(!hasGpu)('WebGPU: D-chunked block-sparse reductions', () => {
+  it('clusters with several inner ranges agree with the WebAssembly engine (D = 130)', async () => {
+    const device = (await webgpuTesting.engine())!.device;
+    const D = 130;
+    const engine = new WebGPUEngine(device, { cpuAdapter: true, staging: 'always', workgroupSize: 32, limits: { maxComputeWorkgroupStorageSize: 256 + 4 * D - 4 } });
+    const random = rng(130);
+    const x = Vi(typed(uniformRows(random, 40, D), 'float32'), D);
+    const y = Vj(typed(uniformRows(random, 90, D), 'float32'), D);
+    const ranges = {
+      rangesI: Int32Array.of(0, 25, 25, 40),
+      slicesI: Int32Array.of(2, 3),
+      redRangesJ: Int32Array.of(0, 33, 50, 90, 10, 70),
+      rangesJ: Int32Array.of(0, 90),
+      slicesJ: Int32Array.of(1),
+      redRangesI: Int32Array.of(0, 40),
+    };
+    const F = x.sqDist(y).mul(-1 / D).exp();
+    const plan = F.plan('sum', 1, { ranges });
+    expect(engine.configFor(plan).dchunks).toBe(true);
+    const got = await engine.reduce(plan);
+    const want = await F.sum(1, { engine: 'wasm', ranges });
+    expectClose(got.values!, Array.from(want.data), 1e-5, 1e-7, undefined, 'sparse chunked');
+    engine.trim();
+  });
+});
