@@ -1,4 +1,4 @@
-// node bench/gpu.mjs [--quick] [--reps=R] [--wasm-max-pairs=P] [--json=FILE]
+// node bench/gpu.mjs [--quick] [--scale=S] [--reps=R] [--wasm-max-pairs=P] [--json=FILE]
 //
 // The device benchmark of the WebGPU engine (issue 15): the adapter's identity and limits first (so a
 // software adapter is never mistaken for a GPU), then the target table (Gaussian kernel sum at D = 3
@@ -41,6 +41,7 @@ const QUICK0 = flag('quick');
 const REPS = Number(arg('reps', QUICK0 ? 2 : 3));
 const WASM_MAX_PAIRS = Number(arg('wasm-max-pairs', 2e10));
 const JSON_OUT = arg('json', null);
+const SCALE = Number(arg('scale', 1)); // multiplies every size (npm run bench passes 0.3)
 
 const status = webgpuStatus ? await webgpuStatus() : null;
 const threads = await getWasmThreads();
@@ -68,6 +69,7 @@ console.log(
 console.log(`Timestamp queries: ${status.timestampQuery ? "yes ('GPU ms' = compute passes on the GPU clock)" : "no ('GPU ms' empty)"}`);
 console.log(`Limits: ${Object.entries(status.limits).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 if (software) console.log('Sizes shrunk for a software adapter.');
+if (SCALE !== 1) console.log(`Sizes scaled by ${SCALE} (--scale).`);
 console.log('');
 
 /** Best of REPS after a warm-up (which also compiles): wall ms, GPU ms when timed, engine used. */
@@ -106,7 +108,7 @@ function agreement(g, w) {
 // A software adapter runs the quick table at a tenth of the sizes (it is 20-70x slower than wasm).
 const QUICK = QUICK0 || software;
 const shrink = software ? 0.1 : 1;
-const n = (v) => Math.max(16, Math.round(v * shrink));
+const n = (v) => Math.max(16, Math.round(v * shrink * SCALE));
 const G = 1 / (2 * 0.1 * 0.1);
 const rows = [
   { name: 'Gaussian kernel sum, D = 3', op: 'gauss', N: n(1e4), D: 3 },
