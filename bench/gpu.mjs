@@ -1,113 +1,167 @@
-// node bench/gpu.mjs [--scale=S] [--reps=R]: the WebGPU engine's time next to the WebAssembly engine's
-// for the rows of bench/run.mjs (float32), stating the adapter. GPU time comes from timestamp queries
-// when the adapter has 'timestamp-query' (the pass's begin/end on the GPU clock); wall time includes
-// upload, dispatch and readback. On CPU adapters (SwiftShader, lavapipe) the numbers only show that
-// the engine runs: GPU kernels emulated on 2 CPU cores are slower than the SIMD WebAssembly engine.
-// Needs `npm run build` first (imports dist/index.js).
-import { existsSync, readdirSync } from 'node:fs';
+// node bench/gpu.mjs [--quick] [--scale=S] [--reps=R] [--wasm-max-pairs=P] [--json=FILE]
+//
+// The device benchmark of the WebGPU engine (issue 15): the adapter's identity and limits first (so a
+// software adapter is never mistaken for a GPU), then the target table (Gaussian kernel sum at D = 3
+// from 10^4 to 10^6 points, argKMin K = 10 at D = 3 and D = 64, a debiased Sinkhorn divergence with its
+// gradient), each next to the WebAssembly engine on the same machine (all its threads), with the
+// ratio. GPU time comes from timestamp queries when the adapter has 'timestamp-query' (the compute
+// passes' begin/end on the GPU clock, last reduction); wall time includes upload, dispatch and
+// readback. The WebAssembly column is skipped above --wasm-max-pairs pairs (default 2e10; a
+// Sinkhorn row counts 50 reductions' pairs) so that the run fits a short lease; the ratio is then
+// empty. --quick: the smaller half of every row (a first check within a minute or two).
+// On CPU adapters (SwiftShader, lavapipe) the numbers only show that the engine runs: GPU kernels
+// emulated on a few CPU cores are slower than the SIMD WebAssembly engine; --quick then shrinks the
+// sizes further. Needs `npm run build` first (imports dist/). scripts/device-run.sh runs it on a
+// lent GPU machine.
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { uniform } from './data.mjs';
+import { sinkhornClouds, uniform } from './data.mjs';
 
 // Dawn needs a Vulkan driver. On a machine without any installed ICD, use SwiftShader's from Debian's
-// chromium (.ci/setup-gpu.sh); never override a driver the machine has.
+// chromium (.ci/setup-gpu.sh); never override a driver the machine has (or one given by
+// VK_DRIVER_FILES / VK_ICD_FILENAMES, as scripts/device-run.sh does).
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const icdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'];
 const hasIcd = icdDirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json')));
-if (process.env.VK_ICD_FILENAMES === undefined && !hasIcd && existsSync(SWIFTSHADER)) {
+if (process.env.VK_ICD_FILENAMES === undefined && process.env.VK_DRIVER_FILES === undefined && !hasIcd && existsSync(SWIFTSHADER)) {
   process.env.VK_ICD_FILENAMES = SWIFTSHADER;
 }
 
 const lib = await import('../dist/index.js');
-const { Vi, Vj } = lib;
+const { Vi, Vj, getWasmThreads } = lib;
 const webgpuStatus = lib.webgpuStatus ?? globalThis[Symbol.for('lazytensor.webgpu.status')];
+const { SamplesLoss } = await import('../dist/geomloss.js');
 
+const flag = (name) => process.argv.includes(`--${name}`);
 const arg = (name, fallback) => {
   const a = process.argv.find((s) => s.startsWith(`--${name}=`));
-  return a === undefined ? fallback : Number(a.split('=')[1]);
+  return a === undefined ? fallback : a.slice(name.length + 3);
 };
-const SCALE = arg('scale', 1);
-const REPS = arg('reps', 3);
+const QUICK0 = flag('quick');
+const REPS = Number(arg('reps', QUICK0 ? 2 : 3));
+const WASM_MAX_PAIRS = Number(arg('wasm-max-pairs', 2e10));
+const JSON_OUT = arg('json', null);
+const SCALE = Number(arg('scale', 1)); // multiplies every size (npm run bench passes 0.3)
 
+const status = webgpuStatus ? await webgpuStatus() : null;
+const threads = await getWasmThreads();
+const report = { machine: {}, adapter: null, limits: null, rows: [] };
+report.machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, wasmThreads: threads };
+console.log(`# lazytensor WebGPU device bench: ${report.machine.cpu}, ${report.machine.cores} cores, Node ${process.version}, float32, wasm on ${threads} threads`);
+if (!status?.available) {
+  console.log(`WebGPU unavailable: ${status?.reason ?? 'webgpuStatus is not exported by this build'}`);
+  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ ...report, unavailable: status?.reason ?? null }, null, 2));
+  process.exit(0);
+}
 
-/** Best of REPS after a warm-up (which also compiles): wall ms, and GPU ms when timed. */
+// ---- The adapter, first -------------------------------------------------------------------------
+const a = status.adapter;
+const text = `${a.vendor} ${a.architecture} ${a.device} ${a.description}`.toLowerCase();
+const software = a.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|warp|software|cpu/.test(text);
+report.adapter = { ...a, software };
+report.limits = status.limits;
+console.log(`Adapter: vendor '${a.vendor}', architecture '${a.architecture}', device '${a.device}', description '${a.description}'`);
+console.log(
+  software
+    ? '*** SOFTWARE ADAPTER (CPU emulation): these figures are NOT GPU figures; they only show that the engine runs. ***'
+    : 'Hardware adapter (not a fallback adapter; no software renderer named).',
+);
+console.log(`Timestamp queries: ${status.timestampQuery ? "yes ('GPU ms' = compute passes on the GPU clock)" : "no ('GPU ms' empty)"}`);
+console.log(`Limits: ${Object.entries(status.limits).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+if (software) console.log('Sizes shrunk for a software adapter.');
+if (SCALE !== 1) console.log(`Sizes scaled by ${SCALE} (--scale).`);
+console.log('');
+
+/** Best of REPS after a warm-up (which also compiles): wall ms, GPU ms when timed, engine used. */
 async function best(fn, gpuTime) {
-  await fn();
+  let out = await fn();
   let wall = Infinity;
   let gpu = Infinity;
   for (let r = 0; r < REPS; r++) {
     const t0 = performance.now();
-    await fn();
+    out = await fn();
     wall = Math.min(wall, performance.now() - t0);
     const g = gpuTime === undefined ? null : await gpuTime();
     if (g !== null && g !== undefined) gpu = Math.min(gpu, g);
   }
-  return { wall, gpu: Number.isFinite(gpu) ? gpu : null };
+  return { wall, gpu: Number.isFinite(gpu) ? gpu : null, engine: out.engine, out };
 }
 
-const status = webgpuStatus ? await webgpuStatus() : null;
+/** How far the WebGPU result is from the WebAssembly one: the largest difference relative to the
+ *  largest |value| (values), or the share of neighbour indices that differ (near-ties only). */
+function agreement(g, w) {
+  if (g.values !== undefined) {
+    let diff = 0;
+    let scale = 0;
+    for (let k = 0; k < w.values.length; k++) {
+      diff = Math.max(diff, Math.abs(g.values[k] - w.values[k]));
+      scale = Math.max(scale, Math.abs(w.values[k]));
+    }
+    return `max diff ${(diff / scale).toExponential(1)}`;
+  }
+  let differ = 0;
+  for (let k = 0; k < w.indices.length; k++) if (g.indices[k] !== w.indices[k]) differ++;
+  return `${((100 * differ) / w.indices.length).toFixed(3)}% indices differ`;
+}
+
+// ---- The target table (issue 15) ----------------------------------------------------------------
+// A software adapter runs the quick table at a tenth of the sizes (it is 20-70x slower than wasm).
+const QUICK = QUICK0 || software;
+const shrink = software ? 0.1 : 1;
+const n = (v) => Math.max(16, Math.round(v * shrink * SCALE));
 const G = 1 / (2 * 0.1 * 0.1);
 const rows = [
-  { name: 'Gaussian kernel sum, D = 3, E = 1', op: 'gauss', N: 10000, M: 10000, D: 3, E: 1 },
-  { name: 'Gaussian kernel sum, D = 3, E = 4', op: 'gauss', N: 10000, M: 10000, D: 3, E: 4 },
-  { name: 'log-sum-exp, D = 3', op: 'lse', N: 10000, M: 10000, D: 3, E: 1 },
-  { name: 'argKMin K = 10, D = 3', op: 'knn', N: 10000, M: 10000, D: 3, E: 10 },
-  { name: 'argKMin K = 10, D = 50', op: 'knn', N: 4000, M: 4000, D: 50, E: 10 },
+  { name: 'Gaussian kernel sum, D = 3', op: 'gauss', N: n(1e4), D: 3 },
+  { name: 'Gaussian kernel sum, D = 3', op: 'gauss', N: n(1e5), D: 3 },
+  ...(QUICK ? [] : [{ name: 'Gaussian kernel sum, D = 3 (target: >= 2.5e11 pairs/s)', op: 'gauss', N: n(1e6), D: 3 }]),
+  { name: 'argKMin K = 10, D = 3', op: 'knn', N: n(QUICK ? 1e4 : 1e5), D: 3, K: 10 },
+  { name: 'argKMin K = 10, D = 64', op: 'knn', N: n(QUICK ? 1e4 : 1e5), D: 64, K: 10 },
+  { name: 'Sinkhorn divergence, online, value + gradient (target: 10^5 < 2 s)', op: 'sinkhorn', N: n(QUICK ? 1e4 : 1e5), D: 3 },
 ];
 
-console.log(`# lazytensor WebGPU bench: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}, float32`);
-if (!status?.available) {
-  console.log(`WebGPU unavailable: ${status?.reason ?? 'webgpuStatus is not exported by this build'}`);
-  process.exit(0);
-}
-const a = status.adapter;
-console.log(`Adapter: ${a.vendor} / ${a.architecture} / ${a.device} (${a.description})${a.isFallbackAdapter ? ', a fallback (CPU) adapter' : ''}`);
-console.log(`Timestamp queries: ${status.timestampQuery ? 'yes (GPU column = compute pass time on the GPU clock)' : 'no (GPU column empty)'}`);
-console.log(`Limits: maxStorageBufferBindingSize ${status.limits.maxStorageBufferBindingSize}, workgroup storage ${status.limits.maxComputeWorkgroupStorageSize} B, maxComputeInvocationsPerWorkgroup ${status.limits.maxComputeInvocationsPerWorkgroup}`);
-if (SCALE !== 1) console.log(`Sizes scaled by ${SCALE} (--scale).`);
-console.log('');
-console.log('| row | N x M | wasm ms | webgpu wall ms | webgpu GPU ms | wasm Gpairs/s | webgpu Gpairs/s (wall) | webgpu / wasm |');
+console.log('| row | N = M | wasm ms | webgpu wall ms | webgpu GPU ms | webgpu Gpairs/s (wall) | webgpu / wasm speed | webgpu vs wasm |');
 console.log('|---|---|---|---|---|---|---|---|');
-
 for (const row of rows) {
-  const N = Math.max(1, Math.round(row.N * SCALE));
-  const M = Math.max(1, Math.round(row.M * SCALE));
-  const { op, D, E } = row;
-  const x = uniform(N * D, 1);
-  const y = uniform(M * D, 2);
-  const b = uniform(M * E, 3);
-  const xi = Vi(x, D);
-  const yj = Vj(y, D);
+  const N = row.N;
   let run;
-  if (op === 'gauss') {
-    const F = xi.sqDist(yj).mul(-G).exp().mul(Vj(b, E));
-    run = (engine) => F.sum(1, { engine });
-  } else if (op === 'lse') {
-    const F = xi.sqDist(yj).mul(-G).add(Vj(b.subarray(0, M), 1));
-    run = (engine) => F.logSumExp(1, { engine });
+  let pairs = N * N;
+  if (row.op === 'gauss') {
+    const F = Vi(uniform(N * 3, 1), 3).sqDist(Vj(uniform(N * 3, 2), 3)).mul(-G).exp().mul(Vj(uniform(N, 3), 1));
+    run = async (engine) => {
+      const r = await F.sum(1, { engine });
+      return { engine: r.engine, values: r.data };
+    };
+  } else if (row.op === 'knn') {
+    const F = Vi(uniform(N * row.D, 1), row.D).sqDist(Vj(uniform(N * row.D, 2), row.D));
+    run = async (engine) => {
+      const r = await F.argKMin(row.K, 1, { engine });
+      return { engine: r.engine, indices: r.data };
+    };
   } else {
-    const F = xi.sqDist(yj);
-    run = (engine) => F.argKMin(E, 1, { engine });
+    const { x, y } = sinkhornClouds(N, 'smooth');
+    pairs = 50 * N * N; // about 50 reductions of N x N in 10 eps-scaling steps, value and gradient
+    run = async (engine) => {
+      const loss = new SamplesLoss({ loss: 'sinkhorn', p: 2, blur: 0.01, scaling: 0.5, backend: 'online', engine });
+      const r = await loss.valueAndGrad({ data: x, shape: [N, 3] }, { data: y, shape: [N, 3] });
+      return { engine: r.info.engine, values: [r.value] };
+    };
   }
-  const wasm = await best(() => run('wasm'));
-  let engineUsed = 'webgpu';
   const gpu = await best(
-    async () => {
-      const out = await run('webgpu');
-      engineUsed = out.engine;
-      return out;
-    },
-    // The GPU time of the reduction just run (timestamp queries).
-    async () => (await webgpuStatus()).lastGpuTimeMs,
+    () => run('webgpu'),
+    row.op === 'sinkhorn' ? undefined : async () => (await webgpuStatus()).lastGpuTimeMs,
   );
-  const timed = gpu.gpu;
-  const gp = (t) => (N * M) / (t / 1000) / 1e9;
-  const note = engineUsed === 'webgpu' ? '' : ` (ran on ${engineUsed})`;
+  const wasm = pairs <= WASM_MAX_PAIRS ? await best(() => run('wasm')) : null;
+  const gps = (N * N) / (gpu.wall / 1000) / 1e9;
+  const note = gpu.engine === 'webgpu' ? '' : ` (ran on ${gpu.engine})`;
+  const ratio = wasm === null ? '' : `${(wasm.wall / gpu.wall).toFixed(2)}x`;
+  const agree = wasm === null ? '' : agreement(gpu.out, wasm.out);
+  report.rows.push({ ...row, pairs, wasmMs: wasm?.wall ?? null, webgpuWallMs: gpu.wall, webgpuGpuMs: gpu.gpu, engine: gpu.engine, gpairsPerSecond: gps, agreement: agree });
   console.log(
-    `| ${row.name}${note} | ${N} x ${M} | ${wasm.wall.toFixed(1)} | ${gpu.wall.toFixed(1)} | ${timed === null ? '' : timed.toFixed(1)} | ${gp(wasm.wall).toFixed(3)} | ${gp(gpu.wall).toFixed(3)} | ${(wasm.wall / gpu.wall).toFixed(2)}x |`,
+    `| ${row.name}${note} | ${N} | ${wasm === null ? `skipped (> ${WASM_MAX_PAIRS.toExponential(0)} pairs)` : wasm.wall.toFixed(1)} | ${gpu.wall.toFixed(1)} | ${gpu.gpu === null ? '' : gpu.gpu.toFixed(2)} | ${row.op === 'sinkhorn' ? '' : gps.toPrecision(3)} | ${ratio} | ${agree} |`,
   );
 }
 
-// Pipeline cache: the first call of a new formula compiles a shader, later calls do not.
+// ---- Pipeline cache ------------------------------------------------------------------------------
 {
   const x = Vi(uniform(3000, 4), 3);
   const y = Vj(uniform(3000, 5), 3);
@@ -123,9 +177,12 @@ for (const row of rows) {
     later = Math.min(later, performance.now() - t1);
   }
   const s = await webgpuStatus();
+  report.compile = { firstMs: first, laterMs: later, compiled: s.stats.compiles - before };
   console.log('');
   console.log(
     `First WebGPU call of a new formula (1000 x 1000): ${first.toFixed(1)} ms, later calls ${later.toFixed(1)} ms ` +
-      `(${s.stats.compiles - before} shader compiled; ${s.buffers.live} GPU buffers live, ${(s.buffers.cachedBytes / 2 ** 20).toFixed(1)} MiB cached).`,
+      `(${s.stats.compiles - before} shader compiled; ${s.cachedPipelines ?? '?'} pipelines cached; ${s.buffers.live} GPU buffers live, ${(s.buffers.cachedBytes / 2 ** 20).toFixed(1)} MiB cached).`,
   );
 }
+if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify(report, null, 2));
+process.exit(0);

@@ -40,10 +40,17 @@ import { preludeFor } from './prelude.js';
 const UNROLL = 64;
 /** Reduction states of at most this many components are updated by unrolled code. */
 const UNROLL_STATE = 16;
+/** Sums of more than UNROLL terms add blocks of this many terms apart (see Emitter.sum). */
+const SUM_BLOCK = 64;
 
 type Repr =
   | { readonly kind: 'scalars'; readonly names: readonly string[] }
-  | { readonly kind: 'array'; readonly name: string }
+  /** Computed where used: component k is `body(k)`, bound to a `let` in the block that reads it (once
+   *  per block and index). Values of more than UNROLL components are held so: a loop over their
+   *  components (a sum, a reduction window) computes each component inside the loop, and no D-sized
+   *  array ever exists (a per-thread array of 10^4 f32 overflows the stack of SwiftShader's LLVM and
+   *  spills to slow local memory on GPUs). */
+  | { readonly kind: 'lazy'; readonly id: string; readonly body: (k: WgslIndex) => string }
   | { readonly kind: 'inner'; readonly offset: number }
   | { readonly kind: 'view'; readonly base: Val; readonly first: number };
 
@@ -54,10 +61,23 @@ interface Val extends WgslValue {
   readonly repr: Repr;
 }
 
+/** A per-pair sum computed over D-chunks: its partial sums per tile row live in `acc`. */
+interface ChunkedSum {
+  readonly acc: string;
+  readonly args: readonly Val[];
+  readonly body: (k: WgslIndex) => string;
+}
+
 interface Block {
   readonly lines: string[];
   readonly indent: string;
+  /** The enclosing block (its earlier statements are in scope here), or null. */
+  readonly parent: Block | null;
+  /** Components of lazy values already bound in this block: `${id}|${index}` -> let name. */
+  readonly lets: Map<string, string>;
 }
+
+const block = (indent: string, parent: Block | null): Block => ({ lines: [], indent, parent, lets: new Map() });
 
 /** Where each variable's data lives in the packed buffers. */
 export interface DataLayout {
@@ -102,7 +122,16 @@ export interface KernelConfig {
   readonly split: boolean;
   /** Block-sparse: workgroups take (rows, inner ranges) work items from a table (plan.ranges). */
   readonly sparse: boolean;
+  /** Rows too wide to stage whole: long sums over components (sqDist, dot, ...) run over D in
+   *  chunks staged in workgroup memory instead (see DChunks); `tile` is then the rows per tile.
+   *  Absent: false. */
+  readonly dchunks?: boolean;
 }
+
+/** Components per D-chunk of a chunked sum (unrolled: x_i's chunk is held in registers). */
+export const DCHUNK = 16;
+/** Rows per tile of a chunked sum at most (each invocation keeps one partial sum per row). */
+export const DCHUNK_ROWS = 32;
 
 /** Which buffers a kernel binds (the uniform block, binding 0, always). */
 export interface KernelBindings {
@@ -127,29 +156,95 @@ export const UNIFORM_BYTES = 32;
 export const FLAG_FIRST = 1;
 export const FLAG_LAST = 2;
 
-/** u32 words of running state per result row, for the state buffer of split reductions. */
-export function stateWords(plan: ReductionPlan): number {
-  const d = plan.formula.dim;
-  switch (plan.kind) {
+/** The K-min family runs on WebGPU up to this K: each invocation keeps K (value, index) slots per
+ *  result component in private memory and inserts into them by a linear scan, so the list must stay
+ *  within a thread's register budget (about 255 32-bit registers on NVIDIA, 128 VGPRs per lane on
+ *  AMD at full occupancy). Larger K run on WebAssembly (see webgpuUnsupported). */
+export const MAX_GPU_K = 64;
+/** Window width of the log-sum-exp and K-min states (see reductionWindow). */
+const WINDOW_BRANCHY = 4;
+/** K-min slots (K x window components) per invocation at most. */
+const MAX_KMIN_SLOTS = 256;
+
+/** Why a plan does not run on WebGPU (it then runs on WebAssembly), or null. */
+export function webgpuUnsupported(plan: ReductionPlan): string | null {
+  if ((plan.kind === 'kMin' || plan.kind === 'argKMin' || plan.kind === 'kMinArgKMin') && plan.k > MAX_GPU_K) {
+    return `${plan.kind} with K = ${plan.k} keeps more than ${MAX_GPU_K} candidates per thread`;
+  }
+  return null;
+}
+
+/** How a kernel covers the result components (of F, or of the weight G for the weighted kinds).
+ *  Beyond UNROLL components (or MAX_KMIN_SLOTS list slots) the kernel is "windowed": each invocation
+ *  loops over windows of `width` components, running the whole inner loop once per window with a
+ *  per-window reduction state, so the state an invocation holds never grows with D. The last window
+ *  is shifted left to end at the last component (it overlaps its neighbour, whose values it
+ *  recomputes identically), so no component index is ever out of range. */
+export interface ReductionWindow {
+  /** Result components per outer row (K-min: per rank). */
+  readonly components: number;
+  readonly width: number;
+  readonly count: number;
+}
+
+export function reductionWindow(plan: ReductionPlan): ReductionWindow {
+  const weighted = plan.kind === 'logSumExpWeighted' || plan.kind === 'sumSoftMaxWeight';
+  const kmin = plan.kind === 'kMin' || plan.kind === 'argKMin' || plan.kind === 'kMinArgKMin';
+  const components = weighted ? plan.outDim : plan.formula.dim;
+  let width = components;
+  // Window widths: 16 components for the branch-free states (sums, min/max, weighted sums); 4 for
+  // log-sum-exp and K-min lists, whose per-component updates branch (16 unrolled copies took
+  // SwiftShader's compiler 10-20 s per kernel; on a GPU they also cost registers).
+  const branchy = kmin || plan.kind === 'logSumExp';
+  if (components > UNROLL) width = branchy ? WINDOW_BRANCHY : UNROLL_STATE;
+  if (kmin && plan.k * width > MAX_KMIN_SLOTS) width = Math.max(1, Math.min(WINDOW_BRANCHY, Math.floor(MAX_KMIN_SLOTS / plan.k)));
+  return { components, width, count: Math.ceil(components / width) };
+}
+
+function windowStateWords(kind: ReductionKind, width: number, K: number): number {
+  switch (kind) {
     case 'sum':
-      return 2 * d;
+      return 2 * width;
     case 'logSumExp':
-      return 3 * d;
+      return 3 * width;
     case 'logSumExpWeighted':
     case 'sumSoftMaxWeight':
-      return 3 + 2 * plan.outDim;
+      return 3 + 2 * width;
     case 'min':
     case 'max':
     case 'argMin':
     case 'argMax':
     case 'minArgMin':
     case 'maxArgMax':
-      return 2 * d;
+      return 2 * width;
     case 'kMin':
     case 'argKMin':
     case 'kMinArgKMin':
-      return d + 2 * plan.k * d;
+      return width + 2 * K * width;
   }
+}
+
+/** A rough cost of one pair relative to a D = 3 Gaussian (about 64 component operations): the
+ *  components of every distinct operation node, and at least the number of windows. Used only to
+ *  cap the pairs per dispatch. */
+export function pairCost(plan: ReductionPlan): number {
+  const seen = new Set<FormulaNode>();
+  let work = 0;
+  // Iterative: formulas may be thousands of nodes deep.
+  const todo: FormulaNode[] = plan.weight === null ? [plan.formula] : [plan.formula, plan.weight];
+  for (let n = todo.pop(); n !== undefined; n = todo.pop()) {
+    if (n.kind === 'var' || seen.has(n)) continue;
+    seen.add(n);
+    work += n.dim + n.args.reduce((t, a) => t + a.dim, 0);
+    todo.push(...n.args);
+  }
+  return Math.max(1, Math.ceil(work / 64), reductionWindow(plan).count);
+}
+
+/** u32 words of running state per result row, for the state buffer of split reductions. */
+export function stateWords(plan: ReductionPlan): number {
+  const w = reductionWindow(plan);
+  return w.count * windowStateWords(plan.kind, w.width, plan.k);
 }
 
 /** A key that is equal for two plans exactly when they compile to the same kernel: the formula's
@@ -187,11 +282,22 @@ export function f32Literal(value: number): string {
 
 class Emitter implements WgslEmitter {
   private counter = 0;
-  readonly outerBlock: Block = { lines: [], indent: '  ' };
-  readonly innerBlock: Block = { lines: [], indent: '      ' }; // re-indented by generateKernel
+  readonly outerBlock: Block = block('  ', null);
+  // Per-pair code runs after (and inside the scope of) the per-row code. Re-indented by generateKernel.
+  readonly innerBlock: Block = block('      ', this.outerBlock);
   private readonly stack: Block[] = [];
   private readonly memo = new Map<string, Val>();
   readonly usesParams: boolean[] = [false];
+  /** Long per-pair sums computed over D-chunks (when enabled; see generateKernel). */
+  readonly chunked: ChunkedSum[] = [];
+  /** The component count every chunked sum runs over (they share one loop over D). */
+  chunkCount: number | null = null;
+  /** Inner variables (by packed offset) read from the D-chunk tile, and its array names. */
+  readonly chunkArrays = new Map<number, string>();
+  /** While a chunked sum's body is emitted: chunk index expressions -> component in the chunk. */
+  private chunkIndex: Map<string, number> | null = null;
+  /** Set by generateKernel to allow chunked sums. */
+  chunking = false;
 
   constructor(
     private readonly roles: ReadonlyMap<Variable, 'outer' | 'inner' | 'param'>,
@@ -212,22 +318,17 @@ class Emitter implements WgslEmitter {
     return args.some((a) => (a as Val).varying);
   }
 
-  /** Emits a loop over k < count in `block`, the body's statements nested inside it. */
-  private loop(block: Block, count: number, body: (k: string, inner: Block) => void): void {
+  /** Emits a loop over k < count in `parent`, the body's statements nested inside it. */
+  private loop(parent: Block, count: number, body: (k: string, inner: Block) => void): void {
     const k = this.fresh('k');
-    const inner: Block = { lines: [], indent: `${block.indent}  ` };
-    block.lines.push(`${block.indent}for (var ${k} = 0u; ${k} < ${count}u; ${k} = ${k} + 1u) {`);
-    this.stack.push(inner);
-    try {
-      body(k, inner);
-    } finally {
-      this.stack.pop();
-    }
-    block.lines.push(...inner.lines, `${block.indent}}`);
+    const inner = block(`${parent.indent}  `, parent);
+    parent.lines.push(`${parent.indent}for (var ${k} = 0u; ${k} < ${count}u; ${k} = ${k} + 1u) {`);
+    this.withBlock(inner, () => body(k, inner));
+    parent.lines.push(...inner.lines, `${parent.indent}}`);
   }
 
-  private withBlock<T>(block: Block, work: () => T): T {
-    this.stack.push(block);
+  private withBlock<T>(b: Block, work: () => T): T {
+    this.stack.push(b);
     try {
       return work();
     } finally {
@@ -235,42 +336,65 @@ class Emitter implements WgslEmitter {
     }
   }
 
+  private lazy(dim: number, varying: boolean, body: (k: WgslIndex) => string): Val {
+    return { dim, varying, repr: { kind: 'lazy', id: this.fresh('l'), body } };
+  }
+
   map(dim: number, args: readonly WgslValue[], body: (k: WgslIndex) => string): Val {
     const varying = this.varying(args);
-    const block = this.target(varying);
+    if (dim > UNROLL) return this.lazy(dim, varying, body);
+    const target = this.target(varying);
     const id = this.fresh('v');
-    if (dim <= UNROLL) {
-      const names: string[] = [];
-      for (let k = 0; k < dim; k++) {
-        const expr = this.withBlock(block, () => body(k));
-        const name = dim === 1 ? id : `${id}_${k}`;
-        block.lines.push(`${block.indent}let ${name} = ${expr};`);
-        names.push(name);
-      }
-      return { dim, varying, repr: { kind: 'scalars', names } };
+    const names: string[] = [];
+    for (let k = 0; k < dim; k++) {
+      const expr = this.withBlock(target, () => body(k));
+      const name = dim === 1 ? id : `${id}_${k}`;
+      target.lines.push(`${target.indent}let ${name} = ${expr};`);
+      names.push(name);
     }
-    block.lines.push(`${block.indent}var ${id}: array<f32, ${dim}>;`);
-    this.loop(block, dim, (k, inner) => {
-      const expr = body(k);
-      inner.lines.push(`${inner.indent}${id}[${k}] = ${expr};`);
-    });
-    return { dim, varying, repr: { kind: 'array', name: id } };
+    return { dim, varying, repr: { kind: 'scalars', names } };
   }
 
   sum(count: number, args: readonly WgslValue[], body: (k: WgslIndex) => string): Val {
     const varying = this.varying(args);
-    const block = this.target(varying);
+    const target = this.target(varying);
     const id = this.fresh('s');
+    // A per-pair sum over many components of inner rows and per-row values only (the sqDist / dot
+    // of K-NN and K-means): computed over D-chunks before the pair loop (generateKernel).
+    const chunkable =
+      this.chunking && varying && count > UNROLL && this.stack.length === 0 && (this.chunkCount === null || this.chunkCount === count) &&
+      (args as readonly Val[]).every((a) => !a.varying || a.repr.kind === 'inner');
+    if (chunkable) {
+      this.chunkCount = count;
+      const acc = this.fresh('acc');
+      this.chunked.push({ acc, args: args as readonly Val[], body });
+      target.lines.push(`${target.indent}let ${id} = ${acc}[t];`);
+      return { dim: 1, varying, repr: { kind: 'scalars', names: [id] } };
+    }
     if (count <= UNROLL) {
       const terms: string[] = [];
-      for (let k = 0; k < count; k++) terms.push(this.withBlock(block, () => body(k)));
-      block.lines.push(`${block.indent}let ${id} = ${terms.join(' + ')};`);
+      for (let k = 0; k < count; k++) terms.push(this.withBlock(target, () => body(k)));
+      target.lines.push(`${target.indent}let ${id} = ${terms.join(' + ')};`);
     } else {
-      block.lines.push(`${block.indent}var ${id} = 0.0;`);
-      this.loop(block, count, (k, inner) => {
-        const expr = body(k);
-        inner.lines.push(`${inner.indent}${id} = ${id} + ${expr};`);
-      });
+      // Two levels, blocks of SUM_BLOCK terms summed apart and then added: the float32 rounding
+      // error grows with SUM_BLOCK + count / SUM_BLOCK instead of count (10^5 terms: ~1e-6, not ~1e-5).
+      const k0 = this.fresh('k');
+      const k = this.fresh('k');
+      const p = this.fresh('p');
+      const outer = block(`${target.indent}  `, target);
+      const inner = block(`${outer.indent}  `, outer);
+      const expr = this.withBlock(inner, () => body(k));
+      target.lines.push(
+        `${target.indent}var ${id} = 0.0;`,
+        `${target.indent}for (var ${k0} = 0u; ${k0} < ${count}u; ${k0} = ${k0} + ${SUM_BLOCK}u) {`,
+        `${outer.indent}var ${p} = 0.0;`,
+        `${outer.indent}for (var ${k} = ${k0}; ${k} < min(${k0} + ${SUM_BLOCK}u, ${count}u); ${k} = ${k} + 1u) {`,
+        ...inner.lines,
+        `${inner.indent}${p} = ${p} + ${expr};`,
+        `${outer.indent}}`,
+        `${outer.indent}${id} = ${id} + ${p};`,
+        `${target.indent}}`,
+      );
     }
     return { dim: 1, varying, repr: { kind: 'scalars', names: [id] } };
   }
@@ -287,10 +411,30 @@ class Emitter implements WgslEmitter {
           return name;
         }
         return `array<f32, ${v.dim}>(${r.names.join(', ')})[${index}]`;
-      case 'array':
-        return `${r.name}[${u(index)}]`;
-      case 'inner':
+      case 'lazy': {
+        // Bound once per block: later reads of the same component in this block or a nested one
+        // reuse the let (no expression is ever duplicated, however the value is shared).
+        const target = this.target(v.varying);
+        const key = `${r.id}|${u(index)}`;
+        for (let b: Block | null = target; b !== null; b = b.parent) {
+          const hit = b.lets.get(key);
+          if (hit !== undefined) return hit;
+        }
+        const expr = this.withBlock(target, () => r.body(index));
+        const name = this.fresh('z');
+        target.lines.push(`${target.indent}let ${name} = ${expr};`);
+        target.lets.set(key, name);
+        return name;
+      }
+      case 'inner': {
+        const c = typeof index === 'string' ? this.chunkIndex?.get(index) : undefined;
+        if (c !== undefined) {
+          let name = this.chunkArrays.get(r.offset);
+          if (name === undefined) this.chunkArrays.set(r.offset, (name = `dt${this.chunkArrays.size}`));
+          return `${name}[t * ${DCHUNK}u + ${c}u]`;
+        }
         return `${this.innerArray}[tb + ${u(this.index(index, 1, r.offset))}]`;
+      }
       case 'view':
         return this.at(r.base, this.index(index, 1, r.first));
     }
@@ -328,37 +472,35 @@ class Emitter implements WgslEmitter {
 
   concat(parts: readonly WgslValue[]): Val {
     const dim = parts.reduce((s, p) => s + p.dim, 0);
-    const varying = this.varying(parts);
-    const block = this.target(varying);
-    const id = this.fresh('c');
-    if (dim <= UNROLL) {
-      const names: string[] = [];
-      for (const p of parts) {
-        for (let k = 0; k < p.dim; k++) {
-          const name = `${id}_${names.length}`;
-          block.lines.push(`${block.indent}let ${name} = ${this.at(p, k)};`);
-          names.push(name);
-        }
-      }
-      return { dim, varying, repr: { kind: 'scalars', names } };
+    const ps = parts as readonly Val[];
+    const offsets: number[] = [];
+    let total = 0;
+    for (const p of ps) {
+      offsets.push(total);
+      total += p.dim;
     }
-    block.lines.push(`${block.indent}var ${id}: array<f32, ${dim}>;`);
-    let offset = 0;
-    for (const p of parts) {
-      const at = offset;
-      if (p.dim <= UNROLL) {
-        for (let k = 0; k < p.dim; k++) block.lines.push(`${block.indent}${id}[${at + k}u] = ${this.at(p, k)};`);
-      } else {
-        this.withBlock(block, () =>
-          this.loop(block, p.dim, (k, inner) => inner.lines.push(`${inner.indent}${id}[${k} + ${at}u] = ${this.at(p, k)};`)),
-        );
+    const component = (k: WgslIndex): string => {
+      if (typeof k === 'number') {
+        let q = ps.length - 1;
+        while (offsets[q]! > k) q--;
+        return this.at(ps[q]!, k - offsets[q]!);
       }
-      offset += p.dim;
-    }
-    return { dim, varying, repr: { kind: 'array', name: id } };
+      // A runtime index: every part is read at a clamped (in-range) index and the right one selected.
+      let expr = '';
+      for (let q = ps.length - 1; q >= 0; q--) {
+        const o = offsets[q]!;
+        const d = ps[q]!.dim;
+        const local = d === 1 ? 0 : o === 0 ? `min(${k}, ${d - 1}u)` : `(clamp(${k}, ${o}u, ${o + d - 1}u) - ${o}u)`;
+        const part = this.at(ps[q]!, local);
+        expr = expr === '' ? part : `select(${expr}, ${part}, ${k} < ${o + d}u)`;
+      }
+      return expr;
+    };
+    return this.map(dim, parts, component);
   }
 
-  /** Loads a variable: outer rows and parameters into registers, inner rows as tile accessors. */
+  /** Loads a variable: outer rows and parameters into registers (read where used beyond UNROLL
+   *  components), inner rows as tile accessors. */
   private variable(node: Variable): Val {
     const role = this.roles.get(node) ?? 'param';
     const offset = this.layout.offsets.get(node);
@@ -367,22 +509,16 @@ class Emitter implements WgslEmitter {
     if (role === 'param') this.usesParams[0] = true;
     const source = (k: WgslIndex): string =>
       role === 'outer' ? `O[ob + ${u(this.index(k, 1, offset))}]` : `P[${u(this.index(k, 1, offset))}]`;
-    const block = this.outerBlock;
+    if (node.dim > UNROLL) return this.lazy(node.dim, false, source);
+    const target = this.outerBlock;
     const id = this.fresh('x');
-    if (node.dim <= UNROLL) {
-      const names: string[] = [];
-      for (let k = 0; k < node.dim; k++) {
-        const name = node.dim === 1 ? id : `${id}_${k}`;
-        block.lines.push(`${block.indent}let ${name} = ${source(k)};`);
-        names.push(name);
-      }
-      return { dim: node.dim, varying: false, repr: { kind: 'scalars', names } };
+    const names: string[] = [];
+    for (let k = 0; k < node.dim; k++) {
+      const name = node.dim === 1 ? id : `${id}_${k}`;
+      target.lines.push(`${target.indent}let ${name} = ${source(k)};`);
+      names.push(name);
     }
-    block.lines.push(`${block.indent}var ${id}: array<f32, ${node.dim}>;`);
-    this.withBlock(block, () =>
-      this.loop(block, node.dim, (k, inner) => inner.lines.push(`${inner.indent}${id}[${k}] = ${source(k)};`)),
-    );
-    return { dim: node.dim, varying: false, repr: { kind: 'array', name: id } };
+    return { dim: node.dim, varying: false, repr: { kind: 'scalars', names } };
   }
 
   /** Lowers a node, sharing structurally equal sub-formulas. */
@@ -402,6 +538,42 @@ class Emitter implements WgslEmitter {
     }
     this.memo.set(key, value);
     return value;
+  }
+
+  /** The code of one D-chunk of every chunked sum: per-row values of the chunk into lets (x_i's
+   *  chunk "in registers"), then, per row t of the tile, each sum's DCHUNK terms added to its
+   *  partial sum. Components past the count are masked (the staged tile holds zeros there). */
+  chunkCode(indent: string): { before: string[]; perRow: string[] } {
+    const count = this.chunkCount!;
+    const before = block(indent, this.outerBlock);
+    const row = block(`${indent}  `, before);
+    const idx = (c: number): string => `(d0 + ${c}u)`;
+    this.chunkIndex = new Map(Array.from({ length: DCHUNK }, (_, c) => [idx(c), c] as const));
+    try {
+      for (const s of this.chunked) {
+        for (const a of s.args) {
+          if (!a.varying) for (let c = 0; c < DCHUNK; c++) this.withBlock(before, () => this.at(a, idx(c)));
+        }
+      }
+      for (const s of this.chunked) {
+        const terms: string[] = [];
+        for (let c = 0; c < DCHUNK; c++) {
+          const term = this.withBlock(row, () => s.body(idx(c)));
+          terms.push(count % DCHUNK === 0 ? term : `select(0.0, ${term}, d0 + ${c}u < ${count}u)`);
+        }
+        row.lines.push(`${row.indent}${s.acc}[t] = ${s.acc}[t] + (${terms.join(' + ')});`);
+      }
+    } finally {
+      this.chunkIndex = null;
+    }
+    return { before: before.lines, perRow: row.lines };
+  }
+
+  /** `v` as scalar lets (v.dim <= UNROLL) when reading it could emit statements (a lazy base): the
+   *  reduction code reads components inside its own loops, where no statement can go. */
+  settle(v: Val): Val {
+    const base = v.repr.kind === 'view' ? v.repr.base : v;
+    return base.repr.kind === 'lazy' ? this.map(v.dim, [v], (k) => this.at(v, k)) : v;
   }
 }
 
@@ -447,25 +619,39 @@ function kahan(s: string, c: string, x: string): string[] {
   ];
 }
 
-function reductionCode(kind: ReductionKind, d: number, e: number, K: number, F: (k: WgslIndex) => string, G: (k: WgslIndex) => string): ReductionCode {
+/** Reduction code for `d` components of F (or `e` of the weight G): a window of the full result when
+ *  the kernel is windowed, component k of the window landing at `out(k)` in the result row (and, for
+ *  the K-min family, at `out(k) + t * dOut` for rank t). */
+function reductionCode(
+  kind: ReductionKind,
+  d: number,
+  e: number,
+  K: number,
+  F: (k: WgslIndex) => string,
+  G: (k: WgslIndex) => string,
+  out: (k: WgslIndex) => string,
+  dOut: number,
+): ReductionCode {
   const ld = (dst: string, word: string, asInt = false): string =>
     `${dst} = ${asInt ? 'bitcast<i32>' : 'bitcast<f32>'}(ST[sb + ${word}]);`;
   const st = (src: string, word: string): string => `ST[sb + ${word}] = bitcast<u32>(${src});`;
   switch (kind) {
     case 'sum':
       return {
-        decl: [`var rs: array<f32, ${d}>;`, `var rc: array<f32, ${d}>;`, `var ts: array<f32, ${d}>;`],
+        // Explicit initializers: windowed kernels declare the state inside their window loop, where a
+        // declaration without one kept the previous window's values on Dawn/SwiftShader.
+        decl: [`var rs = array<f32, ${d}>();`, `var rc = array<f32, ${d}>();`, `var ts = array<f32, ${d}>();`],
         init: [],
         load: perComponent(d, (k) => [ld(`rs[${ix(k)}]`, add(k, 0, 2)), ld(`rc[${ix(k)}]`, add(k, 1, 2))]),
         store: perComponent(d, (k) => [st(`rs[${ix(k)}]`, add(k, 0, 2)), st(`rc[${ix(k)}]`, add(k, 1, 2))]),
         tileInit: perComponent(d, (k) => [`ts[${ix(k)}] = 0.0;`]),
         fold: perComponent(d, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] + ${F(k)};`]),
         merge: perComponent(d, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)),
-        finalize: perComponent(d, (k) => [`OV[ov + ${add(k, 0)}] = rs[${ix(k)}] + rc[${ix(k)}];`]),
+        finalize: perComponent(d, (k) => [`OV[ov + ${out(k)}] = rs[${ix(k)}] + rc[${ix(k)}];`]),
       };
     case 'logSumExp':
       return {
-        decl: [`var rm: array<f32, ${d}>;`, `var rs: array<f32, ${d}>;`, `var rc: array<f32, ${d}>;`, `var tm: array<f32, ${d}>;`, `var ts: array<f32, ${d}>;`],
+        decl: [`var rm = array<f32, ${d}>();`, `var rs = array<f32, ${d}>();`, `var rc = array<f32, ${d}>();`, `var tm = array<f32, ${d}>();`, `var ts = array<f32, ${d}>();`],
         init: perComponent(d, (k) => [`rm[${ix(k)}] = -U.inf;`]),
         load: perComponent(d, (k) => [ld(`rm[${ix(k)}]`, add(k, 0, 3)), ld(`rs[${ix(k)}]`, add(k, 1, 3)), ld(`rc[${ix(k)}]`, add(k, 2, 3))]),
         store: perComponent(d, (k) => [st(`rm[${ix(k)}]`, add(k, 0, 3)), st(`rs[${ix(k)}]`, add(k, 1, 3)), st(`rc[${ix(k)}]`, add(k, 2, 3))]),
@@ -501,7 +687,7 @@ function reductionCode(kind: ReductionKind, d: number, e: number, K: number, F: 
             `var r = ${m};`,
             `if (lt_isnan(${m})) { r = U.nan; }`,
             `else if (!lt_isninf(${m}) && !lt_ispinf(${m})) { r = ${m} + lt_log(rs[${ix(k)}] + rc[${ix(k)}]); }`,
-            `OV[ov + ${add(k, 0)}] = r;`,
+            `OV[ov + ${out(k)}] = r;`,
           ];
         }),
       };
@@ -510,8 +696,8 @@ function reductionCode(kind: ReductionKind, d: number, e: number, K: number, F: 
       const scaleAll = (sc: string): string[] => perComponent(e, (k) => [`rs[${ix(k)}] = rs[${ix(k)}] * ${sc};`, `rc[${ix(k)}] = rc[${ix(k)}] * ${sc};`]);
       return {
         decl: [
-          `var rm = 0.0;`, `var rs0 = 0.0;`, `var rc0 = 0.0;`, `var rs: array<f32, ${e}>;`, `var rc: array<f32, ${e}>;`,
-          `var tm = 0.0;`, `var ts0 = 0.0;`, `var ts: array<f32, ${e}>;`,
+          `var rm = 0.0;`, `var rs0 = 0.0;`, `var rc0 = 0.0;`, `var rs = array<f32, ${e}>();`, `var rc = array<f32, ${e}>();`,
+          `var tm = 0.0;`, `var ts0 = 0.0;`, `var ts = array<f32, ${e}>();`,
         ],
         init: [`rm = -U.inf;`],
         load: [ld('rm', '0u'), ld('rs0', '1u'), ld('rc0', '2u'), ...perComponent(e, (k) => [ld(`rs[${ix(k)}]`, add(k, 3, 2)), ld(`rc[${ix(k)}]`, add(k, 4, 2))])],
@@ -555,11 +741,11 @@ function reductionCode(kind: ReductionKind, d: number, e: number, K: number, F: 
                 `var r = rm;`,
                 `if (lt_isnan(rm)) { r = U.nan; }`,
                 `else if (!lt_isninf(rm)) { r = rm + lt_log(rs[${ix(k)}] + rc[${ix(k)}]); }`,
-                `OV[ov + ${add(k, 0)}] = r;`,
+                `OV[ov + ${out(k)}] = r;`,
               ]
             : [
                 `let den = rs0 + rc0;`,
-                `OV[ov + ${add(k, 0)}] = select((rs[${ix(k)}] + rc[${ix(k)}]) / den, U.nan, lt_isnan(rm) || den == 0.0);`,
+                `OV[ov + ${out(k)}] = select((rs[${ix(k)}] + rc[${ix(k)}]) / den, U.nan, lt_isnan(rm) || den == 0.0);`,
               ],
         ),
       };
@@ -574,7 +760,7 @@ function reductionCode(kind: ReductionKind, d: number, e: number, K: number, F: 
       const values = reductionHasValues(kind);
       const indices = reductionHasIndices(kind);
       return {
-        decl: [`var bv: array<f32, ${d}>;`, `var bi: array<i32, ${d}>;`],
+        decl: [`var bv = array<f32, ${d}>();`, `var bi = array<i32, ${d}>();`],
         init: perComponent(d, (k) => [`bi[${ix(k)}] = -1;`]),
         load: perComponent(d, (k) => [ld(`bv[${ix(k)}]`, add(k, 0, 2)), ld(`bi[${ix(k)}]`, add(k, 1, 2), true)]),
         store: perComponent(d, (k) => [st(`bv[${ix(k)}]`, add(k, 0, 2)), st(`bi[${ix(k)}]`, add(k, 1, 2))]),
@@ -585,8 +771,8 @@ function reductionCode(kind: ReductionKind, d: number, e: number, K: number, F: 
         ]),
         merge: [],
         finalize: perComponent(d, (k) => [
-          ...(values ? [`OV[ov + ${add(k, 0)}] = select(bv[${ix(k)}], U.nan, bi[${ix(k)}] < 0);`] : []),
-          ...(indices ? [`OI[ov + ${add(k, 0)}] = bi[${ix(k)}];`] : []),
+          ...(values ? [`OV[ov + ${out(k)}] = select(bv[${ix(k)}], U.nan, bi[${ix(k)}] < 0);`] : []),
+          ...(indices ? [`OI[ov + ${out(k)}] = bi[${ix(k)}];`] : []),
         ]),
       };
     }
@@ -597,7 +783,7 @@ function reductionCode(kind: ReductionKind, d: number, e: number, K: number, F: 
       const indices = reductionHasIndices(kind);
       const base = (k: WgslIndex): string => (typeof k === 'number' ? `${k * K}u` : `${k} * ${K}u`);
       return {
-        decl: [`var cn: array<i32, ${d}>;`, `var kv: array<f32, ${K * d}>;`, `var ki: array<i32, ${K * d}>;`],
+        decl: [`var cn = array<i32, ${d}>();`, `var kv = array<f32, ${K * d}>();`, `var ki = array<i32, ${K * d}>();`],
         init: [],
         load: [
           ...perComponent(d, (k) => [ld(`cn[${ix(k)}]`, add(k, 0), true)]),
@@ -636,7 +822,7 @@ function reductionCode(kind: ReductionKind, d: number, e: number, K: number, F: 
         finalize: perComponent(d, (k) => [
           `let b = ${base(k)};`,
           `for (var t = 0u; t < ${K}u; t = t + 1u) {`,
-          `  let q = ov + t * ${d}u + ${typeof k === 'number' ? `${k}u` : k};`,
+          `  let q = ov + t * ${dOut}u + ${out(k)};`,
           `  let ok = i32(t) < cn[${ix(k)}];`,
           ...(values ? [`  OV[q] = select(U.nan, kv[b + t], ok);`] : []),
           ...(indices ? [`  OI[q] = select(-1, ki[b + t], ok);`] : []),
@@ -655,12 +841,27 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   const OS = layout.outerStride;
   const roles = new Map(plan.variables.map((v) => [v.variable, v.role] as const));
   const emitter = new Emitter(roles, layout, staged ? 'tile' : 'I');
-  const vF = emitter.lower(plan.formula);
-  const vG = plan.weight === null ? null : emitter.lower(plan.weight);
-  const d = plan.formula.dim;
-  const e = plan.weight?.dim ?? 0;
-  const red = reductionCode(plan.kind, d, e, plan.k, (k) => emitter.at(vF, k), (k) => emitter.at(vG!, k));
+  emitter.chunking = config.dchunks === true && !staged;
+  const win = reductionWindow(plan);
+  const windowed = win.count > 1;
+  /** Components [c0, c0 + width) of a value, as scalar lets (c0: the window's first component). */
+  const windowOf = (v: Val): Val =>
+    windowed ? emitter.settle(emitter.map(win.width, [v], (k) => emitter.at(v, emitter.index(k, 1, 'c0')))) : emitter.settle(v);
+  const weighted = plan.weight !== null;
+  let vF = emitter.lower(plan.formula);
+  let vG = plan.weight === null ? null : emitter.lower(plan.weight);
+  if (vG !== null) {
+    vF = emitter.settle(vF);
+    vG = windowOf(vG);
+  } else {
+    vF = windowOf(vF);
+  }
+  const d = weighted ? plan.formula.dim : win.width;
+  const e = weighted ? win.width : 0;
+  const out = (k: WgslIndex): string => (windowed ? `c0 + ${u(k)}` : add(k, 0));
+  const red = reductionCode(plan.kind, d, e, plan.k, (k) => emitter.at(vF, k), (k) => emitter.at(vG!, k), out, win.components);
   const words = stateWords(plan);
+  const windowWords = words / win.count;
   const values = reductionHasValues(plan.kind);
   const indices = reductionHasIndices(plan.kind);
   const bindings: KernelBindings = {
@@ -674,11 +875,37 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   };
   const indent = (lines: readonly string[], pad: string): string[] => lines.map((l) => `${pad}${l}`);
   const stage = staged && IS > 0;
+  const chunks = emitter.chunked.length > 0 ? emitter.chunkCode('    ') : null;
+  const chunkCount = emitter.chunkCount ?? 0;
+  /** The D-chunk pass of a tile: chunk after chunk, the inner rows' components staged in workgroup
+   *  memory (coalesced), x_i's in registers, and every chunked sum's partials accumulated per row. */
+  const chunkPass = (read: string): string[] =>
+    chunks === null
+      ? []
+      : [
+          ...emitter.chunked.map((c) => `  var ${c.acc} = array<f32, ${TILE}>();`),
+          `  for (var d0 = 0u; d0 < ${chunkCount}u; d0 = d0 + ${DCHUNK}u) {`,
+          '    workgroupBarrier();',
+          `    for (var q = lid; q < ${TILE * DCHUNK}u; q = q + ${WG}u) {`,
+          `      let qt = q / ${DCHUNK}u;`,
+          `      let qc = d0 + q % ${DCHUNK}u;`,
+          `      let ok = qt < cnt && qc < ${chunkCount}u;`,
+          ...[...emitter.chunkArrays].map(([offset, name]) => `      ${name}[q] = select(0.0, I[(${read} + qt) * ${IS}u + ${offset}u + qc], ok);`),
+          '    }',
+          '    workgroupBarrier();',
+          ...chunks.before,
+          '    for (var t = 0u; t < cnt; t = t + 1u) {',
+          `      let tb = (${read} + t) * ${IS}u;`,
+          ...chunks.perRow,
+          '    }',
+          '  }',
+        ];
   /** The loop over the inner rows [lo, hi) in tiles: staging, per-pair code, per-tile merge. `read`
    *  maps j0 to the first row of the tile in the inner buffer, `global` to its true index. */
   const tileLoop = (lo: string, hi: string, read: string, global: string): string[] => [
     `for (var j0 = ${lo}; j0 < ${hi}; j0 = j0 + ${TILE}u) {`,
     `  let cnt = min(${TILE}u, ${hi} - j0);`,
+    ...chunkPass(read),
     ...(stage
       ? [
           '  workgroupBarrier();',
@@ -738,6 +965,7 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
     sparse ? '@group(0) @binding(7) var<storage, read> WT: array<vec4<u32>>;' : '',
     sparse ? '@group(0) @binding(8) var<storage, read> IR: array<i32>;' : '',
     stage ? `var<workgroup> tile: array<f32, ${TILE * IS}>;` : '',
+    ...[...emitter.chunkArrays.values()].map((name) => `var<workgroup> ${name}: array<f32, ${TILE * DCHUNK}>;`),
     sparse && stage ? 'var<workgroup> witem: vec4<u32>;' : '',
     sparse && stage ? 'var<workgroup> wrange: vec2<u32>;' : '',
     '',
@@ -745,8 +973,14 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
     'fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {',
     ...head,
     `  let ob = il * ${Math.max(OS, 1)}u;`,
-    `  let sb = il * ${words}u;`,
     `  let ov = il * ${plan.outDim}u;`,
+    ...(windowed
+      ? [
+          `  for (var w = 0u; w < ${win.count}u; w = w + 1u) {`,
+          `  let c0 = min(w * ${win.width}u, ${win.components - win.width}u);`,
+          `  let sb = il * ${words}u + w * ${windowWords}u;`,
+        ]
+      : [`  let sb = il * ${words}u;`]),
     ...emitter.outerBlock.lines,
     ...indent(red.decl, '  '),
     ...(split
@@ -758,6 +992,7 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
       ? ['    if ((U.flags & 2u) != 0u) {', ...indent(red.finalize, '      '), '    } else {', ...indent(red.store, '      '), '    }']
       : indent(red.finalize, '    ')),
     '  }',
+    ...(windowed ? ['  }'] : []),
     '}',
     '',
   ]

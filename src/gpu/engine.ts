@@ -51,15 +51,20 @@ import {
 } from './submission.js';
 import {
   dataLayout,
+  DCHUNK,
+  DCHUNK_ROWS,
   FLAG_FIRST,
   FLAG_LAST,
   generateKernel,
+  pairCost,
+  reductionWindow,
   stateWords,
   structureKey,
   UNIFORM_BYTES,
   type DataLayout,
   type GeneratedKernel,
   type KernelConfig,
+  webgpuUnsupported,
 } from './codegen.js';
 
 /** The limits the engine plans with: the device's, possibly lowered (tests force splitting so). */
@@ -84,6 +89,10 @@ export interface WebGPUEngineOptions {
   readonly cpuAdapter?: boolean;
   /** Stage inner tiles in workgroup memory: 'auto' (on GPUs, not on CPU adapters), or forced. */
   readonly staging?: 'auto' | 'always' | 'never';
+  /** Compiled pipelines kept per device (least recently used evicted first); default 64. */
+  readonly pipelineCacheSize?: number;
+  /** Bytes of free GPU buffers kept for reuse (oldest destroyed first); default 256 MiB. */
+  readonly bufferCacheBytes?: number;
 }
 
 /** Counters for tests and the bench. */
@@ -104,9 +113,16 @@ export const DEFAULT_MAX_PAIRS_PER_DISPATCH = 2 ** 30;
 const DEFAULT_WORKGROUP = 256;
 const CPU_WORKGROUP = 64;
 const MIN_STAGED_TILE = 16;
+/** Inner rows wider than this that do not fit whole tiles get D-chunked kernels (as UNROLL). */
+const CHUNK_MIN_STRIDE = 64;
 /** Above this many f32 of reduction state per row, use smaller workgroups. */
 const LARGE_STATE_WORDS = 48;
-const MAX_PIPELINES = 256;
+/** Pipelines kept per device by default. Each costs driver memory (about 250 KiB of JIT code on
+ *  SwiftShader: 100 distinct formulas grew the RSS by 25 MiB); a GeomLoss run uses about ten, and a
+ *  recompile costs milliseconds on a GPU driver, so 64 bounds memory without recompiling in loops. */
+export const DEFAULT_PIPELINE_CACHE_SIZE = 64;
+/** Free buffer bytes kept by default (BufferPool). */
+export const DEFAULT_BUFFER_CACHE_BYTES = 256 * 1024 * 1024;
 
 interface Range {
   readonly start: number;
@@ -229,6 +245,7 @@ export class WebGPUEngine {
   private readonly workgroupOverride: number | undefined;
   private readonly cpuAdapter: boolean;
   private readonly staging: 'auto' | 'always' | 'never';
+  private readonly pipelineCacheSize: number;
   private lostReason: string | null = null;
   private tail: Promise<void> = Promise.resolve();
 
@@ -252,7 +269,8 @@ export class WebGPUEngine {
     this.cpuAdapter = options.cpuAdapter ?? false;
     this.staging = options.staging ?? 'auto';
     this.timestamps = device.features.has('timestamp-query');
-    this.pool = new BufferPool(device, this.limits.maxBufferSize);
+    this.pipelineCacheSize = options.pipelineCacheSize ?? DEFAULT_PIPELINE_CACHE_SIZE;
+    this.pool = new BufferPool(device, this.limits.maxBufferSize, options.bufferCacheBytes ?? DEFAULT_BUFFER_CACHE_BYTES);
     // Pipelines belong to the device: engines rebuilt on the same device (other limits, tests) share them.
     let cache = PIPELINES.get(device);
     if (cache === undefined) PIPELINES.set(device, (cache = new Map()));
@@ -266,6 +284,11 @@ export class WebGPUEngine {
 
   get lost(): boolean {
     return this.lostReason !== null;
+  }
+
+  /** Pipelines compiled (or compiling) and cached for this engine's device. */
+  get cachedPipelines(): number {
+    return this.pipelines.size;
   }
 
   bufferStats(): BufferPoolStats {
@@ -283,7 +306,9 @@ export class WebGPUEngine {
   configFor(plan: ReductionPlan, layout: DataLayout = dataLayout(plan)): Omit<KernelConfig, 'split' | 'sparse'> {
     const L = this.limits;
     let wg = this.workgroupOverride ?? (this.cpuAdapter ? CPU_WORKGROUP : DEFAULT_WORKGROUP);
-    if (this.workgroupOverride === undefined && stateWords(plan) > LARGE_STATE_WORDS) wg = Math.min(wg, 64);
+    // The state an invocation holds at once: one window's (windowed kernels keep the rest in ST).
+    const held = stateWords(plan) / reductionWindow(plan).count;
+    if (this.workgroupOverride === undefined && held > LARGE_STATE_WORDS) wg = Math.min(wg, 64);
     const cap = Math.min(L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX);
     while (wg > cap) wg >>= 1;
     const IS = Math.max(1, layout.innerStride);
@@ -293,11 +318,19 @@ export class WebGPUEngine {
     const tile = Math.min(wg, fit);
     const minTile = this.staging === 'always' ? 1 : MIN_STAGED_TILE;
     if (stage && tile >= minTile) return { workgroupSize: wg, tile, staged: true };
+    if (stage && IS > CHUNK_MIN_STRIDE) {
+      // Rows too wide to stage whole (D in the hundreds: K-NN, K-means): long sums over their
+      // components run over D-chunks staged in workgroup memory instead, one DCHUNK-wide slice of
+      // each inner variable per tile row.
+      const innerVars = plan.variables.filter((v) => v.role === 'inner').length;
+      const rows = Math.min(DCHUNK_ROWS, Math.floor((L.maxComputeWorkgroupStorageSize - 256) / (4 * DCHUNK * innerVars)));
+      if (rows >= 1) return { workgroupSize: wg, tile: rows, staged: false, dchunks: true };
+    }
     return { workgroupSize: wg, tile: wg, staged: false };
   }
 
   private kernelFor(plan: ReductionPlan, config: KernelConfig): Promise<CompiledKernel> {
-    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}`;
+    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}|${config.dchunks === true ? 'c' : ''}`;
     const hit = this.pipelines.get(key);
     if (hit !== undefined) {
       this.stats.pipelineHits++;
@@ -327,7 +360,8 @@ export class WebGPUEngine {
     })();
     this.pipelines.set(key, compiled);
     compiled.catch(() => this.pipelines.delete(key));
-    while (this.pipelines.size > MAX_PIPELINES) this.pipelines.delete(this.pipelines.keys().next().value!);
+    // Least recently used first (hits move a key to the end of the insertion order).
+    while (this.pipelines.size > this.pipelineCacheSize) this.pipelines.delete(this.pipelines.keys().next().value!);
     return compiled;
   }
 
@@ -345,11 +379,16 @@ export class WebGPUEngine {
   private async reduceNow(plan: ReductionPlan): Promise<ReductionOutput> {
     if (plan.dtype !== 'float32') throw new TypeError(`${plan.kind}: the WebGPU engine computes in float32 only`);
     if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
+    const unsupported = webgpuUnsupported(plan);
+    if (unsupported !== null) throw new RangeError(`${plan.kind}: not supported by the WebGPU engine (${unsupported})`);
     this.stats.reductions++;
     const layout = dataLayout(plan);
     const base = this.configFor(plan, layout);
+    // Per-pair work grows with D (and with the windows of a windowed kernel): fewer pairs per
+    // dispatch keep each dispatch as short as a D = 3 one (GPU watchdogs).
+    const limits: EngineLimits = { ...this.limits, maxPairsPerDispatch: Math.max(1, Math.floor(this.limits.maxPairsPerDispatch / pairCost(plan))) };
     if (plan.ranges !== null) {
-      const sparse = planSparse(plan.ranges, plan.nOuter, base.workgroupSize, this.limits, (c) => sparseBindingCheck(plan, layout, this.limits, c));
+      const sparse = planSparse(plan.ranges, plan.nOuter, base.workgroupSize, limits, (c) => sparseBindingCheck(plan, layout, limits, c));
       const config: KernelConfig = { ...base, split: false, sparse: true };
       const { pipeline, kernel } = await this.kernelFor(plan, config);
       if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
@@ -365,7 +404,7 @@ export class WebGPUEngine {
         outDim: plan.outDim,
         stateWords: words,
       },
-      this.limits,
+      limits,
       base.workgroupSize,
       base.tile,
     );

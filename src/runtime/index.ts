@@ -16,6 +16,7 @@ import { setReductionExecutor } from '../core/lazy-tensor.js';
 import type { EngineChoice, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import type { EngineName } from '../core/tensor.js';
 import type { BufferPoolStats } from '../gpu/buffer-pool.js';
+import { webgpuUnsupported } from '../gpu/codegen.js';
 import { GpuDeviceLostError, WebGPUEngine, type EngineLimits, type EngineStats } from '../gpu/engine.js';
 import { detectFeatures, type RuntimeFeatures } from './features.js';
 import { getWasmEngine } from './wasm-loader.js';
@@ -42,18 +43,104 @@ export function getDefaultEngine(): EngineChoice {
 // ---------------------------------------------------------------------------------------------------
 // WebGPU
 
-/** Options of the WebGPU engine and of 'auto'. */
+/** Options of the WebGPU engine and of 'auto' (see configureWebGPU for how each is validated). */
 export interface WebGPUOptions {
-  /** 'auto' uses WebGPU from this many pairs (N * M) on; default AUTO_MIN_PAIRS = 2^22. */
+  /** 'auto' uses WebGPU from this many pairs (N * M) on: an integer >= 0, or Infinity (never);
+   *  default AUTO_MIN_PAIRS = 2^22. */
   autoMinPairs?: number;
   /** Let 'auto' use fallback (CPU-emulated) adapters; default false. */
   autoUseFallbackAdapter?: boolean;
-  /** Lowers the engine's limits (tests use it to force splitting); undefined keys keep the device's. */
-  limits?: Partial<EngineLimits>;
-  /** Workgroup size override (a power of two), for experiments. */
+  /** Lowers the engine's limits (tests use it to force splitting): positive integers, each only
+   *  lowering the device's value; undefined keys keep the device's. `undefined` for the whole
+   *  option restores the device's limits. */
+  limits?: Partial<Omit<EngineLimits, 'minUniformBufferOffsetAlignment'>>;
+  /** Workgroup size override, a power of two from 1 to 1024 (capped by the adapter), for
+   *  experiments; `undefined` restores the engine's choice. */
   workgroupSize?: number;
-  /** Stage inner tiles in workgroup memory: 'auto' (on GPUs, not on CPU adapters), or forced. */
+  /** Stage inner tiles in workgroup memory: 'auto' (on GPUs, not on CPU adapters), 'always' or
+   *  'never'; `undefined` restores 'auto'. */
   staging?: 'auto' | 'always' | 'never';
+  /** Compiled pipelines kept per device, least recently used evicted first: an integer >= 1;
+   *  default 64. */
+  pipelineCacheSize?: number;
+  /** Bytes of free GPU buffers kept for reuse, oldest destroyed first: an integer >= 0; default
+   *  256 MiB. */
+  bufferCacheBytes?: number;
+}
+
+const ENGINE_LIMIT_KEYS: readonly string[] = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupsPerDimension',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupStorageSize',
+  'maxPairsPerDispatch',
+] satisfies readonly Exclude<keyof EngineLimits, 'minUniformBufferOffsetAlignment'>[];
+
+const OPTION_KEYS: readonly (keyof WebGPUOptions)[] = [
+  'autoMinPairs',
+  'autoUseFallbackAdapter',
+  'limits',
+  'workgroupSize',
+  'staging',
+  'pipelineCacheSize',
+  'bufferCacheBytes',
+];
+
+const describeValue = (v: unknown): string =>
+  typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'object' || typeof v === 'function' ? `a ${typeof v}` : String(v);
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === null || proto === Object.prototype || Object.getPrototypeOf(proto) === null;
+}
+
+/** A whole number in [min, max] (Infinity allowed only where `infinite`), else a named error. */
+function checkCount(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER, infinite = false): number {
+  if (typeof v !== 'number') throw new TypeError(`configureWebGPU: ${name} must be a number, got ${describeValue(v)}`);
+  if (infinite && v === Infinity) return v;
+  if (!Number.isInteger(v) || v < min || v > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new RangeError(`configureWebGPU: ${name} must be an integer ${range}${infinite ? ' (or Infinity)' : ''}, got ${v}`);
+  }
+  return v;
+}
+
+/** Validates every option before any is applied: unknown keys and wrong types are TypeErrors,
+ *  values out of range RangeErrors, each naming the option. */
+function validateOptions(next: unknown): WebGPUOptions {
+  if (!isPlainObject(next)) throw new TypeError(`configureWebGPU: the options must be an object, got ${describeValue(next)}`);
+  for (const key of Object.keys(next)) {
+    if (!(OPTION_KEYS as readonly string[]).includes(key)) {
+      throw new TypeError(`configureWebGPU: unknown option '${key}' (known: ${OPTION_KEYS.join(', ')})`);
+    }
+  }
+  const o = next as { [K in keyof WebGPUOptions]?: unknown };
+  if (o.autoMinPairs !== undefined) checkCount('autoMinPairs', o.autoMinPairs, 0, Number.MAX_SAFE_INTEGER, true);
+  if (o.autoUseFallbackAdapter !== undefined && typeof o.autoUseFallbackAdapter !== 'boolean') {
+    throw new TypeError(`configureWebGPU: autoUseFallbackAdapter must be a boolean, got ${describeValue(o.autoUseFallbackAdapter)}`);
+  }
+  if (o.limits !== undefined) {
+    if (!isPlainObject(o.limits)) throw new TypeError(`configureWebGPU: limits must be an object, got ${describeValue(o.limits)}`);
+    for (const [key, value] of Object.entries(o.limits)) {
+      if (!ENGINE_LIMIT_KEYS.includes(key)) {
+        throw new TypeError(`configureWebGPU: unknown limit 'limits.${key}' (known: ${ENGINE_LIMIT_KEYS.join(', ')})`);
+      }
+      if (value !== undefined) checkCount(`limits.${key}`, value, 1);
+    }
+  }
+  if (o.workgroupSize !== undefined) {
+    const w = checkCount('workgroupSize', o.workgroupSize, 1, 1024);
+    if ((w & (w - 1)) !== 0) throw new RangeError(`configureWebGPU: workgroupSize must be a power of two from 1 to 1024, got ${w}`);
+  }
+  if (o.staging !== undefined && o.staging !== 'auto' && o.staging !== 'always' && o.staging !== 'never') {
+    throw new TypeError(`configureWebGPU: staging must be 'auto', 'always' or 'never', got ${describeValue(o.staging)}`);
+  }
+  if (o.pipelineCacheSize !== undefined) checkCount('pipelineCacheSize', o.pipelineCacheSize, 1);
+  if (o.bufferCacheBytes !== undefined) checkCount('bufferCacheBytes', o.bufferCacheBytes, 0);
+  return next as WebGPUOptions;
 }
 
 interface GpuHandle {
@@ -65,7 +152,8 @@ interface GpuHandle {
   lost: boolean;
 }
 
-const options: Required<Pick<WebGPUOptions, 'autoMinPairs' | 'autoUseFallbackAdapter'>> & Pick<WebGPUOptions, 'limits' | 'workgroupSize' | 'staging'> = {
+const options: Required<Pick<WebGPUOptions, 'autoMinPairs' | 'autoUseFallbackAdapter'>> &
+  Pick<WebGPUOptions, 'limits' | 'workgroupSize' | 'staging' | 'pipelineCacheSize' | 'bufferCacheBytes'> = {
   autoMinPairs: AUTO_MIN_PAIRS,
   autoUseFallbackAdapter: false,
 };
@@ -80,7 +168,14 @@ function warnOnce(key: string, message: string): void {
 }
 
 function engineOptions(cpuAdapter: boolean): ConstructorParameters<typeof WebGPUEngine>[1] {
-  return { limits: options.limits, workgroupSize: options.workgroupSize, staging: options.staging, cpuAdapter };
+  return {
+    limits: options.limits,
+    workgroupSize: options.workgroupSize,
+    staging: options.staging,
+    pipelineCacheSize: options.pipelineCacheSize,
+    bufferCacheBytes: options.bufferCacheBytes,
+    cpuAdapter,
+  };
 }
 
 /** The WebGPU engine, or why there is none. Never rejects. */
@@ -145,7 +240,9 @@ async function execute(
   choice: EngineChoice | undefined,
 ): Promise<{ output: ReductionOutput; engine: EngineName }> {
   const engine = choice ?? defaultEngine;
-  if (engine !== 'wasm' && plan.dtype === 'float32') {
+  // Plans the WGSL kernels do not cover (K-min lists beyond MAX_GPU_K) run on WebAssembly, silently:
+  // the result's `engine` says so, and this is documented, not a failure.
+  if (engine !== 'wasm' && plan.dtype === 'float32' && webgpuUnsupported(plan) === null) {
     const explicit = engine === 'webgpu';
     if (explicit || plan.nOuter * plan.nInner >= options.autoMinPairs) {
       const output = await runOnGpu(plan, explicit);
@@ -158,18 +255,28 @@ async function execute(
 
 setReductionExecutor(execute);
 
-/** Configures the WebGPU engine and 'auto'. Changing limits or the workgroup size rebuilds the engine
- *  (on the same device) at the next reduction. */
-export function configureWebGPU(next: WebGPUOptions): void {
-  if (next.autoMinPairs !== undefined) {
-    if (!(next.autoMinPairs >= 0)) throw new RangeError(`configureWebGPU: autoMinPairs must be >= 0, got ${next.autoMinPairs}`);
-    options.autoMinPairs = next.autoMinPairs;
-  }
+/**
+ * Configures the WebGPU engine and 'auto'. Only the keys given change. Changing limits, the
+ * workgroup size, staging or the cache sizes rebuilds the engine (on the same device) at the next
+ * reduction.
+ *
+ * Every option is validated before any is applied, as every options object of the library is:
+ * @throws TypeError for an unknown key (in the options or in `limits`), a non-object, or a value of
+ *   the wrong type; the message names the option.
+ * @throws RangeError for a value out of range (a negative or fractional count, a workgroup size that
+ *   is not a power of two from 1 to 1024, a zero limit); the message names the option.
+ */
+export function configureWebGPU(nextOptions: WebGPUOptions): void {
+  const next = validateOptions(nextOptions);
+  if (next.autoMinPairs !== undefined) options.autoMinPairs = next.autoMinPairs;
   if (next.autoUseFallbackAdapter !== undefined) options.autoUseFallbackAdapter = next.autoUseFallbackAdapter;
-  if ('limits' in next || 'workgroupSize' in next || 'staging' in next) {
-    if ('limits' in next) options.limits = next.limits;
+  const rebuild: readonly (keyof WebGPUOptions)[] = ['limits', 'workgroupSize', 'staging', 'pipelineCacheSize', 'bufferCacheBytes'];
+  if (rebuild.some((k) => k in next)) {
+    if ('limits' in next) options.limits = next.limits === undefined ? undefined : { ...next.limits };
     if ('workgroupSize' in next) options.workgroupSize = next.workgroupSize;
     if ('staging' in next) options.staging = next.staging;
+    if ('pipelineCacheSize' in next) options.pipelineCacheSize = next.pipelineCacheSize;
+    if ('bufferCacheBytes' in next) options.bufferCacheBytes = next.bufferCacheBytes;
     const current = gpu;
     if (current !== null) {
       gpu = current.then((h) => {
@@ -198,6 +305,8 @@ export interface WebGPUStatus {
   readonly lastGpuTimeMs: number | null;
   /** The engine's counters (shader compiles, pipeline cache hits, dispatches, reductions); null without a device. */
   readonly stats: Readonly<EngineStats> | null;
+  /** Pipelines in the device's cache (at most the pipelineCacheSize option), or null. */
+  readonly cachedPipelines: number | null;
   /** The buffer pool's counters (live, in-use and cached buffers); null without a device. */
   readonly buffers: BufferPoolStats | null;
   /** What the runtime offers (WebGPU source, Node or browser, WebAssembly, SharedArrayBuffer), detected without a device. */
@@ -212,7 +321,7 @@ export async function webgpuStatus(): Promise<WebGPUStatus> {
   const h = await getGpu();
   const features = detectFeatures();
   if (typeof h === 'string') {
-    return { available: false, reason: h, adapter: null, timestampQuery: false, limits: null, lastGpuTimeMs: null, stats: null, buffers: null, features };
+    return { available: false, reason: h, adapter: null, timestampQuery: false, limits: null, lastGpuTimeMs: null, stats: null, cachedPipelines: null, buffers: null, features };
   }
   return {
     available: !h.lost,
@@ -222,6 +331,7 @@ export async function webgpuStatus(): Promise<WebGPUStatus> {
     limits: h.engine.limits,
     lastGpuTimeMs: h.engine.lastGpuTimeMs,
     stats: { ...h.engine.stats },
+    cachedPipelines: h.engine.cachedPipelines,
     buffers: h.engine.bufferStats(),
     features,
   };
