@@ -13,6 +13,7 @@
 // same reductions with `ranges`: see multiscale.ts, whose loop calls OnlineBackend.softmin and
 // softminGrad with the block-sparsity pattern of the cluster pairs it keeps.
 import { LazyTensor, Vi, Vj, type BlockRanges, type EngineName } from '../index.js';
+import { variablesOf, type Variable } from '../core/formula.js';
 import type { Cloud } from './inputs.js';
 import { inDType } from './inputs.js';
 import { GeomLossError, type PairFormula } from './options.js';
@@ -58,6 +59,16 @@ export function callPairFormula(what: string, f: PairFormula, P: LazyTensor, Q: 
     throw new GeomLossError(`${what} must return a LazyTensor built from its two arguments (got ${out === null ? 'null' : typeof out})`);
   }
   if (out.dim !== 1) throw new GeomLossError(`${what} must return a formula of dimension 1, got dimension ${out.dim}`);
+  // A formula without its j-variable (or i-variable) is a function of one point only: the softmin
+  // would still run (the potentials bring a j-variable), on a meaningless cost.
+  const uses = (v: LazyTensor) => variablesOf(out.node).includes(v.node as Variable);
+  for (const [arg, v, side] of [['first', P, 'i'], ['second', Q, 'j']] as const) {
+    if (!uses(v)) {
+      throw new GeomLossError(
+        `${what}(x, y) must depend on both of its arguments: the formula does not use its ${arg} argument (the ${side}-indexed points)`,
+      );
+    }
+  }
   return out;
 }
 
@@ -98,14 +109,16 @@ export class OnlineBackend implements SoftminBackend {
   reductions = 0;
   /** The engine of the last reduction. */
   engine: EngineName = 'wasm';
-  private readonly opts: { dtype: 'float32' | 'float64'; engine?: 'auto' | 'wasm' | 'webgpu' };
+  private readonly opts: { dtype: 'float32' | 'float64'; engine?: 'auto' | 'wasm' | 'webgpu'; signal?: AbortSignal };
 
   constructor(
     readonly cost: CostModel,
     readonly dtype: 'float32' | 'float64',
     engine: 'auto' | 'wasm' | 'webgpu' | null,
+    /** Passed to every reduction: an abort stops the loss within one reduction chunk. */
+    signal: AbortSignal | null = null,
   ) {
-    this.opts = engine === null ? { dtype } : { dtype, engine };
+    this.opts = { dtype, ...(engine === null ? {} : { engine }), ...(signal === null ? {} : { signal }) };
   }
 
   /** The cloud as variables of the computation's precision. */

@@ -16,18 +16,28 @@ import {
   type WeightsArgument,
 } from './inputs.js';
 import { kernelLoss } from './kernels.js';
-import { AUTO_MULTISCALE_PAIRS, GeomLossError, resolveOptions, type ResolvedOptions, type SamplesLossOptions } from './options.js';
+import {
+  AUTO_MULTISCALE_PAIRS,
+  checkSignalOption,
+  GeomLossError,
+  resolveOptions,
+  type CallOptions,
+  type ResolvedOptions,
+  type SamplesLossOptions,
+} from './options.js';
+import { throwIfAborted } from '../core/scheduling.js';
 import { checkMultiscale, sinkhornMultiscale } from './multiscale.js';
 import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
 import { logits, logWeights, sinkhornLoop, sinkhornSide, type SinkhornResult } from './sinkhorn.js';
 
-export { AUTO_MULTISCALE_PAIRS, GeomLossError } from './options.js';
+export { AUTO_MULTISCALE_PAIRS, GeomLossError, MAX_ITERATIONS } from './options.js';
 
 /** Leaf size of the online backend's spatial order (only the order matters there). */
 const ONLINE_LEAF = 8;
 export type {
   Backend,
+  CallOptions,
   ConvergenceOptions,
   LossName,
   PairFormula,
@@ -130,21 +140,21 @@ export class SamplesLoss {
   }
 
   /** The loss: a number, or one number per batch item. */
-  value(x: Points, y: Points, weights?: WeightsArgument): Promise<number>;
-  value(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<number[]>;
-  value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<number | number[]>;
-  async value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<number | number[]> {
-    const c = await this.compute(x, y, weights, 'value');
+  value(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<number>;
+  value(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number[]>;
+  value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number | number[]>;
+  async value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number | number[]> {
+    const c = await this.compute(x, y, weights, 'value', call);
     return c.x.batched ? Array.from(c.values) : c.values[0]!;
   }
 
   /** The loss and its gradients with respect to x, y, a and b (GeomLoss's: envelope theorem for
    *  Sinkhorn, no differentiation through the loop). */
-  valueAndGrad(x: Points, y: Points, weights?: WeightsArgument): Promise<ValueAndGrad<number>>;
-  valueAndGrad(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number[]>>;
-  valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number | number[]>>;
-  async valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number | number[]>> {
-    const c = await this.compute(x, y, weights, 'grad');
+  valueAndGrad(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number>>;
+  valueAndGrad(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number[]>>;
+  valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number | number[]>>;
+  async valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number | number[]>> {
+    const c = await this.compute(x, y, weights, 'grad', call);
     const dtype = c.info.dtype;
     const engine = c.info.engine;
     return {
@@ -164,11 +174,11 @@ export class SamplesLoss {
    * (debias) or f_ba, g_ab (raw); kernels f = K_xx a - K_xy b, g = K_yy b - K_yx a; Hausdorff
    * f = B(x) - A(x), g = A(y) - B(y).
    */
-  potentials(x: Points, y: Points, weights?: WeightsArgument): Promise<PotentialsResult<number>>;
-  potentials(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<PotentialsResult<number[]>>;
-  potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<PotentialsResult<number | number[]>>;
-  async potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<PotentialsResult<number | number[]>> {
-    const c = await this.compute(x, y, weights, 'potentials');
+  potentials(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number>>;
+  potentials(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number[]>>;
+  potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number | number[]>>;
+  async potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number | number[]>> {
+    const c = await this.compute(x, y, weights, 'potentials', call);
     const { dtype, engine } = c.info;
     return {
       f: tensor(c.F!, weightShape(c.x), dtype, engine),
@@ -185,10 +195,9 @@ export class SamplesLoss {
    * `plan.mul(Vj(y)).sum(1)` divided by them the barycentric map, `plan.argMax(1)` a matching.
    * Sinkhorn only.
    */
-  async transportPlan(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<LazyTensor> {
-    const o = this.options;
-    if (o.loss !== 'sinkhorn') throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${o.loss}'`);
-    const { X, Y, a, b, backend, multiscale } = this.prepare(x, y, weights);
+  async transportPlan(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<LazyTensor> {
+    if (this.options.loss !== 'sinkhorn') throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${this.options.loss}'`);
+    const { X, Y, a, b, backend, multiscale, o } = this.prepare(x, y, weights, call);
     const { schedule, diameter } = scheduleFor(X.cloud, Y.cloud, o);
     let fBA: Float64Array;
     let gAB: Float64Array;
@@ -209,7 +218,9 @@ export class SamplesLoss {
     return backend.vector(u, X.cloud, 'i').add(backend.vector(v, Y.cloud, 'j')).sub(backend.cost.overEps(X.i, Y.j, eps)).exp();
   }
 
-  private prepare(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined) {
+  private prepare(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, call: CallOptions | undefined) {
+    const o = this.callOptions(call);
+    throwIfAborted(o.signal ?? undefined);
     if (weights !== undefined && (typeof weights !== 'object' || weights === null || Array.isArray(weights))) {
       throw new GeomLossError('the third argument must be an object { a, b } of weights');
     }
@@ -221,21 +232,30 @@ export class SamplesLoss {
     checkPair(x, y);
     const a = parseWeights('a', weights?.a, x);
     const b = parseWeights('b', weights?.b, y);
-    const dtype = resolveDType(this.options.dtype, x, y);
-    const o = this.options;
+    const dtype = resolveDType(o.dtype, x, y);
     const multiscale =
       o.backend === 'multiscale' ||
       (o.backend === 'auto' && o.loss === 'sinkhorn' && o.cost === null && x.D <= 3 && !x.batched && x.N * y.N >= AUTO_MULTISCALE_PAIRS);
     if (multiscale) checkMultiscale(x);
-    const backend = new OnlineBackend(costModel(this.options.p, this.options.cost), dtype, this.options.engine);
+    const backend = new OnlineBackend(costModel(o.p, o.cost), dtype, o.engine, o.signal);
     const X: CloudVars = backend.vars(x);
     const Y: CloudVars = backend.vars(y);
-    return { X, Y, a, b, backend, dtype, multiscale };
+    return { X, Y, a, b, backend, dtype, multiscale, o };
   }
 
-  private async compute(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, mode: Mode): Promise<Computed> {
-    const o = this.options;
-    const { X, Y, a, b, backend, dtype, multiscale } = this.prepare(xIn, yIn, weights);
+  /** The options of one call: the loss's, with the call's signal when it gives one. */
+  private callOptions(call: CallOptions | undefined): ResolvedOptions {
+    if (call === undefined || call === null) return this.options;
+    if (typeof call !== 'object' || Array.isArray(call)) throw new GeomLossError('the last argument must be an object { signal }');
+    for (const key of Object.keys(call)) {
+      if (key !== 'signal') throw new GeomLossError(`unknown call option '${key}' (expected signal)`);
+    }
+    const signal = checkSignalOption('signal', call.signal);
+    return signal === null ? this.options : { ...this.options, signal };
+  }
+
+  private async compute(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, mode: Mode, call: CallOptions | undefined): Promise<Computed> {
+    const { X, Y, a, b, backend, dtype, multiscale, o } = this.prepare(xIn, yIn, weights, call);
     const wantGrads = mode === 'grad';
     const info: LossInfo = {
       loss: o.loss, dtype, engine: 'wasm', reductions: 0, schedule: null, diameter: null, iterations: 0, converged: null,
