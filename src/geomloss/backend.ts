@@ -39,18 +39,23 @@ const cost2: CostModel = {
   grad2: (P, Q) => Q.sub(P),
 };
 
-/** GeomLoss's cost for p = 1: sqrt(max(|x - y|^2, 1e-8)); its gradient is 0 where the clamp acts. */
-const cost1: CostModel = {
-  overEps: (P, Q, eps) => P.sqDist(Q).clamp(DIST_CLAMP, HUGE).sqrt().mul(1 / eps),
-  grad1: (P, Q) => {
-    const d2 = P.sqDist(Q);
-    return P.sub(Q).mul(d2.clamp(DIST_CLAMP, HUGE).rsqrt().mul(d2.gt(DIST_CLAMP)));
-  },
-  grad2: (P, Q) => {
-    const d2 = P.sqDist(Q);
-    return Q.sub(P).mul(d2.clamp(DIST_CLAMP, HUGE).rsqrt().mul(d2.gt(DIST_CLAMP)));
-  },
-};
+/** GeomLoss's cost for p = 1: sqrt(max(|x - y|^2, 1e-8)); its gradient is 0 where the clamp acts.
+ *  `clamp` is 1e-8 in the user's units: on a problem rescaled by s (rescale.ts) it is 1e-8 / s^2.
+ *  The upper clamp only keeps the kernel's clamp instruction (squared distances of a rescaled
+ *  problem stay below 2^70). */
+function cost1(clamp: number): CostModel {
+  return {
+    overEps: (P, Q, eps) => P.sqDist(Q).clamp(clamp, HUGE).sqrt().mul(1 / eps),
+    grad1: (P, Q) => {
+      const d2 = P.sqDist(Q);
+      return P.sub(Q).mul(d2.clamp(clamp, HUGE).rsqrt().mul(d2.gt(clamp)));
+    },
+    grad2: (P, Q) => {
+      const d2 = P.sqDist(Q);
+      return Q.sub(P).mul(d2.clamp(clamp, HUGE).rsqrt().mul(d2.gt(clamp)));
+    },
+  };
+}
 
 /** Calls a user formula builder and checks that it gives a scalar formula. */
 export function callPairFormula(what: string, f: PairFormula, P: LazyTensor, Q: LazyTensor): LazyTensor {
@@ -81,9 +86,11 @@ function customCost(cost: PairFormula): CostModel {
   };
 }
 
-export function costModel(p: number, cost: PairFormula | null): CostModel {
+/** The cost of the options; `clamp` is the p = 1 cost's clamp of squared distances (DIST_CLAMP in
+ *  the user's units). */
+export function costModel(p: number, cost: PairFormula | null, clamp = DIST_CLAMP): CostModel {
   if (cost !== null) return customCost(cost);
-  return p === 1 ? cost1 : cost2;
+  return p === 1 ? cost1(clamp) : cost2;
 }
 
 /** A cloud as an i-variable and as a j-variable (built once per call). */
