@@ -21,6 +21,7 @@ import { constant } from './build.js';
 import { rangesForAxis, type BlockRanges } from './block-sparse.js';
 import { batchItemPlan, batchSize, mergeBatch } from './batch.js';
 import { solve as solveKernel, type SolveOptions, type SolveResult } from './solve.js';
+import { checkpoint, checkSignal, progressReporter, raceAbort, type ReductionProgress, type RunControl } from './scheduling.js';
 
 /** Options accepted by every reduction. */
 export interface ReductionOptions {
@@ -31,6 +32,14 @@ export interface ReductionOptions {
   /** Block-sparse pattern (from `fromMatrix`): only the kept blocks of the matrix are visited; rows
    *  in no cluster get the reduction of an empty set (0, -inf, or index -1 and NaN). */
   ranges?: BlockRanges;
+  /** Cancels the reduction: it rejects with `signal.reason` (a DOMException 'AbortError' unless the
+   *  caller gave another reason) right away when the signal is already aborted, and otherwise within
+   *  one chunk of work (~50 ms) after it aborts. The engine stays usable. */
+  signal?: AbortSignal;
+  /** Called between the chunks the reduction is computed in, with the output rows done (over every
+   *  batch item) and the total: `done` never decreases, and the last call has `done === total`.
+   *  Small reductions make just that one call. */
+  onProgress?: (progress: ReductionProgress) => void;
 }
 
 /** Options of logSumExp. */
@@ -51,6 +60,7 @@ export interface ValuesAndIndices {
 export type ReductionExecutor = (
   plan: ReductionPlan,
   engine: EngineChoice | undefined,
+  control?: RunControl,
 ) => Promise<{ output: ReductionOutput; engine: EngineName }>;
 
 let executor: ReductionExecutor | null = null;
@@ -60,8 +70,8 @@ export function setReductionExecutor(run: ReductionExecutor): void {
   executor = run;
 }
 
-const REDUCTION_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges']);
-const LSE_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges', 'weight']);
+const REDUCTION_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges', 'signal', 'onProgress']);
+const LSE_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges', 'signal', 'onProgress', 'weight']);
 
 type Operand = LazyTensor | number;
 
@@ -404,19 +414,29 @@ export class LazyTensor {
   ): Promise<{ plan: ReductionPlan & { batch?: readonly number[] }; output: ReductionOutput; engine: EngineName }> {
     const plan = this.plan(kind, axis, options, allowed, weight, K);
     if (executor === null) throw new Error(`${kind}: no engine is installed (import 'lazytensor', not its internals)`);
+    const run = executor;
     const batch = weight === undefined ? this.batch : mergeBatch(kind, this.batch, weight.batch);
+    const signal = options?.signal;
+    // Every reduction is a point where a loop of reductions yields to the event loop (when due)
+    // and sees an abort.
+    await checkpoint(signal);
+    const progress = progressReporter(batchSize(batch) * plan.nOuter, options?.onProgress);
+    const control: RunControl = { signal, onRows: progress.onRows };
     if (batch.length === 0) {
-      const { output, engine } = await executor(plan, options?.engine);
+      const { output, engine } = await raceAbort(run(plan, options?.engine, control), signal);
+      progress.finish();
       return { plan, output, engine };
     }
     // One plan per batch item, results stacked: [...batch, nOuter, outDim].
     const parts: ReductionOutput[] = [];
     let engine: EngineName = 'wasm';
     for (let item = 0; item < batchSize(batch); item++) {
-      const done = await executor(batchItemPlan(plan, item, batch), options?.engine);
+      if (item > 0) await checkpoint(signal);
+      const done = await raceAbort(run(batchItemPlan(plan, item, batch), options?.engine, control), signal);
       parts.push(done.output);
       engine = done.engine;
     }
+    progress.finish();
     return { plan: { ...plan, batch }, output: stack(parts), engine };
   }
 
@@ -430,6 +450,10 @@ export class LazyTensor {
     K = 0,
   ): ReductionPlan {
     checkOptionKeys(kind, options, allowed);
+    checkSignal(kind, options?.signal);
+    if (options?.onProgress !== undefined && typeof options.onProgress !== 'function') {
+      throw new TypeError(`${kind}: onProgress must be a function ({ done, total }) => void, got ${typeof options.onProgress}`);
+    }
     if (axis !== 0 && axis !== 1) throw new RangeError(`${kind}: axis must be 0 or 1, got ${String(axis)}`);
     const engine = options?.engine;
     if (engine !== undefined && engine !== 'auto' && engine !== 'wasm' && engine !== 'webgpu') {

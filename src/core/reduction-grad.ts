@@ -29,6 +29,14 @@ export interface ReductionSpec {
   readonly options?: ReductionOptions;
 }
 
+/** The options of the reductions vjp runs itself: the caller's, without onProgress (each of those
+ *  reductions would report its own 0..total; the signal is kept, so an abort stops vjp). */
+function internalOptions(options: ReductionOptions | undefined): ReductionOptions | undefined {
+  if (options?.onProgress === undefined) return options;
+  const { onProgress: _ignored, ...rest } = options;
+  return rest;
+}
+
 /**
  * Describes a reduction for `vjp` without running it: `reduction(F, 'sum', 1)`,
  * `reduction(F, 'sumSoftMaxWeight', 1, { weight: G })`, `reduction(F, 'kMin', 1, { k: 3 })`.
@@ -89,7 +97,7 @@ const toData = (t: Tensor, dtype: 'float32' | 'float64'): Float32Array | Float64
 /** The cotangent of F (a formula) whose gradient, reduced, gives the reduction's gradient. */
 async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'float32' | 'float64', batch: readonly number[]): Promise<{ F: LazyTensor; ct: LazyTensor; extra: { G: LazyTensor; ct: LazyTensor } | null }> {
   const { formula: F, axis } = spec;
-  const opts = { ...spec.options, dtype };
+  const opts = { ...internalOptions(spec.options), dtype };
   switch (spec.kind) {
     case 'sum':
       return { F, ct: C, extra: null };
@@ -159,7 +167,7 @@ export async function vjp(spec: ReductionSpec, { wrt, cotangent }: VjpOptions): 
     let node: FormulaNode = gradient(F.node, variable, ct.node);
     if (extra) node = new LazyTensor(node, null, null).add(new LazyTensor(gradient(extra.G.node, variable, extra.ct.node), null, null)).node;
     const g = new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
-    const opts = { ...spec.options, dtype };
+    const opts = { ...internalOptions(spec.options), dtype };
     if (variable.category === 'p') {
       // Per result row, then summed over the rows and over the batch items the parameter broadcasts to.
       const perRow = await g.sum(spec.axis, opts);

@@ -3,10 +3,14 @@
 import { LazyTensor, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { reduction, vjp } from './reduction-grad.js';
 import { Tensor, type EngineName } from './tensor.js';
+import { checkpoint, checkSignal, throwIfAborted } from './scheduling.js';
 
 type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
 
-export interface SolveOptions extends ReductionOptions {
+export interface SolveOptions extends Omit<ReductionOptions, 'onProgress'> {
+  /** Cancels the solve (inherited from ReductionOptions): it rejects with `signal.reason` right
+   *  away when the signal is already aborted, else within one iteration (one reduction's chunk). */
+  signal?: AbortSignal;
   /** The ridge alpha in (alpha I + K) (default 0). */
   alpha?: number;
   /** Stop when every column's residual norm is below tol times its right-hand side's (default 1e-6). */
@@ -31,7 +35,7 @@ export interface SolveResult {
   converged: boolean;
 }
 
-const SOLVE_OPTION_KEYS = new Set(['alpha', 'tol', 'maxIter', 'preconditioner', 'onIteration', 'engine', 'dtype', 'ranges']);
+const SOLVE_OPTION_KEYS = new Set(['alpha', 'tol', 'maxIter', 'preconditioner', 'onIteration', 'engine', 'dtype', 'ranges', 'signal']);
 
 function flatten(where: string, b: Data, rows: number): { values: Float64Array; columns: number } {
   let values: Float64Array;
@@ -71,6 +75,8 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
   if (K.rowsI === null || K.rowsJ === null || K.rowsI !== K.rowsJ) {
     throw new RangeError(`solve: the kernel must be square (i- and j-variables with the same number of rows), got ${K.rowsI} x ${K.rowsJ}`);
   }
+  const signal = checkSignal('solve', options.signal);
+  throwIfAborted(signal);
   const alpha = options.alpha ?? 0;
   const tol = options.tol ?? 1e-6;
   const maxIter = options.maxIter ?? 1000;
@@ -82,6 +88,7 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
   const reduceOptions: ReductionOptions = {
     ...(options.engine ? { engine: options.engine } : {}),
     ...(options.ranges ? { ranges: options.ranges } : {}),
+    ...(signal ? { signal } : {}),
     dtype: options.dtype ?? K.plan('sum', 1, undefined).dtype,
   };
   const precondition = options.preconditioner ?? ((r: Float64Array) => Float64Array.from(r));
@@ -96,6 +103,9 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
   let engine: EngineName = 'wasm';
   let worst = Math.max(...bNorm.map((n) => (n === 0 ? 0 : 1)));
   while (worst > tol && iterations < maxIter) {
+    // Each iteration's reduction yields when due and sees the signal; the JS work between two
+    // reductions is O(N), so this is the only check the loop needs.
+    await checkpoint(signal);
     const applied = await apply(K, p, columns, alpha, reduceOptions);
     const ap = applied.values;
     engine = applied.engine;
@@ -143,6 +153,6 @@ export async function solveVjp(
   // <u, K a> = sum_i sum_j u_i . K_ij a_j: the vjp of the sum reduction of K a_j with cotangent -u.
   const aj = Vj(a.data, columns);
   const neg = Float64Array.from(u.data, (v) => -v);
-  const grads = wrt.length === 0 ? [] : await vjp(reduction(K.mul(aj), 'sum', 1, { options: { dtype: u.dtype === 'float32' ? 'float32' : 'float64' } }), { wrt, cotangent: neg });
+  const grads = wrt.length === 0 ? [] : await vjp(reduction(K.mul(aj), 'sum', 1, { options: { dtype: u.dtype === 'float32' ? 'float32' : 'float64', ...(options.signal ? { signal: options.signal } : {}) } }), { wrt, cotangent: neg });
   return { b: u, wrt: grads };
 }

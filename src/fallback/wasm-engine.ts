@@ -5,12 +5,17 @@
 //   block-sparse, into one part per worker; a smaller one goes whole to the next free worker; several
 //   concurrent reductions thus use the cores in parallel. Each outer row is computed by one kernel run
 //   either way, so results are bit-identical to the single-threaded path.
+//   With an AbortSignal or a progress callback (RunControl), the reduction is cut into more parts,
+//   of about CONTROL_PART_PAIRS pairs (~50 ms on one core), fed to the workers a few at a time: the
+//   signal is checked before each part is posted and progress reported as each part comes back.
 // - or on the main thread's kernel instance (tiny reductions, setWasmThreads(1), or no workers):
-//   one reduction at a time, in chunks of rows with yields to the event loop between them so that a
-//   long reduction does not freeze a page.
+//   one reduction at a time, in chunks of rows sized from the measured speed to take about
+//   CHUNK_TARGET_MS each; between chunks the signal is checked, progress reported and the event loop
+//   given a turn when due (scheduling.ts), so that a long reduction does not freeze a page.
 import * as isa from '../../assembly/isa.js';
 import type { PlanRanges, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import { reductionHasIndices, reductionHasValues } from '../core/reduction.js';
+import { checkpoint, throwIfAborted, type RunControl } from '../core/scheduling.js';
 import { getWorkerPool, WorkerLostError, type WorkerPool } from '../runtime/workers.js';
 import { compilePlan, type TileProgram } from './compile.js';
 import { JOB_REG_WORDS, prepareJob, readOutputs, runPrepared, type JobOutput, type KernelExports, type KernelJob } from './worker-job.js';
@@ -18,15 +23,25 @@ import { JOB_REG_WORDS, prepareJob, readOutputs, runPrepared, type JobOutput, ty
 export type { KernelExports } from './worker-job.js';
 export { getWasmThreads, setWasmThreads } from '../runtime/workers.js';
 
-/** Pairs evaluated between two yields to the event loop (~10-50 ms of work). */
-const PAIRS_PER_CHUNK = 2 ** 24;
+/** The first chunk of a main-thread reduction (~1-5 ms of work): its time sizes the next ones. */
+const FIRST_CHUNK_PAIRS = 2 ** 20;
+/** The target duration of one synchronous kernel call on the main thread: well under the ~50 ms
+ *  beyond which a page feels frozen, well above the cost of a yield (~0.05 ms). */
+const CHUNK_TARGET_MS = 15;
+/** Parts of a pool reduction when a signal or progress callback is given (~50 ms on one core). */
+const CONTROL_PART_PAIRS = 2 ** 25;
 /** Reductions of at least this many pairs are split across all workers (~5-10 ms of work on one core:
  *  well above the cost of posting a part, ~0.1 ms). */
 const SPLIT_MIN_PAIRS = 2 ** 22;
 /** Reductions of fewer pairs run on the main thread: cheaper than a round trip to a worker. */
 const MAIN_THREAD_MAX_PAIRS = 2 ** 15;
 
-const thresholds = { splitMinPairs: SPLIT_MIN_PAIRS, mainThreadMaxPairs: MAIN_THREAD_MAX_PAIRS };
+const thresholds = {
+  splitMinPairs: SPLIT_MIN_PAIRS,
+  mainThreadMaxPairs: MAIN_THREAD_MAX_PAIRS,
+  controlPartPairs: CONTROL_PART_PAIRS,
+  chunkTargetMs: CHUNK_TARGET_MS,
+};
 
 const align16 = (n: number): number => (n + 15) & ~15;
 
@@ -63,13 +78,6 @@ class Mutex {
   }
 }
 
-// setImmediate (Node) does not clamp to 1 ms as nested setTimeout does; browsers fall back to setTimeout.
-const immediate = (globalThis as { setImmediate?: (callback: () => void) => unknown }).setImmediate;
-const yieldToEventLoop = (): Promise<void> =>
-  new Promise((resolve) => {
-    if (immediate !== undefined) immediate(resolve);
-    else setTimeout(resolve, 0);
-  });
 
 /** The reduction of an empty set: 0 for sums, -inf for log-sum-exp, NaN (0/0) for softmax averages,
  *  NaN (with index -1) for the min/max families. */
@@ -177,35 +185,68 @@ function allocateOutputs(job: KernelJob): { values: Float32Array | Float64Array 
   };
 }
 
+/** A part of a job for a worker: what to post, and where its output goes. */
+interface Piece {
+  post(): { job: KernelJob; transfer: Transferable[] };
+  /** Output rows the piece computes (for progress). */
+  rows: number;
+  merge(out: JobOutput): void;
+}
+
+/**
+ * Runs pieces on the pool, at most `inFlight` at a time (all at once when no control is asked for):
+ * the signal is checked before each piece is posted, progress reported as each one is merged.
+ */
+async function runPieces(pool: WorkerPool, pieces: readonly Piece[], inFlight: number, control: RunControl): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    try {
+      while (next < pieces.length && !failed) {
+        throwIfAborted(control.signal);
+        const piece = pieces[next++]!;
+        const { job, transfer } = piece.post();
+        piece.merge(await pool.run(job, transfer));
+        control.onRows?.(piece.rows);
+      }
+    } catch (error) {
+      failed = true; // the other lanes post nothing more
+      throw error;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, pieces.length) }, lane));
+}
+
 /** Runs a job on the pool, in `parts` parts (by rows, or by clusters of about equal pairs). */
-async function runOnPool(pool: WorkerPool, job: KernelJob, parts: number): Promise<JobOutput> {
+async function runOnPool(pool: WorkerPool, job: KernelJob, parts: number, inFlight: number, control: RunControl): Promise<JobOutput> {
   if (parts <= 1) {
-    const { job: posted, transfer } = postable(job);
-    return pool.run(posted, transfer);
+    let result: JobOutput | null = null;
+    await runPieces(pool, [{ post: () => postable(job), rows: job.nOuter, merge: (out) => (result = out) }], 1, control);
+    return result!;
   }
   const ranges = job.ranges;
   if (ranges === null) {
-    const bounds = Array.from({ length: parts + 1 }, (_, p) => Math.round((p * job.nOuter) / parts));
-    const pieces: Promise<JobOutput>[] = [];
-    for (let p = 0; p < parts; p++) {
-      if (bounds[p + 1]! > bounds[p]!) {
-        const { job: part, transfer } = rowPart(job, bounds[p]!, bounds[p + 1]!);
-        pieces.push(pool.run(part, transfer));
-      }
-    }
-    const outputs = await Promise.all(pieces);
     const result = allocateOutputs(job);
-    let at = 0;
-    for (const out of outputs) {
-      const n = (out.values ?? out.indices)!.length;
-      result.values?.set(out.values!, at);
-      result.indices?.set(out.indices!, at);
-      at += n;
+    const bounds = Array.from({ length: parts + 1 }, (_, p) => Math.round((p * job.nOuter) / parts));
+    const pieces: Piece[] = [];
+    for (let p = 0; p < parts; p++) {
+      const [a, b] = [bounds[p]!, bounds[p + 1]!];
+      if (b <= a) continue;
+      pieces.push({
+        post: () => rowPart(job, a, b),
+        rows: b - a,
+        merge(out) {
+          result.values?.set(out.values!, a * job.outDim);
+          result.indices?.set(out.indices!, a * job.outDim);
+        },
+      });
     }
+    await runPieces(pool, pieces, inFlight, control);
     return result;
   }
   // Block-sparse: contiguous groups of clusters of about equal pairs. Each part computes the full
-  // output of its clusters; later parts overwrite the rows of their clusters, as a sequential run does.
+  // output of its clusters; the first one's output is the result (rows in no cluster hold the empty
+  // value there), later parts overwrite the rows of their clusters, as a sequential run does.
   const pairs = clusterPairs(ranges);
   const total = pairs.reduce((s, x) => s + x, 0);
   const groups: [number, number][] = [];
@@ -220,9 +261,20 @@ async function runOnPool(pool: WorkerPool, job: KernelJob, parts: number): Promi
   }
   if (c0 < pairs.length) groups.push([c0, pairs.length]);
   const base = postable(job);
-  const outputs = await Promise.all(groups.map(([a, b]) => pool.run({ ...base.job, start: a, end: b })));
-  const result = outputs[0]!;
   const d = job.outDim;
+  const outputs: (JobOutput | null)[] = groups.map(() => null);
+  const clusterRows = (a: number, b: number) => {
+    let rows = 0;
+    for (let c = a; c < b; c++) rows += Math.max(0, ranges.outer[2 * c + 1]! - ranges.outer[2 * c]!);
+    return rows;
+  };
+  const pieces: Piece[] = groups.map(([a, b], g) => ({
+    post: () => ({ job: { ...base.job, start: a, end: b }, transfer: [] }),
+    rows: clusterRows(a, b),
+    merge: (out) => (outputs[g] = out),
+  }));
+  await runPieces(pool, pieces, inFlight, control);
+  const result = outputs[0]!;
   for (let g = 1; g < groups.length; g++) {
     const out = outputs[g]!;
     for (let c = groups[g]![0]; c < groups[g]![1]; c++) {
@@ -242,32 +294,65 @@ export class WasmEngine {
 
   constructor(private readonly kernel: KernelExports) {}
 
-  async reduce(plan: ReductionPlan): Promise<ReductionOutput> {
+  async reduce(plan: ReductionPlan, control: RunControl = {}): Promise<ReductionOutput> {
+    throwIfAborted(control.signal);
     const job = planJob(plan);
     const pairs = job.ranges === null ? job.nOuter * job.nInner : clusterPairs(job.ranges).reduce((s, x) => s + x, 0);
     if (pairs >= thresholds.mainThreadMaxPairs) {
       const pool = await getWorkerPool();
       if (pool !== null) {
+        const controlled = control.signal !== undefined || control.onRows !== undefined;
+        const even = pairs >= thresholds.splitMinPairs ? pool.size : 1;
+        // With a signal or progress: parts small enough to stop or report within ~50 ms, a pool's
+        // worth in flight (more would only queue behind them and delay an abort).
+        const parts = controlled ? Math.max(even, Math.min(job.ranges === null ? job.nOuter : job.end - job.start, Math.ceil(pairs / thresholds.controlPartPairs))) : even;
         try {
-          return await runOnPool(pool, job, pairs >= thresholds.splitMinPairs ? pool.size : 1);
+          return await runOnPool(pool, job, parts, controlled ? pool.size : parts, control);
         } catch (error) {
           if (!(error instanceof WorkerLostError)) throw error;
           // A worker died (or the pool was replaced): run here.
         }
       }
     }
-    return this.mutex.lock(() => this.runHere(job));
+    return this.mutex.lock(() => this.runHere(job, control));
   }
 
-  /** Runs a job on this thread's kernel, a chunk of rows (or clusters) at a time. */
-  private async runHere(job: KernelJob): Promise<JobOutput> {
+  /**
+   * Runs a job on this thread's kernel, a chunk of rows (or clusters) at a time: each chunk sized
+   * from the speed measured so far to take about CHUNK_TARGET_MS, the first one small.
+   */
+  private async runHere(job: KernelJob, control: RunControl): Promise<JobOutput> {
+    throwIfAborted(control.signal);
     const prepared = prepareJob(this.kernel, job);
-    const chunks = job.ranges ? clusterChunks(job.ranges, job.start, job.end) : rowChunks(job.start, job.end, job.nInner);
-    let first = true;
-    for (const [start, end] of chunks) {
-      if (!first) await yieldToEventLoop();
-      first = false;
+    const ranges = job.ranges;
+    const pairsOf = ranges === null ? null : clusterPairs(ranges);
+    let budget = FIRST_CHUNK_PAIRS;
+    let pairsPerMs = 0;
+    for (let start = job.start; start < job.end; ) {
+      // The chunk [start, end): rows (or clusters) up to about `budget` pairs, at least one.
+      let end = start + 1;
+      let pairs: number;
+      let rows: number;
+      if (pairsOf === null) {
+        end = Math.min(job.end, start + Math.max(1, Math.floor(budget / Math.max(1, job.nInner))));
+        pairs = (end - start) * job.nInner;
+        rows = end - start;
+      } else {
+        pairs = pairsOf[start]!;
+        while (end < job.end && pairs + pairsOf[end]! <= budget) pairs += pairsOf[end++]!;
+        rows = 0;
+        for (let c = start; c < end; c++) rows += Math.max(0, ranges!.outer[2 * c + 1]! - ranges!.outer[2 * c]!);
+      }
+      const t0 = performance.now();
       runPrepared(this.kernel, prepared, start, end);
+      const ms = performance.now() - t0;
+      // A running estimate of the speed (pairs per ms), from chunks long enough to time.
+      if (ms > 0.5) pairsPerMs = pairsPerMs === 0 ? pairs / ms : 0.5 * (pairsPerMs + pairs / ms);
+      if (pairsPerMs > 0) budget = Math.max(1, pairsPerMs * thresholds.chunkTargetMs);
+      else budget *= 4;
+      start = end;
+      control.onRows?.(rows);
+      if (start < job.end) await checkpoint(control.signal);
     }
     return readOutputs(this.kernel, prepared);
   }
@@ -281,32 +366,7 @@ export const wasmEngineTesting = {
   reset(): void {
     thresholds.splitMinPairs = SPLIT_MIN_PAIRS;
     thresholds.mainThreadMaxPairs = MAIN_THREAD_MAX_PAIRS;
+    thresholds.controlPartPairs = CONTROL_PART_PAIRS;
+    thresholds.chunkTargetMs = CHUNK_TARGET_MS;
   },
 };
-
-function rowChunks(i0: number, i1: number, nInner: number): [number, number][] {
-  const rows = Math.max(1, Math.floor(PAIRS_PER_CHUNK / Math.max(1, nInner)));
-  const out: [number, number][] = [];
-  for (let i = i0; i < i1; i += rows) out.push([i, Math.min(i1, i + rows)]);
-  return out;
-}
-
-/** Consecutive clusters of [c0, c1) grouped so that each group visits about PAIRS_PER_CHUNK pairs. */
-function clusterChunks(ranges: PlanRanges, c0: number, c1: number): [number, number][] {
-  const out: [number, number][] = [];
-  let start = c0;
-  let pairs = 0;
-  for (let c = c0; c < c1; c++) {
-    const rows = ranges.outer[2 * c + 1]! - ranges.outer[2 * c]!;
-    for (let r = c === 0 ? 0 : ranges.slices[c - 1]!; r < ranges.slices[c]!; r++) {
-      pairs += rows * (ranges.inner[2 * r + 1]! - ranges.inner[2 * r]!);
-    }
-    if (pairs >= PAIRS_PER_CHUNK) {
-      out.push([start, c + 1]);
-      start = c + 1;
-      pairs = 0;
-    }
-  }
-  if (start < c1) out.push([start, c1]);
-  return out;
-}

@@ -13,6 +13,7 @@
 // same reductions with `ranges`: see multiscale.ts, whose loop calls OnlineBackend.softmin and
 // softminGrad with the block-sparsity pattern of the cluster pairs it keeps.
 import { LazyTensor, Vi, Vj, type BlockRanges, type EngineName } from '../index.js';
+import { variablesOf, type Variable } from '../core/formula.js';
 import type { Cloud } from './inputs.js';
 import { inDType } from './inputs.js';
 import { GeomLossError, type PairFormula } from './options.js';
@@ -38,18 +39,23 @@ const cost2: CostModel = {
   grad2: (P, Q) => Q.sub(P),
 };
 
-/** GeomLoss's cost for p = 1: sqrt(max(|x - y|^2, 1e-8)); its gradient is 0 where the clamp acts. */
-const cost1: CostModel = {
-  overEps: (P, Q, eps) => P.sqDist(Q).clamp(DIST_CLAMP, HUGE).sqrt().mul(1 / eps),
-  grad1: (P, Q) => {
-    const d2 = P.sqDist(Q);
-    return P.sub(Q).mul(d2.clamp(DIST_CLAMP, HUGE).rsqrt().mul(d2.gt(DIST_CLAMP)));
-  },
-  grad2: (P, Q) => {
-    const d2 = P.sqDist(Q);
-    return Q.sub(P).mul(d2.clamp(DIST_CLAMP, HUGE).rsqrt().mul(d2.gt(DIST_CLAMP)));
-  },
-};
+/** GeomLoss's cost for p = 1: sqrt(max(|x - y|^2, 1e-8)); its gradient is 0 where the clamp acts.
+ *  `clamp` is 1e-8 in the user's units: on a problem rescaled by s (rescale.ts) it is 1e-8 / s^2.
+ *  The upper clamp only keeps the kernel's clamp instruction (squared distances of a rescaled
+ *  problem stay below 2^70). */
+function cost1(clamp: number): CostModel {
+  return {
+    overEps: (P, Q, eps) => P.sqDist(Q).clamp(clamp, HUGE).sqrt().mul(1 / eps),
+    grad1: (P, Q) => {
+      const d2 = P.sqDist(Q);
+      return P.sub(Q).mul(d2.clamp(clamp, HUGE).rsqrt().mul(d2.gt(clamp)));
+    },
+    grad2: (P, Q) => {
+      const d2 = P.sqDist(Q);
+      return Q.sub(P).mul(d2.clamp(clamp, HUGE).rsqrt().mul(d2.gt(clamp)));
+    },
+  };
+}
 
 /** Calls a user formula builder and checks that it gives a scalar formula. */
 export function callPairFormula(what: string, f: PairFormula, P: LazyTensor, Q: LazyTensor): LazyTensor {
@@ -58,6 +64,16 @@ export function callPairFormula(what: string, f: PairFormula, P: LazyTensor, Q: 
     throw new GeomLossError(`${what} must return a LazyTensor built from its two arguments (got ${out === null ? 'null' : typeof out})`);
   }
   if (out.dim !== 1) throw new GeomLossError(`${what} must return a formula of dimension 1, got dimension ${out.dim}`);
+  // A formula without its j-variable (or i-variable) is a function of one point only: the softmin
+  // would still run (the potentials bring a j-variable), on a meaningless cost.
+  const uses = (v: LazyTensor) => variablesOf(out.node).includes(v.node as Variable);
+  for (const [arg, v, side] of [['first', P, 'i'], ['second', Q, 'j']] as const) {
+    if (!uses(v)) {
+      throw new GeomLossError(
+        `${what}(x, y) must depend on both of its arguments: the formula does not use its ${arg} argument (the ${side}-indexed points)`,
+      );
+    }
+  }
   return out;
 }
 
@@ -70,9 +86,11 @@ function customCost(cost: PairFormula): CostModel {
   };
 }
 
-export function costModel(p: number, cost: PairFormula | null): CostModel {
+/** The cost of the options; `clamp` is the p = 1 cost's clamp of squared distances (DIST_CLAMP in
+ *  the user's units). */
+export function costModel(p: number, cost: PairFormula | null, clamp = DIST_CLAMP): CostModel {
   if (cost !== null) return customCost(cost);
-  return p === 1 ? cost1 : cost2;
+  return p === 1 ? cost1(clamp) : cost2;
 }
 
 /** A cloud as an i-variable and as a j-variable (built once per call). */
@@ -98,14 +116,16 @@ export class OnlineBackend implements SoftminBackend {
   reductions = 0;
   /** The engine of the last reduction. */
   engine: EngineName = 'wasm';
-  private readonly opts: { dtype: 'float32' | 'float64'; engine?: 'auto' | 'wasm' | 'webgpu' };
+  private readonly opts: { dtype: 'float32' | 'float64'; engine?: 'auto' | 'wasm' | 'webgpu'; signal?: AbortSignal };
 
   constructor(
     readonly cost: CostModel,
     readonly dtype: 'float32' | 'float64',
     engine: 'auto' | 'wasm' | 'webgpu' | null,
+    /** Passed to every reduction: an abort stops the loss within one reduction chunk. */
+    signal: AbortSignal | null = null,
   ) {
-    this.opts = engine === null ? { dtype } : { dtype, engine };
+    this.opts = { dtype, ...(engine === null ? {} : { engine }), ...(signal === null ? {} : { signal }) };
   }
 
   /** The cloud as variables of the computation's precision. */

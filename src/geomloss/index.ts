@@ -2,7 +2,9 @@
 // Hausdorff and kernel (MMD) losses between weighted point clouds, with gradients, computed by
 // reductions on the core's engines: memory stays O(N + M), nothing N x M is ever stored.
 import { LazyTensor, Tensor, type EngineName } from '../index.js';
-import { costModel, OnlineBackend, type CloudVars } from './backend.js';
+import { costModel, DIST_CLAMP, OnlineBackend, type CloudVars } from './backend.js';
+import { mergeCoincident, spread, spreadWeighted } from './coincident.js';
+import { checkKernelWidth, checkResults, checkTemperatures, lossDegree, scaledCloud, scaledOptions, scaleFor, times } from './rescale.js';
 import { hausdorffLoss } from './hausdorff.js';
 import {
   checkPair,
@@ -16,18 +18,28 @@ import {
   type WeightsArgument,
 } from './inputs.js';
 import { kernelLoss } from './kernels.js';
-import { AUTO_MULTISCALE_PAIRS, GeomLossError, resolveOptions, type ResolvedOptions, type SamplesLossOptions } from './options.js';
+import {
+  AUTO_MULTISCALE_PAIRS,
+  checkSignalOption,
+  GeomLossError,
+  resolveOptions,
+  type CallOptions,
+  type ResolvedOptions,
+  type SamplesLossOptions,
+} from './options.js';
+import { throwIfAborted } from '../core/scheduling.js';
 import { checkMultiscale, sinkhornMultiscale } from './multiscale.js';
 import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
 import { logits, logWeights, sinkhornLoop, sinkhornSide, type SinkhornResult } from './sinkhorn.js';
 
-export { AUTO_MULTISCALE_PAIRS, GeomLossError } from './options.js';
+export { AUTO_MULTISCALE_PAIRS, GeomLossError, MAX_ITERATIONS } from './options.js';
 
 /** Leaf size of the online backend's spatial order (only the order matters there). */
 const ONLINE_LEAF = 8;
 export type {
   Backend,
+  CallOptions,
   ConvergenceOptions,
   LossName,
   PairFormula,
@@ -170,21 +182,21 @@ export class SamplesLoss {
   }
 
   /** The loss: a number, or one number per batch item. */
-  value(x: Points, y: Points, weights?: WeightsArgument): Promise<number>;
-  value(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<number[]>;
-  value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<number | number[]>;
-  async value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<number | number[]> {
-    const c = await this.compute(x, y, weights, 'value');
+  value(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<number>;
+  value(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number[]>;
+  value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number | number[]>;
+  async value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number | number[]> {
+    const c = await this.compute(x, y, weights, 'value', call);
     return c.x.batched ? Array.from(c.values) : c.values[0]!;
   }
 
   /** The loss and its gradients with respect to x, y, a and b (GeomLoss's: envelope theorem for
    *  Sinkhorn, no differentiation through the loop). */
-  valueAndGrad(x: Points, y: Points, weights?: WeightsArgument): Promise<ValueAndGrad<number>>;
-  valueAndGrad(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number[]>>;
-  valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number | number[]>>;
-  async valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<ValueAndGrad<number | number[]>> {
-    const c = await this.compute(x, y, weights, 'grad');
+  valueAndGrad(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number>>;
+  valueAndGrad(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number[]>>;
+  valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number | number[]>>;
+  async valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number | number[]>> {
+    const c = await this.compute(x, y, weights, 'grad', call);
     const dtype = c.info.dtype;
     const engine = c.info.engine;
     return {
@@ -204,11 +216,11 @@ export class SamplesLoss {
    * (debias) or f_ba, g_ab (raw); kernels f = K_xx a - K_xy b, g = K_yy b - K_yx a; Hausdorff
    * f = B(x) - A(x), g = A(y) - B(y).
    */
-  potentials(x: Points, y: Points, weights?: WeightsArgument): Promise<PotentialsResult<number>>;
-  potentials(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument): Promise<PotentialsResult<number[]>>;
-  potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<PotentialsResult<number | number[]>>;
-  async potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<PotentialsResult<number | number[]>> {
-    const c = await this.compute(x, y, weights, 'potentials');
+  potentials(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number>>;
+  potentials(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number[]>>;
+  potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number | number[]>>;
+  async potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number | number[]>> {
+    const c = await this.compute(x, y, weights, 'potentials', call);
     const { dtype, engine } = c.info;
     return {
       f: tensor(c.F!, weightShape(c.x), dtype, engine),
@@ -231,11 +243,11 @@ export class SamplesLoss {
    * const target = await plan.mul(Vj(y)).sum(1);   // [N, D]: divide row i by mass[i]
    * ```
    */
-  async transportPlan(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument): Promise<LazyTensor> {
-    const o = this.options;
-    if (o.loss !== 'sinkhorn') throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${o.loss}'`);
-    const { X, Y, a, b, backend, multiscale } = this.prepare(x, y, weights);
+  async transportPlan(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<LazyTensor> {
+    if (this.options.loss !== 'sinkhorn') throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${this.options.loss}'`);
+    const { X, Y, a, b, backend, multiscale, o, s, dtype, mx, my, full } = this.prepare(x, y, weights, call);
     const { schedule, diameter } = scheduleFor(X.cloud, Y.cloud, o);
+    checkTemperatures(this.options, o, diameter, s, dtype);
     let fBA: Float64Array;
     let gAB: Float64Array;
     let eps: number;
@@ -250,55 +262,115 @@ export class SamplesLoss {
       gAB = r.final.gAB;
       eps = r.eps;
     }
-    const u = logits(logWeights(a), fBA, eps);
-    const v = logits(logWeights(b), gAB, eps);
-    return backend.vector(u, X.cloud, 'i').add(backend.vector(v, Y.cloud, 'j')).sub(backend.cost.overEps(X.i, Y.j, eps)).exp();
+    // On the input points (coincident ones were merged): pi_ij with each point's own weight.
+    if (mx !== null) fBA = spread(fBA, mx);
+    if (my !== null) gAB = spread(gAB, my);
+    const u = logits(logWeights(full.a), fBA, eps);
+    const v = logits(logWeights(full.b), gAB, eps);
+    const FX = mx === null ? X : backend.vars(full.x);
+    const FY = my === null ? Y : backend.vars(full.y);
+    return backend.vector(u, FX.cloud, 'i').add(backend.vector(v, FY.cloud, 'j')).sub(backend.cost.overEps(FX.i, FY.j, eps)).exp();
   }
 
-  private prepare(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined) {
+  private prepare(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, call: CallOptions | undefined) {
+    const o = this.callOptions(call);
+    throwIfAborted(o.signal ?? undefined);
     if (weights !== undefined && (typeof weights !== 'object' || weights === null || Array.isArray(weights))) {
       throw new GeomLossError('the third argument must be an object { a, b } of weights');
     }
     for (const key of Object.keys(weights ?? {})) {
       if (key !== 'a' && key !== 'b') throw new GeomLossError(`unknown weights key '${key}' (expected a, b)`);
     }
-    const x = parseCloud('x', xIn);
-    const y = parseCloud('y', yIn);
-    checkPair(x, y);
-    const a = parseWeights('a', weights?.a, x);
-    const b = parseWeights('b', weights?.b, y);
-    const dtype = resolveDType(this.options.dtype, x, y);
-    const o = this.options;
+    const xUser = parseCloud('x', xIn);
+    const yUser = parseCloud('y', yIn);
+    checkPair(xUser, yUser);
+    const aUser = parseWeights('a', weights?.a, xUser);
+    const bUser = parseWeights('b', weights?.b, yUser);
+    const dtype = resolveDType(o.dtype, xUser, yUser);
+    checkKernelWidth(o, xUser, yUser, dtype);
+    // Far from 1, the built-in losses run on coordinates divided by a power of two (rescale.ts).
+    const s = scaleFor(o, xUser, yUser);
+    const so = scaledOptions(o, s);
+    const full = { x: scaledCloud(xUser, s), y: scaledCloud(yUser, s), a: aUser, b: bUser };
+    // Sinkhorn on repeated points runs on their distinct locations (coincident.ts).
+    const mx = so.loss === 'sinkhorn' ? mergeCoincident(full.x, aUser) : null;
+    const my = so.loss === 'sinkhorn' ? mergeCoincident(full.y, bUser) : null;
+    const x = mx?.cloud ?? full.x;
+    const y = my?.cloud ?? full.y;
+    const a = mx?.w ?? aUser;
+    const b = my?.w ?? bUser;
     const multiscale =
-      o.backend === 'multiscale' ||
-      (o.backend === 'auto' && o.loss === 'sinkhorn' && o.cost === null && x.D <= 3 && !x.batched && x.N * y.N >= AUTO_MULTISCALE_PAIRS);
+      so.backend === 'multiscale' ||
+      (so.backend === 'auto' && so.loss === 'sinkhorn' && so.cost === null && x.D <= 3 && !x.batched && x.N * y.N >= AUTO_MULTISCALE_PAIRS);
     if (multiscale) checkMultiscale(x);
-    const backend = new OnlineBackend(costModel(this.options.p, this.options.cost), dtype, this.options.engine);
+    const backend = new OnlineBackend(costModel(so.p, so.cost, DIST_CLAMP / (s * s)), dtype, so.engine, so.signal);
     const X: CloudVars = backend.vars(x);
     const Y: CloudVars = backend.vars(y);
-    return { X, Y, a, b, backend, dtype, multiscale };
+    return { X, Y, a, b, backend, dtype, multiscale, o: so, s, mx, my, full, xUser, yUser };
   }
 
-  private async compute(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, mode: Mode): Promise<Computed> {
-    const o = this.options;
-    const { X, Y, a, b, backend, dtype, multiscale } = this.prepare(xIn, yIn, weights);
+  /** The options of one call: the loss's, with the call's signal when it gives one. */
+  private callOptions(call: CallOptions | undefined): ResolvedOptions {
+    if (call === undefined || call === null) return this.options;
+    if (typeof call !== 'object' || Array.isArray(call)) throw new GeomLossError('the last argument must be an object { signal }');
+    for (const key of Object.keys(call)) {
+      if (key !== 'signal') throw new GeomLossError(`unknown call option '${key}' (expected signal)`);
+    }
+    const signal = checkSignalOption('signal', call.signal);
+    return signal === null ? this.options : { ...this.options, signal };
+  }
+
+  private async compute(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, mode: Mode, call: CallOptions | undefined): Promise<Computed> {
+    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser } = this.prepare(xIn, yIn, weights, call);
     const wantGrads = mode === 'grad';
     const info: LossInfo = {
       loss: o.loss, dtype, engine: 'wasm', reductions: 0, schedule: null, diameter: null, iterations: 0, converged: null,
       backend: 'online', multiscale: null,
     };
+    /** The results on the input points (merged ones spread back), in the user's units, checked. */
     const done = (c: Omit<Computed, 'info' | 'x' | 'y'>): Computed => {
       info.reductions = backend.reductions;
       info.engine = backend.engine;
-      return { ...c, info, x: X.cloud, y: Y.cloud };
+      const D = X.cloud.D;
+      const out = {
+        values: c.values,
+        F: mx && c.F ? spread(c.F, mx) : c.F,
+        G: my && c.G ? spread(c.G, my) : c.G,
+        gradA: mx && c.gradA ? spread(c.gradA, mx) : c.gradA,
+        gradB: my && c.gradB ? spread(c.gradB, my) : c.gradB,
+        gradX: mx && c.gradX ? spreadWeighted(c.gradX, mx, D) : c.gradX,
+        gradY: my && c.gradY ? spreadWeighted(c.gradY, my, D) : c.gradY,
+      };
+      if (s !== 1) {
+        const q = lossDegree(o);
+        const sq = Math.pow(s, q);
+        const sq1 = Math.pow(s, q - 1);
+        out.values = times(out.values, sq);
+        out.F = times(out.F, sq);
+        out.G = times(out.G, sq);
+        out.gradA = times(out.gradA, sq);
+        out.gradB = times(out.gradB, sq);
+        out.gradX = times(out.gradX, sq1);
+        out.gradY = times(out.gradY, sq1);
+        if (info.schedule !== null) info.schedule = info.schedule.map((e) => e * Math.pow(s, o.p));
+        if (info.diameter !== null) info.diameter *= s;
+      }
+      // value() and valueAndGrad() fail alike on a result float32 cannot hold.
+      checkResults(
+        mode === 'value' ? { value: out.values } : { value: out.values, 'potential f': out.F, 'potential g': out.G, 'gradient of x': out.gradX, 'gradient of y': out.gradY },
+        dtype,
+        o,
+      );
+      return { ...out, info, x: xUser, y: yUser };
     };
 
     if (o.loss === 'energy' || o.loss === 'gaussian' || o.loss === 'laplacian') {
-      const r = await kernelLoss(backend, X, Y, a, b, o, wantGrads);
+      const r = await kernelLoss(backend, X, Y, a, b, o, wantGrads, DIST_CLAMP / (s * s));
       return done({ values: r.values, F: r.gradA, G: r.gradB, gradA: r.gradA, gradB: r.gradB, gradX: r.gradX, gradY: r.gradY });
     }
 
     const { schedule, diameter } = scheduleFor(X.cloud, Y.cloud, o);
+    checkTemperatures(this.options, o, diameter, s, dtype);
     info.schedule = schedule;
     info.diameter = diameter;
     if (o.loss === 'hausdorff') {

@@ -15,7 +15,9 @@ export interface KernelModel {
   grad1(P: LazyTensor, Q: LazyTensor): LazyTensor;
 }
 
-export function kernelModel(o: ResolvedOptions): KernelModel {
+/** `energyClamp`: the energy kernel's clamp of squared distances (DIST_CLAMP in the user's units; the
+ *  laplacian's is in blur units, unchanged by a rescaling). */
+export function kernelModel(o: ResolvedOptions, energyClamp = DIST_CLAMP): KernelModel {
   if (o.kernel !== null) {
     const k: PairFormula = o.kernel;
     return {
@@ -50,10 +52,10 @@ export function kernelModel(o: ResolvedOptions): KernelModel {
     default:
       // energy: -sqrt(max(|x - y|^2, 1e-8))
       return {
-        value: (P, Q) => P.sqDist(Q).clamp(DIST_CLAMP, HUGE).sqrt().neg(),
+        value: (P, Q) => P.sqDist(Q).clamp(energyClamp, HUGE).sqrt().neg(),
         grad1: (P, Q) => {
           const d2 = P.sqDist(Q);
-          return P.sub(Q).mul(d2.clamp(DIST_CLAMP, HUGE).rsqrt().mul(d2.gt(DIST_CLAMP)).neg());
+          return P.sub(Q).mul(d2.clamp(energyClamp, HUGE).rsqrt().mul(d2.gt(energyClamp)).neg());
         },
       };
   }
@@ -75,8 +77,9 @@ export async function kernelLoss(
   b: Float64Array,
   o: ResolvedOptions,
   wantGrads: boolean,
+  energyClamp = DIST_CLAMP,
 ): Promise<KernelResult> {
-  const k = kernelModel(o);
+  const k = kernelModel(o, energyClamp);
   const D = X.cloud.D;
   /** sum_j w_j [k(p_i, q_j), grad_1 k(p_i, q_j)] (or just the first), [B, N_P, 1 (+ D)]. */
   const reduce = (P: CloudVars, Q: CloudVars, w: Float64Array): Promise<Float64Array> => {

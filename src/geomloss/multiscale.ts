@@ -131,6 +131,25 @@ function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' |
   };
 }
 
+/** The most cells a clustering grid may span (gridCluster's keys must stay exact integers). */
+const MAX_GRID_CELLS = 2 ** 40;
+
+/** The cells of a grid of side `scale` over the cloud's bounding box. */
+function gridCells(c: Cloud, scale: number): number {
+  let cells = 1;
+  for (let k = 0; k < c.D; k++) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < c.N; i++) {
+      const v = c.data[i * c.D + k]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    cells *= Math.floor(hi / scale) - Math.floor(lo / scale) + 1;
+  }
+  return cells;
+}
+
 export function defaultClusterScale(diameter: number, D: number): number {
   return diameter / (Math.sqrt(D) * Math.pow(2000, 1 / D));
 }
@@ -217,6 +236,7 @@ function coarseLevels(
     const jump = jumpAfter(schedule, Math.pow(s, p));
     const previous = levels[levels.length - 1]!.jump;
     if (jump <= previous) break;
+    if (!(Math.max(gridCells(x, s), gridCells(y, s)) <= MAX_GRID_CELLS)) break;
     const mx = coarseMeasure(x, a, s, backend.dtype);
     const my = coarseMeasure(y, b, s, backend.dtype);
     const cells = mx.cloud.N + my.cloud.N;
@@ -538,6 +558,12 @@ export async function sinkhornMultiscale(
   const D = xIn.D;
   const p = o.p;
   const scale = o.clusterScale ?? defaultClusterScale(diameter, D);
+  const cells = Math.max(gridCells(xIn, scale), gridCells(yIn, scale));
+  if (!(cells <= MAX_GRID_CELLS)) {
+    throw new GeomLossError(
+      `clusterScale makes a grid of ${cells.toExponential(2)} cells over the points' bounding box (at most 2^40); use a larger clusterScale, or null (about 2000 cells)`,
+    );
+  }
   const cx = clusterize(xIn, aIn, scale, backend.dtype);
   const cy = clusterize(yIn, bIn, scale, backend.dtype);
   const rho = o.reach === null ? null : Math.pow(o.reach, p);

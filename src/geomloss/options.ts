@@ -1,6 +1,7 @@
 // SamplesLoss options: GeomLoss's names in camelCase, with its defaults, validated once at
 // construction so that a typo or an impossible value fails before any computation.
 import type { LazyTensor } from '../index.js';
+import { isAbortSignal } from '../core/scheduling.js';
 
 /** The losses of GeomLoss's SamplesLoss (plus a working Hausdorff divergence). */
 export type LossName = 'sinkhorn' | 'hausdorff' | 'energy' | 'gaussian' | 'laplacian';
@@ -94,7 +95,22 @@ export interface SamplesLossOptions {
   convergence?: ConvergenceOptions | boolean | null;
   /** Unbalanced Sinkhorn: the exact gradients (weight rho + eps) instead of GeomLoss's (rho + eps/2). Default false. */
   exactUnbalancedGradients?: boolean;
+  /** Cancels every computation of this loss: a call rejects with `signal.reason` at once when the
+   *  signal is already aborted, else within one iteration (one reduction chunk) after it aborts.
+   *  A call's own `{ signal }` (the last argument of value, valueAndGrad, potentials,
+   *  transportPlan) takes precedence. Default null. */
+  signal?: AbortSignal | null;
 }
+
+/** Options of one call (value, valueAndGrad, potentials, transportPlan). */
+export interface CallOptions {
+  /** Cancels this call (instead of the loss's `signal`): see SamplesLossOptions.signal. */
+  signal?: AbortSignal | null;
+}
+
+/** The most iterations a loop may plan (the epsilon schedule, or convergence.maxIter): beyond this a
+ *  schedule is a mistake (a scaling of 0.999999 plans millions of iterations), not a computation. */
+export const MAX_ITERATIONS = 100_000;
 
 export interface ResolvedOptions {
   loss: LossName;
@@ -115,6 +131,7 @@ export interface ResolvedOptions {
   onProgress: ((info: ProgressInfo) => void) | null;
   convergence: { tol: number | null; maxIter: number } | null;
   exactUnbalancedGradients: boolean;
+  signal: AbortSignal | null;
 }
 
 /** A bad argument or option; the message names it. */
@@ -129,7 +146,7 @@ export class GeomLossError extends Error {
 const LOSSES: readonly LossName[] = ['sinkhorn', 'hausdorff', 'energy', 'gaussian', 'laplacian'];
 const KEYS = new Set<string>([
   'loss', 'p', 'blur', 'reach', 'diameter', 'scaling', 'truncate', 'clusterScale', 'debias', 'backend',
-  'dtype', 'engine', 'cost', 'kernel', 'verbose', 'onProgress', 'convergence', 'exactUnbalancedGradients',
+  'dtype', 'engine', 'cost', 'kernel', 'verbose', 'onProgress', 'convergence', 'exactUnbalancedGradients', 'signal',
 ]);
 
 const positive = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
@@ -164,6 +181,9 @@ export function resolveOptions(options: SamplesLossOptions | undefined): Resolve
   if (!positive(blur)) throw new GeomLossError(`blur must be a positive number, got ${show(blur)}`);
   const reach = o.reach ?? null;
   if (reach !== null && !positive(reach)) throw new GeomLossError(`reach must be null (balanced) or a positive number, got ${show(reach)}`);
+  if (reach !== null && !(Math.pow(reach, p) > 0)) {
+    throw new GeomLossError(`reach = ${reach} is too small: rho = reach^p = ${reach}^${p} underflows to 0 in float64`);
+  }
   if (reach !== null && loss === 'hausdorff') throw new GeomLossError(`reach: the Hausdorff divergence is balanced only; use reach: null`);
   const diameter = o.diameter ?? null;
   if (diameter !== null && !positive(diameter)) throw new GeomLossError(`diameter must be null or a positive number, got ${show(diameter)}`);
@@ -209,12 +229,24 @@ export function resolveOptions(options: SamplesLossOptions | undefined): Resolve
     if (tol !== null && !positive(tol)) throw new GeomLossError(`convergence.tol must be a positive number, got ${show(tol)}`);
     const maxIter = c.maxIter ?? 1000;
     if (!(Number.isInteger(maxIter) && maxIter >= 1)) throw new GeomLossError(`convergence.maxIter must be a positive integer, got ${show(maxIter)}`);
+    if (maxIter > MAX_ITERATIONS) {
+      throw new GeomLossError(`convergence.maxIter = ${maxIter} is more than the ${MAX_ITERATIONS} iterations a loop may run; use a tolerance (convergence.tol) with a smaller maxIter`);
+    }
     convergence = { tol, maxIter };
   }
   if (convergence !== null && !isOT) throw new GeomLossError(`convergence is for the 'sinkhorn' and 'hausdorff' losses`);
 
+  const signal = checkSignalOption('signal', o.signal);
+
   return {
     loss, p, blur, reach, diameter, scaling, truncate, clusterScale, debias, backend, dtype, engine,
-    cost, kernel, verbose, onProgress, convergence, exactUnbalancedGradients,
+    cost, kernel, verbose, onProgress, convergence, exactUnbalancedGradients, signal,
   };
+}
+
+/** An AbortSignal option (or null/undefined: none). */
+export function checkSignalOption(name: string, signal: unknown): AbortSignal | null {
+  if (signal === undefined || signal === null) return null;
+  if (!isAbortSignal(signal)) throw new GeomLossError(`${name} must be an AbortSignal (from an AbortController) or null, got ${show(signal)}`);
+  return signal;
 }

@@ -1,5 +1,6 @@
 // GeomLoss's epsilon-scaling schedule and its diameter estimate.
 import type { Cloud } from './inputs.js';
+import { GeomLossError, MAX_ITERATIONS } from './options.js';
 
 /**
  * GeomLoss's max_diameter: the diagonal of the bounding box of all the points of x and y (in a batch,
@@ -40,6 +41,12 @@ export function epsilonSchedule(p: number, diameter: number, blur: number, scali
   const step = p * Math.log(scaling);
   const q = (stop - start) / step;
   const n = q > 0 ? Math.ceil(q) : 0;
+  // Checked before anything is allocated: scaling = 0.999999 plans millions of temperatures.
+  if (!(n + 2 <= MAX_ITERATIONS)) {
+    throw new GeomLossError(
+      `scaling = ${scaling} makes an epsilon schedule of ${Number.isFinite(n) ? n + 2 : 'infinitely many'} temperatures from diameter ${diameter} down to blur ${blur} (more than ${MAX_ITERATIONS}); use a smaller scaling (GeomLoss's default is 0.5)`,
+    );
+  }
   const out = [powP(diameter, p)];
   if (n >= 1) out.push(Math.exp(start));
   if (n >= 2) {

@@ -5,6 +5,7 @@
 // gradients (no differentiation through the loop: the gradients are softmax-weighted averages of
 // the cost's gradient, one sumSoftMaxWeight reduction per potential).
 import type { BlockRanges } from '../index.js';
+import { checkpoint } from '../core/scheduling.js';
 import type { CloudVars, SoftminBackend } from './backend.js';
 import type { Cloud } from './inputs.js';
 import type { ProgressInfo, ResolvedOptions } from './options.js';
@@ -85,8 +86,12 @@ export async function annealAndConverge(
   dtype: 'float32' | 'float64',
 ): Promise<number> {
   let eps = schedule[0]!;
+  const signal = o.signal ?? undefined;
+  // Each iteration yields to the event loop when due and sees an abort (its reductions do too; the
+  // check here also covers the JS work between them, e.g. multiscale's truncation patterns).
   for (const e of schedule) {
     eps = e;
+    await checkpoint(signal);
     await step(eps);
     monitor.tick(eps, 'schedule');
   }
@@ -94,6 +99,7 @@ export async function annealAndConverge(
     const tol = convergenceTol(o, dtype);
     monitor.converged = false;
     for (let k = 0; k < o.convergence.maxIter; k++) {
+      await checkpoint(signal);
       const change = (await step(eps)) / eps;
       monitor.tick(eps, 'convergence', change);
       if (change <= tol) {
@@ -229,6 +235,13 @@ export async function sinkhornLoop(
   return { final, pre: pot, grads, eps, kappa, iterations: monitor.iteration, converged: monitor.converged };
 }
 
+/** rho (1 - exp(-f / rho)), accurately for any rho > 0 (f itself when rho is Infinity). */
+export function unbalancedPhi(f: number, rho: number): number {
+  const t = f / rho;
+  // rho * -expm1(-t) loses nothing for |t| small; at t = 0 (rho = inf) it is 0 * inf: use f (1 - t/2).
+  return Math.abs(t) < 1e-8 ? f * (1 - 0.5 * t) : -rho * Math.expm1(-t);
+}
+
 export interface SideOutput {
   /** One value per batch item. */
   values: Float64Array;
@@ -273,18 +286,25 @@ export function sinkhornSide(
     // GeomLoss's UnbalancedWeight: the forward weight is rho + eps/2, and its backward (rho + eps)
     // is never called by autograd, so its gradients use rho + eps/2 too; exactUnbalancedGradients
     // gives the derivatives of the converged value instead.
-    const W = rho + eps / 2;
-    const Wg = o.exactUnbalancedGradients ? rho + eps : W;
+    // Written so that a large reach tends to the balanced formulas instead of cancelling: with
+    // phi(f) = rho (1 - exp(-f/rho)) (-> f as rho -> inf, computed by expm1),
+    // W (exp(-fXX/rho) - exp(-fXY/rho)) = (W / rho) (phi(fXY) - phi(fXX)), and W / rho = 1 + eps / (2 rho)
+    // stays finite (1) when rho = reach^p overflows to Infinity.
+    const wOverRho = 1 + eps / (2 * rho);
+    const wgOverRho = o.exactUnbalancedGradients ? 1 + eps / rho : wOverRho;
     for (let k = 0; k < B * N; k++) {
+      const pXY = unbalancedPhi(fXY[k]!, rho);
+      const pXX = fXX ? unbalancedPhi(fXX[k]!, rho) : 0;
       const eXY = Math.exp(-fXY[k]! / rho);
       const eXX = fXX ? Math.exp(-fXX[k]! / rho) : 1;
-      values[Math.floor(k / N)]! += w[k]! * W * (eXX - eXY);
-      // The raw value drops the mass terms of OT_eps,rho, so its exact a-derivative differs.
-      gradW[k] = o.exactUnbalancedGradients && !fXX ? W - Wg * eXY : Wg * (eXX - eXY);
+      values[Math.floor(k / N)]! += w[k]! * wOverRho * (pXY - pXX);
+      // The raw value drops the mass terms of OT_eps,rho, so its exact a-derivative differs:
+      // W - Wg exp(-fXY/rho) = (W - Wg) + (Wg / rho) phi(fXY), with W - Wg = -eps/2.
+      gradW[k] = o.exactUnbalancedGradients && !fXX ? -eps / 2 + wgOverRho * pXY : wgOverRho * (pXY - pXX);
       if (gradP && dXY) {
         for (let d = 0; d < D; d++) {
           const gXX = fXX && dXX ? eXX * dXX[k * D + d]! : 0;
-          gradP[k * D + d] = (w[k]! * Wg * (eXY * dXY[k * D + d]! - gXX)) / rho;
+          gradP[k * D + d] = w[k]! * wgOverRho * (eXY * dXY[k * D + d]! - gXX);
         }
       }
     }

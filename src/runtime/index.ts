@@ -15,6 +15,7 @@
 import { setReductionExecutor } from '../core/lazy-tensor.js';
 import type { EngineChoice, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import type { EngineName } from '../core/tensor.js';
+import { throwIfAborted, type RunControl } from '../core/scheduling.js';
 import type { BufferPoolStats } from '../gpu/buffer-pool.js';
 import { webgpuUnsupported } from '../gpu/codegen.js';
 import { GpuDeviceLostError, WebGPUEngine, type EngineLimits, type EngineStats } from '../gpu/engine.js';
@@ -238,6 +239,7 @@ async function runOnGpu(plan: ReductionPlan, explicit: boolean): Promise<Reducti
 async function execute(
   plan: ReductionPlan,
   choice: EngineChoice | undefined,
+  control: RunControl = {},
 ): Promise<{ output: ReductionOutput; engine: EngineName }> {
   const engine = choice ?? defaultEngine;
   // Plans the WGSL kernels do not cover (K-min lists beyond MAX_GPU_K) run on WebAssembly, silently:
@@ -245,12 +247,18 @@ async function execute(
   if (engine !== 'wasm' && plan.dtype === 'float32' && webgpuUnsupported(plan) === null) {
     const explicit = engine === 'webgpu';
     if (explicit || plan.nOuter * plan.nInner >= options.autoMinPairs) {
+      // A GPU reduction is one submission: the signal is checked before it and after the readback.
+      throwIfAborted(control.signal);
       const output = await runOnGpu(plan, explicit);
-      if (output !== null) return { output, engine: 'webgpu' };
+      throwIfAborted(control.signal);
+      if (output !== null) {
+        control.onRows?.(plan.nOuter);
+        return { output, engine: 'webgpu' };
+      }
     }
   }
   const wasm = await getWasmEngine();
-  return { output: await wasm.reduce(plan), engine: 'wasm' };
+  return { output: await wasm.reduce(plan, control), engine: 'wasm' };
 }
 
 setReductionExecutor(execute);

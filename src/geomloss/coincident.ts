@@ -1,0 +1,94 @@
+// Coincident points, merged. Every Sinkhorn potential is a function of the location alone (each
+// update is f(x_i) = -eps log sum_j b_j exp((g_j - C(x_i, y_j)) / eps), and the initialisation
+// depends on the weights only), so points at the same location have the same potentials, and a cloud
+// with repeated points is the same measure as its distinct locations carrying the summed weights.
+// The loss is computed on those (10^6 copies of one point: one point, instead of 10^12 pairs per
+// reduction), and the results are spread back: the potentials (and weight gradients) per location,
+// the position gradients, a_i times the same per-unit-weight gradient, in proportion to each point's
+// weight. Exact points only (the same bits), found by hashing, in O(N D).
+import type { Cloud } from './inputs.js';
+
+/** A cloud's distinct locations and where each input point went. */
+export interface Merged {
+  /** The distinct locations, in the order they first appear, with the input's array type. */
+  cloud: Cloud;
+  /** Their summed weights. */
+  w: Float64Array;
+  /** label[i]: the location of input point i. */
+  label: Int32Array;
+  /** The input weights (to spread the position gradients). */
+  inputW: Float64Array;
+}
+
+/** The cloud's distinct locations, or null when no two points coincide (or for a batch). */
+export function mergeCoincident(c: Cloud, w: Float64Array): Merged | null {
+  const { N, D, data } = c;
+  if (c.batched || N < 2) return null;
+  const words = data instanceof Float64Array ? 2 * D : D;
+  const bits = new Uint32Array(data.buffer, data.byteOffset, N * words);
+  let size = 1;
+  while (size < 2 * N) size *= 2;
+  const mask = size - 1;
+  // Open addressing: each slot holds the first input row of a location, or -1.
+  const table = new Int32Array(size).fill(-1);
+  const label = new Int32Array(N);
+  const firstRow: number[] = [];
+  const same = (r: number, i: number): boolean => {
+    for (let k = 0; k < words; k++) if (bits[r * words + k] !== bits[i * words + k]) return false;
+    return true;
+  };
+  for (let i = 0; i < N; i++) {
+    let h = 0x811c9dc5;
+    for (let k = 0; k < words; k++) h = Math.imul(h ^ bits[i * words + k]!, 0x01000193);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    let slot = h & mask;
+    for (;;) {
+      const r = table[slot]!;
+      if (r < 0) {
+        table[slot] = i;
+        label[i] = firstRow.length;
+        firstRow.push(i);
+        break;
+      }
+      if (same(r, i)) {
+        label[i] = label[r]!;
+        break;
+      }
+      slot = (slot + 1) & mask;
+    }
+  }
+  const U = firstRow.length;
+  if (U === N) return null;
+  const out = data instanceof Float32Array ? new Float32Array(U * D) : new Float64Array(U * D);
+  for (let u = 0; u < U; u++) for (let k = 0; k < D; k++) out[u * D + k] = data[firstRow[u]! * D + k]!;
+  const summed = new Float64Array(U);
+  for (let i = 0; i < N; i++) summed[label[i]!]! += w[i]!;
+  return { cloud: { ...c, data: out, N: U }, w: summed, label, inputW: w };
+}
+
+/** Per-location values (dim per row) back on the input points. */
+export function spread(v: Float64Array, m: Merged, dim = 1): Float64Array {
+  const N = m.label.length;
+  const out = new Float64Array(N * dim);
+  for (let i = 0; i < N; i++) {
+    const u = m.label[i]!;
+    for (let k = 0; k < dim; k++) out[i * dim + k] = v[u * dim + k]!;
+  }
+  return out;
+}
+
+/** Position gradients of the locations (each w_u times a per-unit-weight gradient) back on the
+ *  input points: point i gets its share w_i / w_u (0 for a location of zero weight). */
+export function spreadWeighted(g: Float64Array, m: Merged, D: number): Float64Array {
+  const N = m.label.length;
+  const out = new Float64Array(N * D);
+  for (let i = 0; i < N; i++) {
+    const u = m.label[i]!;
+    const total = m.w[u]!;
+    const share = total > 0 ? m.inputW[i]! / total : 0;
+    for (let k = 0; k < D; k++) out[i * D + k] = share * g[u * D + k]!;
+  }
+  return out;
+}
