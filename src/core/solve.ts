@@ -7,6 +7,8 @@ import { checkpoint, checkSignal, throwIfAborted } from './scheduling.js';
 
 type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
 
+/** Options of {@link LazyTensor.solve}: the reduction options (engine, dtype, ranges, signal; not
+ *  onProgress, since `onIteration` reports the iterations), plus the solver's own. */
 export interface SolveOptions extends Omit<ReductionOptions, 'onProgress'> {
   /** Cancels the solve (inherited from ReductionOptions): it rejects with `signal.reason` right
    *  away when the signal is already aborted, else within one iteration (one reduction's chunk). */
