@@ -1,6 +1,7 @@
 // Batches, as in KeOps: variables may carry leading batch dimensions ([B, N, D] data, [B, D]
 // parameters); dimensions of size 1 broadcast. A batched reduction runs one plan per batch item,
 // each over the items' slices of the data (no copy), and stacks the results.
+import { InputError } from './errors.js';
 import { OpNode, Variable, type FormulaNode } from './formula.js';
 import type { PlanVariable, ReductionPlan } from './reduction.js';
 
@@ -9,12 +10,12 @@ export function mergeBatch(where: string, a: readonly number[], b: readonly numb
   if (a.length === 0) return b;
   if (b.length === 0) return a;
   if (a.length !== b.length) {
-    throw new RangeError(`${where}: batch dimensions [${a.join(', ')}] and [${b.join(', ')}] have different ranks`);
+    throw new InputError(`${where}: batch dimensions [${a.join(', ')}] and [${b.join(', ')}] have different ranks`);
   }
   return a.map((d, k) => {
     const e = b[k]!;
     if (d !== e && d !== 1 && e !== 1) {
-      throw new RangeError(`${where}: batch dimension ${k} is ${d} for one operand and ${e} for the other (each must be equal or 1)`);
+      throw new InputError(`${where}: batch dimension ${k} is ${d} for one operand and ${e} for the other (each must be equal or 1)`);
     }
     return Math.max(d, e);
   });

@@ -27,6 +27,8 @@ export class Variable {
     readonly isConstant = false,
     /** Leading batch dimensions: data is [...batch, rows, dim]. */
     readonly batch: readonly number[] = [],
+    /** The data is the caller's typed array (no copy): it is re-validated before each reduction. */
+    readonly byReference = false,
   ) {
     this.id = nextVariableId++;
   }

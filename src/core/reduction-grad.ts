@@ -3,6 +3,7 @@
 // to a j-variable sums over i (axis 0), and with respect to a parameter sums over both. Each reduction
 // supplies the cotangent of F: the user's cotangent for sums, times softmax weights for log-sum-exp and
 // sumSoftMaxWeight, and a mask of the selected index for the min/max family (a subgradient).
+import { InputError } from './errors.js';
 import { gradient } from './autodiff.js';
 import type { FormulaNode } from './formula.js';
 import { LazyTensor, Vi, Vj, type ReductionOptions } from './lazy-tensor.js';
@@ -44,7 +45,7 @@ export async function runReduction(spec: ReductionSpec): Promise<Tensor<Float32A
     case 'logSumExp':
       return F.logSumExp(axis, { ...options, ...(spec.weight ? { weight: spec.weight } : {}) });
     case 'sumSoftMaxWeight':
-      if (!spec.weight) throw new TypeError('sumSoftMaxWeight: a weight is required');
+      if (!spec.weight) throw new InputError('sumSoftMaxWeight: a weight is required');
       return F.sumSoftMaxWeight(axis, spec.weight, options);
     case 'min':
       return F.min(axis, options);
@@ -108,7 +109,7 @@ async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'floa
       return { F, ct: C.mul(index.eq(selected)), extra: null };
     }
     case 'kMin': {
-      if (F.dim !== 1) throw new RangeError('vjp of kMin: the formula must have dimension 1');
+      if (F.dim !== 1) throw new InputError('vjp of kMin: the formula must have dimension 1');
       const picked = await F.argKMin(spec.k ?? 1, axis, opts);
       const selected = outerVariable(axis, toData(picked, dtype), spec.k ?? 1, batch);
       const index = innerIndices(axis, axis === 1 ? F.rowsJ! : F.rowsI!, dtype);
@@ -131,7 +132,7 @@ export async function vjp(spec: ReductionSpec, { wrt, cotangent }: VjpOptions): 
   const expected = batchSize(batch) * plan.nOuter * plan.outDim;
   if (raw.length !== expected) {
     const shape = [...batch, plan.nOuter, plan.outDim].join(' x ');
-    throw new RangeError(`vjp: the cotangent has ${raw.length} values; the ${spec.kind} result has ${shape} = ${expected}`);
+    throw new InputError(`vjp: the cotangent has ${raw.length} values; the ${spec.kind} result has ${shape} = ${expected}`);
   }
   const C = outerVariable(spec.axis, dtype === 'float32' ? Float32Array.from(raw) : Float64Array.from(raw), plan.outDim, batch);
   const { F, ct, extra } = await formulaCotangent(spec, C, dtype, batch);
@@ -140,7 +141,7 @@ export async function vjp(spec: ReductionSpec, { wrt, cotangent }: VjpOptions): 
   const cast = (values: Float64Array) => (dtype === 'float32' ? Float32Array.from(values) : values);
   for (const v of wrt) {
     if (!(v instanceof LazyTensor) || v.node.kind !== 'var' || v.node.isConstant) {
-      throw new TypeError('vjp: wrt must list variables made by Vi, Vj or Pm');
+      throw new InputError('vjp: wrt must list variables made by Vi, Vj or Pm');
     }
     const variable = v.node;
     let node: FormulaNode = gradient(F.node, variable, ct.node);
