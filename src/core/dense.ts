@@ -1,6 +1,6 @@
 // Float64 evaluation of a formula at one (i, j) pair, from each operation's reference. Used by
 // `dense()` to materialise small symbolic matrices.
-import { InputError } from './errors.js';
+import { ResourceLimitError } from './errors.js';
 import type { FormulaNode } from './formula.js';
 
 /** Evaluates `node` at (i, j); `memo` shares work between repeated sub-formulas of one pair. */
@@ -25,8 +25,11 @@ export function evaluateAt(node: FormulaNode, i: number, j: number, memo = new M
 export function denseMatrix(node: FormulaNode, rowsI: number, rowsJ: number, maxEntries: number): number[][][] {
   const entries = rowsI * rowsJ * node.dim;
   if (entries > maxEntries) {
-    throw new InputError(
+    throw new ResourceLimitError(
       `dense: ${rowsI} x ${rowsJ} x ${node.dim} = ${entries} values exceed the limit of ${maxEntries}; reduce the matrix instead, or pass { maxEntries }`,
+      entries,
+      maxEntries,
+      'entries',
     );
   }
   const out: number[][][] = [];
