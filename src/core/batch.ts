@@ -2,7 +2,7 @@
 // parameters); dimensions of size 1 broadcast. A batched reduction runs one plan per batch item,
 // each over the items' slices of the data (no copy), and stacks the results.
 import { InputError } from './errors.js';
-import { OpNode, Variable, type FormulaNode } from './formula.js';
+import { OpNode, postOrder, Variable, type FormulaNode } from './formula.js';
 import type { PlanVariable, ReductionPlan } from './reduction.js';
 
 /** The broadcast of two batch shapes; an empty shape broadcasts against anything. */
@@ -62,14 +62,14 @@ export function batchItemPlan(plan: ReductionPlan, item: number, batch: readonly
     replaced.set(v, slice);
     return { variable: slice, role };
   });
-  const rebuild = (node: FormulaNode): FormulaNode => {
-    const hit = replaced.get(node);
-    if (hit !== undefined) return hit;
-    if (node.kind === 'var') return node;
-    const args = node.args.map(rebuild);
-    const out = args.every((a, q) => a === node.args[q]) ? node : new OpNode(node.def, args, node.params);
-    replaced.set(node, out);
-    return out;
+  // Iterative (post-order): formulas of any depth.
+  const rebuild = (root: FormulaNode): FormulaNode => {
+    for (const node of postOrder(root)) {
+      if (replaced.has(node) || node.kind === 'var') continue;
+      const args = node.args.map((a) => replaced.get(a) ?? a);
+      replaced.set(node, args.every((a, q) => a === node.args[q]) ? node : new OpNode(node.def, args, node.params));
+    }
+    return replaced.get(root) ?? root;
   };
   return {
     ...plan,

@@ -1,6 +1,9 @@
 // The public symbolic-matrix API: a LazyTensor wraps a formula node; operations build new nodes,
 // reductions hand a checked plan to the runtime, which picks an engine.
-import { InputError } from './errors.js';
+import { InputError, ResourceLimitError } from './errors.js';
+
+/** The most entries a reduction's result may have: outputs are indexed with int32 (2^31 - 1). */
+const MAX_OUTPUT_ENTRIES = 2 ** 31 - 1;
 import { OpNode, variablesOf, type DType, type FormulaNode, type Variable } from './formula.js';
 import {
   checkVariableData,
@@ -430,6 +433,15 @@ export class LazyTensor {
         throw new InputError(`${kind}: K = ${K} is larger than the ${nInner} values reduced over axis ${axis}`);
       }
     }
+    const outDim = weight !== undefined ? weight.dim : isKFamily ? K * this.dim : this.dim;
+    if (nOuter * outDim > MAX_OUTPUT_ENTRIES) {
+      throw new ResourceLimitError(
+        `${kind}: the result would have ${nOuter} x ${outDim} = ${nOuter * outDim} entries, more than ${MAX_OUTPUT_ENTRIES} (typed arrays and the engines index outputs with int32); reduce fewer rows or a smaller K`,
+        nOuter * outDim,
+        MAX_OUTPUT_ENTRIES,
+        'entries',
+      );
+    }
     const variables = variablesOf(this.node);
     if (weight !== undefined) {
       for (const v of variablesOf(weight.node)) if (!variables.includes(v)) variables.push(v);
@@ -438,7 +450,6 @@ export class LazyTensor {
     for (const v of variables) checkVariableData(kind, v);
     const dtype = resolveDType(kind, variables, checkDType(kind, options?.dtype));
     const outerCategory = axis === 1 ? 'i' : 'j';
-    const outDim = weight !== undefined ? weight.dim : isKFamily ? K * this.dim : this.dim;
     return {
       kind,
       axis,

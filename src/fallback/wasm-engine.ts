@@ -13,7 +13,7 @@ import type { PlanRanges, ReductionOutput, ReductionPlan } from '../core/reducti
 import { reductionHasIndices, reductionHasValues } from '../core/reduction.js';
 import { getWorkerPool, WorkerLostError, type WorkerPool } from '../runtime/workers.js';
 import { compilePlan, type TileProgram } from './compile.js';
-import { JOB_REG_WORDS, prepareJob, readOutputs, runPrepared, type JobOutput, type KernelExports, type KernelJob } from './worker-job.js';
+import { checkJobMemory, JOB_REG_WORDS, prepareJob, readOutputs, runPrepared, type JobOutput, type KernelExports, type KernelJob } from './worker-job.js';
 
 export type { KernelExports } from './worker-job.js';
 export { getWasmThreads, setWasmThreads } from '../runtime/workers.js';
@@ -244,6 +244,7 @@ export class WasmEngine {
 
   async reduce(plan: ReductionPlan): Promise<ReductionOutput> {
     const job = planJob(plan);
+    checkJobMemory(job, this.kernel.heapBase()); // a named error before any part is copied or posted
     const pairs = job.ranges === null ? job.nOuter * job.nInner : clusterPairs(job.ranges).reduce((s, x) => s + x, 0);
     if (pairs >= thresholds.mainThreadMaxPairs) {
       const pool = await getWorkerPool();
