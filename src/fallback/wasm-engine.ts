@@ -28,7 +28,7 @@ const MAIN_THREAD_MAX_PAIRS = 2 ** 15;
 
 const thresholds = { splitMinPairs: SPLIT_MIN_PAIRS, mainThreadMaxPairs: MAIN_THREAD_MAX_PAIRS };
 
-const align16 = (n: number): number => (n + 15) & ~15;
+const align16 = (n: number): number => Math.ceil(n / 16) * 16; // not bitwise: sizes may pass 2^31
 
 /** Block size: the block scratch of one program, and the inner variables' slice of one block, each
  *  stay within ~32 KiB of L1 (B a power of two between 16 and 512). Measured: at D = 3 B = 512 is

@@ -60,7 +60,9 @@ const PAGE = 65536;
  *  So a job must fit 2 GiB, a page short. */
 export const MAX_MEMORY_BYTES = 2 * 1024 * 1024 * 1024 - PAGE;
 
-const align16 = (n: number): number => (n + 15) & ~15;
+// Arithmetic, not bitwise: `(n + 15) & ~15` wraps to a negative int32 past 2^31, so that sizes of
+// 2 GiB and more used to pass every check and trap in the kernel.
+const align16 = (n: number): number => Math.ceil(n / 16) * 16;
 
 /** A job laid out in a kernel's memory, ready to run. */
 export interface PreparedJob {
