@@ -133,7 +133,10 @@ export class StructuralKeys {
   of(node: FormulaNode): string {
     const known = this.ids.get(node);
     if (known !== undefined) return String(known);
-    for (const n of postOrder(node)) {
+    // Callers walk in post-order, so the arguments usually have keys already: no second walk then
+    // (a walk per node would be quadratic in the formula's depth).
+    const fresh = node.kind === 'var' || node.args.every((a) => this.ids.has(a)) ? [node] : postOrder(node);
+    for (const n of fresh) {
       if (this.ids.has(n)) continue;
       const key =
         n.kind === 'var'

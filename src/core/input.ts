@@ -7,8 +7,8 @@ export type ArrayInput =
   | Float32Array
   | Float64Array
   | readonly number[]
-  | readonly (readonly number[])[]
-  | readonly (readonly (readonly number[])[])[];
+  | readonly (readonly number[] | Float32Array | Float64Array)[]
+  | readonly (readonly (readonly number[] | Float32Array | Float64Array)[])[];
 
 /** Options of `Vi` and `Vj`. */
 export interface VariableOptions {
