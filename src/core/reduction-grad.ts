@@ -114,12 +114,12 @@ function selectionMask(axis: Axis, n: number, picked: Int32Array, columns: numbe
   return hiMatch.mul(loMatch);
 }
 
-/** The rows of a log-sum-exp (or softmax) result that are -inf (every term -inf) get gradient 0:
- *  their entries become 0 in the outer variable and the gradient formula is masked by `valid`. */
-function finiteOuter(where: string, values: Float32Array | Float64Array, dim: number, dtype: 'float32' | 'float64', allowNaNRows: boolean): { data: Float32Array | Float64Array; valid: Float32Array | Float64Array | null } {
+/** A log-sum-exp (or softmax) result as the data of an outer variable: rows that are -inf (every
+ *  term -inf; NaN for a softmax average) become 0, their gradient being 0 (every softmax weight is 0
+ *  there, and the gradient formula is masked where the weight is 0). +inf or NaN is an error. */
+function finiteOuter(where: string, values: Float32Array | Float64Array, dim: number, dtype: 'float32' | 'float64', allowNaNRows: boolean): { data: Float32Array | Float64Array } {
   const data = dtype === 'float32' ? Float32Array.from(values) : Float64Array.from(values);
   const rows = data.length / dim;
-  let valid: Float32Array | Float64Array | null = null;
   for (let r = 0; r < rows; r++) {
     let empty = false;
     for (let k = 0; k < dim; k++) {
@@ -129,33 +129,33 @@ function finiteOuter(where: string, values: Float32Array | Float64Array, dim: nu
         throw new InputError(`vjp: the ${where} result is ${v} at row ${r}: the formula has +inf or NaN terms there, so it has no gradient`);
       }
     }
-    if (empty) {
-      valid ??= (dtype === 'float32' ? new Float32Array(rows) : new Float64Array(rows)).fill(1);
-      valid[r] = -1;
-      for (let k = 0; k < dim; k++) data[r * dim + k] = 0;
-    }
+    if (empty) for (let k = 0; k < dim; k++) data[r * dim + k] = 0;
   }
-  return { data, valid };
+  return { data };
 }
 
 const VJP_OPTION_KEYS = new Set(['wrt', 'cotangent']);
 
-/** The cotangent of F (a formula) whose gradient, reduced, gives the reduction's gradient; `valid`
- *  (an outer variable, -1 on rows whose gradient is 0 by definition) masks the gradient formula. */
+/** The cotangent of F (a formula) whose gradient, reduced, gives the reduction's gradient; where
+ *  `valid` is negative the gradient formula is 0 (a term of softmax weight 0). */
 async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'float32' | 'float64', batch: readonly number[]): Promise<{ F: LazyTensor; ct: LazyTensor; extra: { G: LazyTensor; ct: LazyTensor } | null; valid: LazyTensor | null }> {
   const { formula: F, axis } = spec;
   const opts = { ...spec.options, dtype };
-  const mask = (valid: Float32Array | Float64Array | null) => (valid === null ? null : outerVariable(axis, valid, 1, batch));
+  // Terms of softmax weight 0 (F = -inf, or underflowed) contribute exactly 0 to the gradient; their
+  // derivative may be infinite (log at 0), so the gradient formula selects 0 there rather than
+  // multiplying 0 by inf. For F of dimension d > 1 the mask is on the sum of the d weights.
+  const positive = (w: LazyTensor) => (w.dim === 1 ? w : w.sum()).gt(0).sub(0.5);
   switch (spec.kind) {
     case 'sum':
       return { F, ct: C, extra: null, valid: null };
     case 'logSumExp': {
       const result = finiteOuter('logSumExp', (await runReduction({ ...spec, options: opts })).data, C.dim, dtype, false);
       const out = outerVariable(axis, result.data, C.dim, batch);
-      if (!spec.weight) return { F, ct: C.mul(F.sub(out).exp()), extra: null, valid: mask(result.valid) };
+      const w = F.sub(out).exp();
+      if (!spec.weight) return { F, ct: C.mul(w), extra: null, valid: positive(w) };
       // out_k = log sum exp(F) G_k: d out_k = sum exp(F - out_k) (G_k dF + dG_k)
-      const s = F.sub(out).exp().mul(C); // dimension e
-      return { F, ct: s.dot(spec.weight), extra: { G: spec.weight, ct: s }, valid: mask(result.valid) };
+      const s = w.mul(C); // dimension e
+      return { F, ct: s.dot(spec.weight), extra: { G: spec.weight, ct: s }, valid: positive(w) };
     }
     case 'sumSoftMaxWeight': {
       const G = spec.weight!;
@@ -166,7 +166,7 @@ async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'floa
       const lse = outerVariable(axis, lseResult.data, 1, batch);
       const softmax = F.sub(lse).exp();
       // d out = sum_j s_j (dG + (G - out) dF)
-      return { F, ct: softmax.mul(C.dot(G.sub(out))), extra: { G, ct: softmax.mul(C) }, valid: mask(lseResult.valid) };
+      return { F, ct: softmax.mul(C.dot(G.sub(out))), extra: { G, ct: softmax.mul(C) }, valid: positive(softmax) };
     }
     case 'min':
     case 'max': {
@@ -237,7 +237,7 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
     const variable = v.node as Variable;
     let node: FormulaNode = gradient(F.node, variable, ct.node);
     if (extra) node = new LazyTensor(node, null, null).add(new LazyTensor(gradient(extra.G.node, variable, extra.ct.node), null, null)).node;
-    // Rows whose gradient is 0 by definition: ifElse selects 0 there and drops the other branch,
+    // Terms whose gradient is 0 by definition: ifElse selects 0 there and drops the other branch,
     // which may be NaN (0 * inf from the derivative of a -inf term).
     if (valid !== null) node = valid.ifElse(new LazyTensor(node, null, null), 0).node;
     const g = new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
