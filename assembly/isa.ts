@@ -53,6 +53,9 @@ export const H_N_CLUSTERS = 20;
 export const H_SLICES = 21;
 export const H_INNER_RANGES = 22;
 export const HEADER_WORDS = 24;
+// Registers a program may have (the kernel's resolved register table is static: MAX_REGS in
+// kernel.ts must equal this).
+export const MAX_REGS = 16384;
 
 // ---------------------------------------------------------------------------------------------------
 // Register table: REG_WORDS i32 words per register: [kind, dim, base, extra].

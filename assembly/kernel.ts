@@ -45,7 +45,7 @@
 //   the inner code runs on the vectors covering the segment and every fold takes a head mask for a
 //   segment starting inside a vector, so dense reductions are the special case of one range [0, M).
 // - The kernel allocates nothing (runtime stub); static tables (the resolved register table, up to
-//   MAX_REGS = 4096 registers) live below heapBase(). Not reentrant: one run() at a time per instance.
+//   MAX_REGS = 16384 registers, 512 KiB) live below heapBase(). Not reentrant: one run() at a time per instance.
 //
 // ACCUMULATOR BYTES (H_ACC_BYTES) needed per outer index, with d = dim(F), e = dim(G),
 // ELT = 4 (f32) or 8 (f64); S is that rounded up to a multiple of 16:
@@ -81,7 +81,7 @@ import {
 import { vexp, vexp4, vexpUnderflow, vlog, vsin, vcos } from './math';
 
 // @ts-ignore: decorator
-@inline const MAX_REGS = 4096;
+@inline const MAX_REGS = 16384; // = isa.MAX_REGS
 // @ts-ignore: decorator
 @inline const OUTER_TILE = 8;
 

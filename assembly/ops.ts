@@ -110,11 +110,19 @@ export function vpowi<T>(a: v128, n: i32): v128 {
     return v128.bitselect(kone<T>(), v128.div<T>(vsin<T>(a), a), v128.eq<T>(a, kzero()));
   }
 }
-// p = 10^|aux|: aux >= 0: round(a*p)/p, aux < 0: round(a/p)*p
+// p = 10^|aux| (may be +inf in T): aux >= 0: round(a*p)/p where |a*p| < 2^mantissa, else a itself
+// (a*p is then an integer already, or overflowed: rounding beyond the precision is a no-op, and
+// 0*inf never makes a NaN); aux < 0: round(a/p)*p, and the rounded value itself where it is 0 (so
+// that 0*inf gives 0: a multiple of 10^400 nearest to a finite a).
 @final export class URound {
   @inline apply<T>(a: v128, p: v128, aux: i32): v128 {
-    if (aux >= 0) return v128.div<T>(vroundAway<T>(v128.mul<T>(a, p)), p);
-    return v128.mul<T>(vroundAway<T>(v128.div<T>(a, p)), p);
+    if (aux >= 0) {
+      const s = v128.mul<T>(a, p);
+      const lim = sizeof<T>() == 4 ? vsplat<T>(8388608.0) : vsplat<T>(4503599627370496.0);
+      return v128.bitselect(v128.div<T>(vroundAway<T>(s), p), a, v128.lt<T>(v128.abs<T>(s), lim));
+    }
+    const r = vroundAway<T>(v128.div<T>(a, p));
+    return v128.bitselect(r, v128.mul<T>(r, p), v128.eq<T>(r, kzero()));
   }
 }
 @final export class UPow { @inline apply<T>(a: v128, p: v128, aux: i32): v128 { return vpowi<T>(a, aux); } }

@@ -2,6 +2,7 @@
 // asking each operation record for the cotangents of its arguments (its `vjp` rule). Forward mode is
 // the transpose of reverse mode: every vjp rule is linear in its cotangent, so J u is the gradient,
 // with respect to a placeholder cotangent e, of <J^T e, u>; the placeholder disappears from the result.
+import { InputError } from './errors.js';
 import { plus, zeros } from './build.js';
 import { Variable, type FormulaNode } from './formula.js';
 import { dotProduct } from './ops.js';
@@ -29,7 +30,7 @@ function topologicalOrder(root: FormulaNode): FormulaNode[] {
 /** The vector-Jacobian product J^T e of `formula` with respect to the variable `wrt`. */
 export function gradient(formula: FormulaNode, wrt: Variable, cotangent: FormulaNode): FormulaNode {
   if (cotangent.dim !== formula.dim) {
-    throw new RangeError(`grad: the cotangent has dimension ${cotangent.dim}, the formula ${formula.dim}`);
+    throw new InputError(`grad: the cotangent has dimension ${cotangent.dim}, the formula ${formula.dim}`);
   }
   const order = topologicalOrder(formula);
   const cotangents = new Map<FormulaNode, FormulaNode>([[formula, cotangent]]);
@@ -54,7 +55,7 @@ export function gradient(formula: FormulaNode, wrt: Variable, cotangent: Formula
 /** The Jacobian-vector product J u of `formula` with respect to `wrt`, in the direction `tangent`. */
 export function directionalDerivative(formula: FormulaNode, wrt: Variable, tangent: FormulaNode): FormulaNode {
   if (tangent.dim !== wrt.dim) {
-    throw new RangeError(`diff: the direction has dimension ${tangent.dim}, the variable ${wrt.dim}`);
+    throw new InputError(`diff: the direction has dimension ${tangent.dim}, the variable ${wrt.dim}`);
   }
   const placeholder = new Variable('p', formula.dim, 1, new Float64Array(formula.dim), null, 'e');
   const transposed = gradient(formula, wrt, placeholder);

@@ -1,7 +1,8 @@
 // Batches, as in KeOps: variables may carry leading batch dimensions ([B, N, D] data, [B, D]
 // parameters); dimensions of size 1 broadcast. A batched reduction runs one plan per batch item,
 // each over the items' slices of the data (no copy), and stacks the results.
-import { OpNode, Variable, type FormulaNode } from './formula.js';
+import { InputError } from './errors.js';
+import { OpNode, postOrder, Variable, type FormulaNode } from './formula.js';
 import type { PlanVariable, ReductionPlan } from './reduction.js';
 
 /** The broadcast of two batch shapes; an empty shape broadcasts against anything. */
@@ -9,12 +10,12 @@ export function mergeBatch(where: string, a: readonly number[], b: readonly numb
   if (a.length === 0) return b;
   if (b.length === 0) return a;
   if (a.length !== b.length) {
-    throw new RangeError(`${where}: batch dimensions [${a.join(', ')}] and [${b.join(', ')}] have different ranks`);
+    throw new InputError(`${where}: batch dimensions [${a.join(', ')}] and [${b.join(', ')}] have different ranks`);
   }
   return a.map((d, k) => {
     const e = b[k]!;
     if (d !== e && d !== 1 && e !== 1) {
-      throw new RangeError(`${where}: batch dimension ${k} is ${d} for one operand and ${e} for the other (each must be equal or 1)`);
+      throw new InputError(`${where}: batch dimension ${k} is ${d} for one operand and ${e} for the other (each must be equal or 1)`);
     }
     return Math.max(d, e);
   });
@@ -61,14 +62,14 @@ export function batchItemPlan(plan: ReductionPlan, item: number, batch: readonly
     replaced.set(v, slice);
     return { variable: slice, role };
   });
-  const rebuild = (node: FormulaNode): FormulaNode => {
-    const hit = replaced.get(node);
-    if (hit !== undefined) return hit;
-    if (node.kind === 'var') return node;
-    const args = node.args.map(rebuild);
-    const out = args.every((a, q) => a === node.args[q]) ? node : new OpNode(node.def, args, node.params);
-    replaced.set(node, out);
-    return out;
+  // Iterative (post-order): formulas of any depth.
+  const rebuild = (root: FormulaNode): FormulaNode => {
+    for (const node of postOrder(root)) {
+      if (replaced.has(node) || node.kind === 'var') continue;
+      const args = node.args.map((a) => replaced.get(a) ?? a);
+      replaced.set(node, args.every((a, q) => a === node.args[q]) ? node : new OpNode(node.def, args, node.params));
+    }
+    return replaced.get(root) ?? root;
   };
   return {
     ...plan,

@@ -2,6 +2,8 @@
 // for each cluster of i, a list of ranges of j to visit, and the same the other way for axis 0.
 // Skipping far-apart cluster pairs turns an O(N M) reduction into one over the kept blocks only.
 
+import { InputError } from './errors.js';
+
 type Points = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
 
 /** The description of the blocks a reduction visits, for both axes (KeOps's 6-tuple). */
@@ -21,20 +23,33 @@ export interface BlockRanges {
 }
 
 function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; dim: number; n: number } {
+  if (dim !== undefined && (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 1)) {
+    throw new InputError(`${where}: dim must be a positive integer, got ${String(dim)}`);
+  }
   let data: Float64Array;
   let d: number;
-  if (x instanceof Float32Array || x instanceof Float64Array) {
+  const numbers = (values: readonly unknown[], label: string): Float64Array =>
+    Float64Array.from(values, (v, k) => {
+      if (typeof v !== 'number') throw new InputError(`${where}: ${label}[${k}] is ${v === null ? 'null' : typeof v}; expected a number`);
+      return v;
+    });
+  if (ArrayBuffer.isView(x) && !(x instanceof DataView)) {
     d = dim ?? 1;
-    data = Float64Array.from(x);
+    data = Float64Array.from(x as unknown as ArrayLike<number>);
   } else if (Array.isArray(x) && x.length > 0 && Array.isArray(x[0])) {
     d = (x[0] as readonly number[]).length;
-    data = Float64Array.from((x as number[][]).flat());
-  } else {
+    x.forEach((row, r) => {
+      if (!Array.isArray(row) || row.length !== d) throw new InputError(`${where}: row ${r} of the points must have ${d} components`);
+    });
+    data = numbers((x as number[][]).flat(), 'the points (flattened)');
+  } else if (Array.isArray(x)) {
     d = dim ?? 1;
-    data = Float64Array.from(x as number[]);
+    data = numbers(x, 'the points');
+  } else {
+    throw new InputError(`${where}: the points must be a typed array, a number[] or a number[][]`);
   }
-  if (data.length === 0 || data.length % d !== 0) throw new RangeError(`${where}: expected points of shape [N, ${d}], got ${data.length} values`);
-  for (const v of data) if (!Number.isFinite(v)) throw new RangeError(`${where}: the points contain ${v}`);
+  if (data.length === 0 || d < 1 || data.length % d !== 0) throw new InputError(`${where}: expected points of shape [N, ${d}], got ${data.length} values`);
+  for (const v of data) if (!Number.isFinite(v)) throw new InputError(`${where}: the points contain ${v}`);
   return { data, dim: d, n: data.length / d };
 }
 
@@ -43,7 +58,7 @@ function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; d
  * lexicographic order of the cells.
  */
 export function gridCluster(x: Points, voxelSize: number, dim?: number): Int32Array {
-  if (!(voxelSize > 0) || !Number.isFinite(voxelSize)) throw new RangeError(`gridCluster: voxelSize must be a positive number, got ${voxelSize}`);
+  if (typeof voxelSize !== 'number' || !(voxelSize > 0) || !Number.isFinite(voxelSize)) throw new InputError(`gridCluster: voxelSize must be a positive number, got ${voxelSize}`);
   const { data, dim: d, n } = rowsOf('gridCluster', x, dim);
   // Integer cell coordinates, relative to the lowest cell, combined into one mixed-radix number whose
   // numeric order is the lexicographic order of the cells.
@@ -60,8 +75,8 @@ export function gridCluster(x: Points, voxelSize: number, dim?: number): Int32Ar
   }
   let radixProduct = 1;
   for (let k = 0; k < d; k++) radixProduct *= high[k]! - low[k]! + 1;
-  if (radixProduct > Number.MAX_SAFE_INTEGER) {
-    throw new RangeError(`gridCluster: ${radixProduct.toExponential(2)} cells; choose a larger voxelSize`);
+  if (!(radixProduct <= Number.MAX_SAFE_INTEGER)) { // NaN too: coordinates / voxelSize overflowed
+    throw new InputError(`gridCluster: ${radixProduct.toExponential(2)} cells; choose a larger voxelSize`);
   }
   const keys = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -75,12 +90,17 @@ export function gridCluster(x: Points, voxelSize: number, dim?: number): Int32Ar
   return Int32Array.from(keys, (key) => index.get(key)!);
 }
 
+/** Labels index per-cluster arrays: a bound keeps a stray huge label from allocating gigabytes. */
+const MAX_CLUSTERS = 2 ** 26;
+
 function checkLabels(where: string, labels: ArrayLike<number>, n: number): number {
-  if (labels.length !== n) throw new RangeError(`${where}: ${labels.length} labels for ${n} points`);
+  if (labels.length !== n) throw new InputError(`${where}: ${labels.length} labels for ${n} points`);
   let max = -1;
   for (let i = 0; i < n; i++) {
     const l = labels[i]!;
-    if (!Number.isInteger(l) || l < 0) throw new RangeError(`${where}: labels[${i}] = ${l} is not a non-negative integer`);
+    if (typeof l !== 'number' || !Number.isInteger(l) || l < 0 || l >= MAX_CLUSTERS) {
+      throw new InputError(`${where}: labels[${i}] = ${String(l)} is not an integer in [0, ${MAX_CLUSTERS})`);
+    }
     max = Math.max(max, l);
   }
   return max + 1;
@@ -120,13 +140,20 @@ export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, wei
 } {
   const { data, dim: d, n } = rowsOf('clusterRangesCentroids', x, dim);
   const C = checkLabels('clusterRangesCentroids', labels, n);
-  if (weights !== undefined && weights.length !== n) throw new RangeError(`clusterRangesCentroids: ${weights.length} weights for ${n} points`);
+  if (weights !== undefined && (weights === null || typeof weights.length !== 'number')) throw new InputError('clusterRangesCentroids: weights must be an array of numbers');
+  if (weights !== undefined && weights.length !== n) throw new InputError(`clusterRangesCentroids: ${weights.length} weights for ${n} points`);
+  if (weights !== undefined) {
+    for (let i = 0; i < n; i++) {
+      const w = weights[i];
+      if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) throw new InputError(`clusterRangesCentroids: weights[${i}] is ${String(w)}; expected a finite number >= 0`);
+    }
+  }
   const ranges = new Int32Array(2 * C).fill(-1);
   const centroids = new Float64Array(C * d);
   const total = new Float64Array(C);
   for (let i = 0; i < n; i++) {
     const l = labels[i]!;
-    if (i > 0 && l < labels[i - 1]!) throw new RangeError('clusterRangesCentroids: the labels must be sorted (use sortClusters first)');
+    if (i > 0 && l < labels[i - 1]!) throw new InputError('clusterRangesCentroids: the labels must be sorted (use sortClusters first)');
     if (ranges[2 * l] === -1) ranges[2 * l] = i;
     ranges[2 * l + 1] = i + 1;
     const w = weights === undefined ? 1 : weights[i]!;
@@ -153,10 +180,13 @@ export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, wei
  * ```
  */
 export function fromMatrix(rangesI: Int32Array, rangesJ: Int32Array, keep: ArrayLike<boolean | number>): BlockRanges {
+  rangesI = indexArray('fromMatrix', 'rangesI', rangesI);
+  rangesJ = indexArray('fromMatrix', 'rangesJ', rangesJ);
+  if (keep === null || typeof keep !== 'object' || typeof keep.length !== 'number') throw new InputError('fromMatrix: keep must be an array of Ci x Cj booleans');
   const Ci = rangesI.length / 2;
   const Cj = rangesJ.length / 2;
-  if (!Number.isInteger(Ci) || !Number.isInteger(Cj)) throw new RangeError('fromMatrix: ranges must hold [start, end) pairs');
-  if (keep.length !== Ci * Cj) throw new RangeError(`fromMatrix: keep has ${keep.length} entries, expected ${Ci} x ${Cj} = ${Ci * Cj}`);
+  if (!Number.isInteger(Ci) || !Number.isInteger(Cj)) throw new InputError('fromMatrix: ranges must hold [start, end) pairs');
+  if (keep.length !== Ci * Cj) throw new InputError(`fromMatrix: keep has ${keep.length} entries, expected ${Ci} x ${Cj} = ${Ci * Cj}`);
   // Both axes from the same matrix: keep[o * strideO + q * strideQ] says whether the outer cluster
   // o and the inner cluster q interact.
   const build = (outer: number, inner: number, ranges: Int32Array, strideO: number, strideQ: number) => {
@@ -187,13 +217,20 @@ export function swapAxes(r: BlockRanges): BlockRanges {
 
 /** The triplet a reduction over `axis` uses, checked against the sizes. */
 export function rangesForAxis(where: string, r: BlockRanges, axis: 0 | 1, nOuter: number, nInner: number): { outer: Int32Array; slices: Int32Array; inner: Int32Array } {
-  const [outer, slices, inner] = axis === 1 ? [r.rangesI, r.slicesI, r.redRangesJ] : [r.rangesJ, r.slicesJ, r.redRangesI];
+  if (typeof r !== 'object' || r === null) {
+    throw new InputError(`${where}: ranges must be a BlockRanges object (from fromMatrix), got ${r === null ? 'null' : typeof r}`);
+  }
+  const names = axis === 1 ? (['rangesI', 'slicesI', 'redRangesJ'] as const) : (['rangesJ', 'slicesJ', 'redRangesI'] as const);
+  const [outer, slices, inner] = names.map((name) => indexArray(where, `ranges.${name}`, r[name])) as [Int32Array, Int32Array, Int32Array];
+  if (outer.length % 2 !== 0 || inner.length % 2 !== 0) {
+    throw new InputError(`${where}: ranges.${names[0]} and ranges.${names[2]} must hold [start, end) pairs (an even number of integers)`);
+  }
   const C = outer.length / 2;
-  if (slices.length !== C) throw new RangeError(`${where}: ranges has ${C} clusters but ${slices.length} slices`);
+  if (slices.length !== C) throw new InputError(`${where}: ranges has ${C} clusters but ${slices.length} slices`);
   const check = (pairs: Int32Array, n: number, name: string) => {
     for (let q = 0; q < pairs.length; q += 2) {
       if (!(pairs[q]! >= 0 && pairs[q]! <= pairs[q + 1]! && pairs[q + 1]! <= n)) {
-        throw new RangeError(`${where}: ${name} range [${pairs[q]}, ${pairs[q + 1]}) is outside [0, ${n})`);
+        throw new InputError(`${where}: ${name} range [${pairs[q]}, ${pairs[q + 1]}) is outside [0, ${n})`);
       }
     }
   };
@@ -201,8 +238,21 @@ export function rangesForAxis(where: string, r: BlockRanges, axis: 0 | 1, nOuter
   check(inner, nInner, 'an inner');
   let previous = 0;
   for (const s of slices) {
-    if (s < previous || s > inner.length / 2) throw new RangeError(`${where}: slices must be non-decreasing and at most ${inner.length / 2}`);
+    if (s < previous || s > inner.length / 2) throw new InputError(`${where}: slices must be non-decreasing and at most ${inner.length / 2}`);
     previous = s;
   }
-  return { outer, slices, inner };
+  return { outer: outer, slices: slices, inner: inner };
+}
+
+/** An Int32Array of indices as given, or a plain array of integers converted to one. */
+function indexArray(where: string, name: string, value: unknown): Int32Array {
+  if (value instanceof Int32Array) return value;
+  const array = Array.isArray(value) ? value : ArrayBuffer.isView(value) && !(value instanceof DataView) ? Array.from(value as unknown as ArrayLike<number>) : null;
+  if (array === null) throw new InputError(`${where}: ${name} must be an Int32Array of indices, got ${value === null ? 'null' : typeof value}`);
+  array.forEach((v, k) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1) {
+      throw new InputError(`${where}: ${name}[${k}] is ${String(v)}; expected a non-negative integer index`);
+    }
+  });
+  return Int32Array.from(array as number[]);
 }

@@ -1,4 +1,5 @@
 // Turning user data into validated variables.
+import { InputError } from './errors.js';
 import { Variable, type Category, type DType } from './formula.js';
 
 /** Data accepted by `Vi`, `Vj` and `Pm`. */
@@ -6,8 +7,8 @@ export type ArrayInput =
   | Float32Array
   | Float64Array
   | readonly number[]
-  | readonly (readonly number[])[]
-  | readonly (readonly (readonly number[])[])[];
+  | readonly (readonly number[] | Float32Array | Float64Array)[]
+  | readonly (readonly (readonly number[] | Float32Array | Float64Array)[])[];
 
 /** Options of `Vi` and `Vj`. */
 export interface VariableOptions {
@@ -25,8 +26,8 @@ const VARIABLE_OPTION_KEYS = new Set(['dtype', 'name', 'batch']);
 
 function checkBatch(where: string, batch: readonly number[] | undefined): readonly number[] {
   if (batch === undefined) return [];
-  if (!Array.isArray(batch) || !batch.every((b) => Number.isInteger(b) && b >= 1)) {
-    throw new RangeError(`${where}: batch must be an array of positive integers, got ${JSON.stringify(batch)}`);
+  if (!Array.isArray(batch) || !batch.every((b) => Number.isInteger(b) && b >= 1 && b <= 2 ** 31 - 1)) {
+    throw new InputError(`${where}: batch must be an array of positive integers, got ${JSON.stringify(batch)}`);
   }
   return batch;
 }
@@ -34,11 +35,11 @@ function checkBatch(where: string, batch: readonly number[] | undefined): readon
 export function checkOptionKeys(where: string, options: object | undefined, allowed: ReadonlySet<string>): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`${where}: options must be an object`);
+    throw new InputError(`${where}: options must be an object`);
   }
   for (const key of Object.keys(options)) {
     if (!allowed.has(key)) {
-      throw new TypeError(`${where}: unknown option '${key}' (expected one of: ${[...allowed].join(', ')})`);
+      throw new InputError(`${where}: unknown option '${key}' (expected one of: ${[...allowed].join(', ')})`);
     }
   }
 }
@@ -46,16 +47,77 @@ export function checkOptionKeys(where: string, options: object | undefined, allo
 export function checkDType(where: string, dtype: unknown): DType | undefined {
   if (dtype === undefined) return undefined;
   if (dtype !== 'float32' && dtype !== 'float64') {
-    throw new TypeError(`${where}: dtype must be 'float32' or 'float64', got ${String(dtype)}`);
+    throw new InputError(`${where}: dtype must be 'float32' or 'float64', got ${String(dtype)}`);
   }
   return dtype;
 }
 
 function firstNonFinite(data: ArrayLike<number>): number {
   for (let k = 0; k < data.length; k++) {
-    if (!Number.isFinite(data[k]!)) return k;
+    const v = data[k]!;
+    // v - v is NaN exactly for NaN and +-Infinity: one subtraction and one compare per value.
+    if (v - v !== 0) return k;
   }
   return -1;
+}
+
+/** 'float32' / 'float64' for a Float32Array / Float64Array of any realm (an iframe, node:vm), else null. */
+export function floatArrayKind(x: unknown): DType | null {
+  if (x instanceof Float32Array) return 'float32';
+  if (x instanceof Float64Array) return 'float64';
+  if (!ArrayBuffer.isView(x)) return null; // a brand check: true only for real views, of any realm
+  const tag = Object.prototype.toString.call(x);
+  return tag === '[object Float32Array]' ? 'float32' : tag === '[object Float64Array]' ? 'float64' : null;
+}
+
+/** Whether a view's buffer was detached (transferred to a worker, ...). Node 20 has no
+ *  ArrayBuffer.prototype.detached; there a detached view reads as empty, which is rejected too. */
+function isDetached(view: ArrayBufferView): boolean {
+  const buffer = view.buffer as ArrayBufferLike & { detached?: boolean };
+  return buffer.detached === true;
+}
+
+/** A readable description of a non-number element, for error messages. */
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a Date';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}...` : value)}`;
+  if (typeof value === 'bigint') return `the BigInt ${value}n (convert it with Number())`;
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+/** Copies numbers into `out` at `offset`, rejecting anything that is not a number. */
+function copyNumbers(where: string, row: ArrayLike<unknown>, out: Float64Array, offset: number, label: (k: number) => string): void {
+  for (let k = 0; k < row.length; k++) {
+    const v = row[k];
+    if (typeof v !== 'number') throw new InputError(`${where}: ${label(k)} is ${describe(v)}; expected a number`);
+    out[offset + k] = v;
+  }
+}
+
+/** A row of `number[][]` data: a number[] or a Float32Array/Float64Array, of any realm. */
+function rowLength(row: unknown): number | null {
+  if (Array.isArray(row)) return row.length;
+  if (floatArrayKind(row) !== null) return (row as Float32Array).length;
+  return null;
+}
+
+/** Validates user data that a Variable keeps by reference (a typed array): finite and attached. It
+ *  runs when the variable is made and again before every reduction that reads it, because the caller
+ *  may have changed the array (or transferred its buffer) in between. */
+export function checkVariableData(where: string, v: Variable): void {
+  if (!v.byReference) return;
+  if (isDetached(v.data) || v.data.length !== v.rows * v.dim * v.batch.reduce((p, b) => p * b, 1)) {
+    throw new InputError(`${where}: the data of ${v.name} was detached or resized after it was given to ${v.category === 'i' ? 'Vi' : 'Vj'} (the array is read when a reduction runs)`);
+  }
+  const bad = firstNonFinite(v.data);
+  if (bad >= 0) {
+    throw new InputError(
+      `${where}: ${v.name}: data[${Math.floor(bad / v.dim)}][${bad % v.dim}] is ${v.data[bad]}; inputs must be finite (the array changed after it was given to ${v.category === 'i' ? 'Vi' : 'Vj'})`,
+    );
+  }
 }
 
 const counters: Record<Category, number> = { i: 0, j: 0, p: 0 };
@@ -65,7 +127,9 @@ function defaultName(category: Category): string {
   return category === 'p' ? `p${n}` : `${category === 'i' ? 'x' : 'y'}${n}_${category}`;
 }
 
-/** Validates `data` as an [n, dim] array and wraps it in a variable. */
+/** Validates `data` as an [n, dim] array and wraps it in a variable. A Float32Array or Float64Array
+ *  of this realm is kept by reference (no copy) and re-checked before each reduction; other data is
+ *  copied. */
 export function makeVariable(
   where: string,
   category: 'i' | 'j',
@@ -75,63 +139,77 @@ export function makeVariable(
 ): Variable {
   checkOptionKeys(where, options, VARIABLE_OPTION_KEYS);
   const dtypeOverride = checkDType(where, options?.dtype);
-  if (dim !== undefined && (!Number.isInteger(dim) || dim < 1)) {
-    throw new RangeError(`${where}: dim must be a positive integer, got ${dim}`);
+  if (options?.name !== undefined && typeof options.name !== 'string') {
+    throw new InputError(`${where}: name must be a string, got ${describe(options.name)}`);
+  }
+  if (dim !== undefined && (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 1 || dim > 2 ** 31 - 1)) {
+    throw new InputError(`${where}: dim must be a positive integer, got ${String(dim)}`);
   }
   let values: Float32Array | Float64Array;
   let rowDim: number;
   let natural: DType | null;
+  let byReference = false;
   let batch = checkBatch(where, options?.batch);
-  if (Array.isArray(data) && data.length > 0 && Array.isArray(data[0]) && Array.isArray((data[0] as unknown[])[0])) {
+  const kind = floatArrayKind(data);
+  if (Array.isArray(data) && data.length > 0 && Array.isArray(data[0]) && rowLength((data[0] as unknown[])[0]) !== null) {
     // [B, N, D] nested arrays: a batch of B clouds of the same size.
-    if (options?.batch !== undefined) throw new TypeError(`${where}: nested [B, N, D] data sets the batch itself; drop the batch option`);
+    if (options?.batch !== undefined) throw new InputError(`${where}: nested [B, N, D] data sets the batch itself; drop the batch option`);
     const items = data as readonly (readonly (readonly number[])[])[];
     batch = [items.length];
     const n = items[0]!.length;
     items.forEach((item, b) => {
       if (!Array.isArray(item) || item.length !== n) {
-        throw new RangeError(`${where}: batch item ${b} has ${Array.isArray(item) ? item.length : 'no'} rows, expected ${n}`);
+        throw new InputError(`${where}: batch item ${b} has ${Array.isArray(item) ? item.length : 'no'} rows, expected ${n}`);
       }
     });
     data = items.flat() as unknown as readonly (readonly number[])[];
   }
-  if (data instanceof Float32Array || data instanceof Float64Array) {
-    values = data;
+  if (kind !== null) {
+    const view = data as Float32Array | Float64Array;
+    if (isDetached(view)) throw new InputError(`${where}: the data's buffer is detached (transferred or released)`);
+    // Another realm's typed array is copied into this realm's, so engines can rely on instanceof.
+    const local = view instanceof Float32Array || view instanceof Float64Array;
+    values = local ? view : kind === 'float32' ? Float32Array.from(view) : Float64Array.from(view);
+    byReference = local;
     rowDim = dim ?? 1;
-    natural = data instanceof Float32Array ? 'float32' : 'float64';
+    natural = kind;
   } else if (Array.isArray(data)) {
-    if (data.length > 0 && Array.isArray(data[0])) {
-      const rows = data as readonly (readonly number[])[];
-      rowDim = rows[0]!.length;
+    const first = data.length > 0 ? rowLength(data[0]) : null;
+    if (first !== null) {
+      // Rows: number[][] (or an array of Float32Array / Float64Array rows).
+      const rows = data as readonly unknown[];
+      rowDim = first;
       if (dim !== undefined && dim !== rowDim) {
-        throw new RangeError(`${where}: dim is ${dim} but the rows have ${rowDim} components`);
+        throw new InputError(`${where}: dim is ${dim} but the rows have ${rowDim} components`);
       }
       values = new Float64Array(rows.length * rowDim);
       rows.forEach((row, r) => {
-        if (!Array.isArray(row) || row.length !== rowDim) {
-          throw new RangeError(`${where}: row ${r} has ${Array.isArray(row) ? row.length : 'no'} components, expected ${rowDim}`);
+        const length = rowLength(row);
+        if (length !== rowDim) {
+          throw new InputError(`${where}: row ${r} has ${length ?? 'no'} components, expected ${rowDim}`);
         }
-        for (let k = 0; k < rowDim; k++) values[r * rowDim + k] = row[k]!;
+        copyNumbers(where, row as ArrayLike<unknown>, values as Float64Array, r * rowDim, (k) => `data[${r}][${k}]`);
       });
     } else {
-      values = Float64Array.from(data as readonly number[]);
+      values = new Float64Array(data.length);
       rowDim = dim ?? 1;
+      copyNumbers(where, data as readonly unknown[], values, 0, (k) => `data[${k}]`);
     }
     natural = null;
   } else {
-    throw new TypeError(`${where}: data must be a Float32Array, Float64Array, number[] or number[][]`);
+    throw new InputError(`${where}: data must be a Float32Array, Float64Array, number[] or number[][], got ${describe(data)}`);
   }
-  if (rowDim < 1) throw new RangeError(`${where}: the rows have no components`);
-  if (values.length === 0) throw new RangeError(`${where}: data is empty (an [N, D] array with N >= 1 is expected)`);
+  if (rowDim < 1) throw new InputError(`${where}: the rows have no components`);
+  if (values.length === 0) throw new InputError(`${where}: data is empty (an [N, D] array with N >= 1 is expected; a detached buffer reads as empty)`);
   const items = batch.reduce((p, b) => p * b, 1);
   if (values.length % (rowDim * items) !== 0) {
-    throw new RangeError(
+    throw new InputError(
       `${where}: ${values.length} values do not split into ${items > 1 ? `[${batch.join(', ')}] batches of ` : ''}rows of dim ${rowDim}`,
     );
   }
   const bad = firstNonFinite(values);
   if (bad >= 0) {
-    throw new RangeError(
+    throw new InputError(
       `${where}: data[${Math.floor(bad / rowDim)}][${bad % rowDim}] is ${values[bad]}; inputs must be finite`,
     );
   }
@@ -144,6 +222,7 @@ export function makeVariable(
     options?.name ?? defaultName(category),
     false,
     batch,
+    byReference,
   );
 }
 
@@ -160,36 +239,43 @@ export interface ParameterOptions {
 export function makeParameter(value: number | ArrayInput, options: ParameterOptions | undefined): Variable {
   checkOptionKeys('Pm', options, VARIABLE_OPTION_KEYS);
   const dtype = checkDType('Pm', options?.dtype) ?? null;
+  if (options?.name !== undefined && typeof options.name !== 'string') {
+    throw new InputError(`Pm: name must be a string, got ${describe(options.name)}`);
+  }
   let batch = checkBatch('Pm', options?.batch);
   let values: Float64Array;
-  if (Array.isArray(value) && value.length > 0 && Array.isArray(value[0])) {
+  const kind = floatArrayKind(value);
+  if (Array.isArray(value) && value.length > 0 && rowLength(value[0]) !== null) {
     // [B, D]: one parameter vector per batch item.
-    if (options?.batch !== undefined) throw new TypeError('Pm: nested [B, D] values set the batch itself; drop the batch option');
-    const rows = value as readonly (readonly number[])[];
-    const d = rows[0]!.length;
+    if (options?.batch !== undefined) throw new InputError('Pm: nested [B, D] values set the batch itself; drop the batch option');
+    const rows = value as readonly unknown[];
+    const d = rowLength(rows[0])!;
+    values = new Float64Array(rows.length * d);
     rows.forEach((r, b) => {
-      if (!Array.isArray(r) || r.length !== d || !r.every((v) => typeof v === 'number')) {
-        throw new RangeError(`Pm: batch item ${b} must be ${d} numbers`);
-      }
+      if (rowLength(r) !== d) throw new InputError(`Pm: batch item ${b} must be ${d} numbers`);
+      copyNumbers('Pm', r as ArrayLike<unknown>, values, b * d, (k) => `value[${b}][${k}]`);
     });
     batch = [rows.length];
-    values = Float64Array.from(rows.flat());
   } else if (typeof value === 'number') values = Float64Array.of(value);
-  else if (value instanceof Float32Array || value instanceof Float64Array) values = Float64Array.from(value);
-  else if (Array.isArray(value) && value.every((v) => typeof v === 'number')) values = Float64Array.from(value as number[]);
-  else throw new TypeError('Pm: value must be a number, a number[] or a typed array');
-  if (values.length === 0) throw new RangeError('Pm: value is empty');
+  else if (kind !== null) {
+    if (isDetached(value as Float32Array)) throw new InputError('Pm: the value\'s buffer is detached (transferred or released)');
+    values = Float64Array.from(value as Float32Array | Float64Array);
+  } else if (Array.isArray(value)) {
+    values = new Float64Array(value.length);
+    copyNumbers('Pm', value as readonly unknown[], values, 0, (k) => `value[${k}]`);
+  } else throw new InputError(`Pm: value must be a number, a number[] or a typed array, got ${describe(value)}`);
+  if (values.length === 0) throw new InputError('Pm: value is empty');
   const items = batch.reduce((p, b) => p * b, 1);
-  if (values.length % items !== 0) throw new RangeError(`Pm: ${values.length} values do not split into [${batch.join(', ')}] batches`);
+  if (values.length % items !== 0) throw new InputError(`Pm: ${values.length} values do not split into [${batch.join(', ')}] batches`);
   const bad = firstNonFinite(values);
-  if (bad >= 0) throw new RangeError(`Pm: value[${bad}] is ${values[bad]}; parameters must be finite`);
+  if (bad >= 0) throw new InputError(`Pm: value[${bad}] is ${values[bad]}; parameters must be finite`);
   return new Variable('p', values.length / items, 1, values, dtype, options?.name ?? defaultName('p'), false, batch);
 }
 
 /** A number written inside a formula. */
 export function makeConstant(where: string, value: number): Variable {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new RangeError(`${where}: the constant ${String(value)} is not a finite number`);
+    throw new InputError(`${where}: the constant ${typeof value === 'number' ? String(value) : describe(value)} is not a finite number`);
   }
   return new Variable('p', 1, 1, Float64Array.of(value), null, String(value), true);
 }

@@ -1,7 +1,12 @@
 // The public symbolic-matrix API: a LazyTensor wraps a formula node; operations build new nodes,
 // reductions hand a checked plan to the runtime, which picks an engine.
+import { InputError, ResourceLimitError } from './errors.js';
+
+/** The most entries a reduction's result may have: outputs are indexed with int32 (2^31 - 1). */
+const MAX_OUTPUT_ENTRIES = 2 ** 31 - 1;
 import { OpNode, variablesOf, type DType, type FormulaNode, type Variable } from './formula.js';
 import {
+  checkVariableData,
   checkDType,
   checkOptionKeys,
   makeConstant,
@@ -71,6 +76,9 @@ export function setReductionExecutor(run: ReductionExecutor): void {
 }
 
 const REDUCTION_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges', 'signal', 'onProgress']);
+const DENSE_OPTION_KEYS = new Set(['maxEntries']);
+/** dense() builds JavaScript arrays: past 2^32 numbers (32 GiB of them) no engine can hold them. */
+const MAX_DENSE_ENTRIES = 2 ** 32;
 const LSE_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges', 'signal', 'onProgress', 'weight']);
 
 type Operand = LazyTensor | number;
@@ -150,13 +158,23 @@ export class LazyTensor {
   step(): LazyTensor { return this.apply(ops.step, [], null); }
   /** Elementwise max(x, 0). */
   relu(): LazyTensor { return this.apply(ops.relu, [], null); }
-  /** min(max(x, lower), upper). */
-  clamp(lower: Operand, upper: Operand): LazyTensor { return this.apply(ops.clamp, [lower, upper], null); }
+  /** min(max(x, lower), upper). Two numbers must satisfy lower <= upper (an InputError otherwise). */
+  clamp(lower: Operand, upper: Operand): LazyTensor {
+    if (typeof lower === 'number' && typeof upper === 'number' && lower > upper) {
+      throw new InputError(`clamp: lower (${lower}) must be <= upper (${upper})`);
+    }
+    return this.apply(ops.clamp, [lower, upper], null);
+  }
   /** `ifTrue` where x >= 0, else `ifFalse`. */
   ifElse(ifTrue: Operand, ifFalse: Operand): LazyTensor { return this.apply(ops.ifElse, [ifTrue, ifFalse], null); }
   /** x - modulus * floor((x - offset) / modulus): a value in [offset, offset + modulus). */
-  mod(modulus: Operand, offset: Operand = 0): LazyTensor { return this.apply(ops.mod, [modulus, offset], null); }
-  /** Rounds to `digits` decimals, halves away from zero. */
+  mod(modulus: Operand, offset: Operand = 0): LazyTensor {
+    if (modulus === 0) throw new InputError('mod: the modulus must not be 0');
+    return this.apply(ops.mod, [modulus, offset], null);
+  }
+  /** Rounds to `digits` decimals (an integer, negative allowed), halves away from zero. Where
+   *  x * 10^digits is beyond the float's precision x is returned unchanged, so any `digits` (even
+   *  400) is defined; rounding to a multiple of 10^-digits beyond the float range gives 0. */
   round(digits = 0): LazyTensor { return this.apply(ops.round, [], { digits }); }
   /** x log x, and 0 at 0. */
   xLogX(): LazyTensor { return this.apply(ops.xLogX, [], null); }
@@ -211,7 +229,7 @@ export class LazyTensor {
 
   private variableOf(where: string, v: LazyTensor): Variable {
     if (!(v instanceof LazyTensor) || v.node.kind !== 'var' || v.node.isConstant) {
-      throw new TypeError(`${where}: differentiate with respect to a variable made by Vi, Vj or Pm`);
+      throw new InputError(`${where}: differentiate with respect to a variable made by Vi, Vj or Pm`);
     }
     return v.node;
   }
@@ -232,7 +250,7 @@ export class LazyTensor {
   grad(v: LazyTensor, e: Operand): LazyTensor {
     const cotangent = toLazy('grad', e);
     if (cotangent.dim !== this.dim) {
-      throw new RangeError(`grad: the cotangent must have the formula's dimension ${this.dim}, got ${cotangent.dim}`);
+      throw new InputError(`grad: the cotangent must have the formula's dimension ${this.dim}, got ${cotangent.dim}`);
     }
     return this.derived(gradient(this.node, this.variableOf('grad', v), cotangent.node), cotangent, v);
   }
@@ -242,7 +260,7 @@ export class LazyTensor {
     const tangent = toLazy('diff', u);
     const variable = this.variableOf('diff', v);
     if (tangent.dim !== variable.dim) {
-      throw new RangeError(`diff: the direction must have the variable's dimension ${variable.dim}, got ${tangent.dim}`);
+      throw new InputError(`diff: the direction must have the variable's dimension ${variable.dim}, got ${tangent.dim}`);
     }
     return this.derived(directionalDerivative(this.node, variable, tangent.node), tangent, v);
   }
@@ -263,7 +281,7 @@ export class LazyTensor {
   divergence(v: LazyTensor): LazyTensor {
     const variable = this.variableOf('divergence', v);
     if (variable.dim !== this.dim) {
-      throw new RangeError(`divergence: the formula (dimension ${this.dim}) and the variable (${variable.dim}) must have the same dimension`);
+      throw new InputError(`divergence: the formula (dimension ${this.dim}) and the variable (${variable.dim}) must have the same dimension`);
     }
     let out: FormulaNode | null = null;
     for (let k = 0; k < this.dim; k++) {
@@ -276,7 +294,7 @@ export class LazyTensor {
 
   /** The Laplacian sum_k d^2 F / dv_k^2 of a scalar formula. */
   laplacian(v: LazyTensor): LazyTensor {
-    if (this.dim !== 1) throw new RangeError(`laplacian: the formula must have dimension 1, got ${this.dim}`);
+    if (this.dim !== 1) throw new InputError(`laplacian: the formula must have dimension 1, got ${this.dim}`);
     return this.grad(v, 1).divergence(v);
   }
 
@@ -288,7 +306,7 @@ export class LazyTensor {
   sum(axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>>;
   sum(axis?: Axis, options?: ReductionOptions): LazyTensor | Promise<Tensor<Float32Array | Float64Array>> {
     if (axis === undefined) {
-      if (options !== undefined) throw new TypeError('sum: options need an axis (sum(axis, options))');
+      if (options !== undefined) throw new InputError('sum: options need an axis (sum(axis, options))');
       return this.apply(ops.sum, [], null);
     }
     return this.reduceValues('sum', axis, options, REDUCTION_OPTION_KEYS);
@@ -375,10 +393,16 @@ export class LazyTensor {
 
   /** Materialises the symbolic matrix as nested arrays [N][M][d] of float64 values (small sizes only). */
   dense(options?: { maxEntries?: number }): number[][][] {
-    if (this.batch.length > 0) throw new RangeError('dense: batched formulas are not supported; reduce them instead');
+    checkOptionKeys('dense', options, DENSE_OPTION_KEYS);
+    const maxEntries = options?.maxEntries ?? 1e7;
+    if (typeof maxEntries !== 'number' || !Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > MAX_DENSE_ENTRIES) {
+      throw new InputError(`dense: maxEntries must be an integer in [1, ${MAX_DENSE_ENTRIES}], got ${String(maxEntries)}`);
+    }
+    if (this.batch.length > 0) throw new InputError('dense: batched formulas are not supported; reduce them instead');
+    for (const v of variablesOf(this.node)) checkVariableData('dense', v);
     const rowsI = this.rowsI ?? 1;
     const rowsJ = this.rowsJ ?? 1;
-    return denseMatrix(this.node, rowsI, rowsJ, options?.maxEntries ?? 1e7);
+    return denseMatrix(this.node, rowsI, rowsJ, maxEntries);
   }
 
   private async reduceValues(
@@ -452,44 +476,54 @@ export class LazyTensor {
     checkOptionKeys(kind, options, allowed);
     checkSignal(kind, options?.signal);
     if (options?.onProgress !== undefined && typeof options.onProgress !== 'function') {
-      throw new TypeError(`${kind}: onProgress must be a function ({ done, total }) => void, got ${typeof options.onProgress}`);
+      throw new InputError(`${kind}: onProgress must be a function ({ done, total }) => void, got ${typeof options.onProgress}`);
     }
-    if (axis !== 0 && axis !== 1) throw new RangeError(`${kind}: axis must be 0 or 1, got ${String(axis)}`);
+    if (axis !== 0 && axis !== 1) throw new InputError(`${kind}: axis must be 0 or 1, got ${String(axis)}`);
     const engine = options?.engine;
     if (engine !== undefined && engine !== 'auto' && engine !== 'wasm' && engine !== 'webgpu') {
-      throw new TypeError(`${kind}: engine must be 'auto', 'wasm' or 'webgpu', got ${String(engine)}`);
+      throw new InputError(`${kind}: engine must be 'auto', 'wasm' or 'webgpu', got ${String(engine)}`);
     }
     let rowsI = this.rowsI;
     let rowsJ = this.rowsJ;
     if (weight !== undefined) {
-      if (!(weight instanceof LazyTensor)) throw new TypeError(`${kind}: weight must be a LazyTensor`);
+      if (!(weight instanceof LazyTensor)) throw new InputError(`${kind}: weight must be a LazyTensor`);
       rowsI = mergeRows(kind, 'i', rowsI, weight.rowsI);
       rowsJ = mergeRows(kind, 'j', rowsJ, weight.rowsJ);
       if (this.dim !== 1) {
-        throw new RangeError(`${kind}: with a weight, the formula must have dimension 1, got ${this.dim}`);
+        throw new InputError(`${kind}: with a weight, the formula must have dimension 1, got ${this.dim}`);
       }
     }
     if (rowsI === null || rowsJ === null) {
       const missing = rowsI === null ? 'i' : 'j';
-      throw new RangeError(
+      throw new InputError(
         `${kind}: the formula has no ${missing}-variable (V${missing}), so the size of that axis is unknown`,
       );
     }
     const [nOuter, nInner] = axis === 1 ? [rowsI, rowsJ] : [rowsJ, rowsI];
     const isKFamily = kind === 'kMin' || kind === 'argKMin' || kind === 'kMinArgKMin';
     if (isKFamily) {
-      if (!Number.isInteger(K) || K < 1) throw new RangeError(`${kind}: K must be a positive integer, got ${K}`);
+      if (typeof K !== 'number' || !Number.isInteger(K) || K < 1) throw new InputError(`${kind}: K must be a positive integer, got ${String(K)}`);
       if (K > nInner) {
-        throw new RangeError(`${kind}: K = ${K} is larger than the ${nInner} values reduced over axis ${axis}`);
+        throw new InputError(`${kind}: K = ${K} is larger than the ${nInner} values reduced over axis ${axis}`);
       }
+    }
+    const outDim = weight !== undefined ? weight.dim : isKFamily ? K * this.dim : this.dim;
+    if (nOuter * outDim > MAX_OUTPUT_ENTRIES) {
+      throw new ResourceLimitError(
+        `${kind}: the result would have ${nOuter} x ${outDim} = ${nOuter * outDim} entries, more than ${MAX_OUTPUT_ENTRIES} (typed arrays and the engines index outputs with int32); reduce fewer rows or a smaller K`,
+        nOuter * outDim,
+        MAX_OUTPUT_ENTRIES,
+        'entries',
+      );
     }
     const variables = variablesOf(this.node);
     if (weight !== undefined) {
       for (const v of variablesOf(weight.node)) if (!variables.includes(v)) variables.push(v);
     }
+    // The caller's typed arrays are read now, not when Vi/Vj ran: check them again.
+    for (const v of variables) checkVariableData(kind, v);
     const dtype = resolveDType(kind, variables, checkDType(kind, options?.dtype));
     const outerCategory = axis === 1 ? 'i' : 'j';
-    const outDim = weight !== undefined ? weight.dim : isKFamily ? K * this.dim : this.dim;
     return {
       kind,
       axis,
@@ -555,7 +589,7 @@ function resolveDType(kind: string, variables: readonly { dtype: DType | null; n
   for (const v of variables) {
     if (v.dtype === null) continue;
     if (chosen !== null && chosen.dtype !== v.dtype) {
-      throw new TypeError(
+      throw new InputError(
         `${kind}: ${chosen.name} is ${chosen.dtype} but ${v.name} is ${v.dtype}; pass { dtype } to the reduction or convert the data`,
       );
     }
@@ -566,7 +600,7 @@ function resolveDType(kind: string, variables: readonly { dtype: DType | null; n
 
 function mergeRows(where: string, category: 'i' | 'j', a: number | null, b: number | null): number | null {
   if (a !== null && b !== null && a !== b) {
-    throw new RangeError(`${where}: ${category}-variables with ${a} and ${b} rows cannot be combined`);
+    throw new InputError(`${where}: ${category}-variables with ${a} and ${b} rows cannot be combined`);
   }
   return a ?? b;
 }
@@ -574,7 +608,7 @@ function mergeRows(where: string, category: 'i' | 'j', a: number | null, b: numb
 function toLazy(where: string, operand: Operand): LazyTensor {
   if (operand instanceof LazyTensor) return operand;
   if (typeof operand === 'number') return new LazyTensor(makeConstant(where, operand), null, null);
-  throw new TypeError(`${where}: expected a LazyTensor or a number, got ${typeof operand}`);
+  throw new InputError(`${where}: expected a LazyTensor or a number, got ${typeof operand}`);
 }
 
 /**

@@ -80,8 +80,4 @@ export interface OpDef<P = unknown> {
   wgsl(emitter: WgslEmitter, args: readonly WgslValue[], params: P, outDim: number): WgslValue;
 }
 
-/** A dimension error raised while a formula is built. */
-export class ShapeError extends Error {
-  /** Always 'ShapeError'. */
-  override name = 'ShapeError';
-}
+export { ShapeError } from './errors.js';

@@ -15,6 +15,7 @@ import {
   zeros,
 } from './build.js';
 import type { FormulaNode } from './formula.js';
+import { InputError } from './errors.js';
 import { ShapeError, type OpDef, type TileEmitter, type TileReg, type WgslEmitter, type WgslValue } from './op-def.js';
 
 type Node = FormulaNode;
@@ -55,9 +56,16 @@ function mapBroadcast(args: readonly Float64Array[], f: (...xs: number[]) => num
   return out;
 }
 
-function requireInteger(name: string, what: string, value: number, min = -Infinity): void {
-  if (!Number.isInteger(value) || value < min) {
-    throw new ShapeError(`${name}: ${what} must be an integer${min > -Infinity ? ` >= ${min}` : ''}, got ${value}`);
+/** The largest |integer| a parameter may take: it travels to the kernel as an i32. */
+const MAX_I32 = 2 ** 31 - 1;
+
+/** A static integer parameter: an integer in [min, max] (max is at most MAX_I32), else an InputError. */
+function requireInteger(name: string, what: string, value: number, min: number, max = MAX_I32): void {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new InputError(`${name}: ${what} must be an integer, got ${String(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new InputError(`${name}: ${what} must be an integer in [${min}, ${max}], got ${value}`);
   }
 }
 
@@ -182,7 +190,7 @@ export const mod = ternary('mod', isa.OP_MOD, (a, n, d) => a - n * Math.floor((a
 export const pow: OpDef<{ n: number }> = {
   name: 'pow',
   shape: (dims, { n }) => {
-    requireInteger('pow', 'the exponent', n);
+    requireInteger('pow', 'the exponent', n, -MAX_I32);
     return dims[0]!;
   },
   reference: ([a], { n }) => a!.map((v) => integerPower(v, n)),
@@ -192,22 +200,42 @@ export const pow: OpDef<{ n: number }> = {
   tile: (e, args, { n }, dim) => e.emit(isa.OP_POW, dim, args, n),
 };
 
-/** `round(digits)`: rounds to `digits` decimals, halves away from zero. */
+/** Rounds `v` to `digits` decimals in float64 with the kernel's semantics: where v * 10^digits is
+ *  beyond the float's integer precision (2^52) or overflows, v is already "rounded" and comes back
+ *  unchanged; a negative `digits` rounds to a multiple of 10^-digits (0 when that exceeds the range). */
+export function roundDigits(v: number, digits: number): number {
+  if (digits >= 0) {
+    const scale = 10 ** digits;
+    const s = v * scale;
+    return Math.abs(s) < 2 ** 52 ? roundHalfAway(s) / scale : v;
+  }
+  const scale = 10 ** -digits;
+  const r = roundHalfAway(v / scale);
+  return r === 0 ? r : r * scale;
+}
+
+/** `round(digits)`: rounds to `digits` decimals, halves away from zero; a no-op beyond the precision
+ *  of the float (any `digits`, even 400, is defined). */
 export const round: OpDef<{ digits: number }> = {
   name: 'round',
   shape: (dims, { digits }) => {
-    requireInteger('round', 'digits', digits);
+    requireInteger('round', 'digits', digits, -MAX_I32, MAX_I32);
     return dims[0]!;
   },
-  reference: ([a], { digits }) => {
-    const scale = 10 ** digits;
-    return a!.map((v) => roundHalfAway(v * scale) / scale);
-  },
+  reference: ([a], { digits }) => a!.map((v) => roundDigits(v, digits)),
   print: ([a], { digits }) => `round(${a}, ${digits})`,
   vjp: () => [null],
   wgsl: (e, [a], { digits }, dim) => {
+    // f32: 10^38 is the largest finite power; beyond it rounding is a no-op (digits > 38) or gives 0
+    // (digits < -38) for every finite f32, as in the WebAssembly kernel.
+    if (digits > 38) return e.map(dim, [a!], (k) => e.at(a!, k));
+    if (digits < -38) return e.map(dim, [a!], () => '0.0');
     const p = e.literal(10 ** Math.abs(digits));
-    return e.map(dim, [a!], (k) => (digits >= 0 ? `(lt_round(${e.at(a!, k)} * ${p}) / ${p})` : `(lt_round(${e.at(a!, k)} / ${p}) * ${p})`));
+    return e.map(dim, [a!], (k) => {
+      const x = e.at(a!, k);
+      if (digits >= 0) return `select(${x}, lt_round(${x} * ${p}) / ${p}, abs(${x} * ${p}) < 8388608.0)`;
+      return `(lt_round(${x} / ${p}) * ${p})`;
+    });
   },
   tile: (e, args, { digits }, dim) => e.emit(isa.OP_ROUND, dim, args, digits),
 };

@@ -3,8 +3,10 @@
 // to a j-variable sums over i (axis 0), and with respect to a parameter sums over both. Each reduction
 // supplies the cotangent of F: the user's cotangent for sums, times softmax weights for log-sum-exp and
 // sumSoftMaxWeight, and a mask of the selected index for the min/max family (a subgradient).
+import { InputError } from './errors.js';
 import { gradient } from './autodiff.js';
-import type { FormulaNode } from './formula.js';
+import type { FormulaNode, Variable } from './formula.js';
+import { checkOptionKeys, floatArrayKind } from './input.js';
 import { LazyTensor, Vi, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { Tensor } from './tensor.js';
 import { batchSize, mergeBatch, sumOverBroadcast } from './batch.js';
@@ -59,7 +61,7 @@ export async function runReduction(spec: ReductionSpec): Promise<Tensor<Float32A
     case 'logSumExp':
       return F.logSumExp(axis, { ...options, ...(spec.weight ? { weight: spec.weight } : {}) });
     case 'sumSoftMaxWeight':
-      if (!spec.weight) throw new TypeError('sumSoftMaxWeight: a weight is required');
+      if (!spec.weight) throw new InputError('sumSoftMaxWeight: a weight is required');
       return F.sumSoftMaxWeight(axis, spec.weight, options);
     case 'min':
       return F.min(axis, options);
@@ -84,54 +86,120 @@ function outerVariable(axis: Axis, data: Float32Array | Float64Array, dim: numbe
   return axis === 1 ? Vi(data, dim, options) : Vj(data, dim, options);
 }
 
-/** 0, 1, ..., n - 1 as a variable of the reduced index, to select indices inside formulas. */
-function innerIndices(axis: Axis, n: number, dtype: 'float32' | 'float64'): LazyTensor {
-  const iota = dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
-  for (let k = 0; k < n; k++) iota[k] = k;
-  return axis === 1 ? Vj(iota, 1) : Vi(iota, 1);
+/** Indices up to this size are exact in float32 (2^24): larger ones are split in two. */
+const EXACT_F32_INDEX = 2 ** 24;
+/** The split: index = hi * INDEX_SPLIT + lo, both parts exact in float32 for any int32 index. */
+const INDEX_SPLIT = 4096;
+
+/**
+ * A formula that is 1 where the reduced index equals the selected index (per outer row and per
+ * column of `picked`), 0 elsewhere: it masks the cotangent of min/max/kMin onto the selected terms.
+ * Indices are integers (Int32) and are compared exactly: past 2^24 in float32 each index is split
+ * into a high and a low part (hi * 4096 + lo, both exact in float32) compared separately, since
+ * float32 cannot hold such indices (2^24 + 1 rounds to 2^24). Unfilled slots (-1) select nothing.
+ */
+function selectionMask(axis: Axis, n: number, picked: Int32Array, columns: number, batch: readonly number[], dtype: 'float32' | 'float64'): LazyTensor {
+  const make = (length: number) => (dtype === 'float32' ? new Float32Array(length) : new Float64Array(length));
+  const inner = (values: Float32Array | Float64Array) => (axis === 1 ? Vj(values, 1) : Vi(values, 1));
+  if (dtype === 'float64' || n <= EXACT_F32_INDEX) {
+    const iota = make(n);
+    for (let k = 0; k < n; k++) iota[k] = k;
+    const selected = make(picked.length);
+    selected.set(picked);
+    return inner(iota).eq(outerVariable(axis, selected, columns, batch));
+  }
+  const split = (values: ArrayLike<number>, length: number) => {
+    const hi = make(length);
+    const lo = make(length);
+    for (let k = 0; k < length; k++) {
+      const q = Math.floor(values[k]! / INDEX_SPLIT);
+      hi[k] = q;
+      lo[k] = values[k]! - q * INDEX_SPLIT;
+    }
+    return { hi, lo };
+  };
+  const hiJ = make(n);
+  const loJ = make(n);
+  for (let k = 0; k < n; k++) {
+    hiJ[k] = Math.floor(k / INDEX_SPLIT);
+    loJ[k] = k % INDEX_SPLIT;
+  }
+  const sel = split(picked, picked.length);
+  const hiMatch = inner(hiJ).eq(outerVariable(axis, sel.hi, columns, batch));
+  const loMatch = inner(loJ).eq(outerVariable(axis, sel.lo, columns, batch));
+  return hiMatch.mul(loMatch);
 }
 
-const toData = (t: Tensor, dtype: 'float32' | 'float64'): Float32Array | Float64Array =>
-  dtype === 'float32' ? Float32Array.from(t.data) : Float64Array.from(t.data);
+/** A log-sum-exp (or softmax) result as the data of an outer variable: rows that are -inf (every
+ *  term -inf; NaN for a softmax average) become 0, their gradient being 0 (every softmax weight is 0
+ *  there, and the gradient formula is masked where the weight is 0). +inf or NaN is an error. */
+function finiteOuter(where: string, values: Float32Array | Float64Array, dim: number, dtype: 'float32' | 'float64', allowNaNRows: boolean): { data: Float32Array | Float64Array } {
+  const data = dtype === 'float32' ? Float32Array.from(values) : Float64Array.from(values);
+  const rows = data.length / dim;
+  for (let r = 0; r < rows; r++) {
+    let empty = false;
+    for (let k = 0; k < dim; k++) {
+      const v = data[r * dim + k]!;
+      if (v === -Infinity || (allowNaNRows && Number.isNaN(v))) empty = true;
+      else if (!Number.isFinite(v)) {
+        throw new InputError(`vjp: the ${where} result is ${v} at row ${r}: the formula has +inf or NaN terms there, so it has no gradient`);
+      }
+    }
+    if (empty) for (let k = 0; k < dim; k++) data[r * dim + k] = 0;
+  }
+  return { data };
+}
 
-/** The cotangent of F (a formula) whose gradient, reduced, gives the reduction's gradient. */
-async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'float32' | 'float64', batch: readonly number[]): Promise<{ F: LazyTensor; ct: LazyTensor; extra: { G: LazyTensor; ct: LazyTensor } | null }> {
+const VJP_OPTION_KEYS = new Set(['wrt', 'cotangent']);
+
+/** The cotangent of F (a formula) whose gradient, reduced, gives the reduction's gradient; where
+ *  `valid` is negative the gradient formula is 0 (a term of softmax weight 0). */
+async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'float32' | 'float64', batch: readonly number[]): Promise<{ F: LazyTensor; ct: LazyTensor; extra: { G: LazyTensor; ct: LazyTensor } | null; valid: LazyTensor | null }> {
   const { formula: F, axis } = spec;
   const opts = { ...internalOptions(spec.options), dtype };
+  // Terms of softmax weight 0 (F = -inf, or underflowed) contribute exactly 0 to the gradient; their
+  // derivative may be infinite (log at 0), so the gradient formula selects 0 there rather than
+  // multiplying 0 by inf. For F of dimension d > 1 the mask is on the sum of the d weights.
+  const positive = (w: LazyTensor) => (w.dim === 1 ? w : w.sum()).gt(0).sub(0.5);
   switch (spec.kind) {
     case 'sum':
-      return { F, ct: C, extra: null };
+      return { F, ct: C, extra: null, valid: null };
     case 'logSumExp': {
-      const out = outerVariable(axis, toData(await runReduction({ ...spec, options: opts }), dtype), C.dim, batch);
-      if (!spec.weight) return { F, ct: C.mul(F.sub(out).exp()), extra: null };
+      const result = finiteOuter('logSumExp', (await runReduction({ ...spec, options: opts })).data, C.dim, dtype, false);
+      const out = outerVariable(axis, result.data, C.dim, batch);
+      const w = F.sub(out).exp();
+      if (!spec.weight) return { F, ct: C.mul(w), extra: null, valid: positive(w) };
       // out_k = log sum exp(F) G_k: d out_k = sum exp(F - out_k) (G_k dF + dG_k)
-      const s = F.sub(out).exp().mul(C); // dimension e
-      return { F, ct: s.dot(spec.weight), extra: { G: spec.weight, ct: s } };
+      const s = w.mul(C); // dimension e
+      return { F, ct: s.dot(spec.weight), extra: { G: spec.weight, ct: s }, valid: positive(w) };
     }
     case 'sumSoftMaxWeight': {
       const G = spec.weight!;
-      const out = outerVariable(axis, toData(await runReduction({ ...spec, options: opts }), dtype), G.dim, batch);
-      const lse = outerVariable(axis, toData(await F.logSumExp(axis, opts), dtype), 1, batch);
+      const lseResult = finiteOuter('sumSoftMaxWeight', (await F.logSumExp(axis, opts)).data, 1, dtype, false);
+      // A row whose terms are all -inf has the softmax average 0/0 = NaN: its gradient is 0.
+      const outResult = finiteOuter('sumSoftMaxWeight', (await runReduction({ ...spec, options: opts })).data, G.dim, dtype, true);
+      const out = outerVariable(axis, outResult.data, G.dim, batch);
+      const lse = outerVariable(axis, lseResult.data, 1, batch);
       const softmax = F.sub(lse).exp();
       // d out = sum_j s_j (dG + (G - out) dF)
-      return { F, ct: softmax.mul(C.dot(G.sub(out))), extra: { G, ct: softmax.mul(C) } };
+      return { F, ct: softmax.mul(C.dot(G.sub(out))), extra: { G, ct: softmax.mul(C) }, valid: positive(softmax) };
     }
     case 'min':
     case 'max': {
       const picked = spec.kind === 'min' ? await F.argMin(axis, opts) : await F.argMax(axis, opts);
-      const selected = outerVariable(axis, toData(picked, dtype), F.dim, batch);
-      const index = innerIndices(axis, axis === 1 ? F.rowsJ! : F.rowsI!, dtype);
-      return { F, ct: C.mul(index.eq(selected)), extra: null };
+      const hit = selectionMask(axis, axis === 1 ? F.rowsJ! : F.rowsI!, picked.data, F.dim, batch, dtype);
+      return { F, ct: C.mul(hit), extra: null, valid: null };
     }
     case 'kMin': {
-      if (F.dim !== 1) throw new RangeError('vjp of kMin: the formula must have dimension 1');
+      if (F.dim !== 1) throw new InputError('vjp of kMin: the formula must have dimension 1');
       const picked = await F.argKMin(spec.k ?? 1, axis, opts);
-      const selected = outerVariable(axis, toData(picked, dtype), spec.k ?? 1, batch);
-      const index = innerIndices(axis, axis === 1 ? F.rowsJ! : F.rowsI!, dtype);
-      return { F, ct: C.dot(index.eq(selected)), extra: null };
+      const hit = selectionMask(axis, axis === 1 ? F.rowsJ! : F.rowsI!, picked.data, spec.k ?? 1, batch, dtype);
+      return { F, ct: C.dot(hit), extra: null, valid: null };
     }
   }
 }
+
+const DIFFERENTIABLE: ReadonlySet<string> = new Set(['sum', 'logSumExp', 'sumSoftMaxWeight', 'min', 'max', 'kMin']);
 
 /**
  * Gradients of a reduction with respect to its variables: for each variable in `wrt`, the tensor
@@ -144,28 +212,55 @@ async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'floa
  * const [dx, dy, db] = await vjp(reduction(F, 'sum', 1), { wrt: [x, y, b], cotangent: e }); // e: N values
  * ```
  */
-export async function vjp(spec: ReductionSpec, { wrt, cotangent }: VjpOptions): Promise<Tensor<Float32Array | Float64Array>[]> {
+export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Tensor<Float32Array | Float64Array>[]> {
+  if (typeof spec !== 'object' || spec === null || !(spec.formula instanceof LazyTensor)) {
+    throw new InputError('vjp: the first argument must describe a reduction: reduction(F, kind, axis, { weight, k })');
+  }
+  if (!DIFFERENTIABLE.has(spec.kind)) {
+    const why = /^arg|ArgK?M/.test(String(spec.kind)) ? ' (it returns indices, which have no gradient)' : '';
+    throw new InputError(`vjp: ${String(spec.kind)} has no gradient${why}; differentiable reductions: ${[...DIFFERENTIABLE].join(', ')}`);
+  }
+  if (typeof options !== 'object' || options === null) throw new InputError('vjp: options { wrt, cotangent } are required');
+  checkOptionKeys('vjp', options, VJP_OPTION_KEYS);
+  const { wrt, cotangent } = options;
+  if (!Array.isArray(wrt)) {
+    throw new InputError(`vjp: wrt must be an array of variables made by Vi, Vj or Pm (e.g. { wrt: [x] }), got ${wrt === null ? 'null' : typeof wrt}`);
+  }
+  wrt.forEach((v: unknown, q: number) => {
+    if (!(v instanceof LazyTensor) || v.node.kind !== 'var' || v.node.isConstant) {
+      throw new InputError(`vjp: wrt[${q}] is not a variable made by Vi, Vj or Pm`);
+    }
+  });
   const batch = mergeBatch('vjp', spec.formula.batch, spec.weight?.batch ?? []);
   const plan = spec.formula.plan(spec.kind === 'logSumExp' && spec.weight ? 'logSumExpWeighted' : spec.kind, spec.axis, spec.options, undefined, spec.weight, spec.k ?? 0);
   const dtype = plan.dtype;
   const raw = cotangent instanceof Tensor ? cotangent.data : cotangent;
+  if (!(Array.isArray(raw) || floatArrayKind(raw) !== null || raw instanceof Int32Array)) {
+    throw new InputError('vjp: cotangent must be a Tensor, a Float32Array, a Float64Array or a number[]');
+  }
+  for (let k = 0; k < raw.length; k++) {
+    const v = (raw as ArrayLike<unknown>)[k];
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw new InputError(`vjp: cotangent[${k}] is ${typeof v === 'number' ? v : v === null ? 'null' : typeof v}; the cotangent must be finite numbers`);
+    }
+  }
   const expected = batchSize(batch) * plan.nOuter * plan.outDim;
   if (raw.length !== expected) {
     const shape = [...batch, plan.nOuter, plan.outDim].join(' x ');
-    throw new RangeError(`vjp: the cotangent has ${raw.length} values; the ${spec.kind} result has ${shape} = ${expected}`);
+    throw new InputError(`vjp: the cotangent has ${raw.length} values; the ${spec.kind} result has ${shape} = ${expected}`);
   }
   const C = outerVariable(spec.axis, dtype === 'float32' ? Float32Array.from(raw) : Float64Array.from(raw), plan.outDim, batch);
-  const { F, ct, extra } = await formulaCotangent(spec, C, dtype, batch);
+  const { F, ct, extra, valid } = await formulaCotangent(spec, C, dtype, batch);
   const outerCategory = spec.axis === 1 ? 'i' : 'j';
   const results: Tensor<Float32Array | Float64Array>[] = [];
   const cast = (values: Float64Array) => (dtype === 'float32' ? Float32Array.from(values) : values);
-  for (const v of wrt) {
-    if (!(v instanceof LazyTensor) || v.node.kind !== 'var' || v.node.isConstant) {
-      throw new TypeError('vjp: wrt must list variables made by Vi, Vj or Pm');
-    }
-    const variable = v.node;
+  for (const v of wrt as readonly LazyTensor[]) {
+    const variable = v.node as Variable;
     let node: FormulaNode = gradient(F.node, variable, ct.node);
     if (extra) node = new LazyTensor(node, null, null).add(new LazyTensor(gradient(extra.G.node, variable, extra.ct.node), null, null)).node;
+    // Terms whose gradient is 0 by definition: ifElse selects 0 there and drops the other branch,
+    // which may be NaN (0 * inf from the derivative of a -inf term).
+    if (valid !== null) node = valid.ifElse(new LazyTensor(node, null, null), 0).node;
     const g = new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
     const opts = { ...internalOptions(spec.options), dtype };
     if (variable.category === 'p') {

@@ -5,6 +5,7 @@
 // and abort listeners would starve. Every reduction, and every iteration of the library's loops
 // (GeomLoss, solve), calls yieldIfDue(): it costs a clock read when it is not due, and otherwise
 // waits for one macrotask, so that the event loop runs at least every YIELD_INTERVAL_MS of work.
+import { InputError } from './errors.js';
 
 /** The longest stretch of work between two macrotask yields, in milliseconds. */
 export const YIELD_INTERVAL_MS = 20;
@@ -95,7 +96,7 @@ export function isAbortSignal(v: unknown): v is AbortSignal {
 export function checkSignal(where: string, signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined;
   if (!isAbortSignal(signal)) {
-    throw new TypeError(`${where}: signal must be an AbortSignal (from an AbortController), got ${signal === null ? 'null' : typeof signal}`);
+    throw new InputError(`${where}: signal must be an AbortSignal (from an AbortController), got ${signal === null ? 'null' : typeof signal}`);
   }
   return signal;
 }

@@ -1,5 +1,6 @@
 // Kernel linear systems (alpha I + K) a = b by conjugate gradients: each iteration is one sum
 // reduction K p on an engine (all right-hand sides at once), the rest is O(N) float64 work in JS.
+import { InputError } from './errors.js';
 import { LazyTensor, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { reduction, vjp } from './reduction-grad.js';
 import { Tensor, type EngineName } from './tensor.js';
@@ -45,9 +46,9 @@ function flatten(where: string, b: Data, rows: number): { values: Float64Array; 
   else if (Array.isArray(b) && b.length > 0 && Array.isArray(b[0])) values = Float64Array.from((b as number[][]).flat());
   else values = Float64Array.from(b as number[]);
   if (values.length === 0 || values.length % rows !== 0) {
-    throw new RangeError(`${where}: b has ${values.length} values; expected [${rows}, e] for the ${rows} rows of the kernel`);
+    throw new InputError(`${where}: b has ${values.length} values; expected [${rows}, e] for the ${rows} rows of the kernel`);
   }
-  for (const v of values) if (!Number.isFinite(v)) throw new RangeError(`${where}: b contains ${v}`);
+  for (const v of values) if (!Number.isFinite(v)) throw new InputError(`${where}: b contains ${v}`);
   return { values, columns: values.length / rows };
 }
 
@@ -70,21 +71,21 @@ function columnDots(a: Float64Array, b: Float64Array, columns: number): Float64A
 /** Solves (alpha I + K) a = b for a symmetric positive (semi-)definite kernel K(x_i, x_j) of dimension 1. */
 export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}): Promise<SolveResult> {
   for (const key of Object.keys(options)) {
-    if (!SOLVE_OPTION_KEYS.has(key)) throw new TypeError(`solve: unknown option '${key}'`);
+    if (!SOLVE_OPTION_KEYS.has(key)) throw new InputError(`solve: unknown option '${key}'`);
   }
-  if (K.dim !== 1) throw new RangeError(`solve: the kernel must have dimension 1, got ${K.dim}`);
-  if (K.batch.length > 0) throw new RangeError('solve: batched kernels are not supported yet; solve each batch item');
+  if (K.dim !== 1) throw new InputError(`solve: the kernel must have dimension 1, got ${K.dim}`);
+  if (K.batch.length > 0) throw new InputError('solve: batched kernels are not supported yet; solve each batch item');
   if (K.rowsI === null || K.rowsJ === null || K.rowsI !== K.rowsJ) {
-    throw new RangeError(`solve: the kernel must be square (i- and j-variables with the same number of rows), got ${K.rowsI} x ${K.rowsJ}`);
+    throw new InputError(`solve: the kernel must be square (i- and j-variables with the same number of rows), got ${K.rowsI} x ${K.rowsJ}`);
   }
   const signal = checkSignal('solve', options.signal);
   throwIfAborted(signal);
   const alpha = options.alpha ?? 0;
   const tol = options.tol ?? 1e-6;
   const maxIter = options.maxIter ?? 1000;
-  if (!Number.isFinite(alpha) || alpha < 0) throw new RangeError(`solve: alpha must be >= 0, got ${alpha}`);
-  if (!(tol > 0)) throw new RangeError(`solve: tol must be > 0, got ${tol}`);
-  if (!Number.isInteger(maxIter) || maxIter < 1) throw new RangeError(`solve: maxIter must be a positive integer, got ${maxIter}`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha < 0) throw new InputError(`solve: alpha must be >= 0 (a finite number), got ${String(alpha)}`);
+  if (typeof tol !== 'number' || !(tol > 0) || !Number.isFinite(tol)) throw new InputError(`solve: tol must be > 0 (a finite number), got ${String(tol)}`);
+  if (!Number.isInteger(maxIter) || maxIter < 1) throw new InputError(`solve: maxIter must be a positive integer, got ${maxIter}`);
   const N = K.rowsI;
   const { values: rhs, columns } = flatten('solve', b, N);
   const reduceOptions: ReductionOptions = {

@@ -1,5 +1,7 @@
 // The result of a reduction: a dense array with a shape, a dtype and the engine that computed it.
 
+import { InputError } from './errors.js';
+
 /** The engine that computed a result. */
 export type EngineName = 'wasm' | 'webgpu';
 
@@ -27,7 +29,7 @@ export class Tensor<D extends TensorData = TensorData> {
   ) {
     const size = shape.reduce((p, s) => p * s, 1);
     if (size !== data.length) {
-      throw new RangeError(`Tensor: shape [${shape.join(', ')}] needs ${size} values, got ${data.length}`);
+      throw new InputError(`Tensor: shape [${shape.join(', ')}] needs ${size} values, got ${data.length}`);
     }
   }
 

@@ -3,7 +3,8 @@
 // below; sub-formulas that do not vary with the reduced index go to the "outer" code, run once per
 // result row, and only the rest runs per block of the reduced index.
 import * as isa from '../../assembly/isa.js';
-import { nodeKey, type FormulaNode, type Variable } from '../core/formula.js';
+import { ResourceLimitError } from '../core/errors.js';
+import { postOrder, StructuralKeys, type FormulaNode, type Variable } from '../core/formula.js';
 import type { TileEmitter, TileReg } from '../core/op-def.js';
 import type { ReductionKind, ReductionPlan } from '../core/reduction.js';
 
@@ -65,6 +66,7 @@ class ProgramBuilder implements TileEmitter {
   readonly outer: number[] = [];
   readonly inner: number[] = [];
   private readonly memo = new Map<string, Register>();
+  private readonly keys = new StructuralKeys();
 
   constructor(private readonly roles: ReadonlyMap<Variable, 'outer' | 'inner' | 'param'>) {}
 
@@ -136,35 +138,37 @@ class ProgramBuilder implements TileEmitter {
     });
   }
 
-  /** Lowers a node, sharing structurally equal sub-formulas. */
-  lower(node: FormulaNode): Register {
-    const key = nodeKey(node);
-    const hit = this.memo.get(key);
-    if (hit !== undefined) return hit;
-    let reg: Register;
-    if (node.kind === 'var') {
-      const role = this.roles.get(node) ?? 'param';
-      reg =
-        role === 'param'
-          ? (this.constant(Array.from(node.data)) as Register)
-          : this.add({
-              dim: node.dim,
-              varying: role === 'inner',
-              kind: role === 'inner' ? isa.REG_INNER_VAR : isa.REG_OUTER_VAR,
-              variable: node,
-              values: null,
-              parent: null,
-              first: 0,
-            });
-    } else {
-      const args = node.args.map((a) => this.lower(a));
-      reg = node.def.tile(this, args, node.params, node.dim) as Register;
-      if (reg.dim !== node.dim) {
-        throw new Error(`internal: ${node.def.name} lowered to ${reg.dim} rows instead of ${node.dim}`);
+  /** Lowers a node, sharing structurally equal sub-formulas; iterative (post-order), so formulas of
+   *  any depth compile without exhausting the call stack. */
+  lower(root: FormulaNode): Register {
+    for (const node of postOrder(root)) {
+      const key = this.keys.of(node);
+      if (this.memo.has(key)) continue;
+      let reg: Register;
+      if (node.kind === 'var') {
+        const role = this.roles.get(node) ?? 'param';
+        reg =
+          role === 'param'
+            ? (this.constant(Array.from(node.data)) as Register)
+            : this.add({
+                dim: node.dim,
+                varying: role === 'inner',
+                kind: role === 'inner' ? isa.REG_INNER_VAR : isa.REG_OUTER_VAR,
+                variable: node,
+                values: null,
+                parent: null,
+                first: 0,
+              });
+      } else {
+        const args = node.args.map((a) => this.memo.get(this.keys.of(a))!);
+        reg = node.def.tile(this, args, node.params, node.dim) as Register;
+        if (reg.dim !== node.dim) {
+          throw new Error(`internal: ${node.def.name} lowered to ${reg.dim} rows instead of ${node.dim}`);
+        }
       }
+      this.memo.set(key, reg);
     }
-    this.memo.set(key, reg);
-    return reg;
+    return this.memo.get(this.keys.of(root))!;
   }
 
   /** The reductions read block registers: a value that does not vary is copied into one. */
@@ -176,15 +180,139 @@ class ProgramBuilder implements TileEmitter {
   }
 }
 
+/** Programs with more registers than this get their scratch registers reused (below it, every value
+ *  keeps its own register: the kernel's fusion of MUL + EXP / ADD pairs looks for values that are
+ *  not read again, and a reused register is). */
+const REUSE_MIN_REGISTERS = 256;
+const reuse = { minRegisters: REUSE_MIN_REGISTERS };
+
+/** @internal Hooks for the tests: register reuse on every program (0) or the default. */
+export const compileTesting = {
+  reuseRegistersFrom(minRegisters: number): void {
+    reuse.minRegisters = minRegisters;
+  },
+  reset(): void {
+    reuse.minRegisters = REUSE_MIN_REGISTERS;
+  },
+};
+
+const rootOf = (r: Register): Register => r.parent ?? r;
+const isScratch = (r: Register): boolean => (r.kind === isa.REG_BLOCK || r.kind === isa.REG_UNIFORM) && r.values === null && r.parent === null;
+
+/**
+ * Liveness-based register allocation: scratch registers (block, and uniform values computed by the
+ * outer code) whose live ranges do not overlap share one register of the same kind and dimension.
+ * Time runs through the outer code, then the inner code (which repeats per block, but every value it
+ * reads it wrote earlier in the same pass); the reduced registers live to the end. A register is
+ * never shared with an operand of the instruction that writes it. Views follow their parent.
+ */
+function reuseRegisters(
+  registers: readonly Register[],
+  outer: readonly number[],
+  inner: readonly number[],
+  live: readonly Register[],
+): { registers: Register[]; outer: number[]; inner: number[]; map: (r: Register) => Register } {
+  const first = new Map<Register, number>();
+  const last = new Map<Register, number>();
+  const mention = (index: number, time: number): void => {
+    if (index < 0) return;
+    const root = rootOf(registers[index]!);
+    if (!first.has(root)) first.set(root, time);
+    last.set(root, time);
+  };
+  const code = [...outer, ...inner];
+  for (let q = 0; q * isa.INSTR_WORDS < code.length; q++) {
+    const at = q * isa.INSTR_WORDS;
+    for (const w of [isa.I_A, isa.I_B, isa.I_C, isa.I_DST]) mention(code[at + w]!, q);
+  }
+  const end = code.length / isa.INSTR_WORDS;
+  for (const r of live) last.set(rootOf(r), end);
+  // Linear scan in order of first mention: a free list per (kind, dim).
+  const scratch = registers.filter((r) => isScratch(r) && first.has(r)).sort((a, b) => first.get(a)! - first.get(b)!);
+  const slotOf = new Map<Register, Register>();
+  const free = new Map<string, { slot: Register; until: number }[]>();
+  const busy: { slot: Register; until: number; pool: string }[] = [];
+  for (const r of scratch) {
+    const start = first.get(r)!;
+    // Release the slots whose last use is strictly before this register's first write.
+    for (let k = busy.length - 1; k >= 0; k--) {
+      if (busy[k]!.until < start) {
+        const [b] = busy.splice(k, 1);
+        (free.get(b!.pool) ?? free.set(b!.pool, []).get(b!.pool)!).push(b!);
+      }
+    }
+    const pool = `${r.kind}:${r.dim}`;
+    const reusable = free.get(pool);
+    const slot = reusable !== undefined && reusable.length > 0 ? reusable.pop()!.slot : r;
+    slotOf.set(r, slot);
+    busy.push({ slot, until: last.get(r)!, pool });
+  }
+  // Renumber: slots and every other register, in the old order, so a view's parent keeps a smaller
+  // index than the view (the kernel requires it).
+  const renamed = new Map<Register, Register>();
+  const out: Register[] = [];
+  for (const r of registers) {
+    if (isScratch(r)) {
+      if (!first.has(r)) continue; // never used
+      const slot = slotOf.get(r)!;
+      let physical = renamed.get(slot);
+      if (physical === undefined) {
+        physical = { ...slot, index: out.length };
+        out.push(physical);
+        renamed.set(slot, physical);
+      }
+      renamed.set(r, physical);
+    } else if (r.kind === isa.REG_VIEW) {
+      const parent = renamed.get(r.parent!);
+      if (parent === undefined) continue; // a view of a scratch register that is never written
+      const physical: Register = { ...r, parent, index: out.length };
+      out.push(physical);
+      renamed.set(r, physical);
+    } else {
+      const physical: Register = { ...r, index: out.length };
+      out.push(physical);
+      renamed.set(r, physical);
+    }
+  }
+  const remap = (words: readonly number[]): number[] =>
+    words.map((w, k) => {
+      const field = k % isa.INSTR_WORDS;
+      const isRegister = field === isa.I_DST || field === isa.I_A || field === isa.I_B || field === isa.I_C;
+      return isRegister && w >= 0 ? renamed.get(registers[w]!)!.index : w;
+    });
+  return { registers: out, outer: remap(outer), inner: remap(inner), map: (r) => renamed.get(r)! };
+}
+
 export function compilePlan(plan: ReductionPlan): TileProgram {
   const roles = new Map(plan.variables.map((v) => [v.variable, v.role] as const));
   const builder = new ProgramBuilder(roles);
-  const formulaRegister = builder.varying(builder.lower(plan.formula));
-  const weightRegister = plan.weight === null ? null : builder.varying(builder.lower(plan.weight));
+  let formulaRegister = builder.varying(builder.lower(plan.formula));
+  let weightRegister = plan.weight === null ? null : builder.varying(builder.lower(plan.weight));
+  let registers: readonly Register[] = builder.registers;
+  let outer: readonly number[] = builder.outer;
+  let inner: readonly number[] = builder.inner;
+  if (registers.length > reuse.minRegisters) {
+    const live = weightRegister === null ? [formulaRegister] : [formulaRegister, weightRegister];
+    const reused = reuseRegisters(registers, outer, inner, live);
+    registers = reused.registers;
+    outer = reused.outer;
+    inner = reused.inner;
+    formulaRegister = reused.map(formulaRegister);
+    weightRegister = weightRegister === null ? null : reused.map(weightRegister);
+  }
+  if (registers.length > isa.MAX_REGS) {
+    throw new ResourceLimitError(
+      `${plan.kind}: the formula needs ${registers.length} registers of the WebAssembly kernel, more than its limit of ${isa.MAX_REGS} ` +
+        '(distinct constants, parameters, variables and views each take one); share sub-formulas, or pack constants into one Pm vector',
+      registers.length,
+      isa.MAX_REGS,
+      'registers',
+    );
+  }
   return {
-    registers: builder.registers,
-    outerCode: Int32Array.from(builder.outer),
-    innerCode: Int32Array.from(builder.inner),
+    registers,
+    outerCode: Int32Array.from(outer),
+    innerCode: Int32Array.from(inner),
     reduction: reductionCode(plan.kind),
     formulaRegister,
     weightRegister,

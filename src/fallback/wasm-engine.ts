@@ -18,7 +18,7 @@ import { reductionHasIndices, reductionHasValues } from '../core/reduction.js';
 import { checkpoint, throwIfAborted, type RunControl } from '../core/scheduling.js';
 import { getWorkerPool, WorkerLostError, type WorkerPool } from '../runtime/workers.js';
 import { compilePlan, type TileProgram } from './compile.js';
-import { JOB_REG_WORDS, prepareJob, readOutputs, runPrepared, type JobOutput, type KernelExports, type KernelJob } from './worker-job.js';
+import { checkJobMemory, JOB_REG_WORDS, prepareJob, readOutputs, runPrepared, type JobOutput, type KernelExports, type KernelJob } from './worker-job.js';
 
 export type { KernelExports } from './worker-job.js';
 export { getWasmThreads, setWasmThreads } from '../runtime/workers.js';
@@ -43,7 +43,7 @@ const thresholds = {
   chunkTargetMs: CHUNK_TARGET_MS,
 };
 
-const align16 = (n: number): number => (n + 15) & ~15;
+const align16 = (n: number): number => Math.ceil(n / 16) * 16; // not bitwise: sizes may pass 2^31
 
 /** Block size: the block scratch of one program, and the inner variables' slice of one block, each
  *  stay within ~32 KiB of L1 (B a power of two between 16 and 512). Measured: at D = 3 B = 512 is
@@ -297,6 +297,7 @@ export class WasmEngine {
   async reduce(plan: ReductionPlan, control: RunControl = {}): Promise<ReductionOutput> {
     throwIfAborted(control.signal);
     const job = planJob(plan);
+    checkJobMemory(job, this.kernel.heapBase()); // a named error before any part is copied or posted
     const pairs = job.ranges === null ? job.nOuter * job.nInner : clusterPairs(job.ranges).reduce((s, x) => s + x, 0);
     if (pairs >= thresholds.mainThreadMaxPairs) {
       const pool = await getWorkerPool();

@@ -1,9 +1,10 @@
 // One kernel run, described by plain data: "lay out a compiled tile program and its data in a
 // kernel's linear memory, run outer rows (or clusters) [start, end), read the outputs". Used both on
 // the main thread (src/fallback/wasm-engine.ts) and inside the pool's workers (worker-entry.ts), so it
-// imports nothing but the instruction set: a KernelJob is structured-cloneable (numbers, arrays and
+// imports nothing but the instruction set and the error classes: a KernelJob is structured-cloneable (numbers, arrays and
 // typed arrays), with no Variable objects or closures.
 import * as isa from '../../assembly/isa.js';
+import { ResourceLimitError } from '../core/errors.js';
 
 /** The exports of assembly/kernel.ts. */
 export interface KernelExports {
@@ -54,10 +55,14 @@ export interface JobOutput {
 }
 
 const PAGE = 65536;
-/** wasm32 addresses 4 GiB; stay a page short so every offset fits an i32-sized length. */
-const MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024 - PAGE;
+/** The memory a job may lay out. wasm32 addresses 4 GiB, but the kernel stores pointers as i32
+ *  words in the program header and adds and compares them as i32: offsets past 2^31 wrap and trap.
+ *  So a job must fit 2 GiB, a page short. */
+export const MAX_MEMORY_BYTES = 2 * 1024 * 1024 * 1024 - PAGE;
 
-const align16 = (n: number): number => (n + 15) & ~15;
+// Arithmetic, not bitwise: `(n + 15) & ~15` wraps to a negative int32 past 2^31, so that sizes of
+// 2 GiB and more used to pass every check and trap in the kernel.
+const align16 = (n: number): number => Math.ceil(n / 16) * 16;
 
 /** A job laid out in a kernel's memory, ready to run. */
 export interface PreparedJob {
@@ -67,17 +72,15 @@ export interface PreparedJob {
   readonly outIndices: number;
 }
 
-/** Lays the job's program and data out in the kernel's memory (above heapBase()). */
-export function prepareJob(kernel: KernelExports, job: KernelJob): PreparedJob {
-  const f64 = job.f64;
-  const elt = f64 ? 8 : 4;
+/** Where each part of a job goes in a kernel's memory, starting at `heapBase`; `end` is the first
+ *  byte past it. Pure arithmetic: nothing is allocated. */
+function layoutJob(job: KernelJob, heapBase: number) {
+  const elt = job.f64 ? 8 : 4;
   const B = job.block;
   const tiles = Math.ceil(job.nInner / B);
   const nRegs = job.registers.length / JOB_REG_WORDS;
   const reg = (k: number, w: number): number => job.registers[k * JOB_REG_WORDS + w]!;
-
-  // Layout.
-  let cursor = align16(kernel.heapBase());
+  let cursor = align16(heapBase);
   const take = (bytes: number): number => {
     const at = cursor;
     cursor = align16(cursor + bytes);
@@ -118,7 +121,40 @@ export function prepareJob(kernel: KernelExports, job: KernelJob): PreparedJob {
   const rangesAt = ranges ? take(ranges.outer.byteLength) : 0;
   const slicesAt = ranges ? take(ranges.slices.byteLength) : 0;
   const innerRangesAt = ranges ? take(ranges.inner.byteLength) : 0;
-  ensureMemory(kernel, cursor, job.kind);
+  return { prog, regTable, outerCode, innerCode, bases, acc, outValues, outIndices, rangesAt, slicesAt, innerRangesAt, end: cursor };
+}
+
+/**
+ * Throws a ResourceLimitError, before anything is allocated, when a job does not fit the kernel's
+ * memory: its inputs (inner variables tiled), outputs and reduction state must fit MAX_MEMORY_BYTES.
+ */
+export function checkJobMemory(job: KernelJob, heapBase = 0): void {
+  const bytes = layoutJob(job, heapBase).end;
+  if (bytes > MAX_MEMORY_BYTES) {
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    const output = job.nOuter * job.outDim * ((job.hasValues ? (job.f64 ? 8 : 4) : 0) + (job.hasIndices ? 4 : 0));
+    throw new ResourceLimitError(
+      `${job.kind}: the reduction needs ${mib(bytes)} of WebAssembly memory (of which the ${job.nOuter} x ${job.outDim} output is ${mib(output)}), ` +
+        `more than the kernel's limit of ${mib(MAX_MEMORY_BYTES + PAGE)}; split it into smaller reductions (fewer rows, a smaller K)`,
+      bytes,
+      MAX_MEMORY_BYTES,
+      'bytes',
+    );
+  }
+}
+
+/** Lays the job's program and data out in the kernel's memory (above heapBase()). */
+export function prepareJob(kernel: KernelExports, job: KernelJob): PreparedJob {
+  const f64 = job.f64;
+  const elt = f64 ? 8 : 4;
+  const B = job.block;
+  const tiles = Math.ceil(job.nInner / B);
+  const nRegs = job.registers.length / JOB_REG_WORDS;
+  const reg = (k: number, w: number): number => job.registers[k * JOB_REG_WORDS + w]!;
+  checkJobMemory(job, kernel.heapBase());
+  const { prog, regTable, outerCode, innerCode, bases, acc, outValues, outIndices, rangesAt, slicesAt, innerRangesAt, end } = layoutJob(job, kernel.heapBase());
+  ensureMemory(kernel, end, job.kind);
+  const ranges = job.ranges;
 
   // Data.
   const buffer = kernel.memory.buffer;
@@ -150,20 +186,20 @@ export function prepareJob(kernel: KernelExports, job: KernelJob): PreparedJob {
     header[isa.H_N_CLUSTERS] = ranges.slices.length;
     header[isa.H_SLICES] = slicesAt;
     header[isa.H_INNER_RANGES] = innerRangesAt;
-    words.set(ranges.outer, rangesAt >> 2);
-    words.set(ranges.slices, slicesAt >> 2);
-    words.set(ranges.inner, innerRangesAt >> 2);
+    words.set(ranges.outer, rangesAt >>> 2);
+    words.set(ranges.slices, slicesAt >>> 2);
+    words.set(ranges.inner, innerRangesAt >>> 2);
     // Rows that no cluster covers keep the reduction of an empty set.
     const count = job.nOuter * job.outDim;
     if (outValues > 0) floats.fill(job.emptyValue, outValues / elt, outValues / elt + count);
-    if (outIndices > 0) words.fill(-1, outIndices >> 2, (outIndices >> 2) + count);
+    if (outIndices > 0) words.fill(-1, outIndices >>> 2, (outIndices >>> 2) + count);
   }
-  words.set(job.outerCode, outerCode >> 2);
-  words.set(job.innerCode, innerCode >> 2);
+  words.set(job.outerCode, outerCode >>> 2);
+  words.set(job.innerCode, innerCode >>> 2);
   for (let k = 0; k < nRegs; k++) {
     const kind = reg(k, 0);
     const dim = reg(k, 1);
-    const at = (regTable >> 2) + k * isa.REG_WORDS;
+    const at = (regTable >>> 2) + k * isa.REG_WORDS;
     words[at + isa.R_KIND] = kind;
     words[at + isa.R_DIM] = dim;
     words[at + isa.R_BASE] = bases[k]!;
@@ -216,18 +252,13 @@ export function runJob(kernel: KernelExports, job: KernelJob): JobOutput {
 }
 
 function ensureMemory(kernel: KernelExports, bytes: number, kind: string): void {
-  if (bytes > MAX_MEMORY_BYTES) {
-    throw new RangeError(
-      `${kind}: the problem needs ${(bytes / 2 ** 20).toFixed(0)} MiB of WebAssembly memory, more than the 4 GiB limit; split it into smaller reductions`,
-    );
-  }
   const memory = kernel.memory;
   const missing = bytes - memory.buffer.byteLength;
   if (missing > 0) {
     try {
       memory.grow(Math.ceil(missing / PAGE));
     } catch (cause) {
-      throw new RangeError(`${kind}: could not grow WebAssembly memory to ${(bytes / 2 ** 20).toFixed(0)} MiB`, { cause });
+      throw new ResourceLimitError(`${kind}: could not grow WebAssembly memory to ${(bytes / 2 ** 20).toFixed(0)} MiB (the platform refused)`, bytes, memory.buffer.byteLength, 'bytes');
     }
   }
 }

@@ -29,7 +29,7 @@
 // Operation records lower themselves through the WgslEmitter below (the `wgsl` member of OpDef).
 // Values of up to UNROLL components are held as scalar `let`s (registers); larger ones as private
 // arrays filled by loops. Sub-formulas are shared by structural key, as in the WebAssembly compiler.
-import { nodeKey, type FormulaNode, type Variable } from '../core/formula.js';
+import { postOrder, StructuralKeys, type FormulaNode, type Variable } from '../core/formula.js';
 import type { WgslEmitter, WgslIndex, WgslValue } from '../core/op-def.js';
 import { reductionHasIndices, reductionHasValues, type ReductionKind, type ReductionPlan } from '../core/reduction.js';
 import { preludeFor } from './prelude.js';
@@ -251,17 +251,18 @@ export function stateWords(plan: ReductionPlan): number {
  *  structure with variables named by role, dimension and position (not by identity or data). */
 export function structureKey(plan: ReductionPlan): string {
   const ordinal = new Map(plan.variables.map((v, q) => [v.variable, `${v.role[0]}${v.variable.dim}@${q}`] as const));
-  const memo = new Map<FormulaNode, string>();
-  const key = (node: FormulaNode): string => {
-    let k = memo.get(node);
-    if (k === undefined) {
-      k =
+  // The DAG as a list in post-order, arguments named by their position in it: linear in the
+  // formula's size and built without recursion (formulas may be 10^4 operations deep).
+  const key = (root: FormulaNode): string => {
+    const order = postOrder(root);
+    const position = new Map(order.map((n, q) => [n, q] as const));
+    return order
+      .map((node) =>
         node.kind === 'var'
           ? ordinal.get(node) ?? `?${node.dim}`
-          : `${node.def.name}(${node.args.map(key).join(',')};${JSON.stringify(node.params) ?? ''})`;
-      memo.set(node, k);
-    }
-    return k;
+          : `${node.def.name}(${node.args.map((a) => position.get(a)!).join(',')};${JSON.stringify(node.params) ?? ''})`,
+      )
+      .join(' ');
   };
   const vars = plan.variables.map((v) => `${v.role[0]}${v.variable.dim}`).join(',');
   return `${plan.kind}|K${plan.k}|out${plan.outDim}|${vars}|F=${key(plan.formula)}|G=${plan.weight === null ? '' : key(plan.weight)}`;
@@ -287,6 +288,7 @@ class Emitter implements WgslEmitter {
   readonly innerBlock: Block = block('      ', this.outerBlock);
   private readonly stack: Block[] = [];
   private readonly memo = new Map<string, Val>();
+  private readonly keys = new StructuralKeys();
   readonly usesParams: boolean[] = [false];
   /** Long per-pair sums computed over D-chunks (when enabled; see generateKernel). */
   readonly chunked: ChunkedSum[] = [];
@@ -521,23 +523,25 @@ class Emitter implements WgslEmitter {
     return { dim: node.dim, varying: false, repr: { kind: 'scalars', names } };
   }
 
-  /** Lowers a node, sharing structurally equal sub-formulas. */
-  lower(node: FormulaNode): Val {
-    const key = nodeKey(node);
-    const hit = this.memo.get(key);
-    if (hit !== undefined) return hit;
-    let value: Val;
-    if (node.kind === 'var') {
-      value = this.variable(node);
-    } else {
-      const args = node.args.map((a) => this.lower(a));
-      value = node.def.wgsl(this, args, node.params, node.dim) as Val;
-      if (value.dim !== node.dim) {
-        throw new Error(`internal: ${node.def.name} lowered to ${value.dim} components instead of ${node.dim}`);
+  /** Lowers a node, sharing structurally equal sub-formulas; iterative (post-order), so formulas of
+   *  any depth lower without exhausting the call stack. */
+  lower(root: FormulaNode): Val {
+    for (const node of postOrder(root)) {
+      const key = this.keys.of(node);
+      if (this.memo.has(key)) continue;
+      let value: Val;
+      if (node.kind === 'var') {
+        value = this.variable(node);
+      } else {
+        const args = node.args.map((a) => this.memo.get(this.keys.of(a))!);
+        value = node.def.wgsl(this, args, node.params, node.dim) as Val;
+        if (value.dim !== node.dim) {
+          throw new Error(`internal: ${node.def.name} lowered to ${value.dim} components instead of ${node.dim}`);
+        }
       }
+      this.memo.set(key, value);
     }
-    this.memo.set(key, value);
-    return value;
+    return this.memo.get(this.keys.of(root))!;
   }
 
   /** The code of one D-chunk of every chunked sum: per-row values of the chunk into lets (x_i's
