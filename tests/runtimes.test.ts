@@ -6,9 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { releaseWasm, setDefaultEngine, setWasmThreads, setWasmWorkerUrl, useWasmModule, Vi, Vj, wasmStatus } from '../src/index.js';
+import { InputError, ResourceLimitError, releaseWasm, setDefaultEngine, setWasmThreads, setWasmWorkerUrl, useWasmModule, Vi, Vj, wasmStatus } from '../src/index.js';
 import { detectFeatures, detectRuntime } from '../src/runtime/features.js';
-import { wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/runtime/workers.js';
+import { WorkerPool, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/runtime/workers.js';
 import { wasmEngineTesting } from '../src/fallback/wasm-engine.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -126,6 +126,45 @@ describe('worker pool state', () => {
     expect((await wasmStatus()).workers).toBe('running');
   });
 
+  it("a worker's named error is rethrown as the same class on the calling thread", async () => {
+    // A worker that instantiates, then fails each job with the reply a worker sends for a thrown error.
+    const replies: WorkerReply[] = [
+      { type: 'error', id: 1, name: 'ResourceLimitError', message: 'sum: too big', limit: { needed: 5, limit: 4, unit: 'bytes' } },
+      { type: 'error', id: 2, name: 'InputError', message: 'sum: bad' },
+      { type: 'error', id: 3, name: 'Error', message: 'sum: other' },
+    ];
+    const failing: WorkerFactory = () => {
+      let onMessage: (m: WorkerReply) => void = () => {};
+      return {
+        postMessage(message: unknown) {
+          if ((message as { type: string }).type === 'init') setTimeout(() => onMessage({ type: 'ready' }), 1);
+          else setTimeout(() => onMessage(replies.shift()!), 1);
+        },
+        listen(m) {
+          onMessage = m;
+        },
+        ref() {},
+        unref() {},
+        terminate() {},
+      };
+    };
+    const pool = await WorkerPool.start(1, failing);
+    try {
+      const job = {} as Parameters<WorkerPool['run']>[0];
+      const limit = await pool.run(job).catch((e: unknown) => e);
+      expect(limit).toBeInstanceOf(ResourceLimitError);
+      expect(limit).toMatchObject({ message: 'sum: too big', needed: 5, limit: 4, unit: 'bytes' });
+      const input = await pool.run(job).catch((e: unknown) => e);
+      expect(input).toBeInstanceOf(InputError);
+      expect((input as Error).message).toBe('sum: bad');
+      const other = await pool.run(job).catch((e: unknown) => e);
+      expect(other).toBeInstanceOf(Error);
+      expect(other).not.toBeInstanceOf(InputError);
+    } finally {
+      pool.close();
+    }
+  });
+
   it('no workers in this runtime: unavailable, silent', async () => {
     const warn = vi.spyOn(console, 'warn');
     setWasmThreads(2);
@@ -143,7 +182,7 @@ describe('worker pool state', () => {
   });
 
   it('setWasmWorkerUrl validates its argument and is reported', () => {
-    expect(() => setWasmWorkerUrl(42 as never)).toThrow(TypeError);
+    expect(() => setWasmWorkerUrl(42 as never)).toThrow(InputError);
     expect(() => setWasmWorkerUrl({} as never)).toThrow(/string, a URL or null/);
     setWasmWorkerUrl(new URL('https://example.test/worker.js'));
     return wasmStatus().then((s) => {
@@ -173,7 +212,7 @@ describe('releaseWasm and useWasmModule', () => {
   it('useWasmModule takes a compiled module (dist/kernel.wasm), rejects anything else', async () => {
     const file = new URL('../dist/kernel.wasm', import.meta.url);
     const bytes = readFileSync(existsSync(file) ? file : new URL('../build/kernel.wasm', import.meta.url));
-    expect(() => useWasmModule(bytes as never)).toThrow(TypeError);
+    expect(() => useWasmModule(bytes as never)).toThrow(InputError);
     expect(() => useWasmModule(undefined as never)).toThrow(/must be a WebAssembly.Module/);
     useWasmModule(await WebAssembly.compile(bytes));
     setWasmThreads(2);

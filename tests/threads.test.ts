@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
-import { clusterRangesCentroids, fromMatrix, gridCluster, setDefaultEngine, sortClusters, Vi, Vj } from '../src/index.js';
+import { InputError, clusterRangesCentroids, fromMatrix, gridCluster, setDefaultEngine, sortClusters, Vi, Vj } from '../src/index.js';
 import { wasmEngineTesting } from '../src/fallback/wasm-engine.js';
 import { setWasmThreads, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/runtime/workers.js';
 import { rng, typed, uniformRows } from './helpers/random.js';
@@ -219,8 +219,8 @@ describe('multi-threaded WebAssembly engine', () => {
   });
 
   it('setWasmThreads validates its argument', () => {
-    expect(() => setWasmThreads(0)).toThrow(RangeError);
-    expect(() => setWasmThreads(1.5)).toThrow(RangeError);
+    expect(() => setWasmThreads(0)).toThrow(InputError);
+    expect(() => setWasmThreads(1.5)).toThrow(InputError);
   });
 });
 

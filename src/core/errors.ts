@@ -5,6 +5,7 @@
 
 /** The base class of every error lazytensor throws on purpose. */
 export class LazyTensorError extends Error {
+  /** Always 'LazyTensorError'. */
   override name = 'LazyTensorError';
 }
 
@@ -14,11 +15,13 @@ export class LazyTensorError extends Error {
  * of an arg-reduction). The message names the function and the argument.
  */
 export class InputError extends LazyTensorError {
+  /** Always 'InputError'. */
   override name = 'InputError';
 }
 
 /** A dimension error raised while a formula is built (operands whose dimensions do not fit). */
 export class ShapeError extends LazyTensorError {
+  /** Always 'ShapeError'. */
   override name = 'ShapeError';
 }
 
@@ -28,6 +31,7 @@ export class ShapeError extends LazyTensorError {
  * allow, `dense()`'s entry cap. `needed` and `limit` say by how much, in `unit`.
  */
 export class ResourceLimitError extends LazyTensorError {
+  /** Always 'ResourceLimitError'. */
   override name = 'ResourceLimitError';
   constructor(
     message: string,

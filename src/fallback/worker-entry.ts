@@ -10,6 +10,7 @@
 //                                                  transferred) or { type: 'error', id, name, message }
 // The worker owns one kernel instance with its own (non-shared) memory: the kernel keeps static
 // tables in memory and is not reentrant, so instances are never shared between threads.
+import { ResourceLimitError } from '../core/errors.js';
 import { runJob, type KernelExports, type KernelJob } from './worker-job.js';
 
 interface Port {
@@ -37,7 +38,10 @@ function handle(
     }
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));
-    port.postMessage({ type: 'error', id: message.id ?? -1, name: e.name, message: e.message });
+    // The library's error classes cross as their name (and a ResourceLimitError's figures), so the
+    // pool can rethrow the same class on the calling thread.
+    const limit = e instanceof ResourceLimitError ? { needed: e.needed, limit: e.limit, unit: e.unit } : undefined;
+    port.postMessage({ type: 'error', id: message.id ?? -1, name: e.name, message: e.message, limit });
   }
 }
 

@@ -1,6 +1,6 @@
 // SamplesLoss options: GeomLoss's names in camelCase, with its defaults, validated once at
 // construction so that a typo or an impossible value fails before any computation.
-import type { LazyTensor } from '../index.js';
+import { LazyTensorError, type LazyTensor } from '../index.js';
 import { isAbortSignal } from '../core/scheduling.js';
 
 /** The losses of GeomLoss's SamplesLoss (plus a working Hausdorff divergence). */
@@ -134,13 +134,15 @@ export interface ResolvedOptions {
   signal: AbortSignal | null;
 }
 
-/** A bad argument or option; the message names it. */
-export class GeomLossError extends Error {
+/** A bad argument or option of a loss; the message names it. A `LazyTensorError`, so
+ *  `err instanceof LazyTensorError` catches the core's errors and GeomLoss's alike. */
+export class GeomLossError extends LazyTensorError {
   /** Builds the error; the message is prefixed with 'SamplesLoss: '. */
   constructor(message: string) {
     super(`SamplesLoss: ${message}`);
-    this.name = 'GeomLossError';
   }
+  /** Always 'GeomLossError'. */
+  override name = 'GeomLossError';
 }
 
 const LOSSES: readonly LossName[] = ['sinkhorn', 'hausdorff', 'energy', 'gaussian', 'laplacian'];

@@ -12,6 +12,7 @@
 //   one core, so from there on the GPU wins by a margin on any real GPU, and below it the CPU is as
 //   fast or faster. Fallback adapters (SwiftShader, lavapipe, WARP) emulate the GPU on the CPU and
 //   are slower than the WebAssembly engine, so 'auto' skips them (configureWebGPU can allow them).
+import { InputError } from '../core/errors.js';
 import { setReductionExecutor } from '../core/lazy-tensor.js';
 import type { EngineChoice, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import type { EngineName } from '../core/tensor.js';
@@ -31,7 +32,7 @@ let defaultEngine: EngineChoice = 'auto';
 /** Sets the engine used by reductions that do not pass `{ engine }`. */
 export function setDefaultEngine(engine: EngineChoice): void {
   if (engine !== 'auto' && engine !== 'wasm' && engine !== 'webgpu') {
-    throw new TypeError(`setDefaultEngine: engine must be 'auto', 'wasm' or 'webgpu', got ${String(engine)}`);
+    throw new InputError(`setDefaultEngine: engine must be 'auto', 'wasm' or 'webgpu', got ${String(engine)}`);
   }
   defaultEngine = engine;
 }
@@ -100,44 +101,44 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /** A whole number in [min, max] (Infinity allowed only where `infinite`), else a named error. */
 function checkCount(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER, infinite = false): number {
-  if (typeof v !== 'number') throw new TypeError(`configureWebGPU: ${name} must be a number, got ${describeValue(v)}`);
+  if (typeof v !== 'number') throw new InputError(`configureWebGPU: ${name} must be a number, got ${describeValue(v)}`);
   if (infinite && v === Infinity) return v;
   if (!Number.isInteger(v) || v < min || v > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new RangeError(`configureWebGPU: ${name} must be an integer ${range}${infinite ? ' (or Infinity)' : ''}, got ${v}`);
+    throw new InputError(`configureWebGPU: ${name} must be an integer ${range}${infinite ? ' (or Infinity)' : ''}, got ${v}`);
   }
   return v;
 }
 
-/** Validates every option before any is applied: unknown keys and wrong types are TypeErrors,
- *  values out of range RangeErrors, each naming the option. */
+/** Validates every option before any is applied: unknown keys, wrong types and values out of
+ *  range are InputErrors, each naming the option. */
 function validateOptions(next: unknown): WebGPUOptions {
-  if (!isPlainObject(next)) throw new TypeError(`configureWebGPU: the options must be an object, got ${describeValue(next)}`);
+  if (!isPlainObject(next)) throw new InputError(`configureWebGPU: the options must be an object, got ${describeValue(next)}`);
   for (const key of Object.keys(next)) {
     if (!(OPTION_KEYS as readonly string[]).includes(key)) {
-      throw new TypeError(`configureWebGPU: unknown option '${key}' (known: ${OPTION_KEYS.join(', ')})`);
+      throw new InputError(`configureWebGPU: unknown option '${key}' (known: ${OPTION_KEYS.join(', ')})`);
     }
   }
   const o = next as { [K in keyof WebGPUOptions]?: unknown };
   if (o.autoMinPairs !== undefined) checkCount('autoMinPairs', o.autoMinPairs, 0, Number.MAX_SAFE_INTEGER, true);
   if (o.autoUseFallbackAdapter !== undefined && typeof o.autoUseFallbackAdapter !== 'boolean') {
-    throw new TypeError(`configureWebGPU: autoUseFallbackAdapter must be a boolean, got ${describeValue(o.autoUseFallbackAdapter)}`);
+    throw new InputError(`configureWebGPU: autoUseFallbackAdapter must be a boolean, got ${describeValue(o.autoUseFallbackAdapter)}`);
   }
   if (o.limits !== undefined) {
-    if (!isPlainObject(o.limits)) throw new TypeError(`configureWebGPU: limits must be an object, got ${describeValue(o.limits)}`);
+    if (!isPlainObject(o.limits)) throw new InputError(`configureWebGPU: limits must be an object, got ${describeValue(o.limits)}`);
     for (const [key, value] of Object.entries(o.limits)) {
       if (!ENGINE_LIMIT_KEYS.includes(key)) {
-        throw new TypeError(`configureWebGPU: unknown limit 'limits.${key}' (known: ${ENGINE_LIMIT_KEYS.join(', ')})`);
+        throw new InputError(`configureWebGPU: unknown limit 'limits.${key}' (known: ${ENGINE_LIMIT_KEYS.join(', ')})`);
       }
       if (value !== undefined) checkCount(`limits.${key}`, value, 1);
     }
   }
   if (o.workgroupSize !== undefined) {
     const w = checkCount('workgroupSize', o.workgroupSize, 1, 1024);
-    if ((w & (w - 1)) !== 0) throw new RangeError(`configureWebGPU: workgroupSize must be a power of two from 1 to 1024, got ${w}`);
+    if ((w & (w - 1)) !== 0) throw new InputError(`configureWebGPU: workgroupSize must be a power of two from 1 to 1024, got ${w}`);
   }
   if (o.staging !== undefined && o.staging !== 'auto' && o.staging !== 'always' && o.staging !== 'never') {
-    throw new TypeError(`configureWebGPU: staging must be 'auto', 'always' or 'never', got ${describeValue(o.staging)}`);
+    throw new InputError(`configureWebGPU: staging must be 'auto', 'always' or 'never', got ${describeValue(o.staging)}`);
   }
   if (o.pipelineCacheSize !== undefined) checkCount('pipelineCacheSize', o.pipelineCacheSize, 1);
   if (o.bufferCacheBytes !== undefined) checkCount('bufferCacheBytes', o.bufferCacheBytes, 0);
@@ -269,9 +270,9 @@ setReductionExecutor(execute);
  * reduction.
  *
  * Every option is validated before any is applied, as every options object of the library is:
- * @throws TypeError for an unknown key (in the options or in `limits`), a non-object, or a value of
+ * @throws InputError for an unknown key (in the options or in `limits`), a non-object, or a value of
  *   the wrong type; the message names the option.
- * @throws RangeError for a value out of range (a negative or fractional count, a workgroup size that
+ * @throws InputError for a value out of range (a negative or fractional count, a workgroup size that
  *   is not a power of two from 1 to 1024, a zero limit); the message names the option.
  */
 export function configureWebGPU(nextOptions: WebGPUOptions): void {

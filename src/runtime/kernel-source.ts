@@ -4,6 +4,7 @@
 // 2. the module the build imported (the `workerd` export condition's entry, dist/edge/: its code says
 //    `import kernel from '../kernel.wasm'`, and the platform's bundler links the file as a module);
 // 3. the base64 copy inlined in every other build, compiled at first use (no file, no fetch).
+import { InputError } from '../core/errors.js';
 import { KERNEL_WASM_BASE64, KERNEL_WASM_MODULE } from '../fallback/wasm-binary.generated.js';
 
 /** Decodes base64 without Node's Buffer where atob exists (browsers, edge runtimes, Node >= 16). */
@@ -47,7 +48,7 @@ function isWasmModule(value: unknown): value is WebAssembly.Module {
 export function setUserModule(module: WebAssembly.Module | null): void {
   if (module !== null && !isWasmModule(module)) {
     const what = module === undefined ? 'undefined' : Object.prototype.toString.call(module);
-    throw new TypeError(
+    throw new InputError(
       `useWasmModule: module must be a WebAssembly.Module (in an edge runtime: the default import of lazytensor/kernel.wasm), got ${what}`,
     );
   }

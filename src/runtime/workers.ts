@@ -11,6 +11,7 @@
 // Idle workers are unref()'d, so they never keep Node alive. A worker must say hello within
 // CONTACT_TIMEOUT_MS: where workers are silently broken the pool is given up within about a second,
 // the engine runs on the main thread, and one console.warn says so (wasmStatus() tells it too).
+import { InputError, ResourceLimitError, ShapeError } from '../core/errors.js';
 import WORKER_SOURCE from 'virtual:lazytensor-wasm-worker';
 import type { JobOutput, KernelJob } from '../fallback/worker-job.js';
 import { detectRuntime } from './features.js';
@@ -41,7 +42,7 @@ export type WorkerReply =
   | { type: 'alive' }
   | { type: 'ready' }
   | { type: 'done'; id: number; values: Float32Array | Float64Array | null; indices: Int32Array | null }
-  | { type: 'error'; id: number; name: string; message: string };
+  | { type: 'error'; id: number; name: string; message: string; limit?: { needed: number; limit: number; unit: string } };
 
 /** Creates one worker running `source`; throws (or rejects) where workers are unavailable. */
 export type WorkerFactory = (source: string) => WorkerHandle | Promise<WorkerHandle>;
@@ -207,6 +208,25 @@ interface Slot {
   done: number;
 }
 
+/** A worker's error as the class it was thrown as (the library's named errors, RangeError), so a
+ *  job fails on the calling thread exactly as it would have on one thread. */
+function rebuildError(message: Extract<WorkerReply, { type: 'error' }>): Error {
+  switch (message.name) {
+    case 'ResourceLimitError': {
+      const l = message.limit;
+      return new ResourceLimitError(message.message, l?.needed ?? NaN, l?.limit ?? NaN, l?.unit ?? '');
+    }
+    case 'InputError':
+      return new InputError(message.message);
+    case 'ShapeError':
+      return new ShapeError(message.message);
+    case 'RangeError':
+      return new RangeError(message.message);
+    default:
+      return new Error(message.message);
+  }
+}
+
 export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Task[] = [];
@@ -322,8 +342,7 @@ export class WorkerPool {
     slot.done++;
     if (message.type === 'done') task.resolve({ values: message.values, indices: message.indices });
     else {
-      const error = message.name === 'RangeError' ? new RangeError(message.message) : new Error(message.message);
-      task.reject(error);
+      task.reject(rebuildError(message));
     }
     if (this.queue.length > 0) this.pump();
     else {
@@ -405,7 +424,7 @@ function dropPool(): void {
  *  @throws RangeError when n is not an integer between 1 and 64. */
 export function setWasmThreads(n?: number): void {
   if (n !== undefined && !(Number.isInteger(n) && n >= 1 && n <= 64)) {
-    throw new RangeError(`setWasmThreads: n must be an integer between 1 and 64, got ${String(n)}`);
+    throw new InputError(`setWasmThreads: n must be an integer between 1 and 64, got ${String(n)}`);
   }
   requestedThreads = n ?? null;
   restarts = 0;
@@ -433,7 +452,7 @@ export function setWasmWorkerUrl(url: string | { readonly href: string } | null)
   // the DOM lib's URL).
   const href = typeof url === 'string' || url === null ? url : typeof url === 'object' && typeof url.href === 'string' ? url.href : undefined;
   if (href === undefined) {
-    throw new TypeError(`setWasmWorkerUrl: url must be a string, a URL or null, got ${Object.prototype.toString.call(url)}`);
+    throw new InputError(`setWasmWorkerUrl: url must be a string, a URL or null, got ${Object.prototype.toString.call(url)}`);
   }
   workerUrl = href;
   restarts = 0;

@@ -2,7 +2,7 @@
 // row 11), and the engine's caches are bounded: pipelines are an LRU of pipelineCacheSize entries,
 // free buffers at most bufferCacheBytes (issue 10: 100 distinct formulas grew the RSS by 25 MiB).
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Vi, Vj, type LazyTensor } from '../../src/index.js';
+import { InputError, Vi, Vj, type LazyTensor } from '../../src/index.js';
 import { DEFAULT_PIPELINE_CACHE_SIZE, WebGPUEngine } from '../../src/gpu/engine.js';
 import { AUTO_MIN_PAIRS, configureWebGPU, webgpuStatus, webgpuTesting, type WebGPUOptions } from '../../src/runtime/index.js';
 import { rng } from '../helpers/random.js';
@@ -12,35 +12,35 @@ describe('configureWebGPU: validation', () => {
   afterAll(() => configureWebGPU({ autoMinPairs: AUTO_MIN_PAIRS, autoUseFallbackAdapter: false, limits: undefined, workgroupSize: undefined, staging: undefined }));
 
   // What the issue tried, then one bad value per option; `as never` stands for untyped callers.
-  const bad: [string, unknown, ErrorConstructor, RegExp][] = [
-    ['the issue\'s options', { workgroupSize: 0, foo: 1, staging: 'bogus' }, TypeError, /unknown option 'foo'/],
-    ['an unknown key', { workgroupsize: 64 }, TypeError, /unknown option 'workgroupsize'.*known: autoMinPairs/],
-    ['a prototype key', JSON.parse('{"__proto__": {"x": 1}}'), TypeError, /unknown option '__proto__'/],
-    ['null', null, TypeError, /the options must be an object, got null/],
-    ['an array', [], TypeError, /the options must be an object, got an array/],
-    ['a string', 'fast', TypeError, /got 'fast'/],
-    ['workgroupSize 0', { workgroupSize: 0 }, RangeError, /workgroupSize must be an integer from 1 to 1024, got 0/],
-    ['workgroupSize 96', { workgroupSize: 96 }, RangeError, /workgroupSize must be a power of two/],
-    ['workgroupSize 2048', { workgroupSize: 2048 }, RangeError, /workgroupSize.*got 2048/],
-    ['workgroupSize 64.5', { workgroupSize: 64.5 }, RangeError, /workgroupSize/],
-    ['workgroupSize NaN', { workgroupSize: NaN }, RangeError, /workgroupSize.*got NaN/],
-    ['workgroupSize as a string', { workgroupSize: '64' }, TypeError, /workgroupSize must be a number, got '64'/],
-    ['staging bogus', { staging: 'bogus' }, TypeError, /staging must be 'auto', 'always' or 'never', got 'bogus'/],
-    ['staging true', { staging: true }, TypeError, /staging/],
-    ['autoMinPairs -1', { autoMinPairs: -1 }, RangeError, /autoMinPairs must be an integer >= 0 \(or Infinity\), got -1/],
-    ['autoMinPairs NaN', { autoMinPairs: NaN }, RangeError, /autoMinPairs.*NaN/],
-    ['autoMinPairs 1.5', { autoMinPairs: 1.5 }, RangeError, /autoMinPairs/],
-    ['autoMinPairs as a bigint', { autoMinPairs: 5n }, TypeError, /autoMinPairs must be a number, got 5n/],
-    ['autoUseFallbackAdapter 1', { autoUseFallbackAdapter: 1 }, TypeError, /autoUseFallbackAdapter must be a boolean, got 1/],
-    ['limits null', { limits: null }, TypeError, /limits must be an object, got null/],
-    ['limits 5', { limits: 5 }, TypeError, /limits must be an object/],
-    ['an unknown limit', { limits: { maxBindGroups: 2 } }, TypeError, /unknown limit 'limits.maxBindGroups'/],
-    ['an unlowerable limit', { limits: { minUniformBufferOffsetAlignment: 256 } }, TypeError, /limits.minUniformBufferOffsetAlignment/],
-    ['a zero limit', { limits: { maxPairsPerDispatch: 0 } }, RangeError, /limits.maxPairsPerDispatch must be an integer >= 1, got 0/],
-    ['an infinite limit', { limits: { maxBufferSize: Infinity } }, RangeError, /limits.maxBufferSize/],
-    ['a fractional limit', { limits: { maxBufferSize: 1e3 + 0.5 } }, RangeError, /limits.maxBufferSize/],
-    ['pipelineCacheSize 0', { pipelineCacheSize: 0 }, RangeError, /pipelineCacheSize must be an integer >= 1, got 0/],
-    ['bufferCacheBytes -1', { bufferCacheBytes: -1 }, RangeError, /bufferCacheBytes must be an integer >= 0, got -1/],
+  const bad: [string, unknown, typeof InputError, RegExp][] = [
+    ['the issue\'s options', { workgroupSize: 0, foo: 1, staging: 'bogus' }, InputError, /unknown option 'foo'/],
+    ['an unknown key', { workgroupsize: 64 }, InputError, /unknown option 'workgroupsize'.*known: autoMinPairs/],
+    ['a prototype key', JSON.parse('{"__proto__": {"x": 1}}'), InputError, /unknown option '__proto__'/],
+    ['null', null, InputError, /the options must be an object, got null/],
+    ['an array', [], InputError, /the options must be an object, got an array/],
+    ['a string', 'fast', InputError, /got 'fast'/],
+    ['workgroupSize 0', { workgroupSize: 0 }, InputError, /workgroupSize must be an integer from 1 to 1024, got 0/],
+    ['workgroupSize 96', { workgroupSize: 96 }, InputError, /workgroupSize must be a power of two/],
+    ['workgroupSize 2048', { workgroupSize: 2048 }, InputError, /workgroupSize.*got 2048/],
+    ['workgroupSize 64.5', { workgroupSize: 64.5 }, InputError, /workgroupSize/],
+    ['workgroupSize NaN', { workgroupSize: NaN }, InputError, /workgroupSize.*got NaN/],
+    ['workgroupSize as a string', { workgroupSize: '64' }, InputError, /workgroupSize must be a number, got '64'/],
+    ['staging bogus', { staging: 'bogus' }, InputError, /staging must be 'auto', 'always' or 'never', got 'bogus'/],
+    ['staging true', { staging: true }, InputError, /staging/],
+    ['autoMinPairs -1', { autoMinPairs: -1 }, InputError, /autoMinPairs must be an integer >= 0 \(or Infinity\), got -1/],
+    ['autoMinPairs NaN', { autoMinPairs: NaN }, InputError, /autoMinPairs.*NaN/],
+    ['autoMinPairs 1.5', { autoMinPairs: 1.5 }, InputError, /autoMinPairs/],
+    ['autoMinPairs as a bigint', { autoMinPairs: 5n }, InputError, /autoMinPairs must be a number, got 5n/],
+    ['autoUseFallbackAdapter 1', { autoUseFallbackAdapter: 1 }, InputError, /autoUseFallbackAdapter must be a boolean, got 1/],
+    ['limits null', { limits: null }, InputError, /limits must be an object, got null/],
+    ['limits 5', { limits: 5 }, InputError, /limits must be an object/],
+    ['an unknown limit', { limits: { maxBindGroups: 2 } }, InputError, /unknown limit 'limits.maxBindGroups'/],
+    ['an unlowerable limit', { limits: { minUniformBufferOffsetAlignment: 256 } }, InputError, /limits.minUniformBufferOffsetAlignment/],
+    ['a zero limit', { limits: { maxPairsPerDispatch: 0 } }, InputError, /limits.maxPairsPerDispatch must be an integer >= 1, got 0/],
+    ['an infinite limit', { limits: { maxBufferSize: Infinity } }, InputError, /limits.maxBufferSize/],
+    ['a fractional limit', { limits: { maxBufferSize: 1e3 + 0.5 } }, InputError, /limits.maxBufferSize/],
+    ['pipelineCacheSize 0', { pipelineCacheSize: 0 }, InputError, /pipelineCacheSize must be an integer >= 1, got 0/],
+    ['bufferCacheBytes -1', { bufferCacheBytes: -1 }, InputError, /bufferCacheBytes must be an integer >= 0, got -1/],
   ];
 
   it.each(bad)('%s is rejected with a named error', (_name, value, type, message) => {
@@ -57,7 +57,7 @@ describe('configureWebGPU: validation', () => {
 
   it('nothing is applied when any option is invalid', async () => {
     configureWebGPU({ autoMinPairs: 123 });
-    expect(() => configureWebGPU({ autoMinPairs: 7, staging: 'bogus' } as never)).toThrow(TypeError);
+    expect(() => configureWebGPU({ autoMinPairs: 7, staging: 'bogus' } as never)).toThrow(InputError);
     // 'auto' still uses the earlier threshold: 100 pairs stay below 123 and run on wasm.
     const x = Vi(new Float32Array(10), 1);
     const y = Vj(new Float32Array(10), 1);

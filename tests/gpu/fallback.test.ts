@@ -2,7 +2,7 @@
 // a lost device, float64, 'auto'. Every fallback runs the reduction on WebAssembly with one
 // console.warn per cause, never an unhandled rejection.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -222,8 +222,9 @@ describe.skipIf(!existsSync(bundle))('the built bundle in a fresh process', () =
   it("no 'webgpu' package: wasm with one warning", () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'lazytensor-'));
     try {
-      copyFileSync(bundle, path.join(dir, 'index.mjs'));
-      const r = runBundle(path.join(dir, 'index.mjs'), {});
+      // The whole dist folder (index.js imports its chunks), outside the repository's node_modules.
+      cpSync(path.dirname(bundle), path.join(dir, 'dist'), { recursive: true });
+      const r = runBundle(path.join(dir, 'dist', 'index.js'), {});
       expect(r.engine).toBe('wasm');
       expect(r.data).toEqual(WANT);
       expect(r.warns).toHaveLength(1);
