@@ -7,7 +7,7 @@ export type { LogSumExpOptions, ReductionOptions, ValuesAndIndices } from './cor
 export type { ArrayInput, ParameterOptions, VariableOptions } from './core/input.js';
 export type { DType } from './core/formula.js';
 export type { Axis, EngineChoice } from './core/reduction.js';
-export type { ReductionProgress } from './core/scheduling.js';
+export type { AbortSignalLike, AbortSignalShape, ReductionProgress } from './core/scheduling.js';
 export { Tensor } from './core/tensor.js';
 export { reduction, runReduction, vjp } from './core/reduction-grad.js';
 export { solveVjp } from './core/solve.js';

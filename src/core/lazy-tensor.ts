@@ -1,5 +1,6 @@
 // The public symbolic-matrix API: a LazyTensor wraps a formula node; operations build new nodes,
 // reductions hand a checked plan to the runtime, which picks an engine.
+import type { AbortSignalLike } from './scheduling.js';
 import { InputError, ResourceLimitError } from './errors.js';
 
 /** The most entries a reduction's result may have: outputs are indexed with int32 (2^31 - 1). */
@@ -40,7 +41,7 @@ export interface ReductionOptions {
   /** Cancels the reduction: it rejects with `signal.reason` (a DOMException 'AbortError' unless the
    *  caller gave another reason) right away when the signal is already aborted, and otherwise within
    *  one chunk of work (~50 ms) after it aborts. The engine stays usable. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   /** Called between the chunks the reduction is computed in, with the output rows done (over every
    *  batch item) and the total: `done` never decreases, and the last call has `done === total`.
    *  Small reductions make just that one call. */

@@ -7,6 +7,35 @@
 // waits for one macrotask, so that the event loop runs at least every YIELD_INTERVAL_MS of work.
 import { InputError } from './errors.js';
 
+/**
+ * The part of an `AbortSignal` the library reads. Written out so that the published declarations
+ * need neither the DOM lib nor @types/node: see {@link AbortSignalLike}.
+ */
+export interface AbortSignalShape {
+  /** Whether the signal has fired. */
+  readonly aborted: boolean;
+  /** Why it fired (the rejection of an aborted job). */
+  readonly reason?: unknown;
+  /** Subscribes to the 'abort' event. */
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  /** Unsubscribes from the 'abort' event. */
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * An `AbortSignal` (from an `AbortController`): the runtime's own type where the libs in use declare
+ * one (the DOM lib, @types/node, Deno, Bun), else {@link AbortSignalShape}.
+ */
+export type AbortSignalLike = typeof globalThis extends {
+  /** The runtime's AbortSignal class, where the libs in use declare it. */
+  AbortSignal: {
+    /** Its prototype, which has the instance type. */
+    prototype: infer S;
+  };
+}
+  ? S
+  : AbortSignalShape;
+
 /** The longest stretch of work between two macrotask yields, in milliseconds. */
 export const YIELD_INTERVAL_MS = 20;
 
@@ -20,7 +49,7 @@ export interface ReductionProgress {
 
 /** What a reduction is run with besides its plan: cancellation and progress. */
 export interface RunControl {
-  readonly signal?: AbortSignal;
+  readonly signal?: AbortSignalLike;
   /** Called with rows done [done, done + rows) as they complete, in no particular order. */
   readonly onRows?: (rows: number) => void;
 }
@@ -82,18 +111,18 @@ export function sinceLastYield(): number {
 }
 
 /** Whether `v` looks like an AbortSignal (DOM's, Node's, or a compatible polyfill). */
-export function isAbortSignal(v: unknown): v is AbortSignal {
+export function isAbortSignal(v: unknown): v is AbortSignalLike {
   return (
     typeof v === 'object' &&
     v !== null &&
-    typeof (v as AbortSignal).aborted === 'boolean' &&
-    typeof (v as AbortSignal).addEventListener === 'function' &&
-    typeof (v as AbortSignal).removeEventListener === 'function'
+    typeof (v as AbortSignalLike).aborted === 'boolean' &&
+    typeof (v as AbortSignalLike).addEventListener === 'function' &&
+    typeof (v as AbortSignalLike).removeEventListener === 'function'
   );
 }
 
 /** Checks an option that must be an AbortSignal (or absent). */
-export function checkSignal(where: string, signal: unknown): AbortSignal | undefined {
+export function checkSignal(where: string, signal: unknown): AbortSignalLike | undefined {
   if (signal === undefined) return undefined;
   if (!isAbortSignal(signal)) {
     throw new InputError(`${where}: signal must be an AbortSignal (from an AbortController), got ${signal === null ? 'null' : typeof signal}`);
@@ -102,7 +131,7 @@ export function checkSignal(where: string, signal: unknown): AbortSignal | undef
 }
 
 /** The rejection of an aborted job: the signal's reason (a DOMException 'AbortError' by default). */
-export function abortReason(signal: AbortSignal): unknown {
+export function abortReason(signal: AbortSignalLike): unknown {
   if (signal.reason !== undefined) return signal.reason;
   // Signals from before `reason` existed: the DOM's default reason.
   if (typeof DOMException === 'function') return new DOMException('This operation was aborted', 'AbortError');
@@ -112,7 +141,7 @@ export function abortReason(signal: AbortSignal): unknown {
 }
 
 /** Throws the signal's reason when it has been aborted. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
+export function throwIfAborted(signal: AbortSignalLike | undefined): void {
   if (signal?.aborted) throw abortReason(signal);
 }
 
@@ -120,7 +149,7 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
  * `work`, rejected with the signal's reason as soon as the signal aborts (the work itself goes on
  * to its next check, its result is then dropped).
  */
-export function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function raceAbort<T>(work: Promise<T>, signal: AbortSignalLike | undefined): Promise<T> {
   if (signal === undefined) return work;
   if (signal.aborted) {
     work.catch(() => {});
@@ -146,7 +175,7 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignal | undefined):
  * One iteration boundary of a long loop: rejects when the signal is aborted (before and after the
  * yield, so an abort fired by a timer during the yield is seen at once), yields when due.
  */
-export async function checkpoint(signal: AbortSignal | undefined): Promise<void> {
+export async function checkpoint(signal: AbortSignalLike | undefined): Promise<void> {
   throwIfAborted(signal);
   const pending = yieldIfDue();
   if (pending !== undefined) {

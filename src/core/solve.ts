@@ -1,5 +1,6 @@
 // Kernel linear systems (alpha I + K) a = b by conjugate gradients: each iteration is one sum
 // reduction K p on an engine (all right-hand sides at once), the rest is O(N) float64 work in JS.
+import type { AbortSignalLike } from './scheduling.js';
 import { InputError } from './errors.js';
 import { LazyTensor, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { reduction, vjp } from './reduction-grad.js';
@@ -13,7 +14,7 @@ type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly
 export interface SolveOptions extends Omit<ReductionOptions, 'onProgress'> {
   /** Cancels the solve (inherited from ReductionOptions): it rejects with `signal.reason` right
    *  away when the signal is already aborted, else within one iteration (one reduction's chunk). */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
   /** The ridge alpha in (alpha I + K) (default 0). */
   alpha?: number;
   /** Stop when every column's residual norm is below tol times its right-hand side's (default 1e-6). */

@@ -12,6 +12,7 @@
 // over the cluster pairs whose coarse cost is below the truncation threshold) would implement this
 // same reductions with `ranges`: see multiscale.ts, whose loop calls OnlineBackend.softmin and
 // softminGrad with the block-sparsity pattern of the cluster pairs it keeps.
+import type { AbortSignalLike } from '../core/scheduling.js';
 import { LazyTensor, Vi, Vj, type BlockRanges, type EngineName } from '../index.js';
 import { variablesOf, type Variable } from '../core/formula.js';
 import type { Cloud } from './inputs.js';
@@ -116,14 +117,14 @@ export class OnlineBackend implements SoftminBackend {
   reductions = 0;
   /** The engine of the last reduction. */
   engine: EngineName = 'wasm';
-  private readonly opts: { dtype: 'float32' | 'float64'; engine?: 'auto' | 'wasm' | 'webgpu'; signal?: AbortSignal };
+  private readonly opts: { dtype: 'float32' | 'float64'; engine?: 'auto' | 'wasm' | 'webgpu'; signal?: AbortSignalLike };
 
   constructor(
     readonly cost: CostModel,
     readonly dtype: 'float32' | 'float64',
     engine: 'auto' | 'wasm' | 'webgpu' | null,
     /** Passed to every reduction: an abort stops the loss within one reduction chunk. */
-    signal: AbortSignal | null = null,
+    signal: AbortSignalLike | null = null,
   ) {
     this.opts = { dtype, ...(engine === null ? {} : { engine }), ...(signal === null ? {} : { signal }) };
   }

@@ -1,5 +1,6 @@
 // SamplesLoss options: GeomLoss's names in camelCase, with its defaults, validated once at
 // construction so that a typo or an impossible value fails before any computation.
+import type { AbortSignalLike } from '../core/scheduling.js';
 import { LazyTensorError, type LazyTensor } from '../index.js';
 import { isAbortSignal } from '../core/scheduling.js';
 
@@ -99,13 +100,13 @@ export interface SamplesLossOptions {
    *  signal is already aborted, else within one iteration (one reduction chunk) after it aborts.
    *  A call's own `{ signal }` (the last argument of value, valueAndGrad, potentials,
    *  transportPlan) takes precedence. Default null. */
-  signal?: AbortSignal | null;
+  signal?: AbortSignalLike | null;
 }
 
 /** Options of one call (value, valueAndGrad, potentials, transportPlan). */
 export interface CallOptions {
   /** Cancels this call (instead of the loss's `signal`): see SamplesLossOptions.signal. */
-  signal?: AbortSignal | null;
+  signal?: AbortSignalLike | null;
 }
 
 /** The most iterations a loop may plan (the epsilon schedule, or convergence.maxIter): beyond this a
@@ -131,7 +132,7 @@ export interface ResolvedOptions {
   onProgress: ((info: ProgressInfo) => void) | null;
   convergence: { tol: number | null; maxIter: number } | null;
   exactUnbalancedGradients: boolean;
-  signal: AbortSignal | null;
+  signal: AbortSignalLike | null;
 }
 
 /** A bad argument or option of a loss; the message names it. A `LazyTensorError`, so
@@ -247,7 +248,7 @@ export function resolveOptions(options: SamplesLossOptions | undefined): Resolve
 }
 
 /** An AbortSignal option (or null/undefined: none). */
-export function checkSignalOption(name: string, signal: unknown): AbortSignal | null {
+export function checkSignalOption(name: string, signal: unknown): AbortSignalLike | null {
   if (signal === undefined || signal === null) return null;
   if (!isAbortSignal(signal)) throw new GeomLossError(`${name} must be an AbortSignal (from an AbortController) or null, got ${show(signal)}`);
   return signal;
