@@ -48,6 +48,7 @@ export type {
 } from './options.js';
 export type { AnyPoints, BatchedPoints, Points, ShapedPoints, Weights, WeightsArgument } from './inputs.js';
 export { epsilonSchedule } from './schedule.js';
+export { slicedWasserstein, type SlicedWassersteinOptions, type SlicedWassersteinResult } from './sliced.js';
 
 /** How a result was computed. */
 export interface LossInfo {
