@@ -100,6 +100,9 @@ export async function slicedWasserstein(x: Points, y: Points, options: SlicedWas
   const gx = new Float64Array(N * D);
   const gy = new Float64Array(M * D);
   const perDirection = new Float64Array(P);
+  // The projections, weights and gradient coefficients in sorted order (contiguous for the walk).
+  const [sx, sa, csx] = [new Float64Array(N), new Float64Array(N), new Float64Array(N)];
+  const [sy, sb, csy] = [new Float64Array(M), new Float64Array(M), new Float64Array(M)];
   // Two sorters: each returned permutation lives in its sorter's buffer.
   const sortX = new Sorter(N);
   const sortY = new Sorter(M);
@@ -113,9 +116,9 @@ export async function slicedWasserstein(x: Points, y: Points, options: SlicedWas
     await checkpoint(signal);
     const iy = sortY.order(py);
     await checkpoint(signal);
-    cx.fill(0);
-    cy.fill(0);
-    perDirection[t] = coupling1d(px, a, ix, py, b, iy, p, cx, cy);
+    perDirection[t] = coupling1d(gather(px, ix, sx), gather(a, ix, sa), gather(py, iy, sy), gather(b, iy, sb), p, csx, csy);
+    scatter(csx, ix, cx);
+    scatter(csy, iy, cy);
     accumulate(gx, cx, theta, D);
     accumulate(gy, cy, theta, D);
     await checkpoint(signal);
@@ -231,40 +234,37 @@ function accumulate(g: Float64Array, c: Float64Array, theta: Float64Array, D: nu
 }
 
 /**
- * The 1-D OT cost sum m |s_i - t_j|^p of the monotone coupling of (s, a) and (t, b) (both of mass 1),
- * walking the two sorted sequences and moving mass m = min(remaining a_i, remaining b_j) at each step.
- * Adds d cost / d s_i to cs and d cost / d t_j to ct (the coupling held fixed: exact away from ties).
+ * The 1-D OT cost sum m |s_k - t_l|^p of the monotone coupling of (s, a) and (t, b), both sorted
+ * ascending and of mass 1, walking the two sequences and moving mass m = min(remaining a_k,
+ * remaining b_l) at each step. Writes d cost / d s_k to cs and d cost / d t_l to ct (the coupling held
+ * fixed: exact away from ties). Contiguous sorted arrays: the walk reads memory in order.
  */
-export function coupling1d(
-  s: Float64Array, a: Float64Array, is: Uint32Array,
-  t: Float64Array, b: Float64Array, it: Uint32Array,
-  p: number, cs: Float64Array, ct: Float64Array,
-): number {
+function coupling1d(s: Float64Array, a: Float64Array, t: Float64Array, b: Float64Array, p: number, cs: Float64Array, ct: Float64Array): number {
   const N = s.length;
   const M = t.length;
+  cs.fill(0);
+  ct.fill(0);
   let i = 0;
   let j = 0;
-  let ra = a[is[0]!]!;
-  let rb = b[it[0]!]!;
+  let ra = a[0]!;
+  let rb = b[0]!;
   let cost = 0;
   while (i < N && j < M) {
-    const ii = is[i]!;
-    const jj = it[j]!;
     const m = ra < rb ? ra : rb;
     if (m > 0) {
-      const d = s[ii]! - t[jj]!;
+      const d = s[i]! - t[j]!;
       const ad = Math.abs(d);
       if (p === 1) {
         cost += m * ad;
         const g = d > 0 ? m : d < 0 ? -m : 0;
-        cs[ii]! += g;
-        ct[jj]! -= g;
+        cs[i]! += g;
+        ct[j]! -= g;
       } else if (ad > 0) {
         const pw = p === 2 ? ad : Math.pow(ad, p - 1);
         cost += m * pw * ad;
         const g = m * p * pw * (d > 0 ? 1 : -1);
-        cs[ii]! += g;
-        ct[jj]! -= g;
+        cs[i]! += g;
+        ct[j]! -= g;
       }
     }
     // The side whose remaining mass runs out first moves on (x's on a tie: the other then moves
@@ -272,34 +272,42 @@ export function coupling1d(
     if (ra < rb) {
       rb -= ra;
       i++;
-      if (i < N) ra = a[is[i]!]!;
+      if (i < N) ra = a[i]!;
     } else {
       ra -= rb;
       j++;
-      if (j < M) rb = b[it[j]!]!;
+      if (j < M) rb = b[j]!;
     }
   }
   return cost;
 }
 
-/** Argsort of float64 keys, reusing its buffers: LSD radix sort on 16-bit digits of the keys' ordered
- *  bit patterns (4 passes of O(n)), a comparison sort for short arrays. */
+/** out[k] = v[perm[k]]. */
+function gather(v: Float64Array, perm: Uint32Array, out: Float64Array): Float64Array {
+  for (let k = 0; k < perm.length; k++) out[k] = v[perm[k]!]!;
+  return out;
+}
+
+/** out[perm[k]] = v[k]. */
+function scatter(v: Float64Array, perm: Uint32Array, out: Float64Array): Float64Array {
+  for (let k = 0; k < perm.length; k++) out[perm[k]!] = v[k]!;
+  return out;
+}
+
+/** Argsort of float64 keys, reusing its buffers: LSD radix sort on the 8 bytes of the keys' ordered
+ *  bit patterns, moving the keys with the indices so that every pass reads sequentially (passes
+ *  where every key has the same byte are skipped), a comparison sort for short arrays. */
 class Sorter {
-  private readonly idx: Uint32Array;
-  private readonly tmp: Uint32Array;
-  private readonly hi: Uint32Array;
-  private readonly lo: Uint32Array;
-  private readonly count = new Uint32Array(65536);
+  private readonly buf: Uint32Array[];
+  private readonly count = new Uint32Array(8 * 256);
   private readonly f64 = new Float64Array(1);
   private readonly u32 = new Uint32Array(this.f64.buffer);
   /** Index of the high word of a float64 in u32 (1 on little-endian machines). */
   private readonly high: number;
 
-  constructor(n: number) {
-    this.idx = new Uint32Array(n);
-    this.tmp = new Uint32Array(n);
-    this.hi = new Uint32Array(n);
-    this.lo = new Uint32Array(n);
+  constructor(private readonly n: number) {
+    // [hi, lo, idx] twice: the source and the destination of a pass.
+    this.buf = Array.from({ length: 6 }, () => new Uint32Array(n));
     this.f64[0] = -1;
     this.high = this.u32[1] === 0xbff00000 ? 1 : 0;
   }
@@ -307,11 +315,13 @@ class Sorter {
   /** The permutation that sorts `keys` ascending (valid until the next call). */
   order(keys: Float64Array): Uint32Array {
     const n = keys.length;
-    const idx = this.idx.subarray(0, n);
+    if (n !== this.n) throw new RangeError(`Sorter: built for ${this.n} keys, got ${n}`);
+    let [hi, lo, idx, hi2, lo2, idx2] = this.buf as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
     for (let i = 0; i < n; i++) idx[i] = i;
     if (n < RADIX_MIN) return idx.sort((p, q) => keys[p]! - keys[q]!);
-    const { hi, lo, u32, f64, high } = this;
+    const { u32, f64, high, count } = this;
     const low = 1 - high;
+    count.fill(0);
     for (let i = 0; i < n; i++) {
       f64[0] = keys[i]! + 0; // -0 and +0 as one key
       let h = u32[high]!;
@@ -323,32 +333,38 @@ class Sorter {
       } else h = (h | 0x80000000) >>> 0;
       hi[i] = h;
       lo[i] = l;
+      count[l & 0xff]!++;
+      count[256 + ((l >>> 8) & 0xff)]!++;
+      count[512 + ((l >>> 16) & 0xff)]!++;
+      count[768 + (l >>> 24)]!++;
+      count[1024 + (h & 0xff)]!++;
+      count[1280 + ((h >>> 8) & 0xff)]!++;
+      count[1536 + ((h >>> 16) & 0xff)]!++;
+      count[1792 + (h >>> 24)]!++;
     }
-    let src = idx;
-    let dst = this.tmp.subarray(0, n);
-    const count = this.count;
-    for (let pass = 0; pass < 4; pass++) {
-      const words = pass < 2 ? lo : hi;
-      const shift = (pass & 1) * 16;
-      count.fill(0);
-      for (let k = 0; k < n; k++) count[(words[src[k]!]! >>> shift) & 0xffff]!++;
-      // One bucket holding everything: this digit is the same for all keys, the pass changes nothing.
-      if (count[(words[src[0]!]! >>> shift) & 0xffff] === n) continue;
+    for (let pass = 0; pass < 8; pass++) {
+      const base = pass * 256;
+      const shift = (pass & 3) * 8;
+      const fromLo = pass < 4;
+      // One bucket holding everything: this byte is the same for all keys, the pass changes nothing.
+      if (count[base + (((fromLo ? lo[0]! : hi[0]!) >>> shift) & 0xff)] === n) continue;
       let sum = 0;
-      for (let d = 0; d < 65536; d++) {
-        const c = count[d]!;
-        count[d] = sum;
+      for (let d = 0; d < 256; d++) {
+        const c = count[base + d]!;
+        count[base + d] = sum;
         sum += c;
       }
+      const digits = fromLo ? lo : hi;
       for (let k = 0; k < n; k++) {
-        const e = src[k]!;
-        dst[count[(words[e]! >>> shift) & 0xffff]!++] = e;
+        const at = count[base + ((digits[k]! >>> shift) & 0xff)]!++;
+        hi2[at] = hi[k]!;
+        lo2[at] = lo[k]!;
+        idx2[at] = idx[k]!;
       }
-      const swap = src;
-      src = dst;
-      dst = swap;
+      [hi, hi2] = [hi2, hi];
+      [lo, lo2] = [lo2, lo];
+      [idx, idx2] = [idx2, idx];
     }
-    if (src !== idx) idx.set(src);
     return idx;
   }
 }
