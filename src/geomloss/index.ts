@@ -8,6 +8,7 @@ import { checkKernelWidth, checkResults, checkTemperatures, lossDegree, scaledCl
 import { hausdorffLoss } from './hausdorff.js';
 import {
   checkPair,
+  inDType,
   parseCloud,
   parseWeights,
   resolveDType,
@@ -32,6 +33,7 @@ import { checkMultiscale, sinkhornMultiscale } from './multiscale.js';
 import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
 import { logits, logWeights, sinkhornLoop, sinkhornSide, type SinkhornResult } from './sinkhorn.js';
+import { otResult, type OTResult, type SolveSamplesOptions } from './solve.js';
 
 export { AUTO_MULTISCALE_PAIRS, GeomLossError, MAX_ITERATIONS } from './options.js';
 
@@ -48,6 +50,8 @@ export type {
 } from './options.js';
 export type { AnyPoints, BatchedPoints, Points, ShapedPoints, Weights, WeightsArgument } from './inputs.js';
 export { epsilonSchedule } from './schedule.js';
+export { slicedWasserstein, type SlicedWassersteinOptions, type SlicedWassersteinResult } from './sliced.js';
+export type { OTResult, SolveSamplesOptions } from './solve.js';
 
 /** How a result was computed. */
 export interface LossInfo {
@@ -156,6 +160,8 @@ interface Computed {
   info: LossInfo;
   x: Cloud;
   y: Cloud;
+  /** Sinkhorn (unbatched): the transport plan of this solve, as transportPlan builds it; else null. */
+  plan: LazyTensor | null;
 }
 
 /**
@@ -262,14 +268,7 @@ export class SamplesLoss {
       gAB = r.final.gAB;
       eps = r.eps;
     }
-    // On the input points (coincident ones were merged): pi_ij with each point's own weight.
-    if (mx !== null) fBA = spread(fBA, mx);
-    if (my !== null) gAB = spread(gAB, my);
-    const u = logits(logWeights(full.a), fBA, eps);
-    const v = logits(logWeights(full.b), gAB, eps);
-    const FX = mx === null ? X : backend.vars(full.x);
-    const FY = my === null ? Y : backend.vars(full.y);
-    return backend.vector(u, FX.cloud, 'i').add(backend.vector(v, FY.cloud, 'j')).sub(backend.cost.overEps(FX.i, FY.j, eps)).exp();
+    return planOf(backend, X, Y, full, mx, my, fBA, gAB, eps);
   }
 
   private prepare(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, call: CallOptions | undefined) {
@@ -321,14 +320,14 @@ export class SamplesLoss {
   }
 
   private async compute(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, mode: Mode, call: CallOptions | undefined): Promise<Computed> {
-    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser } = this.prepare(xIn, yIn, weights, call);
+    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser, full } = this.prepare(xIn, yIn, weights, call);
     const wantGrads = mode === 'grad';
     const info: LossInfo = {
       loss: o.loss, dtype, engine: 'wasm', reductions: 0, schedule: null, diameter: null, iterations: 0, converged: null,
       backend: 'online', multiscale: null,
     };
     /** The results on the input points (merged ones spread back), in the user's units, checked. */
-    const done = (c: Omit<Computed, 'info' | 'x' | 'y'>): Computed => {
+    const done = (c: Omit<Computed, 'info' | 'x' | 'y' | 'plan'>, plan: LazyTensor | null = null): Computed => {
       info.reductions = backend.reductions;
       info.engine = backend.engine;
       const D = X.cloud.D;
@@ -361,7 +360,7 @@ export class SamplesLoss {
         dtype,
         o,
       );
-      return { ...out, info, x: xUser, y: yUser };
+      return { ...out, info, x: xUser, y: yUser, plan };
     };
 
     if (o.loss === 'energy' || o.loss === 'gaussian' || o.loss === 'laplacian') {
@@ -413,6 +412,8 @@ export class SamplesLoss {
     const values = sx.values.map((v, k) => v + sy.values[k]!);
     const D = X.cloud.D;
     const back = (v: Float64Array, perm: Int32Array | null, dim = 1) => (perm === null ? v : unsort(v, perm, dim));
+    // The plan of this very solve (solveSamples): the final non-debiased potentials, as transportPlan.
+    const plan = !wantGrads || X.cloud.batched ? null : planOf(backend, X, Y, full, mx, my, back(r.final.fBA, permX), back(r.final.gAB, permY), r.eps);
     return done({
       values,
       F: back(sx.F, permX),
@@ -421,8 +422,78 @@ export class SamplesLoss {
       gradB: back(sy.gradW, permY),
       gradX: sx.gradP && back(sx.gradP, permX, D),
       gradY: sy.gradP && back(sy.gradP, permY, D),
-    });
+    }, plan);
   }
+}
+
+/** pi_ij = a_i b_j exp((f_i + g_j - C(x_i, y_j)) / eps) on the input points (coincident ones were
+ *  merged: fBA and gAB are on the merged points, each input point gets its own weight). */
+function planOf(
+  backend: OnlineBackend,
+  X: CloudVars,
+  Y: CloudVars,
+  full: { x: Cloud; y: Cloud; a: Float64Array; b: Float64Array },
+  mx: ReturnType<typeof mergeCoincident>,
+  my: ReturnType<typeof mergeCoincident>,
+  fBA: Float64Array,
+  gAB: Float64Array,
+  eps: number,
+): LazyTensor {
+  if (mx !== null) fBA = spread(fBA, mx);
+  if (my !== null) gAB = spread(gAB, my);
+  const u = logits(logWeights(full.a), fBA, eps);
+  const v = logits(logWeights(full.b), gAB, eps);
+  const FX = mx === null ? X : backend.vars(full.x);
+  const FY = my === null ? Y : backend.vars(full.y);
+  return backend.vector(u, FX.cloud, 'i').add(backend.vector(v, FY.cloud, 'j')).sub(backend.cost.overEps(FX.i, FY.j, eps)).exp();
+}
+
+/**
+ * One Sinkhorn solve between two point clouds, as one result object (POT's and geomloss.ot's
+ * convention): value, potentials f and g, the plan, its marginals and barycentric map, the gradients.
+ * Value, potentials, plan and gradients come from the same solve (one run of the Sinkhorn loop: what
+ * `valueAndGrad` costs); `marginals()` and `barycentricMap()` reduce the plan on demand, once.
+ * @example
+ * ```ts
+ * const ot = await solveSamples(x, y, { a, b, blur: 0.01, convergence: true });
+ * const { rows, cols } = await ot.marginals();   // ~ a, b
+ * const T = await ot.barycentricMap();            // [N, D]
+ * ```
+ * @param x [N, D] points, in any of SamplesLoss's single-cloud forms (batches are not accepted).
+ * @param y [M, D] points.
+ * @param options SamplesLoss's options (loss must be 'sinkhorn', the default) with the weights a, b.
+ * @throws GeomLossError as SamplesLoss does for bad points, weights or options; for a loss other than
+ *   'sinkhorn' or a batch.
+ */
+export async function solveSamples(x: Points, y: Points, options: SolveSamplesOptions = {}): Promise<OTResult<LossInfo, Gradients>> {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new GeomLossError('solveSamples: options must be an object (SamplesLoss options with a, b)');
+  }
+  const { a, b, ...rest } = options;
+  const loss = new SamplesLoss(rest);
+  if (loss.options.loss !== 'sinkhorn') throw new GeomLossError(`solveSamples solves loss 'sinkhorn', not '${loss.options.loss}'`);
+  for (const [name, c] of [['x', x], ['y', y]] as const) {
+    if (parseCloud(name, c).batched) throw new GeomLossError(`${name}: solveSamples takes one cloud [N, D], not a batch [B, N, D]`);
+  }
+  // compute() is SamplesLoss's own solve; bracket access keeps it off the public class.
+  const c = await loss['compute'](x, y, { a, b }, 'grad', undefined);
+  const { dtype, engine } = c.info;
+  return otResult({
+    value: c.values[0]!,
+    f: tensor(c.F!, weightShape(c.x), dtype, engine),
+    g: tensor(c.G!, weightShape(c.y), dtype, engine),
+    plan: c.plan!,
+    grad: {
+      x: tensor(c.gradX!, pointShape(c.x), dtype, engine),
+      y: tensor(c.gradY!, pointShape(c.y), dtype, engine),
+      a: tensor(c.gradA!, weightShape(c.x), dtype, engine),
+      b: tensor(c.gradB!, weightShape(c.y), dtype, engine),
+    },
+    info: c.info,
+    y: inDType(c.y.data, dtype),
+    D: c.y.D,
+    signal: loss.options.signal ?? undefined,
+  });
 }
 
 function pointShape(c: Cloud): number[] {
