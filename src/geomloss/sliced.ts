@@ -2,6 +2,7 @@
 // projected and sorted, and the 1-D optimal transport between the two weighted empirical measures is
 // the monotone (quantile-function) coupling, found by merging their cumulative weights: O(N log N)
 // per direction, nothing N x M, float64 throughout.
+import type { AbortSignalLike } from '../core/scheduling.js';
 import { Tensor } from '../core/tensor.js';
 import { checkpoint, throwIfAborted } from '../core/scheduling.js';
 import { parseCloud, parseWeights, type Cloud, type Points, type Weights } from './inputs.js';
@@ -25,7 +26,7 @@ export interface SlicedWassersteinOptions {
    *  row is normalised to unit length (a zero row is an error). */
   directions?: Points | null;
   /** Cancels the computation: the promise rejects with the signal's reason. */
-  signal?: AbortSignal | null;
+  signal?: AbortSignalLike | null;
 }
 
 /** What {@link slicedWasserstein} returns. */

@@ -1,6 +1,7 @@
 // One OT result object (POT's / geomloss.ot's convention): the value, potentials, plan and gradients
 // of one Sinkhorn solve, with the plan's reductions (marginals, barycentric map) run on demand and
 // cached, so that nothing re-runs Sinkhorn.
+import type { AbortSignalLike } from '../core/scheduling.js';
 import { Tensor, Vj, type LazyTensor } from '../index.js';
 import type { Weights } from './inputs.js';
 import type { SamplesLossOptions } from './options.js';
@@ -52,7 +53,7 @@ export function otResult<TInfo, TGrad>(parts: {
   /** y's coordinates in the inputs' units, in the computation's dtype, [M, D] row-major. */
   y: Float32Array | Float64Array;
   D: number;
-  signal: AbortSignal | undefined;
+  signal: AbortSignalLike | undefined;
 }): OTResult<TInfo, TGrad> {
   const { plan, signal, D } = parts;
   const options = signal === undefined ? undefined : { signal };
