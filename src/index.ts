@@ -11,6 +11,8 @@ export type { ReductionProgress } from './core/scheduling.js';
 export { Tensor } from './core/tensor.js';
 export { reduction, runReduction, vjp } from './core/reduction-grad.js';
 export { solveVjp } from './core/solve.js';
+export { knn } from './core/knn.js';
+export type { KnnMetric, KnnOptions, KnnResult } from './core/knn.js';
 export { clusterRangesCentroids, fromMatrix, gridCluster, sortClusters, swapAxes } from './core/block-sparse.js';
 export type { BlockRanges } from './core/block-sparse.js';
 export type { SolveOptions, SolveResult } from './core/solve.js';
