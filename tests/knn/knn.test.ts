@@ -106,7 +106,7 @@ describe('knn equals argKMin of the same formula, exactly', () => {
 });
 
 describe('knn against a plain float64 brute force', () => {
-  it('euclidean, manhattan and cosine, float64 (auto: brute force at this size; the tree's equality is tested above)', async () => {
+  it('euclidean, manhattan and cosine, float64 (auto: brute force at this size; the tree equality is tested above)', async () => {
     const random = rng(21);
     const x = uniformRows(random, 600, 3);
     const y = uniformRows(random, 700, 3);
