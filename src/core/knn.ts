@@ -243,10 +243,19 @@ async function treeSearch(
       if (cand.length === 0) continue;
       let take = cand;
       if (cand.length > cap) {
-        const keys = Float64Array.from(cand, (b) => key[b]!).sort();
-        const t = keys[cap - 1]!;
-        take = cand.filter((b) => key[b]! < t);
-        for (const b of cand) if (take.length < cap && key[b] === t) take.push(b);
+        // The cap nearest by key, by insertion into a short sorted list: most leaves are rejected at
+        // the first comparison (a sort of all the candidates cost ~0.5 s at 10^5 points).
+        take = [];
+        for (const b of cand) {
+          const kb = key[b]!;
+          if (take.length === cap && !(kb < key[take[cap - 1]!]!)) continue;
+          let p = take.length === cap ? cap - 1 : take.length;
+          while (p > 0 && key[take[p - 1]!]! > kb) {
+            take[p] = take[p - 1]!;
+            p--;
+          }
+          take[p] = b;
+        }
       }
       take.sort((a, b) => a - b);
       for (const b of take) visited[q * nB + b] = 1;
