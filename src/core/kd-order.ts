@@ -1,5 +1,6 @@
-// A k-d tree order of a point cloud, shared by the GeomLoss multiscale backend and the exact K-NN
-// search (src/core/knn.ts): core-level, so that the core never imports from geomloss.
+// A k-d tree order of a point cloud for the exact K-NN search (src/core/knn.ts): a core-level copy of
+// src/geomloss/spatial.ts's kdOrder (tests/knn/knn.test.ts checks that both give the same order).
+// A copy, not a move: the core never imports from geomloss, and this leaves geomloss untouched.
 
 /**
  * A k-d tree order: the rows are split in two at the median of their widest coordinate until at

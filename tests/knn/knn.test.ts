@@ -158,3 +158,15 @@ describe('knn bad input', () => {
     await expect(knn(x, x, 3, { signal: c.signal, method: 'brute' })).rejects.toThrow(/abort/i);
   });
 });
+
+describe('the core k-d order', () => {
+  it('is the same order as GeomLoss spatial.ts (a copy, kept identical)', async () => {
+    const { kdOrder: core } = await import('../../src/core/kd-order.js');
+    const { kdOrder: geom } = await import('../../src/geomloss/spatial.js');
+    const data = typed(uniformRows(rng(31), 3000, 3), 'float64');
+    const a = core(data, 3000, 3, 64);
+    const b = geom(data, 3000, 3, 64);
+    expect(Array.from(a.perm)).toEqual(Array.from(b.perm));
+    expect(Array.from(a.leaves)).toEqual(Array.from(b.leaves));
+  });
+});
