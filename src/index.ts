@@ -11,6 +11,10 @@ export type { AbortSignalLike, AbortSignalShape, ReductionProgress } from './cor
 export { Tensor } from './core/tensor.js';
 export { reduction, runReduction, vjp } from './core/reduction-grad.js';
 export { solveVjp } from './core/solve.js';
+export { knn } from './core/knn.js';
+export type { KnnMetric, KnnOptions, KnnResult } from './core/knn.js';
+export { kMeans } from './core/kmeans.js';
+export type { KMeansOptions, KMeansResult } from './core/kmeans.js';
 export { clusterRangesCentroids, fromMatrix, gridCluster, sortClusters, swapAxes } from './core/block-sparse.js';
 export type { BlockRanges } from './core/block-sparse.js';
 export type { SolveOptions, SolveResult } from './core/solve.js';

@@ -1,0 +1,221 @@
+// K-means by Lloyd's algorithm: the assignment step is one minArgMin reduction over the centroids
+// (the N x K distance matrix is never stored), the update a plain float64 loop over the labels.
+import { InputError } from './errors.js';
+import type { DType } from './formula.js';
+import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
+import { Vi, Vj } from './lazy-tensor.js';
+import type { EngineChoice } from './reduction.js';
+import { Tensor, type EngineName } from './tensor.js';
+
+/** Options of {@link kMeans}. */
+export interface KMeansOptions {
+  /** 'kmeans++' (default: D^2 sampling, seeded), 'random' (K distinct rows, seeded), or the initial
+   *  centroids [K, D] (Float32Array/Float64Array/number[] flat, or number[][]). */
+  init?: 'kmeans++' | 'random' | ArrayInput;
+  /** The most Lloyd iterations (default 100). */
+  iterations?: number;
+  /** Stops when the squared centroid shift, summed over the centroids, is at most tol times the mean
+   *  variance of the coordinates of x (scikit-learn's rule; default 1e-4; 0: only when no label
+   *  changes). */
+  tol?: number;
+  /** Seed of the initialisation's random choices (default 0): the same seed, the same result. */
+  seed?: number;
+  /** Components per row of flat x data (default 1; number[][] rows set it). */
+  dim?: number;
+  /** Precision of the assignment reductions; by default a Float32Array gives float32, otherwise float64. */
+  dtype?: DType;
+  /** The engine of the reductions (default: the global default). */
+  engine?: EngineChoice;
+  /** Cancels the run: passed to every reduction and checked every iteration. */
+  signal?: AbortSignal;
+}
+
+/** The result of {@link kMeans}. */
+export interface KMeansResult {
+  /** The cluster of each row of x (the nearest centroid, ties to the lowest index), shape [N]. */
+  labels: Tensor<Int32Array>;
+  /** The centroids, shape [K, D], in the input precision. */
+  centroids: Tensor<Float32Array | Float64Array>;
+  /** The number of Lloyd updates run. */
+  iterations: number;
+  /** The sum of squared distances from each row to its centroid (float64). */
+  inertia: number;
+}
+
+const KMEANS_KEYS = new Set(['init', 'iterations', 'tol', 'seed', 'dim', 'dtype', 'engine', 'signal']);
+
+/** A small seeded generator (xorshift32) in [0, 1). */
+function generator(seed: number): () => number {
+  let s = (seed >>> 0) ^ 0x9e3779b9 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+function sqDist64(x: Float32Array | Float64Array, i: number, c: Float64Array, k: number, D: number): number {
+  let s = 0;
+  for (let d = 0; d < D; d++) {
+    const t = x[i * D + d]! - c[k * D + d]!;
+    s += t * t;
+  }
+  return s;
+}
+
+/**
+ * K-means clustering of the rows of x by Lloyd's algorithm: assign every row to its nearest centroid
+ * (one `minArgMin` reduction of `x.sqDist(c)`, ties to the lowest index), move every centroid to the
+ * mean of its rows (float64), until `tol` or `iterations`. A cluster left empty is re-seeded at the row
+ * farthest from its centroid (the next farthest for a second empty cluster), as scikit-learn does.
+ * The labels returned are those of the returned centroids (one last assignment after the last move).
+ *
+ * @param x the rows [N, D]: Float32Array, Float64Array, flat number[] (with `dim`) or number[][].
+ * @param K the number of clusters, an integer in [1, N].
+ * @throws RangeError when K is not in [1, N], on bad data (as `Vi`), on bad iterations, tol, seed or
+ *   init centroids (wrong shape, NaN).
+ * @throws TypeError on an unknown option or init.
+ * @example
+ * ```ts
+ * const { labels, centroids, inertia } = await kMeans(points, 10, { dim: 2, seed: 1 });
+ * ```
+ */
+export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = {}): Promise<KMeansResult> {
+  checkOptionKeys('kMeans', options, KMEANS_KEYS);
+  const v = makeVariable('kMeans: x', 'i', x, options.dim, undefined);
+  if (v.batch.length > 0) throw new InputError('kMeans: batched [B, N, D] data is not supported; call once per batch item');
+  const { data, rows: N, dim: D } = v;
+  if (!Number.isInteger(K) || K < 1 || K > N) throw new InputError(`kMeans: K must be an integer in [1, ${N}] (the number of rows of x), got ${K}`);
+  const maxIter = options.iterations ?? 100;
+  if (!Number.isInteger(maxIter) || maxIter < 0) throw new InputError(`kMeans: iterations must be a non-negative integer, got ${maxIter}`);
+  const tol = options.tol ?? 1e-4;
+  if (!(tol >= 0) || !Number.isFinite(tol)) throw new InputError(`kMeans: tol must be a finite number >= 0, got ${tol}`);
+  const seed = options.seed ?? 0;
+  if (!Number.isInteger(seed)) throw new InputError(`kMeans: seed must be an integer, got ${seed}`);
+  const dtype: DType = checkDType('kMeans', options.dtype) ?? v.dtype ?? 'float64';
+  const random = generator(seed);
+  const c = initialCentroids(options.init ?? 'kmeans++', data, N, D, K, random);
+  const reduceOptions = {
+    dtype,
+    ...(options.engine === undefined ? {} : { engine: options.engine }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
+  const X = Vi(data, D);
+  let engine: EngineName = 'wasm';
+  const assign = async () => {
+    const r = await X.sqDist(Vj(c, D)).minArgMin(1, reduceOptions);
+    engine = r.indices.engine;
+    return { labels: r.indices.data, dist: r.values.data };
+  };
+  // The threshold on the squared shift: tol times the mean variance of the coordinates.
+  let variance = 0;
+  for (let d = 0; d < D; d++) {
+    let mean = 0;
+    for (let i = 0; i < N; i++) mean += data[i * D + d]!;
+    mean /= N;
+    let s = 0;
+    for (let i = 0; i < N; i++) s += (data[i * D + d]! - mean) ** 2;
+    variance += s / N;
+  }
+  const threshold = (tol * variance) / D;
+  let { labels, dist } = await assign();
+  let iterations = 0;
+  while (iterations < maxIter) {
+    options.signal?.throwIfAborted();
+    const shift = update(c, data, labels, dist, N, D, K);
+    iterations++;
+    const next = await assign();
+    const changed = next.labels.some((l, i) => l !== labels[i]);
+    ({ labels, dist } = next);
+    if (!changed || shift <= threshold) break;
+  }
+  let inertia = 0;
+  for (let i = 0; i < N; i++) inertia += sqDist64(data, i, c, labels[i]!, D);
+  const centroids = dtype === 'float32' || data instanceof Float32Array ? Float32Array.from(c) : c;
+  return { labels: new Tensor(labels, [N], engine), centroids: new Tensor(centroids, [K, D], engine), iterations, inertia };
+}
+
+/** Moves each centroid to the mean of its rows; an empty cluster takes the farthest row not taken
+ *  yet. Returns the squared shift summed over the centroids. */
+function update(c: Float64Array, data: Float32Array | Float64Array, labels: Int32Array, dist: ArrayLike<number>, N: number, D: number, K: number): number {
+  const sum = new Float64Array(K * D);
+  const count = new Float64Array(K);
+  for (let i = 0; i < N; i++) {
+    const l = labels[i]!;
+    count[l] = count[l]! + 1;
+    for (let d = 0; d < D; d++) sum[l * D + d] = sum[l * D + d]! + data[i * D + d]!;
+  }
+  let order: Int32Array | null = null;
+  let taken = 0;
+  let shift = 0;
+  for (let k = 0; k < K; k++) {
+    let row: number[];
+    if (count[k]! > 0) {
+      row = Array.from({ length: D }, (_, d) => sum[k * D + d]! / count[k]!);
+    } else {
+      // Farthest first, ties to the lowest row: the same choice on every run.
+      order ??= Int32Array.from({ length: N }, (_, i) => i).sort((a, b) => dist[b]! - dist[a]! || a - b);
+      const i = order[Math.min(taken++, N - 1)]!;
+      row = Array.from({ length: D }, (_, d) => data[i * D + d]!);
+    }
+    for (let d = 0; d < D; d++) {
+      shift += (row[d]! - c[k * D + d]!) ** 2;
+      c[k * D + d] = row[d]!;
+    }
+  }
+  return shift;
+}
+
+function initialCentroids(init: KMeansOptions['init'], data: Float32Array | Float64Array, N: number, D: number, K: number, random: () => number): Float64Array {
+  const c = new Float64Array(K * D);
+  const copyRow = (k: number, i: number) => {
+    for (let d = 0; d < D; d++) c[k * D + d] = data[i * D + d]!;
+  };
+  if (init === 'random') {
+    // K distinct rows: a partial Fisher-Yates shuffle.
+    const idx = Int32Array.from({ length: N }, (_, i) => i);
+    for (let k = 0; k < K; k++) {
+      const t = k + Math.floor(random() * (N - k));
+      [idx[k], idx[t]] = [idx[t]!, idx[k]!];
+      copyRow(k, idx[k]!);
+    }
+    return c;
+  }
+  if (init === 'kmeans++') {
+    // Arthur and Vassilvitskii's D^2 sampling: each next centroid is a row drawn with probability
+    // proportional to its squared distance to the nearest centroid so far.
+    copyRow(0, Math.floor(random() * N));
+    const near = new Float64Array(N);
+    for (let i = 0; i < N; i++) near[i] = sqDist64(data, i, c, 0, D);
+    for (let k = 1; k < K; k++) {
+      let total = 0;
+      for (let i = 0; i < N; i++) total += near[i]!;
+      let pick = N - 1;
+      if (total > 0) {
+        let u = random() * total;
+        for (let i = 0; i < N; i++) {
+          if (near[i]! === 0) continue;
+          // The last row of positive weight when rounding leaves u >= 0 at the end.
+          pick = i;
+          u -= near[i]!;
+          if (u < 0) break;
+        }
+      } else {
+        pick = Math.floor(random() * N); // every row is on a centroid already
+      }
+      copyRow(k, pick);
+      for (let i = 0; i < N; i++) near[i] = Math.min(near[i]!, sqDist64(data, i, c, k, D));
+    }
+    return c;
+  }
+  if (typeof init === 'string') throw new InputError(`kMeans: init must be 'kmeans++', 'random' or centroids [K, D], got '${init}'`);
+  const given = makeVariable('kMeans: init', 'j', init as ArrayInput, D, undefined);
+  if (given.rows !== K || given.dim !== D || given.batch.length > 0) {
+    throw new InputError(`kMeans: init must hold ${K} centroids of ${D} components, got ${given.rows} x ${given.dim}`);
+  }
+  c.set(given.data);
+  return c;
+}
