@@ -1,5 +1,6 @@
 // K-means by Lloyd's algorithm: the assignment step is one minArgMin reduction over the centroids
 // (the N x K distance matrix is never stored), the update a plain float64 loop over the labels.
+import type { AbortSignalLike } from './scheduling.js';
 import { InputError } from './errors.js';
 import type { DType } from './formula.js';
 import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
@@ -27,7 +28,7 @@ export interface KMeansOptions {
   /** The engine of the reductions (default: the global default). */
   engine?: EngineChoice;
   /** Cancels the run: passed to every reduction and checked every iteration. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
 }
 
 /** The result of {@link kMeans}. */

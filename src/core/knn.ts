@@ -2,6 +2,7 @@
 // and at small D for the Euclidean and Manhattan metrics a k-d tree search whose blocks are the
 // ranges of block-sparse reductions. The core knows no engine: every pair value comes from a
 // reduction, so the tree search returns exactly what argKMin of the same formula returns.
+import type { AbortSignalLike } from './scheduling.js';
 import { InputError } from './errors.js';
 import type { BlockRanges } from './block-sparse.js';
 import type { DType } from './formula.js';
@@ -30,7 +31,7 @@ export interface KnnOptions {
   /** The engine of every reduction (default: the global default). */
   engine?: EngineChoice;
   /** Cancels the search: passed to every reduction and checked between rounds. */
-  signal?: AbortSignal;
+  signal?: AbortSignalLike;
 }
 
 /** The result of {@link knn}. */
@@ -181,7 +182,7 @@ async function treeSearch(
   dtype: DType,
   norm: 'l2' | 'l1',
   reduce: Reduce,
-  signal: AbortSignal | undefined,
+  signal: AbortSignalLike | undefined,
 ): Promise<{ values: Float64Array; indices: Int32Array }> {
   const { n: N, d: D } = xs;
   const M = ys.n;
