@@ -34,7 +34,10 @@ function assetsPlugin() {
       mkdirSync(dist, { recursive: true });
       copyFileSync(resolve(root, 'build/kernel.wasm'), KERNEL_FILE);
       const { code } = await bundleWorker();
-      writeFileSync(resolve(dist, 'worker.js'), `// lazytensor WebAssembly engine worker (classic script): setWasmWorkerUrl()\n${code}`);
+      writeFileSync(
+        resolve(dist, 'worker.js'),
+        `// lazytensor WebAssembly engine worker (classic script): setWasmWorkerUrl()\n${code}`,
+      );
     },
   };
 }
@@ -66,9 +69,13 @@ function ctsCopyPlugin() {
   return {
     name: 'lazytensor-d-cts',
     writeBundle() {
-      const walk = (dir) => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+      const walk = (dir) =>
+        readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+          e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
+        );
       for (const file of walk(dist)) {
-        if (!file.endsWith('.d.ts') || file.includes(`${join(dist, 'types')}`) || file.includes(join(dist, 'cjs'))) continue;
+        if (!file.endsWith('.d.ts') || file.includes(`${join(dist, 'types')}`) || file.includes(join(dist, 'cjs')))
+          continue;
         const rel = file.slice(dist.length + 1);
         const out = resolve(dist, 'cjs', rel.replace(/\.d\.ts$/, '.d.cts'));
         mkdirSync(dirname(out), { recursive: true });
@@ -82,8 +89,12 @@ function ctsCopyPlugin() {
 const esm = {
   input,
   output: {
-    dir: 'dist', format: 'es', sourcemap: true, sourcemapExcludeSources: true,
-    entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js',
+    dir: 'dist',
+    format: 'es',
+    sourcemap: true,
+    sourcemapExcludeSources: true,
+    entryFileNames: '[name].js',
+    chunkFileNames: 'chunks/[name]-[hash].js',
   },
   plugins: [workerSourcePlugin(), ts(), assetsPlugin()],
 };
@@ -91,8 +102,13 @@ const esm = {
 const cjs = {
   input,
   output: {
-    dir: 'dist/cjs', format: 'cjs', sourcemap: true, sourcemapExcludeSources: true, exports: 'named',
-    entryFileNames: '[name].cjs', chunkFileNames: 'chunks/[name]-[hash].cjs',
+    dir: 'dist/cjs',
+    format: 'cjs',
+    sourcemap: true,
+    sourcemapExcludeSources: true,
+    exports: 'named',
+    entryFileNames: '[name].cjs',
+    chunkFileNames: 'chunks/[name]-[hash].cjs',
   },
   plugins: [workerSourcePlugin(), ts()],
 };
@@ -101,16 +117,27 @@ const edge = {
   input,
   output: {
     // Flat (no chunks/ folder), so that every file reaches the kernel as '../kernel.wasm'.
-    hoistTransitiveImports: false, paths: { [KERNEL_FILE]: '../kernel.wasm' },
-    dir: 'dist/edge', format: 'es', sourcemap: true, sourcemapExcludeSources: true,
-    entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js',
+    hoistTransitiveImports: false,
+    paths: { [KERNEL_FILE]: '../kernel.wasm' },
+    dir: 'dist/edge',
+    format: 'es',
+    sourcemap: true,
+    sourcemapExcludeSources: true,
+    entryFileNames: '[name].js',
+    chunkFileNames: '[name]-[hash].js',
   },
   plugins: [edgePlugin(), ts()],
 };
 
 const global = {
   input: 'src/global.ts',
-  output: { file: 'dist/lazytensor.global.js', format: 'iife', name: 'lazytensor', sourcemap: true, sourcemapExcludeSources: true },
+  output: {
+    file: 'dist/lazytensor.global.js',
+    format: 'iife',
+    name: 'lazytensor',
+    sourcemap: true,
+    sourcemapExcludeSources: true,
+  },
   plugins: [workerSourcePlugin(), esbuild({ target: 'es2022', minify: true, tsconfig: 'tsconfig.json' })],
 };
 

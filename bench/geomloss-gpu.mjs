@@ -11,7 +11,8 @@ import { sinkhornClouds } from './data.mjs';
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const icdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'];
 const hasIcd = icdDirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json')));
-if (process.env.VK_ICD_FILENAMES === undefined && !hasIcd && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+if (process.env.VK_ICD_FILENAMES === undefined && !hasIcd && existsSync(SWIFTSHADER))
+  process.env.VK_ICD_FILENAMES = SWIFTSHADER;
 
 const { webgpuStatus } = await import('../dist/index.js');
 const { SamplesLoss } = await import('../dist/geomloss.js');
@@ -22,10 +23,15 @@ if (!status.available) {
   process.exit(0);
 }
 const emulated = status.adapter?.isFallbackAdapter === true;
-const given = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const given = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => Number.isInteger(n) && n > 0);
 const sizes = given.length > 0 ? given : emulated ? [2000] : [10000, 100000];
 
-console.log(`GeomLoss on WebGPU, adapter: ${JSON.stringify(status.adapter ?? {})}${emulated ? ' (CPU-emulated: correctness only, not speed)' : ''}`);
+console.log(
+  `GeomLoss on WebGPU, adapter: ${JSON.stringify(status.adapter ?? {})}${emulated ? ' (CPU-emulated: correctness only, not speed)' : ''}`,
+);
 for (const n of sizes) {
   const { x, y } = sinkhornClouds(n, 'smooth');
   for (const backend of n > 20000 ? ['multiscale'] : ['online', 'multiscale']) {
@@ -38,7 +44,9 @@ for (const n of sizes) {
     }
     const [w, g] = row;
     const rel = Math.abs(g.value - w.value) / Math.abs(w.value);
-    console.log(`  N = M = ${n}, ${backend}: wasm ${w.t.toFixed(2)} s, ${g.engine} ${g.t.toFixed(2)} s; values ${w.value.toPrecision(7)} / ${g.value.toPrecision(7)} (relative difference ${rel.toExponential(1)})`);
+    console.log(
+      `  N = M = ${n}, ${backend}: wasm ${w.t.toFixed(2)} s, ${g.engine} ${g.t.toFixed(2)} s; values ${w.value.toPrecision(7)} / ${g.value.toPrecision(7)} (relative difference ${rel.toExponential(1)})`,
+    );
   }
 }
 process.exit(0);

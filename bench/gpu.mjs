@@ -23,7 +23,12 @@ import { sinkhornClouds, uniform } from './data.mjs';
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const icdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d'];
 const hasIcd = icdDirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json')));
-if (process.env.VK_ICD_FILENAMES === undefined && process.env.VK_DRIVER_FILES === undefined && !hasIcd && existsSync(SWIFTSHADER)) {
+if (
+  process.env.VK_ICD_FILENAMES === undefined &&
+  process.env.VK_DRIVER_FILES === undefined &&
+  !hasIcd &&
+  existsSync(SWIFTSHADER)
+) {
   process.env.VK_ICD_FILENAMES = SWIFTSHADER;
 }
 
@@ -46,8 +51,15 @@ const SCALE = Number(arg('scale', 1)); // multiplies every size (npm run bench p
 const status = webgpuStatus ? await webgpuStatus() : null;
 const threads = await getWasmThreads();
 const report = { machine: {}, adapter: null, limits: null, rows: [] };
-report.machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, wasmThreads: threads };
-console.log(`# lazytensor WebGPU device bench: ${report.machine.cpu}, ${report.machine.cores} cores, Node ${process.version}, float32, wasm on ${threads} threads`);
+report.machine = {
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  cores: os.cpus().length,
+  node: process.version,
+  wasmThreads: threads,
+};
+console.log(
+  `# lazytensor WebGPU device bench: ${report.machine.cpu}, ${report.machine.cores} cores, Node ${process.version}, float32, wasm on ${threads} threads`,
+);
 if (!status?.available) {
   console.log(`WebGPU unavailable: ${status?.reason ?? 'webgpuStatus is not exported by this build'}`);
   if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ ...report, unavailable: status?.reason ?? null }, null, 2));
@@ -60,14 +72,22 @@ const text = `${a.vendor} ${a.architecture} ${a.device} ${a.description}`.toLowe
 const software = a.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|warp|software|cpu/.test(text);
 report.adapter = { ...a, software };
 report.limits = status.limits;
-console.log(`Adapter: vendor '${a.vendor}', architecture '${a.architecture}', device '${a.device}', description '${a.description}'`);
+console.log(
+  `Adapter: vendor '${a.vendor}', architecture '${a.architecture}', device '${a.device}', description '${a.description}'`,
+);
 console.log(
   software
     ? '*** SOFTWARE ADAPTER (CPU emulation): these figures are NOT GPU figures; they only show that the engine runs. ***'
     : 'Hardware adapter (not a fallback adapter; no software renderer named).',
 );
-console.log(`Timestamp queries: ${status.timestampQuery ? "yes ('GPU ms' = compute passes on the GPU clock)" : "no ('GPU ms' empty)"}`);
-console.log(`Limits: ${Object.entries(status.limits).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+console.log(
+  `Timestamp queries: ${status.timestampQuery ? "yes ('GPU ms' = compute passes on the GPU clock)" : "no ('GPU ms' empty)"}`,
+);
+console.log(
+  `Limits: ${Object.entries(status.limits)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}`,
+);
 if (software) console.log('Sizes shrunk for a software adapter.');
 if (SCALE !== 1) console.log(`Sizes scaled by ${SCALE} (--scale).`);
 console.log('');
@@ -116,17 +136,28 @@ const rows = [
   ...(QUICK ? [] : [{ name: 'Gaussian kernel sum, D = 3 (target: >= 2.5e11 pairs/s)', op: 'gauss', N: n(1e6), D: 3 }]),
   { name: 'argKMin K = 10, D = 3', op: 'knn', N: n(QUICK ? 1e4 : 1e5), D: 3, K: 10 },
   { name: 'argKMin K = 10, D = 64', op: 'knn', N: n(QUICK ? 1e4 : 1e5), D: 64, K: 10 },
-  { name: 'Sinkhorn divergence, online, value + gradient (target: 10^5 < 2 s)', op: 'sinkhorn', N: n(QUICK ? 1e4 : 1e5), D: 3 },
+  {
+    name: 'Sinkhorn divergence, online, value + gradient (target: 10^5 < 2 s)',
+    op: 'sinkhorn',
+    N: n(QUICK ? 1e4 : 1e5),
+    D: 3,
+  },
 ];
 
-console.log('| row | N = M | wasm ms | webgpu wall ms | webgpu GPU ms | webgpu Gpairs/s (wall) | webgpu / wasm speed | webgpu vs wasm |');
+console.log(
+  '| row | N = M | wasm ms | webgpu wall ms | webgpu GPU ms | webgpu Gpairs/s (wall) | webgpu / wasm speed | webgpu vs wasm |',
+);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const row of rows) {
   const N = row.N;
   let run;
   let pairs = N * N;
   if (row.op === 'gauss') {
-    const F = Vi(uniform(N * 3, 1), 3).sqDist(Vj(uniform(N * 3, 2), 3)).mul(-G).exp().mul(Vj(uniform(N, 3), 1));
+    const F = Vi(uniform(N * 3, 1), 3)
+      .sqDist(Vj(uniform(N * 3, 2), 3))
+      .mul(-G)
+      .exp()
+      .mul(Vj(uniform(N, 3), 1));
     run = async (engine) => {
       const r = await F.sum(1, { engine });
       return { engine: r.engine, values: r.data };
@@ -155,7 +186,16 @@ for (const row of rows) {
   const note = gpu.engine === 'webgpu' ? '' : ` (ran on ${gpu.engine})`;
   const ratio = wasm === null ? '' : `${(wasm.wall / gpu.wall).toFixed(2)}x`;
   const agree = wasm === null ? '' : agreement(gpu.out, wasm.out);
-  report.rows.push({ ...row, pairs, wasmMs: wasm?.wall ?? null, webgpuWallMs: gpu.wall, webgpuGpuMs: gpu.gpu, engine: gpu.engine, gpairsPerSecond: gps, agreement: agree });
+  report.rows.push({
+    ...row,
+    pairs,
+    wasmMs: wasm?.wall ?? null,
+    webgpuWallMs: gpu.wall,
+    webgpuGpuMs: gpu.gpu,
+    engine: gpu.engine,
+    gpairsPerSecond: gps,
+    agreement: agree,
+  });
   console.log(
     `| ${row.name}${note} | ${N} | ${wasm === null ? `skipped (> ${WASM_MAX_PAIRS.toExponential(0)} pairs)` : wasm.wall.toFixed(1)} | ${gpu.wall.toFixed(1)} | ${gpu.gpu === null ? '' : gpu.gpu.toFixed(2)} | ${row.op === 'sinkhorn' ? '' : gps.toPrecision(3)} | ${ratio} | ${agree} |`,
   );

@@ -20,4 +20,13 @@ const t0 = performance.now();
 const out = await x.sqDist(y).mul(-50).exp().mul(b).sum(1, { engine: 'wasm' });
 const seconds = (performance.now() - t0) / 1000;
 const peak = process.resourceUsage().maxRSS / 1024; // KiB -> MiB
-console.log(JSON.stringify({ N, M: N, seconds: +seconds.toFixed(1), gpairsPerSecond: +((N * N) / seconds / 1e9).toFixed(3), peakRssMiB: +peak.toFixed(1), first: out.data[0] }));
+console.log(
+  JSON.stringify({
+    N,
+    M: N,
+    seconds: +seconds.toFixed(1),
+    gpairsPerSecond: +((N * N) / seconds / 1e9).toFixed(3),
+    peakRssMiB: +peak.toFixed(1),
+    first: out.data[0],
+  }),
+);

@@ -14,7 +14,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const args = new Set(process.argv.slice(2));
 const REPS = 3;
 
-
 async function best(fn) {
   await fn(); // warm-up
   let t = Infinity;
@@ -121,7 +120,9 @@ const rows = [
 const bin = args.has('--no-native') ? null : nativeBin();
 const allThreads = await getWasmThreads();
 setWasmThreads(1); // the table compares one core with one core
-console.log(`# lazytensor bench: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}, single thread, float32`);
+console.log(
+  `# lazytensor bench: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}, single thread, float32`,
+);
 console.log('');
 console.log('| row | N x M | wasm Gpairs/s | native sse Gpairs/s | plain JS Gpairs/s | wasm / native | wasm / JS |');
 console.log('|---|---|---|---|---|---|---|');
@@ -150,11 +151,17 @@ for (const row of rows) {
   // The plain loop runs on a slice of the rows to keep the bench short; throughput is per pair.
   const nJs = Math.max(1, Math.floor(N / 10));
   const tJs = await best(() =>
-    op === 'gauss' ? jsGauss(x, y, b, nJs, M, D, E) : op === 'lse' ? jsLse(x, y, b, nJs, M, D) : jsKnn(x, y, nJs, M, D, E),
+    op === 'gauss'
+      ? jsGauss(x, y, b, nJs, M, D, E)
+      : op === 'lse'
+        ? jsLse(x, y, b, nJs, M, D)
+        : jsKnn(x, y, nJs, M, D, E),
   );
   const gp = (n, t) => (n * M) / t / 1e9;
   const [w, n, j] = [gp(N, tWasm), gp(N, tNative), gp(nJs, tJs)];
-  console.log(`| ${row.name} | ${N} x ${M} | ${w.toFixed(3)} | ${n.toFixed(3)} | ${j.toFixed(3)} | ${(w / n).toFixed(2)} | ${(w / j).toFixed(1)} |`);
+  console.log(
+    `| ${row.name} | ${N} x ${M} | ${w.toFixed(3)} | ${n.toFixed(3)} | ${j.toFixed(3)} | ${(w / n).toFixed(2)} | ${(w / j).toFixed(1)} |`,
+  );
 }
 
 // All cores: the same Gaussian kernel sum on every worker, against the OpenMP yardstick.
@@ -171,7 +178,9 @@ for (const row of rows) {
     omp = JSON.parse(out).seconds;
   }
   console.log('');
-  console.log(`All cores (${allThreads} workers): Gaussian kernel sum D = 3, 10000 x 10000: ${(1e8 / t / 1e9).toFixed(3)} Gpairs/s; native OpenMP (all vector instructions): ${(1e8 / omp / 1e9).toFixed(3)} Gpairs/s`);
+  console.log(
+    `All cores (${allThreads} workers): Gaussian kernel sum D = 3, 10000 x 10000: ${(1e8 / t / 1e9).toFixed(3)} Gpairs/s; native OpenMP (all vector instructions): ${(1e8 / omp / 1e9).toFixed(3)} Gpairs/s`,
+  );
 }
 
 // First-call cost of a new formula: compiling a tile program is a walk of the formula in JS.
@@ -191,5 +200,7 @@ for (const row of rows) {
     later = Math.min(later, performance.now() - t1);
   }
   console.log('');
-  console.log(`First call of a new formula (1000 x 1000): ${first.toFixed(1)} ms, later calls ${later.toFixed(1)} ms: +${(first - later).toFixed(1)} ms`);
+  console.log(
+    `First call of a new formula (1000 x 1000): ${first.toFixed(1)} ms, later calls ${later.toFixed(1)} ms: +${(first - later).toFixed(1)} ms`,
+  );
 }

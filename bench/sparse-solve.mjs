@@ -2,7 +2,15 @@
 // WebAssembly engine. 1) A truncated Gaussian kernel sum on clustered 3-D data, dense vs block-sparse
 // (kept cluster pairs: centroids closer than the truncation radius plus the cell diagonal).
 // 2) Gaussian-process regression: (alpha I + K) a = y by conjugate gradients on the block-sparse kernel.
-import { Vi, Vj, clusterRangesCentroids, fromMatrix, getWasmThreads, gridCluster, sortClusters } from '../dist/index.js';
+import {
+  Vi,
+  Vj,
+  clusterRangesCentroids,
+  fromMatrix,
+  getWasmThreads,
+  gridCluster,
+  sortClusters,
+} from '../dist/index.js';
 
 const N = Number(process.argv[2] ?? 1e5);
 let s = 11;
@@ -33,7 +41,10 @@ for (let a = 0; a < C; a++) {
 const ranges = fromMatrix(cl.ranges, cl.ranges, keep);
 const tCluster = performance.now() - t0;
 const X = Float32Array.from(sorted.points);
-const K = Vi(X, 3).sqDist(Vj(X, 3)).mul(-1 / (2 * sigma * sigma)).exp();
+const K = Vi(X, 3)
+  .sqDist(Vj(X, 3))
+  .mul(-1 / (2 * sigma * sigma))
+  .exp();
 const b = Float32Array.from({ length: N }, () => rnd());
 const Kb = K.mul(Vj(b, 1));
 const time = async (f) => {
@@ -53,15 +64,24 @@ const keptPairs = (() => {
   let p = 0;
   for (let c = 0; c < C; c++) {
     const rows = cl.ranges[2 * c + 1] - cl.ranges[2 * c];
-    for (let r = c ? ranges.slicesI[c - 1] : 0; r < ranges.slicesI[c]; r++) p += rows * (ranges.redRangesJ[2 * r + 1] - ranges.redRangesJ[2 * r]);
+    for (let r = c ? ranges.slicesI[c - 1] : 0; r < ranges.slicesI[c]; r++)
+      p += rows * (ranges.redRangesJ[2 * r + 1] - ranges.redRangesJ[2 * r]);
   }
   return p;
 })();
-console.log(`# block-sparse Gaussian kernel sum, N = M = ${N}, 3-D clustered data, sigma ${sigma}, float32, WebAssembly engine, ${await getWasmThreads()} worker(s)`);
-console.log(`clusters ${C}, kept pairs ${(100 * keptPairs / N / N).toFixed(2)}% of N^2, clustering ${tCluster.toFixed(0)} ms`);
-console.log(`dense ${tDense.toFixed(2)} s, block-sparse ${tSparse.toFixed(3)} s: speed-up x${(tDense / tSparse).toFixed(1)}, max error ${(err / ref).toExponential(2)} of max |value|`);
+console.log(
+  `# block-sparse Gaussian kernel sum, N = M = ${N}, 3-D clustered data, sigma ${sigma}, float32, WebAssembly engine, ${await getWasmThreads()} worker(s)`,
+);
+console.log(
+  `clusters ${C}, kept pairs ${((100 * keptPairs) / N / N).toFixed(2)}% of N^2, clustering ${tCluster.toFixed(0)} ms`,
+);
+console.log(
+  `dense ${tDense.toFixed(2)} s, block-sparse ${tSparse.toFixed(3)} s: speed-up x${(tDense / tSparse).toFixed(1)}, max error ${(err / ref).toExponential(2)} of max |value|`,
+);
 
 // Gaussian-process regression on the same points: targets y = sin(10 x0) + noise, alpha = noise variance.
 const y = Float64Array.from({ length: N }, (_, i) => Math.sin(10 * sorted.points[3 * i]) + 0.1 * (rnd() - 0.5));
 const [sol, tSolve] = await time(() => K.solve(y, { alpha: 0.1, tol: 1e-4, maxIter: 500, ranges, dtype: 'float32' }));
-console.log(`# GP regression (alpha I + K) a = y, N = ${N}, block-sparse kernel: ${sol.iterations} CG iterations, relative residual ${sol.relativeResidual.toExponential(2)}, converged ${sol.converged}, ${tSolve.toFixed(2)} s`);
+console.log(
+  `# GP regression (alpha I + K) a = y, N = ${N}, block-sparse kernel: ${sol.iterations} CG iterations, relative residual ${sol.relativeResidual.toExponential(2)}, converged ${sol.converged}, ${tSolve.toFixed(2)} s`,
+);

@@ -4,7 +4,8 @@
 
 /** C[i][j] = |x_i - y_j|^2 / 2 for row-major clouds of dimension D. */
 function costMatrix(x, y, D) {
-  const n = x.length / D, m = y.length / D;
+  const n = x.length / D,
+    m = y.length / D;
   const C = [];
   for (let i = 0; i < n; i++) {
     const row = new Float64Array(m);
@@ -20,7 +21,8 @@ function costMatrix(x, y, D) {
 
 /** softmin_i = -eps log sum_j w_j exp((h_j - C_ij)/eps), stably. */
 function softmin(C, w, h, eps, transpose) {
-  const n = transpose ? C[0].length : C.length, m = transpose ? C.length : C[0].length;
+  const n = transpose ? C[0].length : C.length,
+    m = transpose ? C.length : C[0].length;
   const out = new Float64Array(n);
   const t = new Float64Array(m);
   for (let i = 0; i < n; i++) {
@@ -43,7 +45,8 @@ function softmin(C, w, h, eps, transpose) {
  */
 export function otPotentials(x, y, a, b, D, eps, rho = null) {
   const C = costMatrix(x, y, D);
-  let f = new Float64Array(a.length), g = new Float64Array(b.length);
+  let f = new Float64Array(a.length),
+    g = new Float64Array(b.length);
   let e = Math.max(...C.map((row) => Math.max(...row))) * 2;
   for (;;) {
     e = Math.max(eps, e / 2);
@@ -70,18 +73,39 @@ export function sinkhornDivergence(x, y, a, b, D, eps, rho = null) {
   const yy = otPotentials(y, y, b, b, D, eps, rho);
   const dot = (w, v) => w.reduce((s, t, k) => s + t * v[k], 0);
   let value;
-  if (rho === null) value = dot(a, xy.f.map((v, i) => v - xx.f[i])) + dot(b, xy.g.map((v, j) => v - yy.g[j]));
+  if (rho === null)
+    value =
+      dot(
+        a,
+        xy.f.map((v, i) => v - xx.f[i]),
+      ) +
+      dot(
+        b,
+        xy.g.map((v, j) => v - yy.g[j]),
+      );
   else {
     // GeomLoss's unbalanced formula: (rho + eps/2) <a, exp(-f_aa/rho) - exp(-f_ba/rho)> + (same for b).
     const e = (v) => Math.exp(-v / rho);
-    value = (rho + eps / 2) * (dot(a, xy.f.map((v, i) => e(xx.f[i]) - e(v))) + dot(b, xy.g.map((v, j) => e(yy.g[j]) - e(v))));
+    value =
+      (rho + eps / 2) *
+      (dot(
+        a,
+        xy.f.map((v, i) => e(xx.f[i]) - e(v)),
+      ) +
+        dot(
+          b,
+          xy.g.map((v, j) => e(yy.g[j]) - e(v)),
+        ));
   }
   // Balanced gradient (envelope theorem): sum_j pi_ij (x_i - y_j) - sum_k pi^xx_ik (x_i - x_k).
   const gradX = new Float64Array(x.length);
   if (rho === null) {
     const n = a.length;
     for (let i = 0; i < n; i++) {
-      for (const [P, other, w, h, f] of [[xy, y, b, xy.g, xy.f], [xx, x, a, xx.g, xx.f]]) {
+      for (const [P, other, w, h, f] of [
+        [xy, y, b, xy.g, xy.f],
+        [xx, x, a, xx.g, xx.f],
+      ]) {
         const sign = P === xy ? 1 : -1;
         for (let j = 0; j < w.length; j++) {
           const pij = a[i] * w[j] * Math.exp((f[i] + h[j] - P.C[i][j]) / eps);

@@ -5,7 +5,10 @@
 import { Pm, Vi, Vj, reduction, vjp } from 'lazytensor';
 import { check, relErr, rng } from './_util.mjs';
 
-const N = 300, M = 400, D = 3, gamma = 2;
+const N = 300,
+  M = 400,
+  D = 3,
+  gamma = 2;
 const { uniform, normal } = rng(13);
 const xs = Float64Array.from({ length: N * D }, uniform);
 const ys = Float64Array.from({ length: M * D }, uniform);
@@ -13,36 +16,46 @@ const bs = Float64Array.from({ length: M }, uniform);
 const es = Float64Array.from({ length: N }, normal); // a cotangent for out_i
 const ws = Float64Array.from({ length: N * D }, normal); // a direction for the Hessian
 
-const x = Vi(xs, D, { name: 'x' }), y = Vj(ys, D, { name: 'y' }), b = Vj(bs, 1, { name: 'b' }), g = Pm(gamma, { name: 'gamma' });
-const e = Vi(es, 1, { name: 'e' }), w = Vi(ws, D, { name: 'w' });
+const x = Vi(xs, D, { name: 'x' }),
+  y = Vj(ys, D, { name: 'y' }),
+  b = Vj(bs, 1, { name: 'b' }),
+  g = Pm(gamma, { name: 'gamma' });
+const e = Vi(es, 1, { name: 'e' }),
+  w = Vi(ws, D, { name: 'w' });
 const F = x.sqDist(y).mul(g).neg().exp().mul(b); // F_ij = exp(-gamma |x_i - y_j|^2) b_j
 console.log(`F = ${F}`);
 // out_i = sum_j F_ij, and L = sum_i e_i out_i in plain float64, for finite differences.
 const L = (xv, yv, bv, gv) => {
   let s = 0;
-  for (let i = 0; i < N; i++) for (let j = 0; j < M; j++) {
-    let d2 = 0;
-    for (let d = 0; d < D; d++) d2 += (xv[i * D + d] - yv[j * D + d]) ** 2;
-    s += es[i] * Math.exp(-gv * d2) * bv[j];
-  }
+  for (let i = 0; i < N; i++)
+    for (let j = 0; j < M; j++) {
+      let d2 = 0;
+      for (let d = 0; d < D; d++) d2 += (xv[i * D + d] - yv[j * D + d]) ** 2;
+      s += es[i] * Math.exp(-gv * d2) * bv[j];
+    }
   return s;
 };
 // d out_i / d x_i in closed form: sum_j -2 gamma (x_i - y_j) F_ij.
 const gradRef = (xv) => {
   const out = new Float64Array(N * D);
-  for (let i = 0; i < N; i++) for (let j = 0; j < M; j++) {
-    let d2 = 0;
-    for (let d = 0; d < D; d++) d2 += (xv[i * D + d] - ys[j * D + d]) ** 2;
-    const f = Math.exp(-gamma * d2) * bs[j];
-    for (let d = 0; d < D; d++) out[i * D + d] += -2 * gamma * (xv[i * D + d] - ys[j * D + d]) * f;
-  }
+  for (let i = 0; i < N; i++)
+    for (let j = 0; j < M; j++) {
+      let d2 = 0;
+      for (let d = 0; d < D; d++) d2 += (xv[i * D + d] - ys[j * D + d]) ** 2;
+      const f = Math.exp(-gamma * d2) * bs[j];
+      for (let d = 0; d < D; d++) out[i * D + d] += -2 * gamma * (xv[i * D + d] - ys[j * D + d]) * f;
+    }
   return out;
 };
 
 // 1. The gradient as a formula: (dF/dx)^T e, summed over j (KeOps: grad(F.sum(1), x, e)).
 const gx = await F.grad(x, e).sum(1); // [N, D]
 const want = gradRef(xs).map((v, k) => v * es[Math.floor(k / D)]);
-check('F.grad(x, e).sum(1) equals the closed form', relErr(gx.data, want) < 1e-13, relErr(gx.data, want).toExponential(1));
+check(
+  'F.grad(x, e).sum(1) equals the closed form',
+  relErr(gx.data, want) < 1e-13,
+  relErr(gx.data, want).toExponential(1),
+);
 
 // 2. vjp of the reduction with respect to every input at once, each one reduction: over j for x, over
 //    i for y and b, over both for the parameter gamma. Checked by finite differences of L.
@@ -57,9 +70,18 @@ const fd = (which, k) => {
   args[which][k] -= 2 * h;
   return (up - L(args[0], args[1], args[2], args[3][0])) / (2 * h);
 };
-for (const [name, t, which, k] of [['x[7]', dx, 0, 7], ['y[100]', dy, 1, 100], ['b[5]', db, 2, 5], ['gamma', dg, 3, 0]]) {
+for (const [name, t, which, k] of [
+  ['x[7]', dx, 0, 7],
+  ['y[100]', dy, 1, 100],
+  ['b[5]', db, 2, 5],
+  ['gamma', dg, 3, 0],
+]) {
   const ref = fd(which, k);
-  check(`vjp: dL/d${name} equals finite differences`, Math.abs(t.data[k] - ref) < 1e-6 * (1 + Math.abs(ref)), `${t.data[k].toExponential(8)} vs ${ref.toExponential(8)}`);
+  check(
+    `vjp: dL/d${name} equals finite differences`,
+    Math.abs(t.data[k] - ref) < 1e-6 * (1 + Math.abs(ref)),
+    `${t.data[k].toExponential(8)} vs ${ref.toExponential(8)}`,
+  );
 }
 
 // 3. Second order: the Hessian-vector product H_i w_i, H_i = sum_j d^2 F_ij / dx_i^2, as the gradient
@@ -67,14 +89,21 @@ for (const [name, t, which, k] of [['x[7]', dx, 0, 7], ['y[100]', dy, 1, 100], [
 //    closed-form gradient along w.
 const hvp = await F.grad(x, 1).grad(x, w).sum(1);
 const eps = 1e-5;
-const plus = gradRef(xs.map((v, k) => v + eps * ws[k])), minus = gradRef(xs.map((v, k) => v - eps * ws[k]));
+const plus = gradRef(xs.map((v, k) => v + eps * ws[k])),
+  minus = gradRef(xs.map((v, k) => v - eps * ws[k]));
 const hvpRef = plus.map((v, k) => (v - minus[k]) / (2 * eps));
-check('Hessian-vector product equals finite differences', relErr(hvp.data, hvpRef) < 1e-7, relErr(hvp.data, hvpRef).toExponential(1));
+check(
+  'Hessian-vector product equals finite differences',
+  relErr(hvp.data, hvpRef) < 1e-7,
+  relErr(hvp.data, hvpRef).toExponential(1),
+);
 
 // 4. Forward mode (a directional derivative) and the Laplacian, as in KeOps.
 const dir = await F.diff(x, w).sum(1); // [N, 1]: (dF/dx) w
 const grad0 = gradRef(xs);
-const dirRef = Array.from({ length: N }, (_, i) => grad0.slice(i * D, i * D + D).reduce((s, v, d) => s + v * ws[i * D + d], 0));
+const dirRef = Array.from({ length: N }, (_, i) =>
+  grad0.slice(i * D, i * D + D).reduce((s, v, d) => s + v * ws[i * D + d], 0),
+);
 check('F.diff(x, w) equals grad . w', relErr(dir.data, dirRef) < 1e-13);
 const lap = await F.laplacian(x).sum(1);
 const lapRef = Array.from({ length: N }, (_, i) => {
@@ -86,5 +115,9 @@ const lapRef = Array.from({ length: N }, (_, i) => {
   }
   return s;
 });
-check('F.laplacian(x) equals the closed form', relErr(lap.data, lapRef) < 1e-12, relErr(lap.data, lapRef).toExponential(1));
+check(
+  'F.laplacian(x) equals the closed form',
+  relErr(lap.data, lapRef) < 1e-12,
+  relErr(lap.data, lapRef).toExponential(1),
+);
 check.done('autodiff');

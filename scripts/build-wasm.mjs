@@ -51,5 +51,7 @@ const src =
   'export const KERNEL_WASM_MODULE: WebAssembly.Module | null = null;\n';
 await mkdir(dirname(genPath), { recursive: true });
 await writeFile(genPath, src);
-console.log(`build-wasm: build/kernel.wasm ${bytes.length} bytes (${(bytes.length / 1024).toFixed(1)} KiB), ` +
-  `base64 ${b64.length} chars -> src/fallback/wasm-binary.generated.ts`);
+console.log(
+  `build-wasm: build/kernel.wasm ${bytes.length} bytes (${(bytes.length / 1024).toFixed(1)} KiB), ` +
+    `base64 ${b64.length} chars -> src/fallback/wasm-binary.generated.ts`,
+);

@@ -27,20 +27,41 @@ const rows = [];
 async function measure(name, contents, options = {}) {
   writeFileSync(join(dir, 'entry.mjs'), contents);
   const out = await build({
-    entryPoints: [join(dir, 'entry.mjs')], bundle: true, minify: true, format: 'esm', platform: 'browser', target: 'es2022',
-    write: false, logLevel: 'silent', ...options,
+    entryPoints: [join(dir, 'entry.mjs')],
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    logLevel: 'silent',
+    ...options,
   });
   const code = out.outputFiles[0].contents;
   const text = Buffer.from(code).toString('utf8');
-  rows.push({ name, bytes: code.length, gzip: gzipSync(code, { level: 9 }).length, geomloss: text.includes('SamplesLoss') });
+  rows.push({
+    name,
+    bytes: code.length,
+    gzip: gzipSync(code, { level: 9 }).length,
+    geomloss: text.includes('SamplesLoss'),
+  });
 }
 for (const [name, contents] of Object.entries(cases)) await measure(name, contents);
 await measure('workerd entry (+ SamplesLoss), kernel.wasm apart', cases['Vi/Vj/sum + SamplesLoss'], {
-  platform: 'neutral', conditions: ['workerd', 'worker', 'browser'], mainFields: ['browser', 'module', 'main'],
-  plugins: [{ name: 'wasm', setup: (b) => b.onResolve({ filter: /\.wasm$/ }, (a) => ({ path: a.path, external: true })) }],
+  platform: 'neutral',
+  conditions: ['workerd', 'worker', 'browser'],
+  mainFields: ['browser', 'module', 'main'],
+  plugins: [
+    { name: 'wasm', setup: (b) => b.onResolve({ filter: /\.wasm$/ }, (a) => ({ path: a.path, external: true })) },
+  ],
 });
 const global = readFileSync(join(root, 'dist/lazytensor.global.js'));
-rows.push({ name: 'dist/lazytensor.global.js (script tag, all)', bytes: global.length, gzip: gzipSync(global, { level: 9 }).length, geomloss: true });
+rows.push({
+  name: 'dist/lazytensor.global.js (script tag, all)',
+  bytes: global.length,
+  gzip: gzipSync(global, { level: 9 }).length,
+  geomloss: true,
+});
 const wasm = readFileSync(join(root, 'dist/kernel.wasm'));
 rows.push({ name: 'dist/kernel.wasm', bytes: wasm.length, gzip: gzipSync(wasm, { level: 9 }).length, geomloss: false });
 rmSync(dir, { recursive: true, force: true });
@@ -48,5 +69,6 @@ rmSync(dir, { recursive: true, force: true });
 if (process.argv.includes('--json')) console.log(JSON.stringify(rows));
 else {
   console.log('| bundle | min | min + gzip | GeomLoss in it |\n| --- | ---: | ---: | --- |');
-  for (const r of rows) console.log(`| ${r.name} | ${kib(r.bytes)} KiB | ${kib(r.gzip)} KiB | ${r.geomloss ? 'yes' : 'no'} |`);
+  for (const r of rows)
+    console.log(`| ${r.name} | ${kib(r.bytes)} KiB | ${kib(r.gzip)} KiB | ${r.geomloss ? 'yes' : 'no'} |`);
 }

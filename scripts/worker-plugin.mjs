@@ -51,7 +51,10 @@ export function esbuildWorkerPlugin() {
   return {
     name: 'lazytensor-wasm-worker',
     setup(b) {
-      b.onResolve({ filter: /^virtual:lazytensor-wasm-worker$/ }, () => ({ path: WORKER_MODULE_ID, namespace: 'lazytensor-worker' }));
+      b.onResolve({ filter: /^virtual:lazytensor-wasm-worker$/ }, () => ({
+        path: WORKER_MODULE_ID,
+        namespace: 'lazytensor-worker',
+      }));
       b.onLoad({ filter: /.*/, namespace: 'lazytensor-worker' }, async () => {
         const { code } = await bundleWorker();
         return { contents: `export default ${JSON.stringify(code)};\n`, loader: 'js' };

@@ -21,7 +21,14 @@ export type { SolveOptions, SolveResult } from './core/solve.js';
 export type { DifferentiableReduction, ReductionSpec, VjpOptions } from './core/reduction-grad.js';
 export type { EngineName, NestedArray, TensorDType } from './core/tensor.js';
 export { InputError, LazyTensorError, ResourceLimitError, ShapeError } from './core/errors.js';
-export { AUTO_MIN_PAIRS, configureWebGPU, getDefaultEngine, releaseWebGPU, setDefaultEngine, webgpuStatus } from './runtime/index.js';
+export {
+  AUTO_MIN_PAIRS,
+  configureWebGPU,
+  getDefaultEngine,
+  releaseWebGPU,
+  setDefaultEngine,
+  webgpuStatus,
+} from './runtime/index.js';
 export type { WebGPUOptions, WebGPUStatus } from './runtime/index.js';
 export { getWasmThreads, setWasmThreads, setWasmWorkerUrl } from './runtime/workers.js';
 export type { WorkerState } from './runtime/workers.js';

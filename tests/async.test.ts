@@ -7,7 +7,6 @@ import { wasmEngineTesting } from '../src/fallback/wasm-engine.js';
 import { rng, typed, uniformRows } from './helpers/random.js';
 import { expectResponsive } from './helpers/event-loop.js';
 
-
 /** A Gaussian kernel sum of N x M points in 3-D, float64. */
 function gaussian(N: number, M: number, seed = 1) {
   const random = rng(seed);
@@ -19,7 +18,13 @@ function gaussian(N: number, M: number, seed = 1) {
 }
 
 /** The dense float64 reference of gaussian(N, M).sum(1), rows [r0, r1). */
-function gaussianRows(x: ArrayLike<number>, y: ArrayLike<number>, b: ArrayLike<number>, r0: number, r1: number): Float64Array {
+function gaussianRows(
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  b: ArrayLike<number>,
+  r0: number,
+  r1: number,
+): Float64Array {
   const M = b.length;
   const out = new Float64Array(r1 - r0);
   for (let i = r0; i < r1; i++) {
@@ -37,7 +42,8 @@ function gaussianRows(x: ArrayLike<number>, y: ArrayLike<number>, b: ArrayLike<n
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, rtol: number): void {
   expect(got.length).toBe(want.length);
   let worst = 0;
-  for (let k = 0; k < want.length; k++) worst = Math.max(worst, Math.abs(got[k]! - want[k]!) / Math.max(1e-300, Math.abs(want[k]!)));
+  for (let k = 0; k < want.length; k++)
+    worst = Math.max(worst, Math.abs(got[k]! - want[k]!) / Math.max(1e-300, Math.abs(want[k]!)));
   expect(worst).toBeLessThanOrEqual(rtol);
 }
 
@@ -158,9 +164,17 @@ describe('an AbortSignal', () => {
     const controller = new AbortController();
     controller.abort('no');
     await expect(runReduction(reduction(K, 'sum', 1, { options: { signal: controller.signal } }))).rejects.toBe('no');
-    await expect(vjp(reduction(F, 'logSumExp', 1, { options: { signal: controller.signal } }), { wrt: [x], cotangent: new Float64Array(50).fill(1) })).rejects.toBe('no');
+    await expect(
+      vjp(reduction(F, 'logSumExp', 1, { options: { signal: controller.signal } }), {
+        wrt: [x],
+        cotangent: new Float64Array(50).fill(1),
+      }),
+    ).rejects.toBe('no');
     // Not aborted: the same calls run (vjp ignores onProgress of its inner reductions).
-    const [g] = await vjp(reduction(F, 'sum', 1, { options: { signal: new AbortController().signal, onProgress: () => {} } }), { wrt: [x], cotangent: new Float64Array(50).fill(1) });
+    const [g] = await vjp(
+      reduction(F, 'sum', 1, { options: { signal: new AbortController().signal, onProgress: () => {} } }),
+      { wrt: [x], cotangent: new Float64Array(50).fill(1) },
+    );
     // d/dx sum_j |x - y_j|^2 = 2 M (x - y) = 2 * 40 * 0.25 per component.
     for (const v of g!.data) expect(v).toBeCloseTo(20, 10);
   });
@@ -180,7 +194,13 @@ describe('solve', () => {
     const { K, b } = setup();
     let iterations = 0;
     const { result } = await expectResponsive(() =>
-      K.solve(b, { alpha: 0, tol: 1e-300, maxIter: 100000, signal: abortAfter(150, new Error('enough')), onIteration: (k) => (iterations = k) }).then(
+      K.solve(b, {
+        alpha: 0,
+        tol: 1e-300,
+        maxIter: 100000,
+        signal: abortAfter(150, new Error('enough')),
+        onIteration: (k) => (iterations = k),
+      }).then(
         () => 'finished',
         (e: Error) => e.message,
       ),
@@ -194,6 +214,8 @@ describe('solve', () => {
   it('rejects at once with an aborted signal, and validates it', async () => {
     const { K, b } = setup();
     await expect(K.solve(b, { signal: AbortSignal.abort('gone') })).rejects.toBe('gone');
-    await expect(K.solve(b, { signal: 'x' as unknown as AbortSignal })).rejects.toThrow(/signal must be an AbortSignal/);
+    await expect(K.solve(b, { signal: 'x' as unknown as AbortSignal })).rejects.toThrow(
+      /signal must be an AbortSignal/,
+    );
   });
 });

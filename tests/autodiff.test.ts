@@ -52,21 +52,50 @@ describe('derivatives of every operation (float64, central differences)', () => 
 
     // d/dx_i sum_j <F_ij, e_i>: a sum over j.
     const gx = await F.grad(x, E).sum(1);
-    const fdx = await rowwiseDifferences(xs, async (rows) => (await build(Vi(flat(rows), c.dx), y).dot(E).sum(1)).data, 1);
+    const fdx = await rowwiseDifferences(
+      xs,
+      async (rows) =>
+        (
+          await build(Vi(flat(rows), c.dx), y)
+            .dot(E)
+            .sum(1)
+        ).data,
+      1,
+    );
     expectClose(gx.data, fdx, 1e-6, 1e-6, undefined, `${c.name} d/dx`);
 
     // d/dy_j sum_i <F_ij, e_i>: a sum over i.
     const gy = await F.grad(y, E).sum(0);
-    const fdy = await rowwiseDifferences(ys, async (rows) => (await build(x, Vj(flat(rows), c.dy)).dot(E).sum(0)).data, 1);
+    const fdy = await rowwiseDifferences(
+      ys,
+      async (rows) =>
+        (
+          await build(x, Vj(flat(rows), c.dy))
+            .dot(E)
+            .sum(0)
+        ).data,
+      1,
+    );
     expectClose(gy.data, fdy, 1e-6, 1e-6, undefined, `${c.name} d/dy`);
 
     // Forward mode: (dF/dx) u summed over j, against the same differences along u.
     const us = uniformRows(random, 1, c.dx, -1, 1)[0]!;
     const jvp = await F.diff(x, Pm(us)).dot(E).sum(1);
     const shifted = async (t: number) =>
-      (await build(Vi(flat(xs.map((r) => r.map((v, k) => v + t * us[k]!))), c.dx), y).dot(E).sum(1)).data;
+      (
+        await build(Vi(flat(xs.map((r) => r.map((v, k) => v + t * us[k]!))), c.dx), y)
+          .dot(E)
+          .sum(1)
+      ).data;
     const [p, m] = [await shifted(H), await shifted(-H)];
-    expectClose(jvp.data, Array.from(p, (v, k) => (v - m[k]!) / (2 * H)), 1e-6, 1e-6, undefined, `${c.name} diff`);
+    expectClose(
+      jvp.data,
+      Array.from(p, (v, k) => (v - m[k]!) / (2 * H)),
+      1e-6,
+      1e-6,
+      undefined,
+      `${c.name} diff`,
+    );
   });
 });
 
@@ -81,10 +110,14 @@ describe('second order and special points', () => {
   it('the gradient of a gradient of a Gaussian kernel matches differences of the first gradient', async () => {
     const w = Pm([0.3, -0.7, 0.5]);
     const second = await gauss(x).grad(x, 1).grad(x, w).sum(1);
-    const fd2 = await rowwiseDifferences(xs, async (rows) => {
-      const xv = Vi(flat(rows), 3);
-      return (await gauss(xv).grad(xv, 1).dot(w).sum(1)).data;
-    }, 1);
+    const fd2 = await rowwiseDifferences(
+      xs,
+      async (rows) => {
+        const xv = Vi(flat(rows), 3);
+        return (await gauss(xv).grad(xv, 1).dot(w).sum(1)).data;
+      },
+      1,
+    );
     expectClose(second.data, fd2, 1e-6, 1e-6, undefined, 'Hessian-vector product');
   });
 
@@ -93,10 +126,12 @@ describe('second order and special points', () => {
     const lap = await gauss(x).laplacian(x).sum(1);
     const div = await gauss(x).grad(x, 1).divergence(x).sum(1);
     const jac = await gauss(x).grad(x, 1).gradMatrix(x).sum(1);
-    const want = xs.map((xi) => ys.reduce((s, yj) => {
-      const r2 = xi.reduce((t, v, k) => t + (v - yj[k]!) ** 2, 0);
-      return s + (4 * a * a * r2 - 2 * a * 3) * Math.exp(-a * r2);
-    }, 0));
+    const want = xs.map((xi) =>
+      ys.reduce((s, yj) => {
+        const r2 = xi.reduce((t, v, k) => t + (v - yj[k]!) ** 2, 0);
+        return s + (4 * a * a * r2 - 2 * a * 3) * Math.exp(-a * r2);
+      }, 0),
+    );
     expectClose(lap.data, want, 1e-10, 1e-12);
     expectClose(div.data, want, 1e-10, 1e-12);
     const hess = xs.flatMap((xi) => {
@@ -104,7 +139,8 @@ describe('second order and special points', () => {
       for (const yj of ys) {
         const d = xi.map((v, k) => v - yj[k]!);
         const e = Math.exp(-a * d.reduce((t, v) => t + v * v, 0));
-        for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) h[r * 3 + c]! += (4 * a * a * d[r]! * d[c]! - (r === c ? 2 * a : 0)) * e;
+        for (let r = 0; r < 3; r++)
+          for (let c = 0; c < 3; c++) h[r * 3 + c]! += (4 * a * a * d[r]! * d[c]! - (r === c ? 2 * a : 0)) * e;
       }
       return h;
     });
@@ -112,15 +148,26 @@ describe('second order and special points', () => {
   });
 
   it('the gradient of a norm at zero is 0, not NaN', async () => {
-    const ps = [[0.5, 0.5], [1, 2]];
-    const qs = [[0.5, 0.5], [1, 2], [0, 0]];
+    const ps = [
+      [0.5, 0.5],
+      [1, 2],
+    ];
+    const qs = [
+      [0.5, 0.5],
+      [1, 2],
+      [0, 0],
+    ];
     const p = Vi(flat(ps), 2);
     const q = Vj(flat(qs), 2);
     const g = await p.sub(q).norm2().grad(p, 1).sum(1);
-    const want = ps.flatMap((pi) => [0, 1].map((k) => qs.reduce((s, qj) => {
-      const n = Math.hypot(pi[0]! - qj[0]!, pi[1]! - qj[1]!);
-      return s + (n === 0 ? 0 : (pi[k]! - qj[k]!) / n);
-    }, 0)));
+    const want = ps.flatMap((pi) =>
+      [0, 1].map((k) =>
+        qs.reduce((s, qj) => {
+          const n = Math.hypot(pi[0]! - qj[0]!, pi[1]! - qj[1]!);
+          return s + (n === 0 ? 0 : (pi[k]! - qj[k]!) / n);
+        }, 0),
+      ),
+    );
     expectClose(g.data, want, 1e-12, 1e-15);
   });
 });
@@ -133,13 +180,21 @@ describe('gradients of reductions through vjp', () => {
   const sig = [0.8];
 
   /** L = <c, reduction(x, y, b, s)>, and its central differences entry by entry. */
-  async function check(kind: 'sum' | 'logSumExp' | 'sumSoftMaxWeight' | 'min' | 'max' | 'kMin', axis: 0 | 1, weighted: boolean, k = 0) {
+  async function check(
+    kind: 'sum' | 'logSumExp' | 'sumSoftMaxWeight' | 'min' | 'max' | 'kMin',
+    axis: 0 | 1,
+    weighted: boolean,
+    k = 0,
+  ) {
     const make = (xr: number[][], yr: number[][], br: number[][], s: number[]) => {
       const x = Vi(flat(xr), 2);
       const y = Vj(flat(yr), 2);
       const b = Vj(flat(br), 2);
       const p = Pm(s);
-      const F = kind === 'min' || kind === 'max' || kind === 'kMin' ? x.sub(y).square().sum().mul(p).add(b.elem(0)) : x.sqDist(y).mul(p).neg().add(b.elem(1));
+      const F =
+        kind === 'min' || kind === 'max' || kind === 'kMin'
+          ? x.sub(y).square().sum().mul(p).add(b.elem(0))
+          : x.sqDist(y).mul(p).neg().add(b.elem(1));
       const spec = reduction(F, kind, axis, { ...(weighted ? { weight: b } : {}), ...(k ? { k } : {}) });
       return { x, y, b, p, spec };
     };
@@ -157,9 +212,14 @@ describe('gradients of reductions through vjp', () => {
       const out: number[] = [];
       for (let r = 0; r < target.length; r++) {
         for (let q = 0; q < target[r]!.length; q++) {
-          const shift = (t: number) => arrays.map((a, w) => (w === which ? a.map((row, rr) => row.map((v, qq) => (rr === r && qq === q ? v + t : v))) : a));
+          const shift = (t: number) =>
+            arrays.map((a, w) =>
+              w === which ? a.map((row, rr) => row.map((v, qq) => (rr === r && qq === q ? v + t : v))) : a,
+            );
           const [p1, m1] = [shift(H), shift(-H)];
-          out.push(((await L(p1[0]!, p1[1]!, p1[2]!, p1[3]![0]!)) - (await L(m1[0]!, m1[1]!, m1[2]!, m1[3]![0]!))) / (2 * H));
+          out.push(
+            ((await L(p1[0]!, p1[1]!, p1[2]!, p1[3]![0]!)) - (await L(m1[0]!, m1[1]!, m1[2]!, m1[3]![0]!))) / (2 * H),
+          );
         }
       }
       return out;

@@ -6,7 +6,13 @@ import { rng, uniformRows } from './helpers/random.js';
 
 describe('clustering helpers', () => {
   it('gridCluster labels cells in lexicographic order; sortClusters and clusterRangesCentroids agree', () => {
-    const pts = [[0.1, 0.1], [0.9, 0.2], [0.15, 0.05], [0.6, 0.7], [0.95, 0.1]];
+    const pts = [
+      [0.1, 0.1],
+      [0.9, 0.2],
+      [0.15, 0.05],
+      [0.6, 0.7],
+      [0.95, 0.1],
+    ];
     const labels = gridCluster(pts, 0.5);
     // cells (0,0), (1,0), (0,0), (1,1), (1,0) in lexicographic order: (0,0) -> 0, (1,0) -> 1, (1,1) -> 2
     expect(Array.from(labels)).toEqual([0, 1, 0, 2, 1]);
@@ -52,7 +58,9 @@ describe.each(['float32', 'float64'] as const)('block-sparse reductions (%s)', (
     const keep: boolean[] = [];
     for (let a = 0; a < Ci; a++) {
       for (let b = 0; b < Cj; b++) {
-        const d2 = (cx.centroids[2 * a]! - cy.centroids[2 * b]!) ** 2 + (cx.centroids[2 * a + 1]! - cy.centroids[2 * b + 1]!) ** 2;
+        const d2 =
+          (cx.centroids[2 * a]! - cy.centroids[2 * b]!) ** 2 +
+          (cx.centroids[2 * a + 1]! - cy.centroids[2 * b + 1]!) ** 2;
         keep.push(d2 < 0.16);
       }
     }

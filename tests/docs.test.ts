@@ -39,22 +39,31 @@ describe('the API reference', () => {
   it('has a doc comment on every exported symbol', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lazytensor-docs-'));
     const json = join(dir, 'api.json');
-    const run = spawnSync(process.execPath, [typedoc, '--out', join(dir, 'html'), '--json', json, '--logLevel', 'Warn'], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
-      timeout: 110_000,
-    });
+    const run = spawnSync(
+      process.execPath,
+      [typedoc, '--out', join(dir, 'html'), '--json', json, '--logLevel', 'Warn'],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+        timeout: 110_000,
+      },
+    );
     // eslint-disable-next-line no-control-regex
     const output = `${run.stdout}\n${run.stderr}`.replace(/\u001b\[[0-9;]*m/g, '');
     const undocumented = output.split('\n').filter((line) => line.includes('does not have any documentation'));
     expect(undocumented, 'exported symbols without a doc comment').toEqual([]);
     expect(run.status, output).toBe(0);
     // It did document the package: both entry points, with their main exports.
-    const project = JSON.parse(readFileSync(json, 'utf8')) as { children: { name: string; children?: { name: string }[] }[] };
+    const project = JSON.parse(readFileSync(json, 'utf8')) as {
+      children: { name: string; children?: { name: string }[] }[];
+    };
     rmSync(dir, { recursive: true, force: true });
-    const names = (module: string) => project.children.find((c) => c.name === module)?.children?.map((c) => c.name) ?? [];
-    expect(names('index')).toEqual(expect.arrayContaining(['Vi', 'Vj', 'Pm', 'LazyTensor', 'Tensor', 'vjp', 'solveVjp']));
+    const names = (module: string) =>
+      project.children.find((c) => c.name === module)?.children?.map((c) => c.name) ?? [];
+    expect(names('index')).toEqual(
+      expect.arrayContaining(['Vi', 'Vj', 'Pm', 'LazyTensor', 'Tensor', 'vjp', 'solveVjp']),
+    );
     expect(names('geomloss')).toEqual(expect.arrayContaining(['SamplesLoss', 'SamplesLossOptions', 'GeomLossError']));
   });
 });

@@ -8,7 +8,12 @@ const y3 = () => Vj(new Float32Array([0, 1, 2, 3, 4, 5, 6, 7, 8]), 3);
 describe('input validation', () => {
   it('rejects NaN and infinite data, naming the entry', () => {
     expect(() => Vi(new Float32Array([0, NaN, 1]), 1)).toThrow(/Vi: data\[1\]\[0\] is NaN/);
-    expect(() => Vj([[0, 1], [2, Infinity]])).toThrow(/Vj: data\[1\]\[1\] is Infinity/);
+    expect(() =>
+      Vj([
+        [0, 1],
+        [2, Infinity],
+      ]),
+    ).toThrow(/Vj: data\[1\]\[1\] is Infinity/);
     expect(() => Pm(NaN)).toThrow(/Pm: value\[0\] is NaN/);
     expect(() => x3().mul(Infinity)).toThrow(/mul: the constant Infinity is not a finite number/);
   });
@@ -38,8 +43,12 @@ describe('input validation', () => {
     expect(() => x.elem(3)).toThrow(/elem: index 3 is out of range for dimension 3/);
     expect(() => x.extract(2, 2)).toThrow(/extract: components \[2, 4\) are out of range for dimension 3/);
     expect(() => x.oneHot(4)).toThrow(/oneHot: the operand must have dimension 1, got 3/);
-    expect(() => x.matVecMult(y2)).toThrow(/matVecMult: the matrix dimension 3 is not a multiple of the vector dimension 2/);
-    expect(() => x.weightedSqNorm(Pm([1, 2]))).toThrow(/weightedSqNorm: the weight has dimension 2; for vectors of dimension 3 it must be 1, 3 or 9/);
+    expect(() => x.matVecMult(y2)).toThrow(
+      /matVecMult: the matrix dimension 3 is not a multiple of the vector dimension 2/,
+    );
+    expect(() => x.weightedSqNorm(Pm([1, 2]))).toThrow(
+      /weightedSqNorm: the weight has dimension 2; for vectors of dimension 3 it must be 1, 3 or 9/,
+    );
     expect(() => x.pow(1.5)).toThrow(/pow: the exponent must be an integer, got 1.5/);
     expect(() => x.add('1' as never)).toThrow(/add: expected a LazyTensor or a number/);
   });

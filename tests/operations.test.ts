@@ -18,7 +18,6 @@ const SIZES: [number, number][] = [
   [5, 1003],
 ];
 
-
 describe.each(['float32', 'float64'] as DType[])('operations in a sum reduction (%s)', (dtype) => {
   const rtol = (c: OpCase): number => (dtype === 'float64' ? 1e-12 : (c.rtol32 ?? 2e-5));
   describe.each(cases)('$name', (c) => {
@@ -34,7 +33,14 @@ describe.each(['float32', 'float64'] as DType[])('operations in a sum reduction 
         const want = refSum((i, j) => c.ref(sx[i]!, sy[j]!), { N, M }, axis);
         const nOut = axis === 1 ? N : M;
         expectClose(got.shape, [nOut, formula.dim], 0, 0, undefined, 'shape');
-        expectClose(got.data, want.value.flat(), rtol(c), 1e-300, want.scale.flat(), `${c.name} ${dtype} axis ${axis} N=${N} M=${M}`);
+        expectClose(
+          got.data,
+          want.value.flat(),
+          rtol(c),
+          1e-300,
+          want.scale.flat(),
+          `${c.name} ${dtype} axis ${axis} N=${N} M=${M}`,
+        );
         if (got.dtype !== dtype) throw new Error(`result dtype ${got.dtype}, expected ${dtype}`);
         if (got.engine !== 'wasm') throw new Error(`engine ${got.engine}`);
       }
@@ -65,7 +71,14 @@ describe('dimensions from 1 to 200', () => {
         for (const axis of [1, 0] as const) {
           const got = await F.sum(axis);
           const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, axis);
-          expectClose(got.data, want.value.flat(), rtol, 0, want.scale.flat(), `${F.toString()} D=${D} ${dtype} axis ${axis}`);
+          expectClose(
+            got.data,
+            want.value.flat(),
+            rtol,
+            0,
+            want.scale.flat(),
+            `${F.toString()} D=${D} ${dtype} axis ${axis}`,
+          );
         }
       }
     }

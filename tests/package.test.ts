@@ -26,9 +26,20 @@ describe('the built package', () => {
   });
 
   it('runs GeomLoss from dist/geomloss.js with the same core as dist/index.js', async () => {
-    const gl = (await import(/* @vite-ignore */ new URL('../dist/geomloss.js', import.meta.url).href)) as typeof import('../src/geomloss/index.js');
+    const gl = (await import(
+      /* @vite-ignore */ new URL('../dist/geomloss.js', import.meta.url).href
+    )) as typeof import('../src/geomloss/index.js');
     const loss = new gl.SamplesLoss({ loss: 'sinkhorn', p: 2, blur: 0.1 });
-    const value = await loss.value([[0, 0], [1, 0]], [[0, 1], [1, 1]]);
+    const value = await loss.value(
+      [
+        [0, 0],
+        [1, 0],
+      ],
+      [
+        [0, 1],
+        [1, 1],
+      ],
+    );
     expect(value).toBeGreaterThan(0.4);
     expect(value).toBeLessThan(0.55); // W2^2 / 2 = 0.5, minus the entropic bias
   });
@@ -46,7 +57,12 @@ describe('the built package', () => {
     // Bundled: the public API only (scripts/runtime-matrix.mjs type-checks strict consumers against it).
     const types = readFileSync(new URL('../dist/index.d.ts', import.meta.url), 'utf8');
     expect(types).toMatch(/export \{[^}]*\bsetWasmThreads\b[^}]*\bwasmStatus\b/);
-    expect(readFileSync(new URL('../dist/chunks/' + types.match(/from '\.\/chunks\/([^']+)\.js'/)![1] + '.d.ts', import.meta.url), 'utf8')).toMatch(/\bVi as\b/);
+    expect(
+      readFileSync(
+        new URL('../dist/chunks/' + types.match(/from '\.\/chunks\/([^']+)\.js'/)![1] + '.d.ts', import.meta.url),
+        'utf8',
+      ),
+    ).toMatch(/\bVi as\b/);
     for (const file of ['index.d.ts', 'geomloss.d.ts', 'cjs/index.d.cts', 'cjs/geomloss.d.cts']) {
       const text = readFileSync(new URL(`../dist/${file}`, import.meta.url), 'utf8');
       expect(text, file).not.toMatch(/\bGPU[A-Z]\w*|\bTransferable\b|\bWorkerPool\b|\bWebGPUEngine\b/);
@@ -58,11 +74,23 @@ describe('the built package', () => {
     try {
       mkdirSync(join(dir, 'node_modules'));
       symlinkSync(fileURLToPath(new URL('..', import.meta.url)), join(dir, 'node_modules/lazytensor'), 'dir');
-      writeFileSync(join(dir, 'entry.mjs'), `import { Vi, Vj } from 'lazytensor';
+      writeFileSync(
+        join(dir, 'entry.mjs'),
+        `import { Vi, Vj } from 'lazytensor';
         const s = await Vi(new Float64Array([0, 0, 1, 1]), 2).sqDist(Vj(new Float64Array([0, 1, 1, 0, 2, 2]), 2)).sum(1);
-        console.log(JSON.stringify(Array.from(s.data)));`);
+        console.log(JSON.stringify(Array.from(s.data)));`,
+      );
       const out = join(dir, 'bundle.mjs');
-      await build({ entryPoints: [join(dir, 'entry.mjs')], bundle: true, minify: true, format: 'esm', platform: 'node', target: 'es2022', outfile: out, logLevel: 'silent' });
+      await build({
+        entryPoints: [join(dir, 'entry.mjs')],
+        bundle: true,
+        minify: true,
+        format: 'esm',
+        platform: 'node',
+        target: 'es2022',
+        outfile: out,
+        logLevel: 'silent',
+      });
       const code = readFileSync(out, 'utf8');
       expect(code).not.toMatch(/SamplesLoss|GeomLossError|sinkhorn/i);
       const run = spawnSync(process.execPath, [out], { encoding: 'utf8', timeout: 60_000 });

@@ -6,7 +6,18 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { InputError, ResourceLimitError, releaseWasm, setDefaultEngine, setWasmThreads, setWasmWorkerUrl, useWasmModule, Vi, Vj, wasmStatus } from '../src/index.js';
+import {
+  InputError,
+  ResourceLimitError,
+  releaseWasm,
+  setDefaultEngine,
+  setWasmThreads,
+  setWasmWorkerUrl,
+  useWasmModule,
+  Vi,
+  Vj,
+  wasmStatus,
+} from '../src/index.js';
 import { detectFeatures, detectRuntime } from '../src/runtime/features.js';
 import { WorkerPool, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/runtime/workers.js';
 import { wasmEngineTesting } from '../src/fallback/wasm-engine.js';
@@ -22,7 +33,8 @@ async function checkedSum(): Promise<void> {
   const r = await Vi(x, 2).sqDist(Vj(y, 2)).mul(-2).exp().sum(1);
   for (let i = 0; i < n; i++) {
     let s = 0;
-    for (let j = 0; j < n; j++) s += Math.exp(-2 * ((x[2 * i]! - y[2 * j]!) ** 2 + (x[2 * i + 1]! - y[2 * j + 1]!) ** 2));
+    for (let j = 0; j < n; j++)
+      s += Math.exp(-2 * ((x[2 * i]! - y[2 * j]!) ** 2 + (x[2 * i + 1]! - y[2 * j + 1]!) ** 2));
     expect(r.data[i]).toBeCloseTo(s, 12);
   }
 }
@@ -67,7 +79,15 @@ describe('worker pool state', () => {
     expect(before.workers).toBe('not-started');
     await Promise.all([checkedSum(), checkedSum(), checkedSum()]);
     const s = await wasmStatus();
-    expect(s).toMatchObject({ runtime: 'node', requestedThreads: 2, threads: 2, workers: 'running', reason: null, restarts: 0, kernelSource: 'inline' });
+    expect(s).toMatchObject({
+      runtime: 'node',
+      requestedThreads: 2,
+      threads: 2,
+      workers: 'running',
+      reason: null,
+      restarts: 0,
+      kernelSource: 'inline',
+    });
     expect(s.jobsPerWorker.length).toBe(2);
     expect(s.jobsPerWorker.every((c) => c > 0)).toBe(true);
   });
@@ -75,7 +95,13 @@ describe('worker pool state', () => {
   it('a worker that never answers is given up within about a second, said once', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     setWasmThreads(2);
-    wasmThreadsTesting.setWorkerFactory(() => ({ postMessage() {}, listen() {}, ref() {}, unref() {}, terminate() {} }));
+    wasmThreadsTesting.setWorkerFactory(() => ({
+      postMessage() {},
+      listen() {},
+      ref() {},
+      unref() {},
+      terminate() {},
+    }));
     const t0 = performance.now();
     await checkedSum();
     const elapsed = performance.now() - t0;
@@ -129,7 +155,13 @@ describe('worker pool state', () => {
   it("a worker's named error is rethrown as the same class on the calling thread", async () => {
     // A worker that instantiates, then fails each job with the reply a worker sends for a thrown error.
     const replies: WorkerReply[] = [
-      { type: 'error', id: 1, name: 'ResourceLimitError', message: 'sum: too big', limit: { needed: 5, limit: 4, unit: 'bytes' } },
+      {
+        type: 'error',
+        id: 1,
+        name: 'ResourceLimitError',
+        message: 'sum: too big',
+        limit: { needed: 5, limit: 4, unit: 'bytes' },
+      },
       { type: 'error', id: 2, name: 'InputError', message: 'sum: bad' },
       { type: 'error', id: 3, name: 'Error', message: 'sum: other' },
     ];
@@ -231,8 +263,14 @@ describe('releaseWasm and useWasmModule', () => {
 
 describe('quiet by default', () => {
   it("'auto' prints nothing on a machine without a Vulkan driver, with the webgpu package installed", () => {
-    if (!existsSync(new URL('../dist/index.js', import.meta.url))) return expect.fail('dist/ is missing: npm run build');
-    const env: Record<string, string | undefined> = { ...process.env, HOME: '/nonexistent', XDG_DATA_DIRS: '/nonexistent', XDG_CONFIG_DIRS: '/nonexistent' };
+    if (!existsSync(new URL('../dist/index.js', import.meta.url)))
+      return expect.fail('dist/ is missing: npm run build');
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      HOME: '/nonexistent',
+      XDG_DATA_DIRS: '/nonexistent',
+      XDG_CONFIG_DIRS: '/nonexistent',
+    };
     delete env.VK_ICD_FILENAMES;
     const script = `
       const lt = await import('./dist/index.js');
@@ -241,7 +279,12 @@ describe('quiet by default', () => {
       const r = await lt.Vi(x, 3).sqDist(lt.Vj(x, 3)).mul(-3).exp().sum(1);
       const g = await lt.webgpuStatus();
       process.stdout.write(JSON.stringify({ engine: r.engine, available: g.available, reason: g.reason }));`;
-    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env, encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: root,
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const out = JSON.parse(run.stdout) as { engine: string; available: boolean; reason: string };

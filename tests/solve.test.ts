@@ -35,7 +35,10 @@ describe('kernel solves', () => {
   it('(alpha I + K) a = b matches a dense float64 solve, with a convergence report', async () => {
     const x = Vi(Float64Array.from(xs.flat()), 3);
     const y = Vj(Float64Array.from(xs.flat()), 3);
-    const K = x.sqDist(y).mul(-1 / (2 * 0.3 * 0.3)).exp();
+    const K = x
+      .sqDist(y)
+      .mul(-1 / (2 * 0.3 * 0.3))
+      .exp();
     const seen: number[] = [];
     const result = await K.solve(bs, { alpha, tol: 1e-10, onIteration: (_k, r) => seen.push(r) });
     const A = gaussMatrix(xs, 0.3).map((row, i) => row.map((v, j) => v + (i === j ? alpha : 0)));
@@ -79,7 +82,11 @@ describe('kernel solves', () => {
     const c = uniformRows(random, n, 2, -1, 1);
     const build = (s: number) => {
       const sigma = Pm(s);
-      const K = Vi(Float64Array.from(pts.flat()), 3).sqDist(Vj(Float64Array.from(pts.flat()), 3)).mul(sigma).neg().exp();
+      const K = Vi(Float64Array.from(pts.flat()), 3)
+        .sqDist(Vj(Float64Array.from(pts.flat()), 3))
+        .mul(sigma)
+        .neg()
+        .exp();
       return { K, sigma };
     };
     const L = async (s: number, b: number[][]) => {

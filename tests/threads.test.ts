@@ -10,7 +10,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build } from 'esbuild';
-import { InputError, clusterRangesCentroids, fromMatrix, gridCluster, setDefaultEngine, sortClusters, Vi, Vj } from '../src/index.js';
+import {
+  InputError,
+  clusterRangesCentroids,
+  fromMatrix,
+  gridCluster,
+  setDefaultEngine,
+  sortClusters,
+  Vi,
+  Vj,
+} from '../src/index.js';
 import { wasmEngineTesting } from '../src/fallback/wasm-engine.js';
 import { setWasmThreads, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/runtime/workers.js';
 import { rng, typed, uniformRows } from './helpers/random.js';
@@ -69,7 +78,11 @@ async function workload(dtype: 'float32' | 'float64'): Promise<Out[]> {
   const keep: boolean[] = [];
   for (let a = 0; a < cx.ranges.length / 2; a++) {
     for (let c = 0; c < cy.ranges.length / 2; c++) {
-      keep.push((cx.centroids[2 * a]! - cy.centroids[2 * c]!) ** 2 + (cx.centroids[2 * a + 1]! - cy.centroids[2 * c + 1]!) ** 2 < 0.12);
+      keep.push(
+        (cx.centroids[2 * a]! - cy.centroids[2 * c]!) ** 2 +
+          (cx.centroids[2 * a + 1]! - cy.centroids[2 * c + 1]!) ** 2 <
+          0.12,
+      );
     }
   }
   const ranges = fromMatrix(cx.ranges, cy.ranges, keep);
@@ -122,19 +135,22 @@ describe('multi-threaded WebAssembly engine', () => {
     setDefaultEngine('auto');
   });
 
-  it.each(['float32', 'float64'] as const)('W = 2, every reduction split across workers, equals W = 1 bit for bit (%s)', async (dtype) => {
-    setWasmThreads(2);
-    wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
-    try {
-      const before = await jobsRun();
-      expectIdentical(await workload(dtype), single[dtype]!);
-      const pool = await wasmThreadsTesting.pool();
-      expect(pool?.size).toBe(2);
-      expect(pool!.jobsRun - before).toBeGreaterThanOrEqual(2 * 16 - 2); // nearly every reduction ran as 2 parts
-    } finally {
-      wasmEngineTesting.reset();
-    }
-  });
+  it.each(['float32', 'float64'] as const)(
+    'W = 2, every reduction split across workers, equals W = 1 bit for bit (%s)',
+    async (dtype) => {
+      setWasmThreads(2);
+      wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
+      try {
+        const before = await jobsRun();
+        expectIdentical(await workload(dtype), single[dtype]!);
+        const pool = await wasmThreadsTesting.pool();
+        expect(pool?.size).toBe(2);
+        expect(pool!.jobsRun - before).toBeGreaterThanOrEqual(2 * 16 - 2); // nearly every reduction ran as 2 parts
+      } finally {
+        wasmEngineTesting.reset();
+      }
+    },
+  );
 
   it('W = 2, reductions whole on workers (no split), concurrently, equal W = 1', async () => {
     setWasmThreads(2);

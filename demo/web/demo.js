@@ -102,7 +102,10 @@ async function detectEngines() {
       return;
     }
     const a = adapter.info ?? {};
-    const fallback = adapter.isFallbackAdapter === true || a.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe|warp/i.test(`${a.vendor} ${a.architecture} ${a.description}`);
+    const fallback =
+      adapter.isFallbackAdapter === true ||
+      a.isFallbackAdapter === true ||
+      /swiftshader|llvmpipe|lavapipe|warp/i.test(`${a.vendor} ${a.architecture} ${a.description}`);
     info.webgpu = { name: [a.vendor, a.architecture].filter(Boolean).join(' ') || 'adapter', fallback };
     info.webgpuNote = fallback ? `${info.webgpu.name}: a CPU emulation, slower than WebAssembly` : info.webgpu.name;
   } catch (error) {
@@ -120,7 +123,8 @@ function setEngine(engine) {
 
 function renderStatus() {
   const wasm = `WebAssembly: ${info.threads} thread${info.threads === 1 ? '' : 's'}`;
-  $('status').textContent = `running on ${info.engine === 'webgpu' ? 'WebGPU' : 'WebAssembly'} · ${wasm} · WebGPU: ${info.webgpuNote}`;
+  $('status').textContent =
+    `running on ${info.engine === 'webgpu' ? 'WebGPU' : 'WebAssembly'} · ${wasm} · WebGPU: ${info.webgpuNote}`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -128,7 +132,10 @@ function renderStatus() {
 
 function view(canvas) {
   const scale = canvas.height;
-  return { toPx: (x, y) => [x * scale, canvas.height - y * scale], toWorld: (px, py) => [px / scale, (canvas.height - py) / scale] };
+  return {
+    toPx: (x, y) => [x * scale, canvas.height - y * scale],
+    toWorld: (px, py) => [px / scale, (canvas.height - py) / scale],
+  };
 }
 
 function drawPoints(ctx, v, pts, color, size) {
@@ -186,7 +193,8 @@ function drawFlow() {
   drawPoints(flowCtx, flowView, flow.x, '#2f6fdb', 2.2);
   flowCtx.globalAlpha = 1;
   drawLoss();
-  $('flow-timing').textContent = `${flow.x.length / 2} source points, ${flow.y.length / 2} target points${flow.last ? `\n${flow.last}` : ''}`;
+  $('flow-timing').textContent =
+    `${flow.x.length / 2} source points, ${flow.y.length / 2} target points${flow.last ? `\n${flow.last}` : ''}`;
 }
 
 function drawLoss() {
@@ -237,7 +245,11 @@ async function flowStep() {
     const lr = Number($('flow-lr').value);
     const loss = new SamplesLoss({ loss: 'sinkhorn', p: 2, blur, scaling: 0.5 });
     const t0 = performance.now();
-    const { value, grad, info: run } = await loss.valueAndGrad({ data: flow.x, shape: [n, 2] }, { data: flow.y, shape: [m, 2] });
+    const {
+      value,
+      grad,
+      info: run,
+    } = await loss.valueAndGrad({ data: flow.x, shape: [n, 2] }, { data: flow.y, shape: [m, 2] });
     const t1 = performance.now();
     const g = grad.x.data;
     for (let k = 0; k < 2 * n; k++) flow.x[k] -= lr * n * g[k];
@@ -298,7 +310,10 @@ flowCanvas.addEventListener('pointerup', () => {
 
 function spray(event) {
   const rect = flowCanvas.getBoundingClientRect();
-  const [cx, cy] = flowView.toWorld(((event.clientX - rect.left) * flowCanvas.width) / rect.width, ((event.clientY - rect.top) * flowCanvas.height) / rect.height);
+  const [cx, cy] = flowView.toWorld(
+    ((event.clientX - rect.left) * flowCanvas.width) / rect.width,
+    ((event.clientY - rect.top) * flowCanvas.height) / rect.height,
+  );
   const add = new Float32Array(2 * 24);
   for (let k = 0; k < 24; k++) {
     const [gx, gy] = gaussianPair(stroke.rnd);
@@ -337,7 +352,16 @@ function hslToRgb(h, s, l) {
   return [f(0), f(8), f(4)];
 }
 
-const km = { x: new Float32Array(0), c: new Float32Array(0), labels: new Int32Array(0), iteration: 0, changed: -1, running: false, busy: null, last: '' };
+const km = {
+  x: new Float32Array(0),
+  c: new Float32Array(0),
+  labels: new Int32Array(0),
+  iteration: 0,
+  changed: -1,
+  running: false,
+  busy: null,
+  last: '',
+};
 const kmCanvas = $('km-canvas');
 const kmCtx = kmCanvas.getContext('2d');
 const kmView = view(kmCanvas);
@@ -349,7 +373,13 @@ function kmData() {
   // Deterministic: the page shows the same data on every load (the test relies on it).
   const rnd = lcg(kmSeed++);
   // A mixture of 12 anisotropic Gaussian blobs.
-  const blobs = Array.from({ length: 12 }, () => ({ x: 0.12 + (WIDTH - 0.24) * rnd(), y: 0.12 + 0.76 * rnd(), a: 0.02 + 0.06 * rnd(), b: 0.02 + 0.05 * rnd(), t: Math.PI * rnd() }));
+  const blobs = Array.from({ length: 12 }, () => ({
+    x: 0.12 + (WIDTH - 0.24) * rnd(),
+    y: 0.12 + 0.76 * rnd(),
+    a: 0.02 + 0.06 * rnd(),
+    b: 0.02 + 0.05 * rnd(),
+    t: Math.PI * rnd(),
+  }));
   km.x = cloud(n, Math.floor(rnd() * 1e9), (r) => {
     const blob = blobs[Math.floor(r() * blobs.length)];
     const [gx, gy] = gaussianPair(r);
@@ -536,6 +566,18 @@ window.lazytensorDemo = {
   flowStep,
   kmStep,
   // Copies: points as [n, 2] row-major Float32Arrays, labels as an Int32Array.
-  flowState: () => ({ x: Float32Array.from(flow.x), x0: Float32Array.from(flow.x0), y: Float32Array.from(flow.y), losses: [...flow.losses], steps: flow.steps }),
-  kmState: () => ({ x: Float32Array.from(km.x), c: Float32Array.from(km.c), labels: Int32Array.from(km.labels), iteration: km.iteration, changed: km.changed }),
+  flowState: () => ({
+    x: Float32Array.from(flow.x),
+    x0: Float32Array.from(flow.x0),
+    y: Float32Array.from(flow.y),
+    losses: [...flow.losses],
+    steps: flow.steps,
+  }),
+  kmState: () => ({
+    x: Float32Array.from(km.x),
+    c: Float32Array.from(km.c),
+    labels: Int32Array.from(km.labels),
+    iteration: km.iteration,
+    changed: km.changed,
+  }),
 };

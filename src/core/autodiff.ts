@@ -43,7 +43,9 @@ export function gradient(formula: FormulaNode, wrt: Variable, cotangent: Formula
       const g = grads[q];
       if (g === null || g === undefined) return;
       if (g.dim !== arg.dim) {
-        throw new Error(`internal: the ${node.def.name} rule gave a cotangent of dimension ${g.dim} for an argument of ${arg.dim}`);
+        throw new Error(
+          `internal: the ${node.def.name} rule gave a cotangent of dimension ${g.dim} for an argument of ${arg.dim}`,
+        );
       }
       const previous = cotangents.get(arg);
       cotangents.set(arg, previous === undefined ? g : plus(previous, g));

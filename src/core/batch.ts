@@ -15,7 +15,9 @@ export function mergeBatch(where: string, a: readonly number[], b: readonly numb
   return a.map((d, k) => {
     const e = b[k]!;
     if (d !== e && d !== 1 && e !== 1) {
-      throw new InputError(`${where}: batch dimension ${k} is ${d} for one operand and ${e} for the other (each must be equal or 1)`);
+      throw new InputError(
+        `${where}: batch dimension ${k} is ${d} for one operand and ${e} for the other (each must be equal or 1)`,
+      );
     }
     return Math.max(d, e);
   });
@@ -42,7 +44,12 @@ export function itemIndex(item: number, batch: readonly number[], own: readonly 
  * Sums per-item blocks of `inner` values, laid out over `batch`, into the blocks of a variable whose
  * own batch shape `own` broadcast against `batch` (an empty `own` receives the sum of every item).
  */
-export function sumOverBroadcast(data: ArrayLike<number>, batch: readonly number[], inner: number, own: readonly number[]): Float64Array {
+export function sumOverBroadcast(
+  data: ArrayLike<number>,
+  batch: readonly number[],
+  inner: number,
+  own: readonly number[],
+): Float64Array {
   const out = new Float64Array(batchSize(own) * inner);
   for (let item = 0; item < batchSize(batch); item++) {
     const target = own.length === 0 ? 0 : itemIndex(item, batch, own);

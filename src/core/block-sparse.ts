@@ -30,7 +30,8 @@ function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; d
   let d: number;
   const numbers = (values: readonly unknown[], label: string): Float64Array =>
     Float64Array.from(values, (v, k) => {
-      if (typeof v !== 'number') throw new InputError(`${where}: ${label}[${k}] is ${v === null ? 'null' : typeof v}; expected a number`);
+      if (typeof v !== 'number')
+        throw new InputError(`${where}: ${label}[${k}] is ${v === null ? 'null' : typeof v}; expected a number`);
       return v;
     });
   if (ArrayBuffer.isView(x) && !(x instanceof DataView)) {
@@ -39,7 +40,8 @@ function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; d
   } else if (Array.isArray(x) && x.length > 0 && Array.isArray(x[0])) {
     d = (x[0] as readonly number[]).length;
     x.forEach((row, r) => {
-      if (!Array.isArray(row) || row.length !== d) throw new InputError(`${where}: row ${r} of the points must have ${d} components`);
+      if (!Array.isArray(row) || row.length !== d)
+        throw new InputError(`${where}: row ${r} of the points must have ${d} components`);
     });
     data = numbers((x as number[][]).flat(), 'the points (flattened)');
   } else if (Array.isArray(x)) {
@@ -48,7 +50,8 @@ function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; d
   } else {
     throw new InputError(`${where}: the points must be a typed array, a number[] or a number[][]`);
   }
-  if (data.length === 0 || d < 1 || data.length % d !== 0) throw new InputError(`${where}: expected points of shape [N, ${d}], got ${data.length} values`);
+  if (data.length === 0 || d < 1 || data.length % d !== 0)
+    throw new InputError(`${where}: expected points of shape [N, ${d}], got ${data.length} values`);
   for (const v of data) if (!Number.isFinite(v)) throw new InputError(`${where}: the points contain ${v}`);
   return { data, dim: d, n: data.length / d };
 }
@@ -58,7 +61,8 @@ function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; d
  * lexicographic order of the cells.
  */
 export function gridCluster(x: Points, voxelSize: number, dim?: number): Int32Array {
-  if (typeof voxelSize !== 'number' || !(voxelSize > 0) || !Number.isFinite(voxelSize)) throw new InputError(`gridCluster: voxelSize must be a positive number, got ${voxelSize}`);
+  if (typeof voxelSize !== 'number' || !(voxelSize > 0) || !Number.isFinite(voxelSize))
+    throw new InputError(`gridCluster: voxelSize must be a positive number, got ${voxelSize}`);
   const { data, dim: d, n } = rowsOf('gridCluster', x, dim);
   // Integer cell coordinates, relative to the lowest cell, combined into one mixed-radix number whose
   // numeric order is the lexicographic order of the cells.
@@ -75,7 +79,8 @@ export function gridCluster(x: Points, voxelSize: number, dim?: number): Int32Ar
   }
   let radixProduct = 1;
   for (let k = 0; k < d; k++) radixProduct *= high[k]! - low[k]! + 1;
-  if (!(radixProduct <= Number.MAX_SAFE_INTEGER)) { // NaN too: coordinates / voxelSize overflowed
+  if (!(radixProduct <= Number.MAX_SAFE_INTEGER)) {
+    // NaN too: coordinates / voxelSize overflowed
     throw new InputError(`gridCluster: ${radixProduct.toExponential(2)} cells; choose a larger voxelSize`);
   }
   const keys = new Float64Array(n);
@@ -110,7 +115,11 @@ function checkLabels(where: string, labels: ArrayLike<number>, n: number): numbe
  * Sorts points by label (stably). Returns the sorted points (row-major), the sorted labels and the
  * permutation: sorted row r is input row `permutation[r]`.
  */
-export function sortClusters(x: Points, labels: ArrayLike<number>, dim?: number): {
+export function sortClusters(
+  x: Points,
+  labels: ArrayLike<number>,
+  dim?: number,
+): {
   /** The points sorted by label, row-major [N, D] (always float64). */
   points: Float64Array;
   /** The labels in sorted order (non-decreasing). */
@@ -130,7 +139,12 @@ export function sortClusters(x: Points, labels: ArrayLike<number>, dim?: number)
  * For points sorted by label: each cluster's index range [start, end), its centroid (weighted mean)
  * and its total weight (the number of points when `weights` is omitted).
  */
-export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, weights?: ArrayLike<number>, dim?: number): {
+export function clusterRangesCentroids(
+  x: Points,
+  labels: ArrayLike<number>,
+  weights?: ArrayLike<number>,
+  dim?: number,
+): {
   /** [start, end) of each cluster, flattened pairs (2C values); an empty cluster has start = end. */
   ranges: Int32Array;
   /** The weighted mean of each cluster, row-major [C, D]; NaN for an empty cluster. */
@@ -140,12 +154,15 @@ export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, wei
 } {
   const { data, dim: d, n } = rowsOf('clusterRangesCentroids', x, dim);
   const C = checkLabels('clusterRangesCentroids', labels, n);
-  if (weights !== undefined && (weights === null || typeof weights.length !== 'number')) throw new InputError('clusterRangesCentroids: weights must be an array of numbers');
-  if (weights !== undefined && weights.length !== n) throw new InputError(`clusterRangesCentroids: ${weights.length} weights for ${n} points`);
+  if (weights !== undefined && (weights === null || typeof weights.length !== 'number'))
+    throw new InputError('clusterRangesCentroids: weights must be an array of numbers');
+  if (weights !== undefined && weights.length !== n)
+    throw new InputError(`clusterRangesCentroids: ${weights.length} weights for ${n} points`);
   if (weights !== undefined) {
     for (let i = 0; i < n; i++) {
       const w = weights[i];
-      if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) throw new InputError(`clusterRangesCentroids: weights[${i}] is ${String(w)}; expected a finite number >= 0`);
+      if (typeof w !== 'number' || !Number.isFinite(w) || w < 0)
+        throw new InputError(`clusterRangesCentroids: weights[${i}] is ${String(w)}; expected a finite number >= 0`);
     }
   }
   const ranges = new Int32Array(2 * C).fill(-1);
@@ -153,7 +170,8 @@ export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, wei
   const total = new Float64Array(C);
   for (let i = 0; i < n; i++) {
     const l = labels[i]!;
-    if (i > 0 && l < labels[i - 1]!) throw new InputError('clusterRangesCentroids: the labels must be sorted (use sortClusters first)');
+    if (i > 0 && l < labels[i - 1]!)
+      throw new InputError('clusterRangesCentroids: the labels must be sorted (use sortClusters first)');
     if (ranges[2 * l] === -1) ranges[2 * l] = i;
     ranges[2 * l + 1] = i + 1;
     const w = weights === undefined ? 1 : weights[i]!;
@@ -182,11 +200,14 @@ export function clusterRangesCentroids(x: Points, labels: ArrayLike<number>, wei
 export function fromMatrix(rangesI: Int32Array, rangesJ: Int32Array, keep: ArrayLike<boolean | number>): BlockRanges {
   rangesI = indexArray('fromMatrix', 'rangesI', rangesI);
   rangesJ = indexArray('fromMatrix', 'rangesJ', rangesJ);
-  if (keep === null || typeof keep !== 'object' || typeof keep.length !== 'number') throw new InputError('fromMatrix: keep must be an array of Ci x Cj booleans');
+  if (keep === null || typeof keep !== 'object' || typeof keep.length !== 'number')
+    throw new InputError('fromMatrix: keep must be an array of Ci x Cj booleans');
   const Ci = rangesI.length / 2;
   const Cj = rangesJ.length / 2;
-  if (!Number.isInteger(Ci) || !Number.isInteger(Cj)) throw new InputError('fromMatrix: ranges must hold [start, end) pairs');
-  if (keep.length !== Ci * Cj) throw new InputError(`fromMatrix: keep has ${keep.length} entries, expected ${Ci} x ${Cj} = ${Ci * Cj}`);
+  if (!Number.isInteger(Ci) || !Number.isInteger(Cj))
+    throw new InputError('fromMatrix: ranges must hold [start, end) pairs');
+  if (keep.length !== Ci * Cj)
+    throw new InputError(`fromMatrix: keep has ${keep.length} entries, expected ${Ci} x ${Cj} = ${Ci * Cj}`);
   // Both axes from the same matrix: keep[o * strideO + q * strideQ] says whether the outer cluster
   // o and the inner cluster q interact.
   const build = (outer: number, inner: number, ranges: Int32Array, strideO: number, strideQ: number) => {
@@ -212,18 +233,40 @@ export function fromMatrix(rangesI: Int32Array, rangesJ: Int32Array, keep: Array
 
 /** The same pattern with the roles of i and j exchanged. */
 export function swapAxes(r: BlockRanges): BlockRanges {
-  return { rangesI: r.rangesJ, slicesI: r.slicesJ, redRangesJ: r.redRangesI, rangesJ: r.rangesI, slicesJ: r.slicesI, redRangesI: r.redRangesJ };
+  return {
+    rangesI: r.rangesJ,
+    slicesI: r.slicesJ,
+    redRangesJ: r.redRangesI,
+    rangesJ: r.rangesI,
+    slicesJ: r.slicesI,
+    redRangesI: r.redRangesJ,
+  };
 }
 
 /** The triplet a reduction over `axis` uses, checked against the sizes. */
-export function rangesForAxis(where: string, r: BlockRanges, axis: 0 | 1, nOuter: number, nInner: number): { outer: Int32Array; slices: Int32Array; inner: Int32Array } {
+export function rangesForAxis(
+  where: string,
+  r: BlockRanges,
+  axis: 0 | 1,
+  nOuter: number,
+  nInner: number,
+): { outer: Int32Array; slices: Int32Array; inner: Int32Array } {
   if (typeof r !== 'object' || r === null) {
-    throw new InputError(`${where}: ranges must be a BlockRanges object (from fromMatrix), got ${r === null ? 'null' : typeof r}`);
+    throw new InputError(
+      `${where}: ranges must be a BlockRanges object (from fromMatrix), got ${r === null ? 'null' : typeof r}`,
+    );
   }
-  const names = axis === 1 ? (['rangesI', 'slicesI', 'redRangesJ'] as const) : (['rangesJ', 'slicesJ', 'redRangesI'] as const);
-  const [outer, slices, inner] = names.map((name) => indexArray(where, `ranges.${name}`, r[name])) as [Int32Array, Int32Array, Int32Array];
+  const names =
+    axis === 1 ? (['rangesI', 'slicesI', 'redRangesJ'] as const) : (['rangesJ', 'slicesJ', 'redRangesI'] as const);
+  const [outer, slices, inner] = names.map((name) => indexArray(where, `ranges.${name}`, r[name])) as [
+    Int32Array,
+    Int32Array,
+    Int32Array,
+  ];
   if (outer.length % 2 !== 0 || inner.length % 2 !== 0) {
-    throw new InputError(`${where}: ranges.${names[0]} and ranges.${names[2]} must hold [start, end) pairs (an even number of integers)`);
+    throw new InputError(
+      `${where}: ranges.${names[0]} and ranges.${names[2]} must hold [start, end) pairs (an even number of integers)`,
+    );
   }
   const C = outer.length / 2;
   if (slices.length !== C) throw new InputError(`${where}: ranges has ${C} clusters but ${slices.length} slices`);
@@ -238,7 +281,8 @@ export function rangesForAxis(where: string, r: BlockRanges, axis: 0 | 1, nOuter
   check(inner, nInner, 'an inner');
   let previous = 0;
   for (const s of slices) {
-    if (s < previous || s > inner.length / 2) throw new InputError(`${where}: slices must be non-decreasing and at most ${inner.length / 2}`);
+    if (s < previous || s > inner.length / 2)
+      throw new InputError(`${where}: slices must be non-decreasing and at most ${inner.length / 2}`);
     previous = s;
   }
   return { outer: outer, slices: slices, inner: inner };
@@ -247,8 +291,15 @@ export function rangesForAxis(where: string, r: BlockRanges, axis: 0 | 1, nOuter
 /** An Int32Array of indices as given, or a plain array of integers converted to one. */
 function indexArray(where: string, name: string, value: unknown): Int32Array {
   if (value instanceof Int32Array) return value;
-  const array = Array.isArray(value) ? value : ArrayBuffer.isView(value) && !(value instanceof DataView) ? Array.from(value as unknown as ArrayLike<number>) : null;
-  if (array === null) throw new InputError(`${where}: ${name} must be an Int32Array of indices, got ${value === null ? 'null' : typeof value}`);
+  const array = Array.isArray(value)
+    ? value
+    : ArrayBuffer.isView(value) && !(value instanceof DataView)
+      ? Array.from(value as unknown as ArrayLike<number>)
+      : null;
+  if (array === null)
+    throw new InputError(
+      `${where}: ${name} must be an Int32Array of indices, got ${value === null ? 'null' : typeof value}`,
+    );
   array.forEach((v, k) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1) {
       throw new InputError(`${where}: ${name}[${k}] is ${String(v)}; expected a non-negative integer index`);

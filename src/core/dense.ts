@@ -5,14 +5,25 @@ import { postOrder, type FormulaNode } from './formula.js';
 
 /** Evaluates `node` at (i, j) in float64 (iteratively: formulas of any depth). `order` is
  *  postOrder(node), passed in when many pairs are evaluated. */
-export function evaluateAt(node: FormulaNode, i: number, j: number, order: readonly FormulaNode[] = postOrder(node)): Float64Array {
+export function evaluateAt(
+  node: FormulaNode,
+  i: number,
+  j: number,
+  order: readonly FormulaNode[] = postOrder(node),
+): Float64Array {
   const values = new Map<FormulaNode, Float64Array>();
   for (const n of order) {
     if (n.kind === 'var') {
       const row = n.category === 'i' ? i : n.category === 'j' ? j : 0;
       values.set(n, Float64Array.from(n.data.subarray(row * n.dim, row * n.dim + n.dim)));
     } else {
-      values.set(n, n.def.reference(n.args.map((a) => values.get(a)!), n.params));
+      values.set(
+        n,
+        n.def.reference(
+          n.args.map((a) => values.get(a)!),
+          n.params,
+        ),
+      );
     }
   }
   return values.get(node)!;

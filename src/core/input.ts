@@ -82,14 +82,21 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Date) return 'a Date';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}...` : value)}`;
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}...` : value)}`;
   if (typeof value === 'bigint') return `the BigInt ${value}n (convert it with Number())`;
   if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }
 
 /** Copies numbers into `out` at `offset`, rejecting anything that is not a number. */
-function copyNumbers(where: string, row: ArrayLike<unknown>, out: Float64Array, offset: number, label: (k: number) => string): void {
+function copyNumbers(
+  where: string,
+  row: ArrayLike<unknown>,
+  out: Float64Array,
+  offset: number,
+  label: (k: number) => string,
+): void {
   for (let k = 0; k < row.length; k++) {
     const v = row[k];
     if (typeof v !== 'number') throw new InputError(`${where}: ${label(k)} is ${describe(v)}; expected a number`);
@@ -110,7 +117,9 @@ function rowLength(row: unknown): number | null {
 export function checkVariableData(where: string, v: Variable): void {
   if (!v.byReference) return;
   if (isDetached(v.data) || v.data.length !== v.rows * v.dim * v.batch.reduce((p, b) => p * b, 1)) {
-    throw new InputError(`${where}: the data of ${v.name} was detached or resized after it was given to ${v.category === 'i' ? 'Vi' : 'Vj'} (the array is read when a reduction runs)`);
+    throw new InputError(
+      `${where}: the data of ${v.name} was detached or resized after it was given to ${v.category === 'i' ? 'Vi' : 'Vj'} (the array is read when a reduction runs)`,
+    );
   }
   const bad = firstNonFinite(v.data);
   if (bad >= 0) {
@@ -151,15 +160,23 @@ export function makeVariable(
   let byReference = false;
   let batch = checkBatch(where, options?.batch);
   const kind = floatArrayKind(data);
-  if (Array.isArray(data) && data.length > 0 && Array.isArray(data[0]) && rowLength((data[0] as unknown[])[0]) !== null) {
+  if (
+    Array.isArray(data) &&
+    data.length > 0 &&
+    Array.isArray(data[0]) &&
+    rowLength((data[0] as unknown[])[0]) !== null
+  ) {
     // [B, N, D] nested arrays: a batch of B clouds of the same size.
-    if (options?.batch !== undefined) throw new InputError(`${where}: nested [B, N, D] data sets the batch itself; drop the batch option`);
+    if (options?.batch !== undefined)
+      throw new InputError(`${where}: nested [B, N, D] data sets the batch itself; drop the batch option`);
     const items = data as readonly (readonly (readonly number[])[])[];
     batch = [items.length];
     const n = items[0]!.length;
     items.forEach((item, b) => {
       if (!Array.isArray(item) || item.length !== n) {
-        throw new InputError(`${where}: batch item ${b} has ${Array.isArray(item) ? item.length : 'no'} rows, expected ${n}`);
+        throw new InputError(
+          `${where}: batch item ${b} has ${Array.isArray(item) ? item.length : 'no'} rows, expected ${n}`,
+        );
       }
     });
     data = items.flat() as unknown as readonly (readonly number[])[];
@@ -197,10 +214,15 @@ export function makeVariable(
     }
     natural = null;
   } else {
-    throw new InputError(`${where}: data must be a Float32Array, Float64Array, number[] or number[][], got ${describe(data)}`);
+    throw new InputError(
+      `${where}: data must be a Float32Array, Float64Array, number[] or number[][], got ${describe(data)}`,
+    );
   }
   if (rowDim < 1) throw new InputError(`${where}: the rows have no components`);
-  if (values.length === 0) throw new InputError(`${where}: data is empty (an [N, D] array with N >= 1 is expected; a detached buffer reads as empty)`);
+  if (values.length === 0)
+    throw new InputError(
+      `${where}: data is empty (an [N, D] array with N >= 1 is expected; a detached buffer reads as empty)`,
+    );
   const items = batch.reduce((p, b) => p * b, 1);
   if (values.length % (rowDim * items) !== 0) {
     throw new InputError(
@@ -247,7 +269,8 @@ export function makeParameter(value: number | ArrayInput, options: ParameterOpti
   const kind = floatArrayKind(value);
   if (Array.isArray(value) && value.length > 0 && rowLength(value[0]) !== null) {
     // [B, D]: one parameter vector per batch item.
-    if (options?.batch !== undefined) throw new InputError('Pm: nested [B, D] values set the batch itself; drop the batch option');
+    if (options?.batch !== undefined)
+      throw new InputError('Pm: nested [B, D] values set the batch itself; drop the batch option');
     const rows = value as readonly unknown[];
     const d = rowLength(rows[0])!;
     values = new Float64Array(rows.length * d);
@@ -258,7 +281,8 @@ export function makeParameter(value: number | ArrayInput, options: ParameterOpti
     batch = [rows.length];
   } else if (typeof value === 'number') values = Float64Array.of(value);
   else if (kind !== null) {
-    if (isDetached(value as Float32Array)) throw new InputError('Pm: the value\'s buffer is detached (transferred or released)');
+    if (isDetached(value as Float32Array))
+      throw new InputError("Pm: the value's buffer is detached (transferred or released)");
     values = Float64Array.from(value as Float32Array | Float64Array);
   } else if (Array.isArray(value)) {
     values = new Float64Array(value.length);
@@ -266,7 +290,8 @@ export function makeParameter(value: number | ArrayInput, options: ParameterOpti
   } else throw new InputError(`Pm: value must be a number, a number[] or a typed array, got ${describe(value)}`);
   if (values.length === 0) throw new InputError('Pm: value is empty');
   const items = batch.reduce((p, b) => p * b, 1);
-  if (values.length % items !== 0) throw new InputError(`Pm: ${values.length} values do not split into [${batch.join(', ')}] batches`);
+  if (values.length % items !== 0)
+    throw new InputError(`Pm: ${values.length} values do not split into [${batch.join(', ')}] batches`);
   const bad = firstNonFinite(values);
   if (bad >= 0) throw new InputError(`Pm: value[${bad}] is ${values[bad]}; parameters must be finite`);
   return new Variable('p', values.length / items, 1, values, dtype, options?.name ?? defaultName('p'), false, batch);
@@ -275,7 +300,9 @@ export function makeParameter(value: number | ArrayInput, options: ParameterOpti
 /** A number written inside a formula. */
 export function makeConstant(where: string, value: number): Variable {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new InputError(`${where}: the constant ${typeof value === 'number' ? String(value) : describe(value)} is not a finite number`);
+    throw new InputError(
+      `${where}: the constant ${typeof value === 'number' ? String(value) : describe(value)} is not a finite number`,
+    );
   }
   return new Variable('p', 1, 1, Float64Array.of(value), null, String(value), true);
 }

@@ -87,13 +87,17 @@ function sqDist64(x: Float32Array | Float64Array, i: number, c: Float64Array, k:
 export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = {}): Promise<KMeansResult> {
   checkOptionKeys('kMeans', options, KMEANS_KEYS);
   const v = makeVariable('kMeans: x', 'i', x, options.dim, undefined);
-  if (v.batch.length > 0) throw new InputError('kMeans: batched [B, N, D] data is not supported; call once per batch item');
+  if (v.batch.length > 0)
+    throw new InputError('kMeans: batched [B, N, D] data is not supported; call once per batch item');
   const { data, rows: N, dim: D } = v;
-  if (!Number.isInteger(K) || K < 1 || K > N) throw new InputError(`kMeans: K must be an integer in [1, ${N}] (the number of rows of x), got ${K}`);
+  if (!Number.isInteger(K) || K < 1 || K > N)
+    throw new InputError(`kMeans: K must be an integer in [1, ${N}] (the number of rows of x), got ${K}`);
   const maxIter = options.iterations ?? 100;
-  if (!Number.isInteger(maxIter) || maxIter < 0) throw new InputError(`kMeans: iterations must be a non-negative integer, got ${maxIter}`);
+  if (!Number.isInteger(maxIter) || maxIter < 0)
+    throw new InputError(`kMeans: iterations must be a non-negative integer, got ${maxIter}`);
   const tol = options.tol ?? 1e-4;
-  if (!(tol >= 0) || !Number.isFinite(tol)) throw new InputError(`kMeans: tol must be a finite number >= 0, got ${tol}`);
+  if (!(tol >= 0) || !Number.isFinite(tol))
+    throw new InputError(`kMeans: tol must be a finite number >= 0, got ${tol}`);
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) throw new InputError(`kMeans: seed must be an integer, got ${seed}`);
   const dtype: DType = checkDType('kMeans', options.dtype) ?? v.dtype ?? 'float64';
@@ -136,12 +140,25 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
   let inertia = 0;
   for (let i = 0; i < N; i++) inertia += sqDist64(data, i, c, labels[i]!, D);
   const centroids = dtype === 'float32' || data instanceof Float32Array ? Float32Array.from(c) : c;
-  return { labels: new Tensor(labels, [N], engine), centroids: new Tensor(centroids, [K, D], engine), iterations, inertia };
+  return {
+    labels: new Tensor(labels, [N], engine),
+    centroids: new Tensor(centroids, [K, D], engine),
+    iterations,
+    inertia,
+  };
 }
 
 /** Moves each centroid to the mean of its rows; an empty cluster takes the farthest row not taken
  *  yet. Returns the squared shift summed over the centroids. */
-function update(c: Float64Array, data: Float32Array | Float64Array, labels: Int32Array, dist: ArrayLike<number>, N: number, D: number, K: number): number {
+function update(
+  c: Float64Array,
+  data: Float32Array | Float64Array,
+  labels: Int32Array,
+  dist: ArrayLike<number>,
+  N: number,
+  D: number,
+  K: number,
+): number {
   const sum = new Float64Array(K * D);
   const count = new Float64Array(K);
   for (let i = 0; i < N; i++) {
@@ -170,7 +187,14 @@ function update(c: Float64Array, data: Float32Array | Float64Array, labels: Int3
   return shift;
 }
 
-function initialCentroids(init: KMeansOptions['init'], data: Float32Array | Float64Array, N: number, D: number, K: number, random: () => number): Float64Array {
+function initialCentroids(
+  init: KMeansOptions['init'],
+  data: Float32Array | Float64Array,
+  N: number,
+  D: number,
+  K: number,
+  random: () => number,
+): Float64Array {
   const c = new Float64Array(K * D);
   const copyRow = (k: number, i: number) => {
     for (let d = 0; d < D; d++) c[k * D + d] = data[i * D + d]!;
@@ -212,7 +236,8 @@ function initialCentroids(init: KMeansOptions['init'], data: Float32Array | Floa
     }
     return c;
   }
-  if (typeof init === 'string') throw new InputError(`kMeans: init must be 'kmeans++', 'random' or centroids [K, D], got '${init}'`);
+  if (typeof init === 'string')
+    throw new InputError(`kMeans: init must be 'kmeans++', 'random' or centroids [K, D], got '${init}'`);
   const given = makeVariable('kMeans: init', 'j', init as ArrayInput, D, undefined);
   if (given.rows !== K || given.dim !== D || given.batch.length > 0) {
     throw new InputError(`kMeans: init must hold ${K} centroids of ${D} components, got ${given.rows} x ${given.dim}`);

@@ -14,7 +14,8 @@ import { Tensor, type EngineName } from './tensor.js';
 
 /** A K-NN metric: a name, or a formula of x (a `Vi`) and y (a `Vj`) giving a dimension-1 LazyTensor,
  *  smaller meaning nearer. */
-export type KnnMetric = 'euclidean' | 'sqeuclidean' | 'cosine' | 'manhattan' | ((x: LazyTensor, y: LazyTensor) => LazyTensor);
+export type KnnMetric =
+  'euclidean' | 'sqeuclidean' | 'cosine' | 'manhattan' | ((x: LazyTensor, y: LazyTensor) => LazyTensor);
 
 /** Options of {@link knn}. */
 export interface KnnOptions {
@@ -55,12 +56,17 @@ interface Rows {
 
 function rowsOf(where: string, category: 'i' | 'j', data: ArrayInput, dim: number | undefined): Rows {
   const v = makeVariable(where, category, data, dim, undefined);
-  if (v.batch.length > 0) throw new InputError(`${where}: batched [B, N, D] data is not supported; call once per batch item`);
+  if (v.batch.length > 0)
+    throw new InputError(`${where}: batched [B, N, D] data is not supported; call once per batch item`);
   return { data: v.data, n: v.rows, d: v.dim, dtype: v.dtype };
 }
 
 /** The ranking formula of a metric, and how its values become distances. */
-function metricFormula(metric: KnnMetric): { formula: (x: LazyTensor, y: LazyTensor) => LazyTensor; sqrt: boolean; prune: 'l2' | 'l1' | null } {
+function metricFormula(metric: KnnMetric): {
+  formula: (x: LazyTensor, y: LazyTensor) => LazyTensor;
+  sqrt: boolean;
+  prune: 'l2' | 'l1' | null;
+} {
   if (typeof metric === 'function') return { formula: metric, sqrt: false, prune: null };
   switch (metric) {
     case 'euclidean':
@@ -73,7 +79,9 @@ function metricFormula(metric: KnnMetric): { formula: (x: LazyTensor, y: LazyTen
       return { formula: (x, y) => x.normalize().dot(y.normalize()).neg().add(1), sqrt: false, prune: null };
     default: {
       const never: never = metric;
-      throw new InputError(`knn: metric must be 'euclidean', 'sqeuclidean', 'cosine', 'manhattan' or a function (x, y) => LazyTensor, got ${String(never)}`);
+      throw new InputError(
+        `knn: metric must be 'euclidean', 'sqeuclidean', 'cosine', 'manhattan' or a function (x, y) => LazyTensor, got ${String(never)}`,
+      );
     }
   }
 }
@@ -116,7 +124,8 @@ export async function knn(x: ArrayInput, y: ArrayInput, K: number, options: KnnO
   if (!Number.isInteger(K) || K < 1) throw new InputError(`knn: K must be a positive integer, got ${K}`);
   if (K > ys.n) throw new InputError(`knn: K = ${K} is larger than the number of rows of y (${ys.n})`);
   const method = options.method ?? 'auto';
-  if (method !== 'auto' && method !== 'tree' && method !== 'brute') throw new InputError(`knn: method must be 'auto', 'tree' or 'brute', got ${String(method)}`);
+  if (method !== 'auto' && method !== 'tree' && method !== 'brute')
+    throw new InputError(`knn: method must be 'auto', 'tree' or 'brute', got ${String(method)}`);
   const dtype: DType = checkDType('knn', options.dtype) ?? xs.dtype ?? ys.dtype ?? 'float64';
   const m = metricFormula(options.metric ?? 'euclidean');
   const probe = m.formula(Vi(xs.data.subarray(0, xs.d), xs.d), Vj(ys.data.subarray(0, ys.d), ys.d));
@@ -136,7 +145,9 @@ export async function knn(x: ArrayInput, y: ArrayInput, K: number, options: KnnO
     return { values: r.values.data as Float32Array | Float64Array, indices: r.indices.data };
   };
   const useTree = m.prune !== null && xs.d <= 8 && method !== 'brute' && (method === 'tree' || xs.n * ys.n >= 2 ** 20);
-  const found = useTree ? await treeSearch(xs, ys, K, dtype, m.prune!, reduce, options.signal) : await reduce(xs.data, ys.data, K);
+  const found = useTree
+    ? await treeSearch(xs, ys, K, dtype, m.prune!, reduce, options.signal)
+    : await reduce(xs.data, ys.data, K);
   const values = dtype === 'float32' ? new Float32Array(found.values) : new Float64Array(found.values);
   if (m.sqrt) for (let q = 0; q < values.length; q++) values[q] = Math.sqrt(values[q]!);
   return { indices: new Tensor(found.indices, [xs.n, K], engine), distances: new Tensor(values, [xs.n, K], engine) };
@@ -157,7 +168,12 @@ function permuteRows(data: Float32Array | Float64Array, perm: Int32Array, d: num
 }
 
 /** Bounding boxes [lo, hi] of each leaf, in the precision the engine computes with. */
-function leafBoxes(data: Float32Array | Float64Array, leaves: Int32Array, d: number, dtype: DType): { lo: Float64Array; hi: Float64Array } {
+function leafBoxes(
+  data: Float32Array | Float64Array,
+  leaves: Int32Array,
+  d: number,
+  dtype: DType,
+): { lo: Float64Array; hi: Float64Array } {
   const L = leaves.length / 2;
   const lo = new Float64Array(L * d).fill(Infinity);
   const hi = new Float64Array(L * d).fill(-Infinity);
@@ -235,7 +251,8 @@ async function treeSearch(
     for (const q of active) {
       chosen[q] = [];
       let T = -Infinity;
-      for (let r = kx.leaves[2 * q]!; r < kx.leaves[2 * q + 1]!; r++) T = Math.max(T, count[r]! < K ? Infinity : bestV[r * K + K - 1]!);
+      for (let r = kx.leaves[2 * q]!; r < kx.leaves[2 * q + 1]!; r++)
+        T = Math.max(T, count[r]! < K ? Infinity : bestV[r * K + K - 1]!);
       const cand: number[] = [];
       for (let b = 0; b < nB; b++) {
         if (visited[q * nB + b]) continue;
@@ -331,7 +348,15 @@ async function treeSearch(
 }
 
 /** Inserts (v, j) into row r's sorted list of at most K (value, index) pairs, ties to the lower j. */
-function insert(bestV: Float64Array, bestI: Int32Array, count: Int32Array, r: number, K: number, v: number, j: number): void {
+function insert(
+  bestV: Float64Array,
+  bestI: Int32Array,
+  count: Int32Array,
+  r: number,
+  K: number,
+  v: number,
+  j: number,
+): void {
   const base = r * K;
   let n = count[r]!;
   if (n === K) {

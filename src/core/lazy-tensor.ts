@@ -27,7 +27,14 @@ import { constant } from './build.js';
 import { rangesForAxis, type BlockRanges } from './block-sparse.js';
 import { batchItemPlan, batchSize, mergeBatch } from './batch.js';
 import { solve as solveKernel, type SolveOptions, type SolveResult } from './solve.js';
-import { checkpoint, checkSignal, progressReporter, raceAbort, type ReductionProgress, type RunControl } from './scheduling.js';
+import {
+  checkpoint,
+  checkSignal,
+  progressReporter,
+  raceAbort,
+  type ReductionProgress,
+  type RunControl,
+} from './scheduling.js';
 
 /** Options accepted by every reduction. */
 export interface ReductionOptions {
@@ -120,45 +127,90 @@ export class LazyTensor {
       rowsJ = mergeRows(def.name, 'j', rowsJ, o.rowsJ);
       batch = mergeBatch(def.name, batch, o.batch);
     }
-    return new LazyTensor(new OpNode(def, operands.map((o) => o.node), params), rowsI, rowsJ, batch);
+    return new LazyTensor(
+      new OpNode(
+        def,
+        operands.map((o) => o.node),
+        params,
+      ),
+      rowsI,
+      rowsJ,
+      batch,
+    );
   }
 
   /** Elementwise x + other, where `other` is a LazyTensor or a number (a constant). A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  add(other: Operand): LazyTensor { return this.apply(ops.add, [other], null); }
+  add(other: Operand): LazyTensor {
+    return this.apply(ops.add, [other], null);
+  }
   /** Elementwise x - other. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  sub(other: Operand): LazyTensor { return this.apply(ops.sub, [other], null); }
+  sub(other: Operand): LazyTensor {
+    return this.apply(ops.sub, [other], null);
+  }
   /** Elementwise x * other. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  mul(other: Operand): LazyTensor { return this.apply(ops.mul, [other], null); }
+  mul(other: Operand): LazyTensor {
+    return this.apply(ops.mul, [other], null);
+  }
   /** Elementwise x / other. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  div(other: Operand): LazyTensor { return this.apply(ops.div, [other], null); }
+  div(other: Operand): LazyTensor {
+    return this.apply(ops.div, [other], null);
+  }
   /** Elementwise -x. */
-  neg(): LazyTensor { return this.apply(ops.neg, [], null); }
+  neg(): LazyTensor {
+    return this.apply(ops.neg, [], null);
+  }
   /** Elementwise |x| (its derivative at 0 is 0). */
-  abs(): LazyTensor { return this.apply(ops.abs, [], null); }
+  abs(): LazyTensor {
+    return this.apply(ops.abs, [], null);
+  }
   /** Elementwise exp(x). */
-  exp(): LazyTensor { return this.apply(ops.exp, [], null); }
+  exp(): LazyTensor {
+    return this.apply(ops.exp, [], null);
+  }
   /** Elementwise natural logarithm (NaN for x < 0, -Infinity at 0). */
-  log(): LazyTensor { return this.apply(ops.log, [], null); }
+  log(): LazyTensor {
+    return this.apply(ops.log, [], null);
+  }
   /** Elementwise square root (NaN for x < 0). */
-  sqrt(): LazyTensor { return this.apply(ops.sqrt, [], null); }
+  sqrt(): LazyTensor {
+    return this.apply(ops.sqrt, [], null);
+  }
   /** 1/sqrt(x), and 0 at 0 (as KeOps). */
-  rsqrt(): LazyTensor { return this.apply(ops.rsqrt, [], null); }
+  rsqrt(): LazyTensor {
+    return this.apply(ops.rsqrt, [], null);
+  }
   /** Elementwise x^2. */
-  square(): LazyTensor { return this.apply(ops.square, [], null); }
+  square(): LazyTensor {
+    return this.apply(ops.square, [], null);
+  }
   /** An integer power (negative allowed). */
-  pow(n: number): LazyTensor { return this.apply(ops.pow, [], { n }); }
+  pow(n: number): LazyTensor {
+    return this.apply(ops.pow, [], { n });
+  }
   /** x^y = exp(y log x) for any exponent (NaN for x < 0). */
-  powf(exponent: Operand): LazyTensor { return this.apply(ops.powf, [exponent], null); }
+  powf(exponent: Operand): LazyTensor {
+    return this.apply(ops.powf, [exponent], null);
+  }
   /** Elementwise sine. */
-  sin(): LazyTensor { return this.apply(ops.sin, [], null); }
+  sin(): LazyTensor {
+    return this.apply(ops.sin, [], null);
+  }
   /** Elementwise cosine. */
-  cos(): LazyTensor { return this.apply(ops.cos, [], null); }
+  cos(): LazyTensor {
+    return this.apply(ops.cos, [], null);
+  }
   /** Elementwise sign: -1, 0 or 1 (its derivative is 0). */
-  sign(): LazyTensor { return this.apply(ops.sign, [], null); }
+  sign(): LazyTensor {
+    return this.apply(ops.sign, [], null);
+  }
   /** 0 where x < 0, 1 elsewhere. */
-  step(): LazyTensor { return this.apply(ops.step, [], null); }
+  step(): LazyTensor {
+    return this.apply(ops.step, [], null);
+  }
   /** Elementwise max(x, 0). */
-  relu(): LazyTensor { return this.apply(ops.relu, [], null); }
+  relu(): LazyTensor {
+    return this.apply(ops.relu, [], null);
+  }
   /** min(max(x, lower), upper). Two numbers must satisfy lower <= upper (an InputError otherwise). */
   clamp(lower: Operand, upper: Operand): LazyTensor {
     if (typeof lower === 'number' && typeof upper === 'number' && lower > upper) {
@@ -167,7 +219,9 @@ export class LazyTensor {
     return this.apply(ops.clamp, [lower, upper], null);
   }
   /** `ifTrue` where x >= 0, else `ifFalse`. */
-  ifElse(ifTrue: Operand, ifFalse: Operand): LazyTensor { return this.apply(ops.ifElse, [ifTrue, ifFalse], null); }
+  ifElse(ifTrue: Operand, ifFalse: Operand): LazyTensor {
+    return this.apply(ops.ifElse, [ifTrue, ifFalse], null);
+  }
   /** x - modulus * floor((x - offset) / modulus): a value in [offset, offset + modulus). */
   mod(modulus: Operand, offset: Operand = 0): LazyTensor {
     if (modulus === 0) throw new InputError('mod: the modulus must not be 0');
@@ -176,54 +230,98 @@ export class LazyTensor {
   /** Rounds to `digits` decimals (an integer, negative allowed), halves away from zero. Where
    *  x * 10^digits is beyond the float's precision x is returned unchanged, so any `digits` (even
    *  400) is defined; rounding to a multiple of 10^-digits beyond the float range gives 0. */
-  round(digits = 0): LazyTensor { return this.apply(ops.round, [], { digits }); }
+  round(digits = 0): LazyTensor {
+    return this.apply(ops.round, [], { digits });
+  }
   /** x log x, and 0 at 0. */
-  xLogX(): LazyTensor { return this.apply(ops.xLogX, [], null); }
+  xLogX(): LazyTensor {
+    return this.apply(ops.xLogX, [], null);
+  }
   /** sin(x)/x, and 1 at 0. */
-  sinXDivX(): LazyTensor { return this.apply(ops.sinXDivX, [], null); }
+  sinXDivX(): LazyTensor {
+    return this.apply(ops.sinXDivX, [], null);
+  }
   /** 1 where x == other, else 0 (elementwise; no gradient). A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  eq(other: Operand): LazyTensor { return this.apply(ops.eq, [other], null); }
+  eq(other: Operand): LazyTensor {
+    return this.apply(ops.eq, [other], null);
+  }
   /** 1 where x != other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  ne(other: Operand): LazyTensor { return this.apply(ops.ne, [other], null); }
+  ne(other: Operand): LazyTensor {
+    return this.apply(ops.ne, [other], null);
+  }
   /** 1 where x < other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  lt(other: Operand): LazyTensor { return this.apply(ops.lt, [other], null); }
+  lt(other: Operand): LazyTensor {
+    return this.apply(ops.lt, [other], null);
+  }
   /** 1 where x <= other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  le(other: Operand): LazyTensor { return this.apply(ops.le, [other], null); }
+  le(other: Operand): LazyTensor {
+    return this.apply(ops.le, [other], null);
+  }
   /** 1 where x > other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  gt(other: Operand): LazyTensor { return this.apply(ops.gt, [other], null); }
+  gt(other: Operand): LazyTensor {
+    return this.apply(ops.gt, [other], null);
+  }
   /** 1 where x >= other, else 0. A dimension-1 operand broadcasts against any dimension; other dimensions must match (else a ShapeError). */
-  ge(other: Operand): LazyTensor { return this.apply(ops.ge, [other], null); }
+  ge(other: Operand): LazyTensor {
+    return this.apply(ops.ge, [other], null);
+  }
 
   /** Squared Euclidean norm. */
-  sqNorm2(): LazyTensor { return this.apply(ops.sqNorm2, [], null); }
+  sqNorm2(): LazyTensor {
+    return this.apply(ops.sqNorm2, [], null);
+  }
   /** Euclidean norm. */
-  norm2(): LazyTensor { return this.apply(ops.norm2, [], null); }
+  norm2(): LazyTensor {
+    return this.apply(ops.norm2, [], null);
+  }
   /** x / |x|, and 0 at 0. */
-  normalize(): LazyTensor { return this.apply(ops.normalize, [], null); }
+  normalize(): LazyTensor {
+    return this.apply(ops.normalize, [], null);
+  }
   /** Scalar product. */
-  dot(other: LazyTensor): LazyTensor { return this.apply(ops.dotProduct, [other], null); }
+  dot(other: LazyTensor): LazyTensor {
+    return this.apply(ops.dotProduct, [other], null);
+  }
   /** |x - y|^2. */
-  sqDist(other: LazyTensor): LazyTensor { return this.apply(ops.sqDist, [other], null); }
+  sqDist(other: LazyTensor): LazyTensor {
+    return this.apply(ops.sqDist, [other], null);
+  }
   /** s|x|^2, sum_k s_k x_k^2 or x^T S x, as the weight has dimension 1, D or D*D. */
-  weightedSqNorm(weight: Operand): LazyTensor { return this.apply(ops.weightedSqNorm, [weight], null); }
+  weightedSqNorm(weight: Operand): LazyTensor {
+    return this.apply(ops.weightedSqNorm, [weight], null);
+  }
   /** The weighted squared norm of x - y. */
   weightedSqDist(other: LazyTensor, weight: Operand): LazyTensor {
     return this.apply(ops.weightedSqDist, [other, weight], null);
   }
   /** Component `index`. */
-  elem(index: number): LazyTensor { return this.apply(ops.elem, [], { index }); }
+  elem(index: number): LazyTensor {
+    return this.apply(ops.elem, [], { index });
+  }
   /** Components [start, start + length). */
-  extract(start: number, length: number): LazyTensor { return this.apply(ops.extract, [], { start, length }); }
+  extract(start: number, length: number): LazyTensor {
+    return this.apply(ops.extract, [], { start, length });
+  }
   /** The components of x followed by those of `other`. */
-  concat(other: LazyTensor): LazyTensor { return this.apply(ops.concat, [other], null); }
+  concat(other: LazyTensor): LazyTensor {
+    return this.apply(ops.concat, [other], null);
+  }
   /** A vector of `dim` components: 1 at round(x), 0 elsewhere (x must have dimension 1). */
-  oneHot(dim: number): LazyTensor { return this.apply(ops.oneHot, [], { dim }); }
+  oneHot(dim: number): LazyTensor {
+    return this.apply(ops.oneHot, [], { dim });
+  }
   /** This (an m x n matrix, row-major, dimension m*n) times the vector `v` (dimension n). */
-  matVecMult(v: LazyTensor): LazyTensor { return this.apply(ops.matVecMult, [v], null); }
+  matVecMult(v: LazyTensor): LazyTensor {
+    return this.apply(ops.matVecMult, [v], null);
+  }
   /** This vector (dimension n) times `matrix` (n x m, row-major, dimension n*m). */
-  vecMatMult(matrix: LazyTensor): LazyTensor { return this.apply(ops.vecMatMult, [matrix], null); }
+  vecMatMult(matrix: LazyTensor): LazyTensor {
+    return this.apply(ops.vecMatMult, [matrix], null);
+  }
   /** The outer product, row-major. */
-  tensorProd(other: LazyTensor): LazyTensor { return this.apply(ops.tensorProd, [other], null); }
+  tensorProd(other: LazyTensor): LazyTensor {
+    return this.apply(ops.tensorProd, [other], null);
+  }
 
   // -------------------------------------------------------------------------------------------------
   // Derivatives (formulas: reduce them like any other).
@@ -261,7 +359,9 @@ export class LazyTensor {
     const tangent = toLazy('diff', u);
     const variable = this.variableOf('diff', v);
     if (tangent.dim !== variable.dim) {
-      throw new InputError(`diff: the direction must have the variable's dimension ${variable.dim}, got ${tangent.dim}`);
+      throw new InputError(
+        `diff: the direction must have the variable's dimension ${variable.dim}, got ${tangent.dim}`,
+      );
     }
     return this.derived(directionalDerivative(this.node, variable, tangent.node), tangent, v);
   }
@@ -282,7 +382,9 @@ export class LazyTensor {
   divergence(v: LazyTensor): LazyTensor {
     const variable = this.variableOf('divergence', v);
     if (variable.dim !== this.dim) {
-      throw new InputError(`divergence: the formula (dimension ${this.dim}) and the variable (${variable.dim}) must have the same dimension`);
+      throw new InputError(
+        `divergence: the formula (dimension ${this.dim}) and the variable (${variable.dim}) must have the same dimension`,
+      );
     }
     let out: FormulaNode | null = null;
     for (let k = 0; k < this.dim; k++) {
@@ -329,7 +431,11 @@ export class LazyTensor {
    * const out = await Vi(q, d).dot(Vj(k, d)).mul(1 / Math.sqrt(d)).sumSoftMaxWeight(1, Vj(v, dv));
    * ```
    */
-  sumSoftMaxWeight(axis: Axis, weight: LazyTensor, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
+  sumSoftMaxWeight(
+    axis: Axis,
+    weight: LazyTensor,
+    options?: ReductionOptions,
+  ): Promise<Tensor<Float32Array | Float64Array>> {
     return this.reduceValues('sumSoftMaxWeight', axis, options, REDUCTION_OPTION_KEYS, weight);
   }
 
@@ -388,7 +494,10 @@ export class LazyTensor {
    * const { solution, iterations, converged } = await K.solve(b, { alpha: 0.1, tol: 1e-8 });
    * ```
    */
-  solve(b: Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[], options?: SolveOptions): Promise<SolveResult> {
+  solve(
+    b: Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[],
+    options?: SolveOptions,
+  ): Promise<SolveResult> {
     return solveKernel(this, b, options);
   }
 
@@ -396,8 +505,15 @@ export class LazyTensor {
   dense(options?: { maxEntries?: number }): number[][][] {
     checkOptionKeys('dense', options, DENSE_OPTION_KEYS);
     const maxEntries = options?.maxEntries ?? 1e7;
-    if (typeof maxEntries !== 'number' || !Number.isInteger(maxEntries) || maxEntries < 1 || maxEntries > MAX_DENSE_ENTRIES) {
-      throw new InputError(`dense: maxEntries must be an integer in [1, ${MAX_DENSE_ENTRIES}], got ${String(maxEntries)}`);
+    if (
+      typeof maxEntries !== 'number' ||
+      !Number.isInteger(maxEntries) ||
+      maxEntries < 1 ||
+      maxEntries > MAX_DENSE_ENTRIES
+    ) {
+      throw new InputError(
+        `dense: maxEntries must be an integer in [1, ${MAX_DENSE_ENTRIES}], got ${String(maxEntries)}`,
+      );
     }
     if (this.batch.length > 0) throw new InputError('dense: batched formulas are not supported; reduce them instead');
     for (const v of variablesOf(this.node)) checkVariableData('dense', v);
@@ -418,12 +534,22 @@ export class LazyTensor {
     return new Tensor(output.values!, resultShape(plan), engine);
   }
 
-  private async reduceIndices(kind: ReductionKind, axis: Axis, K: number, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
+  private async reduceIndices(
+    kind: ReductionKind,
+    axis: Axis,
+    K: number,
+    options?: ReductionOptions,
+  ): Promise<Tensor<Int32Array>> {
     const { plan, output, engine } = await this.run(kind, axis, options, REDUCTION_OPTION_KEYS, undefined, K);
     return new Tensor(output.indices!, resultShape(plan), engine);
   }
 
-  private async reduceBoth(kind: ReductionKind, axis: Axis, K: number, options?: ReductionOptions): Promise<ValuesAndIndices> {
+  private async reduceBoth(
+    kind: ReductionKind,
+    axis: Axis,
+    K: number,
+    options?: ReductionOptions,
+  ): Promise<ValuesAndIndices> {
     const { plan, output, engine } = await this.run(kind, axis, options, REDUCTION_OPTION_KEYS, undefined, K);
     const shape = resultShape(plan);
     return { values: new Tensor(output.values!, shape, engine), indices: new Tensor(output.indices!, shape, engine) };
@@ -477,7 +603,9 @@ export class LazyTensor {
     checkOptionKeys(kind, options, allowed);
     checkSignal(kind, options?.signal);
     if (options?.onProgress !== undefined && typeof options.onProgress !== 'function') {
-      throw new InputError(`${kind}: onProgress must be a function ({ done, total }) => void, got ${typeof options.onProgress}`);
+      throw new InputError(
+        `${kind}: onProgress must be a function ({ done, total }) => void, got ${typeof options.onProgress}`,
+      );
     }
     if (axis !== 0 && axis !== 1) throw new InputError(`${kind}: axis must be 0 or 1, got ${String(axis)}`);
     const engine = options?.engine;
@@ -503,7 +631,8 @@ export class LazyTensor {
     const [nOuter, nInner] = axis === 1 ? [rowsI, rowsJ] : [rowsJ, rowsI];
     const isKFamily = kind === 'kMin' || kind === 'argKMin' || kind === 'kMinArgKMin';
     if (isKFamily) {
-      if (typeof K !== 'number' || !Number.isInteger(K) || K < 1) throw new InputError(`${kind}: K must be a positive integer, got ${String(K)}`);
+      if (typeof K !== 'number' || !Number.isInteger(K) || K < 1)
+        throw new InputError(`${kind}: K must be a positive integer, got ${String(K)}`);
       if (K > nInner) {
         throw new InputError(`${kind}: K = ${K} is larger than the ${nInner} values reduced over axis ${axis}`);
       }
@@ -584,7 +713,11 @@ function itemShape(plan: ReductionPlan): number[] {
   }
 }
 
-function resolveDType(kind: string, variables: readonly { dtype: DType | null; name: string }[], override: DType | undefined): DType {
+function resolveDType(
+  kind: string,
+  variables: readonly { dtype: DType | null; name: string }[],
+  override: DType | undefined,
+): DType {
   if (override !== undefined) return override;
   let chosen: { dtype: DType; name: string } | null = null;
   for (const v of variables) {

@@ -2,18 +2,7 @@
 // form and lowering to the WebAssembly tile program and to WGSL (the WebGPU engine). Adding an operation means adding a record here
 // (and a method in lazy-tensor.ts that builds it).
 import * as isa from '../../assembly/isa.js';
-import {
-  apply,
-  bindArithmetic,
-  divide,
-  minus,
-  negate,
-  plus,
-  scalar,
-  times,
-  unbroadcast,
-  zeros,
-} from './build.js';
+import { apply, bindArithmetic, divide, minus, negate, plus, scalar, times, unbroadcast, zeros } from './build.js';
 import type { FormulaNode } from './formula.js';
 import { InputError } from './errors.js';
 import { ShapeError, type OpDef, type TileEmitter, type TileReg, type WgslEmitter, type WgslValue } from './op-def.js';
@@ -33,9 +22,7 @@ function broadcastDim(name: string, dims: readonly number[]): number {
   const out = Math.max(...dims);
   for (const d of dims) {
     if (d !== 1 && d !== out) {
-      throw new ShapeError(
-        `${name}: operand dimensions ${dims.join(' and ')} do not match (each must be ${out} or 1)`,
-      );
+      throw new ShapeError(`${name}: operand dimensions ${dims.join(' and ')} do not match (each must be ${out} or 1)`);
     }
   }
   return out;
@@ -73,7 +60,14 @@ type Rule = (args: readonly Node[], ct: Node, out: Node) => Grads;
 /** Piecewise constant: no gradient. */
 const flat: Rule = (args) => args.map(() => null);
 
-function unary(name: string, opcode: number, f: Scalar1, print: (a: string) => string, vjp: Rule, wgsl: (a: string) => string): OpDef<null> {
+function unary(
+  name: string,
+  opcode: number,
+  f: Scalar1,
+  print: (a: string) => string,
+  vjp: Rule,
+  wgsl: (a: string) => string,
+): OpDef<null> {
   return {
     name,
     vjp: (args, ct, _p, out) => vjp(args, ct, out),
@@ -90,7 +84,14 @@ function unbroadcastAll(args: readonly Node[], grads: Grads): Grads {
   return grads.map((g, q) => (g === null ? null : unbroadcast(g, args[q]!.dim)));
 }
 
-function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: string) => string, vjp: Rule, wgsl: (a: string, b: string) => string): OpDef<null> {
+function binary(
+  name: string,
+  opcode: number,
+  f: Scalar2,
+  print: (a: string, b: string) => string,
+  vjp: Rule,
+  wgsl: (a: string, b: string) => string,
+): OpDef<null> {
   return {
     name,
     vjp: (args, ct, _p, out) => unbroadcastAll(args, vjp(args, ct, out)),
@@ -102,7 +103,14 @@ function binary(name: string, opcode: number, f: Scalar2, print: (a: string, b: 
   };
 }
 
-function ternary(name: string, opcode: number, f: Scalar3, print: (a: string, b: string, c: string) => string, vjp: Rule, wgsl: (a: string, b: string, c: string) => string): OpDef<null> {
+function ternary(
+  name: string,
+  opcode: number,
+  f: Scalar3,
+  print: (a: string, b: string, c: string) => string,
+  vjp: Rule,
+  wgsl: (a: string, b: string, c: string) => string,
+): OpDef<null> {
   return {
     name,
     vjp: (args, ct, _p, out) => unbroadcastAll(args, vjp(args, ct, out)),
@@ -146,45 +154,241 @@ const dot = (a: Float64Array, b: Float64Array): number => {
 // ---------------------------------------------------------------------------------------------------
 // Elementwise operations.
 
-export const add = binary('add', isa.OP_ADD, (a, b) => a + b, (a, b) => `(${a} + ${b})`, (_a, ct) => [ct, ct], (a, b) => `(${a} + ${b})`);
-export const sub = binary('sub', isa.OP_SUB, (a, b) => a - b, (a, b) => `(${a} - ${b})`, (_a, ct) => [ct, negate(ct)], (a, b) => `(${a} - ${b})`);
-export const mul = binary('mul', isa.OP_MUL, (a, b) => a * b, (a, b) => `(${a} * ${b})`, ([a, b], ct) => [times(ct, b!), times(ct, a!)], (a, b) => `(${a} * ${b})`);
-export const div = binary('div', isa.OP_DIV, (a, b) => a / b, (a, b) => `(${a} / ${b})`, ([a, b], ct) => [divide(ct, b!), negate(divide(times(ct, a!), op1(square, b!)))], (a, b) => `(${a} / ${b})`);
-export const powf = binary('powf', isa.OP_POWF, (a, b) => Math.exp(b * Math.log(a)), (a, b) => `${a}^${b}`, ([a, b], ct, out) => [times(ct, divide(times(b!, out), a!)), times(ct, times(out, op1(log, a!)))], (a, b) => `lt_powf(${a}, ${b})`);
-export const eq = binary('eq', isa.OP_EQ, (a, b) => +(a === b), (a, b) => `(${a} == ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} == ${b})`);
-export const ne = binary('ne', isa.OP_NE, (a, b) => +(a !== b), (a, b) => `(${a} != ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} != ${b})`);
-export const lt = binary('lt', isa.OP_LT, (a, b) => +(a < b), (a, b) => `(${a} < ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} < ${b})`);
-export const le = binary('le', isa.OP_LE, (a, b) => +(a <= b), (a, b) => `(${a} <= ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} <= ${b})`);
-export const gt = binary('gt', isa.OP_GT, (a, b) => +(a > b), (a, b) => `(${a} > ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} > ${b})`);
-export const ge = binary('ge', isa.OP_GE, (a, b) => +(a >= b), (a, b) => `(${a} >= ${b})`, flat, (a, b) => `select(0.0, 1.0, ${a} >= ${b})`);
+export const add = binary(
+  'add',
+  isa.OP_ADD,
+  (a, b) => a + b,
+  (a, b) => `(${a} + ${b})`,
+  (_a, ct) => [ct, ct],
+  (a, b) => `(${a} + ${b})`,
+);
+export const sub = binary(
+  'sub',
+  isa.OP_SUB,
+  (a, b) => a - b,
+  (a, b) => `(${a} - ${b})`,
+  (_a, ct) => [ct, negate(ct)],
+  (a, b) => `(${a} - ${b})`,
+);
+export const mul = binary(
+  'mul',
+  isa.OP_MUL,
+  (a, b) => a * b,
+  (a, b) => `(${a} * ${b})`,
+  ([a, b], ct) => [times(ct, b!), times(ct, a!)],
+  (a, b) => `(${a} * ${b})`,
+);
+export const div = binary(
+  'div',
+  isa.OP_DIV,
+  (a, b) => a / b,
+  (a, b) => `(${a} / ${b})`,
+  ([a, b], ct) => [divide(ct, b!), negate(divide(times(ct, a!), op1(square, b!)))],
+  (a, b) => `(${a} / ${b})`,
+);
+export const powf = binary(
+  'powf',
+  isa.OP_POWF,
+  (a, b) => Math.exp(b * Math.log(a)),
+  (a, b) => `${a}^${b}`,
+  ([a, b], ct, out) => [times(ct, divide(times(b!, out), a!)), times(ct, times(out, op1(log, a!)))],
+  (a, b) => `lt_powf(${a}, ${b})`,
+);
+export const eq = binary(
+  'eq',
+  isa.OP_EQ,
+  (a, b) => +(a === b),
+  (a, b) => `(${a} == ${b})`,
+  flat,
+  (a, b) => `select(0.0, 1.0, ${a} == ${b})`,
+);
+export const ne = binary(
+  'ne',
+  isa.OP_NE,
+  (a, b) => +(a !== b),
+  (a, b) => `(${a} != ${b})`,
+  flat,
+  (a, b) => `select(0.0, 1.0, ${a} != ${b})`,
+);
+export const lt = binary(
+  'lt',
+  isa.OP_LT,
+  (a, b) => +(a < b),
+  (a, b) => `(${a} < ${b})`,
+  flat,
+  (a, b) => `select(0.0, 1.0, ${a} < ${b})`,
+);
+export const le = binary(
+  'le',
+  isa.OP_LE,
+  (a, b) => +(a <= b),
+  (a, b) => `(${a} <= ${b})`,
+  flat,
+  (a, b) => `select(0.0, 1.0, ${a} <= ${b})`,
+);
+export const gt = binary(
+  'gt',
+  isa.OP_GT,
+  (a, b) => +(a > b),
+  (a, b) => `(${a} > ${b})`,
+  flat,
+  (a, b) => `select(0.0, 1.0, ${a} > ${b})`,
+);
+export const ge = binary(
+  'ge',
+  isa.OP_GE,
+  (a, b) => +(a >= b),
+  (a, b) => `(${a} >= ${b})`,
+  flat,
+  (a, b) => `select(0.0, 1.0, ${a} >= ${b})`,
+);
 
-export const neg = unary('neg', isa.OP_NEG, (a) => -a, (a) => `-${a}`, (_a, ct) => [negate(ct)], (a) => `(-${a})`);
-export const abs = unary('abs', isa.OP_ABS, Math.abs, (a) => `|${a}|`, ([a], ct) => [times(ct, op1(sign, a!))], (a) => `abs(${a})`);
-export const exp = unary('exp', isa.OP_EXP, Math.exp, (a) => `exp(${a})`, (_a, ct, out) => [times(ct, out)], (a) => `lt_exp(${a})`);
-export const log = unary('log', isa.OP_LOG, Math.log, (a) => `log(${a})`, ([a], ct) => [divide(ct, a!)], (a) => `lt_log(${a})`);
-export const sqrt = unary('sqrt', isa.OP_SQRT, Math.sqrt, (a) => `sqrt(${a})`, ([a], ct) => [times(ct, times(scalar(0.5), op1(rsqrt, a!)))] /* 0 at 0, as KeOps */, (a) => `lt_sqrt(${a})`);
-export const rsqrt = unary('rsqrt', isa.OP_RSQRT, (a) => (a === 0 ? 0 : 1 / Math.sqrt(a)), (a) => `rsqrt(${a})`, (_a, ct, out) => [times(ct, times(scalar(-0.5), apply(pow, [out], { n: 3 })))], (a) => `lt_rsqrt(${a})`);
-export const square = unary('square', isa.OP_SQUARE, (a) => a * a, (a) => `${a}^2`, ([a], ct) => [times(ct, times(scalar(2), a!))], (a) => `lt_sq(${a})`);
-export const sin = unary('sin', isa.OP_SIN, Math.sin, (a) => `sin(${a})`, ([a], ct) => [times(ct, op1(cos, a!))], (a) => `lt_sin(${a})`);
-export const cos = unary('cos', isa.OP_COS, Math.cos, (a) => `cos(${a})`, ([a], ct) => [negate(times(ct, op1(sin, a!)))], (a) => `lt_cos(${a})`);
-export const sign = unary('sign', isa.OP_SIGN, (a) => (a > 0 ? 1 : a < 0 ? -1 : 0), (a) => `sign(${a})`, flat, (a) => `lt_sign(${a})`);
-export const step = unary('step', isa.OP_STEP, (a) => (a < 0 ? 0 : 1), (a) => `step(${a})`, flat, (a) => `lt_step(${a})`);
-export const relu = unary('relu', isa.OP_RELU, (a) => (a < 0 ? 0 : a), (a) => `relu(${a})`, ([a], ct) => [times(ct, op1(step, a!))], (a) => `lt_relu(${a})`);
-export const xLogX = unary('xLogX', isa.OP_XLOGX, (a) => (a === 0 ? 0 : a * Math.log(a)), (a) => `xlogx(${a})`, ([a], ct) => [times(ct, plus(op1(log, a!), scalar(1)))], (a) => `lt_xlogx(${a})`);
-export const sinXDivX = unary('sinXDivX', isa.OP_SINXDIVX, (a) => (a === 0 ? 1 : Math.sin(a) / a), (a) => `sinc(${a})`, ([a], ct, out) => [
-  // (cos a - sinc a) / a, selected away from 0 (where the limit is 0) so that 0/0 is never used.
-  times(ct, apply(ifElse, [negate(op1(square, a!)), zeros(1), divide(minus(op1(cos, a!), out), a!)], null)),
-], (a) => `lt_sinc(${a})`);
+export const neg = unary(
+  'neg',
+  isa.OP_NEG,
+  (a) => -a,
+  (a) => `-${a}`,
+  (_a, ct) => [negate(ct)],
+  (a) => `(-${a})`,
+);
+export const abs = unary(
+  'abs',
+  isa.OP_ABS,
+  Math.abs,
+  (a) => `|${a}|`,
+  ([a], ct) => [times(ct, op1(sign, a!))],
+  (a) => `abs(${a})`,
+);
+export const exp = unary(
+  'exp',
+  isa.OP_EXP,
+  Math.exp,
+  (a) => `exp(${a})`,
+  (_a, ct, out) => [times(ct, out)],
+  (a) => `lt_exp(${a})`,
+);
+export const log = unary(
+  'log',
+  isa.OP_LOG,
+  Math.log,
+  (a) => `log(${a})`,
+  ([a], ct) => [divide(ct, a!)],
+  (a) => `lt_log(${a})`,
+);
+export const sqrt = unary(
+  'sqrt',
+  isa.OP_SQRT,
+  Math.sqrt,
+  (a) => `sqrt(${a})`,
+  ([a], ct) => [times(ct, times(scalar(0.5), op1(rsqrt, a!)))] /* 0 at 0, as KeOps */,
+  (a) => `lt_sqrt(${a})`,
+);
+export const rsqrt = unary(
+  'rsqrt',
+  isa.OP_RSQRT,
+  (a) => (a === 0 ? 0 : 1 / Math.sqrt(a)),
+  (a) => `rsqrt(${a})`,
+  (_a, ct, out) => [times(ct, times(scalar(-0.5), apply(pow, [out], { n: 3 })))],
+  (a) => `lt_rsqrt(${a})`,
+);
+export const square = unary(
+  'square',
+  isa.OP_SQUARE,
+  (a) => a * a,
+  (a) => `${a}^2`,
+  ([a], ct) => [times(ct, times(scalar(2), a!))],
+  (a) => `lt_sq(${a})`,
+);
+export const sin = unary(
+  'sin',
+  isa.OP_SIN,
+  Math.sin,
+  (a) => `sin(${a})`,
+  ([a], ct) => [times(ct, op1(cos, a!))],
+  (a) => `lt_sin(${a})`,
+);
+export const cos = unary(
+  'cos',
+  isa.OP_COS,
+  Math.cos,
+  (a) => `cos(${a})`,
+  ([a], ct) => [negate(times(ct, op1(sin, a!)))],
+  (a) => `lt_cos(${a})`,
+);
+export const sign = unary(
+  'sign',
+  isa.OP_SIGN,
+  (a) => (a > 0 ? 1 : a < 0 ? -1 : 0),
+  (a) => `sign(${a})`,
+  flat,
+  (a) => `lt_sign(${a})`,
+);
+export const step = unary(
+  'step',
+  isa.OP_STEP,
+  (a) => (a < 0 ? 0 : 1),
+  (a) => `step(${a})`,
+  flat,
+  (a) => `lt_step(${a})`,
+);
+export const relu = unary(
+  'relu',
+  isa.OP_RELU,
+  (a) => (a < 0 ? 0 : a),
+  (a) => `relu(${a})`,
+  ([a], ct) => [times(ct, op1(step, a!))],
+  (a) => `lt_relu(${a})`,
+);
+export const xLogX = unary(
+  'xLogX',
+  isa.OP_XLOGX,
+  (a) => (a === 0 ? 0 : a * Math.log(a)),
+  (a) => `xlogx(${a})`,
+  ([a], ct) => [times(ct, plus(op1(log, a!), scalar(1)))],
+  (a) => `lt_xlogx(${a})`,
+);
+export const sinXDivX = unary(
+  'sinXDivX',
+  isa.OP_SINXDIVX,
+  (a) => (a === 0 ? 1 : Math.sin(a) / a),
+  (a) => `sinc(${a})`,
+  ([a], ct, out) => [
+    // (cos a - sinc a) / a, selected away from 0 (where the limit is 0) so that 0/0 is never used.
+    times(ct, apply(ifElse, [negate(op1(square, a!)), zeros(1), divide(minus(op1(cos, a!), out), a!)], null)),
+  ],
+  (a) => `lt_sinc(${a})`,
+);
 
-export const clamp = ternary('clamp', isa.OP_CLAMP, (a, lo, hi) => Math.min(Math.max(a, lo), hi), (a, b, c) => `clamp(${a}, ${b}, ${c})`, ([a, lo, hi], ct) => {
-  const inside = times(op2(ge, a!, lo!), op2(le, a!, hi!));
-  return [times(ct, inside), times(ct, op2(lt, a!, lo!)), times(ct, op2(gt, a!, hi!))];
-}, (a, lo, hi) => `lt_clamp(${a}, ${lo}, ${hi})`);
-export const ifElse = ternary('ifElse', isa.OP_IFELSE, (c, a, b) => (c >= 0 ? a : b), (c, a, b) => `(${c} >= 0 ? ${a} : ${b})`, ([c], ct) => {
-  const chosen = op1(step, c!);
-  return [null, times(ct, chosen), times(ct, minus(scalar(1), chosen))];
-}, (c, a, b) => `lt_ifelse(${c}, ${a}, ${b})`);
-export const mod = ternary('mod', isa.OP_MOD, (a, n, d) => a - n * Math.floor((a - d) / n), (a, n, d) => `mod(${a}, ${n}, ${d})`, ([a, n], ct, out) => [ct, negate(times(ct, divide(minus(a!, out), n!))), null], (a, n, d) => `lt_mod(${a}, ${n}, ${d})`);
+export const clamp = ternary(
+  'clamp',
+  isa.OP_CLAMP,
+  (a, lo, hi) => Math.min(Math.max(a, lo), hi),
+  (a, b, c) => `clamp(${a}, ${b}, ${c})`,
+  ([a, lo, hi], ct) => {
+    const inside = times(op2(ge, a!, lo!), op2(le, a!, hi!));
+    return [times(ct, inside), times(ct, op2(lt, a!, lo!)), times(ct, op2(gt, a!, hi!))];
+  },
+  (a, lo, hi) => `lt_clamp(${a}, ${lo}, ${hi})`,
+);
+export const ifElse = ternary(
+  'ifElse',
+  isa.OP_IFELSE,
+  (c, a, b) => (c >= 0 ? a : b),
+  (c, a, b) => `(${c} >= 0 ? ${a} : ${b})`,
+  ([c], ct) => {
+    const chosen = op1(step, c!);
+    return [null, times(ct, chosen), times(ct, minus(scalar(1), chosen))];
+  },
+  (c, a, b) => `lt_ifelse(${c}, ${a}, ${b})`,
+);
+export const mod = ternary(
+  'mod',
+  isa.OP_MOD,
+  (a, n, d) => a - n * Math.floor((a - d) / n),
+  (a, n, d) => `mod(${a}, ${n}, ${d})`,
+  ([a, n], ct, out) => [ct, negate(times(ct, divide(minus(a!, out), n!))), null],
+  (a, n, d) => `lt_mod(${a}, ${n}, ${d})`,
+);
 
 /** `pow(n)`: an integer power, by repeated squaring. */
 export const pow: OpDef<{ n: number }> = {
@@ -195,7 +399,9 @@ export const pow: OpDef<{ n: number }> = {
   },
   reference: ([a], { n }) => a!.map((v) => integerPower(v, n)),
   print: ([a], { n }) => `${a}^${n}`,
-  vjp: ([a], ct, { n }) => [n === 0 ? null : times(ct, times(scalar(n), n === 1 ? scalar(1) : apply(pow, [a!], { n: n - 1 })))],
+  vjp: ([a], ct, { n }) => [
+    n === 0 ? null : times(ct, times(scalar(n), n === 1 ? scalar(1) : apply(pow, [a!], { n: n - 1 }))),
+  ],
   wgsl: (e, [a], { n }, dim) => e.map(dim, [a!], (k) => `lt_powi(${e.at(a!, k)}, ${n})`),
   tile: (e, args, { n }, dim) => e.emit(isa.OP_POW, dim, args, n),
 };
@@ -302,9 +508,7 @@ export const normalize: OpDef<null> = {
   },
   print: ([a]) => `normalize(${a})`,
   // (ct - u <u, ct>) / |a| with u = a / |a|; 0 at a = 0 through rsqrt(0) = 0.
-  vjp: ([a], ct, _p, out) => [
-    times(minus(ct, times(out, op2(dotProduct, out, ct))), op1(rsqrt, op1(sqNorm2, a!))),
-  ],
+  vjp: ([a], ct, _p, out) => [times(minus(ct, times(out, op2(dotProduct, out, ct))), op1(rsqrt, op1(sqNorm2, a!)))],
   wgsl: (e, [a], _p, dim) => {
     const s = e.sum(a!.dim, [a!], (k) => `lt_sq(${e.at(a!, k)})`);
     const r = e.map(1, [s], () => `lt_rsqrt(${e.at(s, 0)})`);
@@ -372,7 +576,12 @@ function tileFullQuadratic(e: TileEmitter, x: TileReg, s: TileReg): TileReg {
 /** x^T S x in WGSL: S x component by component, then a dot product with x. */
 function wgslFullQuadratic(e: WgslEmitter, x: WgslValue, s: WgslValue): WgslValue {
   const D = x.dim;
-  const sx = e.map(D, [x, s], (r) => e.at(e.sum(D, [x, s], (c) => `(${e.at(s, e.index(r, D, c))} * ${e.at(x, c)})`), 0));
+  const sx = e.map(D, [x, s], (r) =>
+    e.at(
+      e.sum(D, [x, s], (c) => `(${e.at(s, e.index(r, D, c))} * ${e.at(x, c)})`),
+      0,
+    ),
+  );
   return e.sum(D, [x, sx], (r) => `(${e.at(x, r)} * ${e.at(sx, r)})`);
 }
 
@@ -385,10 +594,7 @@ function weightedSqNormVjp(x: Node, s: Node, ct: Node): [Node, Node] {
       return [times(ct, times(scalar(2), times(s, x))), times(ct, op1(square, x))];
     case 'full':
       // x^T S x: d/dx = (S + S^T) x, d/dS = x (x) x
-      return [
-        times(ct, plus(op2(matVecMult, s, x), op2(vecMatMult, x, s))),
-        times(ct, op2(tensorProd, x, x)),
-      ];
+      return [times(ct, plus(op2(matVecMult, s, x), op2(vecMatMult, x, s))), times(ct, op2(tensorProd, x, x))];
   }
 }
 
@@ -434,7 +640,13 @@ export const weightedSqDist: OpDef<null> = {
     weightKind('weightedSqDist', dx!, ds!);
     return 1;
   },
-  reference: ([x, y, s]) => Float64Array.of(weightedSqNormRef(x!.map((v, k) => v - y![k]!), s!)),
+  reference: ([x, y, s]) =>
+    Float64Array.of(
+      weightedSqNormRef(
+        x!.map((v, k) => v - y![k]!),
+        s!,
+      ),
+    ),
   print: ([x, y, s]) => `|${x} - ${y}|^2_${s}`,
   vjp: ([x, y, s], ct) => {
     const [gx, gs] = weightedSqNormVjp(op2(sub, x!, y!), s!, ct);
@@ -449,7 +661,11 @@ export const weightedSqDist: OpDef<null> = {
       case 'diag':
         return e.sum(x!.dim, [x!, y!, s!], (k) => `(${e.at(s!, k)} * lt_sq(${e.at(x!, k)} - ${e.at(y!, k)}))`);
       case 'full':
-        return wgslFullQuadratic(e, e.map(x!.dim, [x!, y!], (k) => `(${e.at(x!, k)} - ${e.at(y!, k)})`), s!);
+        return wgslFullQuadratic(
+          e,
+          e.map(x!.dim, [x!, y!], (k) => `(${e.at(x!, k)} - ${e.at(y!, k)})`),
+          s!,
+        );
     }
   },
   tile: (e, [x, y, s]) => {
@@ -569,7 +785,12 @@ export const matVecMult: OpDef<null> = {
   vjp: ([A, v], ct) => [op2(tensorProd, ct, v!), op2(vecMatMult, ct, A!)],
   wgsl: (e, [A, v], _p, m) => {
     const n = v!.dim;
-    return e.map(m, [A!, v!], (r) => e.at(e.sum(n, [A!, v!], (c) => `(${e.at(A!, e.index(r, n, c))} * ${e.at(v!, c)})`), 0));
+    return e.map(m, [A!, v!], (r) =>
+      e.at(
+        e.sum(n, [A!, v!], (c) => `(${e.at(A!, e.index(r, n, c))} * ${e.at(v!, c)})`),
+        0,
+      ),
+    );
   },
   tile: (e, [A, v], _p, m) => {
     const n = v!.dim;
@@ -600,7 +821,12 @@ export const vecMatMult: OpDef<null> = {
   vjp: ([v, A], ct) => [op2(matVecMult, A!, ct), op2(tensorProd, v!, ct)],
   wgsl: (e, [v, A], _p, m) => {
     const n = v!.dim;
-    return e.map(m, [v!, A!], (c) => e.at(e.sum(n, [v!, A!], (r) => `(${e.at(v!, r)} * ${e.at(A!, e.index(r, m, c))})`), 0));
+    return e.map(m, [v!, A!], (c) =>
+      e.at(
+        e.sum(n, [v!, A!], (r) => `(${e.at(v!, r)} * ${e.at(A!, e.index(r, m, c))})`),
+        0,
+      ),
+    );
   },
   tile: (e, [v, A], _p, m) => {
     // out = sum_r v[r] * A[r, :], one broadcast multiply-add per row of A.

@@ -81,7 +81,12 @@ export interface VjpOptions {
 }
 
 /** The outer variable of a reduction over `axis` (indexed like its results), batched like them. */
-function outerVariable(axis: Axis, data: Float32Array | Float64Array, dim: number, batch: readonly number[]): LazyTensor {
+function outerVariable(
+  axis: Axis,
+  data: Float32Array | Float64Array,
+  dim: number,
+  batch: readonly number[],
+): LazyTensor {
   const options = batch.length > 0 ? { batch } : undefined;
   return axis === 1 ? Vi(data, dim, options) : Vj(data, dim, options);
 }
@@ -98,7 +103,14 @@ const INDEX_SPLIT = 4096;
  * into a high and a low part (hi * 4096 + lo, both exact in float32) compared separately, since
  * float32 cannot hold such indices (2^24 + 1 rounds to 2^24). Unfilled slots (-1) select nothing.
  */
-function selectionMask(axis: Axis, n: number, picked: Int32Array, columns: number, batch: readonly number[], dtype: 'float32' | 'float64'): LazyTensor {
+function selectionMask(
+  axis: Axis,
+  n: number,
+  picked: Int32Array,
+  columns: number,
+  batch: readonly number[],
+  dtype: 'float32' | 'float64',
+): LazyTensor {
   const make = (length: number) => (dtype === 'float32' ? new Float32Array(length) : new Float64Array(length));
   const inner = (values: Float32Array | Float64Array) => (axis === 1 ? Vj(values, 1) : Vi(values, 1));
   if (dtype === 'float64' || n <= EXACT_F32_INDEX) {
@@ -133,7 +145,13 @@ function selectionMask(axis: Axis, n: number, picked: Int32Array, columns: numbe
 /** A log-sum-exp (or softmax) result as the data of an outer variable: rows that are -inf (every
  *  term -inf; NaN for a softmax average) become 0, their gradient being 0 (every softmax weight is 0
  *  there, and the gradient formula is masked where the weight is 0). +inf or NaN is an error. */
-function finiteOuter(where: string, values: Float32Array | Float64Array, dim: number, dtype: 'float32' | 'float64', allowNaNRows: boolean): { data: Float32Array | Float64Array } {
+function finiteOuter(
+  where: string,
+  values: Float32Array | Float64Array,
+  dim: number,
+  dtype: 'float32' | 'float64',
+  allowNaNRows: boolean,
+): { data: Float32Array | Float64Array } {
   const data = dtype === 'float32' ? Float32Array.from(values) : Float64Array.from(values);
   const rows = data.length / dim;
   for (let r = 0; r < rows; r++) {
@@ -142,7 +160,9 @@ function finiteOuter(where: string, values: Float32Array | Float64Array, dim: nu
       const v = data[r * dim + k]!;
       if (v === -Infinity || (allowNaNRows && Number.isNaN(v))) empty = true;
       else if (!Number.isFinite(v)) {
-        throw new InputError(`vjp: the ${where} result is ${v} at row ${r}: the formula has +inf or NaN terms there, so it has no gradient`);
+        throw new InputError(
+          `vjp: the ${where} result is ${v} at row ${r}: the formula has +inf or NaN terms there, so it has no gradient`,
+        );
       }
     }
     if (empty) for (let k = 0; k < dim; k++) data[r * dim + k] = 0;
@@ -154,7 +174,17 @@ const VJP_OPTION_KEYS = new Set(['wrt', 'cotangent']);
 
 /** The cotangent of F (a formula) whose gradient, reduced, gives the reduction's gradient; where
  *  `valid` is negative the gradient formula is 0 (a term of softmax weight 0). */
-async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'float32' | 'float64', batch: readonly number[]): Promise<{ F: LazyTensor; ct: LazyTensor; extra: { G: LazyTensor; ct: LazyTensor } | null; valid: LazyTensor | null }> {
+async function formulaCotangent(
+  spec: ReductionSpec,
+  C: LazyTensor,
+  dtype: 'float32' | 'float64',
+  batch: readonly number[],
+): Promise<{
+  F: LazyTensor;
+  ct: LazyTensor;
+  extra: { G: LazyTensor; ct: LazyTensor } | null;
+  valid: LazyTensor | null;
+}> {
   const { formula: F, axis } = spec;
   const opts = { ...internalOptions(spec.options), dtype };
   // Terms of softmax weight 0 (F = -inf, or underflowed) contribute exactly 0 to the gradient; their
@@ -165,7 +195,13 @@ async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'floa
     case 'sum':
       return { F, ct: C, extra: null, valid: null };
     case 'logSumExp': {
-      const result = finiteOuter('logSumExp', (await runReduction({ ...spec, options: opts })).data, C.dim, dtype, false);
+      const result = finiteOuter(
+        'logSumExp',
+        (await runReduction({ ...spec, options: opts })).data,
+        C.dim,
+        dtype,
+        false,
+      );
       const out = outerVariable(axis, result.data, C.dim, batch);
       const w = F.sub(out).exp();
       if (!spec.weight) return { F, ct: C.mul(w), extra: null, valid: positive(w) };
@@ -177,7 +213,13 @@ async function formulaCotangent(spec: ReductionSpec, C: LazyTensor, dtype: 'floa
       const G = spec.weight!;
       const lseResult = finiteOuter('sumSoftMaxWeight', (await F.logSumExp(axis, opts)).data, 1, dtype, false);
       // A row whose terms are all -inf has the softmax average 0/0 = NaN: its gradient is 0.
-      const outResult = finiteOuter('sumSoftMaxWeight', (await runReduction({ ...spec, options: opts })).data, G.dim, dtype, true);
+      const outResult = finiteOuter(
+        'sumSoftMaxWeight',
+        (await runReduction({ ...spec, options: opts })).data,
+        G.dim,
+        dtype,
+        true,
+      );
       const out = outerVariable(axis, outResult.data, G.dim, batch);
       const lse = outerVariable(axis, lseResult.data, 1, batch);
       const softmax = F.sub(lse).exp();
@@ -218,13 +260,18 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
   }
   if (!DIFFERENTIABLE.has(spec.kind)) {
     const why = /^arg|ArgK?M/.test(String(spec.kind)) ? ' (it returns indices, which have no gradient)' : '';
-    throw new InputError(`vjp: ${String(spec.kind)} has no gradient${why}; differentiable reductions: ${[...DIFFERENTIABLE].join(', ')}`);
+    throw new InputError(
+      `vjp: ${String(spec.kind)} has no gradient${why}; differentiable reductions: ${[...DIFFERENTIABLE].join(', ')}`,
+    );
   }
-  if (typeof options !== 'object' || options === null) throw new InputError('vjp: options { wrt, cotangent } are required');
+  if (typeof options !== 'object' || options === null)
+    throw new InputError('vjp: options { wrt, cotangent } are required');
   checkOptionKeys('vjp', options, VJP_OPTION_KEYS);
   const { wrt, cotangent } = options;
   if (!Array.isArray(wrt)) {
-    throw new InputError(`vjp: wrt must be an array of variables made by Vi, Vj or Pm (e.g. { wrt: [x] }), got ${wrt === null ? 'null' : typeof wrt}`);
+    throw new InputError(
+      `vjp: wrt must be an array of variables made by Vi, Vj or Pm (e.g. { wrt: [x] }), got ${wrt === null ? 'null' : typeof wrt}`,
+    );
   }
   wrt.forEach((v: unknown, q: number) => {
     if (!(v instanceof LazyTensor) || v.node.kind !== 'var' || v.node.isConstant) {
@@ -232,7 +279,14 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
     }
   });
   const batch = mergeBatch('vjp', spec.formula.batch, spec.weight?.batch ?? []);
-  const plan = spec.formula.plan(spec.kind === 'logSumExp' && spec.weight ? 'logSumExpWeighted' : spec.kind, spec.axis, spec.options, undefined, spec.weight, spec.k ?? 0);
+  const plan = spec.formula.plan(
+    spec.kind === 'logSumExp' && spec.weight ? 'logSumExpWeighted' : spec.kind,
+    spec.axis,
+    spec.options,
+    undefined,
+    spec.weight,
+    spec.k ?? 0,
+  );
   const dtype = plan.dtype;
   const raw = cotangent instanceof Tensor ? cotangent.data : cotangent;
   if (!(Array.isArray(raw) || floatArrayKind(raw) !== null || raw instanceof Int32Array)) {
@@ -241,15 +295,24 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
   for (let k = 0; k < raw.length; k++) {
     const v = (raw as ArrayLike<unknown>)[k];
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new InputError(`vjp: cotangent[${k}] is ${typeof v === 'number' ? v : v === null ? 'null' : typeof v}; the cotangent must be finite numbers`);
+      throw new InputError(
+        `vjp: cotangent[${k}] is ${typeof v === 'number' ? v : v === null ? 'null' : typeof v}; the cotangent must be finite numbers`,
+      );
     }
   }
   const expected = batchSize(batch) * plan.nOuter * plan.outDim;
   if (raw.length !== expected) {
     const shape = [...batch, plan.nOuter, plan.outDim].join(' x ');
-    throw new InputError(`vjp: the cotangent has ${raw.length} values; the ${spec.kind} result has ${shape} = ${expected}`);
+    throw new InputError(
+      `vjp: the cotangent has ${raw.length} values; the ${spec.kind} result has ${shape} = ${expected}`,
+    );
   }
-  const C = outerVariable(spec.axis, dtype === 'float32' ? Float32Array.from(raw) : Float64Array.from(raw), plan.outDim, batch);
+  const C = outerVariable(
+    spec.axis,
+    dtype === 'float32' ? Float32Array.from(raw) : Float64Array.from(raw),
+    plan.outDim,
+    batch,
+  );
   const { F, ct, extra, valid } = await formulaCotangent(spec, C, dtype, batch);
   const outerCategory = spec.axis === 1 ? 'i' : 'j';
   const results: Tensor<Float32Array | Float64Array>[] = [];
@@ -257,7 +320,10 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
   for (const v of wrt as readonly LazyTensor[]) {
     const variable = v.node as Variable;
     let node: FormulaNode = gradient(F.node, variable, ct.node);
-    if (extra) node = new LazyTensor(node, null, null).add(new LazyTensor(gradient(extra.G.node, variable, extra.ct.node), null, null)).node;
+    if (extra)
+      node = new LazyTensor(node, null, null).add(
+        new LazyTensor(gradient(extra.G.node, variable, extra.ct.node), null, null),
+      ).node;
     // Terms whose gradient is 0 by definition: ifElse selects 0 there and drops the other branch,
     // which may be NaN (0 * inf from the derivative of a -inf term).
     if (valid !== null) node = valid.ifElse(new LazyTensor(node, null, null), 0).node;
@@ -271,7 +337,8 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
       for (let item = 0; item < batchSize(batch); item++) {
         for (let r = 0; r < rows; r++) {
           for (let k = 0; k < variable.dim; k++) {
-            perItem[item * variable.dim + k] = perItem[item * variable.dim + k]! + perRow.data[(item * rows + r) * variable.dim + k]!;
+            perItem[item * variable.dim + k] =
+              perItem[item * variable.dim + k]! + perRow.data[(item * rows + r) * variable.dim + k]!;
           }
         }
       }

@@ -55,7 +55,9 @@ export interface RunControl {
 }
 
 const now: () => number =
-  typeof performance !== 'undefined' && typeof performance.now === 'function' ? () => performance.now() : () => Date.now();
+  typeof performance !== 'undefined' && typeof performance.now === 'function'
+    ? () => performance.now()
+    : () => Date.now();
 
 type Scheduler = (callback: () => void) => void;
 
@@ -64,7 +66,10 @@ type Scheduler = (callback: () => void) => void;
 function macrotaskScheduler(): Scheduler {
   const g = globalThis as {
     setImmediate?: (callback: () => void) => unknown;
-    MessageChannel?: new () => { port1: { onmessage: (() => void) | null; close?(): void }; port2: { postMessage(m: unknown): void } };
+    MessageChannel?: new () => {
+      port1: { onmessage: (() => void) | null; close?(): void };
+      port2: { postMessage(m: unknown): void };
+    };
   };
   if (typeof g.setImmediate === 'function') {
     const immediate = g.setImmediate;
@@ -125,7 +130,9 @@ export function isAbortSignal(v: unknown): v is AbortSignalLike {
 export function checkSignal(where: string, signal: unknown): AbortSignalLike | undefined {
   if (signal === undefined) return undefined;
   if (!isAbortSignal(signal)) {
-    throw new InputError(`${where}: signal must be an AbortSignal (from an AbortController), got ${signal === null ? 'null' : typeof signal}`);
+    throw new InputError(
+      `${where}: signal must be an AbortSignal (from an AbortController), got ${signal === null ? 'null' : typeof signal}`,
+    );
   }
   return signal;
 }

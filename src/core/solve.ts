@@ -39,22 +39,41 @@ export interface SolveResult {
   converged: boolean;
 }
 
-const SOLVE_OPTION_KEYS = new Set(['alpha', 'tol', 'maxIter', 'preconditioner', 'onIteration', 'engine', 'dtype', 'ranges', 'signal']);
+const SOLVE_OPTION_KEYS = new Set([
+  'alpha',
+  'tol',
+  'maxIter',
+  'preconditioner',
+  'onIteration',
+  'engine',
+  'dtype',
+  'ranges',
+  'signal',
+]);
 
 function flatten(where: string, b: Data, rows: number): { values: Float64Array; columns: number } {
   let values: Float64Array;
   if (b instanceof Float32Array || b instanceof Float64Array) values = Float64Array.from(b);
-  else if (Array.isArray(b) && b.length > 0 && Array.isArray(b[0])) values = Float64Array.from((b as number[][]).flat());
+  else if (Array.isArray(b) && b.length > 0 && Array.isArray(b[0]))
+    values = Float64Array.from((b as number[][]).flat());
   else values = Float64Array.from(b as number[]);
   if (values.length === 0 || values.length % rows !== 0) {
-    throw new InputError(`${where}: b has ${values.length} values; expected [${rows}, e] for the ${rows} rows of the kernel`);
+    throw new InputError(
+      `${where}: b has ${values.length} values; expected [${rows}, e] for the ${rows} rows of the kernel`,
+    );
   }
   for (const v of values) if (!Number.isFinite(v)) throw new InputError(`${where}: b contains ${v}`);
   return { values, columns: values.length / rows };
 }
 
 /** (alpha I + K) p, row-major [N, e]. */
-async function apply(K: LazyTensor, p: Float64Array, columns: number, alpha: number, options: ReductionOptions): Promise<{ values: Float64Array; engine: EngineName }> {
+async function apply(
+  K: LazyTensor,
+  p: Float64Array,
+  columns: number,
+  alpha: number,
+  options: ReductionOptions,
+): Promise<{ values: Float64Array; engine: EngineName }> {
   const dtype = options.dtype;
   const pj = Vj(dtype === 'float32' ? Float32Array.from(p) : p, columns);
   const kp = await K.mul(pj).sum(1, options);
@@ -77,16 +96,21 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
   if (K.dim !== 1) throw new InputError(`solve: the kernel must have dimension 1, got ${K.dim}`);
   if (K.batch.length > 0) throw new InputError('solve: batched kernels are not supported yet; solve each batch item');
   if (K.rowsI === null || K.rowsJ === null || K.rowsI !== K.rowsJ) {
-    throw new InputError(`solve: the kernel must be square (i- and j-variables with the same number of rows), got ${K.rowsI} x ${K.rowsJ}`);
+    throw new InputError(
+      `solve: the kernel must be square (i- and j-variables with the same number of rows), got ${K.rowsI} x ${K.rowsJ}`,
+    );
   }
   const signal = checkSignal('solve', options.signal);
   throwIfAborted(signal);
   const alpha = options.alpha ?? 0;
   const tol = options.tol ?? 1e-6;
   const maxIter = options.maxIter ?? 1000;
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha < 0) throw new InputError(`solve: alpha must be >= 0 (a finite number), got ${String(alpha)}`);
-  if (typeof tol !== 'number' || !(tol > 0) || !Number.isFinite(tol)) throw new InputError(`solve: tol must be > 0 (a finite number), got ${String(tol)}`);
-  if (!Number.isInteger(maxIter) || maxIter < 1) throw new InputError(`solve: maxIter must be a positive integer, got ${maxIter}`);
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha < 0)
+    throw new InputError(`solve: alpha must be >= 0 (a finite number), got ${String(alpha)}`);
+  if (typeof tol !== 'number' || !(tol > 0) || !Number.isFinite(tol))
+    throw new InputError(`solve: tol must be > 0 (a finite number), got ${String(tol)}`);
+  if (!Number.isInteger(maxIter) || maxIter < 1)
+    throw new InputError(`solve: maxIter must be a positive integer, got ${maxIter}`);
   const N = K.rowsI;
   const { values: rhs, columns } = flatten('solve', b, N);
   const reduceOptions: ReductionOptions = {
@@ -130,7 +154,12 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
     options.onIteration?.(iterations, worst);
   }
   const data = reduceOptions.dtype === 'float32' ? Float32Array.from(x) : x;
-  return { solution: new Tensor(data, [N, columns], engine), iterations, relativeResidual: worst, converged: worst <= tol };
+  return {
+    solution: new Tensor(data, [N, columns], engine),
+    iterations,
+    relativeResidual: worst,
+    converged: worst <= tol,
+  };
 }
 
 /**
@@ -157,6 +186,17 @@ export async function solveVjp(
   // <u, K a> = sum_i sum_j u_i . K_ij a_j: the vjp of the sum reduction of K a_j with cotangent -u.
   const aj = Vj(a.data, columns);
   const neg = Float64Array.from(u.data, (v) => -v);
-  const grads = wrt.length === 0 ? [] : await vjp(reduction(K.mul(aj), 'sum', 1, { options: { dtype: u.dtype === 'float32' ? 'float32' : 'float64', ...(options.signal ? { signal: options.signal } : {}) } }), { wrt, cotangent: neg });
+  const grads =
+    wrt.length === 0
+      ? []
+      : await vjp(
+          reduction(K.mul(aj), 'sum', 1, {
+            options: {
+              dtype: u.dtype === 'float32' ? 'float32' : 'float64',
+              ...(options.signal ? { signal: options.signal } : {}),
+            },
+          }),
+          { wrt, cotangent: neg },
+        );
   return { b: u, wrt: grads };
 }

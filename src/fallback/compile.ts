@@ -98,7 +98,10 @@ class ProgramBuilder implements TileEmitter {
   }
 
   emit(opcode: number, dim: number, args: readonly TileReg[], aux = 0): TileReg {
-    const dst = this.scratch(dim, args.some((a) => a.varying));
+    const dst = this.scratch(
+      dim,
+      args.some((a) => a.varying),
+    );
     this.instruction(opcode, dst, args, aux);
     return dst;
   }
@@ -108,7 +111,10 @@ class ProgramBuilder implements TileEmitter {
   }
 
   alloc(dim: number, like: readonly TileReg[]): TileReg {
-    return this.scratch(dim, like.some((a) => a.varying));
+    return this.scratch(
+      dim,
+      like.some((a) => a.varying),
+    );
   }
 
   view(reg: TileReg, first: number, dim: number): TileReg {
@@ -197,7 +203,8 @@ export const compileTesting = {
 };
 
 const rootOf = (r: Register): Register => r.parent ?? r;
-const isScratch = (r: Register): boolean => (r.kind === isa.REG_BLOCK || r.kind === isa.REG_UNIFORM) && r.values === null && r.parent === null;
+const isScratch = (r: Register): boolean =>
+  (r.kind === isa.REG_BLOCK || r.kind === isa.REG_UNIFORM) && r.values === null && r.parent === null;
 
 /**
  * Liveness-based register allocation: scratch registers (block, and uniform values computed by the

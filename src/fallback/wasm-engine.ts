@@ -18,7 +18,16 @@ import { reductionHasIndices, reductionHasValues } from '../core/reduction.js';
 import { checkpoint, throwIfAborted, type RunControl } from '../core/scheduling.js';
 import { getWorkerPool, WorkerLostError, type WorkerPool } from '../runtime/workers.js';
 import { compilePlan, type TileProgram } from './compile.js';
-import { checkJobMemory, JOB_REG_WORDS, prepareJob, readOutputs, runPrepared, type JobOutput, type KernelExports, type KernelJob } from './worker-job.js';
+import {
+  checkJobMemory,
+  JOB_REG_WORDS,
+  prepareJob,
+  readOutputs,
+  runPrepared,
+  type JobOutput,
+  type KernelExports,
+  type KernelJob,
+} from './worker-job.js';
 
 export type { KernelExports } from './worker-job.js';
 export { getWasmThreads, setWasmThreads } from '../runtime/workers.js';
@@ -77,7 +86,6 @@ class Mutex {
     }
   }
 }
-
 
 /** The reduction of an empty set: 0 for sums, -inf for log-sum-exp, NaN (0/0) for softmax averages,
  *  NaN (with index -1) for the min/max families. */
@@ -197,7 +205,12 @@ interface Piece {
  * Runs pieces on the pool, at most `inFlight` at a time (all at once when no control is asked for):
  * the signal is checked before each piece is posted, progress reported as each one is merged.
  */
-async function runPieces(pool: WorkerPool, pieces: readonly Piece[], inFlight: number, control: RunControl): Promise<void> {
+async function runPieces(
+  pool: WorkerPool,
+  pieces: readonly Piece[],
+  inFlight: number,
+  control: RunControl,
+): Promise<void> {
   let next = 0;
   let failed = false;
   const lane = async (): Promise<void> => {
@@ -218,10 +231,21 @@ async function runPieces(pool: WorkerPool, pieces: readonly Piece[], inFlight: n
 }
 
 /** Runs a job on the pool, in `parts` parts (by rows, or by clusters of about equal pairs). */
-async function runOnPool(pool: WorkerPool, job: KernelJob, parts: number, inFlight: number, control: RunControl): Promise<JobOutput> {
+async function runOnPool(
+  pool: WorkerPool,
+  job: KernelJob,
+  parts: number,
+  inFlight: number,
+  control: RunControl,
+): Promise<JobOutput> {
   if (parts <= 1) {
     let result: JobOutput | null = null;
-    await runPieces(pool, [{ post: () => postable(job), rows: job.nOuter, merge: (out) => (result = out) }], 1, control);
+    await runPieces(
+      pool,
+      [{ post: () => postable(job), rows: job.nOuter, merge: (out) => (result = out) }],
+      1,
+      control,
+    );
     return result!;
   }
   const ranges = job.ranges;
@@ -306,7 +330,15 @@ export class WasmEngine {
         const even = pairs >= thresholds.splitMinPairs ? pool.size : 1;
         // With a signal or progress: parts small enough to stop or report within ~50 ms, a pool's
         // worth in flight (more would only queue behind them and delay an abort).
-        const parts = controlled ? Math.max(even, Math.min(job.ranges === null ? job.nOuter : job.end - job.start, Math.ceil(pairs / thresholds.controlPartPairs))) : even;
+        const parts = controlled
+          ? Math.max(
+              even,
+              Math.min(
+                job.ranges === null ? job.nOuter : job.end - job.start,
+                Math.ceil(pairs / thresholds.controlPartPairs),
+              ),
+            )
+          : even;
         try {
           return await runOnPool(pool, job, parts, controlled ? pool.size : parts, control);
         } catch (error) {
@@ -329,7 +361,7 @@ export class WasmEngine {
     const pairsOf = ranges === null ? null : clusterPairs(ranges);
     let budget = FIRST_CHUNK_PAIRS;
     let pairsPerMs = 0;
-    for (let start = job.start; start < job.end; ) {
+    for (let start = job.start; start < job.end;) {
       // The chunk [start, end): rows (or clusters) up to about `budget` pairs, at least one.
       let end = start + 1;
       let pairs: number;

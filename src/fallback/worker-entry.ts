@@ -56,7 +56,8 @@ function workerThreads(): WorkerThreads | null {
     const req = g['require'] as ((id: string) => unknown) | undefined;
     if (typeof req === 'function') return req('node:worker_threads') as WorkerThreads;
     const proc = g['process'] as { getBuiltinModule?: (id: string) => unknown } | undefined;
-    if (typeof proc?.getBuiltinModule === 'function') return (proc.getBuiltinModule('node:worker_threads') as WorkerThreads | undefined) ?? null;
+    if (typeof proc?.getBuiltinModule === 'function')
+      return (proc.getBuiltinModule('node:worker_threads') as WorkerThreads | undefined) ?? null;
   } catch {
     // not Node
   }

@@ -121,7 +121,20 @@ function layoutJob(job: KernelJob, heapBase: number) {
   const rangesAt = ranges ? take(ranges.outer.byteLength) : 0;
   const slicesAt = ranges ? take(ranges.slices.byteLength) : 0;
   const innerRangesAt = ranges ? take(ranges.inner.byteLength) : 0;
-  return { prog, regTable, outerCode, innerCode, bases, acc, outValues, outIndices, rangesAt, slicesAt, innerRangesAt, end: cursor };
+  return {
+    prog,
+    regTable,
+    outerCode,
+    innerCode,
+    bases,
+    acc,
+    outValues,
+    outIndices,
+    rangesAt,
+    slicesAt,
+    innerRangesAt,
+    end: cursor,
+  };
 }
 
 /**
@@ -152,7 +165,20 @@ export function prepareJob(kernel: KernelExports, job: KernelJob): PreparedJob {
   const nRegs = job.registers.length / JOB_REG_WORDS;
   const reg = (k: number, w: number): number => job.registers[k * JOB_REG_WORDS + w]!;
   checkJobMemory(job, kernel.heapBase());
-  const { prog, regTable, outerCode, innerCode, bases, acc, outValues, outIndices, rangesAt, slicesAt, innerRangesAt, end } = layoutJob(job, kernel.heapBase());
+  const {
+    prog,
+    regTable,
+    outerCode,
+    innerCode,
+    bases,
+    acc,
+    outValues,
+    outIndices,
+    rangesAt,
+    slicesAt,
+    innerRangesAt,
+    end,
+  } = layoutJob(job, kernel.heapBase());
   ensureMemory(kernel, end, job.kind);
   const ranges = job.ranges;
 
@@ -239,7 +265,12 @@ export function readOutputs(kernel: KernelExports, prepared: PreparedJob): JobOu
   const buffer = kernel.memory.buffer;
   const count = job.nOuter * job.outDim;
   return {
-    values: outValues === 0 ? null : job.f64 ? new Float64Array(buffer, outValues, count).slice() : new Float32Array(buffer, outValues, count).slice(),
+    values:
+      outValues === 0
+        ? null
+        : job.f64
+          ? new Float64Array(buffer, outValues, count).slice()
+          : new Float32Array(buffer, outValues, count).slice(),
     indices: outIndices === 0 ? null : new Int32Array(buffer, outIndices, count).slice(),
   };
 }
@@ -258,7 +289,12 @@ function ensureMemory(kernel: KernelExports, bytes: number, kind: string): void 
     try {
       memory.grow(Math.ceil(missing / PAGE));
     } catch (cause) {
-      throw new ResourceLimitError(`${kind}: could not grow WebAssembly memory to ${(bytes / 2 ** 20).toFixed(0)} MiB (the platform refused)`, bytes, memory.buffer.byteLength, 'bytes');
+      throw new ResourceLimitError(
+        `${kind}: could not grow WebAssembly memory to ${(bytes / 2 ** 20).toFixed(0)} MiB (the platform refused)`,
+        bytes,
+        memory.buffer.byteLength,
+        'bytes',
+      );
     }
   }
 }

@@ -46,7 +46,11 @@ const cost2: CostModel = {
  *  problem stay below 2^70). */
 function cost1(clamp: number): CostModel {
   return {
-    overEps: (P, Q, eps) => P.sqDist(Q).clamp(clamp, HUGE).sqrt().mul(1 / eps),
+    overEps: (P, Q, eps) =>
+      P.sqDist(Q)
+        .clamp(clamp, HUGE)
+        .sqrt()
+        .mul(1 / eps),
     grad1: (P, Q) => {
       const d2 = P.sqDist(Q);
       return P.sub(Q).mul(d2.clamp(clamp, HUGE).rsqrt().mul(d2.gt(clamp)));
@@ -62,13 +66,18 @@ function cost1(clamp: number): CostModel {
 export function callPairFormula(what: string, f: PairFormula, P: LazyTensor, Q: LazyTensor): LazyTensor {
   const out = f(P, Q);
   if (!(out instanceof LazyTensor)) {
-    throw new GeomLossError(`${what} must return a LazyTensor built from its two arguments (got ${out === null ? 'null' : typeof out})`);
+    throw new GeomLossError(
+      `${what} must return a LazyTensor built from its two arguments (got ${out === null ? 'null' : typeof out})`,
+    );
   }
   if (out.dim !== 1) throw new GeomLossError(`${what} must return a formula of dimension 1, got dimension ${out.dim}`);
   // A formula without its j-variable (or i-variable) is a function of one point only: the softmin
   // would still run (the potentials bring a j-variable), on a meaningless cost.
   const uses = (v: LazyTensor) => variablesOf(out.node).includes(v.node as Variable);
-  for (const [arg, v, side] of [['first', P, 'i'], ['second', Q, 'j']] as const) {
+  for (const [arg, v, side] of [
+    ['first', P, 'i'],
+    ['second', Q, 'j'],
+  ] as const) {
     if (!uses(v)) {
       throw new GeomLossError(
         `${what}(x, y) must depend on both of its arguments: the formula does not use its ${arg} argument (the ${side}-indexed points)`,
@@ -117,7 +126,11 @@ export class OnlineBackend implements SoftminBackend {
   reductions = 0;
   /** The engine of the last reduction. */
   engine: EngineName = 'wasm';
-  private readonly opts: { dtype: 'float32' | 'float64'; engine?: 'auto' | 'wasm' | 'webgpu'; signal?: AbortSignalLike };
+  private readonly opts: {
+    dtype: 'float32' | 'float64';
+    engine?: 'auto' | 'wasm' | 'webgpu';
+    signal?: AbortSignalLike;
+  };
 
   constructor(
     readonly cost: CostModel,
@@ -167,7 +180,13 @@ export class OnlineBackend implements SoftminBackend {
     return lse;
   }
 
-  async softminGrad(P: CloudVars, Q: CloudVars, h: Float64Array, eps: number, ranges?: BlockRanges): Promise<Float64Array> {
+  async softminGrad(
+    P: CloudVars,
+    Q: CloudVars,
+    h: Float64Array,
+    eps: number,
+    ranges?: BlockRanges,
+  ): Promise<Float64Array> {
     return this.take(await this.logits(P, Q, h, eps).sumSoftMaxWeight(1, this.cost.grad1(P.i, Q.j), this.with(ranges)));
   }
 

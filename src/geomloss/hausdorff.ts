@@ -83,8 +83,16 @@ export async function hausdorffLoss(
     values[Math.floor(k / M)]! += 0.5 * b[k]! * G[k]!;
   }
   const out: HausdorffResult = {
-    values, F, G, gradA: null, gradB: null, gradX: null, gradY: null,
-    iterations: monitor.iteration, converged: monitor.converged, adjointIterations: 0,
+    values,
+    F,
+    G,
+    gradA: null,
+    gradB: null,
+    gradX: null,
+    gradY: null,
+    iterations: monitor.iteration,
+    converged: monitor.converged,
+    adjointIterations: 0,
   };
   if (!wantGrads) return out;
 
@@ -97,8 +105,38 @@ export async function hausdorffLoss(
   const gY = new Float64Array(nb * M * D);
   const half = (w: Float64Array, s: number): Float64Array => w.map((v) => s * v);
   // H = -1/2 <a, A(x)> + 1/2 <b, A(y)> + (the same for B with the roles swapped).
-  const iA = await symmetricBackward(backend, X, Y, a, pA, hA, selfA, extA, half(a, -0.5), half(b, 0.5), eps, gA, gX, gY);
-  const iB = await symmetricBackward(backend, Y, X, b, pB, hB, selfB, extB, half(b, -0.5), half(a, 0.5), eps, gB, gY, gX);
+  const iA = await symmetricBackward(
+    backend,
+    X,
+    Y,
+    a,
+    pA,
+    hA,
+    selfA,
+    extA,
+    half(a, -0.5),
+    half(b, 0.5),
+    eps,
+    gA,
+    gX,
+    gY,
+  );
+  const iB = await symmetricBackward(
+    backend,
+    Y,
+    X,
+    b,
+    pB,
+    hB,
+    selfB,
+    extB,
+    half(b, -0.5),
+    half(a, 0.5),
+    eps,
+    gB,
+    gY,
+    gX,
+  );
   out.gradA = gA;
   out.gradB = gB;
   out.gradX = gX;
@@ -137,7 +175,10 @@ async function symmetricBackward(
   const Q = backend.vector(q, P.cloud, 'i');
   // Outer index k on P (an i-variable), reduced index on the j-variable.
   const kernelFrom = (J: CloudVars, lse: Float64Array, coef: Float64Array) =>
-    Q.sub(cost.overEps(J.j, P.i, eps)).sub(backend.vector(lse, J.cloud, 'j')).exp().mul(backend.vector(coef, J.cloud, 'j'));
+    Q.sub(cost.overEps(J.j, P.i, eps))
+      .sub(backend.vector(lse, J.cloud, 'j'))
+      .exp()
+      .mul(backend.vector(coef, J.cloud, 'j'));
 
   // Extension: dS(z_j) = -sum_k S_jk dA_k + sum_k S_jk dC(z_j, x_k) - eps sum_k S_jk dw_k / w_k.
   const sExt = kernelFrom(Z, lseS, v);
@@ -189,4 +230,3 @@ async function symmetricBackward(
   }
   return iterations + 1;
 }
-

@@ -4,7 +4,16 @@
 import { LazyTensor, Tensor, type EngineName } from '../index.js';
 import { costModel, DIST_CLAMP, OnlineBackend, type CloudVars } from './backend.js';
 import { mergeCoincident, spread, spreadWeighted } from './coincident.js';
-import { checkKernelWidth, checkResults, checkTemperatures, lossDegree, scaledCloud, scaledOptions, scaleFor, times } from './rescale.js';
+import {
+  checkKernelWidth,
+  checkResults,
+  checkTemperatures,
+  lossDegree,
+  scaledCloud,
+  scaledOptions,
+  scaleFor,
+  times,
+} from './rescale.js';
 import { hausdorffLoss } from './hausdorff.js';
 import {
   checkPair,
@@ -199,9 +208,24 @@ export class SamplesLoss {
   /** The loss and its gradients with respect to x, y, a and b (GeomLoss's: envelope theorem for
    *  Sinkhorn, no differentiation through the loop). */
   valueAndGrad(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number>>;
-  valueAndGrad(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number[]>>;
-  valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number | number[]>>;
-  async valueAndGrad(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number | number[]>> {
+  valueAndGrad(
+    x: BatchedPoints,
+    y: BatchedPoints,
+    weights?: WeightsArgument,
+    call?: CallOptions,
+  ): Promise<ValueAndGrad<number[]>>;
+  valueAndGrad(
+    x: AnyPoints,
+    y: AnyPoints,
+    weights?: WeightsArgument,
+    call?: CallOptions,
+  ): Promise<ValueAndGrad<number | number[]>>;
+  async valueAndGrad(
+    x: AnyPoints,
+    y: AnyPoints,
+    weights?: WeightsArgument,
+    call?: CallOptions,
+  ): Promise<ValueAndGrad<number | number[]>> {
     const c = await this.compute(x, y, weights, 'grad', call);
     const dtype = c.info.dtype;
     const engine = c.info.engine;
@@ -223,9 +247,24 @@ export class SamplesLoss {
    * f = B(x) - A(x), g = A(y) - B(y).
    */
   potentials(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number>>;
-  potentials(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number[]>>;
-  potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number | number[]>>;
-  async potentials(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number | number[]>> {
+  potentials(
+    x: BatchedPoints,
+    y: BatchedPoints,
+    weights?: WeightsArgument,
+    call?: CallOptions,
+  ): Promise<PotentialsResult<number[]>>;
+  potentials(
+    x: AnyPoints,
+    y: AnyPoints,
+    weights?: WeightsArgument,
+    call?: CallOptions,
+  ): Promise<PotentialsResult<number | number[]>>;
+  async potentials(
+    x: AnyPoints,
+    y: AnyPoints,
+    weights?: WeightsArgument,
+    call?: CallOptions,
+  ): Promise<PotentialsResult<number | number[]>> {
     const c = await this.compute(x, y, weights, 'potentials', call);
     const { dtype, engine } = c.info;
     return {
@@ -250,7 +289,8 @@ export class SamplesLoss {
    * ```
    */
   async transportPlan(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<LazyTensor> {
-    if (this.options.loss !== 'sinkhorn') throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${this.options.loss}'`);
+    if (this.options.loss !== 'sinkhorn')
+      throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${this.options.loss}'`);
     const { X, Y, a, b, backend, multiscale, o, s, dtype, mx, my, full } = this.prepare(x, y, weights, call);
     const { schedule, diameter } = scheduleFor(X.cloud, Y.cloud, o);
     checkTemperatures(this.options, o, diameter, s, dtype);
@@ -300,7 +340,12 @@ export class SamplesLoss {
     const b = my?.w ?? bUser;
     const multiscale =
       so.backend === 'multiscale' ||
-      (so.backend === 'auto' && so.loss === 'sinkhorn' && so.cost === null && x.D <= 3 && !x.batched && x.N * y.N >= AUTO_MULTISCALE_PAIRS);
+      (so.backend === 'auto' &&
+        so.loss === 'sinkhorn' &&
+        so.cost === null &&
+        x.D <= 3 &&
+        !x.batched &&
+        x.N * y.N >= AUTO_MULTISCALE_PAIRS);
     if (multiscale) checkMultiscale(x);
     const backend = new OnlineBackend(costModel(so.p, so.cost, DIST_CLAMP / (s * s)), dtype, so.engine, so.signal);
     const X: CloudVars = backend.vars(x);
@@ -311,7 +356,8 @@ export class SamplesLoss {
   /** The options of one call: the loss's, with the call's signal when it gives one. */
   private callOptions(call: CallOptions | undefined): ResolvedOptions {
     if (call === undefined || call === null) return this.options;
-    if (typeof call !== 'object' || Array.isArray(call)) throw new GeomLossError('the last argument must be an object { signal }');
+    if (typeof call !== 'object' || Array.isArray(call))
+      throw new GeomLossError('the last argument must be an object { signal }');
     for (const key of Object.keys(call)) {
       if (key !== 'signal') throw new GeomLossError(`unknown call option '${key}' (expected signal)`);
     }
@@ -319,12 +365,31 @@ export class SamplesLoss {
     return signal === null ? this.options : { ...this.options, signal };
   }
 
-  private async compute(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, mode: Mode, call: CallOptions | undefined): Promise<Computed> {
-    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser, full } = this.prepare(xIn, yIn, weights, call);
+  private async compute(
+    xIn: unknown,
+    yIn: unknown,
+    weights: WeightsArgument | undefined,
+    mode: Mode,
+    call: CallOptions | undefined,
+  ): Promise<Computed> {
+    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser, full } = this.prepare(
+      xIn,
+      yIn,
+      weights,
+      call,
+    );
     const wantGrads = mode === 'grad';
     const info: LossInfo = {
-      loss: o.loss, dtype, engine: 'wasm', reductions: 0, schedule: null, diameter: null, iterations: 0, converged: null,
-      backend: 'online', multiscale: null,
+      loss: o.loss,
+      dtype,
+      engine: 'wasm',
+      reductions: 0,
+      schedule: null,
+      diameter: null,
+      iterations: 0,
+      converged: null,
+      backend: 'online',
+      multiscale: null,
     };
     /** The results on the input points (merged ones spread back), in the user's units, checked. */
     const done = (c: Omit<Computed, 'info' | 'x' | 'y' | 'plan'>, plan: LazyTensor | null = null): Computed => {
@@ -356,7 +421,15 @@ export class SamplesLoss {
       }
       // value() and valueAndGrad() fail alike on a result float32 cannot hold.
       checkResults(
-        mode === 'value' ? { value: out.values } : { value: out.values, 'potential f': out.F, 'potential g': out.G, 'gradient of x': out.gradX, 'gradient of y': out.gradY },
+        mode === 'value'
+          ? { value: out.values }
+          : {
+              value: out.values,
+              'potential f': out.F,
+              'potential g': out.G,
+              'gradient of x': out.gradX,
+              'gradient of y': out.gradY,
+            },
         dtype,
         o,
       );
@@ -365,7 +438,15 @@ export class SamplesLoss {
 
     if (o.loss === 'energy' || o.loss === 'gaussian' || o.loss === 'laplacian') {
       const r = await kernelLoss(backend, X, Y, a, b, o, wantGrads, DIST_CLAMP / (s * s));
-      return done({ values: r.values, F: r.gradA, G: r.gradB, gradA: r.gradA, gradB: r.gradB, gradX: r.gradX, gradY: r.gradY });
+      return done({
+        values: r.values,
+        F: r.gradA,
+        G: r.gradB,
+        gradA: r.gradA,
+        gradB: r.gradB,
+        gradX: r.gradX,
+        gradY: r.gradY,
+      });
     }
 
     const { schedule, diameter } = scheduleFor(X.cloud, Y.cloud, o);
@@ -382,7 +463,15 @@ export class SamplesLoss {
     // Both backends run on the clouds in spatial (k-d tree) order, and the results go back to the
     // user's order: multiscale needs it for its tiles, online for the kernel's skipping of
     // underflowing runs (spatial.ts). A batch keeps its order (one order cannot serve every item).
-    let run: { r: SinkhornResult; x: Cloud; y: Cloud; a: Float64Array; b: Float64Array; permX: Int32Array | null; permY: Int32Array | null };
+    let run: {
+      r: SinkhornResult;
+      x: Cloud;
+      y: Cloud;
+      a: Float64Array;
+      b: Float64Array;
+      permX: Int32Array | null;
+      permY: Int32Array | null;
+    };
     if (multiscale) {
       const m = await sinkhornMultiscale(backend, X.cloud, Y.cloud, a, b, schedule, diameter, o, wantGrads);
       info.backend = 'multiscale';
@@ -397,7 +486,16 @@ export class SamplesLoss {
     } else if (!X.cloud.batched) {
       const sx = spatialSort(X.cloud, a, dtype, ONLINE_LEAF);
       const sy = spatialSort(Y.cloud, b, dtype, ONLINE_LEAF);
-      const r = await sinkhornLoop(backend, backend.vars(sx.cloud), backend.vars(sy.cloud), sx.w, sy.w, schedule, o, wantGrads);
+      const r = await sinkhornLoop(
+        backend,
+        backend.vars(sx.cloud),
+        backend.vars(sy.cloud),
+        sx.w,
+        sy.w,
+        schedule,
+        o,
+        wantGrads,
+      );
       run = { r, x: sx.cloud, y: sy.cloud, a: sx.w, b: sy.w, permX: sx.perm, permY: sy.perm };
     } else {
       const r = await sinkhornLoop(backend, X, Y, a, b, schedule, o, wantGrads);
@@ -413,16 +511,22 @@ export class SamplesLoss {
     const D = X.cloud.D;
     const back = (v: Float64Array, perm: Int32Array | null, dim = 1) => (perm === null ? v : unsort(v, perm, dim));
     // The plan of this very solve (solveSamples): the final non-debiased potentials, as transportPlan.
-    const plan = !wantGrads || X.cloud.batched ? null : planOf(backend, X, Y, full, mx, my, back(r.final.fBA, permX), back(r.final.gAB, permY), r.eps);
-    return done({
-      values,
-      F: back(sx.F, permX),
-      G: back(sy.F, permY),
-      gradA: back(sx.gradW, permX),
-      gradB: back(sy.gradW, permY),
-      gradX: sx.gradP && back(sx.gradP, permX, D),
-      gradY: sy.gradP && back(sy.gradP, permY, D),
-    }, plan);
+    const plan =
+      !wantGrads || X.cloud.batched
+        ? null
+        : planOf(backend, X, Y, full, mx, my, back(r.final.fBA, permX), back(r.final.gAB, permY), r.eps);
+    return done(
+      {
+        values,
+        F: back(sx.F, permX),
+        G: back(sy.F, permY),
+        gradA: back(sx.gradW, permX),
+        gradB: back(sy.gradW, permY),
+        gradX: sx.gradP && back(sx.gradP, permX, D),
+        gradY: sy.gradP && back(sy.gradP, permY, D),
+      },
+      plan,
+    );
   }
 }
 
@@ -445,7 +549,11 @@ function planOf(
   const v = logits(logWeights(full.b), gAB, eps);
   const FX = mx === null ? X : backend.vars(full.x);
   const FY = my === null ? Y : backend.vars(full.y);
-  return backend.vector(u, FX.cloud, 'i').add(backend.vector(v, FY.cloud, 'j')).sub(backend.cost.overEps(FX.i, FY.j, eps)).exp();
+  return backend
+    .vector(u, FX.cloud, 'i')
+    .add(backend.vector(v, FY.cloud, 'j'))
+    .sub(backend.cost.overEps(FX.i, FY.j, eps))
+    .exp();
 }
 
 /**
@@ -465,15 +573,24 @@ function planOf(
  * @throws GeomLossError as SamplesLoss does for bad points, weights or options; for a loss other than
  *   'sinkhorn' or a batch.
  */
-export async function solveSamples(x: Points, y: Points, options: SolveSamplesOptions = {}): Promise<OTResult<LossInfo, Gradients>> {
+export async function solveSamples(
+  x: Points,
+  y: Points,
+  options: SolveSamplesOptions = {},
+): Promise<OTResult<LossInfo, Gradients>> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new GeomLossError('solveSamples: options must be an object (SamplesLoss options with a, b)');
   }
   const { a, b, ...rest } = options;
   const loss = new SamplesLoss(rest);
-  if (loss.options.loss !== 'sinkhorn') throw new GeomLossError(`solveSamples solves loss 'sinkhorn', not '${loss.options.loss}'`);
-  for (const [name, c] of [['x', x], ['y', y]] as const) {
-    if (parseCloud(name, c).batched) throw new GeomLossError(`${name}: solveSamples takes one cloud [N, D], not a batch [B, N, D]`);
+  if (loss.options.loss !== 'sinkhorn')
+    throw new GeomLossError(`solveSamples solves loss 'sinkhorn', not '${loss.options.loss}'`);
+  for (const [name, c] of [
+    ['x', x],
+    ['y', y],
+  ] as const) {
+    if (parseCloud(name, c).batched)
+      throw new GeomLossError(`${name}: solveSamples takes one cloud [N, D], not a batch [B, N, D]`);
   }
   // compute() is SamplesLoss's own solve; bracket access keeps it off the public class.
   const c = await loss['compute'](x, y, { a, b }, 'grad', undefined);

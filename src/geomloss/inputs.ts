@@ -10,15 +10,19 @@ export interface ShapedPoints {
 }
 
 /** One cloud: `number[][]` ([N][D]) or { data, shape: [N, D] }. */
-export type Points = readonly (readonly number[])[] | (ShapedPoints & {
-  /** [N, D]. */
-  shape: readonly [number, number];
-});
+export type Points =
+  | readonly (readonly number[])[]
+  | (ShapedPoints & {
+      /** [N, D]. */
+      shape: readonly [number, number];
+    });
 /** A batch of clouds: `number[][][]` ([B][N][D]) or { data, shape: [B, N, D] }. */
-export type BatchedPoints = readonly (readonly (readonly number[])[])[] | (ShapedPoints & {
-  /** [B, N, D]. */
-  shape: readonly [number, number, number];
-});
+export type BatchedPoints =
+  | readonly (readonly (readonly number[])[])[]
+  | (ShapedPoints & {
+      /** [B, N, D]. */
+      shape: readonly [number, number, number];
+    });
 /** One cloud or a batch: what the untyped overloads of SamplesLoss accept. */
 export type AnyPoints = Points | BatchedPoints | ShapedPoints;
 
@@ -45,7 +49,8 @@ export interface Cloud {
   readonly natural: 'float32' | 'float64' | null;
 }
 
-const isTyped = (v: unknown): v is Float32Array | Float64Array => v instanceof Float32Array || v instanceof Float64Array;
+const isTyped = (v: unknown): v is Float32Array | Float64Array =>
+  v instanceof Float32Array || v instanceof Float64Array;
 
 export function parseCloud(name: string, input: unknown): Cloud {
   if (input === null || input === undefined) throw new GeomLossError(`${name} is required: an [N, D] array of points`);
@@ -55,7 +60,8 @@ export function parseCloud(name: string, input: unknown): Cloud {
     const items = (batched ? input : [input]) as unknown[][];
     const B = items.length;
     const first = items[0]!;
-    if (!Array.isArray(first) || first.length === 0) throw new GeomLossError(`${name}${batched ? '[0]' : ''} is empty: each cloud needs N >= 1 points`);
+    if (!Array.isArray(first) || first.length === 0)
+      throw new GeomLossError(`${name}${batched ? '[0]' : ''} is empty: each cloud needs N >= 1 points`);
     const N = first.length;
     const row0 = first[0];
     if (!Array.isArray(row0) || row0.length === 0) {
@@ -67,17 +73,23 @@ export function parseCloud(name: string, input: unknown): Cloud {
       const item = items[b];
       const where = batched ? `${name}[${b}]` : name;
       if (!Array.isArray(item) || item.length !== N) {
-        throw new GeomLossError(`${where} has ${Array.isArray(item) ? item.length : 'no'} points; every batch item must have N = ${N}`);
+        throw new GeomLossError(
+          `${where} has ${Array.isArray(item) ? item.length : 'no'} points; every batch item must have N = ${N}`,
+        );
       }
       for (let i = 0; i < N; i++) {
         const row = item[i];
         if (!Array.isArray(row) || row.length !== D) {
-          throw new GeomLossError(`${where}[${i}] has ${Array.isArray(row) ? row.length : 'no'} coordinates, expected D = ${D}`);
+          throw new GeomLossError(
+            `${where}[${i}] has ${Array.isArray(row) ? row.length : 'no'} coordinates, expected D = ${D}`,
+          );
         }
         for (let k = 0; k < D; k++) {
           const v = row[k];
           if (typeof v !== 'number' || !Number.isFinite(v)) {
-            throw new GeomLossError(`${where}[${i}][${k}] is ${String(v)}: coordinates of ${name} must be finite numbers`);
+            throw new GeomLossError(
+              `${where}[${i}][${k}] is ${String(v)}: coordinates of ${name} must be finite numbers`,
+            );
           }
           data[(b * N + i) * D + k] = v;
         }
@@ -87,8 +99,14 @@ export function parseCloud(name: string, input: unknown): Cloud {
   }
   if (typeof input === 'object' && 'data' in input && 'shape' in input) {
     const { data, shape } = input as ShapedPoints;
-    if (!Array.isArray(shape) || (shape.length !== 2 && shape.length !== 3) || !shape.every((s) => Number.isInteger(s) && s >= 1)) {
-      throw new GeomLossError(`${name}.shape must be [N, D] or [B, N, D] with positive integers, got ${JSON.stringify(shape)}`);
+    if (
+      !Array.isArray(shape) ||
+      (shape.length !== 2 && shape.length !== 3) ||
+      !shape.every((s) => Number.isInteger(s) && s >= 1)
+    ) {
+      throw new GeomLossError(
+        `${name}.shape must be [N, D] or [B, N, D] with positive integers, got ${JSON.stringify(shape)}`,
+      );
     }
     const batched = shape.length === 3;
     const [B, N, D] = batched ? (shape as [number, number, number]) : [1, shape[0]!, shape[1]!];
@@ -102,7 +120,9 @@ export function parseCloud(name: string, input: unknown): Cloud {
       natural = null;
     } else throw new GeomLossError(`${name}.data must be a Float32Array, a Float64Array or a number[]`);
     if (values.length !== B * N * D) {
-      throw new GeomLossError(`${name}.data has ${values.length} values but ${name}.shape [${shape.join(', ')}] needs ${B * N * D}`);
+      throw new GeomLossError(
+        `${name}.data has ${values.length} values but ${name}.shape [${shape.join(', ')}] needs ${B * N * D}`,
+      );
     }
     for (let k = 0; k < values.length; k++) {
       if (!Number.isFinite(values[k]!)) {
@@ -114,14 +134,19 @@ export function parseCloud(name: string, input: unknown): Cloud {
     }
     return { name, data: values, B, N, D, batched, natural };
   }
-  throw new GeomLossError(`${name} must be an [N, D] array (number[][]), a batch [B, N, D] (number[][][]) or { data, shape }`);
+  throw new GeomLossError(
+    `${name} must be an [N, D] array (number[][]), a batch [B, N, D] (number[][][]) or { data, shape }`,
+  );
 }
 
 /** Checks that x and y can be compared. */
 export function checkPair(x: Cloud, y: Cloud): void {
-  if (x.D !== y.D) throw new GeomLossError(`x and y must have the same dimension D: x has D = ${x.D}, y has D = ${y.D}`);
+  if (x.D !== y.D)
+    throw new GeomLossError(`x and y must have the same dimension D: x has D = ${x.D}, y has D = ${y.D}`);
   if (x.batched !== y.batched) {
-    throw new GeomLossError(`x and y must both be batched ([B, N, D]) or both single clouds ([N, D]); x is ${x.batched ? 'batched' : 'a single cloud'}, y is ${y.batched ? 'batched' : 'a single cloud'}`);
+    throw new GeomLossError(
+      `x and y must both be batched ([B, N, D]) or both single clouds ([N, D]); x is ${x.batched ? 'batched' : 'a single cloud'}, y is ${y.batched ? 'batched' : 'a single cloud'}`,
+    );
   }
   if (x.B !== y.B) throw new GeomLossError(`x and y must have the same batch size: x has B = ${x.B}, y has B = ${y.B}`);
 }
@@ -135,11 +160,17 @@ export function parseWeights(name: string, input: unknown, cloud: Cloud): Float6
   if (isTyped(input)) flat = input;
   else if (Array.isArray(input)) {
     if (input.length > 0 && Array.isArray(input[0])) {
-      if (!cloud.batched) throw new GeomLossError(`${name} is a [B, N] array but ${cloud.name} is a single cloud; pass ${name} as number[] of length ${N}`);
-      if (input.length !== B) throw new GeomLossError(`${name} has ${input.length} rows but ${cloud.name} has a batch of B = ${B}`);
+      if (!cloud.batched)
+        throw new GeomLossError(
+          `${name} is a [B, N] array but ${cloud.name} is a single cloud; pass ${name} as number[] of length ${N}`,
+        );
+      if (input.length !== B)
+        throw new GeomLossError(`${name} has ${input.length} rows but ${cloud.name} has a batch of B = ${B}`);
       for (const [b, row] of (input as unknown[]).entries()) {
         if (!Array.isArray(row) || row.length !== N) {
-          throw new GeomLossError(`${name}[${b}] has ${Array.isArray(row) ? row.length : 'no'} weights but ${cloud.name} has N = ${N} points per item`);
+          throw new GeomLossError(
+            `${name}[${b}] has ${Array.isArray(row) ? row.length : 'no'} weights but ${cloud.name} has N = ${N} points per item`,
+          );
         }
       }
       flat = (input as unknown[][]).flat();
@@ -152,14 +183,18 @@ export function parseWeights(name: string, input: unknown, cloud: Cloud): Float6
   }
   for (let k = 0; k < flat.length; k++) {
     const v = flat[k];
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new GeomLossError(`${name}[${k}] is ${String(v)}: weights must be finite numbers`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new GeomLossError(`${name}[${k}] is ${String(v)}: weights must be finite numbers`);
     if (v < 0) throw new GeomLossError(`${name}[${k}] is ${v}: weights must be non-negative`);
     out[k] = v;
   }
   for (let b = 0; b < B; b++) {
     let total = 0;
     for (let i = 0; i < N; i++) total += out[b * N + i]!;
-    if (!(total > 0)) throw new GeomLossError(`${name}${cloud.batched ? `[${b}]` : ''} has all-zero weights: a measure needs a positive total mass`);
+    if (!(total > 0))
+      throw new GeomLossError(
+        `${name}${cloud.batched ? `[${b}]` : ''} has all-zero weights: a measure needs a positive total mass`,
+      );
   }
   return out;
 }
@@ -168,7 +203,9 @@ export function parseWeights(name: string, input: unknown, cloud: Cloud): Float6
 export function resolveDType(option: 'float32' | 'float64' | null, x: Cloud, y: Cloud): 'float32' | 'float64' {
   if (option !== null) return option;
   if (x.natural !== null && y.natural !== null && x.natural !== y.natural) {
-    throw new GeomLossError(`x is ${x.natural} but y is ${y.natural}; pass { dtype } to SamplesLoss or convert the data`);
+    throw new GeomLossError(
+      `x is ${x.natural} but y is ${y.natural}; pass { dtype } to SamplesLoss or convert the data`,
+    );
   }
   return x.natural ?? y.natural ?? 'float64';
 }

@@ -30,23 +30,47 @@ export function kernelModel(o: ResolvedOptions, energyClamp = DIST_CLAMP): Kerne
     case 'gaussian':
       // exp(-|x/s - y/s|^2 / 2)
       return {
-        value: (P, Q) => P.mul(1 / s).sqDist(Q.mul(1 / s)).mul(-0.5).exp(),
+        value: (P, Q) =>
+          P.mul(1 / s)
+            .sqDist(Q.mul(1 / s))
+            .mul(-0.5)
+            .exp(),
         grad1: (P, Q) => {
           const u = P.mul(1 / s);
           const v = Q.mul(1 / s);
-          return u.sub(v).mul(u.sqDist(v).mul(-0.5).exp().mul(-1 / s));
+          return u.sub(v).mul(
+            u
+              .sqDist(v)
+              .mul(-0.5)
+              .exp()
+              .mul(-1 / s),
+          );
         },
       };
     case 'laplacian':
       // exp(-sqrt(max(|x/s - y/s|^2, 1e-8))): the clamp is in blur units, as in GeomLoss
       return {
-        value: (P, Q) => P.mul(1 / s).sqDist(Q.mul(1 / s)).clamp(DIST_CLAMP, HUGE).sqrt().neg().exp(),
+        value: (P, Q) =>
+          P.mul(1 / s)
+            .sqDist(Q.mul(1 / s))
+            .clamp(DIST_CLAMP, HUGE)
+            .sqrt()
+            .neg()
+            .exp(),
         grad1: (P, Q) => {
           const u = P.mul(1 / s);
           const v = Q.mul(1 / s);
           const d2 = u.sqDist(v);
           const c = d2.clamp(DIST_CLAMP, HUGE);
-          return u.sub(v).mul(c.sqrt().neg().exp().mul(c.rsqrt()).mul(d2.gt(DIST_CLAMP)).mul(-1 / s));
+          return u.sub(v).mul(
+            c
+              .sqrt()
+              .neg()
+              .exp()
+              .mul(c.rsqrt())
+              .mul(d2.gt(DIST_CLAMP))
+              .mul(-1 / s),
+          );
         },
       };
     default:

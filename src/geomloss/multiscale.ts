@@ -29,14 +29,31 @@ import { spatialSort } from './spatial.js';
 import type { Cloud } from './inputs.js';
 import { GeomLossError, type ResolvedOptions } from './options.js';
 import {
-  annealAndConverge, averageInto, damping, finish, LoopMonitor, logits, logWeights, scaled, updates,
-  type Patterns, type Problem, type SinkhornPotentials, type SinkhornResult,
+  annealAndConverge,
+  averageInto,
+  damping,
+  finish,
+  LoopMonitor,
+  logits,
+  logWeights,
+  scaled,
+  updates,
+  type Patterns,
+  type Problem,
+  type SinkhornPotentials,
+  type SinkhornResult,
 } from './sinkhorn.js';
 
 /** Errors for clouds that multiscale cannot take (its options are checked with the others). */
 export function checkMultiscale(x: Cloud): void {
-  if (x.D > 3) throw new GeomLossError(`backend 'multiscale' needs points of dimension D <= 3 (grid clustering), got D = ${x.D}; use backend 'online'`);
-  if (x.batched) throw new GeomLossError("backend 'multiscale' does not take batched clouds; use backend 'online' or one call per batch item");
+  if (x.D > 3)
+    throw new GeomLossError(
+      `backend 'multiscale' needs points of dimension D <= 3 (grid clustering), got D = ${x.D}; use backend 'online'`,
+    );
+  if (x.batched)
+    throw new GeomLossError(
+      "backend 'multiscale' does not take batched clouds; use backend 'online' or one call per batch item",
+    );
 }
 
 interface Clustered {
@@ -62,7 +79,6 @@ interface Tiles {
   radius: Float64Array;
 }
 
-
 function tilesOf(ranges: Int32Array, pts: ArrayLike<number>, D: number): Tiles {
   const T = ranges.length / 2;
   const center = new Float64Array(T * D);
@@ -70,7 +86,8 @@ function tilesOf(ranges: Int32Array, pts: ArrayLike<number>, D: number): Tiles {
   for (let t = 0; t < T; t++) {
     const lo = ranges[2 * t]!;
     const hi = ranges[2 * t + 1]!;
-    for (let i = lo; i < hi; i++) for (let k = 0; k < D; k++) center[t * D + k] = center[t * D + k]! + pts[i * D + k]! / (hi - lo);
+    for (let i = lo; i < hi; i++)
+      for (let k = 0; k < D; k++) center[t * D + k] = center[t * D + k]! + pts[i * D + k]! / (hi - lo);
     let r2 = 0;
     for (let i = lo; i < hi; i++) {
       let d2 = 0;
@@ -94,7 +111,12 @@ const GROUP = 4;
 
 /** GeomLoss's coarse measure: the points binned in grid cells of side `scale`, each cell's weighted
  *  centroid (its plain mean for a cell of zero weight) with the cell's summed weight. */
-function coarseMeasure(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' | 'float64'): { cloud: Cloud; w: Float64Array } {
+function coarseMeasure(
+  c: Cloud,
+  w: Float64Array,
+  scale: number,
+  dtype: 'float32' | 'float64',
+): { cloud: Cloud; w: Float64Array } {
   const D = c.D;
   const sorted = sortClusters(c.data, gridCluster(c.data, scale, D), D);
   const ws = Float64Array.from(sorted.permutation, (src) => w[src]!);
@@ -126,8 +148,13 @@ function clusterize(c: Cloud, w: Float64Array, scale: number, dtype: 'float32' |
     groups[2 * q + 1] = leaves[2 * Math.min(T, (q + 1) * GROUP) - 1]!;
   }
   return {
-    fine, perm, w: ws, coarse, wc,
-    tiles: tilesOf(leaves, fine.data, D), groups: tilesOf(groups, fine.data, D),
+    fine,
+    perm,
+    w: ws,
+    coarse,
+    wc,
+    tiles: tilesOf(leaves, fine.data, D),
+    groups: tilesOf(groups, fine.data, D),
   };
 }
 
@@ -224,7 +251,13 @@ function coarseLevels(
     const sx = spatialSort(X, wx, backend.dtype, TILE);
     const sy = spatialSort(Y, wy, backend.dtype, TILE);
     return {
-      problem: { backend, X: backend.vars(sx.cloud), Y: backend.vars(sy.cloud), la: logWeights(sx.w), lb: logWeights(sy.w) },
+      problem: {
+        backend,
+        X: backend.vars(sx.cloud),
+        Y: backend.vars(sy.cloud),
+        la: logWeights(sx.w),
+        lb: logWeights(sy.w),
+      },
       jump,
       tilesX: tilesOf(sx.leaves, sx.cloud.data, X.D),
       tilesY: tilesOf(sy.leaves, sy.cloud.data, Y.D),
@@ -297,7 +330,10 @@ function affineBounds(v: Float64Array, P: Tiles, pts: ArrayLike<number>, D: numb
     alpha[q] = 0.5 * (max + min);
     r[q] = 0.5 * (max - min);
   }
-  const negated = clusterMax(v.map((u) => -u), P.ranges);
+  const negated = clusterMax(
+    v.map((u) => -u),
+    P.ranges,
+  );
   return { alpha, beta, r, max: clusterMax(v, P.ranges), min: negated.map((u) => -u) };
 }
 
@@ -345,12 +381,21 @@ function truncationMargin(truncate: number | null, eps: number, p: number): numb
 /** The largest value of v over each cluster's points. */
 function clusterMax(v: Float64Array, ranges: Int32Array): Float64Array {
   const out = new Float64Array(ranges.length / 2).fill(-Infinity);
-  for (let q = 0; q < out.length; q++) for (let i = ranges[2 * q]!; i < ranges[2 * q + 1]!; i++) out[q] = Math.max(out[q]!, v[i]!);
+  for (let q = 0; q < out.length; q++)
+    for (let i = ranges[2 * q]!; i < ranges[2 * q + 1]!; i++) out[q] = Math.max(out[q]!, v[i]!);
   return out;
 }
 
 /** |Delta|^2, |beta_a - Delta|^2 and |beta_b + Delta|^2 for runs a of A and b of B (see truncation). */
-function offsets(A: Tiles, FA: AffineBounds, a: number, B: Tiles, GB: AffineBounds, b: number, D: number): [number, number, number] {
+function offsets(
+  A: Tiles,
+  FA: AffineBounds,
+  a: number,
+  B: Tiles,
+  GB: AffineBounds,
+  b: number,
+  D: number,
+): [number, number, number] {
   let d2 = 0;
   let ba2 = 0;
   let bb2 = 0;
@@ -363,11 +408,21 @@ function offsets(A: Tiles, FA: AffineBounds, a: number, B: Tiles, GB: AffineBoun
   return [d2, ba2, bb2];
 }
 
-const costOf = (distance: number, p: number): number => (p === 2 ? 0.5 * distance * distance : Math.max(distance, 1e-4));
+const costOf = (distance: number, p: number): number =>
+  p === 2 ? 0.5 * distance * distance : Math.max(distance, 1e-4);
 
 /** An upper bound of f_i + g_j - C(p_i, q_j) over the points of run a of A and run b of B (see
  *  truncation): the smaller of the maxima bound and, for p = 2, the affine one. */
-function upperBound(A: Tiles, FA: AffineBounds, a: number, B: Tiles, GB: AffineBounds, b: number, D: number, p: number): number {
+function upperBound(
+  A: Tiles,
+  FA: AffineBounds,
+  a: number,
+  B: Tiles,
+  GB: AffineBounds,
+  b: number,
+  D: number,
+  p: number,
+): number {
   const [d2, ba2, bb2] = offsets(A, FA, a, B, GB, b, D);
   const Ra = A.radius[a]!;
   const Rb = B.radius[b]!;
@@ -375,12 +430,24 @@ function upperBound(A: Tiles, FA: AffineBounds, a: number, B: Tiles, GB: AffineB
   // potentials do not tilt (the xx and yy problems).
   const byMax = FA.max[a]! + GB.max[b]! - costOf(Math.max(0, Math.sqrt(d2) - Ra - Rb), p);
   if (p !== 2) return byMax;
-  return Math.min(byMax, FA.alpha[a]! + GB.alpha[b]! + FA.r[a]! + GB.r[b]! - 0.5 * d2 + Math.sqrt(ba2) * Ra + Math.sqrt(bb2) * Rb);
+  return Math.min(
+    byMax,
+    FA.alpha[a]! + GB.alpha[b]! + FA.r[a]! + GB.r[b]! - 0.5 * d2 + Math.sqrt(ba2) * Ra + Math.sqrt(bb2) * Rb,
+  );
 }
 
 /** A lower bound of the same: minima and C <= C(|Delta| + R_a + R_b), or, for p = 2, the affine
  *  expansion with -|u - w|^2 / 2 >= -(R_a + R_b)^2 / 2, whichever is larger. */
-function lowerBound(A: Tiles, FA: AffineBounds, a: number, B: Tiles, GB: AffineBounds, b: number, D: number, p: number): number {
+function lowerBound(
+  A: Tiles,
+  FA: AffineBounds,
+  a: number,
+  B: Tiles,
+  GB: AffineBounds,
+  b: number,
+  D: number,
+  p: number,
+): number {
   const [d2, ba2, bb2] = offsets(A, FA, a, B, GB, b, D);
   const Ra = A.radius[a]!;
   const Rb = B.radius[b]!;
@@ -472,7 +539,12 @@ function extrapolationPattern(
   const Ti = Pt.ranges.length / 2;
   const Tj = Qt.ranges.length / 2;
   const F = affineBounds(new Float64Array(P.fine.N), Pt, P.fine.data, D);
-  const G = affineBounds(h.map((v) => eps * v), Qt, qPoints, D);
+  const G = affineBounds(
+    h.map((v) => eps * v),
+    Qt,
+    qPoints,
+    D,
+  );
   const kept = new KeptTiles(Pt.ranges, Qt.ranges, false);
   for (let i = 0; i < Ti; i++) {
     let best = -Infinity;
@@ -516,13 +588,25 @@ class KeptTiles {
   ranges(): BlockRanges {
     const I = rangesFromBits(this.byI, this.rangesI.length / 2, this.wordsJ, this.rangesJ);
     const J = this.symmetric ? I : rangesFromBits(this.byJ, this.rangesJ.length / 2, this.wordsI, this.rangesI);
-    return { rangesI: this.rangesI, slicesI: I.slices, redRangesJ: I.red, rangesJ: this.rangesJ, slicesJ: J.slices, redRangesI: J.red };
+    return {
+      rangesI: this.rangesI,
+      slicesI: I.slices,
+      redRangesJ: I.red,
+      rangesJ: this.rangesJ,
+      slicesJ: J.slices,
+      redRangesI: J.red,
+    };
   }
 }
 
 /** One axis of a block-sparsity pattern from bitset rows (bit q of row o: outer tile o meets inner
  *  tile q); inner tiles that follow each other in memory are merged into one range, as fromMatrix does. */
-function rangesFromBits(bits: Uint32Array, outer: number, words: number, inner: Int32Array): { slices: Int32Array; red: Int32Array } {
+function rangesFromBits(
+  bits: Uint32Array,
+  outer: number,
+  words: number,
+  inner: Int32Array,
+): { slices: Int32Array; red: Int32Array } {
   const slices = new Int32Array(outer);
   const red: number[] = [];
   for (let o = 0; o < outer; o++) {
@@ -568,7 +652,13 @@ export async function sinkhornMultiscale(
   const cy = clusterize(yIn, bIn, scale, backend.dtype);
   const rho = o.reach === null ? null : Math.pow(o.reach, p);
   const monitor = new LoopMonitor(o, 'sinkhorn, multiscale', schedule.length);
-  const fine: Problem = { backend, X: backend.vars(cx.fine), Y: backend.vars(cy.fine), la: logWeights(cx.w), lb: logWeights(cy.w) };
+  const fine: Problem = {
+    backend,
+    X: backend.vars(cx.fine),
+    Y: backend.vars(cy.fine),
+    la: logWeights(cx.w),
+    lb: logWeights(cy.w),
+  };
   const levels = coarseLevels(backend, xIn, aIn, yIn, bIn, cx, cy, scale, schedule, p);
   let level = 0;
   let pr = levels[0]!.problem;
@@ -621,7 +711,9 @@ export async function sinkhornMultiscale(
     pot.gBB = ngb && scaled(ngb, k);
     if (o.verbose) {
       const what = to === fine ? 'the fine points' : `${to.X.cloud.N} x ${to.Y.cloud.N} clusters`;
-      console.log(`SamplesLoss(sinkhorn, multiscale): from ${from.X.cloud.N} x ${from.Y.cloud.N} clusters to ${what} at eps = ${e.toExponential(3)}`);
+      console.log(
+        `SamplesLoss(sinkhorn, multiscale): from ${from.X.cloud.N} x ${from.Y.cloud.N} clusters to ${what} at eps = ${e.toExponential(3)}`,
+      );
     }
   };
 
@@ -633,7 +725,9 @@ export async function sinkhornMultiscale(
     const change = averageInto(pot, await updates(pr, pot, o.debias, eps, damping(eps, rho), pat));
     if (o.verbose && pr === fine) {
       const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
-      console.log(`SamplesLoss(sinkhorn, multiscale): eps = ${eps.toExponential(3)}, kept pairs xy ${pct(density.xy)}, xx ${pct(density.xx)}, yy ${pct(density.yy)} (pattern: ${tPattern.toFixed(0)} ms)`);
+      console.log(
+        `SamplesLoss(sinkhorn, multiscale): eps = ${eps.toExponential(3)}, kept pairs xy ${pct(density.xy)}, xx ${pct(density.xx)}, yy ${pct(density.yy)} (pattern: ${tPattern.toFixed(0)} ms)`,
+      );
     }
     if (level < levels.length && index === levels[level]!.jump) {
       const next = level + 1 < levels.length ? levels[level + 1]!.problem : fine;

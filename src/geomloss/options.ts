@@ -148,12 +148,30 @@ export class GeomLossError extends LazyTensorError {
 
 const LOSSES: readonly LossName[] = ['sinkhorn', 'hausdorff', 'energy', 'gaussian', 'laplacian'];
 const KEYS = new Set<string>([
-  'loss', 'p', 'blur', 'reach', 'diameter', 'scaling', 'truncate', 'clusterScale', 'debias', 'backend',
-  'dtype', 'engine', 'cost', 'kernel', 'verbose', 'onProgress', 'convergence', 'exactUnbalancedGradients', 'signal',
+  'loss',
+  'p',
+  'blur',
+  'reach',
+  'diameter',
+  'scaling',
+  'truncate',
+  'clusterScale',
+  'debias',
+  'backend',
+  'dtype',
+  'engine',
+  'cost',
+  'kernel',
+  'verbose',
+  'onProgress',
+  'convergence',
+  'exactUnbalancedGradients',
+  'signal',
 ]);
 
 const positive = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
-const show = (v: unknown): string => (typeof v === 'function' ? 'a function' : typeof v === 'string' ? `'${v}'` : String(v));
+const show = (v: unknown): string =>
+  typeof v === 'function' ? 'a function' : typeof v === 'string' ? `'${v}'` : String(v);
 
 export function resolveOptions(options: SamplesLossOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
@@ -165,37 +183,52 @@ export function resolveOptions(options: SamplesLossOptions | undefined): Resolve
   }
   const o = options;
   const loss = o.loss ?? 'sinkhorn';
-  if (!LOSSES.includes(loss)) throw new GeomLossError(`loss must be one of ${LOSSES.map((l) => `'${l}'`).join(', ')}, got ${show(loss)}`);
+  if (!LOSSES.includes(loss))
+    throw new GeomLossError(`loss must be one of ${LOSSES.map((l) => `'${l}'`).join(', ')}, got ${show(loss)}`);
   const isOT = loss === 'sinkhorn' || loss === 'hausdorff';
 
   const cost = o.cost ?? null;
-  if (cost !== null && typeof cost !== 'function') throw new GeomLossError(`cost must be a function (x, y) => LazyTensor, got ${show(cost)}`);
-  if (cost !== null && !isOT) throw new GeomLossError(`cost is for the 'sinkhorn' and 'hausdorff' losses; loss '${loss}' takes a kernel`);
+  if (cost !== null && typeof cost !== 'function')
+    throw new GeomLossError(`cost must be a function (x, y) => LazyTensor, got ${show(cost)}`);
+  if (cost !== null && !isOT)
+    throw new GeomLossError(`cost is for the 'sinkhorn' and 'hausdorff' losses; loss '${loss}' takes a kernel`);
   const kernel = o.kernel ?? null;
-  if (kernel !== null && typeof kernel !== 'function') throw new GeomLossError(`kernel must be a function (x, y) => LazyTensor, got ${show(kernel)}`);
-  if (kernel !== null && isOT) throw new GeomLossError(`kernel is for the 'energy', 'gaussian' and 'laplacian' losses; loss '${loss}' takes a cost`);
+  if (kernel !== null && typeof kernel !== 'function')
+    throw new GeomLossError(`kernel must be a function (x, y) => LazyTensor, got ${show(kernel)}`);
+  if (kernel !== null && isOT)
+    throw new GeomLossError(
+      `kernel is for the 'energy', 'gaussian' and 'laplacian' losses; loss '${loss}' takes a cost`,
+    );
 
   const p = o.p ?? 2;
   if (!positive(p)) throw new GeomLossError(`p must be a positive number, got ${show(p)}`);
   if (isOT && cost === null && p !== 1 && p !== 2) {
-    throw new GeomLossError(`p = ${p} needs a custom cost: the built-in costs are p = 1 (|x - y|) and p = 2 (|x - y|^2 / 2); pass cost: (x, y) => ...`);
+    throw new GeomLossError(
+      `p = ${p} needs a custom cost: the built-in costs are p = 1 (|x - y|) and p = 2 (|x - y|^2 / 2); pass cost: (x, y) => ...`,
+    );
   }
   const blur = o.blur ?? 0.05;
   if (!positive(blur)) throw new GeomLossError(`blur must be a positive number, got ${show(blur)}`);
   const reach = o.reach ?? null;
-  if (reach !== null && !positive(reach)) throw new GeomLossError(`reach must be null (balanced) or a positive number, got ${show(reach)}`);
+  if (reach !== null && !positive(reach))
+    throw new GeomLossError(`reach must be null (balanced) or a positive number, got ${show(reach)}`);
   if (reach !== null && !(Math.pow(reach, p) > 0)) {
     throw new GeomLossError(`reach = ${reach} is too small: rho = reach^p = ${reach}^${p} underflows to 0 in float64`);
   }
-  if (reach !== null && loss === 'hausdorff') throw new GeomLossError(`reach: the Hausdorff divergence is balanced only; use reach: null`);
+  if (reach !== null && loss === 'hausdorff')
+    throw new GeomLossError(`reach: the Hausdorff divergence is balanced only; use reach: null`);
   const diameter = o.diameter ?? null;
-  if (diameter !== null && !positive(diameter)) throw new GeomLossError(`diameter must be null or a positive number, got ${show(diameter)}`);
+  if (diameter !== null && !positive(diameter))
+    throw new GeomLossError(`diameter must be null or a positive number, got ${show(diameter)}`);
   const scaling = o.scaling ?? 0.5;
-  if (!(typeof scaling === 'number' && scaling > 0 && scaling < 1)) throw new GeomLossError(`scaling must be a number in (0, 1), got ${show(scaling)}`);
+  if (!(typeof scaling === 'number' && scaling > 0 && scaling < 1))
+    throw new GeomLossError(`scaling must be a number in (0, 1), got ${show(scaling)}`);
   const truncate = o.truncate === undefined ? 5 : o.truncate;
-  if (truncate !== null && !positive(truncate)) throw new GeomLossError(`truncate must be null or a positive number, got ${show(truncate)}`);
+  if (truncate !== null && !positive(truncate))
+    throw new GeomLossError(`truncate must be null or a positive number, got ${show(truncate)}`);
   const clusterScale = o.clusterScale ?? null;
-  if (clusterScale !== null && !positive(clusterScale)) throw new GeomLossError(`clusterScale must be null or a positive number, got ${show(clusterScale)}`);
+  if (clusterScale !== null && !positive(clusterScale))
+    throw new GeomLossError(`clusterScale must be null or a positive number, got ${show(clusterScale)}`);
   const debias = o.debias ?? true;
   if (typeof debias !== 'boolean') throw new GeomLossError(`debias must be a boolean, got ${show(debias)}`);
   const backend = o.backend ?? 'auto';
@@ -204,11 +237,18 @@ export function resolveOptions(options: SamplesLossOptions | undefined): Resolve
   }
   if (backend === 'multiscale') {
     // Grid clustering and kernel truncation (multiscale.ts): GeomLoss's Sinkhorn with its built-in costs.
-    if (loss !== 'sinkhorn') throw new GeomLossError(`backend 'multiscale' is for loss 'sinkhorn', not '${loss}'; use backend 'online' (or 'auto')`);
-    if (cost !== null) throw new GeomLossError("backend 'multiscale' needs the built-in costs (p = 1 or 2, no custom cost); use backend 'online' (or 'auto')");
+    if (loss !== 'sinkhorn')
+      throw new GeomLossError(
+        `backend 'multiscale' is for loss 'sinkhorn', not '${loss}'; use backend 'online' (or 'auto')`,
+      );
+    if (cost !== null)
+      throw new GeomLossError(
+        "backend 'multiscale' needs the built-in costs (p = 1 or 2, no custom cost); use backend 'online' (or 'auto')",
+      );
   }
   const dtype = o.dtype ?? null;
-  if (dtype !== null && dtype !== 'float32' && dtype !== 'float64') throw new GeomLossError(`dtype must be 'float32' or 'float64', got ${show(dtype)}`);
+  if (dtype !== null && dtype !== 'float32' && dtype !== 'float64')
+    throw new GeomLossError(`dtype must be 'float32' or 'float64', got ${show(dtype)}`);
   const engine = o.engine ?? null;
   if (engine !== null && engine !== 'auto' && engine !== 'wasm' && engine !== 'webgpu') {
     throw new GeomLossError(`engine must be 'auto', 'wasm' or 'webgpu', got ${show(engine)}`);
@@ -216,40 +256,67 @@ export function resolveOptions(options: SamplesLossOptions | undefined): Resolve
   const verbose = o.verbose ?? false;
   if (typeof verbose !== 'boolean') throw new GeomLossError(`verbose must be a boolean, got ${show(verbose)}`);
   const onProgress = o.onProgress ?? null;
-  if (onProgress !== null && typeof onProgress !== 'function') throw new GeomLossError(`onProgress must be a function, got ${show(onProgress)}`);
+  if (onProgress !== null && typeof onProgress !== 'function')
+    throw new GeomLossError(`onProgress must be a function, got ${show(onProgress)}`);
   const exactUnbalancedGradients = o.exactUnbalancedGradients ?? false;
-  if (typeof exactUnbalancedGradients !== 'boolean') throw new GeomLossError(`exactUnbalancedGradients must be a boolean`);
+  if (typeof exactUnbalancedGradients !== 'boolean')
+    throw new GeomLossError(`exactUnbalancedGradients must be a boolean`);
 
   let convergence: ResolvedOptions['convergence'] = null;
   const c = o.convergence ?? null;
   if (c === true) convergence = { tol: null, maxIter: 1000 };
   else if (c !== null && c !== false) {
-    if (typeof c !== 'object') throw new GeomLossError(`convergence must be true, false, null or { tol, maxIter }, got ${show(c)}`);
+    if (typeof c !== 'object')
+      throw new GeomLossError(`convergence must be true, false, null or { tol, maxIter }, got ${show(c)}`);
     for (const key of Object.keys(c)) {
-      if (key !== 'tol' && key !== 'maxIter') throw new GeomLossError(`unknown option 'convergence.${key}' (expected tol, maxIter)`);
+      if (key !== 'tol' && key !== 'maxIter')
+        throw new GeomLossError(`unknown option 'convergence.${key}' (expected tol, maxIter)`);
     }
     const tol = c.tol ?? null;
-    if (tol !== null && !positive(tol)) throw new GeomLossError(`convergence.tol must be a positive number, got ${show(tol)}`);
+    if (tol !== null && !positive(tol))
+      throw new GeomLossError(`convergence.tol must be a positive number, got ${show(tol)}`);
     const maxIter = c.maxIter ?? 1000;
-    if (!(Number.isInteger(maxIter) && maxIter >= 1)) throw new GeomLossError(`convergence.maxIter must be a positive integer, got ${show(maxIter)}`);
+    if (!(Number.isInteger(maxIter) && maxIter >= 1))
+      throw new GeomLossError(`convergence.maxIter must be a positive integer, got ${show(maxIter)}`);
     if (maxIter > MAX_ITERATIONS) {
-      throw new GeomLossError(`convergence.maxIter = ${maxIter} is more than the ${MAX_ITERATIONS} iterations a loop may run; use a tolerance (convergence.tol) with a smaller maxIter`);
+      throw new GeomLossError(
+        `convergence.maxIter = ${maxIter} is more than the ${MAX_ITERATIONS} iterations a loop may run; use a tolerance (convergence.tol) with a smaller maxIter`,
+      );
     }
     convergence = { tol, maxIter };
   }
-  if (convergence !== null && !isOT) throw new GeomLossError(`convergence is for the 'sinkhorn' and 'hausdorff' losses`);
+  if (convergence !== null && !isOT)
+    throw new GeomLossError(`convergence is for the 'sinkhorn' and 'hausdorff' losses`);
 
   const signal = checkSignalOption('signal', o.signal);
 
   return {
-    loss, p, blur, reach, diameter, scaling, truncate, clusterScale, debias, backend, dtype, engine,
-    cost, kernel, verbose, onProgress, convergence, exactUnbalancedGradients, signal,
+    loss,
+    p,
+    blur,
+    reach,
+    diameter,
+    scaling,
+    truncate,
+    clusterScale,
+    debias,
+    backend,
+    dtype,
+    engine,
+    cost,
+    kernel,
+    verbose,
+    onProgress,
+    convergence,
+    exactUnbalancedGradients,
+    signal,
   };
 }
 
 /** An AbortSignal option (or null/undefined: none). */
 export function checkSignalOption(name: string, signal: unknown): AbortSignalLike | null {
   if (signal === undefined || signal === null) return null;
-  if (!isAbortSignal(signal)) throw new GeomLossError(`${name} must be an AbortSignal (from an AbortController) or null, got ${show(signal)}`);
+  if (!isAbortSignal(signal))
+    throw new GeomLossError(`${name} must be an AbortSignal (from an AbortController) or null, got ${show(signal)}`);
   return signal;
 }

@@ -105,7 +105,7 @@ export function checkKernelWidth(user: ResolvedOptions, x: Cloud, y: Cloud, dtyp
   let R = 0;
   for (const c of [x, y]) for (let k = 0; k < c.data.length; k++) R = Math.max(R, Math.abs(c.data[k]!));
   // |x/blur - y/blur|^2 <= D (2 R / blur)^2 must be finite (an overflow would give inf - inf = NaN).
-  const reach = x.D * (2 * R / user.blur) ** 2;
+  const reach = x.D * ((2 * R) / user.blur) ** 2;
   if (!(reach <= MAX_FINITE[dtype] / 16)) {
     const what = dtype === 'float32' ? "use dtype 'float64' or a larger blur" : 'use a larger blur';
     throw new GeomLossError(
@@ -118,7 +118,11 @@ export function checkKernelWidth(user: ResolvedOptions, x: Cloud, y: Cloud, dtyp
  * The last line of defence: a result that is not finite (a custom cost that overflows, say), or that
  * float32 cannot hold, is a named error rather than NaN or Infinity in the output.
  */
-export function checkResults(arrays: Record<string, Float64Array | null>, dtype: 'float32' | 'float64', o: ResolvedOptions): void {
+export function checkResults(
+  arrays: Record<string, Float64Array | null>,
+  dtype: 'float32' | 'float64',
+  o: ResolvedOptions,
+): void {
   for (const [name, v] of Object.entries(arrays)) {
     if (v === null) continue;
     for (let k = 0; k < v.length; k++) {
@@ -130,7 +134,9 @@ export function checkResults(arrays: Record<string, Float64Array | null>, dtype:
           `the ${name} came out ${x} in ${dtype}: ${custom} overflowed on these inputs (coordinates or blur out of range); rescale the points${dtype === 'float32' ? " or use dtype 'float64'" : ''}`,
         );
       }
-      throw new GeomLossError(`the ${name} (${x.toExponential(2)}) overflows float32, which is what dtype 'float32' returns; use dtype 'float64' or rescale the points`);
+      throw new GeomLossError(
+        `the ${name} (${x.toExponential(2)}) overflows float32, which is what dtype 'float32' returns; use dtype 'float64' or rescale the points`,
+      );
     }
   }
 }

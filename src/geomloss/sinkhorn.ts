@@ -62,7 +62,9 @@ export class LoopMonitor {
     if (change !== undefined) info.change = change;
     if (this.o.verbose) {
       const more = change === undefined ? '' : `, max change ${change.toExponential(2)} eps`;
-      console.log(`SamplesLoss(${this.label}): iteration ${this.iteration}/${this.total}, eps = ${epsilon.toExponential(3)}${more}`);
+      console.log(
+        `SamplesLoss(${this.label}): iteration ${this.iteration}/${this.total}, eps = ${epsilon.toExponential(3)}${more}`,
+      );
     }
     this.o.onProgress?.(info);
   }
@@ -172,7 +174,12 @@ export async function updates(
     hAA ? backend.softmin(X, X, hAA, eps, pat.xx) : null,
     hBB ? backend.softmin(Y, Y, hBB, eps, pat.yy) : null,
   ]);
-  return { fBA: scaled(fBA, kappa), gAB: scaled(gAB, kappa), fAA: fAA && scaled(fAA, kappa), gBB: gBB && scaled(gBB, kappa) };
+  return {
+    fBA: scaled(fBA, kappa),
+    gAB: scaled(gAB, kappa),
+    fAA: fAA && scaled(fAA, kappa),
+    gBB: gBB && scaled(gBB, kappa),
+  };
 }
 
 /** pot <- (pot + next) / 2, GeomLoss's symmetric averaged step; returns the largest change. */
@@ -206,7 +213,12 @@ export async function finish(
     pre.fAA ? backend.softminGrad(X, X, logits(la, pre.fAA, eps), eps, pat.xx) : null,
     pre.gBB ? backend.softminGrad(Y, Y, logits(lb, pre.gBB, eps), eps, pat.yy) : null,
   ]);
-  const grads = { dFBA: scaled(dFBA, kappa), dGAB: scaled(dGAB, kappa), dFAA: dFAA && scaled(dFAA, kappa), dGBB: dGBB && scaled(dGBB, kappa) };
+  const grads = {
+    dFBA: scaled(dFBA, kappa),
+    dGAB: scaled(dGAB, kappa),
+    dFAA: dFAA && scaled(dFAA, kappa),
+    dGBB: dGBB && scaled(dGBB, kappa),
+  };
   return { final, grads };
 }
 
@@ -227,7 +239,8 @@ export async function sinkhornLoop(
   // Initialisation at the coarsest temperature, from the weights alone.
   const pot = await updates(pr, null, o.debias, schedule[0]!, damping(schedule[0]!, rho));
   /** One symmetric step, all four updates from the same old values, then averaged. */
-  const step = async (eps: number): Promise<number> => averageInto(pot, await updates(pr, pot, o.debias, eps, damping(eps, rho)));
+  const step = async (eps: number): Promise<number> =>
+    averageInto(pot, await updates(pr, pot, o.debias, eps, damping(eps, rho)));
 
   const eps = await annealAndConverge(schedule, step, monitor, o, backend.dtype);
   const kappa = damping(eps, rho);

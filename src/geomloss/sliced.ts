@@ -70,24 +70,34 @@ const RADIX_MIN = 2048;
  *   wrong length), mismatched D, an unknown option, p < 1, projections not a positive integer, a bad
  *   seed, directions not [P, D] with the clouds' D or with a zero row, a signal that is not an AbortSignal.
  */
-export async function slicedWasserstein(x: Points, y: Points, options: SlicedWassersteinOptions = {}): Promise<SlicedWassersteinResult> {
+export async function slicedWasserstein(
+  x: Points,
+  y: Points,
+  options: SlicedWassersteinOptions = {},
+): Promise<SlicedWassersteinResult> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new GeomLossError('slicedWasserstein: options must be an object { a, b, p, projections, seed, directions, signal }');
+    throw new GeomLossError(
+      'slicedWasserstein: options must be an object { a, b, p, projections, seed, directions, signal }',
+    );
   }
   for (const key of Object.keys(options)) {
-    if (!KEYS.has(key)) throw new GeomLossError(`slicedWasserstein: unknown option '${key}' (expected ${[...KEYS].join(', ')})`);
+    if (!KEYS.has(key))
+      throw new GeomLossError(`slicedWasserstein: unknown option '${key}' (expected ${[...KEYS].join(', ')})`);
   }
   const signal = checkSignalOption('signal', options.signal) ?? undefined;
   throwIfAborted(signal);
   const X = single(parseCloud('x', x));
   const Y = single(parseCloud('y', y));
-  if (X.D !== Y.D) throw new GeomLossError(`x and y must have the same dimension D: x has D = ${X.D}, y has D = ${Y.D}`);
+  if (X.D !== Y.D)
+    throw new GeomLossError(`x and y must have the same dimension D: x has D = ${X.D}, y has D = ${Y.D}`);
   const D = X.D;
   const a = normalised(parseWeights('a', options.a, X));
   const b = normalised(parseWeights('b', options.b, Y));
   const p = options.p ?? 2;
   if (typeof p !== 'number' || !Number.isFinite(p) || p < 1) {
-    throw new GeomLossError(`p must be a finite number >= 1 (the sorted coupling is optimal only for convex costs), got ${String(p)}`);
+    throw new GeomLossError(
+      `p must be a finite number >= 1 (the sorted coupling is optimal only for convex costs), got ${String(p)}`,
+    );
   }
   const dirs = directionsFor(options, D);
   const P = dirs.length / D;
@@ -117,7 +127,15 @@ export async function slicedWasserstein(x: Points, y: Points, options: SlicedWas
     await checkpoint(signal);
     const iy = sortY.order(py);
     await checkpoint(signal);
-    perDirection[t] = coupling1d(gather(px, ix, sx), gather(a, ix, sa), gather(py, iy, sy), gather(b, iy, sb), p, csx, csy);
+    perDirection[t] = coupling1d(
+      gather(px, ix, sx),
+      gather(a, ix, sa),
+      gather(py, iy, sy),
+      gather(b, iy, sb),
+      p,
+      csx,
+      csy,
+    );
     scatter(csx, ix, cx);
     scatter(csy, iy, cy);
     accumulate(gx, cx, theta, D);
@@ -156,16 +174,22 @@ function normalised(w: Float64Array): Float64Array {
 /** The unit directions, [P, D] row-major: the given ones normalised, or P seeded random ones. */
 function directionsFor(options: SlicedWassersteinOptions, D: number): Float64Array {
   const { projections, seed, directions } = options;
-  if (projections !== undefined && (typeof projections !== 'number' || !Number.isInteger(projections) || projections < 1)) {
+  if (
+    projections !== undefined &&
+    (typeof projections !== 'number' || !Number.isInteger(projections) || projections < 1)
+  ) {
     throw new GeomLossError(`projections must be a positive integer, got ${String(projections)}`);
   }
   if (directions !== undefined && directions !== null) {
-    if (seed !== undefined) throw new GeomLossError('seed is for random directions: give either directions or seed, not both');
+    if (seed !== undefined)
+      throw new GeomLossError('seed is for random directions: give either directions or seed, not both');
     const c = parseCloud('directions', directions);
     if (c.batched) throw new GeomLossError('directions must be [P, D], not a batch [B, P, D]');
     if (c.D !== D) throw new GeomLossError(`directions must be [P, D] with the clouds' D = ${D}, got D = ${c.D}`);
     if (projections !== undefined && projections !== c.N) {
-      throw new GeomLossError(`projections (${projections}) must equal the number of directions (${c.N}) when both are given`);
+      throw new GeomLossError(
+        `projections (${projections}) must equal the number of directions (${c.N}) when both are given`,
+      );
     }
     const out = Float64Array.from(c.data);
     for (let t = 0; t < c.N; t++) {
@@ -218,7 +242,13 @@ function gaussian(random: () => number): number {
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
 }
 
-function project(data: Float32Array | Float64Array, N: number, D: number, theta: Float64Array, out: Float64Array): void {
+function project(
+  data: Float32Array | Float64Array,
+  N: number,
+  D: number,
+  theta: Float64Array,
+  out: Float64Array,
+): void {
   for (let i = 0, o = 0; i < N; i++, o += D) {
     let s = 0;
     for (let k = 0; k < D; k++) s += data[o + k]! * theta[k]!;
@@ -240,7 +270,15 @@ function accumulate(g: Float64Array, c: Float64Array, theta: Float64Array, D: nu
  * remaining b_l) at each step. Writes d cost / d s_k to cs and d cost / d t_l to ct (the coupling held
  * fixed: exact away from ties). Contiguous sorted arrays: the walk reads memory in order.
  */
-function coupling1d(s: Float64Array, a: Float64Array, t: Float64Array, b: Float64Array, p: number, cs: Float64Array, ct: Float64Array): number {
+function coupling1d(
+  s: Float64Array,
+  a: Float64Array,
+  t: Float64Array,
+  b: Float64Array,
+  p: number,
+  cs: Float64Array,
+  ct: Float64Array,
+): number {
   const N = s.length;
   const M = t.length;
   cs.fill(0);
@@ -317,7 +355,14 @@ class Sorter {
   order(keys: Float64Array): Uint32Array {
     const n = keys.length;
     if (n !== this.n) throw new RangeError(`Sorter: built for ${this.n} keys, got ${n}`);
-    let [hi, lo, idx, hi2, lo2, idx2] = this.buf as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+    let [hi, lo, idx, hi2, lo2, idx2] = this.buf as [
+      Uint32Array,
+      Uint32Array,
+      Uint32Array,
+      Uint32Array,
+      Uint32Array,
+      Uint32Array,
+    ];
     for (let i = 0; i < n; i++) idx[i] = i;
     if (n < RADIX_MIN) return idx.sort((p, q) => keys[p]! - keys[q]!);
     const { u32, f64, high, count } = this;

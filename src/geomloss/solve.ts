@@ -77,7 +77,10 @@ export function otResult<TInfo, TGrad>(parts: {
       map ??= (async () => {
         const mass = await rows();
         const moved = await plan.mul(Vj(parts.y, D)).sum(1, options);
-        const out = moved.data instanceof Float32Array ? new Float32Array(moved.data.length) : new Float64Array(moved.data.length);
+        const out =
+          moved.data instanceof Float32Array
+            ? new Float32Array(moved.data.length)
+            : new Float64Array(moved.data.length);
         const N = mass.data.length;
         for (let i = 0; i < N; i++) {
           const m = mass.data[i]!;

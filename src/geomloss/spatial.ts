@@ -10,7 +10,12 @@ import type { Cloud } from './inputs.js';
  * most `leaf` remain; returns the permutation (rows of a leaf consecutive, neighbouring leaves mostly
  * consecutive too) and the leaves as [start, end) ranges of it, in order.
  */
-export function kdOrder(data: ArrayLike<number>, N: number, D: number, leaf: number): { perm: Int32Array; leaves: Int32Array } {
+export function kdOrder(
+  data: ArrayLike<number>,
+  N: number,
+  D: number,
+  leaf: number,
+): { perm: Int32Array; leaves: Int32Array } {
   const perm = Int32Array.from({ length: N }, (_, i) => i);
   const leaves: number[] = [];
   const stack: [number, number][] = [[0, N]];
@@ -51,7 +56,15 @@ export function kdOrder(data: ArrayLike<number>, N: number, D: number, leaf: num
  * with no larger row before it and no smaller one after it: Hoare's selection with median-of-three
  * pivots, expected linear time (a full sort at every level of the tree cost ~0.6 s at 10^5 points).
  */
-function selectRank(perm: Int32Array, lo: number, hi: number, k: number, data: ArrayLike<number>, D: number, axis: number): void {
+function selectRank(
+  perm: Int32Array,
+  lo: number,
+  hi: number,
+  k: number,
+  data: ArrayLike<number>,
+  D: number,
+  axis: number,
+): void {
   const less = (u: number, v: number): boolean => {
     const a = data[u * D + axis]!;
     const b = data[v * D + axis]!;

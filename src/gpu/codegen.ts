@@ -197,7 +197,8 @@ export function reductionWindow(plan: ReductionPlan): ReductionWindow {
   // SwiftShader's compiler 10-20 s per kernel; on a GPU they also cost registers).
   const branchy = kmin || plan.kind === 'logSumExp';
   if (components > UNROLL) width = branchy ? WINDOW_BRANCHY : UNROLL_STATE;
-  if (kmin && plan.k * width > MAX_KMIN_SLOTS) width = Math.max(1, Math.min(WINDOW_BRANCHY, Math.floor(MAX_KMIN_SLOTS / plan.k)));
+  if (kmin && plan.k * width > MAX_KMIN_SLOTS)
+    width = Math.max(1, Math.min(WINDOW_BRANCHY, Math.floor(MAX_KMIN_SLOTS / plan.k)));
   return { components, width, count: Math.ceil(components / width) };
 }
 
@@ -259,7 +260,7 @@ export function structureKey(plan: ReductionPlan): string {
     return order
       .map((node) =>
         node.kind === 'var'
-          ? ordinal.get(node) ?? `?${node.dim}`
+          ? (ordinal.get(node) ?? `?${node.dim}`)
           : `${node.def.name}(${node.args.map((a) => position.get(a)!).join(',')};${JSON.stringify(node.params) ?? ''})`,
       )
       .join(' ');
@@ -364,7 +365,11 @@ class Emitter implements WgslEmitter {
     // A per-pair sum over many components of inner rows and per-row values only (the sqDist / dot
     // of K-NN and K-means): computed over D-chunks before the pair loop (generateKernel).
     const chunkable =
-      this.chunking && varying && count > UNROLL && this.stack.length === 0 && (this.chunkCount === null || this.chunkCount === count) &&
+      this.chunking &&
+      varying &&
+      count > UNROLL &&
+      this.stack.length === 0 &&
+      (this.chunkCount === null || this.chunkCount === count) &&
       (args as readonly Val[]).every((a) => !a.varying || a.repr.kind === 'inner');
     if (chunkable) {
       this.chunkCount = count;
@@ -467,8 +472,10 @@ class Emitter implements WgslEmitter {
   view(value: WgslValue, first: number, dim: number): Val {
     const v = value as Val;
     if (first === 0 && dim === v.dim) return v;
-    if (first < 0 || first + dim > v.dim) throw new Error(`internal: view [${first}, ${first + dim}) of a ${v.dim}-vector`);
-    if (v.repr.kind === 'view') return { dim, varying: v.varying, repr: { kind: 'view', base: v.repr.base, first: v.repr.first + first } };
+    if (first < 0 || first + dim > v.dim)
+      throw new Error(`internal: view [${first}, ${first + dim}) of a ${v.dim}-vector`);
+    if (v.repr.kind === 'view')
+      return { dim, varying: v.varying, repr: { kind: 'view', base: v.repr.base, first: v.repr.first + first } };
     return { dim, varying: v.varying, repr: { kind: 'view', base: v, first } };
   }
 
@@ -655,10 +662,24 @@ function reductionCode(
       };
     case 'logSumExp':
       return {
-        decl: [`var rm = array<f32, ${d}>();`, `var rs = array<f32, ${d}>();`, `var rc = array<f32, ${d}>();`, `var tm = array<f32, ${d}>();`, `var ts = array<f32, ${d}>();`],
+        decl: [
+          `var rm = array<f32, ${d}>();`,
+          `var rs = array<f32, ${d}>();`,
+          `var rc = array<f32, ${d}>();`,
+          `var tm = array<f32, ${d}>();`,
+          `var ts = array<f32, ${d}>();`,
+        ],
         init: perComponent(d, (k) => [`rm[${ix(k)}] = -U.inf;`]),
-        load: perComponent(d, (k) => [ld(`rm[${ix(k)}]`, add(k, 0, 3)), ld(`rs[${ix(k)}]`, add(k, 1, 3)), ld(`rc[${ix(k)}]`, add(k, 2, 3))]),
-        store: perComponent(d, (k) => [st(`rm[${ix(k)}]`, add(k, 0, 3)), st(`rs[${ix(k)}]`, add(k, 1, 3)), st(`rc[${ix(k)}]`, add(k, 2, 3))]),
+        load: perComponent(d, (k) => [
+          ld(`rm[${ix(k)}]`, add(k, 0, 3)),
+          ld(`rs[${ix(k)}]`, add(k, 1, 3)),
+          ld(`rc[${ix(k)}]`, add(k, 2, 3)),
+        ]),
+        store: perComponent(d, (k) => [
+          st(`rm[${ix(k)}]`, add(k, 0, 3)),
+          st(`rs[${ix(k)}]`, add(k, 1, 3)),
+          st(`rc[${ix(k)}]`, add(k, 2, 3)),
+        ]),
         tileInit: perComponent(d, (k) => [`tm[${ix(k)}] = -U.inf;`, `ts[${ix(k)}] = 0.0;`]),
         fold: perComponent(d, (k) => {
           const m = `tm[${ix(k)}]`;
@@ -671,7 +692,13 @@ function reductionCode(
           ];
         }),
         merge: perComponent(d, (k) => {
-          const [m, s, c, a, b] = ['rm', 'rs', 'rc', 'tm', 'ts'].map((n) => `${n}[${ix(k)}]`) as [string, string, string, string, string];
+          const [m, s, c, a, b] = ['rm', 'rs', 'rc', 'tm', 'ts'].map((n) => `${n}[${ix(k)}]`) as [
+            string,
+            string,
+            string,
+            string,
+            string,
+          ];
           return [
             `if (lt_isnan(${a}) || lt_isnan(${m})) { ${m} = U.nan; }`,
             `else if (lt_ispinf(${m}) || lt_isninf(${a})) { }`,
@@ -697,15 +724,32 @@ function reductionCode(
       };
     case 'logSumExpWeighted':
     case 'sumSoftMaxWeight': {
-      const scaleAll = (sc: string): string[] => perComponent(e, (k) => [`rs[${ix(k)}] = rs[${ix(k)}] * ${sc};`, `rc[${ix(k)}] = rc[${ix(k)}] * ${sc};`]);
+      const scaleAll = (sc: string): string[] =>
+        perComponent(e, (k) => [`rs[${ix(k)}] = rs[${ix(k)}] * ${sc};`, `rc[${ix(k)}] = rc[${ix(k)}] * ${sc};`]);
       return {
         decl: [
-          `var rm = 0.0;`, `var rs0 = 0.0;`, `var rc0 = 0.0;`, `var rs = array<f32, ${e}>();`, `var rc = array<f32, ${e}>();`,
-          `var tm = 0.0;`, `var ts0 = 0.0;`, `var ts = array<f32, ${e}>();`,
+          `var rm = 0.0;`,
+          `var rs0 = 0.0;`,
+          `var rc0 = 0.0;`,
+          `var rs = array<f32, ${e}>();`,
+          `var rc = array<f32, ${e}>();`,
+          `var tm = 0.0;`,
+          `var ts0 = 0.0;`,
+          `var ts = array<f32, ${e}>();`,
         ],
         init: [`rm = -U.inf;`],
-        load: [ld('rm', '0u'), ld('rs0', '1u'), ld('rc0', '2u'), ...perComponent(e, (k) => [ld(`rs[${ix(k)}]`, add(k, 3, 2)), ld(`rc[${ix(k)}]`, add(k, 4, 2))])],
-        store: [st('rm', '0u'), st('rs0', '1u'), st('rc0', '2u'), ...perComponent(e, (k) => [st(`rs[${ix(k)}]`, add(k, 3, 2)), st(`rc[${ix(k)}]`, add(k, 4, 2))])],
+        load: [
+          ld('rm', '0u'),
+          ld('rs0', '1u'),
+          ld('rc0', '2u'),
+          ...perComponent(e, (k) => [ld(`rs[${ix(k)}]`, add(k, 3, 2)), ld(`rc[${ix(k)}]`, add(k, 4, 2))]),
+        ],
+        store: [
+          st('rm', '0u'),
+          st('rs0', '1u'),
+          st('rc0', '2u'),
+          ...perComponent(e, (k) => [st(`rs[${ix(k)}]`, add(k, 3, 2)), st(`rc[${ix(k)}]`, add(k, 4, 2))]),
+        ],
         tileInit: [`tm = -U.inf;`, `ts0 = 0.0;`, ...perComponent(e, (k) => [`ts[${ix(k)}] = 0.0;`])],
         fold: [
           `{`,
@@ -850,7 +894,9 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   const windowed = win.count > 1;
   /** Components [c0, c0 + width) of a value, as scalar lets (c0: the window's first component). */
   const windowOf = (v: Val): Val =>
-    windowed ? emitter.settle(emitter.map(win.width, [v], (k) => emitter.at(v, emitter.index(k, 1, 'c0')))) : emitter.settle(v);
+    windowed
+      ? emitter.settle(emitter.map(win.width, [v], (k) => emitter.at(v, emitter.index(k, 1, 'c0'))))
+      : emitter.settle(v);
   const weighted = plan.weight !== null;
   let vF = emitter.lower(plan.formula);
   let vG = plan.weight === null ? null : emitter.lower(plan.weight);
@@ -863,7 +909,16 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   const d = weighted ? plan.formula.dim : win.width;
   const e = weighted ? win.width : 0;
   const out = (k: WgslIndex): string => (windowed ? `c0 + ${u(k)}` : add(k, 0));
-  const red = reductionCode(plan.kind, d, e, plan.k, (k) => emitter.at(vF, k), (k) => emitter.at(vG!, k), out, win.components);
+  const red = reductionCode(
+    plan.kind,
+    d,
+    e,
+    plan.k,
+    (k) => emitter.at(vF, k),
+    (k) => emitter.at(vG!, k),
+    out,
+    win.components,
+  );
   const words = stateWords(plan);
   const windowWords = words / win.count;
   const values = reductionHasValues(plan.kind);
@@ -894,7 +949,9 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
           `      let qt = q / ${DCHUNK}u;`,
           `      let qc = d0 + q % ${DCHUNK}u;`,
           `      let ok = qt < cnt && qc < ${chunkCount}u;`,
-          ...[...emitter.chunkArrays].map(([offset, name]) => `      ${name}[q] = select(0.0, I[(${read} + qt) * ${IS}u + ${offset}u + qc], ok);`),
+          ...[...emitter.chunkArrays].map(
+            ([offset, name]) => `      ${name}[q] = select(0.0, I[(${read} + qt) * ${IS}u + ${offset}u + qc], ok);`,
+          ),
           '    }',
           '    workgroupBarrier();',
           ...chunks.before,
@@ -993,7 +1050,13 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
     ...loops,
     '  if (inRange) {',
     ...(split
-      ? ['    if ((U.flags & 2u) != 0u) {', ...indent(red.finalize, '      '), '    } else {', ...indent(red.store, '      '), '    }']
+      ? [
+          '    if ((U.flags & 2u) != 0u) {',
+          ...indent(red.finalize, '      '),
+          '    } else {',
+          ...indent(red.store, '      '),
+          '    }',
+        ]
       : indent(red.finalize, '    ')),
     '  }',
     ...(windowed ? ['  }'] : []),

@@ -38,7 +38,12 @@
 // Pipelines are cached by the formula's structure (codegen.structureKey: variables named by role,
 // dimension and position, not identity), the reduction and the kernel configuration: a second call
 // of the same formula, even on new data, compiles nothing. Buffers come from a BufferPool.
-import { reductionHasIndices, reductionHasValues, type ReductionOutput, type ReductionPlan } from '../core/reduction.js';
+import {
+  reductionHasIndices,
+  reductionHasValues,
+  type ReductionOutput,
+  type ReductionPlan,
+} from '../core/reduction.js';
 import { BufferPool, type BufferPoolStats } from './buffer-pool.js';
 import {
   GpuDeviceLostError,
@@ -169,7 +174,10 @@ export function planChunks(s: ChunkSizes, limits: EngineLimits, workgroupSize: n
       rowsFitting(s.outDim),
       withState ? rowsFitting(s.stateWords) : Infinity,
     );
-    if (r < 1) throw new RangeError(`a result row (${s.outerStride} inputs, ${s.outDim} outputs) exceeds maxStorageBufferBindingSize`);
+    if (r < 1)
+      throw new RangeError(
+        `a result row (${s.outerStride} inputs, ${s.outDim} outputs) exceeds maxStorageBufferBindingSize`,
+      );
     if (r >= workgroupSize && r < s.nOuter) r -= r % workgroupSize;
     return r;
   };
@@ -180,14 +188,13 @@ export function planChunks(s: ChunkSizes, limits: EngineLimits, workgroupSize: n
   };
   let R = outerLimit(false);
   let stepRows = stepRowsFor(R);
-  let split = segRows < s.nInner || stepRows < segRows;
-  if (split) {
+  if (segRows < s.nInner || stepRows < segRows) {
     R = outerLimit(true);
     stepRows = stepRowsFor(R);
-    split = segRows < s.nInner || stepRows < segRows;
   }
   const segments: Range[] = [];
-  for (let start = 0; start < s.nInner; start += segRows) segments.push({ start, rows: Math.min(segRows, s.nInner - start) });
+  for (let start = 0; start < s.nInner; start += segRows)
+    segments.push({ start, rows: Math.min(segRows, s.nInner - start) });
   const steps: Step[] = [];
   segments.forEach((seg, q) => {
     for (let r = 0; r < seg.rows; r += stepRows) {
@@ -254,12 +261,16 @@ export class WebGPUEngine {
     options: WebGPUEngineOptions = {},
   ) {
     const d = device.limits;
-    const lower = (key: keyof EngineLimits, deviceValue: number): number => Math.min(deviceValue, options.limits?.[key] ?? Infinity);
+    const lower = (key: keyof EngineLimits, deviceValue: number): number =>
+      Math.min(deviceValue, options.limits?.[key] ?? Infinity);
     this.limits = {
       maxStorageBufferBindingSize: lower('maxStorageBufferBindingSize', d.maxStorageBufferBindingSize),
       maxBufferSize: lower('maxBufferSize', d.maxBufferSize),
       maxComputeWorkgroupsPerDimension: lower('maxComputeWorkgroupsPerDimension', d.maxComputeWorkgroupsPerDimension),
-      maxComputeInvocationsPerWorkgroup: lower('maxComputeInvocationsPerWorkgroup', d.maxComputeInvocationsPerWorkgroup),
+      maxComputeInvocationsPerWorkgroup: lower(
+        'maxComputeInvocationsPerWorkgroup',
+        d.maxComputeInvocationsPerWorkgroup,
+      ),
       maxComputeWorkgroupSizeX: lower('maxComputeWorkgroupSizeX', d.maxComputeWorkgroupSizeX),
       maxComputeWorkgroupStorageSize: lower('maxComputeWorkgroupStorageSize', d.maxComputeWorkgroupStorageSize),
       minUniformBufferOffsetAlignment: d.minUniformBufferOffsetAlignment,
@@ -270,7 +281,11 @@ export class WebGPUEngine {
     this.staging = options.staging ?? 'auto';
     this.timestamps = device.features.has('timestamp-query');
     this.pipelineCacheSize = options.pipelineCacheSize ?? DEFAULT_PIPELINE_CACHE_SIZE;
-    this.pool = new BufferPool(device, this.limits.maxBufferSize, options.bufferCacheBytes ?? DEFAULT_BUFFER_CACHE_BYTES);
+    this.pool = new BufferPool(
+      device,
+      this.limits.maxBufferSize,
+      options.bufferCacheBytes ?? DEFAULT_BUFFER_CACHE_BYTES,
+    );
     // Pipelines belong to the device: engines rebuilt on the same device (other limits, tests) share them.
     let cache = PIPELINES.get(device);
     if (cache === undefined) PIPELINES.set(device, (cache = new Map()));
@@ -323,7 +338,10 @@ export class WebGPUEngine {
       // components run over D-chunks staged in workgroup memory instead, one DCHUNK-wide slice of
       // each inner variable per tile row.
       const innerVars = plan.variables.filter((v) => v.role === 'inner').length;
-      const rows = Math.min(DCHUNK_ROWS, Math.floor((L.maxComputeWorkgroupStorageSize - 256) / (4 * DCHUNK * innerVars)));
+      const rows = Math.min(
+        DCHUNK_ROWS,
+        Math.floor((L.maxComputeWorkgroupStorageSize - 256) / (4 * DCHUNK * innerVars)),
+      );
       if (rows >= 1) return { workgroupSize: wg, tile: rows, staged: false, dchunks: true };
     }
     return { workgroupSize: wg, tile: wg, staged: false };
@@ -350,11 +368,16 @@ export class WebGPUEngine {
         pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
       } catch (cause) {
         await device.popErrorScope().catch(() => null);
-        throw new Error(`${plan.kind}: the WebGPU kernel did not compile: ${await compilationMessages(module, cause)}`, { cause });
+        throw new Error(
+          `${plan.kind}: the WebGPU kernel did not compile: ${await compilationMessages(module, cause)}`,
+          { cause },
+        );
       }
       const error = await device.popErrorScope();
       if (error !== null) {
-        throw new Error(`${plan.kind}: the WebGPU kernel did not compile: ${error.message}${await compilationMessages(module, null)}`);
+        throw new Error(
+          `${plan.kind}: the WebGPU kernel did not compile: ${error.message}${await compilationMessages(module, null)}`,
+        );
       }
       return { pipeline, kernel };
     })();
@@ -386,9 +409,14 @@ export class WebGPUEngine {
     const base = this.configFor(plan, layout);
     // Per-pair work grows with D (and with the windows of a windowed kernel): fewer pairs per
     // dispatch keep each dispatch as short as a D = 3 one (GPU watchdogs).
-    const limits: EngineLimits = { ...this.limits, maxPairsPerDispatch: Math.max(1, Math.floor(this.limits.maxPairsPerDispatch / pairCost(plan))) };
+    const limits: EngineLimits = {
+      ...this.limits,
+      maxPairsPerDispatch: Math.max(1, Math.floor(this.limits.maxPairsPerDispatch / pairCost(plan))),
+    };
     if (plan.ranges !== null) {
-      const sparse = planSparse(plan.ranges, plan.nOuter, base.workgroupSize, limits, (c) => sparseBindingCheck(plan, layout, limits, c));
+      const sparse = planSparse(plan.ranges, plan.nOuter, base.workgroupSize, limits, (c) =>
+        sparseBindingCheck(plan, layout, limits, c),
+      );
       const config: KernelConfig = { ...base, split: false, sparse: true };
       const { pipeline, kernel } = await this.kernelFor(plan, config);
       if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
@@ -432,86 +460,99 @@ export class WebGPUEngine {
     const OS = layout.outerStride;
     const IS = layout.innerStride;
     const { outerVars, innerVars, params } = splitVariables(plan, layout);
-    await Submission.run(device, this.pool, plan.kind, () => this.lostReason, this.timestamps, async (sub) => {
-      let gpuNs = 0;
-      // Inputs shared by every outer chunk: parameters and the inner segments, uploaded once.
-      const paramBuffer = kernel.bindings.params ? sub.upload(params, 'parameters') : null;
-      const segmentBuffers = chunks.segments.map((seg) => {
-        const data = packRows(innerVars, IS, seg.start, seg.rows);
-        return { buffer: sub.upload(data, 'inner rows'), bytes: data.byteLength };
-      });
-      // One uniform block per dispatch, at the device's dynamic-offset alignment.
-      const ualign = Math.max(UNIFORM_BYTES, this.limits.minUniformBufferOffsetAlignment);
-      const nSteps = chunks.steps.length;
-      const uniformBuffer = sub.take(USAGE_UNIFORM | USAGE_COPY_DST, ualign * nSteps * chunks.outerChunks.length, 'uniforms');
-      const uniforms = new DataView(new ArrayBuffer(ualign * nSteps * chunks.outerChunks.length));
-      chunks.outerChunks.forEach((chunk, c) => {
-        chunks.steps.forEach((step, q) => {
-          const at = (c * nSteps + q) * ualign;
-          uniforms.setUint32(at, chunk.rows, true);
-          uniforms.setUint32(at + 4, step.rows, true);
-          uniforms.setUint32(at + 8, step.readStart, true);
-          uniforms.setUint32(at + 12, step.globalStart, true);
-          uniforms.setUint32(at + 16, (q === 0 ? FLAG_FIRST : 0) | (q === nSteps - 1 ? FLAG_LAST : 0), true);
-          uniforms.setFloat32(at + 24, Infinity, true);
-          uniforms.setFloat32(at + 28, NaN, true);
+    await Submission.run(
+      device,
+      this.pool,
+      plan.kind,
+      () => this.lostReason,
+      this.timestamps,
+      async (sub) => {
+        let gpuNs = 0;
+        // Inputs shared by every outer chunk: parameters and the inner segments, uploaded once.
+        const paramBuffer = kernel.bindings.params ? sub.upload(params, 'parameters') : null;
+        const segmentBuffers = chunks.segments.map((seg) => {
+          const data = packRows(innerVars, IS, seg.start, seg.rows);
+          return { buffer: sub.upload(data, 'inner rows'), bytes: data.byteLength };
         });
-      });
-      queue.writeBuffer(uniformBuffer, 0, uniforms.buffer);
+        // One uniform block per dispatch, at the device's dynamic-offset alignment.
+        const ualign = Math.max(UNIFORM_BYTES, this.limits.minUniformBufferOffsetAlignment);
+        const nSteps = chunks.steps.length;
+        const uniformBuffer = sub.take(
+          USAGE_UNIFORM | USAGE_COPY_DST,
+          ualign * nSteps * chunks.outerChunks.length,
+          'uniforms',
+        );
+        const uniforms = new DataView(new ArrayBuffer(ualign * nSteps * chunks.outerChunks.length));
+        chunks.outerChunks.forEach((chunk, c) => {
+          chunks.steps.forEach((step, q) => {
+            const at = (c * nSteps + q) * ualign;
+            uniforms.setUint32(at, chunk.rows, true);
+            uniforms.setUint32(at + 4, step.rows, true);
+            uniforms.setUint32(at + 8, step.readStart, true);
+            uniforms.setUint32(at + 12, step.globalStart, true);
+            uniforms.setUint32(at + 16, (q === 0 ? FLAG_FIRST : 0) | (q === nSteps - 1 ? FLAG_LAST : 0), true);
+            uniforms.setFloat32(at + 24, Infinity, true);
+            uniforms.setFloat32(at + 28, NaN, true);
+          });
+        });
+        queue.writeBuffer(uniformBuffer, 0, uniforms.buffer);
 
-      // Per-chunk buffers, sized for the largest chunk and reused chunk after chunk.
-      const maxRows = Math.max(...chunks.outerChunks.map((c) => c.rows));
-      const outerBuffer = OS > 0 ? sub.take(USAGE_STORAGE | USAGE_COPY_DST, maxRows * OS * 4, 'outer rows') : null;
-      const valueBytes = hasValues ? maxRows * outDim * 4 : 0;
-      const indexBytes = hasIndices ? maxRows * outDim * 4 : 0;
-      const valueBuffer = hasValues ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, valueBytes, 'values') : null;
-      const indexBuffer = hasIndices ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, indexBytes, 'indices') : null;
-      const stateBuffer = config.split ? sub.take(USAGE_STORAGE, maxRows * kernel.stateWords * 4, 'reduction state') : null;
-      const timeAt = align(valueBytes + indexBytes, 256);
-      const readBytes = timeAt + (this.timestamps ? 16 : 0);
-      const readback = sub.take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
-      const layout0 = pipeline.getBindGroupLayout(0);
+        // Per-chunk buffers, sized for the largest chunk and reused chunk after chunk.
+        const maxRows = Math.max(...chunks.outerChunks.map((c) => c.rows));
+        const outerBuffer = OS > 0 ? sub.take(USAGE_STORAGE | USAGE_COPY_DST, maxRows * OS * 4, 'outer rows') : null;
+        const valueBytes = hasValues ? maxRows * outDim * 4 : 0;
+        const indexBytes = hasIndices ? maxRows * outDim * 4 : 0;
+        const valueBuffer = hasValues ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, valueBytes, 'values') : null;
+        const indexBuffer = hasIndices ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, indexBytes, 'indices') : null;
+        const stateBuffer = config.split
+          ? sub.take(USAGE_STORAGE, maxRows * kernel.stateWords * 4, 'reduction state')
+          : null;
+        const timeAt = align(valueBytes + indexBytes, 256);
+        const readBytes = timeAt + (this.timestamps ? 16 : 0);
+        const readback = sub.take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
+        const layout0 = pipeline.getBindGroupLayout(0);
 
-      for (const [c, chunk] of chunks.outerChunks.entries()) {
-        if (outerBuffer !== null) {
-          const data = packRows(outerVars, OS, chunk.start, chunk.rows);
-          queue.writeBuffer(outerBuffer, 0, data.buffer, data.byteOffset, data.byteLength);
-        }
-        const encoder = device.createCommandEncoder({ label: 'lazytensor reduction' });
-        const pass = encoder.beginComputePass(sub.passDescriptor());
-        pass.setPipeline(pipeline);
-        const groups = Math.ceil(chunk.rows / config.workgroupSize);
-        for (const [q, step] of chunks.steps.entries()) {
-          const entries: GPUBindGroupEntry[] = [entry(0, uniformBuffer, UNIFORM_BYTES, (c * nSteps + q) * ualign)];
-          if (kernel.bindings.outer) entries.push(entry(1, outerBuffer!, chunk.rows * OS * 4));
-          if (kernel.bindings.inner) {
-            const seg = segmentBuffers[step.segment]!;
-            entries.push(entry(2, seg.buffer, seg.bytes));
+        for (const [c, chunk] of chunks.outerChunks.entries()) {
+          if (outerBuffer !== null) {
+            const data = packRows(outerVars, OS, chunk.start, chunk.rows);
+            queue.writeBuffer(outerBuffer, 0, data.buffer, data.byteOffset, data.byteLength);
           }
-          if (kernel.bindings.params) entries.push(entry(3, paramBuffer!, params.byteLength));
-          if (hasValues) entries.push(entry(4, valueBuffer!, chunk.rows * outDim * 4));
-          if (hasIndices) entries.push(entry(5, indexBuffer!, chunk.rows * outDim * 4));
-          if (config.split) entries.push(entry(6, stateBuffer!, chunk.rows * kernel.stateWords * 4));
-          pass.setBindGroup(0, device.createBindGroup({ layout: layout0, entries }));
-          pass.dispatchWorkgroups(groups);
-          this.stats.dispatches++;
+          const encoder = device.createCommandEncoder({ label: 'lazytensor reduction' });
+          const pass = encoder.beginComputePass(sub.passDescriptor());
+          pass.setPipeline(pipeline);
+          const groups = Math.ceil(chunk.rows / config.workgroupSize);
+          for (const [q, step] of chunks.steps.entries()) {
+            const entries: GPUBindGroupEntry[] = [entry(0, uniformBuffer, UNIFORM_BYTES, (c * nSteps + q) * ualign)];
+            if (kernel.bindings.outer) entries.push(entry(1, outerBuffer!, chunk.rows * OS * 4));
+            if (kernel.bindings.inner) {
+              const seg = segmentBuffers[step.segment]!;
+              entries.push(entry(2, seg.buffer, seg.bytes));
+            }
+            if (kernel.bindings.params) entries.push(entry(3, paramBuffer!, params.byteLength));
+            if (hasValues) entries.push(entry(4, valueBuffer!, chunk.rows * outDim * 4));
+            if (hasIndices) entries.push(entry(5, indexBuffer!, chunk.rows * outDim * 4));
+            if (config.split) entries.push(entry(6, stateBuffer!, chunk.rows * kernel.stateWords * 4));
+            pass.setBindGroup(0, device.createBindGroup({ layout: layout0, entries }));
+            pass.dispatchWorkgroups(groups);
+            this.stats.dispatches++;
+          }
+          pass.end();
+          const vBytes = chunk.rows * outDim * 4;
+          if (hasValues) encoder.copyBufferToBuffer(valueBuffer!, 0, readback, 0, vBytes);
+          if (hasIndices) encoder.copyBufferToBuffer(indexBuffer!, 0, readback, valueBytes, vBytes);
+          sub.copyTimestamps(encoder, readback, timeAt);
+          queue.submit([encoder.finish()]);
+          if (c === 0) await sub.popScopes();
+          const mapped = await sub.mapRead(readback, readBytes);
+          const rowValues = chunk.start * outDim;
+          if (values !== null) values.set(new Float32Array(mapped, 0, chunk.rows * outDim), rowValues);
+          if (indices !== null) indices.set(new Int32Array(mapped, valueBytes, chunk.rows * outDim), rowValues);
+          if (sub.querySet !== null) gpuNs += Submission.elapsedNs(mapped, timeAt);
+          readback.unmap();
         }
-        pass.end();
-        const vBytes = chunk.rows * outDim * 4;
-        if (hasValues) encoder.copyBufferToBuffer(valueBuffer!, 0, readback, 0, vBytes);
-        if (hasIndices) encoder.copyBufferToBuffer(indexBuffer!, 0, readback, valueBytes, vBytes);
-        sub.copyTimestamps(encoder, readback, timeAt);
-        queue.submit([encoder.finish()]);
-        if (c === 0) await sub.popScopes();
-        const mapped = await sub.mapRead(readback, readBytes);
-        const rowValues = chunk.start * outDim;
-        if (values !== null) values.set(new Float32Array(mapped, 0, chunk.rows * outDim), rowValues);
-        if (indices !== null) indices.set(new Int32Array(mapped, valueBytes, chunk.rows * outDim), rowValues);
-        if (sub.querySet !== null) gpuNs += Submission.elapsedNs(mapped, timeAt);
-        readback.unmap();
-      }
-      this.lastGpuTimeMs = sub.querySet !== null ? gpuNs / 1e6 : null;
-    });
+        this.lastGpuTimeMs = sub.querySet !== null ? gpuNs / 1e6 : null;
+      },
+    );
     return { values, indices };
   }
 
@@ -533,68 +574,83 @@ export class WebGPUEngine {
     const values = hasValues ? new Float32Array(count) : null;
     const indices = hasIndices ? new Int32Array(count) : null;
     const { outerVars, innerVars, params } = splitVariables(plan, layout);
-    await Submission.run(device, this.pool, plan.kind, () => this.lostReason, this.timestamps, async (sub) => {
-      if (sparse.items.length > 0) {
-        const outer = kernel.bindings.outer ? sub.upload(packRows(outerVars, layout.outerStride, 0, plan.nOuter), 'outer rows') : null;
-        const inner = kernel.bindings.inner ? sub.upload(packRows(innerVars, layout.innerStride, 0, plan.nInner), 'inner rows') : null;
-        const paramBuffer = kernel.bindings.params ? sub.upload(params, 'parameters') : null;
-        const items = sub.upload(sparse.items, 'work items');
-        const innerRanges = sub.upload(ranges.inner.length > 0 ? ranges.inner : new Int32Array(4), 'inner ranges');
-        const bytes = count * 4;
-        const valueBuffer = hasValues ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'values') : null;
-        const indexBuffer = hasIndices ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'indices') : null;
-        const ualign = Math.max(UNIFORM_BYTES, this.limits.minUniformBufferOffsetAlignment);
-        const uniforms = new DataView(new ArrayBuffer(ualign * sparse.dispatches.length));
-        sparse.dispatches.forEach(([first], q) => {
-          const at = q * ualign;
-          uniforms.setUint32(at, plan.nOuter, true);
-          uniforms.setUint32(at + 16, FLAG_FIRST | FLAG_LAST, true);
-          uniforms.setUint32(at + 20, first, true);
-          uniforms.setFloat32(at + 24, Infinity, true);
-          uniforms.setFloat32(at + 28, NaN, true);
-        });
-        const uniformBuffer = sub.take(USAGE_UNIFORM | USAGE_COPY_DST, uniforms.byteLength, 'uniforms');
-        queue.writeBuffer(uniformBuffer, 0, uniforms.buffer);
-        const timeAt = align(2 * bytes, 256);
-        const readBytes = timeAt + (this.timestamps ? 16 : 0);
-        const readback = sub.take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
-        const encoder = device.createCommandEncoder({ label: 'lazytensor block-sparse reduction' });
-        const pass = encoder.beginComputePass(sub.passDescriptor());
-        pass.setPipeline(pipeline);
-        const layout0 = pipeline.getBindGroupLayout(0);
-        for (const [q, [, groups]] of sparse.dispatches.entries()) {
-          const entries: GPUBindGroupEntry[] = [entry(0, uniformBuffer, UNIFORM_BYTES, q * ualign)];
-          if (outer !== null) entries.push(entry(1, outer, plan.nOuter * layout.outerStride * 4));
-          if (inner !== null) entries.push(entry(2, inner, plan.nInner * layout.innerStride * 4));
-          if (paramBuffer !== null) entries.push(entry(3, paramBuffer, params.byteLength));
-          if (valueBuffer !== null) entries.push(entry(4, valueBuffer, bytes));
-          if (indexBuffer !== null) entries.push(entry(5, indexBuffer, bytes));
-          entries.push(entry(7, items, sparse.items.byteLength), entry(8, innerRanges, Math.max(16, ranges.inner.byteLength)));
-          pass.setBindGroup(0, device.createBindGroup({ layout: layout0, entries }));
-          pass.dispatchWorkgroups(groups);
-          this.stats.dispatches++;
+    await Submission.run(
+      device,
+      this.pool,
+      plan.kind,
+      () => this.lostReason,
+      this.timestamps,
+      async (sub) => {
+        if (sparse.items.length > 0) {
+          const outer = kernel.bindings.outer
+            ? sub.upload(packRows(outerVars, layout.outerStride, 0, plan.nOuter), 'outer rows')
+            : null;
+          const inner = kernel.bindings.inner
+            ? sub.upload(packRows(innerVars, layout.innerStride, 0, plan.nInner), 'inner rows')
+            : null;
+          const paramBuffer = kernel.bindings.params ? sub.upload(params, 'parameters') : null;
+          const items = sub.upload(sparse.items, 'work items');
+          const innerRanges = sub.upload(ranges.inner.length > 0 ? ranges.inner : new Int32Array(4), 'inner ranges');
+          const bytes = count * 4;
+          const valueBuffer = hasValues ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'values') : null;
+          const indexBuffer = hasIndices ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, bytes, 'indices') : null;
+          const ualign = Math.max(UNIFORM_BYTES, this.limits.minUniformBufferOffsetAlignment);
+          const uniforms = new DataView(new ArrayBuffer(ualign * sparse.dispatches.length));
+          sparse.dispatches.forEach(([first], q) => {
+            const at = q * ualign;
+            uniforms.setUint32(at, plan.nOuter, true);
+            uniforms.setUint32(at + 16, FLAG_FIRST | FLAG_LAST, true);
+            uniforms.setUint32(at + 20, first, true);
+            uniforms.setFloat32(at + 24, Infinity, true);
+            uniforms.setFloat32(at + 28, NaN, true);
+          });
+          const uniformBuffer = sub.take(USAGE_UNIFORM | USAGE_COPY_DST, uniforms.byteLength, 'uniforms');
+          queue.writeBuffer(uniformBuffer, 0, uniforms.buffer);
+          const timeAt = align(2 * bytes, 256);
+          const readBytes = timeAt + (this.timestamps ? 16 : 0);
+          const readback = sub.take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
+          const encoder = device.createCommandEncoder({ label: 'lazytensor block-sparse reduction' });
+          const pass = encoder.beginComputePass(sub.passDescriptor());
+          pass.setPipeline(pipeline);
+          const layout0 = pipeline.getBindGroupLayout(0);
+          for (const [q, [, groups]] of sparse.dispatches.entries()) {
+            const entries: GPUBindGroupEntry[] = [entry(0, uniformBuffer, UNIFORM_BYTES, q * ualign)];
+            if (outer !== null) entries.push(entry(1, outer, plan.nOuter * layout.outerStride * 4));
+            if (inner !== null) entries.push(entry(2, inner, plan.nInner * layout.innerStride * 4));
+            if (paramBuffer !== null) entries.push(entry(3, paramBuffer, params.byteLength));
+            if (valueBuffer !== null) entries.push(entry(4, valueBuffer, bytes));
+            if (indexBuffer !== null) entries.push(entry(5, indexBuffer, bytes));
+            entries.push(
+              entry(7, items, sparse.items.byteLength),
+              entry(8, innerRanges, Math.max(16, ranges.inner.byteLength)),
+            );
+            pass.setBindGroup(0, device.createBindGroup({ layout: layout0, entries }));
+            pass.dispatchWorkgroups(groups);
+            this.stats.dispatches++;
+          }
+          pass.end();
+          if (valueBuffer !== null) encoder.copyBufferToBuffer(valueBuffer, 0, readback, 0, bytes);
+          if (indexBuffer !== null) encoder.copyBufferToBuffer(indexBuffer, 0, readback, bytes, bytes);
+          sub.copyTimestamps(encoder, readback, timeAt);
+          queue.submit([encoder.finish()]);
+          await sub.popScopes();
+          const mapped = await sub.mapRead(readback, readBytes);
+          if (values !== null) values.set(new Float32Array(mapped, 0, count));
+          if (indices !== null) indices.set(new Int32Array(mapped, bytes, count));
+          if (sub.querySet !== null) this.lastGpuTimeMs = Submission.elapsedNs(mapped, timeAt) / 1e6;
+          readback.unmap();
+        } else {
+          await sub.popScopes();
         }
-        pass.end();
-        if (valueBuffer !== null) encoder.copyBufferToBuffer(valueBuffer, 0, readback, 0, bytes);
-        if (indexBuffer !== null) encoder.copyBufferToBuffer(indexBuffer, 0, readback, bytes, bytes);
-        sub.copyTimestamps(encoder, readback, timeAt);
-        queue.submit([encoder.finish()]);
-        await sub.popScopes();
-        const mapped = await sub.mapRead(readback, readBytes);
-        if (values !== null) values.set(new Float32Array(mapped, 0, count));
-        if (indices !== null) indices.set(new Int32Array(mapped, bytes, count));
-        if (sub.querySet !== null) this.lastGpuTimeMs = Submission.elapsedNs(mapped, timeAt) / 1e6;
-        readback.unmap();
-      } else {
-        await sub.popScopes();
-      }
-      // Rows no cluster covers: the reduction of an empty set, as the WebAssembly engine leaves them.
-      const empty = plan.kind === 'sum' ? 0 : plan.kind === 'logSumExp' || plan.kind === 'logSumExpWeighted' ? -Infinity : NaN;
-      for (const [a, b] of sparse.uncovered) {
-        values?.fill(empty, a * plan.outDim, b * plan.outDim);
-        indices?.fill(-1, a * plan.outDim, b * plan.outDim);
-      }
-    });
+        // Rows no cluster covers: the reduction of an empty set, as the WebAssembly engine leaves them.
+        const empty =
+          plan.kind === 'sum' ? 0 : plan.kind === 'logSumExp' || plan.kind === 'logSumExpWeighted' ? -Infinity : NaN;
+        for (const [a, b] of sparse.uncovered) {
+          values?.fill(empty, a * plan.outDim, b * plan.outDim);
+          indices?.fill(-1, a * plan.outDim, b * plan.outDim);
+        }
+      },
+    );
     return { values, indices };
   }
 }
@@ -623,16 +679,18 @@ export function planSparse(
   const C = ranges.slices.length;
   check(C);
   const owner = new Int32Array(nOuter).fill(-1);
-  for (let c = 0; c < C; c++) owner.fill(c, Math.max(0, ranges.outer[2 * c]!), Math.min(nOuter, ranges.outer[2 * c + 1]!));
+  for (let c = 0; c < C; c++)
+    owner.fill(c, Math.max(0, ranges.outer[2 * c]!), Math.min(nOuter, ranges.outer[2 * c + 1]!));
   const rangeLength = (c: number): number => {
     let n = 0;
-    for (let r = c === 0 ? 0 : ranges.slices[c - 1]!; r < ranges.slices[c]!; r++) n += Math.max(0, ranges.inner[2 * r + 1]! - ranges.inner[2 * r]!);
+    for (let r = c === 0 ? 0 : ranges.slices[c - 1]!; r < ranges.slices[c]!; r++)
+      n += Math.max(0, ranges.inner[2 * r + 1]! - ranges.inner[2 * r]!);
     return n;
   };
   const items: number[] = [];
   const pairs: number[] = [];
   const uncovered: [number, number][] = [];
-  for (let i = 0; i < nOuter; ) {
+  for (let i = 0; i < nOuter;) {
     const c = owner[i]!;
     let end = i + 1;
     while (end < nOuter && owner[end] === c) end++;
@@ -655,7 +713,10 @@ export function planSparse(
   let acc = 0;
   for (let q = 0; q < pairs.length; q++) {
     const count = q - first;
-    if (count > 0 && (count >= limits.maxComputeWorkgroupsPerDimension || acc + pairs[q]! > limits.maxPairsPerDispatch)) {
+    if (
+      count > 0 &&
+      (count >= limits.maxComputeWorkgroupsPerDimension || acc + pairs[q]! > limits.maxPairsPerDispatch)
+    ) {
       dispatches.push([first, count]);
       first = q;
       acc = 0;
@@ -678,7 +739,9 @@ function sparseBindingCheck(plan: ReductionPlan, layout: DataLayout, limits: Eng
   ];
   for (const [what, bytes] of sizes) {
     if (bytes > bind) {
-      throw new RangeError(`${plan.kind}: block-sparse reductions on WebGPU bind whole arrays, and the ${what} (${bytes} bytes) exceed maxStorageBufferBindingSize (${bind})`);
+      throw new RangeError(
+        `${plan.kind}: block-sparse reductions on WebGPU bind whole arrays, and the ${what} (${bytes} bytes) exceed maxStorageBufferBindingSize (${bind})`,
+      );
     }
   }
 }

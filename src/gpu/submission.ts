@@ -89,7 +89,9 @@ export class Submission {
   /** The compute pass's descriptor: with timestamp writes when timing is on. */
   passDescriptor(): GPUComputePassDescriptor {
     const querySet = this.querySet;
-    return querySet !== null ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {};
+    return querySet !== null
+      ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
+      : {};
   }
 
   /** After the pass: the two timestamps copied to `readback` at byte `at` (when timing is on). */

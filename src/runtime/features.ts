@@ -47,7 +47,11 @@ interface GlobalLike {
 export function detectRuntime(scope: object = globalThis): RuntimeName {
   const g = scope as GlobalLike;
   const ua = typeof g.navigator?.userAgent === 'string' ? g.navigator.userAgent : '';
-  if (ua.startsWith('Cloudflare-Workers') || (typeof g.WebSocketPair === 'function' && g.window === undefined && g.document === undefined)) return 'workerd';
+  if (
+    ua.startsWith('Cloudflare-Workers') ||
+    (typeof g.WebSocketPair === 'function' && g.window === undefined && g.document === undefined)
+  )
+    return 'workerd';
   if (typeof g.EdgeRuntime === 'string') return 'edge';
   if (g.Deno !== undefined && typeof g.Deno === 'object') return 'deno';
   if (g.Bun !== undefined || typeof g.process?.versions?.bun === 'string') return 'bun';

@@ -91,7 +91,17 @@ const OPTION_KEYS: readonly (keyof WebGPUOptions)[] = [
 ];
 
 const describeValue = (v: unknown): string =>
-  typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'object' || typeof v === 'function' ? `a ${typeof v}` : String(v);
+  typeof v === 'string'
+    ? `'${v}'`
+    : typeof v === 'bigint'
+      ? `${v}n`
+      : Array.isArray(v)
+        ? 'an array'
+        : v === null
+          ? 'null'
+          : typeof v === 'object' || typeof v === 'function'
+            ? `a ${typeof v}`
+            : String(v);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
@@ -105,7 +115,9 @@ function checkCount(name: string, v: unknown, min: number, max = Number.MAX_SAFE
   if (infinite && v === Infinity) return v;
   if (!Number.isInteger(v) || v < min || v > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new InputError(`configureWebGPU: ${name} must be an integer ${range}${infinite ? ' (or Infinity)' : ''}, got ${v}`);
+    throw new InputError(
+      `configureWebGPU: ${name} must be an integer ${range}${infinite ? ' (or Infinity)' : ''}, got ${v}`,
+    );
   }
   return v;
 }
@@ -113,7 +125,8 @@ function checkCount(name: string, v: unknown, min: number, max = Number.MAX_SAFE
 /** Validates every option before any is applied: unknown keys, wrong types and values out of
  *  range are InputErrors, each naming the option. */
 function validateOptions(next: unknown): WebGPUOptions {
-  if (!isPlainObject(next)) throw new InputError(`configureWebGPU: the options must be an object, got ${describeValue(next)}`);
+  if (!isPlainObject(next))
+    throw new InputError(`configureWebGPU: the options must be an object, got ${describeValue(next)}`);
   for (const key of Object.keys(next)) {
     if (!(OPTION_KEYS as readonly string[]).includes(key)) {
       throw new InputError(`configureWebGPU: unknown option '${key}' (known: ${OPTION_KEYS.join(', ')})`);
@@ -122,10 +135,13 @@ function validateOptions(next: unknown): WebGPUOptions {
   const o = next as { [K in keyof WebGPUOptions]?: unknown };
   if (o.autoMinPairs !== undefined) checkCount('autoMinPairs', o.autoMinPairs, 0, Number.MAX_SAFE_INTEGER, true);
   if (o.autoUseFallbackAdapter !== undefined && typeof o.autoUseFallbackAdapter !== 'boolean') {
-    throw new InputError(`configureWebGPU: autoUseFallbackAdapter must be a boolean, got ${describeValue(o.autoUseFallbackAdapter)}`);
+    throw new InputError(
+      `configureWebGPU: autoUseFallbackAdapter must be a boolean, got ${describeValue(o.autoUseFallbackAdapter)}`,
+    );
   }
   if (o.limits !== undefined) {
-    if (!isPlainObject(o.limits)) throw new InputError(`configureWebGPU: limits must be an object, got ${describeValue(o.limits)}`);
+    if (!isPlainObject(o.limits))
+      throw new InputError(`configureWebGPU: limits must be an object, got ${describeValue(o.limits)}`);
     for (const [key, value] of Object.entries(o.limits)) {
       if (!ENGINE_LIMIT_KEYS.includes(key)) {
         throw new InputError(`configureWebGPU: unknown limit 'limits.${key}' (known: ${ENGINE_LIMIT_KEYS.join(', ')})`);
@@ -135,10 +151,13 @@ function validateOptions(next: unknown): WebGPUOptions {
   }
   if (o.workgroupSize !== undefined) {
     const w = checkCount('workgroupSize', o.workgroupSize, 1, 1024);
-    if ((w & (w - 1)) !== 0) throw new InputError(`configureWebGPU: workgroupSize must be a power of two from 1 to 1024, got ${w}`);
+    if ((w & (w - 1)) !== 0)
+      throw new InputError(`configureWebGPU: workgroupSize must be a power of two from 1 to 1024, got ${w}`);
   }
   if (o.staging !== undefined && o.staging !== 'auto' && o.staging !== 'always' && o.staging !== 'never') {
-    throw new InputError(`configureWebGPU: staging must be 'auto', 'always' or 'never', got ${describeValue(o.staging)}`);
+    throw new InputError(
+      `configureWebGPU: staging must be 'auto', 'always' or 'never', got ${describeValue(o.staging)}`,
+    );
   }
   if (o.pipelineCacheSize !== undefined) checkCount('pipelineCacheSize', o.pipelineCacheSize, 1);
   if (o.bufferCacheBytes !== undefined) checkCount('bufferCacheBytes', o.bufferCacheBytes, 0);
@@ -232,7 +251,10 @@ async function runOnGpu(plan: ReductionPlan, explicit: boolean): Promise<Reducti
       return null;
     }
     const message = error instanceof Error ? error.message : String(error);
-    warnOnce(`error:${message.slice(0, 200)}`, `the WebGPU engine failed (${message}); this reduction runs on WebAssembly`);
+    warnOnce(
+      `error:${message.slice(0, 200)}`,
+      `the WebGPU engine failed (${message}); this reduction runs on WebAssembly`,
+    );
     return null;
   }
 }
@@ -279,7 +301,13 @@ export function configureWebGPU(nextOptions: WebGPUOptions): void {
   const next = validateOptions(nextOptions);
   if (next.autoMinPairs !== undefined) options.autoMinPairs = next.autoMinPairs;
   if (next.autoUseFallbackAdapter !== undefined) options.autoUseFallbackAdapter = next.autoUseFallbackAdapter;
-  const rebuild: readonly (keyof WebGPUOptions)[] = ['limits', 'workgroupSize', 'staging', 'pipelineCacheSize', 'bufferCacheBytes'];
+  const rebuild: readonly (keyof WebGPUOptions)[] = [
+    'limits',
+    'workgroupSize',
+    'staging',
+    'pipelineCacheSize',
+    'bufferCacheBytes',
+  ];
   if (rebuild.some((k) => k in next)) {
     if ('limits' in next) options.limits = next.limits === undefined ? undefined : { ...next.limits };
     if ('workgroupSize' in next) options.workgroupSize = next.workgroupSize;
@@ -330,7 +358,18 @@ export async function webgpuStatus(): Promise<WebGPUStatus> {
   const h = await getGpu();
   const features = detectFeatures();
   if (typeof h === 'string') {
-    return { available: false, reason: h, adapter: null, timestampQuery: false, limits: null, lastGpuTimeMs: null, stats: null, cachedPipelines: null, buffers: null, features };
+    return {
+      available: false,
+      reason: h,
+      adapter: null,
+      timestampQuery: false,
+      limits: null,
+      lastGpuTimeMs: null,
+      stats: null,
+      cachedPipelines: null,
+      buffers: null,
+      features,
+    };
   }
   return {
     available: !h.lost,

@@ -85,7 +85,9 @@ export function kernelModule(): Promise<WebAssembly.Module> {
 
 /** What a worker gets to instantiate its own kernel: the bytes where they are inlined (each worker
  *  compiles them; every runtime can post bytes), else the module (structured-cloneable). */
-export async function workerKernelPayload(): Promise<{ wasm: Uint8Array<ArrayBuffer> } | { module: WebAssembly.Module }> {
+export async function workerKernelPayload(): Promise<
+  { wasm: Uint8Array<ArrayBuffer> } | { module: WebAssembly.Module }
+> {
   if (userModule === null && KERNEL_WASM_MODULE === null) return { wasm: decodeBase64(KERNEL_WASM_BASE64) };
   return { module: await kernelModule() };
 }

@@ -4,7 +4,14 @@
 // of the Wasm side: useWasmModule, releaseWasm, wasmStatus.
 import { WasmEngine, type KernelExports } from '../fallback/wasm-engine.js';
 import { detectRuntime, type RuntimeName } from './features.js';
-import { dropCompiledModule, kernelGeneration, kernelModule, kernelSource, setUserModule, type KernelSource } from './kernel-source.js';
+import {
+  dropCompiledModule,
+  kernelGeneration,
+  kernelModule,
+  kernelSource,
+  setUserModule,
+  type KernelSource,
+} from './kernel-source.js';
 import { releaseWorkers, workerState, type WorkerState } from './workers.js';
 
 let kernel: Promise<KernelExports> | null = null;

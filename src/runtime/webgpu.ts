@@ -24,7 +24,8 @@ export interface AcquiredDevice {
   readonly timestampQuery: boolean;
 }
 
-export type Acquisition = { readonly ok: true; readonly value: AcquiredDevice } | { readonly ok: false; readonly reason: string };
+export type Acquisition =
+  { readonly ok: true; readonly value: AcquiredDevice } | { readonly ok: false; readonly reason: string };
 
 /** Dawn's GPU object must outlive every device it created (if it is garbage collected while a
  *  device lives, the process crashes): it is kept here for the process lifetime. */
@@ -39,7 +40,8 @@ interface DawnModule {
 
 let dawn: Promise<GpuLike | string> | null = null;
 
-const hiddenImport = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
+const hiddenImport = (specifier: string): Promise<unknown> =>
+  import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
 
 /** On Linux, Dawn finds GPUs through Vulkan drivers (ICD manifests). With none, creating Dawn prints
  *  `vkCreateInstance: Found no drivers!` to stderr and finds no adapter anyway, so it is not created:
@@ -126,7 +128,10 @@ function describe(adapter: GPUAdapter): AdapterDescription {
     architecture: info?.architecture ?? '',
     device: info?.device ?? '',
     description: info?.description ?? '',
-    isFallbackAdapter: (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
+    isFallbackAdapter:
+      (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ??
+      (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+      false,
   };
 }
 
@@ -167,6 +172,9 @@ export async function acquireDevice(provider: GpuProvider | null): Promise<Acqui
     });
     return { ok: true, value: { device, adapter: description, timestampQuery } };
   } catch (error) {
-    return { ok: false, reason: `the WebGPU adapter or device request failed: ${error instanceof Error ? error.message : String(error)}` };
+    return {
+      ok: false,
+      reason: `the WebGPU adapter or device request failed: ${error instanceof Error ? error.message : String(error)}`,
+    };
   }
 }

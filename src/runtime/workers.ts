@@ -42,7 +42,13 @@ export type WorkerReply =
   | { type: 'alive' }
   | { type: 'ready' }
   | { type: 'done'; id: number; values: Float32Array | Float64Array | null; indices: Int32Array | null }
-  | { type: 'error'; id: number; name: string; message: string; limit?: { needed: number; limit: number; unit: string } };
+  | {
+      type: 'error';
+      id: number;
+      name: string;
+      message: string;
+      limit?: { needed: number; limit: number; unit: string };
+    };
 
 /** Creates one worker running `source`; throws (or rejects) where workers are unavailable. */
 export type WorkerFactory = (source: string) => WorkerHandle | Promise<WorkerHandle>;
@@ -55,7 +61,8 @@ export class WorkerLostError extends Error {
 // ---------------------------------------------------------------------------------------------------
 // Factories
 
-const hiddenImport = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
+const hiddenImport = (specifier: string): Promise<unknown> =>
+  import(/* @vite-ignore */ /* webpackIgnore: true */ specifier);
 
 interface NodeWorker {
   postMessage(message: unknown, transfer?: readonly unknown[]): void;
@@ -66,7 +73,9 @@ interface NodeWorker {
 }
 
 async function nodeFactory(): Promise<WorkerFactory> {
-  const { Worker } = (await hiddenImport('node:worker_threads')) as { Worker: new (code: string, options: object) => NodeWorker };
+  const { Worker } = (await hiddenImport('node:worker_threads')) as {
+    Worker: new (code: string, options: object) => NodeWorker;
+  };
   return (source) => {
     const worker = new Worker(source, { eval: true });
     let failed = false;
@@ -450,9 +459,16 @@ export async function getWasmThreads(): Promise<number> {
 export function setWasmWorkerUrl(url: string | { readonly href: string } | null): void {
   // A URL object is taken by its href (typed structurally: the published declarations must not need
   // the DOM lib's URL).
-  const href = typeof url === 'string' || url === null ? url : typeof url === 'object' && typeof url.href === 'string' ? url.href : undefined;
+  const href =
+    typeof url === 'string' || url === null
+      ? url
+      : typeof url === 'object' && typeof url.href === 'string'
+        ? url.href
+        : undefined;
   if (href === undefined) {
-    throw new InputError(`setWasmWorkerUrl: url must be a string, a URL or null, got ${Object.prototype.toString.call(url)}`);
+    throw new InputError(
+      `setWasmWorkerUrl: url must be a string, a URL or null, got ${Object.prototype.toString.call(url)}`,
+    );
   }
   workerUrl = href;
   restarts = 0;
@@ -474,7 +490,10 @@ export function getWorkerPool(): Promise<WorkerPool | null> {
           pool = Promise.resolve(null);
           state = 'disabled';
           reason = `WebAssembly workers died ${MAX_RESTARTS + 1} times`;
-          warnOnce('disabled', `${reason}; reductions run on one thread until setWasmThreads() is called (see wasmStatus())`);
+          warnOnce(
+            'disabled',
+            `${reason}; reductions run on one thread until setWasmThreads() is called (see wasmStatus())`,
+          );
         }
       }
       return getWorkerPool();

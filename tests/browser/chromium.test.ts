@@ -20,7 +20,12 @@ const ready = playwright !== null && existsSync(CHROMIUM) && existsSync(path.joi
 if (!ready) console.warn('browser tests skipped: needs playwright-core, /usr/bin/chromium and dist/ (npm run build)');
 
 const PAGE = '<!doctype html><meta charset="utf-8"><title>lazytensor</title><body>lazytensor test page</body>';
-const TYPES: Record<string, string> = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.map': 'application/json', '.html': 'text/html' };
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.map': 'application/json',
+  '.html': 'text/html',
+};
 
 /** Serves the repository read-only on 127.0.0.1, and an empty page at /. */
 function serve(): Promise<{ server: http.Server; url: string }> {
@@ -39,12 +44,16 @@ function serve(): Promise<{ server: http.Server; url: string }> {
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+    res
+      .writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' })
+      .end(readFileSync(file));
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number };
-    resolve({ server, url: `http://127.0.0.1:${port}/` });
-  }));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      resolve({ server, url: `http://127.0.0.1:${port}/` });
+    }),
+  );
 }
 
 interface PageResult {
@@ -135,7 +144,15 @@ describe.skipIf(!ready)('in headless Chromium (real browser)', () => {
     browser = await playwright!.chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      args: [
+        '--enable-unsafe-webgpu',
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
   });
   afterAll(async () => {

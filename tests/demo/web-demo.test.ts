@@ -32,7 +32,9 @@ interface DemoApi {
   kmState(): { x: Float32Array; c: Float32Array; labels: Int32Array; iteration: number; changed: number };
 }
 declare global {
-  interface Window { lazytensorDemo: DemoApi }
+  interface Window {
+    lazytensorDemo: DemoApi;
+  }
 }
 type Page = import('playwright-core').Page;
 
@@ -50,7 +52,12 @@ async function openDemo(page: Page): Promise<void> {
 
 async function flowState(page: Page) {
   const s = (await page.evaluate(`(() => { const enc = ${ENCODE}; const s = window.lazytensorDemo.flowState();
-    return { x: enc(s.x), y: enc(s.y), losses: s.losses, steps: s.steps }; })()`)) as { x: string; y: string; losses: number[]; steps: number };
+    return { x: enc(s.x), y: enc(s.y), losses: s.losses, steps: s.steps }; })()`)) as {
+    x: string;
+    y: string;
+    losses: number[];
+    steps: number;
+  };
   return { ...s, x: decodeF32(s.x), y: decodeF32(s.y) };
 }
 
@@ -65,7 +72,8 @@ function meanNearest(a: number[], b: number[]): number {
   let total = 0;
   for (let i = 0; i < a.length / 2; i++) {
     let best = Infinity;
-    for (let j = 0; j < b.length / 2; j++) best = Math.min(best, (a[2 * i]! - b[2 * j]!) ** 2 + (a[2 * i + 1]! - b[2 * j + 1]!) ** 2);
+    for (let j = 0; j < b.length / 2; j++)
+      best = Math.min(best, (a[2 * i]! - b[2 * j]!) ** 2 + (a[2 * i + 1]! - b[2 * j + 1]!) ** 2);
     total += Math.sqrt(best);
   }
   return total / (a.length / 2);
@@ -73,7 +81,11 @@ function meanNearest(a: number[], b: number[]): number {
 
 /** Starts `node demo/serve.mjs` on a free port; resolves to the URL it prints. */
 function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.join(root, 'demo/serve.mjs')], { cwd: root, env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(root, 'demo/serve.mjs')], {
+    cwd: root,
+    env: { ...process.env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new Promise((resolve, reject) => {
     let text = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -95,7 +107,15 @@ describe.skipIf(!ready)('web demo in headless Chromium', () => {
     browser = await playwright!.chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+      args: [
+        '--enable-unsafe-webgpu',
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--disable-quic',
+      ],
     });
   });
   afterAll(async () => {
@@ -116,7 +136,9 @@ describe.skipIf(!ready)('web demo in headless Chromium', () => {
     expect(page.headers.get('cross-origin-opener-policy')).toBeNull();
     expect(page.headers.get('cross-origin-embedder-policy')).toBeNull();
     expect((await fetch(url.replace('/demo/web/', '/.git/HEAD'))).status).toBe(404);
-    expect((await fetch(url.replace('/demo/web/', '/dist/index.js'))).headers.get('content-type')).toBe('text/javascript');
+    expect((await fetch(url.replace('/demo/web/', '/dist/index.js'))).headers.get('content-type')).toBe(
+      'text/javascript',
+    );
   });
 
   it('runs the flow and K-means with no console message, and saves a screenshot', async () => {
@@ -159,7 +181,8 @@ describe.skipIf(!ready)('web demo in headless Chromium', () => {
       let wrong = 0;
       for (let i = 0; i < x.length / 2; i++) {
         let best = Infinity;
-        for (let j = 0; j < c.length / 2; j++) best = Math.min(best, (x[2 * i]! - c[2 * j]!) ** 2 + (x[2 * i + 1]! - c[2 * j + 1]!) ** 2);
+        for (let j = 0; j < c.length / 2; j++)
+          best = Math.min(best, (x[2 * i]! - c[2 * j]!) ** 2 + (x[2 * i + 1]! - c[2 * j + 1]!) ** 2);
         const l = labels[i]!;
         const got = (x[2 * i]! - c[2 * l]!) ** 2 + (x[2 * i + 1]! - c[2 * l + 1]!) ** 2;
         if (got > best + 1e-6 * Math.max(best, 1e-6)) wrong++;
@@ -201,7 +224,11 @@ describe.skipIf(!ready)('web demo in headless Chromium', () => {
     expect(drawn.y.length / 2).toBeGreaterThanOrEqual(21 * 24);
     // All drawn points lie near the stroke (y = 1 - 80/400 = 0.8 in world units).
     for (let j = 0; j < drawn.y.length / 2; j++) expect(Math.abs(drawn.y[2 * j + 1]! - 0.8)).toBeLessThan(0.1);
-    const losses = await page.evaluate(async () => [await window.lazytensorDemo.flowStep(), await window.lazytensorDemo.flowStep(), await window.lazytensorDemo.flowStep()]);
+    const losses = await page.evaluate(async () => [
+      await window.lazytensorDemo.flowStep(),
+      await window.lazytensorDemo.flowStep(),
+      await window.lazytensorDemo.flowStep(),
+    ]);
     expect(losses[2]!).toBeLessThan(losses[0]!);
     const moved = await flowState(page);
     expect(meanNearest(moved.x, moved.y)).toBeLessThan(meanNearest(drawn.x, drawn.y));

@@ -41,7 +41,10 @@ function run(name: string): Promise<{ code: number | null; stdout: string; stder
 
 describe('examples', () => {
   it('run on the built package', () => {
-    expect(existsSync(new URL('../../dist/index.js', import.meta.url)), 'dist/index.js is missing: run npm run build').toBe(true);
+    expect(
+      existsSync(new URL('../../dist/index.js', import.meta.url)),
+      'dist/index.js is missing: run npm run build',
+    ).toBe(true);
     expect(existsSync(new URL('../../dist/geomloss.js', import.meta.url))).toBe(true);
   });
 
@@ -58,7 +61,10 @@ describe('examples', () => {
     it(`${name}.mjs checks itself`, { timeout: 180_000 }, async () => {
       const { code, stdout, stderr } = await run(name);
       const lines = stdout.trim().split('\n');
-      expect(lines.filter((l) => l.trimStart().startsWith('FAIL')), `${stdout}\n${stderr}`).toEqual([]);
+      expect(
+        lines.filter((l) => l.trimStart().startsWith('FAIL')),
+        `${stdout}\n${stderr}`,
+      ).toEqual([]);
       expect(lines.at(-1), `${stdout}\n${stderr}`).toBe(`check: ok (${name})`);
       expect(code, stderr).toBe(0);
     });

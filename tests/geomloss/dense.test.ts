@@ -5,11 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { SamplesLoss, type SamplesLossOptions } from '../../src/geomloss/index.js';
 import { Pm, type LazyTensor } from '../../src/index.js';
-import {
-  denseSamplesLoss,
-  denseSamplesLossBatch,
-  type DenseOptions,
-} from '../reference/geomloss-dense.js';
+import { denseSamplesLoss, denseSamplesLossBatch, type DenseOptions } from '../reference/geomloss-dense.js';
 import { cloud, expectMatch, f32, flat, Report, rng, weights, type Errors } from './helpers.js';
 
 const report = new Report('SamplesLoss vs the dense float64 reference: worst relative error per array');
@@ -82,26 +78,75 @@ const cases: Case[] = [
   { name: 'sinkhorn p=1 debias D=3 weights', opts: { p: 1, blur: 0.1 }, x: x3, y: y3, a: a3, b: b3 },
   { name: 'sinkhorn p=2 raw D=3 uniform', opts: { p: 2, blur: 0.1, debias: false }, x: x3, y: y3 },
   { name: 'sinkhorn p=1 raw D=1 scaling 0.8', opts: { p: 1, blur: 0.05, debias: false, scaling: 0.8 }, x: x1, y: y1 },
-  { name: 'sinkhorn p=2 debias, zero weights in a', opts: { p: 2, blur: 0.1 }, x: x3, y: y3, a: aZero.map((v) => v / aZero.reduce((s, t) => s + t)), b: b3 },
+  {
+    name: 'sinkhorn p=2 debias, zero weights in a',
+    opts: { p: 2, blur: 0.1 },
+    x: x3,
+    y: y3,
+    a: aZero.map((v) => v / aZero.reduce((s, t) => s + t)),
+    b: b3,
+  },
   { name: 'sinkhorn p=2 given diameter 4', opts: { p: 2, blur: 0.1, diameter: 4 }, x: x3, y: y3, a: a3, b: b3 },
   { name: 'sinkhorn p=2 debias reach 0.3', opts: { p: 2, blur: 0.1, reach: 0.3 }, x: x3, y: y3, a: a3, b: b3 },
-  { name: 'sinkhorn p=2 raw reach 0.3', opts: { p: 2, blur: 0.1, reach: 0.3, debias: false }, x: x3, y: y3, a: a3, b: b3 },
+  {
+    name: 'sinkhorn p=2 raw reach 0.3',
+    opts: { p: 2, blur: 0.1, reach: 0.3, debias: false },
+    x: x3,
+    y: y3,
+    a: a3,
+    b: b3,
+  },
   { name: 'sinkhorn p=1 debias reach 0.5', opts: { p: 1, blur: 0.1, reach: 0.5 }, x: x3, y: y3, a: a3, b: b3 },
-  { name: 'sinkhorn p=2 debias reach 0.3 exact grads', opts: { p: 2, blur: 0.1, reach: 0.3, exactUnbalancedGradients: true }, x: x3, y: y3, a: a3, b: b3 },
-  { name: 'sinkhorn p=2 raw reach 0.3 exact grads', opts: { p: 2, blur: 0.1, reach: 0.3, debias: false, exactUnbalancedGradients: true }, x: x3, y: y3, a: a3, b: b3 },
-  { name: 'sinkhorn custom cost |x-y|^2/2 (p=2)', opts: { p: 2, blur: 0.1, cost: (u, v) => u.sqDist(v).mul(0.5) }, x: x3, y: y3, a: a3, b: b3 },
+  {
+    name: 'sinkhorn p=2 debias reach 0.3 exact grads',
+    opts: { p: 2, blur: 0.1, reach: 0.3, exactUnbalancedGradients: true },
+    x: x3,
+    y: y3,
+    a: a3,
+    b: b3,
+  },
+  {
+    name: 'sinkhorn p=2 raw reach 0.3 exact grads',
+    opts: { p: 2, blur: 0.1, reach: 0.3, debias: false, exactUnbalancedGradients: true },
+    x: x3,
+    y: y3,
+    a: a3,
+    b: b3,
+  },
+  {
+    name: 'sinkhorn custom cost |x-y|^2/2 (p=2)',
+    opts: { p: 2, blur: 0.1, cost: (u, v) => u.sqDist(v).mul(0.5) },
+    x: x3,
+    y: y3,
+    a: a3,
+    b: b3,
+  },
   {
     name: 'sinkhorn custom cost sqrt(max(|x-y|^2,1e-8)) (p=1)',
     opts: { p: 1, blur: 0.1, cost: (u, v) => u.sub(v).sqNorm2().clamp(1e-8, 1e30).sqrt() },
-    x: x3, y: y3, a: a3, b: b3,
+    x: x3,
+    y: y3,
+    a: a3,
+    b: b3,
   },
   { name: 'gaussian D=3 weights', opts: { loss: 'gaussian', blur: 0.3 }, x: x3, y: y3, a: a3, b: b3 },
   { name: 'laplacian D=3 weights', opts: { loss: 'laplacian', blur: 0.3 }, x: x3, y: y3, a: a3, b: b3 },
   { name: 'energy D=1', opts: { loss: 'energy' }, x: x1, y: y1 },
   {
     name: 'custom kernel exp(-|x-y|^2/(2 s^2)) = gaussian',
-    opts: { loss: 'gaussian', kernel: (u, v) => u.sqDist(v).mul(-0.5 / 0.09).exp() },
-    x: x3, y: y3, a: a3, b: b3, dense: { blur: 0.3 },
+    opts: {
+      loss: 'gaussian',
+      kernel: (u, v) =>
+        u
+          .sqDist(v)
+          .mul(-0.5 / 0.09)
+          .exp(),
+    },
+    x: x3,
+    y: y3,
+    a: a3,
+    b: b3,
+    dense: { blur: 0.3 },
   },
   { name: 'hausdorff p=2 D=3 weights', opts: { loss: 'hausdorff', p: 2, blur: 0.1 }, x: x3, y: y3, a: a3, b: b3 },
   { name: 'hausdorff p=1 D=3 weights', opts: { loss: 'hausdorff', p: 1, blur: 0.1 }, x: x3, y: y3, a: a3, b: b3 },
@@ -138,9 +183,16 @@ describe('batches', () => {
         const ref = denseSamplesLossBatch(xs, ys, ab, bb, denseOptions(opts));
         const loss = new SamplesLoss({ ...opts, dtype });
         // float32 through typed arrays with a shape, float64 as nested arrays
-        const xIn = dtype === 'float32' ? { data: Float32Array.from(flat(xs)), shape: [B, 12, 2] as [number, number, number] } : xs;
-        const yIn = dtype === 'float32' ? { data: Float32Array.from(flat(ys)), shape: [B, 9, 2] as [number, number, number] } : ys;
-        const w = dtype === 'float32' ? { a: Float32Array.from(flat(ab)), b: Float32Array.from(flat(bb)) } : { a: ab, b: bb };
+        const xIn =
+          dtype === 'float32'
+            ? { data: Float32Array.from(flat(xs)), shape: [B, 12, 2] as [number, number, number] }
+            : xs;
+        const yIn =
+          dtype === 'float32'
+            ? { data: Float32Array.from(flat(ys)), shape: [B, 9, 2] as [number, number, number] }
+            : ys;
+        const w =
+          dtype === 'float32' ? { a: Float32Array.from(flat(ab)), b: Float32Array.from(flat(bb)) } : { a: ab, b: bb };
         const res = await loss.valueAndGrad(xIn, yIn, w);
         expect(Array.isArray(res.value)).toBe(true);
         expect(res.grad.x.shape).toEqual([B, 12, 2]);
@@ -164,8 +216,21 @@ describe('batches', () => {
 
   it('custom costs and kernels work on batches (equal to the built-in ones)', async () => {
     for (const [custom, builtin] of [
-      [{ p: 2, blur: 0.1, cost: (u: LazyTensor, v: LazyTensor) => u.sqDist(v).mul(0.5) }, { p: 2, blur: 0.1 }],
-      [{ loss: 'gaussian', kernel: (u: LazyTensor, v: LazyTensor) => u.sqDist(v).mul(-0.5 / 0.04).exp() }, { loss: 'gaussian', blur: 0.2 }],
+      [
+        { p: 2, blur: 0.1, cost: (u: LazyTensor, v: LazyTensor) => u.sqDist(v).mul(0.5) },
+        { p: 2, blur: 0.1 },
+      ],
+      [
+        {
+          loss: 'gaussian',
+          kernel: (u: LazyTensor, v: LazyTensor) =>
+            u
+              .sqDist(v)
+              .mul(-0.5 / 0.04)
+              .exp(),
+        },
+        { loss: 'gaussian', blur: 0.2 },
+      ],
     ] as [SamplesLossOptions, SamplesLossOptions][]) {
       const rc = await new SamplesLoss(custom).valueAndGrad(xb, yb, { a: ab, b: bb });
       const rb = await new SamplesLoss(builtin).valueAndGrad(xb, yb, { a: ab, b: bb });
@@ -180,7 +245,13 @@ describe('batches', () => {
     const batch = await loss.potentials(xb, yb, { a: ab, b: bb });
     const alone = await loss.potentials(xb[0]!, yb[0]!, { a: ab[0], b: bb[0] });
     expect(batch.info.diameter).toBeGreaterThan(alone.info.diameter!);
-    const ref = denseSamplesLoss(xb[0]!, yb[0]!, ab[0]!, bb[0]!, denseOptions({ blur: 0.1 }, { diameter: batch.info.diameter }));
+    const ref = denseSamplesLoss(
+      xb[0]!,
+      yb[0]!,
+      ab[0]!,
+      bb[0]!,
+      denseOptions({ blur: 0.1 }, { diameter: batch.info.diameter }),
+    );
     expectMatch([(batch.value as number[])[0]!], [ref.value], 1e-6, 'item 0 with the batch diameter');
   });
 });
@@ -191,7 +262,10 @@ describe('custom costs: any metric through the core autodiff', () => {
     const root = s.map(Math.sqrt);
     const scale = (pts: number[][]) => pts.map((p) => p.map((v, k) => v * root[k]!));
     const common = { p: 2, blur: 0.1, diameter: 3 };
-    const custom = new SamplesLoss({ ...common, cost: (u: LazyTensor, v: LazyTensor) => u.weightedSqDist(v, Pm(s)).mul(0.5) });
+    const custom = new SamplesLoss({
+      ...common,
+      cost: (u: LazyTensor, v: LazyTensor) => u.weightedSqDist(v, Pm(s)).mul(0.5),
+    });
     const builtin = new SamplesLoss(common);
     const rc = await custom.valueAndGrad(x3, y3, { a: a3, b: b3 });
     const rb = await builtin.valueAndGrad(scale(x3), scale(y3), { a: a3, b: b3 });
@@ -265,7 +339,9 @@ describe('the convergence option', () => {
           scale = Math.max(scale, Math.abs(an));
         }
       }
-      report.add(`FD at convergence, sinkhorn p=${p} (grad x, relative to max)`, { grad_x: { rel: worst / scale, relMax: worst / scale } });
+      report.add(`FD at convergence, sinkhorn p=${p} (grad x, relative to max)`, {
+        grad_x: { rel: worst / scale, relMax: worst / scale },
+      });
       expect(worst / scale).toBeLessThan(1e-6);
     }
   });

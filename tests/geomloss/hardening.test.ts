@@ -8,7 +8,6 @@ import { denseSamplesLoss } from '../reference/geomloss-dense.js';
 import { cloud, expectMatch, f32, flat, rng, uniform, weights } from './helpers.js';
 import { expectResponsive } from '../helpers/event-loop.js';
 
-
 const abortAfter = (ms: number, reason: unknown) => {
   const controller = new AbortController();
   setTimeout(() => controller.abort(reason), ms);
@@ -36,7 +35,13 @@ describe('row 3: a large reach tends to the balanced value', () => {
         const x = dtype === 'float32' ? f32(c.x) : c.x;
         const y = dtype === 'float32' ? f32(c.y) : c.y;
         const ref = denseSamplesLoss(x, y, uniform(x.length), uniform(y.length), {
-          loss: 'sinkhorn', p: c.p, blur: 0.05, reach: null, diameter: null, scaling: 0.5, debias: true,
+          loss: 'sinkhorn',
+          p: c.p,
+          blur: 0.05,
+          reach: null,
+          diameter: null,
+          scaling: 0.5,
+          debias: true,
         });
         for (const reach of [1e8, 1e12, 1e160]) {
           // The unbalanced problem differs from the balanced one by O(eps / rho) (rho = reach^p).
@@ -58,7 +63,13 @@ describe('row 3: a large reach tends to the balanced value', () => {
     const x = [[0], [0.5]];
     const y = [[1], [0.25]];
     const ref = denseSamplesLoss(x, y, uniform(2), uniform(2), {
-      loss: 'sinkhorn', p: 2, blur: 0.05, reach: null, diameter: null, scaling: 0.5, debias: false,
+      loss: 'sinkhorn',
+      p: 2,
+      blur: 0.05,
+      reach: null,
+      diameter: null,
+      scaling: 0.5,
+      debias: false,
     });
     for (const reach of [1e8, 1e160]) {
       const v = await new SamplesLoss({ reach, debias: false }).value(x, y);
@@ -73,8 +84,15 @@ describe('row 3: a large reach tends to the balanced value', () => {
 });
 
 describe('row 10: a cost must use both of its arguments', () => {
-  const x = [[0, 0], [1, 0]];
-  const y = [[0, 1], [1, 1], [2, 2]];
+  const x = [
+    [0, 0],
+    [1, 0],
+  ];
+  const y = [
+    [0, 1],
+    [1, 1],
+    [2, 2],
+  ];
   it.each([
     ['no j-variable', (p: LazyTensor) => p.sqNorm2()],
     ['no i-variable', (_p: LazyTensor, q: LazyTensor) => q.sqNorm2()],
@@ -149,8 +167,12 @@ describe('row 13: an AbortSignal stops a loss', () => {
 
   it('signals are validated', async () => {
     expect(() => new SamplesLoss({ signal: 'stop' as unknown as AbortSignal })).toThrow(GeomLossError);
-    await expect(new SamplesLoss().value(x, y, undefined, { signal: 1 as unknown as AbortSignal })).rejects.toThrow(/signal must be an AbortSignal/);
-    await expect(new SamplesLoss().value(x, y, undefined, { foo: 1 } as never)).rejects.toThrow(/unknown call option 'foo'/);
+    await expect(new SamplesLoss().value(x, y, undefined, { signal: 1 as unknown as AbortSignal })).rejects.toThrow(
+      /signal must be an AbortSignal/,
+    );
+    await expect(new SamplesLoss().value(x, y, undefined, { foo: 1 } as never)).rejects.toThrow(
+      /unknown call option 'foo'/,
+    );
   });
 
   for (const backend of ['online', 'multiscale'] as const) {
@@ -172,7 +194,13 @@ describe('row 13: an AbortSignal stops a loss', () => {
       const ok = new SamplesLoss({ backend, blur: 0.05, onProgress: (p) => progress.push(p.iteration) });
       const v = await ok.value(x, y);
       const ref = denseSamplesLoss(x, y, uniform(40), uniform(50), {
-        loss: 'sinkhorn', p: 2, blur: 0.05, reach: null, diameter: null, scaling: 0.5, debias: true,
+        loss: 'sinkhorn',
+        p: 2,
+        blur: 0.05,
+        reach: null,
+        diameter: null,
+        scaling: 0.5,
+        debias: true,
       });
       if (backend === 'online') expectMatch([v], [ref.value], 1e-9, 'after abort');
       else expect(Number.isFinite(v)).toBe(true);
@@ -182,7 +210,11 @@ describe('row 13: an AbortSignal stops a loss', () => {
 
   it('the loss option signal stops every call made with it', async () => {
     const controller = new AbortController();
-    const loss = new SamplesLoss({ loss: 'hausdorff', signal: controller.signal, convergence: { tol: 1e-300, maxIter: 20000 } });
+    const loss = new SamplesLoss({
+      loss: 'hausdorff',
+      signal: controller.signal,
+      convergence: { tol: 1e-300, maxIter: 20000 },
+    });
     setTimeout(() => controller.abort(), 60);
     const out = await settle(loss.valueAndGrad(x, y));
     expect(out.ok).toBe(false);
@@ -190,10 +222,22 @@ describe('row 13: an AbortSignal stops a loss', () => {
   });
 });
 
-type Sink = { loss?: 'sinkhorn' | 'hausdorff' | 'energy'; p?: 1 | 2; blur?: number; diameter?: number | null; scaling?: number };
+type Sink = {
+  loss?: 'sinkhorn' | 'hausdorff' | 'energy';
+  p?: 1 | 2;
+  blur?: number;
+  diameter?: number | null;
+  scaling?: number;
+};
 const refOf = (x: number[][], y: number[][], o: Sink, a?: number[], b?: number[]) =>
   denseSamplesLoss(x, y, a ?? uniform(x.length), b ?? uniform(y.length), {
-    loss: o.loss ?? 'sinkhorn', p: o.p ?? 2, blur: o.blur ?? 0.05, reach: null, diameter: o.diameter ?? null, scaling: o.scaling ?? 0.5, debias: true,
+    loss: o.loss ?? 'sinkhorn',
+    p: o.p ?? 2,
+    blur: o.blur ?? 0.05,
+    reach: null,
+    diameter: o.diameter ?? null,
+    scaling: o.scaling ?? 0.5,
+    debias: true,
   });
 const scaledRows = (rows: number[][], s: number) => rows.map((r) => r.map((v) => v * s));
 
@@ -278,7 +322,8 @@ describe('row 14: coincident points are merged (exact, near-linear time)', () =>
       const want = 0.5 * P.reduce((s, v, k) => s + (v - Q[k]!) ** 2, 0);
       expectMatch([r1.value], [want], 1e-9, 'value');
       expect(r1.grad.x.shape).toEqual([N, 3]);
-      for (const i of [0, 1, N - 1]) for (let k = 0; k < 3; k++) expect(r1.grad.x.data[i * 3 + k]).toBeCloseTo((P[k]! - Q[k]!) / N, 15);
+      for (const i of [0, 1, N - 1])
+        for (let k = 0; k < 3; k++) expect(r1.grad.x.data[i * 3 + k]).toBeCloseTo((P[k]! - Q[k]!) / N, 15);
       // Identical clouds: exactly 0.
       const same = await new SamplesLoss({ backend }).value(repeated([P], N), repeated([P], N));
       expect(same).toBe(0);
@@ -287,8 +332,17 @@ describe('row 14: coincident points are merged (exact, near-linear time)', () =>
   }
 
   it('10^6 points on a few locations, with weights: the reference on the locations, spread back', async () => {
-    const X = [[0, 0], [1, 0.5], [0.2, 0.9]];
-    const Y = [[0.5, 0.5], [0.9, 0.1], [0.1, 0.3], [0.6, 1]];
+    const X = [
+      [0, 0],
+      [1, 0.5],
+      [0.2, 0.9],
+    ];
+    const Y = [
+      [0.5, 0.5],
+      [0.9, 0.1],
+      [0.1, 0.3],
+      [0.6, 1],
+    ];
     const x = repeated(X, N);
     const y = repeated(Y, N);
     const a = Float64Array.from({ length: N }, (_, i) => 1 + (i % 7));
@@ -307,7 +361,12 @@ describe('row 14: coincident points are merged (exact, near-linear time)', () =>
         const u = i % 3;
         expectMatch([got.grad.a.data[i]!], [ref.gradA[u]!], 1e-8, `p = ${p} grad a[${i}]`);
         const share = an[i]! / A[u]!;
-        expectMatch(Array.from(got.grad.x.data.subarray(2 * i, 2 * i + 2)), ref.gradX[u]!.map((g) => share * g), 1e-8, `p = ${p} grad x[${i}]`);
+        expectMatch(
+          Array.from(got.grad.x.data.subarray(2 * i, 2 * i + 2)),
+          ref.gradX[u]!.map((g) => share * g),
+          1e-8,
+          `p = ${p} grad x[${i}]`,
+        );
       }
       const j = N - 2;
       expectMatch([got.grad.b.data[j]!], [ref.gradB[j % 4]!], 1e-8, `p = ${p} grad b[${j}]`);

@@ -58,7 +58,9 @@ export function expectMatch(got: ArrayLike<number>, ref: readonly number[], rtol
     }
   }
   if (worst >= 0) {
-    expect.fail(`${label}: entry ${worst} is ${got[worst]}, expected ${ref[worst]} (rtol ${rtol}, max|ref| ${scale.toExponential(2)})`);
+    expect.fail(
+      `${label}: entry ${worst} is ${got[worst]}, expected ${ref[worst]} (rtol ${rtol}, max|ref| ${scale.toExponential(2)})`,
+    );
   }
   return { rel, relMax };
 }
@@ -70,7 +72,9 @@ export class Report {
   add(label: string, errors: Record<string, Errors>): void {
     const worst = Object.entries(errors).sort((p, q) => q[1].rel - p[1].rel)[0];
     const parts = Object.entries(errors).map(([k, e]) => `${k} ${e.rel.toExponential(1)}`);
-    this.rows.push(`${label.padEnd(58)} worst ${worst ? `${worst[1].rel.toExponential(1)} (${worst[0]})` : '-'} | ${parts.join(', ')}`);
+    this.rows.push(
+      `${label.padEnd(58)} worst ${worst ? `${worst[1].rel.toExponential(1)} (${worst[0]})` : '-'} | ${parts.join(', ')}`,
+    );
   }
   print(): void {
     if (this.rows.length) console.log(['', this.title, ...this.rows].join('\n'));

@@ -2,7 +2,12 @@
 // reductions) agrees with 'online' to within the truncation tolerance: values, gradients and
 // potentials, balanced and unbalanced, p = 1 and 2, float32 and float64, in the user's point order.
 import { afterAll, describe, expect, it } from 'vitest';
-import { AUTO_MULTISCALE_PAIRS, GeomLossError, SamplesLoss, type SamplesLossOptions } from '../../src/geomloss/index.js';
+import {
+  AUTO_MULTISCALE_PAIRS,
+  GeomLossError,
+  SamplesLoss,
+  type SamplesLossOptions,
+} from '../../src/geomloss/index.js';
 import { Report, rng, weights, type Errors } from './helpers.js';
 
 const report = new Report('multiscale vs online (relative errors; values and max-normalised gradients / potentials)');
@@ -16,7 +21,12 @@ function clouds(seed: number, n: number, m: number, D: number, dtype: 'float32' 
   const y = new Arr(m * D);
   for (let k = 0; k < n * D; k++) x[k] = r();
   for (let k = 0; k < m * D; k++) y[k] = 0.25 + 0.6 * r() * r();
-  return { x: { data: x, shape: [n, D] as [number, number] }, y: { data: y, shape: [m, D] as [number, number] }, a: weights(r, n), b: weights(r, m) };
+  return {
+    x: { data: x, shape: [n, D] as [number, number] },
+    y: { data: y, shape: [m, D] as [number, number] },
+    a: weights(r, n),
+    b: weights(r, m),
+  };
 }
 
 /** max |got - ref| / max |ref| (vectors), |got - ref| / |ref| (scalars). */
@@ -43,62 +53,110 @@ describe.each(['float64', 'float32'] as const)('multiscale agrees with online ne
     ['p = 2, unbalanced (reach 0.3), D = 2', { p: 2, reach: 0.3 }, 2],
     ['p = 1, balanced, D = 2', { p: 1 }, 2],
   ];
-  it.each(cases)('%s', async (label, opts, D) => {
-    const { x, y, a, b } = clouds(7 + D, 900, 700, D, dtype);
-    // Multiscale with and without truncation: the truncation's own error, near convergence.
-    const base: SamplesLossOptions = {
-      loss: 'sinkhorn', scaling: 0.5, blur: 0.05, clusterScale: 0.05, dtype, convergence: { tol: 1e-12, maxIter: 300 }, ...opts,
-    };
-    const online = await new SamplesLoss({ ...base, backend: 'online' }).valueAndGrad(x, y, { a, b });
-    const multi = await new SamplesLoss({ ...base, backend: 'multiscale' }).valueAndGrad(x, y, { a, b });
-    const full = await new SamplesLoss({ ...base, backend: 'multiscale', truncate: null }).valueAndGrad(x, y, { a, b });
-    expect(Math.abs(multi.value - full.value) / Math.abs(full.value)).toBeLessThan(1e-6);
-    for (const k of ['x', 'y', 'a', 'b'] as const) expect(relMax(multi.grad[k].data, full.grad[k].data), `truncation, grad ${k}`).toBeLessThan(dtype === 'float64' ? 1e-6 : 1e-4);
-    expect(multi.info.backend).toBe('multiscale');
-    expect(online.info.backend).toBe('online');
-    const ms = multi.info.multiscale!;
-    const e = {
-      value: err(Math.abs(multi.value - online.value) / Math.abs(online.value)),
-      'grad x': err(relMax(multi.grad.x.data, online.grad.x.data)),
-      'grad y': err(relMax(multi.grad.y.data, online.grad.y.data)),
-      'grad a': err(relMax(multi.grad.a.data, online.grad.a.data)),
-      'grad b': err(relMax(multi.grad.b.data, online.grad.b.data)),
-    };
-    const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(0)}%`);
-    report.add(`${dtype} ${label} [kept xy ${pct(ms.density.xy)} xx ${pct(ms.density.xx)} yy ${pct(ms.density.yy)}]`, e);
-    // Values agree closely; the weight gradients (the potentials) keep ~1e-3 of the two iterations'
-    // different paths after 300 iterations (the same with truncate: null, see the report).
-    const tol: Record<string, number> = { value: 1e-5, 'grad x': 1e-3, 'grad y': 1e-3, 'grad a': 5e-3, 'grad b': 5e-3 };
-    for (const [k, v] of Object.entries(e)) expect(v.rel, k).toBeLessThan(tol[k]!);
-  }, 120_000);
+  it.each(cases)(
+    '%s',
+    async (label, opts, D) => {
+      const { x, y, a, b } = clouds(7 + D, 900, 700, D, dtype);
+      // Multiscale with and without truncation: the truncation's own error, near convergence.
+      const base: SamplesLossOptions = {
+        loss: 'sinkhorn',
+        scaling: 0.5,
+        blur: 0.05,
+        clusterScale: 0.05,
+        dtype,
+        convergence: { tol: 1e-12, maxIter: 300 },
+        ...opts,
+      };
+      const online = await new SamplesLoss({ ...base, backend: 'online' }).valueAndGrad(x, y, { a, b });
+      const multi = await new SamplesLoss({ ...base, backend: 'multiscale' }).valueAndGrad(x, y, { a, b });
+      const full = await new SamplesLoss({ ...base, backend: 'multiscale', truncate: null }).valueAndGrad(x, y, {
+        a,
+        b,
+      });
+      expect(Math.abs(multi.value - full.value) / Math.abs(full.value)).toBeLessThan(1e-6);
+      for (const k of ['x', 'y', 'a', 'b'] as const)
+        expect(relMax(multi.grad[k].data, full.grad[k].data), `truncation, grad ${k}`).toBeLessThan(
+          dtype === 'float64' ? 1e-6 : 1e-4,
+        );
+      expect(multi.info.backend).toBe('multiscale');
+      expect(online.info.backend).toBe('online');
+      const ms = multi.info.multiscale!;
+      const e = {
+        value: err(Math.abs(multi.value - online.value) / Math.abs(online.value)),
+        'grad x': err(relMax(multi.grad.x.data, online.grad.x.data)),
+        'grad y': err(relMax(multi.grad.y.data, online.grad.y.data)),
+        'grad a': err(relMax(multi.grad.a.data, online.grad.a.data)),
+        'grad b': err(relMax(multi.grad.b.data, online.grad.b.data)),
+      };
+      const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(0)}%`);
+      report.add(
+        `${dtype} ${label} [kept xy ${pct(ms.density.xy)} xx ${pct(ms.density.xx)} yy ${pct(ms.density.yy)}]`,
+        e,
+      );
+      // Values agree closely; the weight gradients (the potentials) keep ~1e-3 of the two iterations'
+      // different paths after 300 iterations (the same with truncate: null, see the report).
+      const tol: Record<string, number> = {
+        value: 1e-5,
+        'grad x': 1e-3,
+        'grad y': 1e-3,
+        'grad a': 5e-3,
+        'grad b': 5e-3,
+      };
+      for (const [k, v] of Object.entries(e)) expect(v.rel, k).toBeLessThan(tol[k]!);
+    },
+    120_000,
+  );
 });
 
 describe('multiscale truncation', () => {
-  it.each(['float64', 'float32'] as const)('truncate 5 gives what keeping every block gives (GeomLoss schedule, %s), in the user order', async (dtype) => {
-    const { x, y, a, b } = clouds(11, 3000, 2500, 3, dtype);
-    const base: SamplesLossOptions = { loss: 'sinkhorn', p: 2, blur: 0.02, scaling: 0.5, dtype, backend: 'multiscale', reach: null };
-    const full = await new SamplesLoss({ ...base, truncate: null }).valueAndGrad(x, y, { a, b });
-    const cut = await new SamplesLoss(base).valueAndGrad(x, y, { a, b });
-    const pf = await new SamplesLoss({ ...base, truncate: null }).potentials(x, y, { a, b });
-    const pc = await new SamplesLoss(base).potentials(x, y, { a, b });
-    const online = await new SamplesLoss({ ...base, backend: 'online' }).value(x, y, { a, b });
-    expect(cut.info.multiscale!.density.xy).toBeLessThan(1);
-    const tol = dtype === 'float64' ? 1e-9 : 1e-4;
-    expect(Math.abs(cut.value - full.value) / full.value).toBeLessThan(tol);
-    for (const k of ['x', 'y', 'a', 'b'] as const) expect(relMax(cut.grad[k].data, full.grad[k].data), k).toBeLessThan(tol);
-    expect(relMax(pc.f.data, pf.f.data)).toBeLessThan(tol);
-    expect(relMax(pc.g.data, pf.g.data)).toBeLessThan(tol);
-    // On GeomLoss's fixed schedule, multiscale and online are different iterations: a few % apart.
-    expect(Math.abs(cut.value - online) / online).toBeLessThan(0.05);
-    report.add(`${dtype} truncate 5 vs none, GeomLoss schedule [kept xy ${(100 * cut.info.multiscale!.density.xy).toFixed(0)}%]`, { value: err(Math.abs(cut.value - full.value) / full.value) });
-  }, 120_000);
+  it.each(['float64', 'float32'] as const)(
+    'truncate 5 gives what keeping every block gives (GeomLoss schedule, %s), in the user order',
+    async (dtype) => {
+      const { x, y, a, b } = clouds(11, 3000, 2500, 3, dtype);
+      const base: SamplesLossOptions = {
+        loss: 'sinkhorn',
+        p: 2,
+        blur: 0.02,
+        scaling: 0.5,
+        dtype,
+        backend: 'multiscale',
+        reach: null,
+      };
+      const full = await new SamplesLoss({ ...base, truncate: null }).valueAndGrad(x, y, { a, b });
+      const cut = await new SamplesLoss(base).valueAndGrad(x, y, { a, b });
+      const pf = await new SamplesLoss({ ...base, truncate: null }).potentials(x, y, { a, b });
+      const pc = await new SamplesLoss(base).potentials(x, y, { a, b });
+      const online = await new SamplesLoss({ ...base, backend: 'online' }).value(x, y, { a, b });
+      expect(cut.info.multiscale!.density.xy).toBeLessThan(1);
+      const tol = dtype === 'float64' ? 1e-9 : 1e-4;
+      expect(Math.abs(cut.value - full.value) / full.value).toBeLessThan(tol);
+      for (const k of ['x', 'y', 'a', 'b'] as const)
+        expect(relMax(cut.grad[k].data, full.grad[k].data), k).toBeLessThan(tol);
+      expect(relMax(pc.f.data, pf.f.data)).toBeLessThan(tol);
+      expect(relMax(pc.g.data, pf.g.data)).toBeLessThan(tol);
+      // On GeomLoss's fixed schedule, multiscale and online are different iterations: a few % apart.
+      expect(Math.abs(cut.value - online) / online).toBeLessThan(0.05);
+      report.add(
+        `${dtype} truncate 5 vs none, GeomLoss schedule [kept xy ${(100 * cut.info.multiscale!.density.xy).toFixed(0)}%]`,
+        { value: err(Math.abs(cut.value - full.value) / full.value) },
+      );
+    },
+    120_000,
+  );
 });
 
 describe('multiscale: finer coarse levels', () => {
   it('adds a level of half-size cells where it pays, and still solves the same problem', async () => {
     const { x, y, a, b } = clouds(13, 1500, 1500, 3, 'float64');
     // Large cells (27 at GeomLoss's level) so that a level of half-size cells pays at 1500 points.
-    const base: SamplesLossOptions = { loss: 'sinkhorn', p: 2, blur: 0.05, scaling: 0.5, clusterScale: 0.4, dtype: 'float64' };
+    const base: SamplesLossOptions = {
+      loss: 'sinkhorn',
+      p: 2,
+      blur: 0.05,
+      scaling: 0.5,
+      clusterScale: 0.4,
+      dtype: 'float64',
+    };
     const multi = await new SamplesLoss({ ...base, backend: 'multiscale' }).valueAndGrad(x, y, { a, b });
     const levels = multi.info.multiscale!.levels;
     expect(levels.length).toBe(2);
@@ -109,7 +167,8 @@ describe('multiscale: finer coarse levels', () => {
     // Truncation is exact on this path too.
     const full = await new SamplesLoss({ ...base, backend: 'multiscale', truncate: null }).valueAndGrad(x, y, { a, b });
     expect(Math.abs(multi.value - full.value) / full.value).toBeLessThan(1e-9);
-    for (const k of ['x', 'y', 'a', 'b'] as const) expect(relMax(multi.grad[k].data, full.grad[k].data), k).toBeLessThan(1e-9);
+    for (const k of ['x', 'y', 'a', 'b'] as const)
+      expect(relMax(multi.grad[k].data, full.grad[k].data), k).toBeLessThan(1e-9);
     // Near the fixed point it agrees with online as the two-level path does.
     const converge: SamplesLossOptions = { ...base, convergence: { tol: 1e-12, maxIter: 300 } };
     const online = await new SamplesLoss({ ...converge, backend: 'online' }).value(x, y, { a, b });
@@ -126,7 +185,16 @@ describe('multiscale: choice and errors', () => {
     const loss = new SamplesLoss({ backend: 'multiscale' });
     await expect(loss.value(x4, x4)).rejects.toThrow(GeomLossError);
     await expect(loss.value(x4, x4)).rejects.toThrow(/multiscale' needs points of dimension D <= 3.*got D = 4/);
-    const xb = [[[0, 0], [1, 1]], [[0, 1], [1, 0]]];
+    const xb = [
+      [
+        [0, 0],
+        [1, 1],
+      ],
+      [
+        [0, 1],
+        [1, 0],
+      ],
+    ];
     await expect(loss.value(xb, xb)).rejects.toThrow(/does not take batched clouds/);
     // 'auto' stays online on a small problem and on D > 3.
     const auto = await new SamplesLoss({ blur: 0.1 }).potentials(x4, x4);
@@ -148,7 +216,9 @@ describe('multiscale: choice and errors', () => {
     // Not for a custom cost, nor for another loss.
     const custom = new SamplesLoss({ blur: 0.05, cost: (p, q) => p.sqDist(q) });
     expect((await custom.valueAndGrad(big.x, big.y)).info.backend).toBe('online');
-    expect((await new SamplesLoss({ loss: 'hausdorff', blur: 0.05 }).valueAndGrad(big.x, big.y)).info.backend).toBe('online');
+    expect((await new SamplesLoss({ loss: 'hausdorff', blur: 0.05 }).valueAndGrad(big.x, big.y)).info.backend).toBe(
+      'online',
+    );
   }, 120_000);
 
   it('gives 0 for identical clouds and the online value for a tiny problem', async () => {

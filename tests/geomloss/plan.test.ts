@@ -17,7 +17,12 @@ const b = weights(r, M);
 describe('transportPlan', () => {
   for (const dtype of ['float64', 'float32'] as const) {
     it(`balanced, converged: the rows sum to a and the columns to b (${dtype})`, async () => {
-      const loss = new SamplesLoss({ p: 2, blur: 0.2, convergence: { tol: dtype === 'float64' ? 1e-10 : 1e-5 }, dtype });
+      const loss = new SamplesLoss({
+        p: 2,
+        blur: 0.2,
+        convergence: { tol: dtype === 'float64' ? 1e-10 : 1e-5 },
+        dtype,
+      });
       const plan = await loss.transportPlan(x, y, { a, b });
       expect(plan.rowsI).toBe(N);
       expect(plan.rowsJ).toBe(M);
@@ -36,12 +41,24 @@ describe('transportPlan', () => {
     // the same run in the dense reference
     const sched = info.schedule!;
     const epsList = sched.concat(new Array<number>(info.iterations - sched.length).fill(sched[sched.length - 1]!));
-    const ref = denseSamplesLoss(x, y, a, b, { loss: 'sinkhorn', p: 2, blur: 0.1, reach: null, diameter: null, scaling: 0.5, debias: true, epsList });
+    const ref = denseSamplesLoss(x, y, a, b, {
+      loss: 'sinkhorn',
+      p: 2,
+      blur: 0.1,
+      reach: null,
+      diameter: null,
+      scaling: 0.5,
+      debias: true,
+      epsList,
+    });
     const eps = 0.01;
     const f = ref.potentials!.fBA;
     const g = ref.potentials!.gAB;
     const pi: number[][] = x.map((xi, i) =>
-      y.map((yj, j) => a[i]! * b[j]! * Math.exp((f[i]! + g[j]! - ((xi[0]! - yj[0]!) ** 2 + (xi[1]! - yj[1]!) ** 2) / 2) / eps)),
+      y.map(
+        (yj, j) =>
+          a[i]! * b[j]! * Math.exp((f[i]! + g[j]! - ((xi[0]! - yj[0]!) ** 2 + (xi[1]! - yj[1]!) ** 2) / 2) / eps),
+      ),
     );
     // the whole (small) matrix
     expectMatch(flat(plan.dense()), flat(pi), 1e-8, 'plan entries');
@@ -72,6 +89,8 @@ describe('transportPlan', () => {
   });
 
   it('is for the sinkhorn loss only', async () => {
-    await expect(new SamplesLoss({ loss: 'gaussian' }).transportPlan(x, y)).rejects.toThrow(/transportPlan is defined for loss 'sinkhorn'/);
+    await expect(new SamplesLoss({ loss: 'gaussian' }).transportPlan(x, y)).rejects.toThrow(
+      /transportPlan is defined for loss 'sinkhorn'/,
+    );
   });
 });

@@ -21,7 +21,11 @@ describe('progress', () => {
 
   it('with the convergence option, the extra iterations report their change', async () => {
     const seen: ProgressInfo[] = [];
-    const loss = new SamplesLoss({ blur: 0.3, convergence: { tol: 1e-8, maxIter: 500 }, onProgress: (info) => seen.push(info) });
+    const loss = new SamplesLoss({
+      blur: 0.3,
+      convergence: { tol: 1e-8, maxIter: 500 },
+      onProgress: (info) => seen.push(info),
+    });
     const { info } = await loss.potentials(x, y);
     const extra = seen.filter((s) => s.phase === 'convergence');
     expect(extra.length).toBe(info.iterations - info.schedule!.length);
@@ -54,14 +58,20 @@ describe('input forms and result types', () => {
     const loss = new SamplesLoss();
     const v1 = await loss.value(x, y);
     const v2 = await loss.value({ data: x.flat(), shape: [10, 2] }, { data: y.flat(), shape: [8, 2] });
-    const v3 = await loss.value({ data: Float64Array.from(x.flat()), shape: [10, 2] }, { data: Float64Array.from(y.flat()), shape: [8, 2] });
+    const v3 = await loss.value(
+      { data: Float64Array.from(x.flat()), shape: [10, 2] },
+      { data: Float64Array.from(y.flat()), shape: [8, 2] },
+    );
     expect(v2).toBe(v1);
     expect(v3).toBe(v1);
   });
 
   it('float32 inputs compute in float32 and return Float32Array gradients with the input shapes', async () => {
     const loss = new SamplesLoss();
-    const res = await loss.valueAndGrad({ data: Float32Array.from(x.flat()), shape: [10, 2] }, { data: Float32Array.from(y.flat()), shape: [8, 2] });
+    const res = await loss.valueAndGrad(
+      { data: Float32Array.from(x.flat()), shape: [10, 2] },
+      { data: Float32Array.from(y.flat()), shape: [8, 2] },
+    );
     expect(res.info.dtype).toBe('float32');
     expect(res.grad.x.data).toBeInstanceOf(Float32Array);
     expect(res.grad.x.shape).toEqual([10, 2]);

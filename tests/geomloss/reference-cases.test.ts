@@ -88,7 +88,12 @@ describe.skipIf(data === null)('GeomLoss reference cases', () => {
         expectMatch(flat(v), flat(out.value), rtol, `${c.id} value()`);
         if (c.value_xy_signature !== undefined && c.weights === 'uniform') {
           // The (x, y) signature: uniform weights by default.
-          errors.value_xy = expectMatch(flat(await loss.value(x, y)), flat(c.value_xy_signature), rtol, `${c.id} value(x, y)`);
+          errors.value_xy = expectMatch(
+            flat(await loss.value(x, y)),
+            flat(c.value_xy_signature),
+            rtol,
+            `${c.id} value(x, y)`,
+          );
         }
         report.add(`${c.id.slice(0, 48)} ${dtype}`, errors);
       });

@@ -50,10 +50,12 @@ function quantileIntegral(s: number[], a: number[], t: number[], b: number[], p:
 function cdfIntegral(s: number[], a: number[], t: number[], b: number[]): number {
   const A = a.reduce((u, v) => u + v, 0);
   const B = b.reduce((u, v) => u + v, 0);
-  const F = (z: number, pts: number[], w: number[], W: number) => pts.reduce((acc, v, i) => acc + (v <= z ? w[i]! / W : 0), 0);
+  const F = (z: number, pts: number[], w: number[], W: number) =>
+    pts.reduce((acc, v, i) => acc + (v <= z ? w[i]! / W : 0), 0);
   const zs = [...s, ...t].sort((u, v) => u - v);
   let total = 0;
-  for (let k = 0; k + 1 < zs.length; k++) total += (zs[k + 1]! - zs[k]!) * Math.abs(F(zs[k]!, s, a, A) - F(zs[k]!, t, b, B));
+  for (let k = 0; k + 1 < zs.length; k++)
+    total += (zs[k + 1]! - zs[k]!) * Math.abs(F(zs[k]!, s, a, A) - F(zs[k]!, t, b, B));
   return total;
 }
 
@@ -70,7 +72,11 @@ describe('slicedWasserstein in 1-D: the exact W_p', () => {
       const x = cloud(r, 40, 1);
       const y = cloud(r, 40, 1, 0.3, 2);
       const { value, valuePow } = await slicedWasserstein(x, y, { p, directions: [[1]] });
-      const ref = sortedPairing(x.map((v) => v[0]!), y.map((v) => v[0]!), p);
+      const ref = sortedPairing(
+        x.map((v) => v[0]!),
+        y.map((v) => v[0]!),
+        p,
+      );
       expect(valuePow).toBeCloseTo(ref, 13);
       expect(value).toBeCloseTo(ref ** (1 / p), 13);
     });
@@ -81,7 +87,13 @@ describe('slicedWasserstein in 1-D: the exact W_p', () => {
       const b = weights(r, 37);
       b[4] = 0; // a zero weight moves nothing
       const { valuePow } = await slicedWasserstein(x, y, { p, a, b, directions: [[-2]] });
-      const ref = quantileIntegral(x.map((v) => -v[0]!), a, y.map((v) => -v[0]!), b, p);
+      const ref = quantileIntegral(
+        x.map((v) => -v[0]!),
+        a,
+        y.map((v) => -v[0]!),
+        b,
+        p,
+      );
       expect(Math.abs(valuePow - ref)).toBeLessThan(1e-12 * Math.max(1, ref));
     });
   }
@@ -91,7 +103,15 @@ describe('slicedWasserstein in 1-D: the exact W_p', () => {
     const a = weights(r, 31);
     const b = weights(r, 18);
     const { value } = await slicedWasserstein(x, y, { p: 1, a, b, directions: [[1]] });
-    expect(value).toBeCloseTo(cdfIntegral(x.map((v) => v[0]!), a, y.map((v) => v[0]!), b), 12);
+    expect(value).toBeCloseTo(
+      cdfIntegral(
+        x.map((v) => v[0]!),
+        a,
+        y.map((v) => v[0]!),
+        b,
+      ),
+      12,
+    );
   });
 });
 
@@ -102,7 +122,12 @@ describe('slicedWasserstein in D > 1', () => {
   const y = cloud(r, 45, D, 0.2, 1.5);
   const a = weights(r, 30);
   const b = weights(r, 45);
-  const dirs = [[1, 0, 0, 0], [1, 2, -1, 0.5], [0, -1, 3, 1], [-0.2, 0.1, 0.4, -2]];
+  const dirs = [
+    [1, 0, 0, 0],
+    [1, 2, -1, 0.5],
+    [0, -1, 3, 1],
+    [-0.2, 0.1, 0.4, -2],
+  ];
 
   for (const p of [1, 2, 1.5]) {
     it(`given directions: the mean of the per-direction 1-D references (p = ${p})`, async () => {
@@ -119,15 +144,22 @@ describe('slicedWasserstein in D > 1', () => {
     it(`gradients with respect to x and y match finite differences (p = ${p})`, async () => {
       const res = await slicedWasserstein(x, y, { a, b, p, directions: dirs });
       const h = 1e-6;
-      const f = async (xx: number[][], yy: number[][]) => (await slicedWasserstein(xx, yy, { a, b, p, directions: dirs })).value;
-      for (const [which, pts, grad] of [['x', x, res.grad.x], ['y', y, res.grad.y]] as const) {
+      const f = async (xx: number[][], yy: number[][]) =>
+        (await slicedWasserstein(xx, yy, { a, b, p, directions: dirs })).value;
+      for (const [which, pts, grad] of [
+        ['x', x, res.grad.x],
+        ['y', y, res.grad.y],
+      ] as const) {
         for (const i of [0, 7, 19]) {
           for (let k = 0; k < D; k++) {
             const up = pts.map((row) => [...row]);
             const dn = pts.map((row) => [...row]);
             up[i]![k]! += h;
             dn[i]![k]! -= h;
-            const fd = which === 'x' ? ((await f(up, y)) - (await f(dn, y))) / (2 * h) : ((await f(x, up)) - (await f(x, dn))) / (2 * h);
+            const fd =
+              which === 'x'
+                ? ((await f(up, y)) - (await f(dn, y))) / (2 * h)
+                : ((await f(x, up)) - (await f(x, dn))) / (2 * h);
             expect(Math.abs(grad.data[i * D + k]! - fd)).toBeLessThan(1e-6);
           }
         }
@@ -141,10 +173,14 @@ describe('slicedWasserstein in D > 1', () => {
     const other = await slicedWasserstein(x, y, { projections: 20, seed: 6 });
     expect(one.value).toBe(two.value);
     expect(one.value).not.toBe(other.value);
-    for (let t = 0; t < 20; t++) expect(Math.hypot(...one.directions.data.subarray(t * D, t * D + D))).toBeCloseTo(1, 14);
+    for (let t = 0; t < 20; t++)
+      expect(Math.hypot(...one.directions.data.subarray(t * D, t * D + D))).toBeCloseTo(1, 14);
     // The result is the per-direction reference on the directions it reports.
     const d0 = Array.from(one.directions.data.subarray(0, D));
-    expect(one.perDirection[0]).toBeCloseTo(quantileIntegral(col(x, d0), new Array(30).fill(1), col(y, d0), new Array(45).fill(1), 2), 12);
+    expect(one.perDirection[0]).toBeCloseTo(
+      quantileIntegral(col(x, d0), new Array(30).fill(1), col(y, d0), new Array(45).fill(1), 2),
+      12,
+    );
     expect((await slicedWasserstein(x, y)).directions.shape).toEqual([50, D]);
   });
 
@@ -178,7 +214,11 @@ describe('slicedWasserstein in D > 1', () => {
     const flatX = { data: Float32Array.from(x.flat()), shape: [30, D] as const };
     const flatY = { data: y.flat(), shape: [45, D] as const };
     const got = await slicedWasserstein(flatX, flatY, { directions: { data: dirs.flat(), shape: [4, D] } });
-    const ref = await slicedWasserstein(x.map((row) => row.map(Math.fround)), y, { directions: dirs });
+    const ref = await slicedWasserstein(
+      x.map((row) => row.map(Math.fround)),
+      y,
+      { directions: dirs },
+    );
     expect(got.value).toBe(ref.value);
   });
 });
@@ -193,7 +233,10 @@ describe('slicedWasserstein on large clouds', () => {
       X[k] = r() - 0.5;
       Y[k] = 2 * r() + (k % 3 === 0 ? 1 : -1); // negative and positive keys
     }
-    const dirs = [[1, 0, 0], [0.3, -0.9, 0.1]];
+    const dirs = [
+      [1, 0, 0],
+      [0.3, -0.9, 0.1],
+    ];
     const res = await slicedWasserstein({ data: X, shape: [N, 3] }, { data: Y, shape: [N, 3] }, { directions: dirs });
     dirs.forEach((d, t) => {
       const th = unit(d);
@@ -237,33 +280,69 @@ describe('slicedWasserstein on large clouds', () => {
 });
 
 describe('slicedWasserstein: bad input is a GeomLossError naming the argument', () => {
-  const x = [[0, 0], [1, 1]];
-  const y = [[0, 1], [2, 0], [1, 1]];
+  const x = [
+    [0, 0],
+    [1, 1],
+  ];
+  const y = [
+    [0, 1],
+    [2, 0],
+    [1, 1],
+  ];
   const cases: [string, () => Promise<unknown>, RegExp][] = [
     ['projections 0', () => slicedWasserstein(x, y, { projections: 0 }), /projections must be a positive integer/],
     ['projections -3', () => slicedWasserstein(x, y, { projections: -3 }), /projections/],
     ['projections 2.5', () => slicedWasserstein(x, y, { projections: 2.5 }), /projections/],
-    ['directions of the wrong D', () => slicedWasserstein(x, y, { directions: [[1, 0, 0]] }), /directions must be \[P, D\] with the clouds' D = 2/],
-    ['a zero direction', () => slicedWasserstein(x, y, { directions: [[1, 0], [0, 0]] }), /directions\[1\] is zero/],
+    [
+      'directions of the wrong D',
+      () => slicedWasserstein(x, y, { directions: [[1, 0, 0]] }),
+      /directions must be \[P, D\] with the clouds' D = 2/,
+    ],
+    [
+      'a zero direction',
+      () =>
+        slicedWasserstein(x, y, {
+          directions: [
+            [1, 0],
+            [0, 0],
+          ],
+        }),
+      /directions\[1\] is zero/,
+    ],
     ['no directions', () => slicedWasserstein(x, y, { directions: [] }), /directions is empty/],
     ['a NaN direction', () => slicedWasserstein(x, y, { directions: [[NaN, 1]] }), /directions\[0\]\[0\] is NaN/],
-    ['directions and a different projections', () => slicedWasserstein(x, y, { directions: [[1, 0]], projections: 3 }), /projections \(3\) must equal/],
+    [
+      'directions and a different projections',
+      () => slicedWasserstein(x, y, { directions: [[1, 0]], projections: 3 }),
+      /projections \(3\) must equal/,
+    ],
     ['NaN in x', () => slicedWasserstein([[0, NaN]], y), /x\[0\]\[1\] is NaN/],
-    ['NaN in y data', () => slicedWasserstein(x, { data: [0, 1, Infinity, 0], shape: [2, 2] }), /y has a non-finite coordinate/],
+    [
+      'NaN in y data',
+      () => slicedWasserstein(x, { data: [0, 1, Infinity, 0], shape: [2, 2] }),
+      /y has a non-finite coordinate/,
+    ],
     ['negative weight', () => slicedWasserstein(x, y, { a: [0.5, -0.5] }), /a\[1\] is -0.5/],
     ['all-zero weights', () => slicedWasserstein(x, y, { b: [0, 0, 0] }), /b has all-zero weights/],
     ['weights of the wrong length', () => slicedWasserstein(x, y, { b: [1, 1] }), /b has 2 weights but y has N = 3/],
     ['mismatched D', () => slicedWasserstein(x, [[1, 2, 3]]), /same dimension D/],
     ['p < 1', () => slicedWasserstein(x, y, { p: 0.5 }), /p must be a finite number >= 1/],
     ['bad seed', () => slicedWasserstein(x, y, { seed: -1 }), /seed must be an integer/],
-    ['seed with directions', () => slicedWasserstein(x, y, { seed: 1, directions: [[1, 0]] }), /seed is for random directions/],
+    [
+      'seed with directions',
+      () => slicedWasserstein(x, y, { seed: 1, directions: [[1, 0]] }),
+      /seed is for random directions/,
+    ],
     ['unknown option', () => slicedWasserstein(x, y, { blur: 0.1 } as never), /unknown option 'blur'/],
     ['a batch', () => slicedWasserstein([x] as never, [y] as never), /x: slicedWasserstein takes one cloud/],
     ['a bad signal', () => slicedWasserstein(x, y, { signal: {} as never }), /signal must be an AbortSignal/],
   ];
   for (const [label, run, message] of cases) {
     it(label, async () => {
-      const error = await run().then(() => null, (e: unknown) => e);
+      const error = await run().then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(GeomLossError);
       expect((error as Error).message).toMatch(message);
     });

@@ -50,7 +50,13 @@ describe('solveSamples', () => {
 
   for (const dtype of ['float64', 'float32'] as const) {
     it(`marginals are a and b at convergence (${dtype})`, async () => {
-      const ot = await solveSamples(x, y, { a, b, blur: 0.2, dtype, convergence: { tol: dtype === 'float64' ? 1e-10 : 1e-5 } });
+      const ot = await solveSamples(x, y, {
+        a,
+        b,
+        blur: 0.2,
+        dtype,
+        convergence: { tol: dtype === 'float64' ? 1e-10 : 1e-5 },
+      });
       const { rows, cols } = await ot.marginals();
       expect(rows.shape).toEqual([N, 1]);
       expect(cols.shape).toEqual([M, 1]);
@@ -64,11 +70,25 @@ describe('solveSamples', () => {
     const ot = await solveSamples(x, y, { a, b, blur: 0.1, convergence: { tol: 1e-8 } });
     const sched = ot.info.schedule!;
     const epsList = sched.concat(new Array<number>(ot.info.iterations - sched.length).fill(sched[sched.length - 1]!));
-    const ref = denseSamplesLoss(x, y, a, b, { loss: 'sinkhorn', p: 2, blur: 0.1, reach: null, diameter: null, scaling: 0.5, debias: true, epsList });
+    const ref = denseSamplesLoss(x, y, a, b, {
+      loss: 'sinkhorn',
+      p: 2,
+      blur: 0.1,
+      reach: null,
+      diameter: null,
+      scaling: 0.5,
+      debias: true,
+      epsList,
+    });
     const f = ref.potentials!.fBA;
     const g = ref.potentials!.gAB;
     const eps = 0.01;
-    const pi = x.map((xi, i) => y.map((yj, j) => a[i]! * b[j]! * Math.exp((f[i]! + g[j]! - ((xi[0]! - yj[0]!) ** 2 + (xi[1]! - yj[1]!) ** 2) / 2) / eps)));
+    const pi = x.map((xi, i) =>
+      y.map(
+        (yj, j) =>
+          a[i]! * b[j]! * Math.exp((f[i]! + g[j]! - ((xi[0]! - yj[0]!) ** 2 + (xi[1]! - yj[1]!) ** 2) / 2) / eps),
+      ),
+    );
     const dense = pi.flatMap((row) => {
       const s = row.reduce((u, v) => u + v, 0);
       return [0, 1].map((d) => row.reduce((u, v, j) => u + v * y[j]![d]!, 0) / s);

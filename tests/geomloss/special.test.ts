@@ -7,9 +7,7 @@ import { cloud, expectMatch, flat, rng, weights } from './helpers.js';
 
 const r = rng(5);
 const x = cloud(r, 21, 3);
-const y = cloud(r, 16, 3, 0.2);
 const a = weights(r, 21);
-const b = weights(r, 16);
 
 const exactZeroLosses: [string, SamplesLossOptions][] = [
   ['sinkhorn p=2', { p: 2 }],
@@ -28,12 +26,17 @@ describe('identical measures: the divergence is exactly 0', () => {
       it(`${name} (${dtype})`, async () => {
         const loss = new SamplesLoss({ ...opts, dtype });
         // distinct arrays holding the same values
-        const res = await loss.valueAndGrad(x, x.map((p) => p.slice()), { a, b: a.slice() });
+        const res = await loss.valueAndGrad(
+          x,
+          x.map((p) => p.slice()),
+          { a, b: a.slice() },
+        );
         expect(res.value).toBe(0);
         const grads = [res.grad.x.data, res.grad.y.data, res.grad.a.data, res.grad.b.data];
         if (opts.loss === 'hausdorff') {
           // H has a minimum there: its exact gradients vanish up to rounding
-          for (const g of grads) for (const v of g) expect(Math.abs(v)).toBeLessThan(dtype === 'float64' ? 1e-12 : 1e-5);
+          for (const g of grads)
+            for (const v of g) expect(Math.abs(v)).toBeLessThan(dtype === 'float64' ? 1e-12 : 1e-5);
         } else {
           for (const g of grads) for (const v of g) expect(v).toBe(0);
         }
@@ -63,7 +66,13 @@ describe('zero diameter (every point at the same place): GeomLoss crashes, we do
         for (const v of g) expect(Number.isFinite(v)).toBe(true);
       }
       const ref = denseSamplesLoss(xs, ys, aw, bw, {
-        loss: opts.loss ?? 'sinkhorn', p: opts.p as 1 | 2, blur: 0.05, reach: null, diameter: null, scaling: 0.5, debias: opts.debias ?? true,
+        loss: opts.loss ?? 'sinkhorn',
+        p: opts.p as 1 | 2,
+        blur: 0.05,
+        reach: null,
+        diameter: null,
+        scaling: 0.5,
+        debias: opts.debias ?? true,
       });
       expect(Math.abs(res.value - ref.value)).toBeLessThan(1e-12);
       if (opts.debias !== false) expect(Math.abs(res.value)).toBeLessThan(1e-15);

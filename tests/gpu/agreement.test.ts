@@ -12,23 +12,56 @@ type Out = { values: Tensor | null; indices: Tensor | null };
 async function reduce(kind: string, F: LazyTensor, axis: 0 | 1, engine: Engine, weight: LazyTensor): Promise<Out> {
   const o = { engine };
   switch (kind) {
-    case 'sum': return { values: await F.sum(axis, o), indices: null };
-    case 'logSumExp': return { values: await F.logSumExp(axis, o), indices: null };
-    case 'logSumExpWeighted': return { values: await F.elem(0).logSumExp(axis, { ...o, weight }), indices: null };
-    case 'sumSoftMaxWeight': return { values: await F.elem(0).sumSoftMaxWeight(axis, weight, o), indices: null };
-    case 'min': return { values: await F.min(axis, o), indices: null };
-    case 'max': return { values: await F.max(axis, o), indices: null };
-    case 'argMin': return { values: null, indices: await F.argMin(axis, o) };
-    case 'argMax': return { values: null, indices: await F.argMax(axis, o) };
-    case 'minArgMin': { const r = await F.minArgMin(axis, o); return r; }
-    case 'maxArgMax': { const r = await F.maxArgMax(axis, o); return r; }
-    case 'kMin': return { values: await F.kMin(3, axis, o), indices: null };
-    case 'argKMin': return { values: null, indices: await F.argKMin(3, axis, o) };
-    default: { const r = await F.kMinArgKMin(3, axis, o); return r; }
+    case 'sum':
+      return { values: await F.sum(axis, o), indices: null };
+    case 'logSumExp':
+      return { values: await F.logSumExp(axis, o), indices: null };
+    case 'logSumExpWeighted':
+      return { values: await F.elem(0).logSumExp(axis, { ...o, weight }), indices: null };
+    case 'sumSoftMaxWeight':
+      return { values: await F.elem(0).sumSoftMaxWeight(axis, weight, o), indices: null };
+    case 'min':
+      return { values: await F.min(axis, o), indices: null };
+    case 'max':
+      return { values: await F.max(axis, o), indices: null };
+    case 'argMin':
+      return { values: null, indices: await F.argMin(axis, o) };
+    case 'argMax':
+      return { values: null, indices: await F.argMax(axis, o) };
+    case 'minArgMin': {
+      const r = await F.minArgMin(axis, o);
+      return r;
+    }
+    case 'maxArgMax': {
+      const r = await F.maxArgMax(axis, o);
+      return r;
+    }
+    case 'kMin':
+      return { values: await F.kMin(3, axis, o), indices: null };
+    case 'argKMin':
+      return { values: null, indices: await F.argKMin(3, axis, o) };
+    default: {
+      const r = await F.kMinArgKMin(3, axis, o);
+      return r;
+    }
   }
 }
 
-const KINDS = ['sum', 'logSumExp', 'logSumExpWeighted', 'sumSoftMaxWeight', 'min', 'max', 'argMin', 'argMax', 'minArgMin', 'maxArgMax', 'kMin', 'argKMin', 'kMinArgKMin'];
+const KINDS = [
+  'sum',
+  'logSumExp',
+  'logSumExpWeighted',
+  'sumSoftMaxWeight',
+  'min',
+  'max',
+  'argMin',
+  'argMax',
+  'minArgMin',
+  'maxArgMax',
+  'kMin',
+  'argKMin',
+  'kMinArgKMin',
+];
 
 // Integers and halves: many exact ties and exact zeros of x - y.
 const xs = new Float32Array([0, 1, -1, 2, 0.5, -0.5, 3, 1, 1, 0, -2, 4, 1.5, 0, 2, -1]);

@@ -2,7 +2,16 @@
 // several inner ranges (not sorted, not tile-aligned), overlapping clusters (the last one wins),
 // clusters without ranges and rows no cluster covers (the reduction of an empty set).
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { clusterRangesCentroids, fromMatrix, gridCluster, sortClusters, Vi, Vj, type BlockRanges, type LazyTensor } from '../../src/index.js';
+import {
+  clusterRangesCentroids,
+  fromMatrix,
+  gridCluster,
+  sortClusters,
+  Vi,
+  Vj,
+  type BlockRanges,
+  type LazyTensor,
+} from '../../src/index.js';
 import type { ReductionKind } from '../../src/core/reduction.js';
 import { planSparse, WebGPUEngine } from '../../src/gpu/engine.js';
 import { configureWebGPU, webgpuTesting } from '../../src/runtime/index.js';
@@ -23,32 +32,76 @@ const RANGES: BlockRanges = {
 };
 
 const KINDS: [ReductionKind, number][] = [
-  ['sum', 0], ['logSumExp', 0], ['logSumExpWeighted', 0], ['sumSoftMaxWeight', 0], ['min', 0], ['max', 0], ['argMin', 0],
-  ['argMax', 0], ['minArgMin', 0], ['maxArgMax', 0], ['kMin', 4], ['argKMin', 4], ['kMinArgKMin', 4],
+  ['sum', 0],
+  ['logSumExp', 0],
+  ['logSumExpWeighted', 0],
+  ['sumSoftMaxWeight', 0],
+  ['min', 0],
+  ['max', 0],
+  ['argMin', 0],
+  ['argMax', 0],
+  ['minArgMin', 0],
+  ['maxArgMax', 0],
+  ['kMin', 4],
+  ['argKMin', 4],
+  ['kMinArgKMin', 4],
 ];
 
-async function run(kind: ReductionKind, K: number, F: LazyTensor, axis: 0 | 1, w: LazyTensor, engine: 'wasm' | 'webgpu', ranges: BlockRanges) {
+async function run(
+  kind: ReductionKind,
+  K: number,
+  F: LazyTensor,
+  axis: 0 | 1,
+  w: LazyTensor,
+  engine: 'wasm' | 'webgpu',
+  ranges: BlockRanges,
+) {
   const o = { engine, ranges };
-  const both = (r: { values: { data: ArrayLike<number>; engine: string }; indices: { data: ArrayLike<number>; engine: string } }) => ({ values: r.values, indices: r.indices });
+  const both = (r: {
+    values: { data: ArrayLike<number>; engine: string };
+    indices: { data: ArrayLike<number>; engine: string };
+  }) => ({ values: r.values, indices: r.indices });
   switch (kind) {
-    case 'sum': return { values: await F.sum(axis, o), indices: null };
-    case 'logSumExp': return { values: await F.logSumExp(axis, o), indices: null };
-    case 'logSumExpWeighted': return { values: await F.logSumExp(axis, { ...o, weight: w }), indices: null };
-    case 'sumSoftMaxWeight': return { values: await F.sumSoftMaxWeight(axis, w, o), indices: null };
-    case 'min': return { values: await F.min(axis, o), indices: null };
-    case 'max': return { values: await F.max(axis, o), indices: null };
-    case 'argMin': return { values: null, indices: await F.argMin(axis, o) };
-    case 'argMax': return { values: null, indices: await F.argMax(axis, o) };
-    case 'minArgMin': return both(await F.minArgMin(axis, o));
-    case 'maxArgMax': return both(await F.maxArgMax(axis, o));
-    case 'kMin': return { values: await F.kMin(K, axis, o), indices: null };
-    case 'argKMin': return { values: null, indices: await F.argKMin(K, axis, o) };
-    default: return both(await F.kMinArgKMin(K, axis, o));
+    case 'sum':
+      return { values: await F.sum(axis, o), indices: null };
+    case 'logSumExp':
+      return { values: await F.logSumExp(axis, o), indices: null };
+    case 'logSumExpWeighted':
+      return { values: await F.logSumExp(axis, { ...o, weight: w }), indices: null };
+    case 'sumSoftMaxWeight':
+      return { values: await F.sumSoftMaxWeight(axis, w, o), indices: null };
+    case 'min':
+      return { values: await F.min(axis, o), indices: null };
+    case 'max':
+      return { values: await F.max(axis, o), indices: null };
+    case 'argMin':
+      return { values: null, indices: await F.argMin(axis, o) };
+    case 'argMax':
+      return { values: null, indices: await F.argMax(axis, o) };
+    case 'minArgMin':
+      return both(await F.minArgMin(axis, o));
+    case 'maxArgMax':
+      return both(await F.maxArgMax(axis, o));
+    case 'kMin':
+      return { values: await F.kMin(K, axis, o), indices: null };
+    case 'argKMin':
+      return { values: null, indices: await F.argKMin(K, axis, o) };
+    default:
+      return both(await F.kMinArgKMin(K, axis, o));
   }
 }
 
 describe('planSparse', () => {
-  const limits = { maxStorageBufferBindingSize: 2 ** 30, maxBufferSize: 2 ** 30, maxComputeWorkgroupsPerDimension: 3, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupStorageSize: 32768, minUniformBufferOffsetAlignment: 256, maxPairsPerDispatch: 2 ** 30 };
+  const limits = {
+    maxStorageBufferBindingSize: 2 ** 30,
+    maxBufferSize: 2 ** 30,
+    maxComputeWorkgroupsPerDimension: 3,
+    maxComputeInvocationsPerWorkgroup: 256,
+    maxComputeWorkgroupSizeX: 256,
+    maxComputeWorkgroupStorageSize: 32768,
+    minUniformBufferOffsetAlignment: 256,
+    maxPairsPerDispatch: 2 ** 30,
+  };
   it('gives each row to the last cluster covering it, in items of one workgroup at most', () => {
     const p = planSparse({ outer: RANGES.rangesI, slices: RANGES.slicesI, inner: RANGES.redRangesJ }, N, 64, limits);
     expect(p.uncovered).toEqual([[130, 140]]);
@@ -87,7 +140,8 @@ describe.skipIf(!hasGpu)('WebGPU block-sparse reductions', () => {
       const g = await run(kind, K, F, axis, w, 'webgpu', RANGES);
       if (g.values) expectGpu(g.values, kind);
       if (g.indices) expectGpu(g.indices, kind);
-      if (a.values) expectClose(g.values!.data, Array.from(a.values.data), 1e-5, 1e-6, undefined, `${kind} axis ${axis}`);
+      if (a.values)
+        expectClose(g.values!.data, Array.from(a.values.data), 1e-5, 1e-6, undefined, `${kind} axis ${axis}`);
       if (a.indices) expect(Array.from(g.indices!.data), `${kind} axis ${axis}`).toEqual(Array.from(a.indices.data));
     }
   });
@@ -103,7 +157,11 @@ describe.skipIf(!hasGpu)('WebGPU block-sparse reductions', () => {
     const keep: boolean[] = [];
     for (let a = 0; a < cx.ranges.length / 2; a++) {
       for (let c = 0; c < cy.ranges.length / 2; c++) {
-        keep.push((cx.centroids[2 * a]! - cy.centroids[2 * c]!) ** 2 + (cx.centroids[2 * a + 1]! - cy.centroids[2 * c + 1]!) ** 2 < 0.16);
+        keep.push(
+          (cx.centroids[2 * a]! - cy.centroids[2 * c]!) ** 2 +
+            (cx.centroids[2 * a + 1]! - cy.centroids[2 * c + 1]!) ** 2 <
+            0.16,
+        );
       }
     }
     const ranges = fromMatrix(cx.ranges, cy.ranges, keep);
@@ -124,7 +182,9 @@ describe.skipIf(!hasGpu)('WebGPU block-sparse reductions', () => {
   it('arrays wider than a binding: the reduction falls back to WebAssembly with a warning', async () => {
     const device = (await webgpuTesting.engine())!.device;
     const engine = new WebGPUEngine(device, { cpuAdapter: true, limits: { maxStorageBufferBindingSize: 1024 } });
-    await expect(engine.reduce(x.sqDist(y).plan('sum', 1, { ranges: RANGES }))).rejects.toThrow(/block-sparse reductions on WebGPU bind whole arrays/);
+    await expect(engine.reduce(x.sqDist(y).plan('sum', 1, { ranges: RANGES }))).rejects.toThrow(
+      /block-sparse reductions on WebGPU bind whole arrays/,
+    );
     engine.trim();
     // Through the runtime: the result comes from WebAssembly, with one warning.
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
@@ -132,7 +192,9 @@ describe.skipIf(!hasGpu)('WebGPU block-sparse reductions', () => {
     try {
       const got = await x.sqDist(y).sum(1, { engine: 'webgpu', ranges: RANGES });
       expect(got.engine).toBe('wasm');
-      expect(Array.from(got.data)).toEqual(Array.from((await x.sqDist(y).sum(1, { engine: 'wasm', ranges: RANGES })).data));
+      expect(Array.from(got.data)).toEqual(
+        Array.from((await x.sqDist(y).sum(1, { engine: 'wasm', ranges: RANGES })).data),
+      );
       expect(warn).toHaveBeenCalledTimes(1);
       expect(String(warn.mock.calls[0]![0])).toMatch(/the WebGPU engine failed .*bind whole arrays/);
     } finally {
@@ -145,7 +207,12 @@ describe.skipIf(!hasGpu)('WebGPU block-sparse reductions', () => {
     let engine: WebGPUEngine;
     beforeAll(async () => {
       const device = (await webgpuTesting.engine())!.device;
-      engine = new WebGPUEngine(device, { staging: 'always', workgroupSize: 32, cpuAdapter: true, limits: { maxComputeWorkgroupsPerDimension: 2, maxPairsPerDispatch: 5000 } });
+      engine = new WebGPUEngine(device, {
+        staging: 'always',
+        workgroupSize: 32,
+        cpuAdapter: true,
+        limits: { maxComputeWorkgroupsPerDimension: 2, maxPairsPerDispatch: 5000 },
+      });
     });
     afterAll(() => engine.trim());
 
@@ -153,13 +220,21 @@ describe.skipIf(!hasGpu)('WebGPU block-sparse reductions', () => {
       const F = kind.startsWith('k') || kind.startsWith('arg') ? x.sqDist(y) : x.sqDist(y).mul(-3);
       for (const axis of [1, 0] as const) {
         const w = axis === 1 ? b : x.abs();
-        const plan = F.plan(kind, axis, { ranges: RANGES }, undefined, kind === 'logSumExpWeighted' || kind === 'sumSoftMaxWeight' ? w : undefined, K);
+        const plan = F.plan(
+          kind,
+          axis,
+          { ranges: RANGES },
+          undefined,
+          kind === 'logSumExpWeighted' || kind === 'sumSoftMaxWeight' ? w : undefined,
+          K,
+        );
         expect(engine.configFor(plan).staged).toBe(true);
         const before = engine.stats.dispatches;
         const got = await engine.reduce(plan);
         expect(engine.stats.dispatches - before).toBeGreaterThan(2);
         const a = await run(kind, K, F, axis, w, 'wasm', RANGES);
-        if (a.values) expectClose(got.values!, Array.from(a.values.data), 1e-5, 1e-6, undefined, `${kind} axis ${axis}`);
+        if (a.values)
+          expectClose(got.values!, Array.from(a.values.data), 1e-5, 1e-6, undefined, `${kind} axis ${axis}`);
         if (a.indices) expect(Array.from(got.indices!), `${kind} axis ${axis}`).toEqual(Array.from(a.indices.data));
       }
     });

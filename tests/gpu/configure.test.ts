@@ -4,16 +4,30 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InputError, Vi, Vj, type LazyTensor } from '../../src/index.js';
 import { DEFAULT_PIPELINE_CACHE_SIZE, WebGPUEngine } from '../../src/gpu/engine.js';
-import { AUTO_MIN_PAIRS, configureWebGPU, webgpuStatus, webgpuTesting, type WebGPUOptions } from '../../src/runtime/index.js';
+import {
+  AUTO_MIN_PAIRS,
+  configureWebGPU,
+  webgpuStatus,
+  webgpuTesting,
+  type WebGPUOptions,
+} from '../../src/runtime/index.js';
 import { rng } from '../helpers/random.js';
 import { hasGpu } from './setup.js';
 
 describe('configureWebGPU: validation', () => {
-  afterAll(() => configureWebGPU({ autoMinPairs: AUTO_MIN_PAIRS, autoUseFallbackAdapter: false, limits: undefined, workgroupSize: undefined, staging: undefined }));
+  afterAll(() =>
+    configureWebGPU({
+      autoMinPairs: AUTO_MIN_PAIRS,
+      autoUseFallbackAdapter: false,
+      limits: undefined,
+      workgroupSize: undefined,
+      staging: undefined,
+    }),
+  );
 
   // What the issue tried, then one bad value per option; `as never` stands for untyped callers.
   const bad: [string, unknown, typeof InputError, RegExp][] = [
-    ['the issue\'s options', { workgroupSize: 0, foo: 1, staging: 'bogus' }, InputError, /unknown option 'foo'/],
+    ["the issue's options", { workgroupSize: 0, foo: 1, staging: 'bogus' }, InputError, /unknown option 'foo'/],
     ['an unknown key', { workgroupsize: 64 }, InputError, /unknown option 'workgroupsize'.*known: autoMinPairs/],
     ['a prototype key', JSON.parse('{"__proto__": {"x": 1}}'), InputError, /unknown option '__proto__'/],
     ['null', null, InputError, /the options must be an object, got null/],
@@ -27,16 +41,36 @@ describe('configureWebGPU: validation', () => {
     ['workgroupSize as a string', { workgroupSize: '64' }, InputError, /workgroupSize must be a number, got '64'/],
     ['staging bogus', { staging: 'bogus' }, InputError, /staging must be 'auto', 'always' or 'never', got 'bogus'/],
     ['staging true', { staging: true }, InputError, /staging/],
-    ['autoMinPairs -1', { autoMinPairs: -1 }, InputError, /autoMinPairs must be an integer >= 0 \(or Infinity\), got -1/],
+    [
+      'autoMinPairs -1',
+      { autoMinPairs: -1 },
+      InputError,
+      /autoMinPairs must be an integer >= 0 \(or Infinity\), got -1/,
+    ],
     ['autoMinPairs NaN', { autoMinPairs: NaN }, InputError, /autoMinPairs.*NaN/],
     ['autoMinPairs 1.5', { autoMinPairs: 1.5 }, InputError, /autoMinPairs/],
     ['autoMinPairs as a bigint', { autoMinPairs: 5n }, InputError, /autoMinPairs must be a number, got 5n/],
-    ['autoUseFallbackAdapter 1', { autoUseFallbackAdapter: 1 }, InputError, /autoUseFallbackAdapter must be a boolean, got 1/],
+    [
+      'autoUseFallbackAdapter 1',
+      { autoUseFallbackAdapter: 1 },
+      InputError,
+      /autoUseFallbackAdapter must be a boolean, got 1/,
+    ],
     ['limits null', { limits: null }, InputError, /limits must be an object, got null/],
     ['limits 5', { limits: 5 }, InputError, /limits must be an object/],
     ['an unknown limit', { limits: { maxBindGroups: 2 } }, InputError, /unknown limit 'limits.maxBindGroups'/],
-    ['an unlowerable limit', { limits: { minUniformBufferOffsetAlignment: 256 } }, InputError, /limits.minUniformBufferOffsetAlignment/],
-    ['a zero limit', { limits: { maxPairsPerDispatch: 0 } }, InputError, /limits.maxPairsPerDispatch must be an integer >= 1, got 0/],
+    [
+      'an unlowerable limit',
+      { limits: { minUniformBufferOffsetAlignment: 256 } },
+      InputError,
+      /limits.minUniformBufferOffsetAlignment/,
+    ],
+    [
+      'a zero limit',
+      { limits: { maxPairsPerDispatch: 0 } },
+      InputError,
+      /limits.maxPairsPerDispatch must be an integer >= 1, got 0/,
+    ],
     ['an infinite limit', { limits: { maxBufferSize: Infinity } }, InputError, /limits.maxBufferSize/],
     ['a fractional limit', { limits: { maxBufferSize: 1e3 + 0.5 } }, InputError, /limits.maxBufferSize/],
     ['pipelineCacheSize 0', { pipelineCacheSize: 0 }, InputError, /pipelineCacheSize must be an integer >= 1, got 0/],
@@ -95,7 +129,8 @@ describe.skipIf(!hasGpu)('WebGPU caches are bounded', () => {
   afterAll(() => engines.forEach((e) => e.trim(true)));
 
   /** 30 formulas of distinct structure (integer powers are part of the structure). */
-  const formulas = (x: LazyTensor, y: LazyTensor): LazyTensor[] => Array.from({ length: 30 }, (_, n) => x.sqDist(y).pow(n + 2));
+  const formulas = (x: LazyTensor, y: LazyTensor): LazyTensor[] =>
+    Array.from({ length: 30 }, (_, n) => x.sqDist(y).pow(n + 2));
 
   it('the pipeline cache is an LRU of pipelineCacheSize kernels', async () => {
     const engine = new WebGPUEngine(device, { cpuAdapter: true, pipelineCacheSize: 8 });
@@ -103,8 +138,14 @@ describe.skipIf(!hasGpu)('WebGPU caches are bounded', () => {
     // The cache belongs to the device: drop other suites' kernels so that only these count.
     engine.trim(true);
     const random = rng(1);
-    const x = Vi(new Float32Array(20).map(() => random()), 1);
-    const y = Vj(new Float32Array(30).map(() => random()), 1);
+    const x = Vi(
+      new Float32Array(20).map(() => random()),
+      1,
+    );
+    const y = Vj(
+      new Float32Array(30).map(() => random()),
+      1,
+    );
     const all = formulas(x, y);
     for (const F of all) {
       await engine.reduce(F.plan('sum', 1, undefined));
@@ -132,9 +173,20 @@ describe.skipIf(!hasGpu)('WebGPU caches are bounded', () => {
     let most = 0;
     for (let r = 0; r < 40; r++) {
       const N = 1 + Math.floor(random() * 3000);
-      const x = Vi(new Float32Array(N).map(() => random()), 1);
-      const y = Vj(new Float32Array(50).map(() => random()), 1);
-      await engine.reduce(x.sqDist(y).pow(2 + (r % 6)).plan('sum', 1, undefined));
+      const x = Vi(
+        new Float32Array(N).map(() => random()),
+        1,
+      );
+      const y = Vj(
+        new Float32Array(50).map(() => random()),
+        1,
+      );
+      await engine.reduce(
+        x
+          .sqDist(y)
+          .pow(2 + (r % 6))
+          .plan('sum', 1, undefined),
+      );
       const s = engine.bufferStats();
       expect(s.inUse).toBe(0);
       expect(s.cachedBytes).toBeLessThanOrEqual(64 * 1024);
@@ -149,8 +201,14 @@ describe.skipIf(!hasGpu)('WebGPU caches are bounded', () => {
     configureWebGPU({ pipelineCacheSize: 3 });
     try {
       const random = rng(3);
-      const x = Vi(new Float32Array(10).map(() => random()), 1);
-      const y = Vj(new Float32Array(12).map(() => random()), 1);
+      const x = Vi(
+        new Float32Array(10).map(() => random()),
+        1,
+      );
+      const y = Vj(
+        new Float32Array(12).map(() => random()),
+        1,
+      );
       const warn = vi.spyOn(console, 'warn');
       for (const F of formulas(x, y).slice(0, 6)) expect((await F.sum(1, { engine: 'webgpu' })).engine).toBe('webgpu');
       expect(warn).not.toHaveBeenCalled();

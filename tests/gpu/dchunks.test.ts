@@ -52,55 +52,73 @@ describe.skipIf(!hasGpu)('WebGPU: D-chunked K-NN, K-means and kernel sums', () =
     return e;
   };
 
-  it.each([1, 3, 64, 65, 100, 257, 784, 1000, 4096])('D = %i: sqDist sums, K-NN and K-means assignments, dot and weighted distances', async (D) => {
-    const N = 37;
-    const M = 70; // 2 tiles of 32 rows and 6
-    const random = rng(D + 13);
-    const xs = uniformRows(random, N, D);
-    const ys = uniformRows(random, M, D);
-    const ws = uniformRows(random, 1, D, 0.5, 2);
-    const x = Vi(typed(xs, 'float32'), D);
-    const y = Vj(typed(ys, 'float32'), D);
-    const w = Pm(typed(ws, 'float32'));
-    const sx = asSeen(xs, 'float32');
-    const sy = asSeen(ys, 'float32');
-    const sw = asSeen(ws, 'float32')[0]!;
-    const engine = chunkedEngine(D);
-    const gauss = x.sqDist(y).mul(-1 / D).exp();
-    const config = engine.configFor(gauss.plan('sum', 1, undefined));
-    if (D > 64) expect(config.dchunks, 'D-chunked').toBe(true);
+  it.each([1, 3, 64, 65, 100, 257, 784, 1000, 4096])(
+    'D = %i: sqDist sums, K-NN and K-means assignments, dot and weighted distances',
+    async (D) => {
+      const N = 37;
+      const M = 70; // 2 tiles of 32 rows and 6
+      const random = rng(D + 13);
+      const xs = uniformRows(random, N, D);
+      const ys = uniformRows(random, M, D);
+      const ws = uniformRows(random, 1, D, 0.5, 2);
+      const x = Vi(typed(xs, 'float32'), D);
+      const y = Vj(typed(ys, 'float32'), D);
+      const w = Pm(typed(ws, 'float32'));
+      const sx = asSeen(xs, 'float32');
+      const sy = asSeen(ys, 'float32');
+      const sw = asSeen(ws, 'float32')[0]!;
+      const engine = chunkedEngine(D);
+      const gauss = x
+        .sqDist(y)
+        .mul(-1 / D)
+        .exp();
+      const config = engine.configFor(gauss.plan('sum', 1, undefined));
+      if (D > 64) expect(config.dchunks, 'D-chunked').toBe(true);
 
-    // Gaussian kernel sum
-    const s = await engine.reduce(gauss.plan('sum', 1, undefined));
-    const rs = refSum((i, j) => [Math.exp(-sqDist(sx[i]!, sy[j]!) / D)], { N, M }, 1);
-    expectClose(s.values!, rs.value.flat(), 1e-5, 0, rs.scale.flat(), `gauss D=${D}`);
-    // K-NN: the 5 nearest y_j of each x_i (ties are improbable with random data)
-    const knn = await engine.reduce(x.sqDist(y).plan('kMinArgKMin', 1, undefined, undefined, undefined, 5));
-    const rk = refKSelect((i, j) => [sqDist(sx[i]!, sy[j]!)], { N, M }, 1, 5);
-    expect(Array.from(knn.indices!), `knn D=${D}`).toEqual(rk.indices.flat(2));
-    expectClose(knn.values!, rk.values.flat(2), 1e-5, 0, undefined, `knn distances D=${D}`);
-    // K-means assignment, over the other axis: each y_j to its nearest x_i
-    const km = await engine.reduce(x.sqDist(y).plan('argMin', 0, undefined));
-    expect(Array.from(km.indices!), `kmeans D=${D}`).toEqual(refKSelect((i, j) => [sqDist(sx[i]!, sy[j]!)], { N, M }, 0, 1).indices.flat(2));
-    // dot products (cancellation: relative to the sum of |terms|) and a diagonal weighted distance
-    // next to a sum that is not chunked (a per-pair vector)
-    const F: LazyTensor = x.dot(y).add(x.weightedSqDist(y, w)).add(x.sub(y).abs().sum());
-    const got = await engine.reduce(F.plan('sum', 1, undefined));
-    const f = (i: number, j: number): number =>
-      dot(sx[i]!, sy[j]!) + sx[i]!.reduce((t, v, k) => t + sw[k]! * (v - sy[j]![k]!) ** 2, 0) + sx[i]!.reduce((t, v, k) => t + Math.abs(v - sy[j]![k]!), 0);
-    const scale = (i: number, j: number): number =>
-      sx[i]!.reduce((t, v, k) => t + Math.abs(v * sy[j]![k]!) + sw[k]! * (v - sy[j]![k]!) ** 2 + Math.abs(v - sy[j]![k]!), 0);
-    const want = refSum((i, j) => [f(i, j)], { N, M }, 1);
-    const sc = refSum((i, j) => [scale(i, j)], { N, M }, 1);
-    expectClose(got.values!, want.value.flat(), 1e-5, 0, sc.value.flat(), `dot + weighted D=${D}`);
-  });
+      // Gaussian kernel sum
+      const s = await engine.reduce(gauss.plan('sum', 1, undefined));
+      const rs = refSum((i, j) => [Math.exp(-sqDist(sx[i]!, sy[j]!) / D)], { N, M }, 1);
+      expectClose(s.values!, rs.value.flat(), 1e-5, 0, rs.scale.flat(), `gauss D=${D}`);
+      // K-NN: the 5 nearest y_j of each x_i (ties are improbable with random data)
+      const knn = await engine.reduce(x.sqDist(y).plan('kMinArgKMin', 1, undefined, undefined, undefined, 5));
+      const rk = refKSelect((i, j) => [sqDist(sx[i]!, sy[j]!)], { N, M }, 1, 5);
+      expect(Array.from(knn.indices!), `knn D=${D}`).toEqual(rk.indices.flat(2));
+      expectClose(knn.values!, rk.values.flat(2), 1e-5, 0, undefined, `knn distances D=${D}`);
+      // K-means assignment, over the other axis: each y_j to its nearest x_i
+      const km = await engine.reduce(x.sqDist(y).plan('argMin', 0, undefined));
+      expect(Array.from(km.indices!), `kmeans D=${D}`).toEqual(
+        refKSelect((i, j) => [sqDist(sx[i]!, sy[j]!)], { N, M }, 0, 1).indices.flat(2),
+      );
+      // dot products (cancellation: relative to the sum of |terms|) and a diagonal weighted distance
+      // next to a sum that is not chunked (a per-pair vector)
+      const F: LazyTensor = x.dot(y).add(x.weightedSqDist(y, w)).add(x.sub(y).abs().sum());
+      const got = await engine.reduce(F.plan('sum', 1, undefined));
+      const f = (i: number, j: number): number =>
+        dot(sx[i]!, sy[j]!) +
+        sx[i]!.reduce((t, v, k) => t + sw[k]! * (v - sy[j]![k]!) ** 2, 0) +
+        sx[i]!.reduce((t, v, k) => t + Math.abs(v - sy[j]![k]!), 0);
+      const scale = (i: number, j: number): number =>
+        sx[i]!.reduce(
+          (t, v, k) => t + Math.abs(v * sy[j]![k]!) + sw[k]! * (v - sy[j]![k]!) ** 2 + Math.abs(v - sy[j]![k]!),
+          0,
+        );
+      const want = refSum((i, j) => [f(i, j)], { N, M }, 1);
+      const sc = refSum((i, j) => [scale(i, j)], { N, M }, 1);
+      expectClose(got.values!, want.value.flat(), 1e-5, 0, sc.value.flat(), `dot + weighted D=${D}`);
+    },
+  );
 });
 
 describe.skipIf(!hasGpu)('WebGPU: D-chunked block-sparse reductions', () => {
   it('clusters with several inner ranges agree with the WebAssembly engine (D = 130)', async () => {
     const device = (await webgpuTesting.engine())!.device;
     const D = 130;
-    const engine = new WebGPUEngine(device, { cpuAdapter: true, staging: 'always', workgroupSize: 32, limits: { maxComputeWorkgroupStorageSize: 256 + 4 * D - 4 } });
+    const engine = new WebGPUEngine(device, {
+      cpuAdapter: true,
+      staging: 'always',
+      workgroupSize: 32,
+      limits: { maxComputeWorkgroupStorageSize: 256 + 4 * D - 4 },
+    });
     const random = rng(130);
     const x = Vi(typed(uniformRows(random, 40, D), 'float32'), D);
     const y = Vj(typed(uniformRows(random, 90, D), 'float32'), D);
@@ -112,7 +130,10 @@ describe.skipIf(!hasGpu)('WebGPU: D-chunked block-sparse reductions', () => {
       slicesJ: Int32Array.of(1),
       redRangesI: Int32Array.of(0, 40),
     };
-    const F = x.sqDist(y).mul(-1 / D).exp();
+    const F = x
+      .sqDist(y)
+      .mul(-1 / D)
+      .exp();
     const plan = F.plan('sum', 1, { ranges });
     expect(engine.configFor(plan).dchunks).toBe(true);
     const got = await engine.reduce(plan);

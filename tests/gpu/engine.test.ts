@@ -47,7 +47,12 @@ function planOf(F: LazyTensor, c: Case, axis: 0 | 1, weight: LazyTensor): Reduct
   return F.plan(c.kind, axis, undefined, undefined, c.weight ? weight : undefined, c.K ?? 0);
 }
 
-async function onWasm(F: LazyTensor, c: Case, axis: 0 | 1, weight: LazyTensor): Promise<{ values: ArrayLike<number> | null; indices: ArrayLike<number> | null }> {
+async function onWasm(
+  F: LazyTensor,
+  c: Case,
+  axis: 0 | 1,
+  weight: LazyTensor,
+): Promise<{ values: ArrayLike<number> | null; indices: ArrayLike<number> | null }> {
   const o = { engine: 'wasm' } as const;
   switch (c.kind) {
     case 'sum':
@@ -103,7 +108,9 @@ describe('planChunks', () => {
     // Every row is covered once, in order.
     expect(plan.outerChunks.reduce((s, c) => s + c.rows, 0)).toBe(sizes.nOuter);
     expect(plan.steps.reduce((s, c) => s + c.rows, 0)).toBe(sizes.nInner);
-    plan.steps.forEach((s, q) => expect(s.globalStart).toBe(q === 0 ? 0 : plan.steps[q - 1]!.globalStart + plan.steps[q - 1]!.rows));
+    plan.steps.forEach((s, q) =>
+      expect(s.globalStart).toBe(q === 0 ? 0 : plan.steps[q - 1]!.globalStart + plan.steps[q - 1]!.rows),
+    );
     for (const c of plan.outerChunks) {
       expect(Math.ceil(c.rows / wg)).toBeLessThanOrEqual(limits.maxComputeWorkgroupsPerDimension);
       expect(c.rows * sizes.outerStride * 4).toBeLessThanOrEqual(bind);
@@ -127,15 +134,32 @@ describe('planChunks', () => {
   });
 
   it('splits every side when the limits are tiny', () => {
-    const limits = { ...webgpuDefaults, maxStorageBufferBindingSize: 1024, maxComputeWorkgroupsPerDimension: 3, maxPairsPerDispatch: 200 };
-    const plan = check({ nOuter: 1000, nInner: 999, outerStride: 5, innerStride: 7, outDim: 4, stateWords: 9 }, limits, 16, 16);
+    const limits = {
+      ...webgpuDefaults,
+      maxStorageBufferBindingSize: 1024,
+      maxComputeWorkgroupsPerDimension: 3,
+      maxPairsPerDispatch: 200,
+    };
+    const plan = check(
+      { nOuter: 1000, nInner: 999, outerStride: 5, innerStride: 7, outDim: 4, stateWords: 9 },
+      limits,
+      16,
+      16,
+    );
     expect(plan.outerChunks.length).toBeGreaterThan(1);
     expect(plan.segments.length).toBeGreaterThan(1);
     expect(plan.steps.length).toBeGreaterThan(plan.segments.length);
   });
 
   it('refuses rows wider than a binding', () => {
-    expect(() => planChunks({ nOuter: 1, nInner: 1, outerStride: 1, innerStride: 1000, outDim: 1, stateWords: 2 }, { ...webgpuDefaults, maxStorageBufferBindingSize: 256 }, 64, 64)).toThrow(RangeError);
+    expect(() =>
+      planChunks(
+        { nOuter: 1, nInner: 1, outerStride: 1, innerStride: 1000, outDim: 1, stateWords: 2 },
+        { ...webgpuDefaults, maxStorageBufferBindingSize: 256 },
+        64,
+        64,
+      ),
+    ).toThrow(RangeError);
   });
 });
 
@@ -156,14 +180,21 @@ describe.skipIf(!hasGpu)('WebGPU engine: splitting, caching, buffers, staged ker
     ['tiny bindings (outer chunks and inner segments)', { maxStorageBufferBindingSize: 2048 }],
     ['a small dispatch grid (outer chunks)', { maxComputeWorkgroupsPerDimension: 2 }],
     ['few pairs per dispatch (inner steps)', { maxPairsPerDispatch: 20_000 }],
-    ['all of them', { maxStorageBufferBindingSize: 4096, maxComputeWorkgroupsPerDimension: 3, maxPairsPerDispatch: 50_000 }],
+    [
+      'all of them',
+      { maxStorageBufferBindingSize: 4096, maxComputeWorkgroupsPerDimension: 3, maxPairsPerDispatch: 50_000 },
+    ],
   ];
 
   describe.each(splitters)('forced limits: %s', (_name, limits) => {
     it.each(CASES)('$kind agrees with the WebAssembly engine on both axes', async (c) => {
       const engine = make({ limits, cpuAdapter: true });
       const { x, y, b } = problem(700, 900);
-      const F = c.weight ? x.sqDist(y).mul(-3) : c.kind.startsWith('k') || c.kind.startsWith('arg') ? x.sqDist(y) : x.sub(y).mul(-2).exp();
+      const F = c.weight
+        ? x.sqDist(y).mul(-3)
+        : c.kind.startsWith('k') || c.kind.startsWith('arg')
+          ? x.sqDist(y)
+          : x.sub(y).mul(-2).exp();
       for (const axis of [1, 0] as const) {
         const weight = axis === 1 ? b : x.abs();
         const plan = planOf(F, c, axis, weight);
@@ -171,14 +202,18 @@ describe.skipIf(!hasGpu)('WebGPU engine: splitting, caching, buffers, staged ker
         const got = await engine.reduce(plan);
         expect(engine.stats.dispatches - before, 'dispatches').toBeGreaterThan(1);
         const want = await onWasm(F, c, axis, weight);
-        if (want.values !== null) expectClose(got.values!, Array.from(want.values), 1e-5, 1e-6, undefined, `${c.kind} axis ${axis}`);
+        if (want.values !== null)
+          expectClose(got.values!, Array.from(want.values), 1e-5, 1e-6, undefined, `${c.kind} axis ${axis}`);
         if (want.indices !== null) expect(Array.from(got.indices!)).toEqual(Array.from(want.indices));
       }
     });
   });
 
   it('a split sum of 10^6 terms stays accurate (compensation carried across dispatches)', async () => {
-    const engine = make({ limits: { maxStorageBufferBindingSize: 64 * 1024, maxPairsPerDispatch: 2 ** 16 }, cpuAdapter: true });
+    const engine = make({
+      limits: { maxStorageBufferBindingSize: 64 * 1024, maxPairsPerDispatch: 2 ** 16 },
+      cpuAdapter: true,
+    });
     const M = 1_000_000;
     const random = rng(7);
     const ys = new Float32Array(M);
@@ -260,14 +295,19 @@ describe.skipIf(!hasGpu)('WebGPU engine: splitting, caching, buffers, staged ker
     it.each(CASES)('$kind, with tile boundaries, agrees with the WebAssembly engine', async (c) => {
       const engine = make({ staging: 'always', workgroupSize: 32, cpuAdapter: true });
       const { x, y, b } = problem(70, 101);
-      const F = c.weight ? x.sqDist(y).mul(-3) : c.kind.startsWith('k') || c.kind.startsWith('arg') ? x.sqDist(y) : x.sub(y).mul(-2).exp();
+      const F = c.weight
+        ? x.sqDist(y).mul(-3)
+        : c.kind.startsWith('k') || c.kind.startsWith('arg')
+          ? x.sqDist(y)
+          : x.sub(y).mul(-2).exp();
       for (const axis of [1, 0] as const) {
         const weight = axis === 1 ? b : x.abs();
         const plan = planOf(F, c, axis, weight);
         expect(engine.configFor(plan).staged).toBe(true);
         const got = await engine.reduce(plan);
         const want = await onWasm(F, c, axis, weight);
-        if (want.values !== null) expectClose(got.values!, Array.from(want.values), 1e-5, 1e-6, undefined, `${c.kind} axis ${axis}`);
+        if (want.values !== null)
+          expectClose(got.values!, Array.from(want.values), 1e-5, 1e-6, undefined, `${c.kind} axis ${axis}`);
         if (want.indices !== null) expect(Array.from(got.indices!)).toEqual(Array.from(want.indices));
       }
     });
@@ -279,12 +319,19 @@ describe.skipIf(!hasGpu)('WebGPU engine: splitting, caching, buffers, staged ker
       const ys = uniformRows(random, 150, D);
       const x = Vi(typed(xs, 'float32'), D);
       const y = Vj(typed(ys, 'float32'), D);
-      for (const limits of [{ maxComputeWorkgroupStorageSize: 256 + 4 * D * 10 }, { maxComputeWorkgroupStorageSize: 256 + 4 * D * 10, maxPairsPerDispatch: 1000 }]) {
+      for (const limits of [
+        { maxComputeWorkgroupStorageSize: 256 + 4 * D * 10 },
+        { maxComputeWorkgroupStorageSize: 256 + 4 * D * 10, maxPairsPerDispatch: 1000 },
+      ]) {
         const engine = make({ staging: 'always', workgroupSize: 32, limits, cpuAdapter: true });
         const plan = x.sqDist(y).plan('sum', 1, undefined);
         expect(engine.configFor(plan).tile).toBe(10);
         const got = await engine.reduce(plan);
-        const want = refSum((i, j) => [xs[i]!.reduce((s, v, k) => s + (Math.fround(v) - Math.fround(ys[j]![k]!)) ** 2, 0)], { N: 37, M: 150 }, 1);
+        const want = refSum(
+          (i, j) => [xs[i]!.reduce((s, v, k) => s + (Math.fround(v) - Math.fround(ys[j]![k]!)) ** 2, 0)],
+          { N: 37, M: 150 },
+          1,
+        );
         expectClose(got.values!, want.value.flat(), 2e-5, 0, want.scale.flat());
       }
     });

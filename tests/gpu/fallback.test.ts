@@ -27,9 +27,17 @@ afterEach(async () => {
   await webgpuTesting.setProvider(null);
 });
 
-const fakeAdapter = (overrides: Partial<{ device: string; requestDevice: () => Promise<GPUDevice> }> = {}): GPUAdapter =>
+const fakeAdapter = (
+  overrides: Partial<{ device: string; requestDevice: () => Promise<GPUDevice> }> = {},
+): GPUAdapter =>
   ({
-    info: { vendor: 'fake', architecture: 'fake', device: overrides.device ?? 'fake', description: 'fake', isFallbackAdapter: false },
+    info: {
+      vendor: 'fake',
+      architecture: 'fake',
+      device: overrides.device ?? 'fake',
+      description: 'fake',
+      isFallbackAdapter: false,
+    },
     limits: {},
     features: new Set<string>(),
     requestDevice: overrides.requestDevice ?? (() => Promise.reject(new Error('no device for you'))),
@@ -85,7 +93,7 @@ describe('falling back to WebAssembly', () => {
   });
 
   it("refuses the real Dawn null backend (create(['backend=null']))", async () => {
-    let dawn: { create(flags: string[]): GpuLike } | null = null;
+    let dawn: { create(flags: string[]): GpuLike };
     try {
       dawn = (await import('webgpu')) as unknown as { create(flags: string[]): GpuLike };
     } catch {
@@ -199,7 +207,10 @@ const a = await x.sqDist(y).sum(1, { engine: 'webgpu' });
 const b = await x.sqDist(y).argMin(1, { engine: 'webgpu' });
 console.log(JSON.stringify({ engine: a.engine, data: Array.from(a.data), arg: Array.from(b.data), warns }));
 `;
-function runBundle(file: string, env: Record<string, string>): { engine: string; data: number[]; arg: number[]; warns: string[] } {
+function runBundle(
+  file: string,
+  env: Record<string, string>,
+): { engine: string; data: number[]; arg: number[]; warns: string[] } {
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', SCRIPT, file], {
     encoding: 'utf8',
     env: { ...process.env, ...env },

@@ -43,7 +43,13 @@ describe('large D: generated WGSL', () => {
     const y = Vj(new Float32Array(8 * D), D);
     const b = Vj(new Float32Array(8 * D), D);
     const config = { workgroupSize: 64, tile: 64, staged: false, split: true, sparse: false };
-    const kinds: [ReductionKind, number][] = [['sum', 0], ['logSumExp', 0], ['min', 0], ['argMax', 0], ['kMinArgKMin', 5]];
+    const kinds: [ReductionKind, number][] = [
+      ['sum', 0],
+      ['logSumExp', 0],
+      ['min', 0],
+      ['argMax', 0],
+      ['kMinArgKMin', 5],
+    ];
     for (const [kind, K] of kinds) {
       for (const F of [x.sub(y), x.sub(y).normalize().mul(x.sqDist(y)), x.concat(y).mul(2)]) {
         const plan = F.plan(kind, 1, undefined, undefined, undefined, K);
@@ -93,8 +99,19 @@ describe.skipIf(!hasGpu)('WebGPU: large D', () => {
     const scalars: [LazyTensor, (a: number[], b: number[]) => number, (a: number[], b: number[]) => number][] = [
       [x.sqDist(y), sqDist, sqDist],
       [x.dot(y), dot, (a, b) => a.reduce((s, v, k) => s + Math.abs(v * b[k]!), 0)],
-      [x.sqDist(y).mul(-1 / D).exp(), (a, b) => Math.exp(-sqDist(a, b) / D), (a, b) => Math.exp(-sqDist(a, b) / D)],
-      [x.sub(y).abs().sum(), (a, b) => a.reduce((s, v, k) => s + Math.abs(v - b[k]!), 0), (a, b) => a.reduce((s, v, k) => s + Math.abs(v - b[k]!), 0)],
+      [
+        x
+          .sqDist(y)
+          .mul(-1 / D)
+          .exp(),
+        (a, b) => Math.exp(-sqDist(a, b) / D),
+        (a, b) => Math.exp(-sqDist(a, b) / D),
+      ],
+      [
+        x.sub(y).abs().sum(),
+        (a, b) => a.reduce((s, v, k) => s + Math.abs(v - b[k]!), 0),
+        (a, b) => a.reduce((s, v, k) => s + Math.abs(v - b[k]!), 0),
+      ],
     ];
     for (const [F, ref, scale] of scalars) {
       const got = await F.sum(1, { engine: 'webgpu' });
@@ -176,9 +193,17 @@ describe.skipIf(!hasGpu)('WebGPU: windowed reductions (results wider than 64 com
   // Every reduction once; the split and staged machinery on a few (SwiftShader compiles slowly).
   const configs: [string, WebGPUEngineOptions, Check[]][] = [
     ['one dispatch', {}, ['sum', 'logSumExp', 'min', 'argMax', 'kMinArgKMin', 'sumSoftMaxWeight', 'sum axis 0']],
-    ['split over dispatches (state per window in the state buffer)', { limits: { maxPairsPerDispatch: 2000 } }, ['sum', 'kMinArgKMin', 'sumSoftMaxWeight']],
+    [
+      'split over dispatches (state per window in the state buffer)',
+      { limits: { maxPairsPerDispatch: 2000 } },
+      ['sum', 'kMinArgKMin', 'sumSoftMaxWeight'],
+    ],
     // Tiles of 6 rows (70 is not a multiple), small so that SwiftShader compiles them quickly.
-    ['staged tiles', { staging: 'always', workgroupSize: 16, limits: { maxComputeWorkgroupStorageSize: 256 + 4 * D * 6 } }, ['sum', 'logSumExp', 'argMax']],
+    [
+      'staged tiles',
+      { staging: 'always', workgroupSize: 16, limits: { maxComputeWorkgroupStorageSize: 256 + 4 * D * 6 } },
+      ['sum', 'logSumExp', 'argMax'],
+    ],
   ];
 
   describe.each(configs)('%s', (_name, options, which) => {
@@ -220,7 +245,9 @@ describe.skipIf(!hasGpu)('WebGPU: K-min lists beyond MAX_GPU_K run on WebAssembl
       // At the limit it still runs on WebGPU, with the same neighbours.
       const atLimit = await x.sqDist(y).argKMin(MAX_GPU_K, 1, { engine: 'webgpu' });
       expectGpu(atLimit, 'K = MAX_GPU_K');
-      expect(Array.from(atLimit.data)).toEqual(Array.from((await x.sqDist(y).argKMin(MAX_GPU_K, 1, { engine: 'wasm' })).data));
+      expect(Array.from(atLimit.data)).toEqual(
+        Array.from((await x.sqDist(y).argKMin(MAX_GPU_K, 1, { engine: 'wasm' })).data),
+      );
       expect(warn).not.toHaveBeenCalled();
     } finally {
       warn.mockRestore();
@@ -230,7 +257,11 @@ describe.skipIf(!hasGpu)('WebGPU: K-min lists beyond MAX_GPU_K run on WebAssembl
   it('the engine itself rejects such a plan with a RangeError naming the limit', async () => {
     const engine = (await webgpuTesting.engine())!;
     const { x, y } = data(2, 2, 100, 78);
-    await expect(engine.reduce(x.sqDist(y).plan('argKMin', 1, undefined, undefined, undefined, MAX_GPU_K + 1))).rejects.toThrow(RangeError);
-    await expect(engine.reduce(x.sqDist(y).plan('argKMin', 1, undefined, undefined, undefined, MAX_GPU_K + 1))).rejects.toThrow(/K = 65/);
+    await expect(
+      engine.reduce(x.sqDist(y).plan('argKMin', 1, undefined, undefined, undefined, MAX_GPU_K + 1)),
+    ).rejects.toThrow(RangeError);
+    await expect(
+      engine.reduce(x.sqDist(y).plan('argKMin', 1, undefined, undefined, undefined, MAX_GPU_K + 1)),
+    ).rejects.toThrow(/K = 65/);
   });
 });

@@ -19,7 +19,6 @@ const SIZES: [number, number][] = [
   [300, 257],
 ];
 
-
 describe.skipIf(!hasGpu)('WebGPU: operations in a sum reduction (float32)', () => {
   describe.each(cases)('$name', (c) => {
     it.each(SIZES)('N = %i, M = %i, both axes', async (N, M) => {
@@ -35,7 +34,14 @@ describe.skipIf(!hasGpu)('WebGPU: operations in a sum reduction (float32)', () =
         const want = refSum((i, j) => c.ref(sx[i]!, sy[j]!), { N, M }, axis);
         const nOut = axis === 1 ? N : M;
         expectClose(got.shape, [nOut, formula.dim], 0, 0, undefined, 'shape');
-        expectClose(got.data, want.value.flat(), c.rtol32 ?? 2e-5, 1e-30, want.scale.flat(), `${c.name} webgpu axis ${axis} N=${N} M=${M}`);
+        expectClose(
+          got.data,
+          want.value.flat(),
+          c.rtol32 ?? 2e-5,
+          1e-30,
+          want.scale.flat(),
+          `${c.name} webgpu axis ${axis} N=${N} M=${M}`,
+        );
         if (got.dtype !== 'float32') throw new Error(`result dtype ${got.dtype}`);
       }
     });
@@ -59,11 +65,22 @@ describe.skipIf(!hasGpu)('WebGPU: dimensions from 1 to 200', () => {
       [x.sub(y).abs().sum(), (a, b) => [diff(a, b).reduce((s, v) => s + Math.abs(v), 0)]],
       [x.mul(y), (a, b) => zip(a, b, (u, v) => u * v)],
       // A vector result (per-component state loops for D > 8) through normalize and exp.
-      [x.sub(y).normalize().mul(x.sqDist(y).mul(-1 / D).exp()), (a, b) => {
-        const v = diff(a, b);
-        const n = Math.sqrt(dot(v, v));
-        return v.map((c) => (n === 0 ? 0 : c / n) * Math.exp((-n * n) / D));
-      }],
+      [
+        x
+          .sub(y)
+          .normalize()
+          .mul(
+            x
+              .sqDist(y)
+              .mul(-1 / D)
+              .exp(),
+          ),
+        (a, b) => {
+          const v = diff(a, b);
+          const n = Math.sqrt(dot(v, v));
+          return v.map((c) => (n === 0 ? 0 : c / n) * Math.exp((-n * n) / D));
+        },
+      ],
     ];
     for (const [F, ref] of formulas) {
       for (const axis of [1, 0] as const) {

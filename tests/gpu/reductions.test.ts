@@ -34,7 +34,14 @@ describe.skipIf(!hasGpu)('WebGPU: reductions (float32)', () => {
       const lw = await F.logSumExp(axis, { ...GPU, weight: w });
       expectGpu(lw, 'lse weighted');
       expect(lw.shape).toEqual([axis === 1 ? N : M, w.dim]);
-      expectClose(lw.data, refLogSumExpWeighted(f, g, { N, M }, axis).flat(), rtol, rtol, undefined, `lse weighted axis ${axis}`);
+      expectClose(
+        lw.data,
+        refLogSumExpWeighted(f, g, { N, M }, axis).flat(),
+        rtol,
+        rtol,
+        undefined,
+        `lse weighted axis ${axis}`,
+      );
       const sm = await F.sumSoftMaxWeight(axis, w, GPU);
       expectGpu(sm, 'softmax');
       expectClose(sm.data, refSoftMax(f, g, { N, M }, axis).flat(), rtol, rtol, undefined, `softmax axis ${axis}`);
@@ -132,9 +139,15 @@ describe.skipIf(!hasGpu)('WebGPU: ties, vectors and special values', () => {
     const v = Array.from(k3.values.data);
     expect(v[0]).toBeCloseTo(Math.log(4), 5);
     expect(Number.isNaN(v[1]!) && Number.isNaN(v[2]!) && Number.isNaN(v[5]!)).toBe(true);
-    const allNaN = await Vi(typed([[-1]], 'float32'), 1).add(y.mul(0)).log().argMin(1, GPU);
+    const allNaN = await Vi(typed([[-1]], 'float32'), 1)
+      .add(y.mul(0))
+      .log()
+      .argMin(1, GPU);
     expect(Array.from(allNaN.data)).toEqual([-1]);
-    const nanMax = await Vi(typed([[-1]], 'float32'), 1).add(y.mul(0)).log().max(1, GPU);
+    const nanMax = await Vi(typed([[-1]], 'float32'), 1)
+      .add(y.mul(0))
+      .log()
+      .max(1, GPU);
     expect(Number.isNaN(nanMax.data[0]!)).toBe(true);
     // A NaN makes sums and log-sum-exps NaN.
     const lse = await F.logSumExp(1, GPU);
@@ -156,7 +169,11 @@ describe.skipIf(!hasGpu)('WebGPU: ties, vectors and special values', () => {
     expect(inf.data[0]).toBe(Infinity);
     // Weighted: all -inf gives -inf (LSE) and NaN (softmax: 0/0).
     const w = Vj(typed([[1], [2], [3]], 'float32'), 1);
-    const lw = await y.mul(0).log().add(x.mul(0)).logSumExp(1, { ...GPU, weight: w });
+    const lw = await y
+      .mul(0)
+      .log()
+      .add(x.mul(0))
+      .logSumExp(1, { ...GPU, weight: w });
     expect(Array.from(lw.data)).toEqual([-Infinity, -Infinity]);
     const sm = await y.mul(0).log().add(x.mul(0)).sumSoftMaxWeight(1, w, GPU);
     expect(Array.from(sm.data).every(Number.isNaN)).toBe(true);
@@ -190,7 +207,8 @@ describe.skipIf(!hasGpu)('WebGPU: ties, vectors and special values', () => {
     expect(Array.from(ones.data)).toEqual([M, M, M]);
     // And a log-sum-exp of a million terms.
     const lse = await F.log().logSumExp(1, GPU);
-    for (let i = 0; i < 3; i++) expect(Math.abs(Math.exp(lse.data[i]!) - got.data[i]!) / got.data[i]!).toBeLessThan(2e-5);
+    for (let i = 0; i < 3; i++)
+      expect(Math.abs(Math.exp(lse.data[i]!) - got.data[i]!) / got.data[i]!).toBeLessThan(2e-5);
   });
 
   it('the README example on WebGPU', async () => {

@@ -36,7 +36,10 @@ describe('the error classes (exported)', () => {
       [ShapeError, 'ShapeError'],
       [ResourceLimitError, 'ResourceLimitError'],
     ] as const) {
-      const e = Class === ResourceLimitError ? new ResourceLimitError('m', 2, 1, 'bytes') : new (Class as typeof InputError)('m');
+      const e =
+        Class === ResourceLimitError
+          ? new ResourceLimitError('m', 2, 1, 'bytes')
+          : new (Class as typeof InputError)('m');
       expect(e).toBeInstanceOf(Error);
       expect(e).toBeInstanceOf(LazyTensorError);
       expect(e.name).toBe(name);
@@ -80,12 +83,16 @@ describe('row 2: every numeric option is validated before any work', () => {
     expect(() => x.clamp(NaN, 1)).toThrow(/clamp: the constant NaN is not a finite number/);
     expect(() => x.mod(0)).toThrow(/mod: the modulus must not be 0/);
     expect(() => x.mul(Infinity)).toThrow(InputError);
-    for (const dim of [NaN, 0, 1.5, Infinity]) expect(() => Vi([1, 2, 3, 4], dim)).toThrow(/dim must be a positive integer/);
+    for (const dim of [NaN, 0, 1.5, Infinity])
+      expect(() => Vi([1, 2, 3, 4], dim)).toThrow(/dim must be a positive integer/);
   });
 
   it('solve numbers: alpha, tol and maxIter', async () => {
     const x = Vi(points(6, 2, 5), 2);
-    const K = x.sqDist(Vj(points(6, 2, 5), 2)).neg().exp();
+    const K = x
+      .sqDist(Vj(points(6, 2, 5), 2))
+      .neg()
+      .exp();
     const b = new Float64Array(6).fill(1);
     await expect(K.solve(b, { alpha: NaN })).rejects.toThrow(/alpha must be >= 0/);
     await expect(K.solve(b, { tol: Infinity })).rejects.toThrow(/tol must be > 0 \(a finite number\)/);
@@ -128,8 +135,17 @@ describe('row 5: float32 vjp of min and kMin picks exact indices past 2^24', () 
     };
     const [gMin] = await vjp(reduction(F, 'min', 1, { options: { engine: 'wasm' } }), { wrt: [y], cotangent: [1] });
     check(gMin!.data, new Map([[first, 2 * 0.5]])); // d/dy (0 - y)^2 = 2y
-    const [gK] = await vjp(reduction(F, 'kMin', 1, { k: 2, options: { engine: 'wasm' } }), { wrt: [y], cotangent: [1, 1] });
-    check(gK!.data, new Map([[first, 1], [second, 1.5]]));
+    const [gK] = await vjp(reduction(F, 'kMin', 1, { k: 2, options: { engine: 'wasm' } }), {
+      wrt: [y],
+      cotangent: [1, 1],
+    });
+    check(
+      gK!.data,
+      new Map([
+        [first, 1],
+        [second, 1.5],
+      ]),
+    );
   }, 120_000);
 });
 
@@ -141,18 +157,31 @@ describe('row 6: round(digits) for any integer digits', () => {
       const y = Vj([0], 1);
       const exact = dtype === 'float32' ? Array.from(Float32Array.from(data)) : data;
       // + 0 makes -0 into 0: the sign of a zero is not part of the contract.
-      const row = async (digits: number) => Array.from((await x.round(digits).add(y.mul(0)).sum(1, { engine: 'wasm' })).data, (v) => v + 0);
+      const row = async (digits: number) =>
+        Array.from((await x.round(digits).add(y.mul(0)).sum(1, { engine: 'wasm' })).data, (v) => v + 0);
       expect(await row(400)).toEqual(exact);
       // float64: 1e-300 rounds to 0 at 39 digits, the rest is beyond the precision; float32: 10^39
       // overflows, so every value is already "rounded".
       expect(await row(39)).toEqual(dtype === 'float32' ? exact : exact.map((v, k) => (k === 3 ? 0 : v)));
       expect((await row(-400)).every((v) => v === 0)).toBe(true);
       const two = await row(2);
-      expectClose(two.slice(0, 5), [0, 1.23, -2.5, 0, 123456.79], dtype === 'float32' ? 1e-6 : 1e-15, 0, undefined, `${dtype} round(2)`);
+      expectClose(
+        two.slice(0, 5),
+        [0, 1.23, -2.5, 0, 123456.79],
+        dtype === 'float32' ? 1e-6 : 1e-15,
+        0,
+        undefined,
+        `${dtype} round(2)`,
+      );
       expect(two[5]).toBe(exact[5]); // 3e38 * 100 overflows: already "rounded"
-      expect((await row(-1)).slice(0, 5)).toEqual([0, 0, 0, 0, 123460].map((v, k) => (k === 4 && dtype === 'float32' ? Math.fround(v) : v)));
+      expect((await row(-1)).slice(0, 5)).toEqual(
+        [0, 0, 0, 0, 123460].map((v, k) => (k === 4 && dtype === 'float32' ? Math.fround(v) : v)),
+      );
     }
-    const dense = Vi(data, 1).round(400).dense().map((r) => r[0]![0]);
+    const dense = Vi(data, 1)
+      .round(400)
+      .dense()
+      .map((r) => r[0]![0]);
     expect(dense).toEqual(data);
   });
 });
@@ -175,7 +204,12 @@ describe('row 7: non-number elements are named errors, as NaN is', () => {
       expect(() => Vi(data as never), String(message)).toThrow(InputError);
       expect(() => Vi(data as never)).toThrow(message);
     }
-    expect(() => Vj([[1, 2], [3, '4']] as never)).toThrow(/Vj: data\[1\]\[1\] is the string "4"/);
+    expect(() =>
+      Vj([
+        [1, 2],
+        [3, '4'],
+      ] as never),
+    ).toThrow(/Vj: data\[1\]\[1\] is the string "4"/);
     expect(() => Pm([null] as never)).toThrow(/Pm: value\[0\] is null/);
     expect(() => Pm([[1, '2']] as never)).toThrow(/Pm: value\[0\]\[1\] is the string "2"/);
     expect(() => Pm(1n as never)).toThrow(InputError);
@@ -193,7 +227,9 @@ describe('row 8: a typed array changed after Vi is read, and re-checked, when th
     expect(F.dense()[1]![1]).toEqual([50]);
     a[2] = NaN;
     await expect(F.sum(1)).rejects.toThrow(InputError);
-    await expect(F.sum(1)).rejects.toThrow(/x\d+_i: data\[2\]\[0\] is NaN; inputs must be finite \(the array changed after it was given to Vi\)/);
+    await expect(F.sum(1)).rejects.toThrow(
+      /x\d+_i: data\[2\]\[0\] is NaN; inputs must be finite \(the array changed after it was given to Vi\)/,
+    );
     expect(() => F.dense()).toThrow(/data\[2\]\[0\] is NaN/);
     a[2] = -Infinity;
     await expect(F.sum(0)).rejects.toThrow(/is -Infinity/);
@@ -210,7 +246,9 @@ describe('row 15: outputs larger than the WebAssembly memory are a named error b
     const t0 = performance.now();
     const failure = D.kMin(2 ** 14, 1, { engine: 'wasm' });
     await expect(failure).rejects.toThrow(ResourceLimitError);
-    await expect(D.kMin(2 ** 14, 1, { engine: 'wasm' })).rejects.toThrow(/kMin: the reduction needs 20\d\d MiB of WebAssembly memory \(of which the 32768 x 16384 output is 2048 MiB\), more than the kernel's limit of 2048 MiB/);
+    await expect(D.kMin(2 ** 14, 1, { engine: 'wasm' })).rejects.toThrow(
+      /kMin: the reduction needs 20\d\d MiB of WebAssembly memory \(of which the 32768 x 16384 output is 2048 MiB\), more than the kernel's limit of 2048 MiB/,
+    );
     await expect(D.kMinArgKMin(2 ** 14, 1, { engine: 'wasm' })).rejects.toThrow(/output is 4096 MiB/);
     expect(performance.now() - t0).toBeLessThan(2000);
     const error = (await D.kMin(2 ** 14, 1, { engine: 'wasm' }).catch((e: unknown) => e)) as ResourceLimitError;
@@ -221,7 +259,9 @@ describe('row 15: outputs larger than the WebAssembly memory are a named error b
   it('a result of more than 2^31 - 1 entries is refused while the reduction is planned', async () => {
     const x = Vi(new Float32Array(2 ** 16), 1);
     const y = Vj(new Float32Array(2 ** 16), 1);
-    await expect(x.sub(y).argKMin(2 ** 16, 1)).rejects.toThrow(/argKMin: the result would have 65536 x 65536 = 4294967296 entries, more than 2147483647/);
+    await expect(x.sub(y).argKMin(2 ** 16, 1)).rejects.toThrow(
+      /argKMin: the result would have 65536 x 65536 = 4294967296 entries, more than 2147483647/,
+    );
   });
 });
 
@@ -232,7 +272,13 @@ async function checkLongSum(terms: number): Promise<void> {
   const x = Vi(xs, 1);
   const y = Vj(ys, 1);
   let F: LazyTensor = x.sub(y).sin();
-  for (let k = 1; k < terms; k++) F = F.add(x.mul(1 + k / terms).sub(y).cos());
+  for (let k = 1; k < terms; k++)
+    F = F.add(
+      x
+        .mul(1 + k / terms)
+        .sub(y)
+        .cos(),
+    );
   const got = await F.sum(1, { engine: 'wasm' });
   const want = Array.from(xs, (xi) => {
     let s = 0;
@@ -311,7 +357,9 @@ describe('row 17: deeply nested formulas', () => {
     const ys = points(3, 1, 14);
     const [g] = await vjp(reduction(F, 'sum', 1, { options: { engine: 'wasm' } }), { wrt: [x], cotangent: [1, 1] });
     const h = 1e-6;
-    const fd = Array.from(xs, (xi) => ys.reduce((s, yj) => s + (reference(xi + h, yj, depth) - reference(xi - h, yj, depth)) / (2 * h), 0));
+    const fd = Array.from(xs, (xi) =>
+      ys.reduce((s, yj) => s + (reference(xi + h, yj, depth) - reference(xi - h, yj, depth)) / (2 * h), 0),
+    );
     expectClose(g!.data, fd, 1e-6, 1e-8);
   }, 60_000);
 
@@ -323,7 +371,7 @@ describe('row 17: deeply nested formulas', () => {
   });
 });
 
-describe('row 19: vjp in the caller\'s terms', () => {
+describe("row 19: vjp in the caller's terms", () => {
   const x = Vi([[0], [1]]);
   const y = Vj([[0.5], [2], [3]]);
 
@@ -342,20 +390,38 @@ describe('row 19: vjp in the caller\'s terms', () => {
 
   it('a NaN cotangent, the gradient of argMin, wrt not an array: InputErrors that say so', async () => {
     const F = x.sqDist(y);
-    await expect(vjp(reduction(F, 'sum', 1), { wrt: [x], cotangent: [NaN, 1] })).rejects.toThrow(/vjp: cotangent\[0\] is NaN; the cotangent must be finite numbers/);
+    await expect(vjp(reduction(F, 'sum', 1), { wrt: [x], cotangent: [NaN, 1] })).rejects.toThrow(
+      /vjp: cotangent\[0\] is NaN; the cotangent must be finite numbers/,
+    );
     await expect(vjp(reduction(F, 'sum', 1), { wrt: [x], cotangent: [1, Infinity] })).rejects.toThrow(InputError);
-    await expect(vjp(reduction(F, 'argMin' as never, 1), { wrt: [x], cotangent: [1, 1] })).rejects.toThrow(/vjp: argMin has no gradient \(it returns indices, which have no gradient\)/);
-    await expect(vjp(reduction(F, 'kMinArgKMin' as never, 1), { wrt: [x], cotangent: [1, 1] })).rejects.toThrow(InputError);
-    await expect(vjp(reduction(F, 'sum', 1), { wrt: x as never, cotangent: [1, 1] })).rejects.toThrow(/vjp: wrt must be an array of variables made by Vi, Vj or Pm/);
-    await expect(vjp(reduction(F, 'sum', 1), { wrt: [F], cotangent: [1, 1] })).rejects.toThrow(/vjp: wrt\[0\] is not a variable/);
-    await expect(vjp(reduction(F, 'sum', 1), { wrt: [x], cotangent: 'a' as never })).rejects.toThrow(/vjp: cotangent must be/);
-    await expect(vjp(reduction(F, 'sum', 1), undefined as never)).rejects.toThrow(/vjp: options \{ wrt, cotangent \} are required/);
-    await expect(vjp(reduction(F, 'sum', 1), { wrt: [x], cotangent: [1, 1], foo: 1 } as never)).rejects.toThrow(/vjp: unknown option 'foo'/);
+    await expect(vjp(reduction(F, 'argMin' as never, 1), { wrt: [x], cotangent: [1, 1] })).rejects.toThrow(
+      /vjp: argMin has no gradient \(it returns indices, which have no gradient\)/,
+    );
+    await expect(vjp(reduction(F, 'kMinArgKMin' as never, 1), { wrt: [x], cotangent: [1, 1] })).rejects.toThrow(
+      InputError,
+    );
+    await expect(vjp(reduction(F, 'sum', 1), { wrt: x as never, cotangent: [1, 1] })).rejects.toThrow(
+      /vjp: wrt must be an array of variables made by Vi, Vj or Pm/,
+    );
+    await expect(vjp(reduction(F, 'sum', 1), { wrt: [F], cotangent: [1, 1] })).rejects.toThrow(
+      /vjp: wrt\[0\] is not a variable/,
+    );
+    await expect(vjp(reduction(F, 'sum', 1), { wrt: [x], cotangent: 'a' as never })).rejects.toThrow(
+      /vjp: cotangent must be/,
+    );
+    await expect(vjp(reduction(F, 'sum', 1), undefined as never)).rejects.toThrow(
+      /vjp: options \{ wrt, cotangent \} are required/,
+    );
+    await expect(vjp(reduction(F, 'sum', 1), { wrt: [x], cotangent: [1, 1], foo: 1 } as never)).rejects.toThrow(
+      /vjp: unknown option 'foo'/,
+    );
   });
 
   it('a +inf log-sum-exp row is named, not an internal Vi error', async () => {
     const F = x.sub(y).add(0.6).relu().log().neg(); // +inf where relu gives 0
-    await expect(vjp(reduction(F, 'logSumExp', 1), { wrt: [x], cotangent: [1, 1] })).rejects.toThrow(/vjp: the logSumExp result is Infinity at row 0/);
+    await expect(vjp(reduction(F, 'logSumExp', 1), { wrt: [x], cotangent: [1, 1] })).rejects.toThrow(
+      /vjp: the logSumExp result is Infinity at row 0/,
+    );
   });
 });
 
@@ -366,27 +432,52 @@ describe('row 20: other data shapes and realms', () => {
     const x = Vi(a, 2);
     const y = Vj(new Float32Array([0, 1]), 2);
     structuredClone(a.buffer, { transfer: [a.buffer] });
-    await expect(x.sqDist(y).sum(1)).rejects.toThrow(/the data of x\d+_i was detached or resized after it was given to Vi/);
+    await expect(x.sqDist(y).sum(1)).rejects.toThrow(
+      /the data of x\d+_i was detached or resized after it was given to Vi/,
+    );
     const detached = new Float64Array(4);
     structuredClone(detached.buffer, { transfer: [detached.buffer] });
     expect(() => Vi(detached, 1)).toThrow(InputError);
     const F = Vi([[0], [1]]).sub(Vj([[0], [1], [2]]));
-    await expect(F.sum(1, { ranges: null as never })).rejects.toThrow(/sum: ranges must be a BlockRanges object \(from fromMatrix\), got null/);
+    await expect(F.sum(1, { ranges: null as never })).rejects.toThrow(
+      /sum: ranges must be a BlockRanges object \(from fromMatrix\), got null/,
+    );
     const good = fromMatrix(new Int32Array([0, 2]), new Int32Array([0, 3]), [true]);
-    await expect(F.sum(1, { ranges: { ...good, rangesI: [0, 1.5] as never } })).rejects.toThrow(/ranges.rangesI\[1\] is 1.5; expected a non-negative integer index/);
-    await expect(F.sum(1, { ranges: { ...good, redRangesJ: new Int32Array([0]) } })).rejects.toThrow(/must hold \[start, end\) pairs/);
+    await expect(F.sum(1, { ranges: { ...good, rangesI: [0, 1.5] as never } })).rejects.toThrow(
+      /ranges.rangesI\[1\] is 1.5; expected a non-negative integer index/,
+    );
+    await expect(F.sum(1, { ranges: { ...good, redRangesJ: new Int32Array([0]) } })).rejects.toThrow(
+      /must hold \[start, end\) pairs/,
+    );
     expect(Array.from((await F.sum(1, { ranges: good })).data)).toEqual([-3, 0]);
   });
 
   it('rows given as Float32Array / Float64Array, and typed arrays from another realm, are accepted', async () => {
     const rows = [new Float32Array([0.5, 1]), new Float64Array([2, -1])];
     const x = Vi(rows);
-    const y = Vj([[1, 1], [0, 2], [3, 0]]);
-    const want = Array.from((await Vi([[0.5, 1], [2, -1]]).sqDist(y).sum(1)).data);
+    const y = Vj([
+      [1, 1],
+      [0, 2],
+      [3, 0],
+    ]);
+    const want = Array.from(
+      (
+        await Vi([
+          [0.5, 1],
+          [2, -1],
+        ])
+          .sqDist(y)
+          .sum(1)
+      ).data,
+    );
     expect(Array.from((await x.sqDist(y).sum(1)).data)).toEqual(want);
-    const realm = vm.runInNewContext('({ f32: new Float32Array([0.5, 1, 2, -1]), f64: new Float64Array([0.5, 1, 2, -1]) })') as { f32: Float32Array; f64: Float64Array };
+    const realm = vm.runInNewContext(
+      '({ f32: new Float32Array([0.5, 1, 2, -1]), f64: new Float64Array([0.5, 1, 2, -1]) })',
+    ) as { f32: Float32Array; f64: Float64Array };
     expect(realm.f32 instanceof Float32Array).toBe(false);
-    const f32 = await Vi(realm.f32, 2).sqDist(Vj(new Float32Array([1, 1, 0, 2, 3, 0]), 2)).sum(1);
+    const f32 = await Vi(realm.f32, 2)
+      .sqDist(Vj(new Float32Array([1, 1, 0, 2, 3, 0]), 2))
+      .sum(1);
     expect(f32.dtype).toBe('float32');
     expectClose(f32.data, want, 1e-6);
     const f64 = await Vi(realm.f64, 2).sqDist(y).sum(1);

@@ -17,10 +17,37 @@ type Recipe =
   | { leaf: 'c'; value: number }
   | { unary: Unary; a: Recipe; k: number }
   | { binary: Binary; a: Recipe; b: Recipe };
-type Unary = 'neg' | 'abs' | 'square' | 'sin' | 'cos' | 'expNeg' | 'log1Abs' | 'relu' | 'sqNorm2' | 'norm2' | 'normalize' | 'sum' | 'elem';
+type Unary =
+  | 'neg'
+  | 'abs'
+  | 'square'
+  | 'sin'
+  | 'cos'
+  | 'expNeg'
+  | 'log1Abs'
+  | 'relu'
+  | 'sqNorm2'
+  | 'norm2'
+  | 'normalize'
+  | 'sum'
+  | 'elem';
 type Binary = 'add' | 'sub' | 'mul' | 'sqDist' | 'dot';
 
-const UNARY: Unary[] = ['neg', 'abs', 'square', 'sin', 'cos', 'expNeg', 'log1Abs', 'relu', 'sqNorm2', 'norm2', 'normalize', 'sum', 'elem'];
+const UNARY: Unary[] = [
+  'neg',
+  'abs',
+  'square',
+  'sin',
+  'cos',
+  'expNeg',
+  'log1Abs',
+  'relu',
+  'sqNorm2',
+  'norm2',
+  'normalize',
+  'sum',
+  'elem',
+];
 const BINARY: Binary[] = ['add', 'sub', 'mul', 'sqDist', 'dot'];
 // Constants exact in float32, so both precisions see the same formula.
 const CONSTANTS = [0, 1, -1, 0.5, 2, -1.25, 3, 1024, 2 ** -20];
@@ -68,7 +95,8 @@ function reference(r: Recipe, P: Problem, i: number, j: number): Ref {
   const round = (v: number) => eps * Math.abs(v) + tiny;
   if ('leaf' in r) {
     const row = (data: ArrayLike<number>, at: number) => Array.from({ length: P.D }, (_, k) => data[at * P.D + k]!);
-    const v = r.leaf === 'c' ? [r.value] : r.leaf === 'x' ? row(P.x, i) : r.leaf === 'y' ? row(P.y, j) : Array.from(P.p);
+    const v =
+      r.leaf === 'c' ? [r.value] : r.leaf === 'x' ? row(P.x, i) : r.leaf === 'y' ? row(P.y, j) : Array.from(P.p);
     return { v, e: v.map(() => 0), ok: true };
   }
   if ('unary' in r) {
@@ -95,7 +123,10 @@ function reference(r: Recipe, P: Problem, i: number, j: number): Ref {
       case 'cos': {
         const f = r.unary === 'sin' ? Math.sin : Math.cos;
         // Range reduction loses eps * |v| in absolute terms; huge arguments are not compared.
-        return map((v, e) => [f(v), e + eps * (Math.abs(v) + 1)], a.v.every((v) => Math.abs(v) < 1e4));
+        return map(
+          (v, e) => [f(v), e + eps * (Math.abs(v) + 1)],
+          a.v.every((v) => Math.abs(v) < 1e4),
+        );
       }
       case 'expNeg':
         return map((v, e) => {
@@ -118,16 +149,25 @@ function reference(r: Recipe, P: Problem, i: number, j: number): Ref {
         const s = Math.sqrt(a.v.reduce((p, v) => p + v * v, 0));
         // The norm is 1-Lipschitz: the errors of the components carry over, plus rounding.
         // The engines compute it as sqrt(a . a): the squared norm is an intermediate that may overflow.
-        return { v: [s], e: [a.e.reduce((p, q) => p + q, 0) + a.v.length * round(s)], ok: a.ok && s * s < LIMIT[P.dtype] && !subnormal(s * s, P.dtype) };
+        return {
+          v: [s],
+          e: [a.e.reduce((p, q) => p + q, 0) + a.v.length * round(s)],
+          ok: a.ok && s * s < LIMIT[P.dtype] && !subnormal(s * s, P.dtype),
+        };
       }
       case 'normalize': {
         const s = Math.sqrt(a.v.reduce((p, v) => p + v * v, 0));
         const err = a.e.reduce((p, q) => p + q, 0);
         if (s === 0) return { v: a.v.map(() => 0), e: a.v.map(() => 0), ok: a.ok && err === 0 };
         // a . a overflows, or is subnormal (its square root then has few significant bits).
-        if (!(s * s < LIMIT[P.dtype]) || subnormal(s * s, P.dtype)) return { v: a.v.map(() => 0), e: a.v.map(() => 0), ok: false };
+        if (!(s * s < LIMIT[P.dtype]) || subnormal(s * s, P.dtype))
+          return { v: a.v.map(() => 0), e: a.v.map(() => 0), ok: false };
         // Ill-conditioned near 0: the bound grows as err / |a|; rows where it is not small are skipped.
-        return { v: a.v.map((v) => v / s), e: a.v.map(() => (2 * err) / s + a.v.length * eps * 2), ok: a.ok && err < 0.01 * s };
+        return {
+          v: a.v.map((v) => v / s),
+          e: a.v.map(() => (2 * err) / s + a.v.length * eps * 2),
+          ok: a.ok && err < 0.01 * s,
+        };
       }
       case 'elem': {
         const k = r.k % a.v.length;
@@ -141,7 +181,9 @@ function reference(r: Recipe, P: Problem, i: number, j: number): Ref {
   const at = (x: Ref, k: number) => (x.v.length === 1 ? 0 : k);
   const dim = Math.max(a.v.length, b.v.length);
   const zip = (f: (va: number, ea: number, vb: number, eb: number) => [number, number]): Ref => {
-    const out = Array.from({ length: dim }, (_, k) => f(a.v[at(a, k)]!, a.e[at(a, k)]!, b.v[at(b, k)]!, b.e[at(b, k)]!));
+    const out = Array.from({ length: dim }, (_, k) =>
+      f(a.v[at(a, k)]!, a.e[at(a, k)]!, b.v[at(b, k)]!, b.e[at(b, k)]!),
+    );
     return { v: out.map((t) => t[0]), e: out.map((t) => t[1]), ok };
   };
   switch (r.binary) {
@@ -175,19 +217,32 @@ function build(r: Recipe, vars: { x: LazyTensor; y: LazyTensor; p: LazyTensor })
     const { t: a, fixed } = build(r.a, vars);
     const node: Recipe = { ...r, a: fixed };
     switch (r.unary) {
-      case 'neg': return { t: a.neg(), fixed: node };
-      case 'abs': return { t: a.abs(), fixed: node };
-      case 'relu': return { t: a.relu(), fixed: node };
-      case 'square': return { t: a.square(), fixed: node };
-      case 'sin': return { t: a.sin(), fixed: node };
-      case 'cos': return { t: a.cos(), fixed: node };
-      case 'expNeg': return { t: a.abs().neg().exp(), fixed: node };
-      case 'log1Abs': return { t: a.abs().add(1).log(), fixed: node };
-      case 'sum': return { t: a.sum(), fixed: node };
-      case 'sqNorm2': return { t: a.sqNorm2(), fixed: node };
-      case 'norm2': return { t: a.norm2(), fixed: node };
-      case 'normalize': return { t: a.normalize(), fixed: node };
-      case 'elem': return { t: a.elem(r.k % a.dim), fixed: node };
+      case 'neg':
+        return { t: a.neg(), fixed: node };
+      case 'abs':
+        return { t: a.abs(), fixed: node };
+      case 'relu':
+        return { t: a.relu(), fixed: node };
+      case 'square':
+        return { t: a.square(), fixed: node };
+      case 'sin':
+        return { t: a.sin(), fixed: node };
+      case 'cos':
+        return { t: a.cos(), fixed: node };
+      case 'expNeg':
+        return { t: a.abs().neg().exp(), fixed: node };
+      case 'log1Abs':
+        return { t: a.abs().add(1).log(), fixed: node };
+      case 'sum':
+        return { t: a.sum(), fixed: node };
+      case 'sqNorm2':
+        return { t: a.sqNorm2(), fixed: node };
+      case 'norm2':
+        return { t: a.norm2(), fixed: node };
+      case 'normalize':
+        return { t: a.normalize(), fixed: node };
+      case 'elem':
+        return { t: a.elem(r.k % a.dim), fixed: node };
     }
   }
   let { t: a, fixed: fa } = build(r.a, vars);
@@ -199,11 +254,16 @@ function build(r: Recipe, vars: { x: LazyTensor; y: LazyTensor; p: LazyTensor })
   }
   const node: Recipe = { ...r, a: fa, b: fb };
   switch (r.binary) {
-    case 'add': return { t: a.add(b), fixed: node };
-    case 'sub': return { t: a.sub(b), fixed: node };
-    case 'mul': return { t: a.mul(b), fixed: node };
-    case 'sqDist': return { t: a.sqDist(b), fixed: node };
-    case 'dot': return { t: a.dot(b), fixed: node };
+    case 'add':
+      return { t: a.add(b), fixed: node };
+    case 'sub':
+      return { t: a.sub(b), fixed: node };
+    case 'mul':
+      return { t: a.mul(b), fixed: node };
+    case 'sqDist':
+      return { t: a.sqDist(b), fixed: node };
+    case 'dot':
+      return { t: a.dot(b), fixed: node };
   }
 }
 
@@ -214,12 +274,19 @@ const magnitude = (dtype: DType) =>
     { weight: 2, arbitrary: fc.constantFrom(0, 1, -1) },
     {
       weight: 1,
-      arbitrary: fc.constantFrom(...(dtype === 'float32' ? [1e15, -3e17, 1e-20, -2e-30, 1e-38] : [1e100, -3e150, 1e-100, -2e-300, 5e-324])),
+      arbitrary: fc.constantFrom(
+        ...(dtype === 'float32' ? [1e15, -3e17, 1e-20, -2e-30, 1e-38] : [1e100, -3e150, 1e-100, -2e-300, 5e-324]),
+      ),
     },
   );
 
 const problem: fc.Arbitrary<Problem> = fc
-  .record({ dtype: fc.constantFrom<DType>('float32', 'float64'), N: fc.constantFrom(...SIZES), M: fc.constantFrom(...SIZES), D: fc.constantFrom(1, 2, 3, 5) })
+  .record({
+    dtype: fc.constantFrom<DType>('float32', 'float64'),
+    N: fc.constantFrom(...SIZES),
+    M: fc.constantFrom(...SIZES),
+    D: fc.constantFrom(1, 2, 3, 5),
+  })
   .chain(({ dtype, N, M, D }) =>
     fc
       .record({
@@ -243,7 +310,14 @@ type Kind = 'sum' | 'logSumExp' | 'min' | 'max' | 'kMin';
 
 /** The reference reduction of one outer row: values and error bounds per output entry, or null when
  *  the row is not compared. */
-function referenceRow(r: Recipe, P: Problem, kind: Kind, axis: 0 | 1, o: number, K: number): { v: number[]; e: number[] } | null {
+function referenceRow(
+  r: Recipe,
+  P: Problem,
+  kind: Kind,
+  axis: 0 | 1,
+  o: number,
+  K: number,
+): { v: number[]; e: number[] } | null {
   const nInner = axis === 1 ? P.M : P.N;
   const terms: Ref[] = [];
   for (let q = 0; q < nInner; q++) {
@@ -258,12 +332,18 @@ function referenceRow(r: Recipe, P: Problem, kind: Kind, axis: 0 | 1, o: number,
   const column = (k: number) => terms.map((t) => ({ v: t.v[k]!, e: t.e[k]! }));
   if (kind === 'kMin') {
     const slots: { v: number; e: number }[][] = [];
-    for (let k = 0; k < d; k++) slots.push(column(k).sort((a, b) => a.v - b.v).slice(0, K));
+    for (let k = 0; k < d; k++)
+      slots.push(
+        column(k)
+          .sort((a, b) => a.v - b.v)
+          .slice(0, K),
+      );
     const maxErr = terms.reduce((p, t) => Math.max(p, ...t.e), 0);
-    for (let t = 0; t < K; t++) for (let k = 0; k < d; k++) {
-      v.push(slots[k]![t]!.v);
-      e.push(maxErr + eps * Math.abs(slots[k]![t]!.v)); // sorted values are 1-Lipschitz in the max norm
-    }
+    for (let t = 0; t < K; t++)
+      for (let k = 0; k < d; k++) {
+        v.push(slots[k]![t]!.v);
+        e.push(maxErr + eps * Math.abs(slots[k]![t]!.v)); // sorted values are 1-Lipschitz in the max norm
+      }
     return { v, e };
   }
   for (let k = 0; k < d; k++) {
@@ -291,11 +371,16 @@ function referenceRow(r: Recipe, P: Problem, kind: Kind, axis: 0 | 1, o: number,
 async function reduce(F: LazyTensor, kind: Kind, axis: 0 | 1, K: number): Promise<Float32Array | Float64Array> {
   const options = { engine: 'wasm' as const };
   switch (kind) {
-    case 'sum': return (await F.sum(axis, options)).data;
-    case 'logSumExp': return (await F.logSumExp(axis, options)).data;
-    case 'min': return (await F.min(axis, options)).data;
-    case 'max': return (await F.max(axis, options)).data;
-    case 'kMin': return (await F.kMin(K, axis, options)).data;
+    case 'sum':
+      return (await F.sum(axis, options)).data;
+    case 'logSumExp':
+      return (await F.logSumExp(axis, options)).data;
+    case 'min':
+      return (await F.min(axis, options)).data;
+    case 'max':
+      return (await F.max(axis, options)).data;
+    case 'kMin':
+      return (await F.kMin(K, axis, options)).data;
   }
 }
 
@@ -321,7 +406,19 @@ describe('property: random formulas on random inputs', () => {
           }
           // A formula must depend on i and j to be reduced; add 0 * (x + y) summed when it does not.
           const F = built.t.add(vars.x.sum().add(vars.y.sum()).mul(0));
-          const fixed: Recipe = { binary: 'add', a: built.fixed, b: { binary: 'mul', a: { binary: 'add', a: { unary: 'sum', a: { leaf: 'x' }, k: 0 }, b: { unary: 'sum', a: { leaf: 'y' }, k: 0 } }, b: { leaf: 'c', value: 0 } } };
+          const fixed: Recipe = {
+            binary: 'add',
+            a: built.fixed,
+            b: {
+              binary: 'mul',
+              a: {
+                binary: 'add',
+                a: { unary: 'sum', a: { leaf: 'x' }, k: 0 },
+                b: { unary: 'sum', a: { leaf: 'y' }, k: 0 },
+              },
+              b: { leaf: 'c', value: 0 },
+            },
+          };
           const nInner = axis === 1 ? P.M : P.N;
           const K = 1 + (kSeed % nInner);
           let got: Float32Array | Float64Array;
@@ -343,7 +440,9 @@ describe('property: random formulas on random inputs', () => {
               const w = want.v[k]!;
               const bound = 8 * want.e[k]!;
               if (!(Math.abs(g - w) <= bound)) {
-                throw new Error(`${kind} axis ${axis} ${P.dtype} N=${P.N} M=${P.M} D=${P.D}: F = ${F.toString().slice(0, 300)}; row ${o} entry ${k}: got ${g}, reference ${w} (bound ${bound})`);
+                throw new Error(
+                  `${kind} axis ${axis} ${P.dtype} N=${P.N} M=${P.M} D=${P.D}: F = ${F.toString().slice(0, 300)}; row ${o} entry ${k}: got ${g}, reference ${w} (bound ${bound})`,
+                );
               }
             }
           }
@@ -357,9 +456,28 @@ describe('property: random formulas on random inputs', () => {
 
 /** Corruptions of a valid call: each must be refused with a named error, never a native one. */
 const CORRUPTIONS = [
-  'nan-data', 'inf-data', 'null-element', 'string-element', 'bigint-element', 'date-element', 'nested-bad',
-  'mutate-after', 'detach-after', 'bad-K', 'bad-axis', 'unknown-option', 'bad-engine', 'null-ranges',
-  'fractional-ranges', 'dim-mismatch', 'bad-pow', 'bad-round', 'bad-elem', 'bad-dense', 'bad-dtype', 'mixed-dtype',
+  'nan-data',
+  'inf-data',
+  'null-element',
+  'string-element',
+  'bigint-element',
+  'date-element',
+  'nested-bad',
+  'mutate-after',
+  'detach-after',
+  'bad-K',
+  'bad-axis',
+  'unknown-option',
+  'bad-engine',
+  'null-ranges',
+  'fractional-ranges',
+  'dim-mismatch',
+  'bad-pow',
+  'bad-round',
+  'bad-elem',
+  'bad-dense',
+  'bad-dtype',
+  'mixed-dtype',
 ] as const;
 
 describe('property: bad input of every kind', () => {
@@ -371,34 +489,74 @@ describe('property: bad input of every kind', () => {
           const plain: unknown[] = Array.from(xs);
           const pos = at % xs.length;
           switch (corruption) {
-            case 'nan-data': xs[pos] = NaN; return Vi(xs, P.D);
-            case 'inf-data': xs[pos] = -Infinity; return Vi(xs, P.D);
-            case 'null-element': plain[pos] = null; return Vi(plain as never, P.D);
-            case 'string-element': plain[pos] = '1'; return Vj(plain as never, P.D);
-            case 'bigint-element': plain[pos] = 1n; return Vi(plain as never, P.D);
-            case 'date-element': plain[pos] = new Date(0); return Pm(plain as never);
-            case 'nested-bad': return Vi([Array.from({ length: P.D }, (_, k) => (k === pos % P.D ? true : 1))] as never);
-            default: break;
+            case 'nan-data':
+              xs[pos] = NaN;
+              return Vi(xs, P.D);
+            case 'inf-data':
+              xs[pos] = -Infinity;
+              return Vi(xs, P.D);
+            case 'null-element':
+              plain[pos] = null;
+              return Vi(plain as never, P.D);
+            case 'string-element':
+              plain[pos] = '1';
+              return Vj(plain as never, P.D);
+            case 'bigint-element':
+              plain[pos] = 1n;
+              return Vi(plain as never, P.D);
+            case 'date-element':
+              plain[pos] = new Date(0);
+              return Pm(plain as never);
+            case 'nested-bad':
+              return Vi([Array.from({ length: P.D }, (_, k) => (k === pos % P.D ? true : 1))] as never);
+            default:
+              break;
           }
           const x = Vi(xs, P.D);
           const y = Vj(P.y, P.D);
           const F = x.sqDist(y);
           switch (corruption) {
-            case 'mutate-after': xs[pos] = NaN; return F.sum(1);
-            case 'detach-after': structuredClone(xs.buffer, { transfer: [xs.buffer] }); return F.sum(0);
-            case 'bad-K': return F.kMin([0, 1.5, NaN, P.M + 1][at % 4]!, 1);
-            case 'bad-axis': return F.sum([2, -1, NaN, '1'][at % 4] as never);
-            case 'unknown-option': return F.sum(1, { precision: 'f32' } as never);
-            case 'bad-engine': return F.sum(1, { engine: 'cuda' as never });
-            case 'null-ranges': return F.sum(1, { ranges: null as never });
-            case 'fractional-ranges': return F.sum(1, { ranges: { rangesI: [0, 0.5], slicesI: [1], redRangesJ: [0, 1], rangesJ: [0, 1], slicesJ: [1], redRangesI: [0, 1] } as never });
-            case 'dim-mismatch': return x.sqDist(Vj(new Float64Array(P.D + 1), P.D + 1));
-            case 'bad-pow': return x.pow([1.5, NaN, Infinity, 2 ** 40][at % 4]!);
-            case 'bad-round': return x.round([0.5, NaN, -Infinity][at % 3]!);
-            case 'bad-elem': return x.elem([P.D, -1, 0.5][at % 3]!);
-            case 'bad-dense': return F.dense({ maxEntries: [NaN, -1, 0.5, Infinity][at % 4]! });
-            case 'bad-dtype': return F.sum(1, { dtype: 'float16' as never });
-            case 'mixed-dtype': return x.sqDist(Vj(P.dtype === 'float32' ? Float64Array.from(P.y) : Float32Array.from(P.y), P.D)).sum(1);
+            case 'mutate-after':
+              xs[pos] = NaN;
+              return F.sum(1);
+            case 'detach-after':
+              structuredClone(xs.buffer, { transfer: [xs.buffer] });
+              return F.sum(0);
+            case 'bad-K':
+              return F.kMin([0, 1.5, NaN, P.M + 1][at % 4]!, 1);
+            case 'bad-axis':
+              return F.sum([2, -1, NaN, '1'][at % 4] as never);
+            case 'unknown-option':
+              return F.sum(1, { precision: 'f32' } as never);
+            case 'bad-engine':
+              return F.sum(1, { engine: 'cuda' as never });
+            case 'null-ranges':
+              return F.sum(1, { ranges: null as never });
+            case 'fractional-ranges':
+              return F.sum(1, {
+                ranges: {
+                  rangesI: [0, 0.5],
+                  slicesI: [1],
+                  redRangesJ: [0, 1],
+                  rangesJ: [0, 1],
+                  slicesJ: [1],
+                  redRangesI: [0, 1],
+                } as never,
+              });
+            case 'dim-mismatch':
+              return x.sqDist(Vj(new Float64Array(P.D + 1), P.D + 1));
+            case 'bad-pow':
+              return x.pow([1.5, NaN, Infinity, 2 ** 40][at % 4]!);
+            case 'bad-round':
+              return x.round([0.5, NaN, -Infinity][at % 3]!);
+            case 'bad-elem':
+              return x.elem([P.D, -1, 0.5][at % 3]!);
+            case 'bad-dense':
+              return F.dense({ maxEntries: [NaN, -1, 0.5, Infinity][at % 4]! });
+            case 'bad-dtype':
+              return F.sum(1, { dtype: 'float16' as never });
+            case 'mixed-dtype':
+              return x.sqDist(Vj(P.dtype === 'float32' ? Float64Array.from(P.y) : Float32Array.from(P.y), P.D)).sum(1);
           }
           return null;
         };

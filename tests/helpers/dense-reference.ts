@@ -42,7 +42,9 @@ export function refLogSumExpWeighted(f: PairFn, g: PairFn, s: Sizes, axis: 0 | 1
   const gr = rowsOf(g, s, axis);
   return fr.map((row, o) => {
     const m = Math.max(...row.map((v) => v[0]!));
-    return gr[o]![0]!.map((_, k) => m + Math.log(row.reduce((acc, v, r) => acc + Math.exp(v[0]! - m) * gr[o]![r]![k]!, 0)));
+    return gr[o]![0]!.map(
+      (_, k) => m + Math.log(row.reduce((acc, v, r) => acc + Math.exp(v[0]! - m) * gr[o]![r]![k]!, 0)),
+    );
   });
 }
 
@@ -58,7 +60,13 @@ export function refSoftMax(f: PairFn, g: PairFn, s: Sizes, axis: 0 | 1): number[
 }
 
 /** The K smallest (or largest) values per component with their indices; ties by lowest index. */
-export function refKSelect(f: PairFn, s: Sizes, axis: 0 | 1, K: number, largest = false): { values: number[][][]; indices: number[][][] } {
+export function refKSelect(
+  f: PairFn,
+  s: Sizes,
+  axis: 0 | 1,
+  K: number,
+  largest = false,
+): { values: number[][][]; indices: number[][][] } {
   const rows = rowsOf(f, s, axis);
   const values: number[][][] = [];
   const indices: number[][][] = [];

@@ -128,14 +128,23 @@ export function accBytesFor(red: number, d: number, e: number, K: number, dtype:
   const elt = dtype === 'f32' ? 4 : 8;
   let need: number;
   switch (red) {
-    case ISA.RED_SUM: need = 8 * d; break;
-    case ISA.RED_LSE: need = 16 * d; break;
+    case ISA.RED_SUM:
+      need = 8 * d;
+      break;
+    case ISA.RED_LSE:
+      need = 16 * d;
+      break;
     case ISA.RED_LSE_W:
-    case ISA.RED_SSMW: need = 16 + 24 * e; break;
+    case ISA.RED_SSMW:
+      need = 16 + 24 * e;
+      break;
     case ISA.RED_KMIN:
     case ISA.RED_ARGKMIN:
-    case ISA.RED_KMINARGKMIN: need = align(4 * d, 16) + d * K * (elt + 4); break;
-    default: need = 32 * d;
+    case ISA.RED_KMINARGKMIN:
+      need = align(4 * d, 16) + d * K * (elt + 4);
+      break;
+    default:
+      need = 32 * d;
   }
   return align(need, 16);
 }
@@ -201,7 +210,8 @@ export function layout(k: KernelExports, spec: ProgramSpec, arena = new Arena(k)
           const a = new Arr(arena.buffer, p, nb * r.dim * B);
           a.fill(0);
           for (let j = 0; j < M; j++) {
-            const b = Math.floor(j / B), t = j % B;
+            const b = Math.floor(j / B),
+              t = j % B;
             for (let k2 = 0; k2 < r.dim; k2++) a[(b * r.dim + k2) * B + t] = r.data[j * r.dim + k2]!;
           }
         });
@@ -287,7 +297,11 @@ export function layout(k: KernelExports, spec: ProgramSpec, arena = new Arena(k)
   spec.regs.forEach((r, idx) => {
     const o = idx * ISA.REG_WORDS;
     rt[o + ISA.R_KIND] = {
-      uniform: ISA.REG_UNIFORM, outer: ISA.REG_OUTER_VAR, inner: ISA.REG_INNER_VAR, block: ISA.REG_BLOCK, view: ISA.REG_VIEW,
+      uniform: ISA.REG_UNIFORM,
+      outer: ISA.REG_OUTER_VAR,
+      inner: ISA.REG_INNER_VAR,
+      block: ISA.REG_BLOCK,
+      view: ISA.REG_VIEW,
     }[r.kind];
     rt[o + ISA.R_DIM] = r.dim;
     rt[o + ISA.R_BASE] = bases[idx]!;
@@ -310,10 +324,13 @@ export function layout(k: KernelExports, spec: ProgramSpec, arena = new Arena(k)
  * program), in `chunks` calls of run().
  */
 export function runProgram(
-  k: KernelExports, spec: ProgramSpec, opts: { iStart?: number; iEnd?: number; chunks?: number } = {},
+  k: KernelExports,
+  spec: ProgramSpec,
+  opts: { iStart?: number; iEnd?: number; chunks?: number } = {},
 ): RunResult {
   const L = layout(k, spec);
-  const iStart = opts.iStart ?? 0, iEnd = opts.iEnd ?? (spec.clusters ? spec.clusters.outer.length : spec.N);
+  const iStart = opts.iStart ?? 0,
+    iEnd = opts.iEnd ?? (spec.clusters ? spec.clusters.outer.length : spec.N);
   const chunks = opts.chunks ?? 1;
   let code = 0;
   for (let c = 0; c < chunks && code === 0; c++) {
@@ -323,8 +340,12 @@ export function runProgram(
   }
   const buf = k.memory.buffer;
   const n = spec.N * L.outDim;
-  let values: Float64Array | null = null, indices: Int32Array | null = null;
-  if (L.outV) values = Float64Array.from(spec.dtype === 'f32' ? new Float32Array(buf, L.outV, n) : new Float64Array(buf, L.outV, n));
+  let values: Float64Array | null = null,
+    indices: Int32Array | null = null;
+  if (L.outV)
+    values = Float64Array.from(
+      spec.dtype === 'f32' ? new Float32Array(buf, L.outV, n) : new Float64Array(buf, L.outV, n),
+    );
   if (L.outI) indices = Int32Array.from(new Int32Array(buf, L.outI, n));
   return { code, values, indices, outDim: L.outDim };
 }
@@ -334,7 +355,8 @@ export function mathApply(k: KernelExports, fn: number, dtype: Dtype, xs: ArrayL
   const arena = new Arena(k);
   const elt = dtype === 'f32' ? 4 : 8;
   const n = xs.length;
-  const pin = arena.alloc(n * elt + 16), pout = arena.alloc(n * elt + 16);
+  const pin = arena.alloc(n * elt + 16),
+    pout = arena.alloc(n * elt + 16);
   const Arr = dtype === 'f32' ? Float32Array : Float64Array;
   new Arr(arena.buffer, pin, n).set(Array.from(xs));
   k.mathTest(fn, dtype === 'f32' ? 0 : 1, pin, pout, n);

@@ -39,7 +39,10 @@ function lloyd(x: Float64Array, N: number, D: number, c0: Float64Array, iteratio
     for (let k = 0; k < K; k++) {
       const members = [...labels.keys()].filter((i) => labels[i] === k);
       for (let d = 0; d < D; d++) {
-        const v = members.length > 0 ? members.reduce((s, i) => s + x[i * D + d]!, 0) / members.length : x[order[taken]! * D + d]!;
+        const v =
+          members.length > 0
+            ? members.reduce((s, i) => s + x[i * D + d]!, 0) / members.length
+            : x[order[taken]! * D + d]!;
         shift += (v - c[k * D + d]!) ** 2;
         c[k * D + d] = v;
       }
@@ -59,12 +62,17 @@ function lloyd(x: Float64Array, N: number, D: number, c0: Float64Array, iteratio
 function blobs(seed: number, N: number, D: number, centres: number, spread: number): Float64Array {
   const random = rng(seed);
   const centre = Array.from({ length: centres * D }, () => 10 * random());
-  return Float64Array.from({ length: N * D }, (_, q) => centre[(Math.floor(q / D) % centres) * D + (q % D)]! + spread * (random() - 0.5));
+  return Float64Array.from(
+    { length: N * D },
+    (_, q) => centre[(Math.floor(q / D) % centres) * D + (q % D)]! + spread * (random() - 0.5),
+  );
 }
 
 describe('kMeans', () => {
   it('equals a plain float64 Lloyd from the same initial centroids (float64)', async () => {
-    const N = 3000, D = 3, K = 8;
+    const N = 3000,
+      D = 3,
+      K = 8;
     const x = blobs(1, N, D, 6, 3);
     const init = x.slice(0, K * D);
     const ref = lloyd(x, N, D, init, 50, 1e-4);
@@ -77,7 +85,8 @@ describe('kMeans', () => {
   });
 
   it('re-seeds an empty cluster at the farthest row', async () => {
-    const N = 500, D = 2;
+    const N = 500,
+      D = 2;
     const x = blobs(2, N, D, 3, 1);
     // Centroid 2 is far from every row: empty after the first assignment.
     const init = Float64Array.from([x[0]!, x[1]!, x[2]!, x[3]!, 1e4, 1e4]);
@@ -89,7 +98,8 @@ describe('kMeans', () => {
   });
 
   it('kmeans++ and random: seeded, and they find well separated blobs', async () => {
-    const N = 1200, D = 2;
+    const N = 1200,
+      D = 2;
     const x = blobs(3, N, D, 4, 0.05); // row i is in blob i % 4
     for (const init of ['kmeans++', 'random'] as const) {
       const a = await kMeans(x, 4, { dim: D, init, seed: 5 });
@@ -107,7 +117,8 @@ describe('kMeans', () => {
   });
 
   it('float32 input: centroids in float32, labels of the returned centroids', async () => {
-    const N = 2000, D = 4;
+    const N = 2000,
+      D = 4;
     const x = Float32Array.from(blobs(4, N, D, 5, 2));
     const r = await kMeans(x, 5, { dim: D, seed: 1 });
     expect(r.centroids.dtype).toBe('float32');
@@ -115,7 +126,9 @@ describe('kMeans', () => {
     const c = Float64Array.from(r.centroids.data);
     // Every label is the nearest centroid in float64 up to float32 near-ties.
     for (let i = 0; i < N; i++) {
-      const d = [0, 1, 2, 3, 4].map((k) => [0, 1, 2, 3].reduce((s, t) => s + (x64[i * D + t]! - c[k * D + t]!) ** 2, 0));
+      const d = [0, 1, 2, 3, 4].map((k) =>
+        [0, 1, 2, 3].reduce((s, t) => s + (x64[i * D + t]! - c[k * D + t]!) ** 2, 0),
+      );
       expect(d[r.labels.data[i]!]!).toBeLessThanOrEqual(Math.min(...d) * (1 + 1e-5) + 1e-6);
     }
   });
@@ -125,7 +138,11 @@ describe('kMeans', () => {
     const r = await kMeans(same, 3, { dim: 2 });
     expect(r.inertia).toBe(0);
     expect(Array.from(r.centroids.data)).toEqual(new Array(6).fill(2));
-    const x = [[0, 0], [1, 0], [5, 5]];
+    const x = [
+      [0, 0],
+      [1, 0],
+      [5, 5],
+    ];
     const all = await kMeans(x, 3, { init: x });
     expect(Array.from(all.labels.data)).toEqual([0, 1, 2]);
     await expect(kMeans(x, 4)).rejects.toThrow(/K must be an integer in \[1, 3\]/);

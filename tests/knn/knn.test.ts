@@ -7,11 +7,19 @@ import { rng, typed, uniformRows } from '../helpers/random.js';
 type Rows = number[][];
 
 /** Plain float64 brute force: the K smallest (value, index) pairs of each row, ties to the lowest index. */
-function reference(x: Rows, y: Rows, K: number, dist: (a: number[], b: number[]) => number): { indices: number[][]; values: number[][] } {
+function reference(
+  x: Rows,
+  y: Rows,
+  K: number,
+  dist: (a: number[], b: number[]) => number,
+): { indices: number[][]; values: number[][] } {
   const indices: number[][] = [];
   const values: number[][] = [];
   for (const a of x) {
-    const all = y.map((b, j) => [dist(a, b), j] as const).sort((p, q) => p[0] - q[0] || p[1] - q[1]).slice(0, K);
+    const all = y
+      .map((b, j) => [dist(a, b), j] as const)
+      .sort((p, q) => p[0] - q[0] || p[1] - q[1])
+      .slice(0, K);
     indices.push(all.map((p) => p[1]));
     values.push(all.map((p) => p[0]));
   }
@@ -28,7 +36,13 @@ const formulas = {
 } as const;
 
 /** knn with the tree (where it applies) and brute force equal kMinArgKMin of the metric's formula. */
-async function expectSameAsArgKMin(x: Float32Array | Float64Array, y: Float32Array | Float64Array, D: number, K: number, metric: keyof typeof formulas) {
+async function expectSameAsArgKMin(
+  x: Float32Array | Float64Array,
+  y: Float32Array | Float64Array,
+  D: number,
+  K: number,
+  metric: keyof typeof formulas,
+) {
   const dtype = x instanceof Float32Array ? 'float32' : 'float64';
   const dense = await formulas[metric](Vi(x, D), Vj(y, D)).kMinArgKMin(K, 1, { dtype });
   const argk = await formulas[metric](Vi(x, D), Vj(y, D)).argKMin(K, 1, { dtype });
@@ -39,22 +53,41 @@ async function expectSameAsArgKMin(x: Float32Array | Float64Array, y: Float32Arr
     expect(r.indices.data).toBeInstanceOf(Int32Array);
     expect(r.distances.dtype).toBe(dtype);
     expect(Array.from(r.indices.data)).toEqual(Array.from(dense.indices.data));
-    const want = Array.from(dense.values.data, (v) => (metric === 'euclidean' ? (dtype === 'float32' ? Math.fround(Math.sqrt(v)) : Math.sqrt(v)) : v));
+    const want = Array.from(dense.values.data, (v) =>
+      metric === 'euclidean' ? (dtype === 'float32' ? Math.fround(Math.sqrt(v)) : Math.sqrt(v)) : v,
+    );
     expect(Array.from(r.distances.data)).toEqual(want);
   }
 }
 
 describe('knn equals argKMin of the same formula, exactly', () => {
   it.each([
-    [1, 'float32'], [2, 'float64'], [3, 'float32'], [3, 'float64'], [5, 'float32'], [8, 'float64'],
+    [1, 'float32'],
+    [2, 'float64'],
+    [3, 'float32'],
+    [3, 'float64'],
+    [5, 'float32'],
+    [8, 'float64'],
   ] as const)('random uniform, D = %i, %s, euclidean', async (D, dtype) => {
     const random = rng(100 + D);
-    await expectSameAsArgKMin(typed(uniformRows(random, 700, D), dtype), typed(uniformRows(random, 1100, D), dtype), D, 7, 'euclidean');
+    await expectSameAsArgKMin(
+      typed(uniformRows(random, 700, D), dtype),
+      typed(uniformRows(random, 1100, D), dtype),
+      D,
+      7,
+      'euclidean',
+    );
   });
 
   it.each(['sqeuclidean', 'manhattan', 'cosine'] as const)('random uniform, D = 3, float32, %s', async (metric) => {
     const random = rng(7);
-    await expectSameAsArgKMin(typed(uniformRows(random, 600, 3), 'float32'), typed(uniformRows(random, 900, 3), 'float32'), 3, 5, metric);
+    await expectSameAsArgKMin(
+      typed(uniformRows(random, 600, 3), 'float32'),
+      typed(uniformRows(random, 900, 3), 'float32'),
+      3,
+      5,
+      metric,
+    );
   });
 
   it('clustered data (tight blobs far apart), float32', async () => {
@@ -82,7 +115,9 @@ describe('knn equals argKMin of the same formula, exactly', () => {
     await expectSameAsArgKMin(same.subarray(0, 300), same, 3, 6, 'euclidean');
     const r = await knn(same.subarray(0, 3), same, 6, { dim: 3, method: 'tree' });
     expect(Array.from(r.indices.data)).toEqual([0, 1, 2, 3, 4, 5]);
-    const line = Float32Array.from(Array.from({ length: 1000 }, (_, i) => [i * 0.001, 2 * i * 0.001, -i * 0.001]).flat());
+    const line = Float32Array.from(
+      Array.from({ length: 1000 }, (_, i) => [i * 0.001, 2 * i * 0.001, -i * 0.001]).flat(),
+    );
     await expectSameAsArgKMin(line, line, 3, 4, 'euclidean');
   });
 
@@ -138,7 +173,11 @@ describe('knn against a plain float64 brute force', () => {
 });
 
 describe('knn bad input', () => {
-  const y = [[0, 0], [1, 1], [2, 2]];
+  const y = [
+    [0, 0],
+    [1, 1],
+    [2, 2],
+  ];
   it('names the argument and what was expected', async () => {
     await expect(knn(y, y, 4)).rejects.toThrow(/K = 4 is larger than the number of rows of y \(3\)/);
     await expect(knn(y, y, 0)).rejects.toThrow(/K must be a positive integer/);

@@ -247,12 +247,31 @@ describe('inputs on which GeomLoss raises -> clear errors', () => {
     // GeomLoss check_shapes: "Weights 'α' and samples 'x' should have compatible shapes."
     ['weights/points length mismatch', () => denseSamplesLoss(x, y, a.slice(1), b, base), /compatible shapes/],
     ['batch size mismatch', () => denseSamplesLossBatch([x, x], [y], [a, a], [b], base), /batchsize/],
-    ['unknown loss name', () => denseSamplesLoss(x, y, a, b, { ...base, loss: 'wasserstein' as 'sinkhorn' }), /unknown loss/],
+    [
+      'unknown loss name',
+      () => denseSamplesLoss(x, y, a, b, { ...base, loss: 'wasserstein' as 'sinkhorn' }),
+      /unknown loss/,
+    ],
     ['scaling outside (0, 1)', () => denseSamplesLoss(x, y, a, b, { ...base, scaling: 1 }), /scaling/],
-    ['zero user diameter (np.arange of -inf)', () => denseSamplesLoss(x, y, a, b, { ...base, diameter: 0 }), /diameter/],
+    [
+      'zero user diameter (np.arange of -inf)',
+      () => denseSamplesLoss(x, y, a, b, { ...base, diameter: 0 }),
+      /diameter/,
+    ],
     ['negative reach', () => denseSamplesLoss(x, y, a, b, { ...base, reach: -1 }), /reach/],
     ['NaN coordinate', () => denseSamplesLoss([[NaN, 0], ...x.slice(1)], y, a, b, base), /non-finite/],
-    ['negative weight', () => denseSamplesLoss(x, y, a.map((v, i) => (i ? v : -v)), b, base), /nonnegative/],
+    [
+      'negative weight',
+      () =>
+        denseSamplesLoss(
+          x,
+          y,
+          a.map((v, i) => (i ? v : -v)),
+          b,
+          base,
+        ),
+      /nonnegative/,
+    ],
   ];
   for (const [name, call, msg] of cases) {
     it(name, () => {
@@ -351,7 +370,16 @@ describe('gradients vs central finite differences of our own value (schedule hel
   ];
   for (const [name, extra] of sinkCases) {
     it(`sinkhorn ${name}: positions (all coords) and weights (simplex-tangent directions)`, () => {
-      const o: DenseOptions = { loss: 'sinkhorn', p: 2, blur: 0.2, reach: null, diameter: null, scaling: 0.5, debias: true, ...extra };
+      const o: DenseOptions = {
+        loss: 'sinkhorn',
+        p: 2,
+        blur: 0.2,
+        reach: null,
+        diameter: null,
+        scaling: 0.5,
+        debias: true,
+        ...extra,
+      };
       const epsList = converged(o, x, y);
       const oc = { ...o, epsList };
       const res = sinkhornLoss(x, y, a, b, oc);
@@ -373,15 +401,33 @@ describe('gradients vs central finite differences of our own value (schedule hel
       expect(gl.value).toBe(ex.value);
       const ep = fdPositions((xx, yy) => sinkhornLoss(xx, yy, a, b, oc).value, x, y, ex.gradX, ex.gradY);
       const ew = fdWeights((aa, bb) => sinkhornLoss(x, y, aa, bb, oc).value, a, b, ex.gradA, ex.gradB, true);
-      report.push(`FD sinkhorn unbalanced debias=${debias} (exact grads): positions ${ep.toExponential(1)}, weights ${ew.toExponential(1)}`);
+      report.push(
+        `FD sinkhorn unbalanced debias=${debias} (exact grads): positions ${ep.toExponential(1)}, weights ${ew.toExponential(1)}`,
+      );
       expect(ep).toBeLessThan(1e-6);
       expect(ew).toBeLessThan(1e-6);
       const eps = 0.2 ** 2;
       const rho = 0.3 ** 2;
       const factor = (rho + eps / 2) / (rho + eps);
-      expect(compare(gl.gradX, ex.gradX.map((g) => g.map((v) => v * factor))).ok).toBe(true);
-      expect(compare(gl.gradY, ex.gradY.map((g) => g.map((v) => v * factor))).ok).toBe(true);
-      if (debias) expect(compare(gl.gradA, ex.gradA.map((v) => v * factor)).ok).toBe(true);
+      expect(
+        compare(
+          gl.gradX,
+          ex.gradX.map((g) => g.map((v) => v * factor)),
+        ).ok,
+      ).toBe(true);
+      expect(
+        compare(
+          gl.gradY,
+          ex.gradY.map((g) => g.map((v) => v * factor)),
+        ).ok,
+      ).toBe(true);
+      if (debias)
+        expect(
+          compare(
+            gl.gradA,
+            ex.gradA.map((v) => v * factor),
+          ).ok,
+        ).toBe(true);
     });
   }
 
@@ -399,7 +445,15 @@ describe('gradients vs central finite differences of our own value (schedule hel
 
   for (const p of [1, 2] as const) {
     it(`hausdorff p=${p}: exact (implicit-differentiation) gradients, positions and weights (all directions)`, () => {
-      const o: DenseOptions = { loss: 'hausdorff', p, blur: p === 2 ? 0.2 : 0.3, reach: null, diameter: null, scaling: 0.5, debias: true };
+      const o: DenseOptions = {
+        loss: 'hausdorff',
+        p,
+        blur: p === 2 ? 0.2 : 0.3,
+        reach: null,
+        diameter: null,
+        scaling: 0.5,
+        debias: true,
+      };
       const epsList = converged(o, x, y);
       const oc = { ...o, epsList };
       const res = hausdorffLoss(x, y, a, b, oc);
@@ -413,11 +467,21 @@ describe('gradients vs central finite differences of our own value (schedule hel
 
   it("with GeomLoss's short schedule the envelope gradient is NOT the derivative of the returned value (informational)", () => {
     // Reference-case-like setting: blur 0.05, 7 iterations. Envelope gradients are exact only at convergence.
-    const o: DenseOptions = { loss: 'sinkhorn', p: 2, blur: 0.05, reach: null, diameter: null, scaling: 0.5, debias: true };
+    const o: DenseOptions = {
+      loss: 'sinkhorn',
+      p: 2,
+      blur: 0.05,
+      reach: null,
+      diameter: null,
+      scaling: 0.5,
+      debias: true,
+    };
     const res = sinkhornLoss(x, y, a, b, o);
     const oc = { ...o, epsList: res.schedule! };
     const ep = fdPositions((xx, yy) => sinkhornLoss(xx, yy, a, b, oc).value, x, y, res.gradX, res.gradY);
-    report.push(`FD vs envelope grads with the GeomLoss schedule (blur 0.05, ${res.schedule!.length} its): ${ep.toExponential(1)} (expected: not small)`);
+    report.push(
+      `FD vs envelope grads with the GeomLoss schedule (blur 0.05, ${res.schedule!.length} its): ${ep.toExponential(1)} (expected: not small)`,
+    );
     expect(Number.isFinite(ep)).toBe(true);
   });
 });
@@ -495,10 +559,20 @@ describe('hausdorff divergence', () => {
     const a = weights(r, 8, true);
     const b = weights(r, 7, true);
     // small blur, p=1: H -> 1/2 (<a, d(x, y)> + <b, d(y, x)>) (soft nearest-neighbour distances)
-    const o: DenseOptions = { loss: 'hausdorff', p: 1, blur: 1e-3, reach: null, diameter: null, scaling: 0.5, debias: true };
+    const o: DenseOptions = {
+      loss: 'hausdorff',
+      p: 1,
+      blur: 1e-3,
+      reach: null,
+      diameter: null,
+      scaling: 0.5,
+      debias: true,
+    };
     const h = hausdorffLoss(x, y, a, b, o).value;
-    const nn = (u: number[], V: number[][]): number => Math.min(...V.map((v) => Math.hypot(u[0]! - v[0]!, u[1]! - v[1]!)));
-    const chamfer = 0.5 * (x.reduce((s, u, i) => s + a[i]! * nn(u, y), 0) + y.reduce((s, v, j) => s + b[j]! * nn(v, x), 0));
+    const nn = (u: number[], V: number[][]): number =>
+      Math.min(...V.map((v) => Math.hypot(u[0]! - v[0]!, u[1]! - v[1]!)));
+    const chamfer =
+      0.5 * (x.reduce((s, u, i) => s + a[i]! * nn(u, y), 0) + y.reduce((s, v, j) => s + b[j]! * nn(v, x), 0));
     expect(Math.abs(h - chamfer)).toBeLessThan(0.05 * chamfer);
   });
 });
@@ -512,7 +586,15 @@ describe('batch handling and helpers', () => {
     const ys = [cloud(r, 5, 2, 0.5), cloud(r, 5, 2), cloud(r, 5, 2, 1)];
     const as = xs.map((x) => weights(r, x.length));
     const bs = ys.map((y) => weights(r, y.length));
-    const o: DenseOptions = { loss: 'sinkhorn', p: 2, blur: 0.05, reach: null, diameter: null, scaling: 0.5, debias: true };
+    const o: DenseOptions = {
+      loss: 'sinkhorn',
+      p: 2,
+      blur: 0.05,
+      reach: null,
+      diameter: null,
+      scaling: 0.5,
+      debias: true,
+    };
     const B = denseSamplesLossBatch(xs, ys, as, bs, o);
     expect(B.diameter).toBe(maxDiameter(...xs, ...ys));
     expect(B.schedule).toEqual(epsilonSchedule(2, B.diameter!, 0.05, 0.5));

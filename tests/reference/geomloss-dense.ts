@@ -222,7 +222,9 @@ function checkOptions(o: DenseOptions): void {
       throw new GeomLossInputError(`reach must be null (balanced) or a positive number, got ${String(o.reach)}`);
     }
     if (o.loss === 'hausdorff' && o.reach !== null && o.reach !== undefined) {
-      throw new GeomLossInputError(`the unbalanced (reach != null) Hausdorff divergence is not defined in this reference`);
+      throw new GeomLossInputError(
+        `the unbalanced (reach != null) Hausdorff divergence is not defined in this reference`,
+      );
     }
     if (o.epsList) {
       if (o.epsList.length === 0 || o.epsList.some((e) => !(Number.isFinite(e) && e > 0))) {
@@ -431,12 +433,12 @@ function costMatrix(X: Pts, Y: Pts, p: 1 | 2): Float64Array {
 function addCostGrad(out: Float64Array, off: number, u: Float64Array, v: Float64Array, p: 1 | 2, s: number): void {
   const D = u.length;
   if (p === 2) {
-    for (let k = 0; k < D; k++) out[off + k] = out[off + k]! + (s * (u[k]! - v[k]!));
+    for (let k = 0; k < D; k++) out[off + k] = out[off + k]! + s * (u[k]! - v[k]!);
   } else {
     const d2 = sqDist(u, v);
     if (d2 > DIST_CLAMP) {
       const c = Math.sqrt(d2);
-      for (let k = 0; k < D; k++) out[off + k] = out[off + k]! + ((s * (u[k]! - v[k]!)) / c);
+      for (let k = 0; k < D; k++) out[off + k] = out[off + k]! + (s * (u[k]! - v[k]!)) / c;
     }
   }
 }
@@ -738,7 +740,7 @@ function kernelGradAdd(
     const d2 = sqDist(u, v);
     if (d2 > DIST_CLAMP) {
       const c = Math.sqrt(d2);
-      for (let k = 0; k < D; k++) out[off + k] = out[off + k]! - ((s * (u[k]! - v[k]!)) / c);
+      for (let k = 0; k < D; k++) out[off + k] = out[off + k]! - (s * (u[k]! - v[k]!)) / c;
     }
     return;
   }
@@ -750,12 +752,12 @@ function kernelGradAdd(
   }
   if (name === 'gaussian') {
     const K = Math.exp(-d2 / 2);
-    for (let k = 0; k < D; k++) out[off + k] = out[off + k]! - ((s * K * diff[k]!) / blur);
+    for (let k = 0; k < D; k++) out[off + k] = out[off + k]! - (s * K * diff[k]!) / blur;
   } else {
     if (d2 > DIST_CLAMP) {
       const c = Math.sqrt(d2);
       const K = Math.exp(-c);
-      for (let k = 0; k < D; k++) out[off + k] = out[off + k]! - ((s * K * diff[k]!) / (c * blur));
+      for (let k = 0; k < D; k++) out[off + k] = out[off + k]! - (s * K * diff[k]!) / (c * blur);
     }
   }
 }
@@ -774,12 +776,12 @@ function kernelOne(x: number[][], y: number[][], a: number[], b: number[], o: De
   const by = new Float64Array(M);
   const ay = new Float64Array(M);
   for (let i = 0; i < N; i++) {
-    for (let k = 0; k < N; k++) ax[i] = ax[i]! + (kernelEval(name, X[i]!, X[k]!, blur) * a[k]!);
-    for (let j = 0; j < M; j++) bx[i] = bx[i]! + (kernelEval(name, X[i]!, Y[j]!, blur) * b[j]!);
+    for (let k = 0; k < N; k++) ax[i] = ax[i]! + kernelEval(name, X[i]!, X[k]!, blur) * a[k]!;
+    for (let j = 0; j < M; j++) bx[i] = bx[i]! + kernelEval(name, X[i]!, Y[j]!, blur) * b[j]!;
   }
   for (let j = 0; j < M; j++) {
-    for (let l = 0; l < M; l++) by[j] = by[j]! + (kernelEval(name, Y[j]!, Y[l]!, blur) * b[l]!);
-    for (let i = 0; i < N; i++) ay[j] = ay[j]! + (kernelEval(name, Y[j]!, X[i]!, blur) * a[i]!);
+    for (let l = 0; l < M; l++) by[j] = by[j]! + kernelEval(name, Y[j]!, Y[l]!, blur) * b[l]!;
+    for (let i = 0; i < N; i++) ay[j] = ay[j]! + kernelEval(name, Y[j]!, X[i]!, blur) * a[i]!;
   }
   const value = 0.5 * scal(a, ax) + 0.5 * scal(b, by) - scal(a, bx);
   const gradA = new Float64Array(N);
@@ -865,8 +867,8 @@ function solveTransposed(A: Float64Array, n: number, u: Float64Array): Float64Ar
     for (let i = c + 1; i < n; i++) {
       const f = T[i * n + c]! / d;
       if (f === 0) continue;
-      for (let j = c; j < n; j++) T[i * n + j] = T[i * n + j]! - (f * T[c * n + j]!);
-      r[i] = r[i]! - (f * r[c]!);
+      for (let j = c; j < n; j++) T[i * n + j] = T[i * n + j]! - f * T[c * n + j]!;
+      r[i] = r[i]! - f * r[c]!;
     }
   }
   const lam = new Float64Array(n);
@@ -926,7 +928,7 @@ function symPotBackward(
   const D = X[0]!.length;
   // upstream on the fixed point: U = u - S^T v
   const U = Float64Array.from(u);
-  for (let j = 0; j < m; j++) for (let k = 0; k < n; k++) U[k] = U[k]! - (sp.S[j * n + k]! * v[j]!);
+  for (let j = 0; j < m; j++) for (let k = 0; k < n; k++) U[k] = U[k]! - sp.S[j * n + k]! * v[j]!;
   // (I + R)^T lam = U
   const A = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
@@ -940,13 +942,13 @@ function symPotBackward(
     for (let k = 0; k < n; k++) {
       const r = sp.R[i * n + k]!;
       const coef = lam[i]! * r;
-      gW[k] = gW[k]! - (eps * lam[i]! * sp.Rw[i * n + k]!);
+      gW[k] = gW[k]! - eps * lam[i]! * sp.Rw[i * n + k]!;
       if (coef === 0 || i === k) continue;
       g.fill(0);
       addCostGrad(g, 0, X[i]!, X[k]!, p, 1);
       for (let d = 0; d < D; d++) {
-        gX[i * D + d] = gX[i * D + d]! + (coef * g[d]!);
-        gX[k * D + d] = gX[k * D + d]! - (coef * g[d]!);
+        gX[i * D + d] = gX[i * D + d]! + coef * g[d]!;
+        gX[k * D + d] = gX[k * D + d]! - coef * g[d]!;
       }
     }
   }
@@ -954,13 +956,13 @@ function symPotBackward(
   for (let j = 0; j < m; j++) {
     for (let k = 0; k < n; k++) {
       const coef = v[j]! * sp.S[j * n + k]!;
-      gW[k] = gW[k]! - (eps * v[j]! * sp.Sw[j * n + k]!);
+      gW[k] = gW[k]! - eps * v[j]! * sp.Sw[j * n + k]!;
       if (coef === 0) continue;
       g.fill(0);
       addCostGrad(g, 0, Z[j]!, X[k]!, p, 1);
       for (let d = 0; d < D; d++) {
-        gZ[j * D + d] = gZ[j * D + d]! + (coef * g[d]!);
-        gX[k * D + d] = gX[k * D + d]! - (coef * g[d]!);
+        gZ[j * D + d] = gZ[j * D + d]! + coef * g[d]!;
+        gX[k * D + d] = gX[k * D + d]! - coef * g[d]!;
       }
     }
   }
@@ -1019,13 +1021,7 @@ function hausdorffOne(
 /* ───────────────────────────── public API ───────────────────────────── */
 
 /** Single (non-batched) loss: x (N,D), y (M,D), a (N), b (M). */
-export function denseSamplesLoss(
-  x: number[][],
-  y: number[][],
-  a: number[],
-  b: number[],
-  o: DenseOptions,
-): DenseResult {
+export function denseSamplesLoss(x: number[][], y: number[][], a: number[], b: number[], o: DenseOptions): DenseResult {
   validate(x, y, a, b, o);
   if (o.loss === 'sinkhorn' || o.loss === 'hausdorff') {
     const { schedule, diameter } = resolveSchedule([x], [y], o);
@@ -1048,15 +1044,11 @@ export function sinkhornLoss(
 }
 
 /** Kernel (MMD) losses: 'energy' | 'gaussian' | 'laplacian'. */
-export function kernelLoss(
-  x: number[][],
-  y: number[][],
-  a: number[],
-  b: number[],
-  opts: DenseOptions,
-): DenseResult {
+export function kernelLoss(x: number[][], y: number[][], a: number[], b: number[], opts: DenseOptions): DenseResult {
   if (opts.loss !== 'energy' && opts.loss !== 'gaussian' && opts.loss !== 'laplacian') {
-    throw new GeomLossInputError(`kernelLoss expects loss 'energy', 'gaussian' or 'laplacian', got '${String(opts.loss)}'`);
+    throw new GeomLossInputError(
+      `kernelLoss expects loss 'energy', 'gaussian' or 'laplacian', got '${String(opts.loss)}'`,
+    );
   }
   return denseSamplesLoss(x, y, a, b, opts);
 }

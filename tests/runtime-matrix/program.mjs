@@ -17,7 +17,10 @@ export async function run(lt, gl, options = {}) {
   if (options.workerUrl) lt.setWasmWorkerUrl(options.workerUrl);
 
   // Gaussian kernel sum: s_i = sum_j exp(-g |x_i - y_j|^2) b_j.
-  const N = 2100, M = 2100, D = 3, g = 4;
+  const N = 2100,
+    M = 2100,
+    D = 3,
+    g = 4;
   const x = new Float64Array(N * D).map(rnd);
   const y = new Float64Array(M * D).map(rnd);
   const b = new Float64Array(M).map(rnd);
@@ -33,8 +36,17 @@ export async function run(lt, gl, options = {}) {
     ref[i] = s;
   }
   const engines = new Set();
-  for (const [dtype, Arr, tol] of [['float32', Float32Array, 2e-5], ['float64', Float64Array, 1e-12]]) {
-    const r = await lt.Vi(Arr.from(x), D).sqDist(lt.Vj(Arr.from(y), D)).mul(-g).exp().mul(lt.Vj(Arr.from(b), 1)).sum(1);
+  for (const [dtype, Arr, tol] of [
+    ['float32', Float32Array, 2e-5],
+    ['float64', Float64Array, 1e-12],
+  ]) {
+    const r = await lt
+      .Vi(Arr.from(x), D)
+      .sqDist(lt.Vj(Arr.from(y), D))
+      .mul(-g)
+      .exp()
+      .mul(lt.Vj(Arr.from(b), 1))
+      .sum(1);
     engines.add(r.engine);
     if (r.data.length !== N) fail(`${dtype} sum: ${r.data.length} rows`);
     for (const i of rows) {
@@ -44,8 +56,11 @@ export async function run(lt, gl, options = {}) {
   }
 
   // argKMin over j of |x_i - y_j|^2, float64, small.
-  const n = 300, m = 400, K = 3;
-  const xs = x.slice(0, n * D), ys = y.slice(0, m * D);
+  const n = 300,
+    m = 400,
+    K = 3;
+  const xs = x.slice(0, n * D),
+    ys = y.slice(0, m * D);
   const am = await lt.Vi(xs, D).sqDist(lt.Vj(ys, D)).argKMin(K, 1);
   for (let i = 0; i < n; i++) {
     const d = [];
