@@ -10,7 +10,7 @@ export default tseslint.config(
       'build/',
       'artifacts/',
       'docs/api/',
-      'src/fallback/wasm-binary.generated.ts',
+      'src/wasm/wasm-binary.generated.ts',
       // AssemblyScript: its own types (f32, v128, usize) and decorators; checked by the asc compiler instead.
       'assembly/',
     ],

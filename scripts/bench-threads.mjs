@@ -17,7 +17,7 @@ writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
 await build({
   stdin: {
     contents: `export * from './src/index.ts'; export { SamplesLoss } from './src/geomloss/index.ts';
-               export { setWasmThreads, getWasmThreads } from './src/runtime/workers.ts';`,
+               export { setWasmThreads, getWasmThreads } from './src/wasm/workers.ts';`,
     resolveDir: root,
     loader: 'ts',
     sourcefile: 'bench-entry.ts',

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds the WebAssembly kernel (assembly/kernel.ts) with AssemblyScript and inlines it as base64.
 //   node scripts/build-wasm.mjs
-// Writes build/kernel.wasm (+ build/kernel.wat) and src/fallback/wasm-binary.generated.ts, which
+// Writes build/kernel.wasm (+ build/kernel.wat) and src/wasm/wasm-binary.generated.ts, which
 // exports KERNEL_WASM_BASE64: the package loads its Wasm from that string so that it works in Node,
 // browsers, bundlers and edge runtimes without any file-system access or fetch.
 // Options come from asconfig.json (target "release"): -O3, SIMD (standard only: Node 20 rejects
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const wasmPath = resolve(root, 'build/kernel.wasm');
-const genPath = resolve(root, 'src/fallback/wasm-binary.generated.ts');
+const genPath = resolve(root, 'src/wasm/wasm-binary.generated.ts');
 
 const asc = (await import('assemblyscript/asc')).default;
 process.chdir(root); // asc resolves entries and asconfig.json against the working directory
@@ -53,5 +53,5 @@ await mkdir(dirname(genPath), { recursive: true });
 await writeFile(genPath, src);
 console.log(
   `build-wasm: build/kernel.wasm ${bytes.length} bytes (${(bytes.length / 1024).toFixed(1)} KiB), ` +
-    `base64 ${b64.length} chars -> src/fallback/wasm-binary.generated.ts`,
+    `base64 ${b64.length} chars -> src/wasm/wasm-binary.generated.ts`,
 );

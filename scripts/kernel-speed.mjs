@@ -112,7 +112,7 @@ function build(kind, N, M, D, B, K, tile) {
     i32[regs / 4 + q * 4 + 1] = r[1];
     i32[regs / 4 + q * 4 + 2] = r[2];
   });
-  // as src/fallback/compile.ts emits them: every instruction writes a fresh register; F is the last
+  // as src/wasm/compile.ts emits them: every instruction writes a fresh register; F is the last
   const code = {
     gauss: [
       [OP.SQDIST, 4, 0, 1],

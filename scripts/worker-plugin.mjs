@@ -1,4 +1,4 @@
-// Inlines the WebAssembly engine's worker (src/fallback/worker-entry.ts) as a string: bundles it with
+// Inlines the WebAssembly engine's worker (src/wasm/worker-entry.ts) as a string: bundles it with
 // esbuild into one self-contained script and serves it as the module 'virtual:lazytensor-wasm-worker'
 // (`export default "<source>"`). The same object is a Rollup plugin (rollup.config.mjs) and a Vite
 // plugin (vitest.config.ts); esbuildWorkerPlugin() does the same for esbuild builds (tests).
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const WORKER_MODULE_ID = 'virtual:lazytensor-wasm-worker';
 const RESOLVED_ID = '\0' + WORKER_MODULE_ID;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const WORKER_ENTRY = resolve(root, 'src/fallback/worker-entry.ts');
+export const WORKER_ENTRY = resolve(root, 'src/wasm/worker-entry.ts');
 
 /** The worker's source and the files it was built from. */
 export async function bundleWorker() {

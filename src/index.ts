@@ -30,9 +30,9 @@ export {
   webgpuStatus,
 } from './runtime/index.js';
 export type { WebGPUOptions, WebGPUStatus } from './runtime/index.js';
-export { getWasmThreads, setWasmThreads, setWasmWorkerUrl } from './runtime/workers.js';
-export type { WorkerState } from './runtime/workers.js';
-export { releaseWasm, useWasmModule, wasmStatus } from './runtime/wasm-loader.js';
-export type { WasmModule, WasmStatus } from './runtime/wasm-loader.js';
-export type { KernelSource } from './runtime/kernel-source.js';
+export { getWasmThreads, setWasmThreads, setWasmWorkerUrl } from './wasm/workers.js';
+export type { WorkerState } from './wasm/workers.js';
+export { releaseWasm, useWasmModule, wasmStatus } from './wasm/wasm-loader.js';
+export type { WasmModule, WasmStatus } from './wasm/wasm-loader.js';
+export type { KernelSource } from './wasm/kernel-source.js';
 export type { RuntimeName } from './runtime/features.js';

@@ -3,7 +3,7 @@
 // its reason, and the engine stays usable; onProgress reports monotone row counts ending at the total.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { reduction, runReduction, setWasmThreads, Vi, Vj, vjp, type ReductionProgress } from '../src/index.js';
-import { wasmEngineTesting } from '../src/fallback/wasm-engine.js';
+import { wasmEngineTesting } from '../src/wasm/wasm-engine.js';
 import { rng, typed, uniformRows } from './helpers/random.js';
 import { expectResponsive } from './helpers/event-loop.js';
 

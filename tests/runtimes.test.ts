@@ -19,8 +19,8 @@ import {
   wasmStatus,
 } from '../src/index.js';
 import { detectFeatures, detectRuntime } from '../src/runtime/features.js';
-import { WorkerPool, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/runtime/workers.js';
-import { wasmEngineTesting } from '../src/fallback/wasm-engine.js';
+import { WorkerPool, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/wasm/workers.js';
+import { wasmEngineTesting } from '../src/wasm/wasm-engine.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 

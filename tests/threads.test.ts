@@ -20,8 +20,8 @@ import {
   Vi,
   Vj,
 } from '../src/index.js';
-import { wasmEngineTesting } from '../src/fallback/wasm-engine.js';
-import { setWasmThreads, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/runtime/workers.js';
+import { wasmEngineTesting } from '../src/wasm/wasm-engine.js';
+import { setWasmThreads, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/wasm/workers.js';
 import { rng, typed, uniformRows } from './helpers/random.js';
 // @ts-expect-error: a plain .mjs helper without types
 import { esbuildWorkerPlugin } from '../scripts/worker-plugin.mjs';
@@ -247,7 +247,7 @@ describe('process lifetime', () => {
     try {
       const script = `
         import { Vi, Vj, setDefaultEngine } from './src/index.ts';
-        import { setWasmThreads, wasmThreadsTesting } from './src/runtime/workers.ts';
+        import { setWasmThreads, wasmThreadsTesting } from './src/wasm/workers.ts';
         setDefaultEngine('wasm');
         setWasmThreads(2);
         const n = 2500;

@@ -21,7 +21,7 @@ import type { BufferPoolStats } from '../gpu/buffer-pool.js';
 import { webgpuUnsupported } from '../gpu/codegen.js';
 import { GpuDeviceLostError, WebGPUEngine, type EngineLimits, type EngineStats } from '../gpu/engine.js';
 import { detectFeatures, type RuntimeFeatures } from './features.js';
-import { getWasmEngine } from './wasm-loader.js';
+import { getWasmEngine } from '../wasm/wasm-loader.js';
 import { acquireDevice, type AdapterDescription, type GpuProvider } from './webgpu.js';
 
 /** 'auto' uses WebGPU from this many pairs on (see the top of this file). */

@@ -17,7 +17,7 @@ import {
   vjp,
   type LazyTensor,
 } from '../../src/index.js';
-import { compileTesting } from '../../src/fallback/compile.js';
+import { compileTesting } from '../../src/wasm/compile.js';
 import { MAX_REGS } from '../../assembly/isa.js';
 import { expectClose } from '../helpers/expect.js';
 import { rng } from '../helpers/random.js';

@@ -1,7 +1,7 @@
 // Test helper: instantiates the Wasm kernel from the generated base64 and lays out tile programs
 // (header, register table, code, data in tiles, outputs, accumulator) in its memory, so that tests
 // can call `run` directly, without the TypeScript compiler of the package.
-import { KERNEL_WASM_BASE64 } from '../../src/fallback/wasm-binary.generated';
+import { KERNEL_WASM_BASE64 } from '../../src/wasm/wasm-binary.generated';
 import * as ISA from '../../assembly/isa';
 
 export { ISA };

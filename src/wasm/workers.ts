@@ -13,8 +13,8 @@
 // the engine runs on the main thread, and one console.warn says so (wasmStatus() tells it too).
 import { InputError, ResourceLimitError, ShapeError } from '../core/errors.js';
 import WORKER_SOURCE from 'virtual:lazytensor-wasm-worker';
-import type { JobOutput, KernelJob } from '../fallback/worker-job.js';
-import { detectRuntime } from './features.js';
+import type { JobOutput, KernelJob } from './worker-job.js';
+import { detectRuntime } from '../runtime/features.js';
 import { workerKernelPayload } from './kernel-source.js';
 
 /** The most workers the default uses. */

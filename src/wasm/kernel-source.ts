@@ -5,7 +5,7 @@
 //    `import kernel from '../kernel.wasm'`, and the platform's bundler links the file as a module);
 // 3. the base64 copy inlined in every other build, compiled at first use (no file, no fetch).
 import { InputError } from '../core/errors.js';
-import { KERNEL_WASM_BASE64, KERNEL_WASM_MODULE } from '../fallback/wasm-binary.generated.js';
+import { KERNEL_WASM_BASE64, KERNEL_WASM_MODULE } from './wasm-binary.generated.js';
 
 /** Decodes base64 without Node's Buffer where atob exists (browsers, edge runtimes, Node >= 16). */
 export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {

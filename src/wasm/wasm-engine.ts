@@ -1,6 +1,6 @@
 // The WebAssembly engine: compiles a reduction plan into a KernelJob (a tile program plus its data,
 // as plain cloneable arrays: ./worker-job.ts), then runs it
-// - on a pool of workers (src/runtime/workers.ts), each with its own kernel instance and memory: a
+// - on a pool of workers (src/wasm/workers.ts), each with its own kernel instance and memory: a
 //   large reduction (>= SPLIT_MIN_PAIRS pairs) is split by outer rows, or by clusters when it is
 //   block-sparse, into one part per worker; a smaller one goes whole to the next free worker; several
 //   concurrent reductions thus use the cores in parallel. Each outer row is computed by one kernel run
@@ -16,7 +16,7 @@ import * as isa from '../../assembly/isa.js';
 import type { PlanRanges, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import { reductionHasIndices, reductionHasValues } from '../core/reduction.js';
 import { checkpoint, throwIfAborted, type RunControl } from '../core/scheduling.js';
-import { getWorkerPool, WorkerLostError, type WorkerPool } from '../runtime/workers.js';
+import { getWorkerPool, WorkerLostError, type WorkerPool } from './workers.js';
 import { compilePlan, type TileProgram } from './compile.js';
 import {
   checkJobMemory,
@@ -30,7 +30,7 @@ import {
 } from './worker-job.js';
 
 export type { KernelExports } from './worker-job.js';
-export { getWasmThreads, setWasmThreads } from '../runtime/workers.js';
+export { getWasmThreads, setWasmThreads } from './workers.js';
 
 /** The first chunk of a main-thread reduction (~1-5 ms of work): its time sizes the next ones. */
 const FIRST_CHUNK_PAIRS = 2 ** 20;

@@ -1,4 +1,4 @@
-// Entry of a WebAssembly engine worker (src/runtime/workers.ts). Bundled to a string at build time
+// Entry of a WebAssembly engine worker (src/wasm/workers.ts). Bundled to a string at build time
 // (scripts/worker-plugin.mjs) and started from that string, so there is no file to locate. Runs in a
 // Node worker_threads worker (eval: true) or a browser/Deno Worker.
 //

@@ -1,6 +1,6 @@
 // One kernel run, described by plain data: "lay out a compiled tile program and its data in a
 // kernel's linear memory, run outer rows (or clusters) [start, end), read the outputs". Used both on
-// the main thread (src/fallback/wasm-engine.ts) and inside the pool's workers (worker-entry.ts), so it
+// the main thread (src/wasm/wasm-engine.ts) and inside the pool's workers (worker-entry.ts), so it
 // imports nothing but the instruction set and the error classes: a KernelJob is structured-cloneable (numbers, arrays and
 // typed arrays), with no Variable objects or closures.
 import * as isa from '../../assembly/isa.js';

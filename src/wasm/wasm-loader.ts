@@ -1,9 +1,9 @@
 // The main thread's WebAssembly engine: one kernel instance per JavaScript realm, instantiated at the
-// first reduction from the module src/runtime/kernel-source.ts provides (inlined bytes, the
+// first reduction from the module src/wasm/kernel-source.ts provides (inlined bytes, the
 // bundled kernel.wasm of the edge entry, or the user's WebAssembly.Module). Also the public controls
 // of the Wasm side: useWasmModule, releaseWasm, wasmStatus.
-import { WasmEngine, type KernelExports } from '../fallback/wasm-engine.js';
-import { detectRuntime, type RuntimeName } from './features.js';
+import { WasmEngine, type KernelExports } from './wasm-engine.js';
+import { detectRuntime, type RuntimeName } from '../runtime/features.js';
 import {
   dropCompiledModule,
   kernelGeneration,
