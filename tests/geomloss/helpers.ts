@@ -37,7 +37,11 @@ export interface Errors {
 export function expectMatch(got: ArrayLike<number>, ref: readonly number[], rtol: number, label: string): Errors {
   expect(got.length, `${label}: length`).toBe(ref.length);
   let scale = 0;
-  for (const v of ref) scale = Math.max(scale, Math.abs(v));
+  for (let k = 0; k < ref.length; k++) {
+    // A NaN or infinite reference would make every comparison below false, so the check would pass silently.
+    if (!Number.isFinite(ref[k]!)) expect.fail(`${label}: the reference entry ${k} is ${ref[k]}, not a finite number`);
+    scale = Math.max(scale, Math.abs(ref[k]!));
+  }
   let rel = 0;
   let relMax = 0;
   let worst = -1;
