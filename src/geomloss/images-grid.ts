@@ -8,7 +8,7 @@
 // is the same as the dense softmin of the point-cloud solvers up to float64 rounding; terms more than
 // 40 below a row's maximum (exp(-40) ~ 4e-18 of it) are skipped, which is what makes small blurs cheap.
 import { checkpoint, sinceLastYield, YIELD_INTERVAL_MS, type AbortSignalLike } from '../core/scheduling.js';
-import { GeomLossError } from './options.js';
+import { GeomLossError, type ResolvedOptions } from './options.js';
 
 /** An image [H, W] or a volume [D, H, W]: non-negative values, row-major (the last axis varies fastest). */
 export interface Image {
@@ -58,10 +58,10 @@ const show = (v: unknown): string =>
 /** Checks an image argument; `who` is the function ('ImagesLoss', 'imagesBarycenter'), `name` the argument. */
 export function parseImage(who: string, name: string, input: unknown): ParsedImage {
   const fail = (what: string): never => {
-    throw new GeomLossError(`${who}: ${name} ${what}`);
+    throw new GeomLossError(`${who}: ${name}${what}`);
   };
   if (typeof input !== 'object' || input === null || Array.isArray(input))
-    fail(`must be an image { data, shape: [H, W] | [D, H, W] }, got ${show(input)}`);
+    fail(` must be an image { data, shape: [H, W] | [D, H, W] }, got ${show(input)}`);
   const { data, shape } = input as { data?: unknown; shape?: unknown };
   if (!Array.isArray(shape) || (shape.length !== 2 && shape.length !== 3))
     fail(`.shape must be [H, W] or [D, H, W], got ${show(shape)}`);
@@ -89,8 +89,8 @@ export function parseImage(who: string, name: string, input: unknown): ParsedIma
     out[k] = v as number;
     total += v as number;
   }
-  if (!(total > 0)) fail('is all zeros: a measure needs a positive total mass');
-  if (!Number.isFinite(total)) fail(`has a total mass of ${total}, beyond float64's range`);
+  if (!(total > 0)) fail(' is all zeros: a measure needs a positive total mass');
+  if (!Number.isFinite(total)) fail(` has a total mass of ${total}, beyond float64's range`);
   return { name, data: out, shape: sizes, total, natural };
 }
 
@@ -156,98 +156,133 @@ export class Meter {
   }
 }
 
-/** The 1-D log-kernel -(t_i - s_j)^2 / (2 eps), [nT, nS] row-major. */
-function logKernel(t: Float64Array, s: Float64Array, eps: number): Float64Array {
-  const L = new Float64Array(t.length * s.length);
+/** The 1-D kernel of one axis at one temperature: its logs -(t_i - s_j)^2 / (2 eps), its values, and
+ *  for each row i the band [lo_i, hi_i) outside which the values underflow to 0. */
+interface AxisKernel {
+  L: Float64Array;
+  K: Float64Array;
+  lo: Int32Array;
+  hi: Int32Array;
+}
+
+function axisKernel(t: Float64Array, s: Float64Array, eps: number): AxisKernel {
+  const nT = t.length;
+  const nS = s.length;
+  const L = new Float64Array(nT * nS);
+  const K = new Float64Array(nT * nS);
+  const lo = new Int32Array(nT);
+  const hi = new Int32Array(nT);
   const c = 0.5 / eps;
-  for (let i = 0; i < t.length; i++) {
-    for (let j = 0; j < s.length; j++) {
+  for (let i = 0; i < nT; i++) {
+    let first = nS;
+    let last = -1;
+    for (let j = 0; j < nS; j++) {
       const d = t[i]! - s[j]!;
-      L[i * s.length + j] = -(d * d) * c;
+      const l = -(d * d) * c;
+      const k = Math.exp(l);
+      L[i * nS + j] = l;
+      K[i * nS + j] = k;
+      if (k > 0) {
+        if (first === nS) first = j;
+        last = j;
+      }
     }
+    lo[i] = first;
+    hi[i] = last + 1;
   }
-  return L;
+  return { L, K, lo, hi };
+}
+
+/** Below this, a kernel-domain sum may have lost its terms to underflow: the row is redone in logs. */
+const TINY = 1e-200;
+
+/** log sum_j exp(v[base + j * stride] + L[lo + j]) over j < nS, max-shifted (the exact path). */
+function lseStrided(v: Float64Array, base: number, stride: number, nS: number, L: Float64Array, lo: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < nS; j++) {
+    const t = v[base + j * stride]! + L[lo + j]!;
+    if (t > m) m = t;
+  }
+  if (m === -Infinity) return -Infinity;
+  let s = 0;
+  for (let j = 0; j < nS; j++) {
+    const t = v[base + j * stride]! + L[lo + j]! - m;
+    if (t > CUT) s += Math.exp(t);
+  }
+  return m + Math.log(s);
 }
 
 /**
  * out[o, i, c] = log sum_j exp(v[o, j, c] + L[i, j]): one axis of the separable log-convolution, on
- * v viewed as [outer, nS, inner].
+ * v viewed as [outer, nS, inner]. Fast path: with M = max_j v[o, j, c] and E = exp(v - M), the sum is
+ * M + log sum_j K[i, j] E[o, j, c], a band of multiply-adds without exp (every term is a product of
+ * numbers <= 1, so it is as accurate as the log-domain sum while the total stays far from underflow).
+ * Where the total is below TINY (far from every mass at small eps) that entry is redone in the log
+ * domain, exactly.
  */
 async function lsePass(
   v: Float64Array,
   outer: number,
   nS: number,
   inner: number,
-  L: Float64Array,
+  ker: AxisKernel,
   nT: number,
   meter: Meter,
 ): Promise<Float64Array> {
+  const { L, K, lo, hi } = ker;
   const out = new Float64Array(outer * nT * inner);
-  if (inner === 1) {
-    for (let o = 0; o < outer; o++) {
-      const base = o * nS;
-      for (let i = 0; i < nT; i++) {
-        const lo = i * nS;
-        let m = -Infinity;
-        for (let j = 0; j < nS; j++) {
-          const t = v[base + j]! + L[lo + j]!;
-          if (t > m) m = t;
-        }
-        if (m === -Infinity) {
-          out[o * nT + i] = -Infinity;
-          continue;
-        }
-        let s = 0;
-        for (let j = 0; j < nS; j++) {
-          const t = v[base + j]! + L[lo + j]! - m;
-          if (t > CUT) s += Math.exp(t);
-        }
-        out[o * nT + i] = m + Math.log(s);
-      }
-      await meter.add(2 * nT * nS);
-    }
-    return out;
-  }
-  const mx = new Float64Array(inner);
+  const M = new Float64Array(inner);
+  const E = new Float64Array(nS * inner);
   const sm = new Float64Array(inner);
-  // The largest value of each source row (over the inner index): a whole row j is skipped when even
-  // its largest term is negligible for every output column.
-  const rowMax = new Float64Array(nS);
   for (let o = 0; o < outer; o++) {
+    const vb = o * nS * inner;
+    M.fill(-Infinity);
     for (let j = 0; j < nS; j++) {
-      let m = -Infinity;
-      const base = (o * nS + j) * inner;
-      for (let c = 0; c < inner; c++) if (v[base + c]! > m) m = v[base + c]!;
-      rowMax[j] = m;
+      const b = vb + j * inner;
+      for (let c = 0; c < inner; c++) if (v[b + c]! > M[c]!) M[c] = v[b + c]!;
     }
+    for (let j = 0; j < nS; j++) {
+      const b = vb + j * inner;
+      // exp(-inf - -inf) would be NaN: a column without mass stays without mass.
+      for (let c = 0; c < inner; c++) E[j * inner + c] = M[c] === -Infinity ? 0 : Math.exp(v[b + c]! - M[c]!);
+    }
+    let work = nS * inner;
     for (let i = 0; i < nT; i++) {
-      const lo = i * nS;
-      mx.fill(-Infinity);
-      for (let j = 0; j < nS; j++) {
-        const l = L[lo + j]!;
-        if (rowMax[j] === -Infinity) continue;
-        const base = (o * nS + j) * inner;
-        for (let c = 0; c < inner; c++) {
-          const t = v[base + c]! + l;
-          if (t > mx[c]!) mx[c] = t;
-        }
-      }
-      let least = Infinity;
-      for (let c = 0; c < inner; c++) if (mx[c]! < least) least = mx[c]!;
-      sm.fill(0);
-      for (let j = 0; j < nS; j++) {
-        const l = L[lo + j]!;
-        if (!(rowMax[j]! + l - least > CUT)) continue;
-        const base = (o * nS + j) * inner;
-        for (let c = 0; c < inner; c++) {
-          const t = v[base + c]! + l - mx[c]!;
-          if (t > CUT) sm[c]! += Math.exp(t);
-        }
-      }
+      const row = i * nS;
       const ob = (o * nT + i) * inner;
-      for (let c = 0; c < inner; c++) out[ob + c] = mx[c] === -Infinity ? -Infinity : mx[c]! + Math.log(sm[c]!);
-      await meter.add(2 * nS * inner);
+      if (inner === 1) {
+        let s = 0;
+        for (let j = lo[i]!; j < hi[i]!; j++) s += K[row + j]! * E[j]!;
+        work += hi[i]! - lo[i]!;
+        if (s >= TINY) out[ob] = M[0]! + Math.log(s);
+        else if (M[0] === -Infinity) out[ob] = -Infinity;
+        else {
+          out[ob] = lseStrided(v, vb, 1, nS, L, row);
+          work += 2 * nS;
+        }
+        continue;
+      }
+      sm.fill(0);
+      for (let j = lo[i]!; j < hi[i]!; j++) {
+        const k = K[row + j]!;
+        const eb = j * inner;
+        for (let c = 0; c < inner; c++) sm[c]! += k * E[eb + c]!;
+      }
+      work += (hi[i]! - lo[i]!) * inner;
+      for (let c = 0; c < inner; c++) {
+        if (sm[c]! >= TINY) out[ob + c] = M[c]! + Math.log(sm[c]!);
+        else if (M[c] === -Infinity) out[ob + c] = -Infinity;
+        else {
+          out[ob + c] = lseStrided(v, vb + c, inner, nS, L, row);
+          work += 2 * nS;
+        }
+      }
+      if (work >= CHUNK) {
+        await meter.add(work);
+        work = 0;
+      }
     }
+    await meter.add(work);
   }
   return out;
 }
@@ -271,7 +306,7 @@ export async function logConvolve(
     const nT = target.shape[k]!;
     const outer = dims.slice(0, k).reduce((p, n) => p * n, 1);
     const inner = dims.slice(k + 1).reduce((p, n) => p * n, 1);
-    v = await lsePass(v, outer, nS, inner, logKernel(target.coords[k]!, source.coords[k]!, eps), nT, meter);
+    v = await lsePass(v, outer, nS, inner, axisKernel(target.coords[k]!, source.coords[k]!, eps), nT, meter);
     dims[k] = nT;
   }
   return v;
@@ -314,4 +349,14 @@ export function outputDType(
 /** An image result in the output precision. */
 export function imageResult(data: Float64Array, shape: readonly number[], dtype: 'float32' | 'float64'): ImageResult {
   return { data: dtype === 'float32' ? Float32Array.from(data) : data, shape: [...shape] };
+}
+
+/** Re-raises SamplesLoss's option errors under this function's name. */
+export function renamed(who: string, f: () => ResolvedOptions): ResolvedOptions {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof GeomLossError) throw new GeomLossError(`${who}: ${e.message.replace(/^SamplesLoss: /, '')}`);
+    throw e;
+  }
 }

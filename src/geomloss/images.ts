@@ -16,6 +16,7 @@ import {
   Meter,
   outputDType,
   parseImage,
+  renamed,
   sumPool,
   unitGrid,
   type Grid,
@@ -30,7 +31,6 @@ import {
   resolveOptions,
   type ConvergenceOptions,
   type ProgressInfo,
-  type ResolvedOptions,
 } from './options.js';
 import { checkTemperatures } from './rescale.js';
 import { epsilonSchedule } from './schedule.js';
@@ -173,16 +173,6 @@ const KEYS = [
   'onProgress',
   'signal',
 ] as const;
-
-/** Re-raises SamplesLoss's option errors under this function's name. */
-export function renamed(who: string, f: () => ResolvedOptions): ResolvedOptions {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof GeomLossError) throw new GeomLossError(`${who}: ${e.message.replace(/^SamplesLoss: /, '')}`);
-    throw e;
-  }
-}
 
 function resolveImagesOptions(options: ImagesLossOptions | undefined): ImagesLossResolved {
   if (options === undefined) options = {};

@@ -640,3 +640,4 @@ export {
   type ImagesPotentials,
   type ImagesValueAndGrad,
 } from './images.js';
+export { imagesBarycenter, type ImagesBarycenter, type ImagesBarycenterOptions } from './images-barycenter.js';
