@@ -22,8 +22,8 @@ export interface Image {
 export interface ImageResult {
   /** The values, row-major; a Float32Array with dtype 'float32', else a Float64Array. */
   data: Float32Array | Float64Array;
-  /** The shape of the input images. */
-  shape: number[];
+  /** The shape of the input images, [H, W] or [D, H, W] (a result can be passed back as an image). */
+  shape: [number, number] | [number, number, number];
 }
 
 /** A checked image: its values in float64, its total mass. */
@@ -348,7 +348,7 @@ export function outputDType(
 
 /** An image result in the output precision. */
 export function imageResult(data: Float64Array, shape: readonly number[], dtype: 'float32' | 'float64'): ImageResult {
-  return { data: dtype === 'float32' ? Float32Array.from(data) : data, shape: [...shape] };
+  return { data: dtype === 'float32' ? Float32Array.from(data) : data, shape: [...shape] as ImageResult['shape'] };
 }
 
 /** Re-raises SamplesLoss's option errors under this function's name. */
