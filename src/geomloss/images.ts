@@ -148,7 +148,12 @@ export interface ImagesLossResolved {
   /** Pyramid. */
   pyramid: boolean | 'auto';
   /** Convergence ({ tol: null } = the default tolerance). */
-  convergence: { tol: number | null; maxIter: number } | null;
+  convergence: {
+    /** The tolerance on max |change| / eps (null: 1e-6). */
+    tol: number | null;
+    /** The most extra iterations. */
+    maxIter: number;
+  } | null;
   /** Exact unbalanced gradients. */
   exactUnbalancedGradients: boolean;
   /** The output precision (null: from the inputs). */
