@@ -79,15 +79,18 @@ export function parseImage(who: string, name: string, input: unknown): ParsedIma
   else return fail(`.data must be a Float32Array, a Float64Array or a number[], got ${show(data)}`);
   const values = data as ArrayLike<unknown>;
   if (values.length !== N) fail(`.data has ${values.length} values but .shape [${sizes.join(', ')}] needs ${N}`);
-  const out = new Float64Array(N);
+  // One tight loop over the values (typed arrays are copied first): the detailed message only on failure.
+  const out = natural === null ? new Float64Array(N) : Float64Array.from(values as Float32Array | Float64Array);
   let total = 0;
   for (let k = 0; k < N; k++) {
-    const v = values[k];
-    if (typeof v !== 'number' || !Number.isFinite(v))
-      fail(`.data[${k}] is ${String(v)}: values must be finite numbers`);
-    if ((v as number) < 0) fail(`.data[${k}] is ${String(v)}: values must be non-negative (a density)`);
-    out[k] = v as number;
-    total += v as number;
+    const v = natural === null ? (values[k] as number) : out[k]!;
+    if (!(typeof v === 'number' && v >= 0 && v < Infinity)) {
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        fail(`.data[${k}] is ${String(v)}: values must be finite numbers`);
+      fail(`.data[${k}] is ${String(v)}: values must be non-negative (a density)`);
+    }
+    out[k] = v;
+    total += v;
   }
   if (!(total > 0)) fail(' is all zeros: a measure needs a positive total mass');
   if (!Number.isFinite(total)) fail(` has a total mass of ${total}, beyond float64's range`);
@@ -163,6 +166,20 @@ interface AxisKernel {
   K: Float64Array;
   lo: Int32Array;
   hi: Int32Array;
+}
+
+/** The last kernel built for each pair of coordinate arrays (the four softmins of an iteration share
+ *  it); weak, so that it goes with its grids. */
+const kernels = new WeakMap<Float64Array, WeakMap<Float64Array, { eps: number; kernel: AxisKernel }>>();
+
+function cachedKernel(t: Float64Array, s: Float64Array, eps: number): AxisKernel {
+  let bySource = kernels.get(t);
+  if (bySource === undefined) kernels.set(t, (bySource = new WeakMap()));
+  const hit = bySource.get(s);
+  if (hit !== undefined && hit.eps === eps) return hit.kernel;
+  const kernel = axisKernel(t, s, eps);
+  bySource.set(s, { eps, kernel });
+  return kernel;
 }
 
 function axisKernel(t: Float64Array, s: Float64Array, eps: number): AxisKernel {
@@ -306,7 +323,7 @@ export async function logConvolve(
     const nT = target.shape[k]!;
     const outer = dims.slice(0, k).reduce((p, n) => p * n, 1);
     const inner = dims.slice(k + 1).reduce((p, n) => p * n, 1);
-    v = await lsePass(v, outer, nS, inner, axisKernel(target.coords[k]!, source.coords[k]!, eps), nT, meter);
+    v = await lsePass(v, outer, nS, inner, cachedKernel(target.coords[k]!, source.coords[k]!, eps), nT, meter);
     dims[k] = nT;
   }
   return v;

@@ -134,6 +134,22 @@ describe('ImagesLoss equals SamplesLoss on the pixel centres', () => {
     expectMatch([got], [ref.value], 1e-6, 'value');
   });
 
+  for (const shape of [
+    [1, 7],
+    [1, 1],
+    [2, 1, 3],
+  ] as Shape[]) {
+    it(`degenerate shape [${shape.join(', ')}]`, async () => {
+      const r = rng(shape.length + shape[1]!);
+      const A = randomImage(r, shape, 0);
+      const B = randomImage(r, shape, 0);
+      const ref = await reference(A.data, B.data, shape, { blur: 0.05, pyramid: true });
+      const got = await new ImagesLoss({ blur: 0.05, pyramid: true }).valueAndGrad(A, B);
+      expectMatch([got.value], [ref.value], 1e-6, 'value');
+      expectMatch(got.grad.A.data, ref.gradA, 1e-6, 'grad A');
+    });
+  }
+
   it('the divergence of an image with itself is 0, its gradient 0', async () => {
     const A = randomImage(rng(5), [9, 8]);
     const { value, grad } = await new ImagesLoss({ blur: 0.05 }).valueAndGrad(A, A);
