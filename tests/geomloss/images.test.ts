@@ -104,6 +104,24 @@ describe('ImagesLoss equals SamplesLoss on the pixel centres', () => {
     }
   }
 
+  for (const blur of [0.02, 0.01]) {
+    it(`separated blobs, blur ${blur}: where the kernel underflows, the exact log-domain path`, async () => {
+      const shape: Shape = [16, 14];
+      const cut = (im: { data: Float64Array; shape: Shape }) => ({
+        ...im,
+        data: im.data.map((v) => (v < 1e-3 ? 0 : v)),
+      });
+      const A = cut(blob(shape, [0.2, 0.25], 0.08));
+      const B = cut(blob(shape, [0.75, 0.7], 0.1));
+      const o = { blur };
+      const { value, grad } = await new ImagesLoss(o).valueAndGrad(A, B);
+      const ref = await reference(A.data, B.data, shape, o);
+      expectMatch([value], [ref.value], 1e-6, 'value');
+      expectMatch(grad.A.data, ref.gradA, 1e-6, 'grad A');
+      expectMatch(grad.B.data, ref.gradB, 1e-6, 'grad B');
+    });
+  }
+
   it('pixels of mass 0 may be left out of the cloud', async () => {
     const r = rng(7);
     const shape: Shape = [12, 10];
