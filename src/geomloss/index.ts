@@ -629,3 +629,15 @@ function tensor(
 ): Tensor<Float32Array | Float64Array> {
   return new Tensor(dtype === 'float32' ? Float32Array.from(data) : data, shape, engine);
 }
+export {
+  ImagesLoss,
+  type Image,
+  type ImageResult,
+  type ImagesCallOptions,
+  type ImagesLossInfo,
+  type ImagesLossOptions,
+  type ImagesLossResolved,
+  type ImagesPotentials,
+  type ImagesValueAndGrad,
+} from './images.js';
+export { imagesBarycenter, type ImagesBarycenter, type ImagesBarycenterOptions } from './images-barycenter.js';
