@@ -43,6 +43,12 @@ import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
 import { logits, logWeights, sinkhornLoop, sinkhornSide, type SinkhornResult } from './sinkhorn.js';
 import { otResult, type OTResult, type SolveSamplesOptions } from './solve.js';
+import {
+  barycenter,
+  type BarycenterMeasure,
+  type BarycenterResult,
+  type WassersteinBarycenterOptions,
+} from './barycenter.js';
 
 export { AUTO_MULTISCALE_PAIRS, GeomLossError, MAX_ITERATIONS } from './options.js';
 
@@ -61,6 +67,12 @@ export type { AnyPoints, BatchedPoints, Points, ShapedPoints, Weights, WeightsAr
 export { epsilonSchedule } from './schedule.js';
 export { slicedWasserstein, type SlicedWassersteinOptions, type SlicedWassersteinResult } from './sliced.js';
 export type { OTResult, SolveSamplesOptions } from './solve.js';
+export type {
+  BarycenterMeasure,
+  BarycenterProgress,
+  BarycenterResult,
+  WassersteinBarycenterOptions,
+} from './barycenter.js';
 
 /** How a result was computed. */
 export interface LossInfo {
@@ -611,6 +623,41 @@ export async function solveSamples(
     D: c.y.D,
     signal: loss.options.signal ?? undefined,
   });
+}
+
+/**
+ * The Wasserstein barycenter of K weighted point clouds: the measure minimising
+ * sum_k lambda_k L(measure, measures[k]), L the entropic OT (or, with `debias`, the Sinkhorn divergence)
+ * of SamplesLoss at temperature blur^p.
+ *
+ * - **Free support** (default, p = 2): n support points with fixed masses move by the fixed point of
+ *   OTT-JAX's FreeWassersteinBarycenter / POT's free_support_barycenter, y_i <- sum_k lambda_k T_k(y_i)
+ *   (T_k the barycentric map of the plan to measure k), i.e. y_i -= sum_k lambda_k grad_i L_k / w_i:
+ *   one converged Sinkhorn solve (SamplesLoss.valueAndGrad, on `backend`) per measure and iteration.
+ * - **Fixed support** (`fixedSupport: true`, with `support`, e.g. a grid): the masses, by iterative
+ *   Bregman projections in the log domain with epsilon scaling (POT's ot.bregman.barycenter: the
+ *   entropy of the plans is relative to the kernel), two logSumExp reductions per measure and iteration.
+ *
+ * @example
+ * ```ts
+ * const { x, info } = await wassersteinBarycenter([{ x: x1 }, { x: x2, a: b2 }], { weights: [0.3, 0.7], blur: 0.01 });
+ * const grid = await wassersteinBarycenter(measures, { fixedSupport: true, support: gridPoints, blur: 0.05 });
+ * grid.a; // Float64Array of the masses on gridPoints
+ * ```
+ * @param measures K >= 1 clouds `{ x: [M_k, D], a?: [M_k] }` in any of SamplesLoss's single-cloud forms,
+ *   all of the same D; weights are normalised to mass 1.
+ * @param options See {@link WassersteinBarycenterOptions}.
+ * @returns The support `x` [n, D] (a Tensor), the masses `a` (a Float64Array, summing to 1), and `info`
+ *   (iterations, last change, converged, per-measure losses at the result, their weighted sum).
+ * @throws GeomLossError naming the argument for a bad measure, weight or option (free support with
+ *   p = 1, fixedSupport without support, debias or reach with fixedSupport, ...); rejects with the
+ *   signal's reason when `signal` aborts.
+ */
+export function wassersteinBarycenter(
+  measures: readonly BarycenterMeasure[],
+  options: WassersteinBarycenterOptions = {},
+): Promise<BarycenterResult> {
+  return barycenter(SamplesLoss, measures, options);
 }
 
 function pointShape(c: Cloud): number[] {
