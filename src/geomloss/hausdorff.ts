@@ -14,6 +14,14 @@
 // Richardson iterations lambda <- lambda + w (U - lambda - R^T lambda), w = 2/3, each one a sum
 // reduction (R is a positive row-stochastic matrix, so this converges; for positive-definite
 // kernels exp(-C/eps) the contraction factor is at most 1/3).
+//
+// Unbalanced (reach, rho = reach^p): every update of A and B is damped by kappa = 1/(1 + eps/rho), as
+// GeomLoss damps its Sinkhorn updates (A = kappa T(A), A(z) = kappa T_z(A)), and the scalar products
+// are those of GeomLoss's unbalanced debiased Sinkhorn cost, <a, (rho + eps/2)(exp(-A/rho) - exp(-B/rho))>:
+//   H = (1 + eps/(2 rho))/2 [<a, phi(B(x)) - phi(A(x))> + <b, phi(A(y)) - phi(B(y))>],
+// phi(f) = rho (1 - exp(-f/rho)) -> f as rho -> infinity (the balanced H). With equal masses this is
+// (rho + eps/2)/(rho + eps) times 1/2 <alpha - beta, grad F(alpha) - grad F(beta)> for the unbalanced
+// F (same sign). The adjoint becomes (I + kappa R)^T lambda = U, with U weighted by exp(-A/rho).
 import type { CloudVars, OnlineBackend } from './backend.js';
 import type { ResolvedOptions } from './options.js';
 import {
