@@ -651,6 +651,11 @@ export async function solveSamples(
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new GeomLossError('solveSamples: options must be an object (SamplesLoss options with a, b)');
   }
+  if ('labelsX' in options || 'labelsY' in options) {
+    throw new GeomLossError(
+      'solveSamples solves one problem and takes no labelsX / labelsY; for a labelled batch use SamplesLoss.valueAndGrad(x, y, { labelsX, labelsY })',
+    );
+  }
   const { a, b, ...rest } = options;
   const loss = new SamplesLoss(rest);
   if (loss.options.loss !== 'sinkhorn')

@@ -2,7 +2,7 @@
 // reductions. Each label's value, and the gradients and potentials on its points, equal those of a
 // separate call on that label's points (same schedule: a fixed diameter).
 import { describe, expect, it } from 'vitest';
-import { GeomLossError, SamplesLoss, type SamplesLossOptions } from '../../src/geomloss/index.js';
+import { GeomLossError, SamplesLoss, solveSamples, type SamplesLossOptions } from '../../src/geomloss/index.js';
 import { cloud, expectMatch, rng, weights } from './helpers.js';
 
 const r = rng(2024);
@@ -154,6 +154,11 @@ describe('labelled batches { labelsX, labelsY }', () => {
       'transportPlan',
       () => new SamplesLoss().transportPlan(x, y, { labelsX, labelsY }),
       /transportPlan does not take labelsX/,
+    ],
+    [
+      'solveSamples with labels',
+      () => solveSamples(x, y, { labelsX, labelsY } as never),
+      /solveSamples solves one problem and takes no labelsX/,
     ],
     [
       'zero weights on one label',
