@@ -1,7 +1,7 @@
 // lazytensor/geomloss: GeomLoss's SamplesLoss on symbolic matrices. Optimal-transport (Sinkhorn),
 // Hausdorff and kernel (MMD) losses between weighted point clouds, with gradients, computed by
 // reductions on the core's engines: memory stays O(N + M), nothing N x M is ever stored.
-import { LazyTensor, Tensor, type EngineName } from '../index.js';
+import { LazyTensor, Tensor, type BlockRanges, type EngineName } from '../index.js';
 import { costModel, DIST_CLAMP, OnlineBackend, type CloudVars } from './backend.js';
 import { mergeCoincident, spread, spreadWeighted } from './coincident.js';
 import {
@@ -17,13 +17,17 @@ import {
 import { hausdorffLoss } from './hausdorff.js';
 import {
   checkPair,
+  groupByLabel,
   inDType,
   parseCloud,
+  parseLabels,
   parseWeights,
   resolveDType,
   type AnyPoints,
   type BatchedPoints,
   type Cloud,
+  type LabelGroups,
+  type LabelledWeights,
   type Points,
   type WeightsArgument,
 } from './inputs.js';
@@ -41,8 +45,14 @@ import { throwIfAborted } from '../core/scheduling.js';
 import { checkMultiscale, sinkhornMultiscale } from './multiscale.js';
 import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
-import { logits, logWeights, sinkhornLoop, sinkhornSide, type SinkhornResult } from './sinkhorn.js';
+import { logits, logWeights, sinkhornLoop, sinkhornSide, type Patterns, type SinkhornResult } from './sinkhorn.js';
 import { otResult, type OTResult, type SolveSamplesOptions } from './solve.js';
+import {
+  barycenter,
+  type BarycenterMeasure,
+  type BarycenterResult,
+  type WassersteinBarycenterOptions,
+} from './barycenter.js';
 
 export { AUTO_MULTISCALE_PAIRS, GeomLossError, MAX_ITERATIONS } from './options.js';
 
@@ -57,10 +67,25 @@ export type {
   ProgressInfo,
   SamplesLossOptions,
 } from './options.js';
-export type { AnyPoints, BatchedPoints, Points, ShapedPoints, Weights, WeightsArgument } from './inputs.js';
+export type {
+  AnyPoints,
+  BatchedPoints,
+  Labels,
+  LabelledWeights,
+  Points,
+  ShapedPoints,
+  Weights,
+  WeightsArgument,
+} from './inputs.js';
 export { epsilonSchedule } from './schedule.js';
 export { slicedWasserstein, type SlicedWassersteinOptions, type SlicedWassersteinResult } from './sliced.js';
 export type { OTResult, SolveSamplesOptions } from './solve.js';
+export type {
+  BarycenterMeasure,
+  BarycenterProgress,
+  BarycenterResult,
+  WassersteinBarycenterOptions,
+} from './barycenter.js';
 
 /** How a result was computed. */
 export interface LossInfo {
@@ -171,6 +196,8 @@ interface Computed {
   y: Cloud;
   /** Sinkhorn (unbatched): the transport plan of this solve, as transportPlan builds it; else null. */
   plan: LazyTensor | null;
+  /** A labelled batch: values holds one value per label. */
+  labelled: boolean;
 }
 
 /**
@@ -183,6 +210,10 @@ interface Computed {
  * A batch ([B, N, D] clouds) gives one value per item; the Sinkhorn and Hausdorff losses then use one
  * epsilon schedule for the whole batch, from the diameter of all the items' points together (as
  * GeomLoss does), so an item's value can depend on the other items through that schedule.
+ *
+ * A labelled (ragged) batch, GeomLoss's `(l_x, a, x, l_y, b, y)`, passes one label per point
+ * (Sinkhorn, online): `await loss.value(x, y, { labelsX, labelsY })` is a `number[]`, one value per
+ * label, computed in one pass of block-diagonal reductions (see {@link WeightsArgument}).
  */
 export class SamplesLoss {
   /** The options with every default filled in. */
@@ -196,17 +227,20 @@ export class SamplesLoss {
     this.options = Object.freeze(resolveOptions(options));
   }
 
-  /** The loss: a number, or one number per batch item. */
+  /** The loss: a number, or one number per batch item, or per label (with `labelsX`, `labelsY`). */
+  value(x: Points, y: Points, weights: LabelledWeights, call?: CallOptions): Promise<number[]>;
   value(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<number>;
   value(x: BatchedPoints, y: BatchedPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number[]>;
   value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number | number[]>;
   async value(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<number | number[]> {
     const c = await this.compute(x, y, weights, 'value', call);
-    return c.x.batched ? Array.from(c.values) : c.values[0]!;
+    return c.x.batched || c.labelled ? Array.from(c.values) : c.values[0]!;
   }
 
   /** The loss and its gradients with respect to x, y, a and b (GeomLoss's: envelope theorem for
-   *  Sinkhorn, no differentiation through the loop). */
+   *  Sinkhorn, no differentiation through the loop). With labels, one value per label and the
+   *  gradients of their sum. */
+  valueAndGrad(x: Points, y: Points, weights: LabelledWeights, call?: CallOptions): Promise<ValueAndGrad<number[]>>;
   valueAndGrad(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<ValueAndGrad<number>>;
   valueAndGrad(
     x: BatchedPoints,
@@ -230,7 +264,7 @@ export class SamplesLoss {
     const dtype = c.info.dtype;
     const engine = c.info.engine;
     return {
-      value: c.x.batched ? Array.from(c.values) : c.values[0]!,
+      value: c.x.batched || c.labelled ? Array.from(c.values) : c.values[0]!,
       grad: {
         x: tensor(c.gradX!, pointShape(c.x), dtype, engine),
         y: tensor(c.gradY!, pointShape(c.y), dtype, engine),
@@ -246,6 +280,7 @@ export class SamplesLoss {
    * (debias) or f_ba, g_ab (raw); kernels f = K_xx a - K_xy b, g = K_yy b - K_yx a; Hausdorff
    * f = B(x) - A(x), g = A(y) - B(y).
    */
+  potentials(x: Points, y: Points, weights: LabelledWeights, call?: CallOptions): Promise<PotentialsResult<number[]>>;
   potentials(x: Points, y: Points, weights?: WeightsArgument, call?: CallOptions): Promise<PotentialsResult<number>>;
   potentials(
     x: BatchedPoints,
@@ -270,7 +305,7 @@ export class SamplesLoss {
     return {
       f: tensor(c.F!, weightShape(c.x), dtype, engine),
       g: tensor(c.G!, weightShape(c.y), dtype, engine),
-      value: c.x.batched ? Array.from(c.values) : c.values[0]!,
+      value: c.x.batched || c.labelled ? Array.from(c.values) : c.values[0]!,
       info: c.info,
     };
   }
@@ -291,6 +326,8 @@ export class SamplesLoss {
   async transportPlan(x: AnyPoints, y: AnyPoints, weights?: WeightsArgument, call?: CallOptions): Promise<LazyTensor> {
     if (this.options.loss !== 'sinkhorn')
       throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${this.options.loss}'`);
+    if (weights?.labelsX != null || weights?.labelsY != null)
+      throw new GeomLossError('transportPlan does not take labelsX / labelsY: call it once per label');
     const { X, Y, a, b, backend, multiscale, o, s, dtype, mx, my, full } = this.prepare(x, y, weights, call);
     const { schedule, diameter } = scheduleFor(X.cloud, Y.cloud, o);
     checkTemperatures(this.options, o, diameter, s, dtype);
@@ -318,22 +355,28 @@ export class SamplesLoss {
       throw new GeomLossError('the third argument must be an object { a, b } of weights');
     }
     for (const key of Object.keys(weights ?? {})) {
-      if (key !== 'a' && key !== 'b') throw new GeomLossError(`unknown weights key '${key}' (expected a, b)`);
+      if (key !== 'a' && key !== 'b' && key !== 'labelsX' && key !== 'labelsY')
+        throw new GeomLossError(`unknown weights key '${key}' (expected a, b, labelsX, labelsY)`);
     }
-    const xUser = parseCloud('x', xIn);
-    const yUser = parseCloud('y', yIn);
-    checkPair(xUser, yUser);
-    const aUser = parseWeights('a', weights?.a, xUser);
-    const bUser = parseWeights('b', weights?.b, yUser);
+    const xIn0 = parseCloud('x', xIn);
+    const yIn0 = parseCloud('y', yIn);
+    checkPair(xIn0, yIn0);
+    const labels = parseLabelled(weights, xIn0, yIn0, o);
+    // A labelled batch runs on the points sorted by label (contiguous ranges); results go back to
+    // the input order at the end (compute()).
+    const xUser = labels ? permuted(xIn0, labels.x.perm) : xIn0;
+    const yUser = labels ? permuted(yIn0, labels.y.perm) : yIn0;
+    const aUser = labels ? labelWeights('a', weights?.a, xIn0, labels.x) : parseWeights('a', weights?.a, xUser);
+    const bUser = labels ? labelWeights('b', weights?.b, yIn0, labels.y) : parseWeights('b', weights?.b, yUser);
     const dtype = resolveDType(o.dtype, xUser, yUser);
     checkKernelWidth(o, xUser, yUser, dtype);
     // Far from 1, the built-in losses run on coordinates divided by a power of two (rescale.ts).
     const s = scaleFor(o, xUser, yUser);
     const so = scaledOptions(o, s);
     const full = { x: scaledCloud(xUser, s), y: scaledCloud(yUser, s), a: aUser, b: bUser };
-    // Sinkhorn on repeated points runs on their distinct locations (coincident.ts).
-    const mx = so.loss === 'sinkhorn' ? mergeCoincident(full.x, aUser) : null;
-    const my = so.loss === 'sinkhorn' ? mergeCoincident(full.y, bUser) : null;
+    // Sinkhorn on repeated points runs on their distinct locations (coincident.ts); not across labels.
+    const mx = so.loss === 'sinkhorn' && labels === null ? mergeCoincident(full.x, aUser) : null;
+    const my = so.loss === 'sinkhorn' && labels === null ? mergeCoincident(full.y, bUser) : null;
     const x = mx?.cloud ?? full.x;
     const y = my?.cloud ?? full.y;
     const a = mx?.w ?? aUser;
@@ -341,6 +384,7 @@ export class SamplesLoss {
     const multiscale =
       so.backend === 'multiscale' ||
       (so.backend === 'auto' &&
+        labels === null &&
         so.loss === 'sinkhorn' &&
         so.cost === null &&
         x.D <= 3 &&
@@ -350,7 +394,7 @@ export class SamplesLoss {
     const backend = new OnlineBackend(costModel(so.p, so.cost, DIST_CLAMP / (s * s)), dtype, so.engine, so.signal);
     const X: CloudVars = backend.vars(x);
     const Y: CloudVars = backend.vars(y);
-    return { X, Y, a, b, backend, dtype, multiscale, o: so, s, mx, my, full, xUser, yUser };
+    return { X, Y, a, b, backend, dtype, multiscale, o: so, s, mx, my, full, xUser: xIn0, yUser: yIn0, labels };
   }
 
   /** The options of one call: the loss's, with the call's signal when it gives one. */
@@ -372,7 +416,7 @@ export class SamplesLoss {
     mode: Mode,
     call: CallOptions | undefined,
   ): Promise<Computed> {
-    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser, full } = this.prepare(
+    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser, full, labels } = this.prepare(
       xIn,
       yIn,
       weights,
@@ -392,7 +436,10 @@ export class SamplesLoss {
       multiscale: null,
     };
     /** The results on the input points (merged ones spread back), in the user's units, checked. */
-    const done = (c: Omit<Computed, 'info' | 'x' | 'y' | 'plan'>, plan: LazyTensor | null = null): Computed => {
+    const done = (
+      c: Omit<Computed, 'info' | 'x' | 'y' | 'plan' | 'labelled'>,
+      plan: LazyTensor | null = null,
+    ): Computed => {
       info.reductions = backend.reductions;
       info.engine = backend.engine;
       const D = X.cloud.D;
@@ -433,7 +480,7 @@ export class SamplesLoss {
         dtype,
         o,
       );
-      return { ...out, info, x: xUser, y: yUser, plan };
+      return { ...out, info, x: xUser, y: yUser, plan, labelled: labels !== null };
     };
 
     if (o.loss === 'energy' || o.loss === 'gaussian' || o.loss === 'laplacian') {
@@ -453,6 +500,29 @@ export class SamplesLoss {
     checkTemperatures(this.options, o, diameter, s, dtype);
     info.schedule = schedule;
     info.diameter = diameter;
+    if (labels !== null) {
+      // L problems in one pass: every reduction is block-diagonal over the label ranges.
+      const r = await sinkhornLoop(backend, X, Y, a, b, schedule, o, wantGrads, labelPatterns(labels));
+      info.iterations = r.iterations;
+      info.converged = r.converged;
+      const g = r.grads;
+      const gx = { of: labels.x.of, count: labels.L };
+      const gy = { of: labels.y.of, count: labels.L };
+      const sx = sinkhornSide(X.cloud, a, r.final.fBA, r.final.fAA, g?.dFBA ?? null, g?.dFAA ?? null, o, r.eps, gx);
+      const sy = sinkhornSide(Y.cloud, b, r.final.gAB, r.final.gBB, g?.dGAB ?? null, g?.dGBB ?? null, o, r.eps, gy);
+      const D = X.cloud.D;
+      const px = labels.x.perm;
+      const py = labels.y.perm;
+      return done({
+        values: sx.values.map((v, l) => v + sy.values[l]!),
+        F: unsort(sx.F, px),
+        G: unsort(sy.F, py),
+        gradA: unsort(sx.gradW, px),
+        gradB: unsort(sy.gradW, py),
+        gradX: sx.gradP && unsort(sx.gradP, px, D),
+        gradY: sy.gradP && unsort(sy.gradP, py, D),
+      });
+    }
     if (o.loss === 'hausdorff') {
       const r = await hausdorffLoss(backend, X, Y, a, b, schedule, o, wantGrads);
       info.iterations = r.iterations;
@@ -581,6 +651,11 @@ export async function solveSamples(
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new GeomLossError('solveSamples: options must be an object (SamplesLoss options with a, b)');
   }
+  if ('labelsX' in options || 'labelsY' in options) {
+    throw new GeomLossError(
+      'solveSamples solves one problem and takes no labelsX / labelsY; for a labelled batch use SamplesLoss.valueAndGrad(x, y, { labelsX, labelsY })',
+    );
+  }
   const { a, b, ...rest } = options;
   const loss = new SamplesLoss(rest);
   if (loss.options.loss !== 'sinkhorn')
@@ -611,6 +686,118 @@ export async function solveSamples(
     D: c.y.D,
     signal: loss.options.signal ?? undefined,
   });
+}
+
+/**
+ * The Wasserstein barycenter of K weighted point clouds: the measure minimising
+ * sum_k lambda_k L(measure, measures[k]), L the entropic OT (or, with `debias`, the Sinkhorn divergence)
+ * of SamplesLoss at temperature blur^p.
+ *
+ * - **Free support** (default, p = 2): n support points with fixed masses move by the fixed point of
+ *   OTT-JAX's FreeWassersteinBarycenter / POT's free_support_barycenter, y_i <- sum_k lambda_k T_k(y_i)
+ *   (T_k the barycentric map of the plan to measure k), i.e. y_i -= sum_k lambda_k grad_i L_k / w_i:
+ *   one converged Sinkhorn solve (SamplesLoss.valueAndGrad, on `backend`) per measure and iteration.
+ * - **Fixed support** (`fixedSupport: true`, with `support`, e.g. a grid): the masses, by iterative
+ *   Bregman projections in the log domain with epsilon scaling (POT's ot.bregman.barycenter: the
+ *   entropy of the plans is relative to the kernel), two logSumExp reductions per measure and iteration.
+ *
+ * @example
+ * ```ts
+ * const { x, info } = await wassersteinBarycenter([{ x: x1 }, { x: x2, a: b2 }], { weights: [0.3, 0.7], blur: 0.01 });
+ * const grid = await wassersteinBarycenter(measures, { fixedSupport: true, support: gridPoints, blur: 0.05 });
+ * grid.a; // Float64Array of the masses on gridPoints
+ * ```
+ * @param measures K >= 1 clouds `{ x: [M_k, D], a?: [M_k] }` in any of SamplesLoss's single-cloud forms,
+ *   all of the same D; weights are normalised to mass 1.
+ * @param options See {@link WassersteinBarycenterOptions}.
+ * @returns The support `x` [n, D] (a Tensor), the masses `a` (a Float64Array, summing to 1), and `info`
+ *   (iterations, last change, converged, per-measure losses at the result, their weighted sum).
+ * @throws GeomLossError naming the argument for a bad measure, weight or option (free support with
+ *   p = 1, fixedSupport without support, debias or reach with fixedSupport, ...); rejects with the
+ *   signal's reason when `signal` aborts.
+ */
+export function wassersteinBarycenter(
+  measures: readonly BarycenterMeasure[],
+  options: WassersteinBarycenterOptions = {},
+): Promise<BarycenterResult> {
+  return barycenter(SamplesLoss, measures, options);
+}
+
+interface Labelled {
+  L: number;
+  x: LabelGroups;
+  y: LabelGroups;
+}
+
+/** The labels of a labelled batch (null without), checked against the clouds and the options. */
+function parseLabelled(weights: WeightsArgument | undefined, x: Cloud, y: Cloud, o: ResolvedOptions): Labelled | null {
+  const lx = weights?.labelsX ?? null;
+  const ly = weights?.labelsY ?? null;
+  if (lx === null && ly === null) return null;
+  if (lx === null || ly === null)
+    throw new GeomLossError(
+      `${lx === null ? 'labelsX' : 'labelsY'} is missing: labelled batches need both labelsX and labelsY`,
+    );
+  if (x.batched)
+    throw new GeomLossError('labelsX / labelsY label the points of single clouds [N, D], not of batches [B, N, D]');
+  if (o.loss !== 'sinkhorn')
+    throw new GeomLossError(`labelsX / labelsY (labelled batches) are for loss 'sinkhorn', not '${o.loss}'`);
+  if (o.backend === 'multiscale')
+    throw new GeomLossError(
+      "labelsX / labelsY (labelled batches) run on backend 'online' (or 'auto'), not 'multiscale'",
+    );
+  const labelsX = parseLabels('labelsX', lx, x);
+  const labelsY = parseLabels('labelsY', ly, y);
+  const count = (l: Int32Array) => l.reduce((m, v) => Math.max(m, v + 1), 0);
+  const L = count(labelsX);
+  if (count(labelsY) !== L) {
+    throw new GeomLossError(
+      `labelsX has L = ${L} labels (0..${L - 1}) but labelsY has L = ${count(labelsY)} (0..${count(labelsY) - 1}): both clouds need points of every label`,
+    );
+  }
+  return { L, x: groupByLabel('labelsX', labelsX, L, 'x'), y: groupByLabel('labelsY', labelsY, L, 'y') };
+}
+
+/** The cloud with its rows in the order `perm` (sorted row r = input row perm[r]). */
+function permuted(c: Cloud, perm: Int32Array): Cloud {
+  const { D } = c;
+  const data = c.data instanceof Float32Array ? new Float32Array(c.data.length) : new Float64Array(c.data.length);
+  for (let r = 0; r < perm.length; r++) data.set(c.data.subarray(perm[r]! * D, (perm[r]! + 1) * D), r * D);
+  return { ...c, data };
+}
+
+/** A labelled cloud's weights in sorted order: the given ones (each label needs a positive mass),
+ *  else uniform within each label (1/N_l: each label a probability measure, as separate calls). */
+function labelWeights(name: string, input: WeightsArgument['a'], c: Cloud, g: LabelGroups): Float64Array {
+  const L = g.ranges.length / 2;
+  if (input === undefined || input === null) {
+    const w = new Float64Array(c.N);
+    for (let l = 0; l < L; l++) {
+      const [lo, hi] = [g.ranges[2 * l]!, g.ranges[2 * l + 1]!];
+      w.fill(1 / (hi - lo), lo, hi);
+    }
+    return w;
+  }
+  const given = parseWeights(name, input, c);
+  const w = Float64Array.from(g.perm, (i) => given[i]!);
+  for (let l = 0; l < L; l++) {
+    let total = 0;
+    for (let r = g.ranges[2 * l]!; r < g.ranges[2 * l + 1]!; r++) total += w[r]!;
+    if (!(total > 0))
+      throw new GeomLossError(`${name} has all-zero weights on label ${l}: each label's measure needs a positive mass`);
+  }
+  return w;
+}
+
+/** The block-diagonal patterns of the four problems: label l of x meets label l of y only. */
+function labelPatterns(labels: Labelled): Patterns {
+  const diagonal = (ri: Int32Array, rj: Int32Array): BlockRanges => {
+    const slices = Int32Array.from({ length: labels.L }, (_, l) => l + 1);
+    return { rangesI: ri, slicesI: slices, redRangesJ: rj, rangesJ: rj, slicesJ: slices, redRangesI: ri };
+  };
+  const rx = labels.x.ranges;
+  const ry = labels.y.ranges;
+  return { xy: diagonal(rx, ry), yx: diagonal(ry, rx), xx: diagonal(rx, rx), yy: diagonal(ry, ry) };
 }
 
 function pointShape(c: Cloud): number[] {

@@ -29,12 +29,87 @@ export type AnyPoints = Points | BatchedPoints | ShapedPoints;
 /** Weights: `number[]` or a typed array of N values (B*N, row-major, for a batch), or `number[][]` ([B][N]). */
 export type Weights = readonly number[] | readonly (readonly number[])[] | Float32Array | Float64Array;
 
+/** One label per point: integers 0..L-1, as an Int32Array or a number[]. */
+export type Labels = Int32Array | readonly number[];
+
 /** The optional weights of the two clouds, the third argument of every SamplesLoss method. */
 export interface WeightsArgument {
-  /** Weights of x (default uniform, 1/N). */
+  /** Weights of x (default uniform, 1/N; with labels, 1/N_l within each label l). */
   a?: Weights | null;
-  /** Weights of y (default uniform, 1/M). */
+  /** Weights of y (default uniform, 1/M; with labels, 1/M_l within each label l). */
   b?: Weights | null;
+  /** Labelled (ragged) batch: the label (0..L-1) of each point of x; requires `labelsY`. Point i of x
+   *  is compared with the points of y of the same label only: L independent problems in one pass of
+   *  block-diagonal reductions, one value per label (a `number[]` of length L), the gradients of
+   *  their sum. Loss 'sinkhorn' on the online backend ('auto' runs it online), single clouds only.
+   *  The weights are used as given (default: uniform within each label); as for a batch, one epsilon
+   *  schedule serves every label, from the diameter of all the points (pass `diameter` or use
+   *  `convergence` to match separate calls). Every label 0..L-1 needs points in both clouds.
+   *  @throws GeomLossError for a label missing from x or y (named), a different L, a wrong length, a
+   *  non-integer label, another loss or backend 'multiscale'. */
+  labelsX?: Labels | null;
+  /** The label (0..L-1) of each point of y; the same L as `labelsX`. */
+  labelsY?: Labels | null;
+}
+
+/** Weights with labels: `value` then gives one number per label (see {@link WeightsArgument}). */
+export interface LabelledWeights extends WeightsArgument {
+  /** The label of each point of x. */
+  labelsX: Labels;
+  /** The label of each point of y. */
+  labelsY: Labels;
+}
+
+/** Points grouped by label: perm[r] is the input row of sorted row r, rows of label l are
+ *  ranges[2l] .. ranges[2l + 1], `of` the label of each sorted row. */
+export interface LabelGroups {
+  readonly perm: Int32Array;
+  readonly ranges: Int32Array;
+  readonly of: Int32Array;
+}
+
+/** The labels of one cloud, checked: one integer label in [0, 2^31) per point. */
+export function parseLabels(name: string, input: unknown, cloud: Cloud): Int32Array {
+  if (!(input instanceof Int32Array) && !Array.isArray(input))
+    throw new GeomLossError(`${name} must be an Int32Array or a number[] (one label per point of ${cloud.name})`);
+  const labels = input as ArrayLike<unknown>;
+  if (labels.length !== cloud.N)
+    throw new GeomLossError(`${name} has ${labels.length} labels but ${cloud.name} has N = ${cloud.N} points`);
+  const out = new Int32Array(cloud.N);
+  for (let k = 0; k < labels.length; k++) {
+    const v = labels[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0x7fffffff)
+      throw new GeomLossError(`${name}[${k}] is ${String(v)}: labels must be integers 0..L-1`);
+    out[k] = v;
+  }
+  return out;
+}
+
+/** A stable counting sort of the points by label; every label 0..L-1 needs a point. */
+export function groupByLabel(name: string, labels: Int32Array, L: number, cloudName: string): LabelGroups {
+  const counts = new Int32Array(L + 1);
+  for (const l of labels) counts[l + 1]!++;
+  for (let l = 0; l < L; l++) {
+    if (counts[l + 1] === 0)
+      throw new GeomLossError(
+        `label ${l} has no points in ${cloudName} (${name}): every label 0..L-1 (L = ${L}) needs points in both clouds`,
+      );
+    counts[l + 1]! += counts[l]!;
+  }
+  const ranges = new Int32Array(2 * L);
+  for (let l = 0; l < L; l++) {
+    ranges[2 * l] = counts[l]!;
+    ranges[2 * l + 1] = counts[l + 1]!;
+  }
+  const next = counts.slice(0, L);
+  const perm = new Int32Array(labels.length);
+  const of = new Int32Array(labels.length);
+  for (let i = 0; i < labels.length; i++) {
+    const r = next[labels[i]!]!++;
+    perm[r] = i;
+    of[r] = labels[i]!;
+  }
+  return { perm, ranges, of };
 }
 
 /** A validated cloud: `data` is row-major [B, N, D]. */

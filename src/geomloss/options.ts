@@ -58,7 +58,8 @@ export interface SamplesLossOptions {
   /** The finest scale (epsilon = blur^p) for 'sinkhorn' and 'hausdorff', the kernel width for
    *  'gaussian' and 'laplacian'. Default 0.05. */
   blur?: number;
-  /** Unbalanced OT: the scale of the marginal penalty (rho = reach^p); null = balanced. Default null. */
+  /** Unbalanced OT: the scale of the marginal penalty (rho = reach^p); null = balanced. For 'sinkhorn'
+   *  and 'hausdorff' (whose symmetric potentials are then damped like Sinkhorn's). Default null. */
   reach?: number | null;
   /** The largest distance, from which the epsilon schedule starts; null = the diagonal of the
    *  bounding box of all the points (all batch items together). Default null. */
@@ -215,8 +216,6 @@ export function resolveOptions(options: SamplesLossOptions | undefined): Resolve
   if (reach !== null && !(Math.pow(reach, p) > 0)) {
     throw new GeomLossError(`reach = ${reach} is too small: rho = reach^p = ${reach}^${p} underflows to 0 in float64`);
   }
-  if (reach !== null && loss === 'hausdorff')
-    throw new GeomLossError(`reach: the Hausdorff divergence is balanced only; use reach: null`);
   const diameter = o.diameter ?? null;
   if (diameter !== null && !positive(diameter))
     throw new GeomLossError(`diameter must be null or a positive number, got ${show(diameter)}`);

@@ -231,20 +231,22 @@ export async function sinkhornLoop(
   schedule: readonly number[],
   o: ResolvedOptions,
   wantGrads: boolean,
+  /** Fixed block-sparsity patterns of the four problems (labelled batches: block-diagonal). */
+  pat: Patterns = {},
 ): Promise<SinkhornResult> {
   const rho = o.reach === null ? null : Math.pow(o.reach, o.p);
   const pr: Problem = { backend, X, Y, la: logWeights(a), lb: logWeights(b) };
   const monitor = new LoopMonitor(o, 'sinkhorn', schedule.length);
 
   // Initialisation at the coarsest temperature, from the weights alone.
-  const pot = await updates(pr, null, o.debias, schedule[0]!, damping(schedule[0]!, rho));
+  const pot = await updates(pr, null, o.debias, schedule[0]!, damping(schedule[0]!, rho), pat);
   /** One symmetric step, all four updates from the same old values, then averaged. */
   const step = async (eps: number): Promise<number> =>
-    averageInto(pot, await updates(pr, pot, o.debias, eps, damping(eps, rho)));
+    averageInto(pot, await updates(pr, pot, o.debias, eps, damping(eps, rho), pat));
 
   const eps = await annealAndConverge(schedule, step, monitor, o, backend.dtype);
   const kappa = damping(eps, rho);
-  const { final, grads } = await finish(pr, pot, eps, kappa, wantGrads);
+  const { final, grads } = await finish(pr, pot, eps, kappa, wantGrads, pat);
   return { final, pre: pot, grads, eps, kappa, iterations: monitor.iteration, converged: monitor.converged };
 }
 
@@ -279,17 +281,20 @@ export function sinkhornSide(
   dXX: Float64Array | null,
   o: ResolvedOptions,
   eps: number,
+  /** Labelled batches: the label of each point and their number; the values are then per label. */
+  groups: { of: Int32Array; count: number } | null = null,
 ): SideOutput {
   const { B, N, D } = cloud;
   const rho = o.reach === null ? null : Math.pow(o.reach, o.p);
-  const values = new Float64Array(B);
+  const values = new Float64Array(groups === null ? B : groups.count);
+  const item = groups === null ? (k: number) => Math.floor(k / N) : (k: number) => groups.of[k]!;
   const gradW = new Float64Array(B * N);
   const gradP = dXY ? new Float64Array(B * N * D) : null;
   const F = new Float64Array(B * N);
   for (let k = 0; k < B * N; k++) F[k] = fXX ? fXY[k]! - fXX[k]! : fXY[k]!;
   if (rho === null) {
     for (let k = 0; k < B * N; k++) {
-      values[Math.floor(k / N)]! += w[k]! * F[k]!;
+      values[item(k)]! += w[k]! * F[k]!;
       gradW[k] = F[k]!;
       if (gradP && dXY) {
         for (let d = 0; d < D; d++) gradP[k * D + d] = w[k]! * (dXY[k * D + d]! - (dXX ? dXX[k * D + d]! : 0));
@@ -310,7 +315,7 @@ export function sinkhornSide(
       const pXX = fXX ? unbalancedPhi(fXX[k]!, rho) : 0;
       const eXY = Math.exp(-fXY[k]! / rho);
       const eXX = fXX ? Math.exp(-fXX[k]! / rho) : 1;
-      values[Math.floor(k / N)]! += w[k]! * wOverRho * (pXY - pXX);
+      values[item(k)]! += w[k]! * wOverRho * (pXY - pXX);
       // The raw value drops the mass terms of OT_eps,rho, so its exact a-derivative differs:
       // W - Wg exp(-fXY/rho) = (W - Wg) + (Wg / rho) phi(fXY), with W - Wg = -eps/2.
       gradW[k] = o.exactUnbalancedGradients && !fXX ? -eps / 2 + wgOverRho * pXY : wgOverRho * (pXY - pXX);

@@ -49,7 +49,6 @@ describe('options', () => {
     ['unknown loss', { loss: 'wasserstein' }, /loss must be one of/],
     ['scaling = 1', { scaling: 1 }, /scaling must be a number in \(0, 1\)/],
     ['reach < 0', { reach: -1 }, /reach must be null \(balanced\) or a positive number/],
-    ['reach with hausdorff', { loss: 'hausdorff', reach: 0.5 }, /reach: the Hausdorff divergence is balanced only/],
     ['diameter = 0', { diameter: 0 }, /diameter must be null or a positive number/],
     ['truncate = 0', { truncate: 0 }, /truncate/],
     [
