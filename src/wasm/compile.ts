@@ -30,35 +30,27 @@ export interface TileProgram {
   readonly weightRegister: Register | null;
 }
 
+/** The WebAssembly lowering of each engine reduction: its kernel code (assembly/isa.ts RED_*). The
+ *  accumulator layout per code is documented at the top of assembly/kernel.ts and sized by
+ *  accumulatorBytes (wasm-engine.ts). A Record, so a reduction without a lowering does not compile. */
+export const WASM_REDUCTIONS: Readonly<Record<ReductionKind, { readonly code: number }>> = {
+  sum: { code: isa.RED_SUM },
+  logSumExp: { code: isa.RED_LSE },
+  logSumExpWeighted: { code: isa.RED_LSE_W },
+  sumSoftMaxWeight: { code: isa.RED_SSMW },
+  min: { code: isa.RED_MIN },
+  max: { code: isa.RED_MAX },
+  argMin: { code: isa.RED_ARGMIN },
+  argMax: { code: isa.RED_ARGMAX },
+  minArgMin: { code: isa.RED_MINARGMIN },
+  maxArgMax: { code: isa.RED_MAXARGMAX },
+  kMin: { code: isa.RED_KMIN },
+  argKMin: { code: isa.RED_ARGKMIN },
+  kMinArgKMin: { code: isa.RED_KMINARGKMIN },
+};
+
 export function reductionCode(kind: ReductionKind): number {
-  switch (kind) {
-    case 'sum':
-      return isa.RED_SUM;
-    case 'logSumExp':
-      return isa.RED_LSE;
-    case 'logSumExpWeighted':
-      return isa.RED_LSE_W;
-    case 'sumSoftMaxWeight':
-      return isa.RED_SSMW;
-    case 'min':
-      return isa.RED_MIN;
-    case 'max':
-      return isa.RED_MAX;
-    case 'argMin':
-      return isa.RED_ARGMIN;
-    case 'argMax':
-      return isa.RED_ARGMAX;
-    case 'minArgMin':
-      return isa.RED_MINARGMIN;
-    case 'maxArgMax':
-      return isa.RED_MAXARGMAX;
-    case 'kMin':
-      return isa.RED_KMIN;
-    case 'argKMin':
-      return isa.RED_ARGKMIN;
-    case 'kMinArgKMin':
-      return isa.RED_KMINARGKMIN;
-  }
+  return WASM_REDUCTIONS[kind].code;
 }
 
 class ProgramBuilder implements TileEmitter {
