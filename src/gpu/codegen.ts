@@ -631,6 +631,7 @@ const st = (src: string, word: string): string => `ST[sb + ${word}] = bitcast<u3
 /** Sums: a float32 partial sum per tile, merged into a Kahan-compensated running sum. */
 function sumCode(c: ReductionContext): ReductionCode {
   const { d, F, out } = c;
+  if (c.twoFloat) return twoFloatSumCode(c);
   return {
     // Explicit initializers: windowed kernels declare the state inside their window loop, where a
     // declaration without one kept the previous window's values on Dawn/SwiftShader.
@@ -642,6 +643,49 @@ function sumCode(c: ReductionContext): ReductionCode {
     fold: perComponent(d, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] + ${F(k)};`]),
     merge: perComponent(d, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)),
     finalize: perComponent(d, (k) => [`OV[ov + ${out(k)}] = rs[${ix(k)}] + rc[${ix(k)}];`]),
+  };
+}
+
+/** TwoSum: s + e = a + b exactly (Knuth; no branch, no FMA). Once s is infinite or NaN the error
+ *  term is dropped (it would be inf - inf). */
+function twoSum(s: string, e: string, a: string, b: string): string[] {
+  return [
+    `let ${s} = ${a} + ${b};`,
+    `let ${s}v = ${s} - ${a};`,
+    `let ${e} = select(0.0, (${a} - (${s} - ${s}v)) + (${b} - ${s}v), lt_isfinite(${s}));`,
+  ];
+}
+
+/** Sums with `accumulate: 'float64'`: two-float (double-single) accumulators, hi + lo with |lo| <=
+ *  ulp(hi) / 2, about 48 significant bits: every term is added to the tile's (hi, lo) by TwoSum,
+ *  and each tile's pair to the running pair by the double-single addition. */
+function twoFloatSumCode(c: ReductionContext): ReductionCode {
+  const { d, F, out } = c;
+  const at = (n: string, k: WgslIndex): string => `${n}[${ix(k)}]`;
+  return {
+    decl: [
+      `var rs = array<f32, ${d}>();`,
+      `var rc = array<f32, ${d}>();`,
+      `var ts = array<f32, ${d}>();`,
+      `var tc = array<f32, ${d}>();`,
+    ],
+    init: [],
+    load: perComponent(d, (k) => [ld(at('rs', k), add(k, 0, 2)), ld(at('rc', k), add(k, 1, 2))]),
+    store: perComponent(d, (k) => [st(at('rs', k), add(k, 0, 2)), st(at('rc', k), add(k, 1, 2))]),
+    tileInit: perComponent(d, (k) => [`${at('ts', k)} = 0.0;`, `${at('tc', k)} = 0.0;`]),
+    fold: perComponent(d, (k) => [
+      ...twoSum('fs', 'fe', at('ts', k), F(k)),
+      `${at('ts', k)} = fs;`,
+      `${at('tc', k)} = ${at('tc', k)} + fe;`,
+    ]),
+    merge: perComponent(d, (k) => [
+      ...twoSum('ms', 'me', at('rs', k), at('ts', k)),
+      `let ml = select(0.0, me + ${at('rc', k)} + ${at('tc', k)}, lt_isfinite(ms));`,
+      `let mh = ms + ml;`,
+      `${at('rc', k)} = select(0.0, ml - (mh - ms), lt_isfinite(mh));`,
+      `${at('rs', k)} = mh;`,
+    ]),
+    finalize: perComponent(d, (k) => [`OV[ov + ${out(k)}] = ${at('rs', k)} + ${at('rc', k)};`]),
   };
 }
 

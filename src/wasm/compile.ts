@@ -30,11 +30,12 @@ export interface TileProgram {
   readonly weightRegister: Register | null;
 }
 
-/** The WebAssembly lowering of each engine reduction: its kernel code (assembly/isa.ts RED_*). The
+/** The WebAssembly lowering of each engine reduction: its kernel code (assembly/isa.ts RED_*), and
+ *  for sums the code that accumulates float32 terms in float64 (`accumulate: 'float64'`). The
  *  accumulator layout per code is documented at the top of assembly/kernel.ts and sized by
  *  accumulatorBytes (wasm-engine.ts). A Record, so a reduction without a lowering does not compile. */
-export const WASM_REDUCTIONS: Readonly<Record<ReductionKind, { readonly code: number }>> = {
-  sum: { code: isa.RED_SUM },
+export const WASM_REDUCTIONS: Readonly<Record<ReductionKind, { readonly code: number; readonly acc64?: number }>> = {
+  sum: { code: isa.RED_SUM, acc64: isa.RED_SUM_ACC64 },
   logSumExp: { code: isa.RED_LSE },
   logSumExpWeighted: { code: isa.RED_LSE_W },
   sumSoftMaxWeight: { code: isa.RED_SSMW },
@@ -49,8 +50,12 @@ export const WASM_REDUCTIONS: Readonly<Record<ReductionKind, { readonly code: nu
   kMinArgKMin: { code: isa.RED_KMINARGKMIN },
 };
 
-export function reductionCode(kind: ReductionKind): number {
-  return WASM_REDUCTIONS[kind].code;
+/** The kernel code of a plan's reduction. */
+export function reductionCode(kind: ReductionKind, accumulate?: 'float64'): number {
+  const lowering = WASM_REDUCTIONS[kind];
+  if (accumulate === undefined) return lowering.code;
+  if (lowering.acc64 === undefined) throw new Error(`internal: ${kind} has no float64 accumulation`);
+  return lowering.acc64;
 }
 
 class ProgramBuilder implements TileEmitter {
@@ -312,7 +317,7 @@ export function compilePlan(plan: ReductionPlan): TileProgram {
     registers,
     outerCode: Int32Array.from(outer),
     innerCode: Int32Array.from(inner),
-    reduction: reductionCode(plan.kind),
+    reduction: reductionCode(plan.kind, plan.accumulate),
     formulaRegister,
     weightRegister,
   };

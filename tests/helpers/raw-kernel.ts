@@ -118,7 +118,9 @@ export function regDim(spec: ProgramSpec, r: number): number {
 
 /** The engine reduction of a kernel code (RED_*), from the Wasm lowering table. */
 export function kindOfCode(red: number): ReductionKind {
-  const kind = (Object.keys(WASM_REDUCTIONS) as ReductionKind[]).find((k) => WASM_REDUCTIONS[k].code === red);
+  const kind = (Object.keys(WASM_REDUCTIONS) as ReductionKind[]).find(
+    (k) => WASM_REDUCTIONS[k].code === red || WASM_REDUCTIONS[k].acc64 === red,
+  );
   if (kind === undefined) throw new Error(`no reduction has kernel code ${red}`);
   return kind;
 }
