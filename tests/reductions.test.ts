@@ -242,6 +242,27 @@ describe('reduction records', () => {
     expect(gradientRuleNames().sort()).toEqual(differentiable);
   });
 
+  it('bad K, axis, options and cotangents of the new reductions are named errors', async () => {
+    const x = Vi([[0], [1]]);
+    const D = x.sqDist(Vj([[0], [1], [2]]));
+    await expect(D.kMax(4, 1)).rejects.toThrow(/kMax: K = 4 is larger than the 3 values reduced over axis 1/);
+    await expect(D.argKMax(0, 1)).rejects.toThrow(/argKMax: K must be a positive integer/);
+    await expect(D.kMaxArgKMax(1.5, 0)).rejects.toThrow(/kMaxArgKMax: K must be a positive integer/);
+    // @ts-expect-error: a bad axis
+    await expect(D.prod(2)).rejects.toThrow(/prod: axis must be 0 or 1/);
+    // @ts-expect-error: prod takes no weight
+    await expect(D.prod(1, { weight: D })).rejects.toThrow(/prod.*weight/);
+    await expect(vjp(reduction(D, 'kMax', 1, { k: 2 }), { wrt: [x], cotangent: [1, 2, 3] })).rejects.toThrow(
+      /vjp: the cotangent has 3 values; the kMax result has 2 x 2 = 4/,
+    );
+    await expect(vjp(reduction(D, 'prod', 1), { wrt: [x], cotangent: [1] })).rejects.toThrow(/prod result has 2 x 1/);
+    // vjp of a K-max index reduction: no gradient, a named error.
+    await expect(
+      // @ts-expect-error: argKMax is not differentiable
+      vjp(reduction(D, 'argKMax', 1, { k: 1 }), { wrt: [x], cotangent: [1, 1] }),
+    ).rejects.toThrow(/argKMax has no gradient/);
+  });
+
   it('lowered records run as an engine reduction, others as themselves', () => {
     for (const name of REDUCTION_NAMES) {
       const lowered = REDUCTIONS[name].lowering;
