@@ -157,6 +157,10 @@ export const RED_MAXARGMAX = 10; // values and indices                          
 export const RED_KMIN = 11; //      K smallest values per row, ascending: q = t*d + k    (outDim K*d)
 export const RED_ARGKMIN = 12; //   their indices                                       (outDim K*d)
 export const RED_KMINARGKMIN = 13; // both                                              (outDim K*d)
+export const RED_SUM_ACC64 = 14; //  RED_SUM accumulating every term in f64 (f32 programs; = RED_SUM in f64)
+/** The range of valid reduction codes: a new code goes after RED_LAST and moves it. */
+export const RED_FIRST = RED_SUM;
+export const RED_LAST = RED_SUM_ACC64;
 // Semantics shared by the arg/min/max/K-min families: ties go to the lowest inner index; NaN values
 // are never selected; a slot that no value fills (all NaN, or fewer than K non-NaN values) gets
 // index -1 and value NaN. Sums are accumulated per block in T and across blocks in f64; log-sum-exp

@@ -49,7 +49,7 @@
 //
 // ACCUMULATOR BYTES (H_ACC_BYTES) needed per outer index, with d = dim(F), e = dim(G),
 // ELT = 4 (f32) or 8 (f64); S is that rounded up to a multiple of 16:
-//   RED_SUM                       8*d
+//   RED_SUM, RED_SUM_ACC64        8*d
 //   RED_LSE                       16*d
 //   RED_LSE_W, RED_SSMW           16 + 24*e
 //   RED_MIN .. RED_MAXARGMAX      32*d
@@ -769,6 +769,36 @@ function foldSum<T, SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32, h: i32)
   }
 }
 
+// ---- RED_SUM_ACC64 (f32 terms): every term promoted and added in f64 (two f64x2 accumulators for
+// the low and high lanes), so no rounding error builds up within a block either.
+function foldSum64<SF>(st: usize, pF: usize, sF: usize, d: i32, n: i32, h: i32): void {
+  const nfull = n / 4, rem = n % 4;
+  for (let k = 0; k < d; k++) {
+    const p = pF + <usize>k * sF;
+    let a0 = f64x2.splat(0), a1 = a0;
+    let t = 0;
+    if (h) {
+      const v = v128.and(ldv<f32, SF>(p, 0), headMask<f32>(h, n));
+      a0 = f64x2.add(a0, f64x2.promote_low_f32x4(v));
+      a1 = f64x2.add(a1, f64x2.promote_low_f32x4(v128.shuffle<i32>(v, v, 2, 3, 0, 1)));
+      t = 1;
+    }
+    for (; t < nfull; t++) {
+      const v = ldv<f32, SF>(p, t);
+      a0 = f64x2.add(a0, f64x2.promote_low_f32x4(v));
+      a1 = f64x2.add(a1, f64x2.promote_low_f32x4(v128.shuffle<i32>(v, v, 2, 3, 0, 1)));
+    }
+    if (rem && t == nfull) {
+      const v = v128.and(ldv<f32, SF>(p, t), tailMask<f32>(rem));
+      a0 = f64x2.add(a0, f64x2.promote_low_f32x4(v));
+      a1 = f64x2.add(a1, f64x2.promote_low_f32x4(v128.shuffle<i32>(v, v, 2, 3, 0, 1)));
+    }
+    const s = hsum<f64>(f64x2.add(a0, a1));
+    const ps = st + (<usize>k << 3);
+    store<f64>(ps, load<f64>(ps) + s);
+  }
+}
+
 // ---- RED_SUM fused with a last inner instruction F = MUL(a, b): sums of products without storing F
 function foldSumMul<T, SA, SB>(st: usize, pa: usize, sa: usize, pb: usize, sb: usize, d: i32, n: i32, h: i32): void {
   const L = lanes<T>();
@@ -1228,7 +1258,9 @@ function fold<T>(
   const pF = rPtr(rF, i, b) + (fb ? x0 : 0), sF = rStride(rF);
   switch (red) {
     case I.RED_SUM:
-      if (fb) foldSum<T, BLK>(st, pF, sF, d, n, h); else foldSum<T, UNI>(st, pF, sF, d, n, h);
+      if (sizeof<T>() == 4 && gAcc64) {
+        if (fb) foldSum64<BLK>(st, pF, sF, d, n, h); else foldSum64<UNI>(st, pF, sF, d, n, h);
+      } else if (fb) foldSum<T, BLK>(st, pF, sF, d, n, h); else foldSum<T, UNI>(st, pF, sF, d, n, h);
       return;
     case I.RED_LSE:
       if (fb) foldLse<T, BLK>(st, pF, sF, d, n, h); else foldLse<T, UNI>(st, pF, sF, d, n, h);
@@ -1344,6 +1376,7 @@ function outDimOf(red: i32, d: i32, e: i32, K: i32): i32 {
 let gRed = 0, gF = 0, gG = 0, gD = 0, gE = 0, gK = 0, gP = 1, gSt = 0, gB = 0, gM = 0;
 let gAcc: usize = 0, gOc: usize = 0, gOl = 0, gIc: usize = 0, gIlRun = 0, gFa = -1, gFb = -1;
 let gOutV: usize = 0, gOutI: usize = 0, gOutDim = 0;
+let gAcc64 = false; // RED_SUM_ACC64: run as RED_SUM with foldSum64
 
 // Entries [t0, t1) of block b for the np outer indices from i0.
 function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
@@ -1413,7 +1446,7 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   const nregs = load<i32>(prog, I.H_N_REGS << 2), regs = <usize>load<i32>(prog, I.H_REGS << 2);
   const oc = <usize>load<i32>(prog, I.H_OUTER_CODE << 2), ol = load<i32>(prog, I.H_OUTER_LEN << 2);
   const ic = <usize>load<i32>(prog, I.H_INNER_CODE << 2), il = load<i32>(prog, I.H_INNER_LEN << 2);
-  const red = load<i32>(prog, I.H_RED << 2);
+  let red = load<i32>(prog, I.H_RED << 2);
   const rF = load<i32>(prog, I.H_RED_F << 2), rG = load<i32>(prog, I.H_RED_G << 2);
   const K = load<i32>(prog, I.H_RED_K << 2);
   const outV = <usize>load<i32>(prog, I.H_OUT_VAL << 2), outI = <usize>load<i32>(prog, I.H_OUT_IDX << 2);
@@ -1431,7 +1464,10 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
     if (!checkClusters(R, SL, S, iStart, iEnd, N, M)) return I.ERR_BAD_PROGRAM;
   }
   if (nregs < 1 || nregs > MAX_REGS) return I.ERR_BAD_PROGRAM;
-  if (red < I.RED_SUM || red > I.RED_KMINARGKMIN) return I.ERR_BAD_PROGRAM;
+  if (red < I.RED_FIRST || red > I.RED_LAST) return I.ERR_BAD_PROGRAM;
+  // RED_SUM_ACC64 is RED_SUM everywhere but in fold (f64 sums accumulate in f64 anyway).
+  const acc64 = red == I.RED_SUM_ACC64;
+  if (acc64) red = I.RED_SUM;
   if (!resolveRegs(regs, nregs, B, elt)) return I.ERR_BAD_PROGRAM;
   if (!checkCode(oc, ol, nregs, false) || !checkCode(ic, il, nregs, true)) return I.ERR_BAD_PROGRAM;
   if (!okReg(rF, nregs)) return I.ERR_BAD_PROGRAM;
@@ -1457,7 +1493,7 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   planFusion(ic, il, rF, red == I.RED_LSE_W || red == I.RED_SSMW ? rG : -1);
   // A last inner instruction F = MUL(a, b) reduced by RED_SUM is folded directly (sum of products).
   let ilRun = il, fa = -1, fb = -1;
-  if (red == I.RED_SUM && il > 0) {
+  if (red == I.RED_SUM && il > 0 && !acc64) {
     const last = ic + (<usize>(il - 1) << 5);
     const a = load<i32>(last, I.I_A << 2), bb = load<i32>(last, I.I_B << 2);
     if (load<i32>(last, I.I_OP << 2) == I.OP_MUL && load<i32>(last, I.I_DST << 2) == rF && (rBlk(a) || rBlk(bb))) {
@@ -1467,7 +1503,7 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
 
   gRed = red; gF = rF; gG = rG; gD = d; gE = e; gK = K; gP = P; gSt = stBytes; gB = B; gM = M;
   gAcc = acc; gOc = oc; gOl = ol; gIc = ic; gIlRun = ilRun; gFa = fa; gFb = fb;
-  gOutV = outV; gOutI = outI; gOutDim = outDim;
+  gOutV = outV; gOutI = outI; gOutDim = outDim; gAcc64 = acc64;
   if (R == 0) {
     runRows<T>(iStart, iEnd, 0, 0, 0);
   } else {

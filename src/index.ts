@@ -3,7 +3,7 @@
 import './runtime/index.js';
 
 export { LazyTensor, Pm, Vi, Vj } from './core/lazy-tensor.js';
-export type { LogSumExpOptions, ReductionOptions, ValuesAndIndices } from './core/lazy-tensor.js';
+export type { LogSumExpOptions, ReductionOptions, SumOptions, ValuesAndIndices } from './core/lazy-tensor.js';
 export type { ArrayInput, ParameterOptions, VariableOptions } from './core/input.js';
 export type { DType } from './core/formula.js';
 export type { Axis, EngineChoice } from './core/reduction.js';

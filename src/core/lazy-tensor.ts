@@ -19,7 +19,8 @@ import {
 } from './input.js';
 import type { OpDef } from './op-def.js';
 import * as ops from './ops.js';
-import type { Axis, EngineChoice, ReductionKind, ReductionOutput, ReductionPlan } from './reduction.js';
+import type { AnyReductionKind, Axis, EngineChoice, ReductionOutput, ReductionPlan } from './reduction.js';
+import { REDUCTIONS, type ReductionDef } from './reduction-defs.js';
 import { Tensor, type EngineName } from './tensor.js';
 import { denseMatrix } from './dense.js';
 import { directionalDerivative, gradient } from './autodiff.js';
@@ -55,6 +56,19 @@ export interface ReductionOptions {
   onProgress?: (progress: ReductionProgress) => void;
 }
 
+/** Options of sum and prod. */
+export interface SumOptions extends ReductionOptions {
+  /**
+   * 'float64': accumulate a float32 sum in float64 (KeOps's `dtype_acc`): float64 accumulators on
+   * WebAssembly, two-float (double-single, about 48 bits) accumulators on WebGPU. The terms are still
+   * computed in float32 and the result is float32; only the rounding error of the summation shrinks
+   * (a sum of 10^6 terms: ~1e-7 relative instead of up to ~1e-6). No effect on float64 reductions.
+   * Default: the dtype's own accumulation (already blockwise and compensated).
+   * @throws InputError for any other value.
+   */
+  accumulate?: 'float64';
+}
+
 /** Options of logSumExp. */
 export interface LogSumExpOptions extends ReductionOptions {
   /** G in log(sum_j exp(F_ij) G_ij); F must then have dimension 1. */
@@ -88,6 +102,18 @@ const DENSE_OPTION_KEYS = new Set(['maxEntries']);
 /** dense() builds JavaScript arrays: past 2^32 numbers (32 GiB of them) no engine can hold them. */
 const MAX_DENSE_ENTRIES = 2 ** 32;
 const LSE_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges', 'signal', 'onProgress', 'weight']);
+const SUM_OPTION_KEYS = new Set(['engine', 'dtype', 'ranges', 'signal', 'onProgress', 'accumulate']);
+
+/** A reduction checked and sized: the plan an engine runs (for a lowered reduction, the plan of the
+ *  engine reduction it runs as) and what turns the engine's output into the result. @internal */
+export interface PreparedReduction {
+  readonly def: ReductionDef;
+  readonly plan: ReductionPlan;
+  /** Values per outer index in the result (the engine plan's outDim unless lowered). */
+  readonly outDim: number;
+  /** K of the K families, else 0. */
+  readonly k: number;
+}
 
 type Operand = LazyTensor | number;
 
@@ -406,13 +432,31 @@ export class LazyTensor {
 
   /** Without an axis: the sum of the components (a formula). With an axis: the sum reduction. */
   sum(): LazyTensor;
-  sum(axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>>;
-  sum(axis?: Axis, options?: ReductionOptions): LazyTensor | Promise<Tensor<Float32Array | Float64Array>> {
+  sum(axis: Axis, options?: SumOptions): Promise<Tensor<Float32Array | Float64Array>>;
+  sum(axis?: Axis, options?: SumOptions): LazyTensor | Promise<Tensor<Float32Array | Float64Array>> {
     if (axis === undefined) {
       if (options !== undefined) throw new InputError('sum: options need an axis (sum(axis, options))');
       return this.apply(ops.sum, [], null);
     }
-    return this.reduceValues('sum', axis, options, REDUCTION_OPTION_KEYS);
+    return this.reduceValues('sum', axis, options, SUM_OPTION_KEYS);
+  }
+
+  /**
+   * The product over `axis`, per component: shape [n, d]. Computed stably as
+   * (-1)^(number of negative factors) * exp(sum log|F|), so that 10^5 factors neither overflow nor
+   * underflow on the way: the result is +-Infinity only when the product itself exceeds the dtype's
+   * range (and +-0 when it is below it). A zero factor gives 0, a NaN factor NaN, a zero and an
+   * infinite factor NaN; an empty set (a row in no cluster of `ranges`) gives 1. The relative error
+   * is that of exp of the summed logarithms: about |sum log|F|| times the dtype's epsilon (use
+   * float64 for long float32 products). KeOps has no product reduction.
+   * @throws InputError for a bad axis, options, or a formula without i- or j-variables.
+   * @example
+   * ```ts
+   * const p = await Vi(x, 1).sub(Vj(y, 1)).prod(1); // prod_j (x_i - y_j), shape [N, 1]
+   * ```
+   */
+  prod(axis: Axis, options?: SumOptions): Promise<Tensor<Float32Array | Float64Array>> {
+    return this.reduceValues('prod', axis, options, SUM_OPTION_KEYS);
   }
 
   /** log sum exp(F) over the axis, computed stably; with `weight`: log sum exp(F) G. */
@@ -484,6 +528,32 @@ export class LazyTensor {
   kMinArgKMin(K: number, axis: Axis, options?: ReductionOptions): Promise<ValuesAndIndices> {
     return this.reduceBoth('kMinArgKMin', axis, K, options);
   }
+  /**
+   * The K largest values, descending: shape [n, K] (or [n, K, d] for d > 1, rank t of component k
+   * at [i, t, k]). Ties keep the lowest index first; NaN values are never selected; slots left
+   * unfilled (fewer than K non-NaN values) hold NaN. The mirror of {@link LazyTensor.kMin}
+   * (computed as -kMin(-F), exactly). KeOps has only the K-min family.
+   * @throws InputError when K is not a positive integer or is larger than the reduced size.
+   */
+  kMax(K: number, axis: Axis, options?: ReductionOptions): Promise<Tensor<Float32Array | Float64Array>> {
+    return this.reduceValues('kMax', axis, options, REDUCTION_OPTION_KEYS, undefined, K);
+  }
+  /**
+   * The indices of the K largest values, largest first (Int32, shape [n, K] or [n, K, d]); ties:
+   * lowest index first; -1 in slots left unfilled (NaN values are never selected).
+   * @throws InputError when K is not a positive integer or is larger than the reduced size.
+   */
+  argKMax(K: number, axis: Axis, options?: ReductionOptions): Promise<Tensor<Int32Array>> {
+    return this.reduceIndices('argKMax', axis, K, options);
+  }
+  /**
+   * The K largest values and their indices, descending: `{ values, indices }` of shape [n, K] (or
+   * [n, K, d]), from one pass; the tie and NaN rules of {@link LazyTensor.argKMax}.
+   * @throws InputError when K is not a positive integer or is larger than the reduced size.
+   */
+  kMaxArgKMax(K: number, axis: Axis, options?: ReductionOptions): Promise<ValuesAndIndices> {
+    return this.reduceBoth('kMaxArgKMax', axis, K, options);
+  }
 
   /**
    * Solves (alpha I + K) a = b by conjugate gradients, for this symmetric positive kernel K(x_i, x_j)
@@ -522,48 +592,69 @@ export class LazyTensor {
     return denseMatrix(this.node, rowsI, rowsJ, maxEntries);
   }
 
+  /** Runs the reduction `kind` and returns its values (vjp runs described reductions so). @internal */
+  reduceKind(
+    kind: AnyReductionKind,
+    axis: Axis,
+    options: ReductionOptions | undefined,
+    weight: LazyTensor | undefined,
+    K: number,
+  ): Promise<Tensor<Float32Array | Float64Array>> {
+    return this.reduceValues(kind, axis, options, REDUCTION_OPTION_KEYS, weight, REDUCTIONS[kind].takesK ? K : 0);
+  }
+
+  /** Runs the index reduction `kind` (argMin, argKMax, ...). @internal */
+  reduceIndicesOf(
+    kind: AnyReductionKind,
+    axis: Axis,
+    options: ReductionOptions | undefined,
+    K: number,
+  ): Promise<Tensor<Int32Array>> {
+    return this.reduceIndices(kind, axis, K, options);
+  }
+
   private async reduceValues(
-    kind: ReductionKind,
+    kind: AnyReductionKind,
     axis: Axis,
     options: ReductionOptions | LogSumExpOptions | undefined,
     allowed: ReadonlySet<string>,
     weight?: LazyTensor,
     K = 0,
   ): Promise<Tensor<Float32Array | Float64Array>> {
-    const { plan, output, engine } = await this.run(kind, axis, options, allowed, weight, K);
-    return new Tensor(output.values!, resultShape(plan), engine);
+    const { shape, output, engine } = await this.run(kind, axis, options, allowed, weight, K);
+    return new Tensor(output.values!, shape, engine);
   }
 
   private async reduceIndices(
-    kind: ReductionKind,
+    kind: AnyReductionKind,
     axis: Axis,
     K: number,
     options?: ReductionOptions,
   ): Promise<Tensor<Int32Array>> {
-    const { plan, output, engine } = await this.run(kind, axis, options, REDUCTION_OPTION_KEYS, undefined, K);
-    return new Tensor(output.indices!, resultShape(plan), engine);
+    const { shape, output, engine } = await this.run(kind, axis, options, REDUCTION_OPTION_KEYS, undefined, K);
+    return new Tensor(output.indices!, shape, engine);
   }
 
   private async reduceBoth(
-    kind: ReductionKind,
+    kind: AnyReductionKind,
     axis: Axis,
     K: number,
     options?: ReductionOptions,
   ): Promise<ValuesAndIndices> {
-    const { plan, output, engine } = await this.run(kind, axis, options, REDUCTION_OPTION_KEYS, undefined, K);
-    const shape = resultShape(plan);
+    const { shape, output, engine } = await this.run(kind, axis, options, REDUCTION_OPTION_KEYS, undefined, K);
     return { values: new Tensor(output.values!, shape, engine), indices: new Tensor(output.indices!, shape, engine) };
   }
 
   private async run(
-    kind: ReductionKind,
+    kind: AnyReductionKind,
     axis: Axis,
     options: ReductionOptions | LogSumExpOptions | undefined,
     allowed: ReadonlySet<string>,
     weight: LazyTensor | undefined,
     K: number,
-  ): Promise<{ plan: ReductionPlan & { batch?: readonly number[] }; output: ReductionOutput; engine: EngineName }> {
-    const plan = this.plan(kind, axis, options, allowed, weight, K);
+  ): Promise<{ shape: number[]; output: ReductionOutput; engine: EngineName }> {
+    const prepared = this.prepare(kind, axis, options, allowed, weight, K);
+    const { plan } = prepared;
     if (executor === null) throw new Error(`${kind}: no engine is installed (import 'lazytensor', not its internals)`);
     const run = executor;
     const batch = weight === undefined ? this.batch : mergeBatch(kind, this.batch, weight.batch);
@@ -576,7 +667,7 @@ export class LazyTensor {
     if (batch.length === 0) {
       const { output, engine } = await raceAbort(run(plan, options?.engine, control), signal);
       progress.finish();
-      return { plan, output, engine };
+      return { shape: resultShape(prepared, []), output: finish(prepared, output, plan.nOuter), engine };
     }
     // One plan per batch item, results stacked: [...batch, nOuter, outDim].
     const parts: ReductionOutput[] = [];
@@ -588,19 +679,38 @@ export class LazyTensor {
       engine = done.engine;
     }
     progress.finish();
-    return { plan: { ...plan, batch }, output: stack(parts), engine };
+    const rows = batchSize(batch) * plan.nOuter;
+    return { shape: resultShape(prepared, batch), output: finish(prepared, stack(parts), rows), engine };
   }
 
-  /** Checks a reduction and sizes it. @internal */
+  /** Checks a reduction and sizes it: the plan an engine runs. @internal */
   plan(
-    kind: ReductionKind,
+    kind: AnyReductionKind,
     axis: Axis,
     options: ReductionOptions | LogSumExpOptions | undefined,
     allowed: ReadonlySet<string> = REDUCTION_OPTION_KEYS,
     weight?: LazyTensor,
     K = 0,
   ): ReductionPlan {
-    checkOptionKeys(kind, options, allowed);
+    return this.prepare(kind, axis, options, allowed, weight, K).plan;
+  }
+
+  /** Checks a reduction and sizes it, and lowers it to an engine reduction when its record says
+   *  so. @internal */
+  prepare(
+    kind: AnyReductionKind,
+    axis: Axis,
+    options: ReductionOptions | LogSumExpOptions | undefined,
+    allowed: ReadonlySet<string> = REDUCTION_OPTION_KEYS,
+    weight?: LazyTensor,
+    K = 0,
+  ): PreparedReduction {
+    const def = REDUCTIONS[kind];
+    checkOptionKeys(kind, options, def.accumulates ? SUM_OPTION_KEYS : allowed);
+    const accumulate = (options as SumOptions | undefined)?.accumulate;
+    if (accumulate !== undefined && accumulate !== 'float64') {
+      throw new InputError(`${kind}: accumulate must be 'float64' (or absent), got ${String(accumulate)}`);
+    }
     checkSignal(kind, options?.signal);
     if (options?.onProgress !== undefined && typeof options.onProgress !== 'function') {
       throw new InputError(
@@ -629,15 +739,15 @@ export class LazyTensor {
       );
     }
     const [nOuter, nInner] = axis === 1 ? [rowsI, rowsJ] : [rowsJ, rowsI];
-    const isKFamily = kind === 'kMin' || kind === 'argKMin' || kind === 'kMinArgKMin';
-    if (isKFamily) {
+    if (def.takesK) {
       if (typeof K !== 'number' || !Number.isInteger(K) || K < 1)
         throw new InputError(`${kind}: K must be a positive integer, got ${String(K)}`);
       if (K > nInner) {
         throw new InputError(`${kind}: K = ${K} is larger than the ${nInner} values reduced over axis ${axis}`);
       }
     }
-    const outDim = weight !== undefined ? weight.dim : isKFamily ? K * this.dim : this.dim;
+    if (!def.takesK) K = 0;
+    const outDim = def.outDim(this.dim, weight?.dim ?? 0, K);
     if (nOuter * outDim > MAX_OUTPUT_ENTRIES) {
       throw new ResourceLimitError(
         `${kind}: the result would have ${nOuter} x ${outDim} = ${nOuter * outDim} entries, more than ${MAX_OUTPUT_ENTRIES} (typed arrays and the engines index outputs with int32); reduce fewer rows or a smaller K`,
@@ -646,7 +756,8 @@ export class LazyTensor {
         'entries',
       );
     }
-    const variables = variablesOf(this.node);
+    const formula = def.lowering === null ? this.node : def.lowering.formula(this.node);
+    const variables = variablesOf(formula);
     if (weight !== undefined) {
       for (const v of variablesOf(weight.node)) if (!variables.includes(v)) variables.push(v);
     }
@@ -654,22 +765,26 @@ export class LazyTensor {
     for (const v of variables) checkVariableData(kind, v);
     const dtype = resolveDType(kind, variables, checkDType(kind, options?.dtype));
     const outerCategory = axis === 1 ? 'i' : 'j';
-    return {
-      kind,
+    const engineKind = def.lowering?.kind ?? (kind as ReductionPlan['kind']);
+    const plan: ReductionPlan = {
+      kind: engineKind,
       axis,
-      formula: this.node,
+      formula,
       weight: weight?.node ?? null,
       k: K,
       dtype,
       nOuter,
       nInner,
-      outDim,
+      outDim: def.lowering === null ? outDim : REDUCTIONS[engineKind].outDim(formula.dim, weight?.dim ?? 0, K),
       ranges: options?.ranges === undefined ? null : rangesForAxis(kind, options.ranges, axis, nOuter, nInner),
       variables: variables.map((variable) => ({
         variable,
         role: variable.category === 'p' ? 'param' : variable.category === outerCategory ? 'outer' : 'inner',
       })),
+      // Float64 reductions accumulate in float64 anyway.
+      ...(accumulate === 'float64' && dtype === 'float32' ? { accumulate } : {}),
     };
+    return { def, plan, outDim, k: K };
   }
 }
 
@@ -688,29 +803,16 @@ function stack(parts: readonly ReductionOutput[]): ReductionOutput {
   return { values: join(parts.map((p) => p.values)), indices: join(parts.map((p) => p.indices)) };
 }
 
-function resultShape(plan: ReductionPlan & { batch?: readonly number[] }): number[] {
-  return [...(plan.batch ?? []), ...itemShape(plan)];
+function resultShape(prepared: PreparedReduction, batch: readonly number[]): number[] {
+  const { def, plan, outDim, k } = prepared;
+  return [...batch, ...def.shape(plan.nOuter, outDim / Math.max(k, 1), outDim, k)];
 }
 
-function itemShape(plan: ReductionPlan): number[] {
-  const d = plan.formula.dim;
-  switch (plan.kind) {
-    case 'kMin':
-    case 'argKMin':
-    case 'kMinArgKMin':
-      return d === 1 ? [plan.nOuter, plan.k] : [plan.nOuter, plan.k, d];
-    case 'sum':
-    case 'logSumExp':
-    case 'logSumExpWeighted':
-    case 'sumSoftMaxWeight':
-    case 'min':
-    case 'max':
-    case 'argMin':
-    case 'argMax':
-    case 'minArgMin':
-    case 'maxArgMax':
-      return [plan.nOuter, plan.outDim];
-  }
+/** The output of the engine reduction a lowered reduction ran as, turned into its own. */
+function finish(prepared: PreparedReduction, output: ReductionOutput, rows: number): ReductionOutput {
+  const lowering = prepared.def.lowering;
+  if (lowering === null) return output;
+  return lowering.finish(output.values, output.indices, rows, prepared.outDim);
 }
 
 function resolveDType(

@@ -11,9 +11,12 @@ import { LazyTensor, Vi, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { Tensor } from './tensor.js';
 import { batchSize, mergeBatch, sumOverBroadcast } from './batch.js';
 import type { Axis } from './reduction.js';
+import { REDUCTIONS } from './reduction-defs.js';
 
-/** Reductions that have a gradient with respect to their inputs. */
-export type DifferentiableReduction = 'sum' | 'logSumExp' | 'sumSoftMaxWeight' | 'min' | 'max' | 'kMin';
+/** Reductions that have a gradient with respect to their inputs (`differentiable` in their record,
+ *  src/core/reduction-defs.ts; logSumExp with a weight is logSumExpWeighted there). */
+export type DifferentiableReduction =
+  'sum' | 'logSumExp' | 'sumSoftMaxWeight' | 'min' | 'max' | 'kMin' | 'prod' | 'kMax';
 
 /** A reduction described but not run: what `vjp` differentiates. */
 export interface ReductionSpec {
@@ -25,7 +28,7 @@ export interface ReductionSpec {
   readonly axis: Axis;
   /** The weight of logSumExp (optional) and sumSoftMaxWeight (required). */
   readonly weight?: LazyTensor;
-  /** K of kMin. */
+  /** K of kMin and kMax. */
   readonly k?: number;
   /** Options of the reduction (engine, dtype, ranges), also used by the gradient reductions. */
   readonly options?: ReductionOptions;
@@ -52,24 +55,16 @@ export function reduction(
   return { formula, kind, axis, ...extra };
 }
 
+/** The record name of a described reduction (logSumExp with a weight is logSumExpWeighted). */
+function specKind(spec: ReductionSpec): DifferentiableReduction | 'logSumExpWeighted' {
+  return spec.kind === 'logSumExp' && spec.weight ? 'logSumExpWeighted' : spec.kind;
+}
+
 /** Runs a described reduction. */
 export async function runReduction(spec: ReductionSpec): Promise<Tensor<Float32Array | Float64Array>> {
-  const { formula: F, axis, options } = spec;
-  switch (spec.kind) {
-    case 'sum':
-      return F.sum(axis, options);
-    case 'logSumExp':
-      return F.logSumExp(axis, { ...options, ...(spec.weight ? { weight: spec.weight } : {}) });
-    case 'sumSoftMaxWeight':
-      if (!spec.weight) throw new InputError('sumSoftMaxWeight: a weight is required');
-      return F.sumSoftMaxWeight(axis, spec.weight, options);
-    case 'min':
-      return F.min(axis, options);
-    case 'max':
-      return F.max(axis, options);
-    case 'kMin':
-      return F.kMin(spec.k ?? 1, axis, options);
-  }
+  const kind = specKind(spec);
+  if (REDUCTIONS[kind].weight === 'required' && !spec.weight) throw new InputError(`${kind}: a weight is required`);
+  return spec.formula.reduceKind(kind, spec.axis, spec.options, spec.weight, spec.k ?? 1);
 }
 
 /** Arguments of `vjp`. */
@@ -172,76 +167,121 @@ function finiteOuter(
 
 const VJP_OPTION_KEYS = new Set(['wrt', 'cotangent']);
 
-/** The cotangent of F (a formula) whose gradient, reduced, gives the reduction's gradient; where
- *  `valid` is negative the gradient formula is 0 (a term of softmax weight 0). */
-async function formulaCotangent(
-  spec: ReductionSpec,
-  C: LazyTensor,
-  dtype: 'float32' | 'float64',
-  batch: readonly number[],
-): Promise<{
+/** What a reduction's gradient is made of: the cotangent `ct` of F (a formula) whose gradient,
+ *  reduced, gives the reduction's gradient; `extra` for the weight G; where `valid` is negative the
+ *  gradient formula is 0 (a term of softmax weight 0). */
+interface FormulaCotangent {
   F: LazyTensor;
   ct: LazyTensor;
   extra: { G: LazyTensor; ct: LazyTensor } | null;
   valid: LazyTensor | null;
-}> {
-  const { formula: F, axis } = spec;
-  const opts = { ...internalOptions(spec.options), dtype };
-  // Terms of softmax weight 0 (F = -inf, or underflowed) contribute exactly 0 to the gradient; their
-  // derivative may be infinite (log at 0), so the gradient formula selects 0 there rather than
-  // multiplying 0 by inf. For F of dimension d > 1 the mask is on the sum of the d weights.
-  const positive = (w: LazyTensor) => (w.dim === 1 ? w : w.sum()).gt(0).sub(0.5);
-  switch (spec.kind) {
-    case 'sum':
-      return { F, ct: C, extra: null, valid: null };
-    case 'logSumExp': {
-      const result = finiteOuter(
-        'logSumExp',
-        (await runReduction({ ...spec, options: opts })).data,
-        C.dim,
-        dtype,
-        false,
-      );
-      const out = outerVariable(axis, result.data, C.dim, batch);
-      const w = F.sub(out).exp();
-      if (!spec.weight) return { F, ct: C.mul(w), extra: null, valid: positive(w) };
-      // out_k = log sum exp(F) G_k: d out_k = sum exp(F - out_k) (G_k dF + dG_k)
-      const s = w.mul(C); // dimension e
-      return { F, ct: s.dot(spec.weight), extra: { G: spec.weight, ct: s }, valid: positive(w) };
-    }
-    case 'sumSoftMaxWeight': {
-      const G = spec.weight!;
-      const lseResult = finiteOuter('sumSoftMaxWeight', (await F.logSumExp(axis, opts)).data, 1, dtype, false);
-      // A row whose terms are all -inf has the softmax average 0/0 = NaN: its gradient is 0.
-      const outResult = finiteOuter(
-        'sumSoftMaxWeight',
-        (await runReduction({ ...spec, options: opts })).data,
-        G.dim,
-        dtype,
-        true,
-      );
-      const out = outerVariable(axis, outResult.data, G.dim, batch);
-      const lse = outerVariable(axis, lseResult.data, 1, batch);
-      const softmax = F.sub(lse).exp();
-      // d out = sum_j s_j (dG + (G - out) dF)
-      return { F, ct: softmax.mul(C.dot(G.sub(out))), extra: { G, ct: softmax.mul(C) }, valid: positive(softmax) };
-    }
-    case 'min':
-    case 'max': {
-      const picked = spec.kind === 'min' ? await F.argMin(axis, opts) : await F.argMax(axis, opts);
-      const hit = selectionMask(axis, axis === 1 ? F.rowsJ! : F.rowsI!, picked.data, F.dim, batch, dtype);
-      return { F, ct: C.mul(hit), extra: null, valid: null };
-    }
-    case 'kMin': {
-      if (F.dim !== 1) throw new InputError('vjp of kMin: the formula must have dimension 1');
-      const picked = await F.argKMin(spec.k ?? 1, axis, opts);
-      const hit = selectionMask(axis, axis === 1 ? F.rowsJ! : F.rowsI!, picked.data, spec.k ?? 1, batch, dtype);
-      return { F, ct: C.dot(hit), extra: null, valid: null };
-    }
-  }
 }
 
-const DIFFERENTIABLE: ReadonlySet<string> = new Set(['sum', 'logSumExp', 'sumSoftMaxWeight', 'min', 'max', 'kMin']);
+/** A reduction's gradient rule, given its cotangent C (an outer variable), the dtype, the batch and
+ *  the options of the reductions the rule runs itself. */
+type CotangentRule = (
+  spec: ReductionSpec,
+  C: LazyTensor,
+  dtype: 'float32' | 'float64',
+  batch: readonly number[],
+  opts: ReductionOptions,
+) => Promise<FormulaCotangent>;
+
+// Terms of softmax weight 0 (F = -inf, or underflowed) contribute exactly 0 to the gradient; their
+// derivative may be infinite (log at 0), so the gradient formula selects 0 there rather than
+// multiplying 0 by inf. For F of dimension d > 1 the mask is on the sum of the d weights.
+const positive = (w: LazyTensor): LazyTensor => (w.dim === 1 ? w : w.sum()).gt(0).sub(0.5);
+
+const logSumExpRule: CotangentRule = async (spec, C, dtype, batch, opts) => {
+  const { formula: F, axis } = spec;
+  const result = finiteOuter('logSumExp', (await runReduction({ ...spec, options: opts })).data, C.dim, dtype, false);
+  const out = outerVariable(axis, result.data, C.dim, batch);
+  const w = F.sub(out).exp();
+  if (!spec.weight) return { F, ct: C.mul(w), extra: null, valid: positive(w) };
+  // out_k = log sum exp(F) G_k: d out_k = sum exp(F - out_k) (G_k dF + dG_k)
+  const s = w.mul(C); // dimension e
+  return { F, ct: s.dot(spec.weight), extra: { G: spec.weight, ct: s }, valid: positive(w) };
+};
+
+/** The min/max family: the cotangent masked onto the selected terms (a subgradient). */
+function selectionRule(pick: 'argMin' | 'argMax' | 'argKMin' | 'argKMax'): CotangentRule {
+  return async (spec, C, dtype, batch, opts) => {
+    const { formula: F, axis } = spec;
+    const ranked = pick === 'argKMin' || pick === 'argKMax';
+    if (ranked && F.dim !== 1) throw new InputError(`vjp of ${spec.kind}: the formula must have dimension 1`);
+    const K = spec.k ?? 1;
+    const picked = ranked ? await F.reduceIndicesOf(pick, axis, opts, K) : await F.reduceIndicesOf(pick, axis, opts, 0);
+    const n = axis === 1 ? F.rowsJ! : F.rowsI!;
+    const hit = selectionMask(axis, n, picked.data, ranked ? K : F.dim, batch, dtype);
+    return { F, ct: ranked ? C.dot(hit) : C.mul(hit), extra: null, valid: null };
+  };
+}
+
+/** Outer variable data: `f(r, k)` for every row r and component k. */
+function outerData(dtype: 'float32' | 'float64', rows: number, dim: number, f: (q: number) => number) {
+  const data = dtype === 'float32' ? new Float32Array(rows * dim) : new Float64Array(rows * dim);
+  for (let q = 0; q < data.length; q++) data[q] = f(q);
+  return data;
+}
+
+const COTANGENT_RULES: { readonly [K in DifferentiableReduction | 'logSumExpWeighted']: CotangentRule } = {
+  sum: async (spec, C) => ({ F: spec.formula, ct: C, extra: null, valid: null }),
+  logSumExp: logSumExpRule,
+  logSumExpWeighted: logSumExpRule,
+  sumSoftMaxWeight: async (spec, C, dtype, batch, opts) => {
+    const { formula: F, axis } = spec;
+    const G = spec.weight!;
+    const lseResult = finiteOuter('sumSoftMaxWeight', (await F.logSumExp(axis, opts)).data, 1, dtype, false);
+    // A row whose terms are all -inf has the softmax average 0/0 = NaN: its gradient is 0.
+    const outResult = finiteOuter(
+      'sumSoftMaxWeight',
+      (await runReduction({ ...spec, options: opts })).data,
+      G.dim,
+      dtype,
+      true,
+    );
+    const out = outerVariable(axis, outResult.data, G.dim, batch);
+    const lse = outerVariable(axis, lseResult.data, 1, batch);
+    const softmax = F.sub(lse).exp();
+    // d out = sum_j s_j (dG + (G - out) dF)
+    return { F, ct: softmax.mul(C.dot(G.sub(out))), extra: { G, ct: softmax.mul(C) }, valid: positive(softmax) };
+  },
+  min: selectionRule('argMin'),
+  max: selectionRule('argMax'),
+  kMin: selectionRule('argKMin'),
+  kMax: selectionRule('argKMax'),
+  // d prod / dF_j = prod_{k != j} F_k per component: out / F_j without a zero factor; with exactly
+  // one zero, the product of the others at that zero and 0 elsewhere; with two or more, 0. The
+  // products of the non-zero factors (P) and the zero counts (Z) are two reductions.
+  prod: async (spec, C, dtype, batch, opts) => {
+    const { formula: F, axis } = spec;
+    const isZero = F.eq(0).sub(0.5); // >= 0 exactly where F == 0
+    const nonZero = isZero.ifElse(1, F);
+    const P = (await nonZero.prod(axis, opts)).data;
+    const Z = (await F.eq(0).sum(axis, opts)).data;
+    const rows = P.length / F.dim;
+    const A = outerVariable(
+      axis,
+      outerData(dtype, rows, F.dim, (q) => (Z[q] === 0 ? P[q]! : 0)),
+      F.dim,
+      batch,
+    );
+    const B = outerVariable(
+      axis,
+      outerData(dtype, rows, F.dim, (q) => (Z[q] === 1 ? P[q]! : 0)),
+      F.dim,
+      batch,
+    );
+    return { F, ct: C.mul(isZero.ifElse(B, A.div(nonZero))), extra: null, valid: null };
+  },
+};
+
+const DIFFERENTIABLE: ReadonlySet<string> = new Set(
+  (Object.keys(COTANGENT_RULES) as (keyof typeof COTANGENT_RULES)[]).filter((k) => k !== 'logSumExpWeighted'),
+);
+
+/** @internal For the tests: the names that have a gradient rule. */
+export const gradientRuleNames = (): string[] => Object.keys(COTANGENT_RULES);
 
 /**
  * Gradients of a reduction with respect to its variables: for each variable in `wrt`, the tensor
@@ -279,14 +319,8 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
     }
   });
   const batch = mergeBatch('vjp', spec.formula.batch, spec.weight?.batch ?? []);
-  const plan = spec.formula.plan(
-    spec.kind === 'logSumExp' && spec.weight ? 'logSumExpWeighted' : spec.kind,
-    spec.axis,
-    spec.options,
-    undefined,
-    spec.weight,
-    spec.k ?? 0,
-  );
+  const prepared = spec.formula.prepare(specKind(spec), spec.axis, spec.options, undefined, spec.weight, spec.k ?? 0);
+  const { plan } = prepared;
   const dtype = plan.dtype;
   const raw = cotangent instanceof Tensor ? cotangent.data : cotangent;
   if (!(Array.isArray(raw) || floatArrayKind(raw) !== null || raw instanceof Int32Array)) {
@@ -300,9 +334,9 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
       );
     }
   }
-  const expected = batchSize(batch) * plan.nOuter * plan.outDim;
+  const expected = batchSize(batch) * plan.nOuter * prepared.outDim;
   if (raw.length !== expected) {
-    const shape = [...batch, plan.nOuter, plan.outDim].join(' x ');
+    const shape = [...batch, plan.nOuter, prepared.outDim].join(' x ');
     throw new InputError(
       `vjp: the cotangent has ${raw.length} values; the ${spec.kind} result has ${shape} = ${expected}`,
     );
@@ -310,10 +344,11 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
   const C = outerVariable(
     spec.axis,
     dtype === 'float32' ? Float32Array.from(raw) : Float64Array.from(raw),
-    plan.outDim,
+    prepared.outDim,
     batch,
   );
-  const { F, ct, extra, valid } = await formulaCotangent(spec, C, dtype, batch);
+  const opts = { ...internalOptions(spec.options), dtype };
+  const { F, ct, extra, valid } = await COTANGENT_RULES[specKind(spec)](spec, C, dtype, batch, opts);
   const outerCategory = spec.axis === 1 ? 'i' : 'j';
   const results: Tensor<Float32Array | Float64Array>[] = [];
   const cast = (values: Float64Array) => (dtype === 'float32' ? Float32Array.from(values) : values);
@@ -328,7 +363,6 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
     // which may be NaN (0 * inf from the derivative of a -inf term).
     if (valid !== null) node = valid.ifElse(new LazyTensor(node, null, null), 0).node;
     const g = new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
-    const opts = { ...internalOptions(spec.options), dtype };
     if (variable.category === 'p') {
       // Per result row, then summed over the rows and over the batch items the parameter broadcasts to.
       const perRow = await g.sum(spec.axis, opts);

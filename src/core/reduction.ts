@@ -1,21 +1,9 @@
 // What an engine receives: a reduction of a formula over one axis, fully checked and sized.
 import type { DType, FormulaNode, Variable } from './formula.js';
 
-/** The reductions engines implement. */
-export type ReductionKind =
-  | 'sum'
-  | 'logSumExp'
-  | 'logSumExpWeighted'
-  | 'sumSoftMaxWeight'
-  | 'min'
-  | 'max'
-  | 'argMin'
-  | 'argMax'
-  | 'minArgMin'
-  | 'maxArgMax'
-  | 'kMin'
-  | 'argKMin'
-  | 'kMinArgKMin';
+import { REDUCTIONS, type ReductionKind } from './reduction-defs.js';
+
+export type { AnyReductionKind, LoweredReductionKind, ReductionKind } from './reduction-defs.js';
 
 /** Engine choice: `auto` picks WebGPU when it is available and pays off, else WebAssembly. */
 export type EngineChoice = 'auto' | 'wasm' | 'webgpu';
@@ -42,6 +30,9 @@ export interface ReductionPlan {
   readonly variables: readonly PlanVariable[];
   /** Block-sparse pattern for this axis, or null to visit every pair. */
   readonly ranges: PlanRanges | null;
+  /** 'float64': a float32 sum accumulates in float64 (WebAssembly) or in two floats (WebGPU);
+   *  absent: the default accumulation of the dtype. Only on sums (REDUCTIONS[kind].accumulates). */
+  readonly accumulate?: 'float64';
 }
 
 /** Which inner ranges each cluster of outer indices visits: outer and inner hold [start, end) pairs;
@@ -63,26 +54,18 @@ export interface ReductionOutput {
   readonly indices: Int32Array | null;
 }
 
+/** The reduction returns values (from its record in reduction-defs.ts). */
 export function reductionHasValues(kind: ReductionKind): boolean {
-  return kind !== 'argMin' && kind !== 'argMax' && kind !== 'argKMin';
+  return REDUCTIONS[kind].values;
 }
 
+/** The reduction returns indices (from its record in reduction-defs.ts). */
 export function reductionHasIndices(kind: ReductionKind): boolean {
-  switch (kind) {
-    case 'argMin':
-    case 'argMax':
-    case 'argKMin':
-    case 'minArgMin':
-    case 'maxArgMax':
-    case 'kMinArgKMin':
-      return true;
-    case 'sum':
-    case 'logSumExp':
-    case 'logSumExpWeighted':
-    case 'sumSoftMaxWeight':
-    case 'min':
-    case 'max':
-    case 'kMin':
-      return false;
-  }
+  return REDUCTIONS[kind].indices;
+}
+
+/** The value of the reduction of an empty set: 0 for sums, -inf for log-sum-exp, NaN (0/0) for
+ *  softmax averages, NaN (with index -1) for the min/max families. */
+export function reductionEmptyValue(kind: ReductionKind): number {
+  return REDUCTIONS[kind].empty;
 }

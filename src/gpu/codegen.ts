@@ -32,6 +32,7 @@
 import { postOrder, StructuralKeys, type FormulaNode, type Variable } from '../core/formula.js';
 import type { WgslEmitter, WgslIndex, WgslValue } from '../core/op-def.js';
 import { reductionHasIndices, reductionHasValues, type ReductionKind, type ReductionPlan } from '../core/reduction.js';
+import { REDUCTIONS } from '../core/reduction-defs.js';
 import { preludeFor } from './prelude.js';
 
 /** Values of at most this many components are unrolled into scalar registers (KeOps keeps x_i in
@@ -168,7 +169,7 @@ const MAX_KMIN_SLOTS = 256;
 
 /** Why a plan does not run on WebGPU (it then runs on WebAssembly), or null. */
 export function webgpuUnsupported(plan: ReductionPlan): string | null {
-  if ((plan.kind === 'kMin' || plan.kind === 'argKMin' || plan.kind === 'kMinArgKMin') && plan.k > MAX_GPU_K) {
+  if (REDUCTIONS[plan.kind].takesK && plan.k > MAX_GPU_K) {
     return `${plan.kind} with K = ${plan.k} keeps more than ${MAX_GPU_K} candidates per thread`;
   }
   return null;
@@ -188,41 +189,18 @@ export interface ReductionWindow {
 }
 
 export function reductionWindow(plan: ReductionPlan): ReductionWindow {
-  const weighted = plan.kind === 'logSumExpWeighted' || plan.kind === 'sumSoftMaxWeight';
-  const kmin = plan.kind === 'kMin' || plan.kind === 'argKMin' || plan.kind === 'kMinArgKMin';
+  const weighted = REDUCTIONS[plan.kind].weight === 'required';
+  const kmin = REDUCTIONS[plan.kind].takesK;
   const components = weighted ? plan.outDim : plan.formula.dim;
   let width = components;
   // Window widths: 16 components for the branch-free states (sums, min/max, weighted sums); 4 for
   // log-sum-exp and K-min lists, whose per-component updates branch (16 unrolled copies took
   // SwiftShader's compiler 10-20 s per kernel; on a GPU they also cost registers).
-  const branchy = kmin || plan.kind === 'logSumExp';
+  const branchy = WGSL_REDUCTIONS[plan.kind].branchy;
   if (components > UNROLL) width = branchy ? WINDOW_BRANCHY : UNROLL_STATE;
   if (kmin && plan.k * width > MAX_KMIN_SLOTS)
     width = Math.max(1, Math.min(WINDOW_BRANCHY, Math.floor(MAX_KMIN_SLOTS / plan.k)));
   return { components, width, count: Math.ceil(components / width) };
-}
-
-function windowStateWords(kind: ReductionKind, width: number, K: number): number {
-  switch (kind) {
-    case 'sum':
-      return 2 * width;
-    case 'logSumExp':
-      return 3 * width;
-    case 'logSumExpWeighted':
-    case 'sumSoftMaxWeight':
-      return 3 + 2 * width;
-    case 'min':
-    case 'max':
-    case 'argMin':
-    case 'argMax':
-    case 'minArgMin':
-    case 'maxArgMax':
-      return 2 * width;
-    case 'kMin':
-    case 'argKMin':
-    case 'kMinArgKMin':
-      return width + 2 * K * width;
-  }
 }
 
 /** A rough cost of one pair relative to a D = 3 Gaussian (about 64 component operations): the
@@ -245,7 +223,7 @@ export function pairCost(plan: ReductionPlan): number {
 /** u32 words of running state per result row, for the state buffer of split reductions. */
 export function stateWords(plan: ReductionPlan): number {
   const w = reductionWindow(plan);
-  return w.count * windowStateWords(plan.kind, w.width, plan.k);
+  return w.count * WGSL_REDUCTIONS[plan.kind].stateWords(w.width, plan.k);
 }
 
 /** A key that is equal for two plans exactly when they compile to the same kernel: the formula's
@@ -266,7 +244,7 @@ export function structureKey(plan: ReductionPlan): string {
       .join(' ');
   };
   const vars = plan.variables.map((v) => `${v.role[0]}${v.variable.dim}`).join(',');
-  return `${plan.kind}|K${plan.k}|out${plan.outDim}|${vars}|F=${key(plan.formula)}|G=${plan.weight === null ? '' : key(plan.weight)}`;
+  return `${plan.kind}|K${plan.k}|out${plan.outDim}|acc${plan.accumulate ?? ''}|${vars}|F=${key(plan.formula)}|G=${plan.weight === null ? '' : key(plan.weight)}`;
 }
 
 const u = (k: WgslIndex): string => (typeof k === 'number' ? `${k}u` : k);
@@ -630,256 +608,340 @@ function kahan(s: string, c: string, x: string): string[] {
   ];
 }
 
-/** Reduction code for `d` components of F (or `e` of the weight G): a window of the full result when
- *  the kernel is windowed, component k of the window landing at `out(k)` in the result row (and, for
- *  the K-min family, at `out(k) + t * dOut` for rank t). */
-function reductionCode(
-  kind: ReductionKind,
-  d: number,
-  e: number,
-  K: number,
-  F: (k: WgslIndex) => string,
-  G: (k: WgslIndex) => string,
-  out: (k: WgslIndex) => string,
-  dOut: number,
-): ReductionCode {
-  const ld = (dst: string, word: string, asInt = false): string =>
-    `${dst} = ${asInt ? 'bitcast<i32>' : 'bitcast<f32>'}(ST[sb + ${word}]);`;
-  const st = (src: string, word: string): string => `ST[sb + ${word}] = bitcast<u32>(${src});`;
-  switch (kind) {
-    case 'sum':
-      return {
-        // Explicit initializers: windowed kernels declare the state inside their window loop, where a
-        // declaration without one kept the previous window's values on Dawn/SwiftShader.
-        decl: [`var rs = array<f32, ${d}>();`, `var rc = array<f32, ${d}>();`, `var ts = array<f32, ${d}>();`],
-        init: [],
-        load: perComponent(d, (k) => [ld(`rs[${ix(k)}]`, add(k, 0, 2)), ld(`rc[${ix(k)}]`, add(k, 1, 2))]),
-        store: perComponent(d, (k) => [st(`rs[${ix(k)}]`, add(k, 0, 2)), st(`rc[${ix(k)}]`, add(k, 1, 2))]),
-        tileInit: perComponent(d, (k) => [`ts[${ix(k)}] = 0.0;`]),
-        fold: perComponent(d, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] + ${F(k)};`]),
-        merge: perComponent(d, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)),
-        finalize: perComponent(d, (k) => [`OV[ov + ${out(k)}] = rs[${ix(k)}] + rc[${ix(k)}];`]),
-      };
-    case 'logSumExp':
-      return {
-        decl: [
-          `var rm = array<f32, ${d}>();`,
-          `var rs = array<f32, ${d}>();`,
-          `var rc = array<f32, ${d}>();`,
-          `var tm = array<f32, ${d}>();`,
-          `var ts = array<f32, ${d}>();`,
-        ],
-        init: perComponent(d, (k) => [`rm[${ix(k)}] = -U.inf;`]),
-        load: perComponent(d, (k) => [
-          ld(`rm[${ix(k)}]`, add(k, 0, 3)),
-          ld(`rs[${ix(k)}]`, add(k, 1, 3)),
-          ld(`rc[${ix(k)}]`, add(k, 2, 3)),
-        ]),
-        store: perComponent(d, (k) => [
-          st(`rm[${ix(k)}]`, add(k, 0, 3)),
-          st(`rs[${ix(k)}]`, add(k, 1, 3)),
-          st(`rc[${ix(k)}]`, add(k, 2, 3)),
-        ]),
-        tileInit: perComponent(d, (k) => [`tm[${ix(k)}] = -U.inf;`, `ts[${ix(k)}] = 0.0;`]),
-        fold: perComponent(d, (k) => {
-          const m = `tm[${ix(k)}]`;
-          const s = `ts[${ix(k)}]`;
-          return [
-            `let v = ${F(k)};`,
-            `if (lt_isnan(v) || lt_isnan(${m})) { ${m} = U.nan; }`,
-            `else if (v > ${m}) { ${s} = ${s} * lt_exp(${m} - v) + 1.0; ${m} = v; }`,
-            `else if (!lt_isninf(v) && !lt_ispinf(${m})) { ${s} = ${s} + lt_exp(v - ${m}); }`,
-          ];
-        }),
-        merge: perComponent(d, (k) => {
-          const [m, s, c, a, b] = ['rm', 'rs', 'rc', 'tm', 'ts'].map((n) => `${n}[${ix(k)}]`) as [
-            string,
-            string,
-            string,
-            string,
-            string,
-          ];
-          return [
-            `if (lt_isnan(${a}) || lt_isnan(${m})) { ${m} = U.nan; }`,
-            `else if (lt_ispinf(${m}) || lt_isninf(${a})) { }`,
-            `else if (lt_ispinf(${a})) { ${m} = ${a}; ${s} = 1.0; ${c} = 0.0; }`,
-            `else if (${a} > ${m}) {`,
-            `  let sc = lt_exp(${m} - ${a});`,
-            `  ${s} = ${s} * sc; ${c} = ${c} * sc; ${m} = ${a};`,
-            ...kahan(s, c, b).map((l) => `  ${l}`),
-            `} else {`,
-            ...kahan(s, c, `${b} * lt_exp(${a} - ${m})`).map((l) => `  ${l}`),
-            `}`,
-          ];
-        }),
-        finalize: perComponent(d, (k) => {
-          const m = `rm[${ix(k)}]`;
-          return [
-            `var r = ${m};`,
-            `if (lt_isnan(${m})) { r = U.nan; }`,
-            `else if (!lt_isninf(${m}) && !lt_ispinf(${m})) { r = ${m} + lt_log(rs[${ix(k)}] + rc[${ix(k)}]); }`,
-            `OV[ov + ${out(k)}] = r;`,
-          ];
-        }),
-      };
-    case 'logSumExpWeighted':
-    case 'sumSoftMaxWeight': {
-      const scaleAll = (sc: string): string[] =>
-        perComponent(e, (k) => [`rs[${ix(k)}] = rs[${ix(k)}] * ${sc};`, `rc[${ix(k)}] = rc[${ix(k)}] * ${sc};`]);
-      return {
-        decl: [
-          `var rm = 0.0;`,
-          `var rs0 = 0.0;`,
-          `var rc0 = 0.0;`,
-          `var rs = array<f32, ${e}>();`,
-          `var rc = array<f32, ${e}>();`,
-          `var tm = 0.0;`,
-          `var ts0 = 0.0;`,
-          `var ts = array<f32, ${e}>();`,
-        ],
-        init: [`rm = -U.inf;`],
-        load: [
-          ld('rm', '0u'),
-          ld('rs0', '1u'),
-          ld('rc0', '2u'),
-          ...perComponent(e, (k) => [ld(`rs[${ix(k)}]`, add(k, 3, 2)), ld(`rc[${ix(k)}]`, add(k, 4, 2))]),
-        ],
-        store: [
-          st('rm', '0u'),
-          st('rs0', '1u'),
-          st('rc0', '2u'),
-          ...perComponent(e, (k) => [st(`rs[${ix(k)}]`, add(k, 3, 2)), st(`rc[${ix(k)}]`, add(k, 4, 2))]),
-        ],
-        tileInit: [`tm = -U.inf;`, `ts0 = 0.0;`, ...perComponent(e, (k) => [`ts[${ix(k)}] = 0.0;`])],
-        fold: [
-          `{`,
-          `  let v = ${F(0)};`,
-          `  if (lt_isnan(v) || lt_ispinf(v) || lt_isnan(tm)) { tm = U.nan; }`,
-          `  else if (v > tm) {`,
-          `    let sc = lt_exp(tm - v);`,
-          `    ts0 = ts0 * sc + 1.0;`,
-          ...perComponent(e, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] * sc + ${G(k)};`]).map((l) => `    ${l}`),
-          `    tm = v;`,
-          `  } else if (!lt_isninf(v)) {`,
-          `    let w = lt_exp(v - tm);`,
-          `    ts0 = ts0 + w;`,
-          ...perComponent(e, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] + w * ${G(k)};`]).map((l) => `    ${l}`),
-          `  }`,
-          `}`,
-        ],
-        merge: [
-          `if (lt_isnan(tm) || lt_isnan(rm)) { rm = U.nan; }`,
-          `else if (!lt_isninf(tm)) {`,
-          `  if (tm > rm) {`,
-          `    let sc = lt_exp(rm - tm);`,
-          `    rs0 = rs0 * sc; rc0 = rc0 * sc; rm = tm;`,
-          ...scaleAll('sc').map((l) => `    ${l}`),
-          ...kahan('rs0', 'rc0', 'ts0').map((l) => `    ${l}`),
-          ...perComponent(e, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)).map((l) => `    ${l}`),
-          `  } else {`,
-          `    let sc = lt_exp(tm - rm);`,
-          ...kahan('rs0', 'rc0', 'ts0 * sc').map((l) => `    ${l}`),
-          ...perComponent(e, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}] * sc`)).map((l) => `    ${l}`),
-          `  }`,
-          `}`,
-        ],
-        finalize: perComponent(e, (k) =>
-          kind === 'logSumExpWeighted'
-            ? [
-                `var r = rm;`,
-                `if (lt_isnan(rm)) { r = U.nan; }`,
-                `else if (!lt_isninf(rm)) { r = rm + lt_log(rs[${ix(k)}] + rc[${ix(k)}]); }`,
-                `OV[ov + ${out(k)}] = r;`,
-              ]
-            : [
-                `let den = rs0 + rc0;`,
-                `OV[ov + ${out(k)}] = select((rs[${ix(k)}] + rc[${ix(k)}]) / den, U.nan, lt_isnan(rm) || den == 0.0);`,
-              ],
-        ),
-      };
-    }
-    case 'min':
-    case 'max':
-    case 'argMin':
-    case 'argMax':
-    case 'minArgMin':
-    case 'maxArgMax': {
-      const cmp = kind === 'max' || kind === 'argMax' || kind === 'maxArgMax' ? '>' : '<';
-      const values = reductionHasValues(kind);
-      const indices = reductionHasIndices(kind);
-      return {
-        decl: [`var bv = array<f32, ${d}>();`, `var bi = array<i32, ${d}>();`],
-        init: perComponent(d, (k) => [`bi[${ix(k)}] = -1;`]),
-        load: perComponent(d, (k) => [ld(`bv[${ix(k)}]`, add(k, 0, 2)), ld(`bi[${ix(k)}]`, add(k, 1, 2), true)]),
-        store: perComponent(d, (k) => [st(`bv[${ix(k)}]`, add(k, 0, 2)), st(`bi[${ix(k)}]`, add(k, 1, 2))]),
-        tileInit: [],
-        fold: perComponent(d, (k) => [
-          `let v = ${F(k)};`,
-          `if (!lt_isnan(v) && (bi[${ix(k)}] < 0 || v ${cmp} bv[${ix(k)}])) { bv[${ix(k)}] = v; bi[${ix(k)}] = jg; }`,
-        ]),
-        merge: [],
-        finalize: perComponent(d, (k) => [
-          ...(values ? [`OV[ov + ${out(k)}] = select(bv[${ix(k)}], U.nan, bi[${ix(k)}] < 0);`] : []),
-          ...(indices ? [`OI[ov + ${out(k)}] = bi[${ix(k)}];`] : []),
-        ]),
-      };
-    }
-    case 'kMin':
-    case 'argKMin':
-    case 'kMinArgKMin': {
-      const values = reductionHasValues(kind);
-      const indices = reductionHasIndices(kind);
-      const base = (k: WgslIndex): string => (typeof k === 'number' ? `${k * K}u` : `${k} * ${K}u`);
-      return {
-        decl: [`var cn = array<i32, ${d}>();`, `var kv = array<f32, ${K * d}>();`, `var ki = array<i32, ${K * d}>();`],
-        init: [],
-        load: [
-          ...perComponent(d, (k) => [ld(`cn[${ix(k)}]`, add(k, 0), true)]),
-          `for (var q = 0u; q < ${K * d}u; q = q + 1u) {`,
-          `  kv[q] = bitcast<f32>(ST[sb + ${d}u + q]);`,
-          `  ki[q] = bitcast<i32>(ST[sb + ${d + K * d}u + q]);`,
-          `}`,
-        ],
-        store: [
-          ...perComponent(d, (k) => [st(`cn[${ix(k)}]`, add(k, 0))]),
-          `for (var q = 0u; q < ${K * d}u; q = q + 1u) {`,
-          `  ST[sb + ${d}u + q] = bitcast<u32>(kv[q]);`,
-          `  ST[sb + ${d + K * d}u + q] = bitcast<u32>(ki[q]);`,
-          `}`,
-        ],
-        tileInit: [],
-        fold: perComponent(d, (k) => [
-          `let v = ${F(k)};`,
-          `let b = ${base(k)};`,
-          `if (!lt_isnan(v) && (cn[${ix(k)}] < ${K} || v < kv[b + ${K - 1}u])) {`,
-          `  var p = u32(min(cn[${ix(k)}], ${K - 1}));`,
-          `  if (cn[${ix(k)}] < ${K}) { cn[${ix(k)}] = cn[${ix(k)}] + 1; }`,
-          `  loop {`,
-          `    if (p == 0u) { break; }`,
-          `    let w = kv[b + p - 1u];`,
-          `    if (!(w > v)) { break; }`,
-          `    kv[b + p] = w;`,
-          `    ki[b + p] = ki[b + p - 1u];`,
-          `    p = p - 1u;`,
-          `  }`,
-          `  kv[b + p] = v;`,
-          `  ki[b + p] = jg;`,
-          `}`,
-        ]),
-        merge: [],
-        finalize: perComponent(d, (k) => [
-          `let b = ${base(k)};`,
-          `for (var t = 0u; t < ${K}u; t = t + 1u) {`,
-          `  let q = ov + t * ${dOut}u + ${out(k)};`,
-          `  let ok = i32(t) < cn[${ix(k)}];`,
-          ...(values ? [`  OV[q] = select(U.nan, kv[b + t], ok);`] : []),
-          ...(indices ? [`  OI[q] = select(-1, ki[b + t], ok);`] : []),
-          `}`,
-        ]),
-      };
-    }
-  }
+/** What a reduction's WGSL is generated from: `d` components of F (or `e` of the weight G), a window
+ *  of the full result when the kernel is windowed, component k of the window landing at `out(k)` in
+ *  the result row (and, for the K-min family, at `out(k) + t * dOut` for rank t). */
+interface ReductionContext {
+  readonly kind: ReductionKind;
+  readonly d: number;
+  readonly e: number;
+  readonly K: number;
+  readonly F: (k: WgslIndex) => string;
+  readonly G: (k: WgslIndex) => string;
+  readonly out: (k: WgslIndex) => string;
+  readonly dOut: number;
+  /** Sums accumulate in two floats (accumulate: 'float64'). */
+  readonly twoFloat: boolean;
 }
+
+const ld = (dst: string, word: string, asInt = false): string =>
+  `${dst} = ${asInt ? 'bitcast<i32>' : 'bitcast<f32>'}(ST[sb + ${word}]);`;
+const st = (src: string, word: string): string => `ST[sb + ${word}] = bitcast<u32>(${src});`;
+
+/** Sums: a float32 partial sum per tile, merged into a Kahan-compensated running sum. */
+function sumCode(c: ReductionContext): ReductionCode {
+  const { d, F, out } = c;
+  if (c.twoFloat) return twoFloatSumCode(c);
+  return {
+    // Explicit initializers: windowed kernels declare the state inside their window loop, where a
+    // declaration without one kept the previous window's values on Dawn/SwiftShader.
+    decl: [`var rs = array<f32, ${d}>();`, `var rc = array<f32, ${d}>();`, `var ts = array<f32, ${d}>();`],
+    init: [],
+    load: perComponent(d, (k) => [ld(`rs[${ix(k)}]`, add(k, 0, 2)), ld(`rc[${ix(k)}]`, add(k, 1, 2))]),
+    store: perComponent(d, (k) => [st(`rs[${ix(k)}]`, add(k, 0, 2)), st(`rc[${ix(k)}]`, add(k, 1, 2))]),
+    tileInit: perComponent(d, (k) => [`ts[${ix(k)}] = 0.0;`]),
+    fold: perComponent(d, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] + ${F(k)};`]),
+    merge: perComponent(d, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)),
+    finalize: perComponent(d, (k) => [`OV[ov + ${out(k)}] = rs[${ix(k)}] + rc[${ix(k)}];`]),
+  };
+}
+
+/** TwoSum: s + e = a + b exactly (Knuth; no branch, no FMA). Once s is infinite or NaN the error
+ *  term is dropped (it would be inf - inf). */
+function twoSum(s: string, e: string, a: string, b: string): string[] {
+  return [
+    `let ${s} = ${a} + ${b};`,
+    `let ${s}v = ${s} - ${a};`,
+    `let ${e} = select(0.0, (${a} - (${s} - ${s}v)) + (${b} - ${s}v), lt_isfinite(${s}));`,
+  ];
+}
+
+/** Sums with `accumulate: 'float64'`: two-float (double-single) accumulators, hi + lo with |lo| <=
+ *  ulp(hi) / 2, about 48 significant bits: every term is added to the tile's (hi, lo) by TwoSum,
+ *  and each tile's pair to the running pair by the double-single addition. */
+function twoFloatSumCode(c: ReductionContext): ReductionCode {
+  const { d, F, out } = c;
+  const at = (n: string, k: WgslIndex): string => `${n}[${ix(k)}]`;
+  return {
+    decl: [
+      `var rs = array<f32, ${d}>();`,
+      `var rc = array<f32, ${d}>();`,
+      `var ts = array<f32, ${d}>();`,
+      `var tc = array<f32, ${d}>();`,
+    ],
+    init: [],
+    load: perComponent(d, (k) => [ld(at('rs', k), add(k, 0, 2)), ld(at('rc', k), add(k, 1, 2))]),
+    store: perComponent(d, (k) => [st(at('rs', k), add(k, 0, 2)), st(at('rc', k), add(k, 1, 2))]),
+    tileInit: perComponent(d, (k) => [`${at('ts', k)} = 0.0;`, `${at('tc', k)} = 0.0;`]),
+    fold: perComponent(d, (k) => [
+      ...twoSum('fs', 'fe', at('ts', k), F(k)),
+      `${at('ts', k)} = fs;`,
+      `${at('tc', k)} = ${at('tc', k)} + fe;`,
+    ]),
+    merge: perComponent(d, (k) => [
+      ...twoSum('ms', 'me', at('rs', k), at('ts', k)),
+      `let ml = select(0.0, me + ${at('rc', k)} + ${at('tc', k)}, lt_isfinite(ms));`,
+      `let mh = ms + ml;`,
+      `${at('rc', k)} = select(0.0, ml - (mh - ms), lt_isfinite(mh));`,
+      `${at('rs', k)} = mh;`,
+    ]),
+    finalize: perComponent(d, (k) => [`OV[ov + ${out(k)}] = ${at('rs', k)} + ${at('rc', k)};`]),
+  };
+}
+
+/** Log-sum-exp: a running (max, compensated sum of exp(F - max)) per component. */
+function logSumExpCode(c: ReductionContext): ReductionCode {
+  const { d, F, out } = c;
+  return {
+    decl: [
+      `var rm = array<f32, ${d}>();`,
+      `var rs = array<f32, ${d}>();`,
+      `var rc = array<f32, ${d}>();`,
+      `var tm = array<f32, ${d}>();`,
+      `var ts = array<f32, ${d}>();`,
+    ],
+    init: perComponent(d, (k) => [`rm[${ix(k)}] = -U.inf;`]),
+    load: perComponent(d, (k) => [
+      ld(`rm[${ix(k)}]`, add(k, 0, 3)),
+      ld(`rs[${ix(k)}]`, add(k, 1, 3)),
+      ld(`rc[${ix(k)}]`, add(k, 2, 3)),
+    ]),
+    store: perComponent(d, (k) => [
+      st(`rm[${ix(k)}]`, add(k, 0, 3)),
+      st(`rs[${ix(k)}]`, add(k, 1, 3)),
+      st(`rc[${ix(k)}]`, add(k, 2, 3)),
+    ]),
+    tileInit: perComponent(d, (k) => [`tm[${ix(k)}] = -U.inf;`, `ts[${ix(k)}] = 0.0;`]),
+    fold: perComponent(d, (k) => {
+      const m = `tm[${ix(k)}]`;
+      const s = `ts[${ix(k)}]`;
+      return [
+        `let v = ${F(k)};`,
+        `if (lt_isnan(v) || lt_isnan(${m})) { ${m} = U.nan; }`,
+        `else if (v > ${m}) { ${s} = ${s} * lt_exp(${m} - v) + 1.0; ${m} = v; }`,
+        `else if (!lt_isninf(v) && !lt_ispinf(${m})) { ${s} = ${s} + lt_exp(v - ${m}); }`,
+      ];
+    }),
+    merge: perComponent(d, (k) => {
+      const [m, s, c, a, b] = ['rm', 'rs', 'rc', 'tm', 'ts'].map((n) => `${n}[${ix(k)}]`) as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
+      return [
+        `if (lt_isnan(${a}) || lt_isnan(${m})) { ${m} = U.nan; }`,
+        `else if (lt_ispinf(${m}) || lt_isninf(${a})) { }`,
+        `else if (lt_ispinf(${a})) { ${m} = ${a}; ${s} = 1.0; ${c} = 0.0; }`,
+        `else if (${a} > ${m}) {`,
+        `  let sc = lt_exp(${m} - ${a});`,
+        `  ${s} = ${s} * sc; ${c} = ${c} * sc; ${m} = ${a};`,
+        ...kahan(s, c, b).map((l) => `  ${l}`),
+        `} else {`,
+        ...kahan(s, c, `${b} * lt_exp(${a} - ${m})`).map((l) => `  ${l}`),
+        `}`,
+      ];
+    }),
+    finalize: perComponent(d, (k) => {
+      const m = `rm[${ix(k)}]`;
+      return [
+        `var r = ${m};`,
+        `if (lt_isnan(${m})) { r = U.nan; }`,
+        `else if (!lt_isninf(${m}) && !lt_ispinf(${m})) { r = ${m} + lt_log(rs[${ix(k)}] + rc[${ix(k)}]); }`,
+        `OV[ov + ${out(k)}] = r;`,
+      ];
+    }),
+  };
+}
+
+/** Weighted log-sum-exp and softmax averages (F of dimension 1): a running max, the sum of exp(F - max) and the e sums of exp(F - max) G. */
+function weightedCode(c: ReductionContext): ReductionCode {
+  const { kind, e, F, G, out } = c;
+  const scaleAll = (sc: string): string[] =>
+    perComponent(e, (k) => [`rs[${ix(k)}] = rs[${ix(k)}] * ${sc};`, `rc[${ix(k)}] = rc[${ix(k)}] * ${sc};`]);
+  return {
+    decl: [
+      `var rm = 0.0;`,
+      `var rs0 = 0.0;`,
+      `var rc0 = 0.0;`,
+      `var rs = array<f32, ${e}>();`,
+      `var rc = array<f32, ${e}>();`,
+      `var tm = 0.0;`,
+      `var ts0 = 0.0;`,
+      `var ts = array<f32, ${e}>();`,
+    ],
+    init: [`rm = -U.inf;`],
+    load: [
+      ld('rm', '0u'),
+      ld('rs0', '1u'),
+      ld('rc0', '2u'),
+      ...perComponent(e, (k) => [ld(`rs[${ix(k)}]`, add(k, 3, 2)), ld(`rc[${ix(k)}]`, add(k, 4, 2))]),
+    ],
+    store: [
+      st('rm', '0u'),
+      st('rs0', '1u'),
+      st('rc0', '2u'),
+      ...perComponent(e, (k) => [st(`rs[${ix(k)}]`, add(k, 3, 2)), st(`rc[${ix(k)}]`, add(k, 4, 2))]),
+    ],
+    tileInit: [`tm = -U.inf;`, `ts0 = 0.0;`, ...perComponent(e, (k) => [`ts[${ix(k)}] = 0.0;`])],
+    fold: [
+      `{`,
+      `  let v = ${F(0)};`,
+      `  if (lt_isnan(v) || lt_ispinf(v) || lt_isnan(tm)) { tm = U.nan; }`,
+      `  else if (v > tm) {`,
+      `    let sc = lt_exp(tm - v);`,
+      `    ts0 = ts0 * sc + 1.0;`,
+      ...perComponent(e, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] * sc + ${G(k)};`]).map((l) => `    ${l}`),
+      `    tm = v;`,
+      `  } else if (!lt_isninf(v)) {`,
+      `    let w = lt_exp(v - tm);`,
+      `    ts0 = ts0 + w;`,
+      ...perComponent(e, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] + w * ${G(k)};`]).map((l) => `    ${l}`),
+      `  }`,
+      `}`,
+    ],
+    merge: [
+      `if (lt_isnan(tm) || lt_isnan(rm)) { rm = U.nan; }`,
+      `else if (!lt_isninf(tm)) {`,
+      `  if (tm > rm) {`,
+      `    let sc = lt_exp(rm - tm);`,
+      `    rs0 = rs0 * sc; rc0 = rc0 * sc; rm = tm;`,
+      ...scaleAll('sc').map((l) => `    ${l}`),
+      ...kahan('rs0', 'rc0', 'ts0').map((l) => `    ${l}`),
+      ...perComponent(e, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)).map((l) => `    ${l}`),
+      `  } else {`,
+      `    let sc = lt_exp(tm - rm);`,
+      ...kahan('rs0', 'rc0', 'ts0 * sc').map((l) => `    ${l}`),
+      ...perComponent(e, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}] * sc`)).map((l) => `    ${l}`),
+      `  }`,
+      `}`,
+    ],
+    finalize: perComponent(e, (k) =>
+      kind === 'logSumExpWeighted'
+        ? [
+            `var r = rm;`,
+            `if (lt_isnan(rm)) { r = U.nan; }`,
+            `else if (!lt_isninf(rm)) { r = rm + lt_log(rs[${ix(k)}] + rc[${ix(k)}]); }`,
+            `OV[ov + ${out(k)}] = r;`,
+          ]
+        : [
+            `let den = rs0 + rc0;`,
+            `OV[ov + ${out(k)}] = select((rs[${ix(k)}] + rc[${ix(k)}]) / den, U.nan, lt_isnan(rm) || den == 0.0);`,
+          ],
+    ),
+  };
+}
+
+/** Min, max and their indices: the best value and its index per component (strict comparison, so ties keep the first index seen). */
+function minMaxCode(c: ReductionContext): ReductionCode {
+  const { kind, d, F, out } = c;
+  const cmp = kind === 'max' || kind === 'argMax' || kind === 'maxArgMax' ? '>' : '<';
+  const values = reductionHasValues(kind);
+  const indices = reductionHasIndices(kind);
+  return {
+    decl: [`var bv = array<f32, ${d}>();`, `var bi = array<i32, ${d}>();`],
+    init: perComponent(d, (k) => [`bi[${ix(k)}] = -1;`]),
+    load: perComponent(d, (k) => [ld(`bv[${ix(k)}]`, add(k, 0, 2)), ld(`bi[${ix(k)}]`, add(k, 1, 2), true)]),
+    store: perComponent(d, (k) => [st(`bv[${ix(k)}]`, add(k, 0, 2)), st(`bi[${ix(k)}]`, add(k, 1, 2))]),
+    tileInit: [],
+    fold: perComponent(d, (k) => [
+      `let v = ${F(k)};`,
+      `if (!lt_isnan(v) && (bi[${ix(k)}] < 0 || v ${cmp} bv[${ix(k)}])) { bv[${ix(k)}] = v; bi[${ix(k)}] = jg; }`,
+    ]),
+    merge: [],
+    finalize: perComponent(d, (k) => [
+      ...(values ? [`OV[ov + ${out(k)}] = select(bv[${ix(k)}], U.nan, bi[${ix(k)}] < 0);`] : []),
+      ...(indices ? [`OI[ov + ${out(k)}] = bi[${ix(k)}];`] : []),
+    ]),
+  };
+}
+
+/** The K-min family: a sorted list of K (value, index) slots per component, insertion by a linear scan. */
+function kSelectCode(c: ReductionContext): ReductionCode {
+  const { kind, d, K, F, out, dOut } = c;
+  const values = reductionHasValues(kind);
+  const indices = reductionHasIndices(kind);
+  const base = (k: WgslIndex): string => (typeof k === 'number' ? `${k * K}u` : `${k} * ${K}u`);
+  return {
+    decl: [`var cn = array<i32, ${d}>();`, `var kv = array<f32, ${K * d}>();`, `var ki = array<i32, ${K * d}>();`],
+    init: [],
+    load: [
+      ...perComponent(d, (k) => [ld(`cn[${ix(k)}]`, add(k, 0), true)]),
+      `for (var q = 0u; q < ${K * d}u; q = q + 1u) {`,
+      `  kv[q] = bitcast<f32>(ST[sb + ${d}u + q]);`,
+      `  ki[q] = bitcast<i32>(ST[sb + ${d + K * d}u + q]);`,
+      `}`,
+    ],
+    store: [
+      ...perComponent(d, (k) => [st(`cn[${ix(k)}]`, add(k, 0))]),
+      `for (var q = 0u; q < ${K * d}u; q = q + 1u) {`,
+      `  ST[sb + ${d}u + q] = bitcast<u32>(kv[q]);`,
+      `  ST[sb + ${d + K * d}u + q] = bitcast<u32>(ki[q]);`,
+      `}`,
+    ],
+    tileInit: [],
+    fold: perComponent(d, (k) => [
+      `let v = ${F(k)};`,
+      `let b = ${base(k)};`,
+      `if (!lt_isnan(v) && (cn[${ix(k)}] < ${K} || v < kv[b + ${K - 1}u])) {`,
+      `  var p = u32(min(cn[${ix(k)}], ${K - 1}));`,
+      `  if (cn[${ix(k)}] < ${K}) { cn[${ix(k)}] = cn[${ix(k)}] + 1; }`,
+      `  loop {`,
+      `    if (p == 0u) { break; }`,
+      `    let w = kv[b + p - 1u];`,
+      `    if (!(w > v)) { break; }`,
+      `    kv[b + p] = w;`,
+      `    ki[b + p] = ki[b + p - 1u];`,
+      `    p = p - 1u;`,
+      `  }`,
+      `  kv[b + p] = v;`,
+      `  ki[b + p] = jg;`,
+      `}`,
+    ]),
+    merge: [],
+    finalize: perComponent(d, (k) => [
+      `let b = ${base(k)};`,
+      `for (var t = 0u; t < ${K}u; t = t + 1u) {`,
+      `  let q = ov + t * ${dOut}u + ${out(k)};`,
+      `  let ok = i32(t) < cn[${ix(k)}];`,
+      ...(values ? [`  OV[q] = select(U.nan, kv[b + t], ok);`] : []),
+      ...(indices ? [`  OI[q] = select(-1, ki[b + t], ok);`] : []),
+      `}`,
+    ]),
+  };
+}
+
+/** The WebGPU lowering of each engine reduction: the u32 words of state per result row of one
+ *  window (`width` components), whether its per-component update branches (the window is then
+ *  narrower: see reductionWindow), and its WGSL. A Record, so a reduction without a lowering does not
+ *  compile. */
+interface WgslReduction {
+  stateWords(width: number, K: number): number;
+  readonly branchy: boolean;
+  code(c: ReductionContext): ReductionCode;
+}
+
+const MIN_MAX: WgslReduction = { stateWords: (w) => 2 * w, branchy: false, code: minMaxCode };
+const K_SELECT: WgslReduction = { stateWords: (w, K) => w + 2 * K * w, branchy: true, code: kSelectCode };
+const WEIGHTED: WgslReduction = { stateWords: (w) => 3 + 2 * w, branchy: false, code: weightedCode };
+
+export const WGSL_REDUCTIONS: Readonly<Record<ReductionKind, WgslReduction>> = {
+  // Two-float sums keep (hi, lo) per running sum and per tile sum: 2 more words per component.
+  sum: { stateWords: (w) => 2 * w, branchy: false, code: sumCode },
+  logSumExp: { stateWords: (w) => 3 * w, branchy: true, code: logSumExpCode },
+  logSumExpWeighted: WEIGHTED,
+  sumSoftMaxWeight: WEIGHTED,
+  min: MIN_MAX,
+  max: MIN_MAX,
+  argMin: MIN_MAX,
+  argMax: MIN_MAX,
+  minArgMin: MIN_MAX,
+  maxArgMax: MIN_MAX,
+  kMin: K_SELECT,
+  argKMin: K_SELECT,
+  kMinArgKMin: K_SELECT,
+};
 
 /** Generates the kernel of a plan for a configuration. */
 export function generateKernel(plan: ReductionPlan, config: KernelConfig): GeneratedKernel {
@@ -909,16 +971,17 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   const d = weighted ? plan.formula.dim : win.width;
   const e = weighted ? win.width : 0;
   const out = (k: WgslIndex): string => (windowed ? `c0 + ${u(k)}` : add(k, 0));
-  const red = reductionCode(
-    plan.kind,
+  const red = WGSL_REDUCTIONS[plan.kind].code({
+    kind: plan.kind,
     d,
     e,
-    plan.k,
-    (k) => emitter.at(vF, k),
-    (k) => emitter.at(vG!, k),
+    K: plan.k,
+    F: (k) => emitter.at(vF, k),
+    G: (k) => emitter.at(vG!, k),
     out,
-    win.components,
-  );
+    dOut: win.components,
+    twoFloat: plan.accumulate === 'float64',
+  });
   const words = stateWords(plan);
   const windowWords = words / win.count;
   const values = reductionHasValues(plan.kind);

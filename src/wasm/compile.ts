@@ -30,35 +30,32 @@ export interface TileProgram {
   readonly weightRegister: Register | null;
 }
 
-export function reductionCode(kind: ReductionKind): number {
-  switch (kind) {
-    case 'sum':
-      return isa.RED_SUM;
-    case 'logSumExp':
-      return isa.RED_LSE;
-    case 'logSumExpWeighted':
-      return isa.RED_LSE_W;
-    case 'sumSoftMaxWeight':
-      return isa.RED_SSMW;
-    case 'min':
-      return isa.RED_MIN;
-    case 'max':
-      return isa.RED_MAX;
-    case 'argMin':
-      return isa.RED_ARGMIN;
-    case 'argMax':
-      return isa.RED_ARGMAX;
-    case 'minArgMin':
-      return isa.RED_MINARGMIN;
-    case 'maxArgMax':
-      return isa.RED_MAXARGMAX;
-    case 'kMin':
-      return isa.RED_KMIN;
-    case 'argKMin':
-      return isa.RED_ARGKMIN;
-    case 'kMinArgKMin':
-      return isa.RED_KMINARGKMIN;
-  }
+/** The WebAssembly lowering of each engine reduction: its kernel code (assembly/isa.ts RED_*), and
+ *  for sums the code that accumulates float32 terms in float64 (`accumulate: 'float64'`). The
+ *  accumulator layout per code is documented at the top of assembly/kernel.ts and sized by
+ *  accumulatorBytes (wasm-engine.ts). A Record, so a reduction without a lowering does not compile. */
+export const WASM_REDUCTIONS: Readonly<Record<ReductionKind, { readonly code: number; readonly acc64?: number }>> = {
+  sum: { code: isa.RED_SUM, acc64: isa.RED_SUM_ACC64 },
+  logSumExp: { code: isa.RED_LSE },
+  logSumExpWeighted: { code: isa.RED_LSE_W },
+  sumSoftMaxWeight: { code: isa.RED_SSMW },
+  min: { code: isa.RED_MIN },
+  max: { code: isa.RED_MAX },
+  argMin: { code: isa.RED_ARGMIN },
+  argMax: { code: isa.RED_ARGMAX },
+  minArgMin: { code: isa.RED_MINARGMIN },
+  maxArgMax: { code: isa.RED_MAXARGMAX },
+  kMin: { code: isa.RED_KMIN },
+  argKMin: { code: isa.RED_ARGKMIN },
+  kMinArgKMin: { code: isa.RED_KMINARGKMIN },
+};
+
+/** The kernel code of a plan's reduction. */
+export function reductionCode(kind: ReductionKind, accumulate?: 'float64'): number {
+  const lowering = WASM_REDUCTIONS[kind];
+  if (accumulate === undefined) return lowering.code;
+  if (lowering.acc64 === undefined) throw new Error(`internal: ${kind} has no float64 accumulation`);
+  return lowering.acc64;
 }
 
 class ProgramBuilder implements TileEmitter {
@@ -320,7 +317,7 @@ export function compilePlan(plan: ReductionPlan): TileProgram {
     registers,
     outerCode: Int32Array.from(outer),
     innerCode: Int32Array.from(inner),
-    reduction: reductionCode(plan.kind),
+    reduction: reductionCode(plan.kind, plan.accumulate),
     formulaRegister,
     weightRegister,
   };

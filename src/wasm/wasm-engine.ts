@@ -14,7 +14,7 @@
 //   given a turn when due (scheduling.ts), so that a long reduction does not freeze a page.
 import * as isa from '../../assembly/isa.js';
 import type { PlanRanges, ReductionOutput, ReductionPlan } from '../core/reduction.js';
-import { reductionHasIndices, reductionHasValues } from '../core/reduction.js';
+import { reductionEmptyValue, reductionHasIndices, reductionHasValues } from '../core/reduction.js';
 import { checkpoint, throwIfAborted, type RunControl } from '../core/scheduling.js';
 import { getWorkerPool, WorkerLostError, type WorkerPool } from './workers.js';
 import { compilePlan, type TileProgram } from './compile.js';
@@ -87,20 +87,6 @@ class Mutex {
   }
 }
 
-/** The reduction of an empty set: 0 for sums, -inf for log-sum-exp, NaN (0/0) for softmax averages,
- *  NaN (with index -1) for the min/max families. */
-function emptyValue(kind: ReductionPlan['kind']): number {
-  switch (kind) {
-    case 'sum':
-      return 0;
-    case 'logSumExp':
-    case 'logSumExpWeighted':
-      return -Infinity;
-    default:
-      return NaN;
-  }
-}
-
 /** The whole plan as a KernelJob (all outer rows or clusters). Variable data is referenced, not copied. */
 export function planJob(plan: ReductionPlan): KernelJob {
   const program = compilePlan(plan);
@@ -136,7 +122,7 @@ export function planJob(plan: ReductionPlan): KernelJob {
     hasValues: reductionHasValues(plan.kind),
     hasIndices: reductionHasIndices(plan.kind),
     ranges: ranges === null ? null : { outer: ranges.outer, slices: ranges.slices, inner: ranges.inner },
-    emptyValue: emptyValue(plan.kind),
+    emptyValue: reductionEmptyValue(plan.kind),
     start: 0,
     end: ranges === null ? plan.nOuter : ranges.slices.length,
   };

@@ -86,3 +86,8 @@ export function refKSelect(
   }
   return { values, indices };
 }
+
+/** The product per component, multiplied plainly in float64 (the engines sum logarithms instead). */
+export function refProd(f: PairFn, s: Sizes, axis: 0 | 1): number[][] {
+  return rowsOf(f, s, axis).map((row) => row[0]!.map((_, k) => row.reduce((acc, v) => acc * v[k]!, 1)));
+}

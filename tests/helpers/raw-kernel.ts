@@ -3,6 +3,8 @@
 // can call `run` directly, without the TypeScript compiler of the package.
 import { KERNEL_WASM_BASE64 } from '../../src/wasm/wasm-binary.generated';
 import * as ISA from '../../assembly/isa';
+import { REDUCTIONS, type ReductionKind } from '../../src/core/reduction-defs';
+import { WASM_REDUCTIONS } from '../../src/wasm/compile';
 
 export { ISA };
 
@@ -114,13 +116,19 @@ export function regDim(spec: ProgramSpec, r: number): number {
   return reg.dim;
 }
 
+/** The engine reduction of a kernel code (RED_*), from the Wasm lowering table. */
+export function kindOfCode(red: number): ReductionKind {
+  const kind = (Object.keys(WASM_REDUCTIONS) as ReductionKind[]).find(
+    (k) => WASM_REDUCTIONS[k].code === red || WASM_REDUCTIONS[k].acc64 === red,
+  );
+  if (kind === undefined) throw new Error(`no reduction has kernel code ${red}`);
+  return kind;
+}
+
 export function outDimOf(spec: ProgramSpec): number {
   const d = regDim(spec, spec.F);
   const e = spec.G !== undefined && spec.G >= 0 ? regDim(spec, spec.G) : 0;
-  const K = spec.K ?? 0;
-  if (spec.red === ISA.RED_LSE_W || spec.red === ISA.RED_SSMW) return e;
-  if (spec.red >= ISA.RED_KMIN && spec.red <= ISA.RED_KMINARGKMIN) return K * d;
-  return d;
+  return REDUCTIONS[kindOfCode(spec.red)].outDim(d, e, spec.K ?? 0);
 }
 
 /** Bytes of H_ACC needed per outer index (the formula documented at the top of kernel.ts). */
@@ -150,10 +158,10 @@ export function accBytesFor(red: number, d: number, e: number, K: number, dtype:
 }
 
 export function hasValues(red: number): boolean {
-  return red !== ISA.RED_ARGMIN && red !== ISA.RED_ARGMAX && red !== ISA.RED_ARGKMIN;
+  return REDUCTIONS[kindOfCode(red)].values;
 }
 export function hasIndices(red: number): boolean {
-  return red >= ISA.RED_ARGMIN && red !== ISA.RED_KMIN;
+  return REDUCTIONS[kindOfCode(red)].indices;
 }
 
 /** Bit pattern written to the outputs before a run (as int32 words). */
