@@ -7,7 +7,11 @@ import { reduction, vjp } from './reduction-grad.js';
 import { Tensor, type EngineName } from './tensor.js';
 import { checkpoint, checkSignal, throwIfAborted } from './scheduling.js';
 
-type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+/** A right-hand side (or cotangent) of a kernel solve, shape [N, e]: flat values (e = length / N),
+ *  rows, a Tensor [N, e] (a previous result), or a variable `Vi(b, e)` / `Vj(b, e)`, whose data is used. */
+export type SolveData =
+  Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[] | Tensor | LazyTensor;
+type Data = SolveData;
 
 /** Options of {@link LazyTensor.solve}: the reduction options (engine, dtype, ranges, signal; not
  *  onProgress, since `onIteration` reports the iterations), plus the solver's own. */
@@ -37,6 +41,28 @@ export interface SolveResult {
   relativeResidual: number;
   /** Whether `relativeResidual <= tol` was reached within `maxIter` iterations. */
   converged: boolean;
+  /** The options the system was solved with, defaults filled in (alpha, tol, maxIter, and the
+   *  engine, dtype, ranges and preconditioner when given): {@link solveVjp} reuses them, so the
+   *  gradient is that of the system that was solved. */
+  options: SolvedWith;
+}
+
+/** The options a {@link SolveResult} was computed with (see {@link SolveResult.options}). */
+export interface SolvedWith {
+  /** The ridge alpha of (alpha I + K). */
+  readonly alpha: number;
+  /** The relative residual tolerance. */
+  readonly tol: number;
+  /** The iteration cap. */
+  readonly maxIter: number;
+  /** The engine choice, when one was given. */
+  readonly engine?: SolveOptions['engine'];
+  /** The precision of the reductions. */
+  readonly dtype: 'float32' | 'float64';
+  /** The block-sparse pattern, when one was given. */
+  readonly ranges?: SolveOptions['ranges'];
+  /** The preconditioner, when one was given (valid for the adjoint solve too: the system is symmetric). */
+  readonly preconditioner?: SolveOptions['preconditioner'];
 }
 
 const SOLVE_OPTION_KEYS = new Set([
@@ -53,6 +79,26 @@ const SOLVE_OPTION_KEYS = new Set([
 
 function flatten(where: string, b: Data, rows: number): { values: Float64Array; columns: number } {
   let values: Float64Array;
+  if (b instanceof LazyTensor) {
+    const node = b.node;
+    if (node.kind !== 'var' || node.isConstant || node.category === 'p' || node.batch.length > 0) {
+      throw new InputError(
+        `${where}: b must be data or a variable made by Vi(b, e) / Vj(b, e), not a formula (${b.toString()}); reduce the formula first`,
+      );
+    }
+    if (node.rows !== rows) {
+      throw new InputError(`${where}: b has ${node.rows} rows; expected ${rows}, the rows of the kernel`);
+    }
+    return flatten(where, node.data, rows);
+  }
+  if (b instanceof Tensor) {
+    if (b.shape.length > 2 || (b.shape.length >= 1 && b.shape[0] !== rows)) {
+      throw new InputError(
+        `${where}: b is a Tensor of shape [${b.shape.join(', ')}]; expected [${rows}, e] for the ${rows} rows of the kernel`,
+      );
+    }
+    return flatten(where, Float64Array.from(b.data), rows);
+  }
   if (b instanceof Float32Array || b instanceof Float64Array) values = Float64Array.from(b);
   else if (Array.isArray(b) && b.length > 0 && Array.isArray(b[0]))
     values = Float64Array.from((b as number[][]).flat());
@@ -159,6 +205,15 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
     iterations,
     relativeResidual: worst,
     converged: worst <= tol,
+    options: {
+      alpha,
+      tol,
+      maxIter,
+      dtype: reduceOptions.dtype!,
+      ...(options.engine !== undefined ? { engine: options.engine } : {}),
+      ...(options.ranges !== undefined ? { ranges: options.ranges } : {}),
+      ...(options.preconditioner !== undefined ? { preconditioner: options.preconditioner } : {}),
+    },
   };
 }
 
@@ -166,6 +221,14 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
  * Gradients of a = (alpha I + K)^-1 b with respect to b and the kernel's variables, by implicit
  * differentiation: with u = (alpha I + K)^-1 c (K symmetric), d<c, a> = <u, db> - <u, dK a>.
  * Returns the gradient for b first, then one per variable of `wrt`.
+ *
+ * The adjoint system is solved with the options of the solve that produced `result`
+ * (`result.options`: alpha, dtype, engine, ranges, preconditioner, tol, maxIter). `options` may
+ * tighten or loosen `tol` / `maxIter`, change the engine, add a signal or an `onIteration`; giving
+ * an `alpha`, `dtype` or `ranges` different from the solve's is an InputError, since the gradient
+ * would then be that of another system.
+ * @throws InputError when `result` is not a SolveResult of this kernel's size, or an option
+ *   contradicts the solve's.
  */
 export async function solveVjp(
   K: LazyTensor,
@@ -179,7 +242,24 @@ export async function solveVjp(
   /** One gradient per variable of `wrt`, in that order, shaped like the variable's data. */
   wrt: Tensor<Float32Array | Float64Array>[];
 }> {
-  const adjoint = await solve(K, cotangent, options);
+  const solved = checkSolved(K, result);
+  for (const key of ['alpha', 'dtype', 'ranges'] as const) {
+    if (options[key] !== undefined && options[key] !== solved[key]) {
+      throw new InputError(
+        `solveVjp: options.${key} (${describeOption(options[key])}) differs from the ${key} the system was solved with (${describeOption(solved[key])}); the gradient is that of the solved system: drop options.${key}`,
+      );
+    }
+  }
+  const adjoint = await solve(K, cotangent, {
+    alpha: solved.alpha,
+    tol: solved.tol,
+    maxIter: solved.maxIter,
+    dtype: solved.dtype,
+    ...(solved.engine !== undefined ? { engine: solved.engine } : {}),
+    ...(solved.ranges !== undefined ? { ranges: solved.ranges } : {}),
+    ...(solved.preconditioner !== undefined ? { preconditioner: solved.preconditioner } : {}),
+    ...options,
+  });
   const u = adjoint.solution;
   const columns = u.shape[1]!;
   const a = result.solution;
@@ -199,4 +279,27 @@ export async function solveVjp(
           { wrt, cotangent: neg },
         );
   return { b: u, wrt: grads };
+}
+
+function describeOption(value: unknown): string {
+  return typeof value === 'number' || typeof value === 'string' ? String(value) : typeof value;
+}
+
+/** The options of a solve result, after checking that it is one and fits the kernel. */
+function checkSolved(K: LazyTensor, result: SolveResult): SolvedWith {
+  if (typeof result !== 'object' || result === null || !(result.solution instanceof Tensor)) {
+    throw new InputError('solveVjp: result must be the SolveResult returned by K.solve(b, options)');
+  }
+  const solved = (result as Partial<SolveResult>).options;
+  if (typeof solved !== 'object' || solved === null || typeof solved.alpha !== 'number') {
+    throw new InputError(
+      'solveVjp: result has no options (alpha, tol, ...): pass the SolveResult returned by K.solve unchanged',
+    );
+  }
+  if (result.solution.shape[0] !== K.rowsI) {
+    throw new InputError(
+      `solveVjp: result.solution has ${result.solution.shape[0]} rows but the kernel has ${String(K.rowsI)}`,
+    );
+  }
+  return solved;
 }

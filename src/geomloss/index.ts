@@ -20,6 +20,7 @@ import {
   inDType,
   parseCloud,
   parseWeights,
+  checkBalancedMasses,
   resolveDType,
   type AnyPoints,
   type BatchedPoints,
@@ -326,6 +327,7 @@ export class SamplesLoss {
     const aUser = parseWeights('a', weights?.a, xUser);
     const bUser = parseWeights('b', weights?.b, yUser);
     const dtype = resolveDType(o.dtype, xUser, yUser);
+    if (o.loss === 'sinkhorn' && o.reach === null) checkBalancedMasses(aUser, bUser, xUser, yUser, dtype);
     checkKernelWidth(o, xUser, yUser, dtype);
     // Far from 1, the built-in losses run on coordinates divided by a power of two (rescale.ts).
     const s = scaleFor(o, xUser, yUser);
