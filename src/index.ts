@@ -12,6 +12,7 @@ export { Tensor } from './core/tensor.js';
 export { reduction, runReduction, vjp } from './core/reduction-grad.js';
 export { solveVjp } from './core/solve.js';
 export { Tape, Traced, valueAndGrad } from './core/tape.js';
+export { Formula, formula } from './core/placeholder.js';
 export type { ValueAndGrad, ValueAndGradOptions } from './core/tape.js';
 export { knn } from './core/knn.js';
 export type { KnnMetric, KnnOptions, KnnResult } from './core/knn.js';

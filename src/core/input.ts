@@ -118,6 +118,11 @@ function rowLength(row: unknown): number | null {
  *  runs when the variable is made and again before every reduction that reads it, because the caller
  *  may have changed the array (or transferred its buffer) in between. */
 export function checkVariableData(where: string, v: Variable): void {
+  if (placeholderVariables.has(v)) {
+    throw new InputError(
+      `${where}: ${v.name} is a placeholder (made by ${v.category === 'i' ? 'Vi' : v.category === 'j' ? 'Vj' : 'Pm'}.placeholder): give it data with formula(...).bind({ ... }) before reducing`,
+    );
+  }
   if (!v.byReference) return;
   if (isDetached(v.data) || v.data.length !== v.rows * v.dim * v.batch.reduce((p, b) => p * b, 1)) {
     throw new InputError(
@@ -135,6 +140,22 @@ export function checkVariableData(where: string, v: Variable): void {
 /** Variables made from flat data without a `dim`: their dimension 1 was not asked for, so the
  *  formula builder refuses to broadcast them against a vector (see `checkImplicitBroadcast`). */
 export const implicitDimVariables = new WeakSet<Variable>();
+
+/** Variables without data, made by Vi/Vj/Pm.placeholder: they are replaced by data when a formula is bound. */
+export const placeholderVariables = new WeakSet<Variable>();
+
+/** A variable of `dim` components and no data, to build a formula once and bind data later. */
+export function makePlaceholder(where: string, category: Category, dim: number, name: string | undefined): Variable {
+  if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 1 || dim > 2 ** 31 - 1) {
+    throw new InputError(`${where}: dim must be a positive integer, got ${String(dim)}`);
+  }
+  if (name !== undefined && typeof name !== 'string') {
+    throw new InputError(`${where}: name must be a string, got ${describe(name)}`);
+  }
+  const v = new Variable(category, dim, 0, new Float64Array(0), null, name ?? defaultName(category));
+  placeholderVariables.add(v);
+  return v;
+}
 
 /** The Tensor each variable made from a Tensor came from: a gradient tape (tape.ts) follows it back. */
 export const variableSources = new WeakMap<Variable, Tensor>();

@@ -13,6 +13,7 @@ import {
   makeConstant,
   makeParameter,
   makeVariable,
+  makePlaceholder,
   implicitDimVariables,
   type ArrayInput,
   type ParameterOptions,
@@ -814,6 +815,16 @@ export function Vi(data: ArrayInput, dim?: number, options?: VariableOptions): L
 }
 
 /**
+ * A placeholder i-variable of dimension `dim`, without data: build a formula once with
+ * {@link formula} and bind data to it for each call (KeOps's `Vi(0, D)`). Reducing a formula that
+ * still has a placeholder is an InputError.
+ * @throws InputError for a dim that is not a positive integer.
+ */
+Vi.placeholder = function placeholderI(dim: number, options?: { name?: string }): LazyTensor {
+  return new LazyTensor(makePlaceholder('Vi.placeholder', 'i', dim, options?.name), null, null);
+};
+
+/**
  * A j-indexed variable: M rows of dimension `dim` (the columns of the symbolic matrix). Takes the
  * same data and options as {@link Vi}.
  * @example
@@ -826,6 +837,11 @@ export function Vj(data: ArrayInput, dim?: number, options?: VariableOptions): L
   const v = makeVariable('Vj', 'j', data, dim, options);
   return new LazyTensor(v, null, v.rows, v.batch);
 }
+
+/** A placeholder j-variable of dimension `dim` (see {@link Vi.placeholder}). */
+Vj.placeholder = function placeholderJ(dim: number, options?: { name?: string }): LazyTensor {
+  return new LazyTensor(makePlaceholder('Vj.placeholder', 'j', dim, options?.name), null, null);
+};
 
 /**
  * A parameter: a number or a vector, the same for every (i, j), that `vjp` can differentiate (a plain
@@ -841,3 +857,8 @@ export function Pm(value: number | ArrayInput, options?: ParameterOptions): Lazy
   const v = makeParameter(value, options);
   return new LazyTensor(v, null, null, v.batch);
 }
+
+/** A placeholder parameter of dimension `dim` (see {@link Vi.placeholder}); bind a number or a vector. */
+Pm.placeholder = function placeholderP(dim: number, options?: { name?: string }): LazyTensor {
+  return new LazyTensor(makePlaceholder('Pm.placeholder', 'p', dim, options?.name), null, null);
+};
