@@ -1,7 +1,7 @@
 // Formulas built once and called with new data (KeOps's placeholder variables Vi(0, D)): the builder
 // runs once, on placeholders; each bind swaps the placeholders for variables of the given data.
 import { InputError } from './errors.js';
-import { variablesOf, type Variable } from './formula.js';
+import { variablesOf, type FormulaNode, type Variable } from './formula.js';
 import { makeParameter, makeVariable, placeholderVariables, type ArrayInput } from './input.js';
 import { LazyTensor } from './lazy-tensor.js';
 import { substitute } from './substitute.js';
@@ -12,8 +12,12 @@ export class Formula<K extends string> {
   constructor(
     /** The formula over the placeholders (reduce it only after `bind`). */
     readonly template: LazyTensor,
-    private readonly slots: ReadonlyMap<K, Variable>,
+    private readonly placeholders: ReadonlyMap<K, LazyTensor>,
   ) {}
+
+  private get slots(): Map<K, Variable> {
+    return new Map([...this.placeholders].map(([name, p]) => [name, p.node as Variable]));
+  }
 
   /** The placeholder names, as given to {@link formula}. */
   get names(): K[] {
@@ -107,22 +111,22 @@ export function formula<K extends string>(
   if (typeof placeholders !== 'object' || placeholders === null) {
     throw new InputError('formula: placeholders must be an object { name: Vi.placeholder(D), ... }');
   }
-  const slots = new Map<K, Variable>();
+  const slots = new Map<K, LazyTensor>();
   for (const [name, p] of Object.entries(placeholders) as [K, LazyTensor][]) {
     if (!(p instanceof LazyTensor) || p.node.kind !== 'var' || !placeholderVariables.has(p.node)) {
       throw new InputError(
         `formula: placeholder '${name}' must be made by Vi.placeholder, Vj.placeholder or Pm.placeholder`,
       );
     }
-    slots.set(name, p.node);
+    slots.set(name, p);
   }
   const template = build(placeholders);
   if (!(template instanceof LazyTensor)) {
     throw new InputError('formula: build must return a LazyTensor (the formula; reduce the bound formula)');
   }
-  const used = new Set(variablesOf(template.node));
+  const used = new Set<FormulaNode>(variablesOf(template.node));
   for (const [name, slot] of slots) {
-    if (!used.has(slot)) throw new InputError(`formula: placeholder '${name}' is not used by the formula`);
+    if (!used.has(slot.node)) throw new InputError(`formula: placeholder '${name}' is not used by the formula`);
   }
   return new Formula(template, slots);
 }
