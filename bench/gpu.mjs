@@ -205,7 +205,7 @@ for (const row of rows) {
 {
   const x = Vi(uniform(3000, 4), 3);
   const y = Vj(uniform(3000, 5), 3);
-  const F = x.sqDist(y).mul(-0.37).exp().mul(x.sub(y).sin().sum());
+  const F = x.sqDist(y).mul(-0.37).exp().mul(x.sub(y).sin().sum(-1));
   const before = (await webgpuStatus()).stats.compiles;
   const t0 = performance.now();
   await F.sum(1, { engine: 'webgpu' });

@@ -11,7 +11,7 @@ async function kmeans(x, N, D, K, iterations) {
   let labels;
   for (let it = 0; it < iterations; it++) {
     // KeOps: D_ij = ((x_i - c_j) ** 2).sum(-1); cl = D_ij.argmin(dim=1).
-    // Written as sqDist: the literal x.sub(c).square().sum() is the same formula but several times
+    // Written as sqDist: the literal x.sub(c).square().sum(-1) is the same formula but several times
     // slower (Performance cliff: the compiler does not recognise the pattern).
     const dist = Vi(x, D).sqDist(Vj(c, D));
     labels = (await dist.argMin(1)).data; // Int32Array [N]

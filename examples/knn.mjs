@@ -36,7 +36,7 @@ const xr = Vj(Float64Array.from(train.flat()), D); // training points, indexed b
 // components (a formula); awaiting it gives a LazyTensor, not a result ("Silent traps").
 const metrics = {
   euclidean: { formula: xt.sqDist(xr), plain: (a, b) => a.reduce((s, v, d) => s + (v - b[d]) ** 2, 0) },
-  manhattan: { formula: xt.sub(xr).abs().sum(), plain: (a, b) => a.reduce((s, v, d) => s + Math.abs(v - b[d]), 0) },
+  manhattan: { formula: xt.sub(xr).abs().sum(-1), plain: (a, b) => a.reduce((s, v, d) => s + Math.abs(v - b[d]), 0) },
   angular: {
     // 1 - cos(angle between the measurement vectors).
     formula: xt.normalize().dot(xr.normalize()).neg().add(1),

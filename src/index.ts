@@ -11,15 +11,18 @@ export type { AbortSignalLike, AbortSignalShape, ReductionProgress } from './cor
 export { Tensor } from './core/tensor.js';
 export { reduction, runReduction, vjp } from './core/reduction-grad.js';
 export { solveVjp } from './core/solve.js';
+export { Tape, Traced, valueAndGrad } from './core/tape.js';
+export { Formula, formula } from './core/placeholder.js';
+export type { ValueAndGrad, ValueAndGradOptions } from './core/tape.js';
 export { knn } from './core/knn.js';
 export type { KnnMetric, KnnOptions, KnnResult } from './core/knn.js';
 export { kMeans } from './core/kmeans.js';
 export type { KMeansOptions, KMeansResult } from './core/kmeans.js';
 export { clusterRangesCentroids, fromMatrix, gridCluster, sortClusters, swapAxes } from './core/block-sparse.js';
 export type { BlockRanges } from './core/block-sparse.js';
-export type { SolveOptions, SolveResult } from './core/solve.js';
+export type { SolveData, SolveOptions, SolveResult, SolvedWith } from './core/solve.js';
 export type { DifferentiableReduction, ReductionSpec, VjpOptions } from './core/reduction-grad.js';
-export type { EngineName, NestedArray, TensorDType } from './core/tensor.js';
+export type { EngineName, NestedArray, TensorDType, TensorIndices, TensorOperand } from './core/tensor.js';
 export { InputError, LazyTensorError, ResourceLimitError, ShapeError } from './core/errors.js';
 export {
   AUTO_MIN_PAIRS,

@@ -193,7 +193,7 @@ describe('gradients of reductions through vjp', () => {
       const p = Pm(s);
       const F =
         kind === 'min' || kind === 'max' || kind === 'kMin'
-          ? x.sub(y).square().sum().mul(p).add(b.elem(0))
+          ? x.sub(y).square().sum(-1).mul(p).add(b.elem(0))
           : x.sqDist(y).mul(p).neg().add(b.elem(1));
       const spec = reduction(F, kind, axis, { ...(weighted ? { weight: b } : {}), ...(k ? { k } : {}) });
       return { x, y, b, p, spec };

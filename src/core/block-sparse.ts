@@ -3,8 +3,9 @@
 // Skipping far-apart cluster pairs turns an O(N M) reduction into one over the kept blocks only.
 
 import { InputError } from './errors.js';
+import { Tensor } from './tensor.js';
 
-type Points = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+type Points = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[] | Tensor;
 
 /** The description of the blocks a reduction visits, for both axes (KeOps's 6-tuple). */
 export interface BlockRanges {
@@ -28,6 +29,14 @@ function rowsOf(where: string, x: Points, dim?: number): { data: Float64Array; d
   }
   let data: Float64Array;
   let d: number;
+  if (x instanceof Tensor) {
+    // A result: its shape gives the dimension ([N] is N scalars).
+    const td = x.shape.length < 2 ? 1 : x.shape[x.shape.length - 1]!;
+    if (dim !== undefined && dim !== td) {
+      throw new InputError(`${where}: dim is ${dim} but the Tensor's shape [${x.shape.join(', ')}] has D = ${td}`);
+    }
+    return rowsOf(where, Float64Array.from(x.data), td);
+  }
   const numbers = (values: readonly unknown[], label: string): Float64Array =>
     Float64Array.from(values, (v, k) => {
       if (typeof v !== 'number')
@@ -120,8 +129,9 @@ export function sortClusters(
   labels: ArrayLike<number>,
   dim?: number,
 ): {
-  /** The points sorted by label, row-major [N, D] (always float64). */
-  points: Float64Array;
+  /** The points sorted by label, row-major [N, D], in the input's precision: a Float32Array (or a
+   *  float32 Tensor) stays float32, everything else is float64. */
+  points: Float32Array | Float64Array;
   /** The labels in sorted order (non-decreasing). */
   labels: Int32Array;
   /** Sorted row r is input row permutation[r]. */
@@ -130,7 +140,8 @@ export function sortClusters(
   const { data, dim: d, n } = rowsOf('sortClusters', x, dim);
   checkLabels('sortClusters', labels, n);
   const permutation = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => labels[a]! - labels[b]! || a - b);
-  const points = new Float64Array(n * d);
+  const float32 = x instanceof Float32Array || (x instanceof Tensor && x.dtype === 'float32');
+  const points = float32 ? new Float32Array(n * d) : new Float64Array(n * d);
   permutation.forEach((src, r) => points.set(data.subarray(src * d, src * d + d), r * d));
   return { points, labels: Int32Array.from(permutation, (src) => labels[src]!), permutation };
 }

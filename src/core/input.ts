@@ -1,9 +1,12 @@
 // Turning user data into validated variables.
 import { InputError } from './errors.js';
 import { Variable, type Category, type DType } from './formula.js';
+import { Tensor } from './tensor.js';
 
-/** Data accepted by `Vi`, `Vj` and `Pm`. */
+/** Data accepted by `Vi`, `Vj` and `Pm` (and `knn`, `kMeans`, `solve`): a Tensor's shape gives its
+ *  rows and dimension. */
 export type ArrayInput =
+  | Tensor
   | Float32Array
   | Float64Array
   | readonly number[]
@@ -115,6 +118,11 @@ function rowLength(row: unknown): number | null {
  *  runs when the variable is made and again before every reduction that reads it, because the caller
  *  may have changed the array (or transferred its buffer) in between. */
 export function checkVariableData(where: string, v: Variable): void {
+  if (placeholderVariables.has(v)) {
+    throw new InputError(
+      `${where}: ${v.name} is a placeholder (made by ${v.category === 'i' ? 'Vi' : v.category === 'j' ? 'Vj' : 'Pm'}.placeholder): give it data with formula(...).bind({ ... }) before reducing`,
+    );
+  }
   if (!v.byReference) return;
   if (isDetached(v.data) || v.data.length !== v.rows * v.dim * v.batch.reduce((p, b) => p * b, 1)) {
     throw new InputError(
@@ -128,6 +136,29 @@ export function checkVariableData(where: string, v: Variable): void {
     );
   }
 }
+
+/** Variables made from flat data without a `dim`: their dimension 1 was not asked for, so the
+ *  formula builder refuses to broadcast them against a vector (see `checkImplicitBroadcast`). */
+export const implicitDimVariables = new WeakSet<Variable>();
+
+/** Variables without data, made by Vi/Vj/Pm.placeholder: they are replaced by data when a formula is bound. */
+export const placeholderVariables = new WeakSet<Variable>();
+
+/** A variable of `dim` components and no data, to build a formula once and bind data later. */
+export function makePlaceholder(where: string, category: Category, dim: number, name: string | undefined): Variable {
+  if (typeof dim !== 'number' || !Number.isInteger(dim) || dim < 1 || dim > 2 ** 31 - 1) {
+    throw new InputError(`${where}: dim must be a positive integer, got ${String(dim)}`);
+  }
+  if (name !== undefined && typeof name !== 'string') {
+    throw new InputError(`${where}: name must be a string, got ${describe(name)}`);
+  }
+  const v = new Variable(category, dim, 0, new Float64Array(0), null, name ?? defaultName(category));
+  placeholderVariables.add(v);
+  return v;
+}
+
+/** The Tensor each variable made from a Tensor came from: a gradient tape (tape.ts) follows it back. */
+export const variableSources = new WeakMap<Variable, Tensor>();
 
 const counters: Record<Category, number> = { i: 0, j: 0, p: 0 };
 
@@ -147,6 +178,7 @@ export function makeVariable(
   options: VariableOptions | undefined,
 ): Variable {
   checkOptionKeys(where, options, VARIABLE_OPTION_KEYS);
+  if (data instanceof Tensor) return tensorVariable(where, category, data, dim, options);
   const dtypeOverride = checkDType(where, options?.dtype);
   if (options?.name !== undefined && typeof options.name !== 'string') {
     throw new InputError(`${where}: name must be a string, got ${describe(options.name)}`);
@@ -158,6 +190,7 @@ export function makeVariable(
   let rowDim: number;
   let natural: DType | null;
   let byReference = false;
+  let flat = false;
   let batch = checkBatch(where, options?.batch);
   const kind = floatArrayKind(data);
   if (
@@ -188,6 +221,7 @@ export function makeVariable(
     const local = view instanceof Float32Array || view instanceof Float64Array;
     values = local ? view : kind === 'float32' ? Float32Array.from(view) : Float64Array.from(view);
     byReference = local;
+    flat = true;
     rowDim = dim ?? 1;
     natural = kind;
   } else if (Array.isArray(data)) {
@@ -209,6 +243,7 @@ export function makeVariable(
       });
     } else {
       values = new Float64Array(data.length);
+      flat = true;
       rowDim = dim ?? 1;
       copyNumbers(where, data as readonly unknown[], values, 0, (k) => `data[${k}]`);
     }
@@ -235,7 +270,7 @@ export function makeVariable(
       `${where}: data[${Math.floor(bad / rowDim)}][${bad % rowDim}] is ${values[bad]}; inputs must be finite`,
     );
   }
-  return new Variable(
+  const variable = new Variable(
     category,
     rowDim,
     values.length / rowDim / items,
@@ -246,6 +281,34 @@ export function makeVariable(
     batch,
     byReference,
   );
+  if (flat && dim === undefined) implicitDimVariables.add(variable);
+  return variable;
+}
+
+/** A Tensor as a variable: [N] is N scalars, [N, D] N points, [...batch, N, D] a batch. Float data
+ *  is kept by reference (as a typed array given directly); Int32 indices are copied to float64. */
+function tensorVariable(
+  where: string,
+  category: 'i' | 'j',
+  t: Tensor,
+  dim: number | undefined,
+  options: VariableOptions | undefined,
+): Variable {
+  if (t.shape.length === 0) throw new InputError(`${where}: the Tensor has no axes; expected [N, D]`);
+  const D = t.shape.length === 1 ? 1 : t.shape[t.shape.length - 1]!;
+  if (dim !== undefined && dim !== D) {
+    throw new InputError(`${where}: dim is ${String(dim)} but the Tensor's shape [${t.shape.join(', ')}] has D = ${D}`);
+  }
+  const batch = t.shape.slice(0, -2);
+  if (batch.length > 0 && options?.batch !== undefined) {
+    throw new InputError(
+      `${where}: the Tensor's shape [${t.shape.join(', ')}] sets the batch itself; drop the batch option`,
+    );
+  }
+  const data = t.data instanceof Int32Array ? Float64Array.from(t.data) : t.data;
+  const variable = makeVariable(where, category, data, D, batch.length > 0 ? { ...options, batch } : options);
+  variableSources.set(variable, t);
+  return variable;
 }
 
 /** Options of `Pm`. */
@@ -260,6 +323,19 @@ export interface ParameterOptions {
 
 export function makeParameter(value: number | ArrayInput, options: ParameterOptions | undefined): Variable {
   checkOptionKeys('Pm', options, VARIABLE_OPTION_KEYS);
+  if (value instanceof Tensor) {
+    // [D] (or [1, D]) is one vector; [B, D] one vector per batch item, as number[][] values.
+    const leading = value.shape.slice(0, -1);
+    const data = Float64Array.from(value.data);
+    if (!leading.every((s) => s === 1) && options?.batch !== undefined) {
+      throw new InputError(
+        `Pm: the Tensor's shape [${value.shape.join(', ')}] sets the batch itself; drop the batch option`,
+      );
+    }
+    const parameter = makeParameter(data, leading.every((s) => s === 1) ? options : { ...options, batch: leading });
+    variableSources.set(parameter, value);
+    return parameter;
+  }
   const dtype = checkDType('Pm', options?.dtype) ?? null;
   if (options?.name !== undefined && typeof options.name !== 'string') {
     throw new InputError(`Pm: name must be a string, got ${describe(options.name)}`);

@@ -74,7 +74,7 @@ function metricFormula(metric: KnnMetric): {
     case 'sqeuclidean':
       return { formula: (x, y) => x.sqDist(y), sqrt: false, prune: 'l2' };
     case 'manhattan':
-      return { formula: (x, y) => x.sub(y).abs().sum(), sqrt: false, prune: 'l1' };
+      return { formula: (x, y) => x.sub(y).abs().sum(-1), sqrt: false, prune: 'l1' };
     case 'cosine':
       return { formula: (x, y) => x.normalize().dot(y.normalize()).neg().add(1), sqrt: false, prune: null };
     default: {
@@ -90,7 +90,7 @@ function metricFormula(metric: KnnMetric): {
  * The K nearest rows of y for each row of x, exact.
  *
  * Metrics and the formula each ranks by: 'euclidean' `x.sqDist(y)` (distances: its square root),
- * 'sqeuclidean' `x.sqDist(y)`, 'manhattan' `x.sub(y).abs().sum()`, 'cosine'
+ * 'sqeuclidean' `x.sqDist(y)`, 'manhattan' `x.sub(y).abs().sum(-1)`, 'cosine'
  * `x.normalize().dot(y.normalize()).neg().add(1)` (1 - cosine similarity; a zero vector is at
  * distance 1 from everything), or a function `(x, y) => LazyTensor` of dimension 1. The neighbours are
  * always exactly those of `formula(Vi(x), Vj(y)).argKMin(K, 1)` in the same precision: ascending,

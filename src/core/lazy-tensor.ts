@@ -1,7 +1,7 @@
 // The public symbolic-matrix API: a LazyTensor wraps a formula node; operations build new nodes,
 // reductions hand a checked plan to the runtime, which picks an engine.
 import type { AbortSignalLike } from './scheduling.js';
-import { InputError, ResourceLimitError } from './errors.js';
+import { InputError, ResourceLimitError, ShapeError } from './errors.js';
 
 /** The most entries a reduction's result may have: outputs are indexed with int32 (2^31 - 1). */
 const MAX_OUTPUT_ENTRIES = 2 ** 31 - 1;
@@ -13,6 +13,8 @@ import {
   makeConstant,
   makeParameter,
   makeVariable,
+  makePlaceholder,
+  implicitDimVariables,
   type ArrayInput,
   type ParameterOptions,
   type VariableOptions,
@@ -27,7 +29,7 @@ import { directionalDerivative, gradient } from './autodiff.js';
 import { constant } from './build.js';
 import { rangesForAxis, type BlockRanges } from './block-sparse.js';
 import { batchItemPlan, batchSize, mergeBatch } from './batch.js';
-import { solve as solveKernel, type SolveOptions, type SolveResult } from './solve.js';
+import { solve as solveKernel, type SolveData, type SolveOptions, type SolveResult } from './solve.js';
 import {
   checkpoint,
   checkSignal,
@@ -145,6 +147,7 @@ export class LazyTensor {
 
   private apply<P>(def: OpDef<P>, others: readonly Operand[], params: P): LazyTensor {
     const operands = [this, ...others.map((o) => toLazy(def.name, o))];
+    checkImplicitBroadcast(def, operands);
     let rowsI: number | null = null;
     let rowsJ: number | null = null;
     let batch: readonly number[] = [];
@@ -430,13 +433,23 @@ export class LazyTensor {
   // -------------------------------------------------------------------------------------------------
   // Reductions.
 
-  /** Without an axis: the sum of the components (a formula). With an axis: the sum reduction. */
-  sum(): LazyTensor;
+  /**
+   * `sum(1)` / `sum(0)`: the sum reduction over j / over i, a Promise of a Tensor [n, d].
+   * `sum(-1)`: the sum of the components of the formula, a formula of dimension 1 (KeOps's `axis=-1`).
+   * @throws InputError without an axis (`await F.sum()` would otherwise silently give a formula, not a
+   *   result), or with options on `sum(-1)`.
+   */
+  sum(axis: -1): LazyTensor;
   sum(axis: Axis, options?: SumOptions): Promise<Tensor<Float32Array | Float64Array>>;
-  sum(axis?: Axis, options?: SumOptions): LazyTensor | Promise<Tensor<Float32Array | Float64Array>> {
-    if (axis === undefined) {
-      if (options !== undefined) throw new InputError('sum: options need an axis (sum(axis, options))');
+  sum(axis: Axis | -1, options?: SumOptions): LazyTensor | Promise<Tensor<Float32Array | Float64Array>> {
+    if (axis === -1) {
+      if (options !== undefined) throw new InputError('sum: sum(-1) is a formula and takes no options');
       return this.apply(ops.sum, [], null);
+    }
+    if (axis === undefined) {
+      throw new InputError(
+        'sum: pass an axis: sum(1) sums over j and sum(0) over i (both return a Promise of a Tensor); sum(-1) is the sum of the components (a formula)',
+      );
     }
     return this.reduceValues('sum', axis, options, SUM_OPTION_KEYS);
   }
@@ -557,17 +570,15 @@ export class LazyTensor {
 
   /**
    * Solves (alpha I + K) a = b by conjugate gradients, for this symmetric positive kernel K(x_i, x_j)
-   * of dimension 1; b has shape [N, e]. Each iteration is one reduction on an engine.
+   * of dimension 1; b has shape [N, e] (flat values, rows, a Tensor, or a variable `Vi(b, e)`). Each
+   * iteration is one reduction on an engine.
    * @example
    * ```ts
    * const K = Vi(x, 1).sqDist(Vj(x, 1)).mul(-50).exp();
    * const { solution, iterations, converged } = await K.solve(b, { alpha: 0.1, tol: 1e-8 });
    * ```
    */
-  solve(
-    b: Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[],
-    options?: SolveOptions,
-  ): Promise<SolveResult> {
+  solve(b: SolveData, options?: SolveOptions): Promise<SolveResult> {
     return solveKernel(this, b, options);
   }
 
@@ -788,6 +799,42 @@ export class LazyTensor {
   }
 }
 
+/** The elementwise operations that broadcast a dimension-1 operand against a vector. */
+const BROADCASTING: ReadonlySet<OpDef<null>> = new Set<OpDef<null>>([
+  ops.add,
+  ops.sub,
+  ops.mul,
+  ops.div,
+  ops.powf,
+  ops.eq,
+  ops.ne,
+  ops.lt,
+  ops.le,
+  ops.gt,
+  ops.ge,
+  ops.clamp,
+  ops.ifElse,
+  ops.mod,
+]);
+
+/** Refuses to broadcast a variable whose dimension 1 was implied (flat data given without `dim`)
+ *  against a vector: `Vi(x).sub(Vj(y, 2))` with x a flat [N, 2] array would otherwise compute with
+ *  2N scalar points. An explicit `dim` of 1 (`Vi(w, 1)`) broadcasts as usual. */
+function checkImplicitBroadcast<P>(def: OpDef<P>, operands: readonly LazyTensor[]): void {
+  if (!BROADCASTING.has(def as unknown as OpDef<null>)) return;
+  const wide = operands.find((o) => o.dim > 1);
+  if (wide === undefined) return;
+  for (const o of operands) {
+    const node = o.node;
+    if (node.kind === 'var' && implicitDimVariables.has(node)) {
+      const maker = node.category === 'i' ? 'Vi' : 'Vj';
+      throw new ShapeError(
+        `${def.name}: ${node.name} came from flat data without dim, so it is ${node.rows} points of dimension 1, and it would broadcast against an operand of dimension ${wide.dim}; pass the dimension: ${maker}(data, ${wide.dim}) for [${node.rows / wide.dim}, ${wide.dim}] data, or ${maker}(data, 1) to broadcast scalars on purpose`,
+      );
+    }
+  }
+}
+
 function stack(parts: readonly ReductionOutput[]): ReductionOutput {
   const join = <T extends Float32Array | Float64Array | Int32Array>(arrays: (T | null)[]): T | null => {
     if (arrays[0] === null || arrays[0] === undefined) return null;
@@ -850,8 +897,10 @@ function toLazy(where: string, operand: Operand): LazyTensor {
 /**
  * An i-indexed variable: N rows of dimension `dim` (the rows of the symbolic matrix).
  *
- * `data` is a Float32Array or Float64Array (row-major [N, dim]: pass `dim`, a flat typed array without
- * it is N*dim points of dimension 1), a flat `number[]` with `dim`, rows as `number[][]`, or a batch
+ * `data` is a Float32Array or Float64Array (row-major [N, dim]: pass `dim`; flat data without it is
+ * N*dim points of dimension 1, and such a variable refuses (ShapeError) to broadcast against a vector
+ * in add/sub/mul/... : pass `dim` 1 explicitly for scalars meant to broadcast), a flat `number[]` with
+ * `dim`, rows as `number[][]`, a {@link Tensor} (its shape [N, D] or [B, N, D] gives the rows), or a batch
  * `number[][][]` ([B, N, D]; flat data takes `{ batch: [B] }`). A Float32Array computes in float32, a
  * Float64Array in float64; plain numbers follow the other operands.
  * @throws RangeError for empty, ragged or non-finite data, or a dim that does not divide its length.
@@ -868,6 +917,16 @@ export function Vi(data: ArrayInput, dim?: number, options?: VariableOptions): L
 }
 
 /**
+ * A placeholder i-variable of dimension `dim`, without data: build a formula once with
+ * {@link formula} and bind data to it for each call (KeOps's `Vi(0, D)`). Reducing a formula that
+ * still has a placeholder is an InputError.
+ * @throws InputError for a dim that is not a positive integer.
+ */
+Vi.placeholder = function placeholderI(dim: number, options?: { name?: string }): LazyTensor {
+  return new LazyTensor(makePlaceholder('Vi.placeholder', 'i', dim, options?.name), null, null);
+};
+
+/**
  * A j-indexed variable: M rows of dimension `dim` (the columns of the symbolic matrix). Takes the
  * same data and options as {@link Vi}.
  * @example
@@ -880,6 +939,11 @@ export function Vj(data: ArrayInput, dim?: number, options?: VariableOptions): L
   const v = makeVariable('Vj', 'j', data, dim, options);
   return new LazyTensor(v, null, v.rows, v.batch);
 }
+
+/** A placeholder j-variable of dimension `dim` (see {@link Vi.placeholder}). */
+Vj.placeholder = function placeholderJ(dim: number, options?: { name?: string }): LazyTensor {
+  return new LazyTensor(makePlaceholder('Vj.placeholder', 'j', dim, options?.name), null, null);
+};
 
 /**
  * A parameter: a number or a vector, the same for every (i, j), that `vjp` can differentiate (a plain
@@ -895,3 +959,8 @@ export function Pm(value: number | ArrayInput, options?: ParameterOptions): Lazy
   const v = makeParameter(value, options);
   return new LazyTensor(v, null, null, v.batch);
 }
+
+/** A placeholder parameter of dimension `dim` (see {@link Vi.placeholder}); bind a number or a vector. */
+Pm.placeholder = function placeholderP(dim: number, options?: { name?: string }): LazyTensor {
+  return new LazyTensor(makePlaceholder('Pm.placeholder', 'p', dim, options?.name), null, null);
+};

@@ -5,7 +5,7 @@
 // sumSoftMaxWeight, and a mask of the selected index for the min/max family (a subgradient).
 import { InputError } from './errors.js';
 import { gradient } from './autodiff.js';
-import type { FormulaNode, Variable } from './formula.js';
+import { variablesOf, type FormulaNode, type Variable } from './formula.js';
 import { checkOptionKeys, floatArrayKind } from './input.js';
 import { LazyTensor, Vi, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { Tensor } from './tensor.js';
@@ -73,6 +73,9 @@ export interface VjpOptions {
   wrt: readonly LazyTensor[];
   /** The cotangent: one value per output entry, shape [n, outDim] flattened, or a Tensor. */
   cotangent: Float32Array | Float64Array | readonly number[] | Tensor;
+  /** Give zeros for a variable of `wrt` that the reduction does not use, instead of an InputError
+   *  (default false: as torch.autograd.grad, an unused input is usually a mistake). */
+  allowUnused?: boolean;
 }
 
 /** The outer variable of a reduction over `axis` (indexed like its results), batched like them. */
@@ -165,7 +168,7 @@ function finiteOuter(
   return { data };
 }
 
-const VJP_OPTION_KEYS = new Set(['wrt', 'cotangent']);
+const VJP_OPTION_KEYS = new Set(['wrt', 'cotangent', 'allowUnused']);
 
 /** What a reduction's gradient is made of: the cotangent `ct` of F (a formula) whose gradient,
  *  reduced, gives the reduction's gradient; `extra` for the weight G; where `valid` is negative the
@@ -190,7 +193,7 @@ type CotangentRule = (
 // Terms of softmax weight 0 (F = -inf, or underflowed) contribute exactly 0 to the gradient; their
 // derivative may be infinite (log at 0), so the gradient formula selects 0 there rather than
 // multiplying 0 by inf. For F of dimension d > 1 the mask is on the sum of the d weights.
-const positive = (w: LazyTensor): LazyTensor => (w.dim === 1 ? w : w.sum()).gt(0).sub(0.5);
+const positive = (w: LazyTensor): LazyTensor => (w.dim === 1 ? w : w.sum(-1)).gt(0).sub(0.5);
 
 const logSumExpRule: CotangentRule = async (spec, C, dtype, batch, opts) => {
   const { formula: F, axis } = spec;
@@ -318,6 +321,20 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
       throw new InputError(`vjp: wrt[${q}] is not a variable made by Vi, Vj or Pm`);
     }
   });
+  if (options.allowUnused !== undefined && typeof options.allowUnused !== 'boolean') {
+    throw new InputError(`vjp: allowUnused must be a boolean, got ${typeof options.allowUnused}`);
+  }
+  if (options.allowUnused !== true) {
+    const used = new Set<FormulaNode>(variablesOf(spec.formula.node));
+    if (spec.weight instanceof LazyTensor) for (const v of variablesOf(spec.weight.node)) used.add(v);
+    wrt.forEach((v: LazyTensor, q: number) => {
+      if (!used.has(v.node)) {
+        throw new InputError(
+          `vjp: wrt[${q}] (${v.node.toString()}) is not used by the reduced formula, so its gradient is zero; pass allowUnused: true to get zeros`,
+        );
+      }
+    });
+  }
   const batch = mergeBatch('vjp', spec.formula.batch, spec.weight?.batch ?? []);
   const prepared = spec.formula.prepare(specKind(spec), spec.axis, spec.options, undefined, spec.weight, spec.k ?? 0);
   const { plan } = prepared;

@@ -6,8 +6,13 @@ import { LazyTensor, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { reduction, vjp } from './reduction-grad.js';
 import { Tensor, type EngineName } from './tensor.js';
 import { checkpoint, checkSignal, throwIfAborted } from './scheduling.js';
+import { nystromPreconditioner } from './nystrom.js';
 
-type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+/** A right-hand side (or cotangent) of a kernel solve, shape [N, e]: flat values (e = length / N),
+ *  rows, a Tensor [N, e] (a previous result), or a variable `Vi(b, e)` / `Vj(b, e)`, whose data is used. */
+export type SolveData =
+  Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[] | Tensor | LazyTensor;
+type Data = SolveData;
 
 /** Options of {@link LazyTensor.solve}: the reduction options (engine, dtype, ranges, signal; not
  *  onProgress, since `onIteration` reports the iterations), plus the solver's own. */
@@ -21,8 +26,19 @@ export interface SolveOptions extends Omit<ReductionOptions, 'onProgress'> {
   tol?: number;
   /** Iteration cap (default 1000). */
   maxIter?: number;
-  /** Applies an approximate inverse of (alpha I + K) to residuals of shape [N, e] (row-major). */
-  preconditioner?: (residual: Float64Array, columns: number) => Float64Array;
+  /**
+   * An approximate inverse of (alpha I + K), applied to residuals of shape [N, e] (row-major): a
+   * function, or `'nystrom'`: a rank-`rank` Nyström approximation K ~ K_{:,L} K_LL^-1 K_{L,:} on
+   * `rank` landmark points, inverted exactly with the Woodbury identity. Building it costs one
+   * reduction and O(N rank^2) work, each iteration O(N rank) more; conjugate gradients then need
+   * far fewer iterations when K has a fast-decaying spectrum (smooth kernels, small alpha).
+   * 'nystrom' needs alpha > 0 (an InputError otherwise).
+   */
+  preconditioner?: ((residual: Float64Array, columns: number) => Float64Array) | 'nystrom';
+  /** The rank (landmark count) of the 'nystrom' preconditioner (default 100, at most N). */
+  rank?: number;
+  /** The seed of the landmark choice of the 'nystrom' preconditioner (default 1): same seed, same landmarks. */
+  seed?: number;
   /** Called after every iteration with the worst relative residual. */
   onIteration?: (iteration: number, relativeResidual: number) => void;
 }
@@ -37,6 +53,28 @@ export interface SolveResult {
   relativeResidual: number;
   /** Whether `relativeResidual <= tol` was reached within `maxIter` iterations. */
   converged: boolean;
+  /** The options the system was solved with, defaults filled in (alpha, tol, maxIter, and the
+   *  engine, dtype, ranges and preconditioner when given): {@link solveVjp} reuses them, so the
+   *  gradient is that of the system that was solved. */
+  options: SolvedWith;
+}
+
+/** The options a {@link SolveResult} was computed with (see {@link SolveResult.options}). */
+export interface SolvedWith {
+  /** The ridge alpha of (alpha I + K). */
+  readonly alpha: number;
+  /** The relative residual tolerance. */
+  readonly tol: number;
+  /** The iteration cap. */
+  readonly maxIter: number;
+  /** The engine choice, when one was given. */
+  readonly engine?: SolveOptions['engine'];
+  /** The precision of the reductions. */
+  readonly dtype: 'float32' | 'float64';
+  /** The block-sparse pattern, when one was given. */
+  readonly ranges?: SolveOptions['ranges'];
+  /** The preconditioner, when one was given (valid for the adjoint solve too: the system is symmetric). */
+  readonly preconditioner?: (residual: Float64Array, columns: number) => Float64Array;
 }
 
 const SOLVE_OPTION_KEYS = new Set([
@@ -44,6 +82,8 @@ const SOLVE_OPTION_KEYS = new Set([
   'tol',
   'maxIter',
   'preconditioner',
+  'rank',
+  'seed',
   'onIteration',
   'engine',
   'dtype',
@@ -53,6 +93,26 @@ const SOLVE_OPTION_KEYS = new Set([
 
 function flatten(where: string, b: Data, rows: number): { values: Float64Array; columns: number } {
   let values: Float64Array;
+  if (b instanceof LazyTensor) {
+    const node = b.node;
+    if (node.kind !== 'var' || node.isConstant || node.category === 'p' || node.batch.length > 0) {
+      throw new InputError(
+        `${where}: b must be data or a variable made by Vi(b, e) / Vj(b, e), not a formula (${b.toString()}); reduce the formula first`,
+      );
+    }
+    if (node.rows !== rows) {
+      throw new InputError(`${where}: b has ${node.rows} rows; expected ${rows}, the rows of the kernel`);
+    }
+    return flatten(where, node.data, rows);
+  }
+  if (b instanceof Tensor) {
+    if (b.shape.length > 2 || (b.shape.length >= 1 && b.shape[0] !== rows)) {
+      throw new InputError(
+        `${where}: b is a Tensor of shape [${b.shape.join(', ')}]; expected [${rows}, e] for the ${rows} rows of the kernel`,
+      );
+    }
+    return flatten(where, Float64Array.from(b.data), rows);
+  }
   if (b instanceof Float32Array || b instanceof Float64Array) values = Float64Array.from(b);
   else if (Array.isArray(b) && b.length > 0 && Array.isArray(b[0]))
     values = Float64Array.from((b as number[][]).flat());
@@ -119,7 +179,28 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
     ...(signal ? { signal } : {}),
     dtype: options.dtype ?? K.plan('sum', 1, undefined).dtype,
   };
-  const precondition = options.preconditioner ?? ((r: Float64Array) => Float64Array.from(r));
+  const given = options.preconditioner;
+  if (given !== undefined && given !== 'nystrom' && typeof given !== 'function') {
+    throw new InputError(`solve: preconditioner must be a function or 'nystrom', got ${describeOption(given)}`);
+  }
+  if ((options.rank !== undefined || options.seed !== undefined) && given !== 'nystrom') {
+    throw new InputError("solve: rank and seed are options of preconditioner: 'nystrom'");
+  }
+  if (options.seed !== undefined && !Number.isInteger(options.seed)) {
+    throw new InputError(`solve: seed must be an integer, got ${String(options.seed)}`);
+  }
+  const built =
+    given === 'nystrom'
+      ? await nystromPreconditioner(
+          K,
+          alpha,
+          options.rank ?? 100,
+          options.seed ?? 1,
+          reduceOptions.dtype!,
+          (node, m, e) => new LazyTensor(node, N, m).mul(Vj(e, m)).sum(1, reduceOptions),
+        )
+      : given;
+  const precondition = built ?? ((r: Float64Array) => Float64Array.from(r));
 
   const bNorm = columnDots(rhs, rhs, columns).map(Math.sqrt);
   const x = new Float64Array(rhs.length);
@@ -159,6 +240,15 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
     iterations,
     relativeResidual: worst,
     converged: worst <= tol,
+    options: {
+      alpha,
+      tol,
+      maxIter,
+      dtype: reduceOptions.dtype!,
+      ...(options.engine !== undefined ? { engine: options.engine } : {}),
+      ...(options.ranges !== undefined ? { ranges: options.ranges } : {}),
+      ...(built !== undefined ? { preconditioner: built } : {}),
+    },
   };
 }
 
@@ -166,6 +256,14 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
  * Gradients of a = (alpha I + K)^-1 b with respect to b and the kernel's variables, by implicit
  * differentiation: with u = (alpha I + K)^-1 c (K symmetric), d<c, a> = <u, db> - <u, dK a>.
  * Returns the gradient for b first, then one per variable of `wrt`.
+ *
+ * The adjoint system is solved with the options of the solve that produced `result`
+ * (`result.options`: alpha, dtype, engine, ranges, preconditioner, tol, maxIter). `options` may
+ * tighten or loosen `tol` / `maxIter`, change the engine, add a signal or an `onIteration`; giving
+ * an `alpha`, `dtype` or `ranges` different from the solve's is an InputError, since the gradient
+ * would then be that of another system.
+ * @throws InputError when `result` is not a SolveResult of this kernel's size, or an option
+ *   contradicts the solve's.
  */
 export async function solveVjp(
   K: LazyTensor,
@@ -179,7 +277,24 @@ export async function solveVjp(
   /** One gradient per variable of `wrt`, in that order, shaped like the variable's data. */
   wrt: Tensor<Float32Array | Float64Array>[];
 }> {
-  const adjoint = await solve(K, cotangent, options);
+  const solved = checkSolved(K, result);
+  for (const key of ['alpha', 'dtype', 'ranges'] as const) {
+    if (options[key] !== undefined && options[key] !== solved[key]) {
+      throw new InputError(
+        `solveVjp: options.${key} (${describeOption(options[key])}) differs from the ${key} the system was solved with (${describeOption(solved[key])}); the gradient is that of the solved system: drop options.${key}`,
+      );
+    }
+  }
+  const adjoint = await solve(K, cotangent, {
+    alpha: solved.alpha,
+    tol: solved.tol,
+    maxIter: solved.maxIter,
+    dtype: solved.dtype,
+    ...(solved.engine !== undefined ? { engine: solved.engine } : {}),
+    ...(solved.ranges !== undefined ? { ranges: solved.ranges } : {}),
+    ...(solved.preconditioner !== undefined ? { preconditioner: solved.preconditioner } : {}),
+    ...options,
+  });
   const u = adjoint.solution;
   const columns = u.shape[1]!;
   const a = result.solution;
@@ -199,4 +314,27 @@ export async function solveVjp(
           { wrt, cotangent: neg },
         );
   return { b: u, wrt: grads };
+}
+
+function describeOption(value: unknown): string {
+  return typeof value === 'number' || typeof value === 'string' ? String(value) : typeof value;
+}
+
+/** The options of a solve result, after checking that it is one and fits the kernel. */
+function checkSolved(K: LazyTensor, result: SolveResult): SolvedWith {
+  if (typeof result !== 'object' || result === null || !(result.solution instanceof Tensor)) {
+    throw new InputError('solveVjp: result must be the SolveResult returned by K.solve(b, options)');
+  }
+  const solved = (result as Partial<SolveResult>).options;
+  if (typeof solved !== 'object' || solved === null || typeof solved.alpha !== 'number') {
+    throw new InputError(
+      'solveVjp: result has no options (alpha, tol, ...): pass the SolveResult returned by K.solve unchanged',
+    );
+  }
+  if (result.solution.shape[0] !== K.rowsI) {
+    throw new InputError(
+      `solveVjp: result.solution has ${result.solution.shape[0]} rows but the kernel has ${String(K.rowsI)}`,
+    );
+  }
+  return solved;
 }

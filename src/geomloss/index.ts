@@ -22,6 +22,7 @@ import {
   parseCloud,
   parseLabels,
   parseWeights,
+  checkBalancedMasses,
   resolveDType,
   type AnyPoints,
   type BatchedPoints,
@@ -369,6 +370,7 @@ export class SamplesLoss {
     const aUser = labels ? labelWeights('a', weights?.a, xIn0, labels.x) : parseWeights('a', weights?.a, xUser);
     const bUser = labels ? labelWeights('b', weights?.b, yIn0, labels.y) : parseWeights('b', weights?.b, yUser);
     const dtype = resolveDType(o.dtype, xUser, yUser);
+    if (o.loss === 'sinkhorn' && o.reach === null) checkBalancedMasses(aUser, bUser, xUser, yUser, dtype);
     checkKernelWidth(o, xUser, yUser, dtype);
     // Far from 1, the built-in losses run on coordinates divided by a power of two (rescale.ts).
     const s = scaleFor(o, xUser, yUser);

@@ -274,6 +274,34 @@ export function parseWeights(name: string, input: unknown, cloud: Cloud): Float6
   return out;
 }
 
+/**
+ * Balanced optimal transport moves all of a's mass onto b's: it needs equal total masses (per batch
+ * item). Unequal ones would run and return a number that is not a transport cost, so they are refused,
+ * to a relative tolerance that the precision's rounding of the weights cannot reach (1e-6 in float64,
+ * 1e-4 in float32); unbalanced OT (`reach`) accepts any masses.
+ */
+export function checkBalancedMasses(
+  a: Float64Array,
+  b: Float64Array,
+  x: Cloud,
+  y: Cloud,
+  dtype: 'float32' | 'float64',
+): void {
+  const tolerance = dtype === 'float32' ? 1e-4 : 1e-6;
+  for (let item = 0; item < x.B; item++) {
+    let ma = 0;
+    let mb = 0;
+    for (let i = 0; i < x.N; i++) ma += a[item * x.N + i]!;
+    for (let j = 0; j < y.N; j++) mb += b[item * y.N + j]!;
+    if (Math.abs(ma - mb) > tolerance * Math.max(ma, mb)) {
+      const where = x.batched ? ` in batch item ${item}` : '';
+      throw new GeomLossError(
+        `balanced Sinkhorn needs equal total masses, but sum(a) = ${ma} and sum(b) = ${mb}${where} (relative gap ${(Math.abs(ma - mb) / Math.max(ma, mb)).toExponential(2)} > ${tolerance}); normalise the weights, or set reach for unbalanced OT`,
+      );
+    }
+  }
+}
+
 /** The computation's precision: the option, else float32 when an input is a Float32Array. */
 export function resolveDType(option: 'float32' | 'float64' | null, x: Cloud, y: Cloud): 'float32' | 'float64' {
   if (option !== null) return option;

@@ -23,7 +23,7 @@ describe('D-chunked WGSL', () => {
     const x = Vi(new Float32Array(3 * D), D);
     const y = Vj(new Float32Array(5 * D), D);
     const config = { workgroupSize: 32, tile: DCHUNK_ROWS, staged: false, split: false, sparse: false, dchunks: true };
-    const code = generateKernel(x.sqDist(y).add(x.sub(y).abs().sum()).plan('sum', 1, undefined), config).code;
+    const code = generateKernel(x.sqDist(y).add(x.sub(y).abs().sum(-1)).plan('sum', 1, undefined), config).code;
     expect(code).toContain(`var<workgroup> dt0: array<f32, ${DCHUNK_ROWS * DCHUNK}>;`);
     expect(code.match(/var acc\d+ = array<f32, 32>\(\);/g)).toHaveLength(1); // sqDist only: |x - y| sums a per-pair vector
     expect(code).toContain('select(0.0,'); // 100 is not a multiple of 16: the last chunk is masked
@@ -91,7 +91,7 @@ describe.skipIf(!hasGpu)('WebGPU: D-chunked K-NN, K-means and kernel sums', () =
       );
       // dot products (cancellation: relative to the sum of |terms|) and a diagonal weighted distance
       // next to a sum that is not chunked (a per-pair vector)
-      const F: LazyTensor = x.dot(y).add(x.weightedSqDist(y, w)).add(x.sub(y).abs().sum());
+      const F: LazyTensor = x.dot(y).add(x.weightedSqDist(y, w)).add(x.sub(y).abs().sum(-1));
       const got = await engine.reduce(F.plan('sum', 1, undefined));
       const f = (i: number, j: number): number =>
         dot(sx[i]!, sy[j]!) +

@@ -108,7 +108,7 @@ describe.skipIf(!hasGpu)('WebGPU: large D', () => {
         (a, b) => Math.exp(-sqDist(a, b) / D),
       ],
       [
-        x.sub(y).abs().sum(),
+        x.sub(y).abs().sum(-1),
         (a, b) => a.reduce((s, v, k) => s + Math.abs(v - b[k]!), 0),
         (a, b) => a.reduce((s, v, k) => s + Math.abs(v - b[k]!), 0),
       ],

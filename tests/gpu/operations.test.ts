@@ -62,7 +62,7 @@ describe.skipIf(!hasGpu)('WebGPU: dimensions from 1 to 200', () => {
     const formulas: [LazyTensor, (a: Vec, b: Vec) => Vec][] = [
       [x.sqDist(y), (a, b) => [dot(diff(a, b), diff(a, b))]],
       [x.dot(y), (a, b) => [dot(a, b)]],
-      [x.sub(y).abs().sum(), (a, b) => [diff(a, b).reduce((s, v) => s + Math.abs(v), 0)]],
+      [x.sub(y).abs().sum(-1), (a, b) => [diff(a, b).reduce((s, v) => s + Math.abs(v), 0)]],
       [x.mul(y), (a, b) => zip(a, b, (u, v) => u * v)],
       // A vector result (per-component state loops for D > 8) through normalize and exp.
       [

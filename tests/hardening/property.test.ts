@@ -234,7 +234,7 @@ function build(r: Recipe, vars: { x: LazyTensor; y: LazyTensor; p: LazyTensor })
       case 'log1Abs':
         return { t: a.abs().add(1).log(), fixed: node };
       case 'sum':
-        return { t: a.sum(), fixed: node };
+        return { t: a.sum(-1), fixed: node };
       case 'sqNorm2':
         return { t: a.sqNorm2(), fixed: node };
       case 'norm2':
@@ -249,8 +249,8 @@ function build(r: Recipe, vars: { x: LazyTensor; y: LazyTensor; p: LazyTensor })
   let { t: b, fixed: fb } = build(r.b, vars);
   const needsEqual = r.binary === 'sqDist' || r.binary === 'dot';
   if (a.dim !== b.dim && (needsEqual || (a.dim !== 1 && b.dim !== 1))) {
-    if (a.dim !== 1) [a, fa] = [a.sum(), { unary: 'sum', a: fa, k: 0 }];
-    if (b.dim !== 1) [b, fb] = [b.sum(), { unary: 'sum', a: fb, k: 0 }];
+    if (a.dim !== 1) [a, fa] = [a.sum(-1), { unary: 'sum', a: fa, k: 0 }];
+    if (b.dim !== 1) [b, fb] = [b.sum(-1), { unary: 'sum', a: fb, k: 0 }];
   }
   const node: Recipe = { ...r, a: fa, b: fb };
   switch (r.binary) {
@@ -405,7 +405,7 @@ describe('property: random formulas on random inputs', () => {
             return;
           }
           // A formula must depend on i and j to be reduced; add 0 * (x + y) summed when it does not.
-          const F = built.t.add(vars.x.sum().add(vars.y.sum()).mul(0));
+          const F = built.t.add(vars.x.sum(-1).add(vars.y.sum(-1)).mul(0));
           const fixed: Recipe = {
             binary: 'add',
             a: built.fixed,
@@ -525,7 +525,7 @@ describe('property: bad input of every kind', () => {
             case 'bad-K':
               return F.kMin([0, 1.5, NaN, P.M + 1][at % 4]!, 1);
             case 'bad-axis':
-              return F.sum([2, -1, NaN, '1'][at % 4] as never);
+              return F.sum([2, -2, NaN, '1'][at % 4] as never);
             case 'unknown-option':
               return F.sum(1, { precision: 'f32' } as never);
             case 'bad-engine':

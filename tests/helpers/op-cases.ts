@@ -287,7 +287,7 @@ export const cases: OpCase[] = [
     rtol32: 1e-4,
   },
   // Vector operations.
-  { name: 'sum', dx: 4, dy: 4, build: (x, y) => x.mul(y).sum(), ref: (a, b) => [dot(a, b)] },
+  { name: 'sum', dx: 4, dy: 4, build: (x, y) => x.mul(y).sum(-1), ref: (a, b) => [dot(a, b)] },
   { name: 'sqNorm2', dx: 3, dy: 3, build: (x, y) => x.sub(y).sqNorm2(), ref: (a, b) => [dot(diff(a, b), diff(a, b))] },
   {
     name: 'norm2',

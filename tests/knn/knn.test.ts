@@ -31,7 +31,7 @@ const l1 = (a: number[], b: number[]) => a.reduce((s, v, k) => s + Math.abs(v - 
 const formulas = {
   euclidean: (x: LazyTensor, y: LazyTensor) => x.sqDist(y),
   sqeuclidean: (x: LazyTensor, y: LazyTensor) => x.sqDist(y),
-  manhattan: (x: LazyTensor, y: LazyTensor) => x.sub(y).abs().sum(),
+  manhattan: (x: LazyTensor, y: LazyTensor) => x.sub(y).abs().sum(-1),
   cosine: (x: LazyTensor, y: LazyTensor) => x.normalize().dot(y.normalize()).neg().add(1),
 } as const;
 
