@@ -2,12 +2,18 @@
 // reduction K p on an engine (all right-hand sides at once), the rest is O(N) float64 work in JS.
 import type { AbortSignalLike } from './scheduling.js';
 import { InputError } from './errors.js';
-import { LazyTensor, Vj, type ReductionOptions } from './lazy-tensor.js';
-import { reduction, vjp } from './reduction-grad.js';
+// Types only: lazy-tensor.ts imports this module (LazyTensor.solve), so nothing here may import it at run
+// time (scripts/check-cycles.mjs); the j-variable of each iteration is made by the caller's factory.
+import type { LazyTensor, ReductionOptions } from './lazy-tensor.js';
 import { Tensor, type EngineName } from './tensor.js';
 import { checkpoint, checkSignal, throwIfAborted } from './scheduling.js';
 
-type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+/** The right-hand side b: [N, e] row-major, or rows. */
+export type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+
+/** Makes the j-variable p_j (M rows of dimension `columns`) that K multiplies: `Vj`, passed in by
+ *  LazyTensor.solve. */
+export type ColumnVariable = (data: Float32Array | Float64Array, columns: number) => LazyTensor;
 
 /** Options of {@link LazyTensor.solve}: the reduction options (engine, dtype, ranges, signal; not
  *  onProgress, since `onIteration` reports the iterations), plus the solver's own. */
@@ -73,9 +79,10 @@ async function apply(
   columns: number,
   alpha: number,
   options: ReductionOptions,
+  columnVariable: ColumnVariable,
 ): Promise<{ values: Float64Array; engine: EngineName }> {
   const dtype = options.dtype;
-  const pj = Vj(dtype === 'float32' ? Float32Array.from(p) : p, columns);
+  const pj = columnVariable(dtype === 'float32' ? Float32Array.from(p) : p, columns);
   const kp = await K.mul(pj).sum(1, options);
   const out = new Float64Array(p.length);
   for (let q = 0; q < p.length; q++) out[q] = kp.data[q]! + alpha * p[q]!;
@@ -89,7 +96,12 @@ function columnDots(a: Float64Array, b: Float64Array, columns: number): Float64A
 }
 
 /** Solves (alpha I + K) a = b for a symmetric positive (semi-)definite kernel K(x_i, x_j) of dimension 1. */
-export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}): Promise<SolveResult> {
+export async function solve(
+  K: LazyTensor,
+  b: Data,
+  options: SolveOptions = {},
+  columnVariable: ColumnVariable,
+): Promise<SolveResult> {
   for (const key of Object.keys(options)) {
     if (!SOLVE_OPTION_KEYS.has(key)) throw new InputError(`solve: unknown option '${key}'`);
   }
@@ -134,7 +146,7 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
     // Each iteration's reduction yields when due and sees the signal; the JS work between two
     // reductions is O(N), so this is the only check the loop needs.
     await checkpoint(signal);
-    const applied = await apply(K, p, columns, alpha, reduceOptions);
+    const applied = await apply(K, p, columns, alpha, reduceOptions, columnVariable);
     const ap = applied.values;
     engine = applied.engine;
     const pAp = columnDots(p, ap, columns);
@@ -160,43 +172,4 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
     relativeResidual: worst,
     converged: worst <= tol,
   };
-}
-
-/**
- * Gradients of a = (alpha I + K)^-1 b with respect to b and the kernel's variables, by implicit
- * differentiation: with u = (alpha I + K)^-1 c (K symmetric), d<c, a> = <u, db> - <u, dK a>.
- * Returns the gradient for b first, then one per variable of `wrt`.
- */
-export async function solveVjp(
-  K: LazyTensor,
-  result: SolveResult,
-  cotangent: Data,
-  wrt: readonly LazyTensor[],
-  options: SolveOptions = {},
-): Promise<{
-  /** The gradient with respect to b, shape [N, e]: u = (alpha I + K)^-1 cotangent. */
-  b: Tensor<Float32Array | Float64Array>;
-  /** One gradient per variable of `wrt`, in that order, shaped like the variable's data. */
-  wrt: Tensor<Float32Array | Float64Array>[];
-}> {
-  const adjoint = await solve(K, cotangent, options);
-  const u = adjoint.solution;
-  const columns = u.shape[1]!;
-  const a = result.solution;
-  // <u, K a> = sum_i sum_j u_i . K_ij a_j: the vjp of the sum reduction of K a_j with cotangent -u.
-  const aj = Vj(a.data, columns);
-  const neg = Float64Array.from(u.data, (v) => -v);
-  const grads =
-    wrt.length === 0
-      ? []
-      : await vjp(
-          reduction(K.mul(aj), 'sum', 1, {
-            options: {
-              dtype: u.dtype === 'float32' ? 'float32' : 'float64',
-              ...(options.signal ? { signal: options.signal } : {}),
-            },
-          }),
-          { wrt, cotangent: neg },
-        );
-  return { b: u, wrt: grads };
 }
