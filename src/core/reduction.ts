@@ -86,3 +86,27 @@ export function reductionHasIndices(kind: ReductionKind): boolean {
       return false;
   }
 }
+
+/** The reduction of an empty set, per kind: 0 for sums, -inf for log-sum-exp, NaN (0/0) for softmax
+ *  averages, NaN (with index -1) for the min/max families. */
+const EMPTY_VALUES: Readonly<Record<ReductionKind, number>> = {
+  sum: 0,
+  logSumExp: -Infinity,
+  logSumExpWeighted: -Infinity,
+  sumSoftMaxWeight: NaN,
+  min: NaN,
+  max: NaN,
+  argMin: NaN,
+  argMax: NaN,
+  minArgMin: NaN,
+  maxArgMax: NaN,
+  kMin: NaN,
+  argKMin: NaN,
+  kMinArgKMin: NaN,
+};
+
+/** What rows that no cluster of a block-sparse plan covers hold, on every engine (see EMPTY_VALUES;
+ *  their indices are -1). */
+export function reductionEmptyValue(kind: ReductionKind): number {
+  return EMPTY_VALUES[kind];
+}
