@@ -4,8 +4,10 @@
 import { Vj } from './lazy-tensor.js';
 import type { LazyTensor } from './lazy-tensor.js';
 import { reduction, vjp } from './reduction-grad.js';
-import type { Data, SolveOptions, SolveResult } from './solve.js';
+import type { SolveOptions, SolveResult } from './solve.js';
 import type { Tensor } from './tensor.js';
+
+type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
 
 /**
  * Gradients of a = (alpha I + K)^-1 b with respect to b and the kernel's variables, by implicit

@@ -9,7 +9,7 @@ import { Tensor, type EngineName } from './tensor.js';
 import { checkpoint, checkSignal, throwIfAborted } from './scheduling.js';
 
 /** The right-hand side b: [N, e] row-major, or rows. */
-export type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
+type Data = Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[];
 
 /** Makes the j-variable p_j (M rows of dimension `columns`) that K multiplies: `Vj`, passed in by
  *  LazyTensor.solve. */
