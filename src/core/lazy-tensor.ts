@@ -498,7 +498,7 @@ export class LazyTensor {
     b: Float32Array | Float64Array | readonly number[] | readonly (readonly number[])[],
     options?: SolveOptions,
   ): Promise<SolveResult> {
-    return solveKernel(this, b, options, (data, columns) => Vj(data, columns));
+    return solveKernel(this, b, (data, columns) => Vj(data, columns), options);
   }
 
   /** Materialises the symbolic matrix as nested arrays [N][M][d] of float64 values (small sizes only). */

@@ -99,8 +99,8 @@ function columnDots(a: Float64Array, b: Float64Array, columns: number): Float64A
 export async function solve(
   K: LazyTensor,
   b: Data,
-  options: SolveOptions = {},
   columnVariable: ColumnVariable,
+  options: SolveOptions = {},
 ): Promise<SolveResult> {
   for (const key of Object.keys(options)) {
     if (!SOLVE_OPTION_KEYS.has(key)) throw new InputError(`solve: unknown option '${key}'`);
