@@ -203,8 +203,12 @@ export function check(root, { types = false } = {}) {
   const rel = (f) => relative(process.cwd(), f).split(sep).join('/');
   const problems = [];
   for (const component of findCycles(cyclic)) {
-    problems.push(`import cycle: ${exampleCycle(cyclic, component).map(rel).join(' -> ')}`);
-    if (component.length > 2) problems.push(`  (all files of this cycle: ${component.map(rel).join(', ')})`);
+    const path = `import cycle: ${exampleCycle(cyclic, component).map(rel).join(' -> ')}`;
+    // The path shown is a shortest one; a tangle of more files lists them all.
+    const members = new Set(exampleCycle(cyclic, component)).size;
+    problems.push(
+      members < component.length ? `${path}\n  (all files of this tangle: ${component.map(rel).join(', ')})` : path,
+    );
   }
   problems.push(...layerViolations(graph, root));
   return { files: graph.size, problems };

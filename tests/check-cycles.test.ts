@@ -39,10 +39,20 @@ describe('check-cycles', () => {
       'leaf.ts': "import { a } from './a.js';\nexport const leaf = a;\n",
     });
     const { problems } = runCheck(dir);
-    expect(problems).toHaveLength(2);
+    expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^import cycle: .*a\.ts -> .*b\.ts -> .*c\.ts -> .*a\.ts$/);
-    expect(problems[1]).toMatch(/all files of this cycle/);
     expect(problems.join('\n')).not.toMatch(/leaf\.ts/);
+    // A tangle whose shortest cycle misses a file lists every file of it.
+    const tangle = tree('tangle', {
+      'p.ts': "import { q } from './q.js';\nimport { r } from './r.js';\nexport const p = () => q() + r();\n",
+      'q.ts': "import { p } from './p.js';\nexport const q = () => p;\n",
+      'r.ts': "import { q } from './q.js';\nexport const r = () => q;\n",
+    });
+    const found = runCheck(tangle).problems;
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(
+      /^import cycle: .*p\.ts -> .*q\.ts -> .*p\.ts\n {2}\(all files of this tangle: .*p\.ts, .*q\.ts, .*r\.ts\)$/,
+    );
   });
 
   it('leaves type-only cycles out unless asked, and sees dynamic imports and self-imports', () => {
