@@ -10,7 +10,7 @@ export type { Axis, EngineChoice } from './core/reduction.js';
 export type { AbortSignalLike, AbortSignalShape, ReductionProgress } from './core/scheduling.js';
 export { Tensor } from './core/tensor.js';
 export { reduction, runReduction, vjp } from './core/reduction-grad.js';
-export { solveVjp } from './core/solve.js';
+export { solveVjp } from './core/solve-vjp.js';
 export { Tape, Traced, valueAndGrad } from './core/tape.js';
 export { Formula, formula } from './core/placeholder.js';
 export type { ValueAndGrad, ValueAndGradOptions } from './core/tape.js';

@@ -19,8 +19,9 @@ import {
   wasmStatus,
 } from '../src/index.js';
 import { detectFeatures, detectRuntime } from '../src/runtime/features.js';
-import { WorkerPool, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/wasm/workers.js';
+import { WorkerPool, wasmThreadsTesting, type WorkerReply } from '../src/wasm/workers.js';
 import { wasmEngineTesting } from '../src/wasm/wasm-engine.js';
+import { dyingWorkerFactory, fakeWorkerFactory } from './helpers/fake-workers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -120,24 +121,7 @@ describe('worker pool state', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     setWasmThreads(2);
     let created = 0;
-    const dying: WorkerFactory = () => {
-      created++;
-      let onMessage: (m: WorkerReply) => void = () => {};
-      let onFailure: (e: Error) => void = () => {};
-      return {
-        postMessage(message: unknown) {
-          if ((message as { type: string }).type === 'init') setTimeout(() => onMessage({ type: 'ready' }), 1);
-          else setTimeout(() => onFailure(new Error('worker crashed')), 1);
-        },
-        listen(m, f) {
-          onMessage = m;
-          onFailure = f;
-        },
-        ref() {},
-        unref() {},
-        terminate() {},
-      };
-    };
+    const dying = dyingWorkerFactory(() => created++);
     wasmThreadsTesting.setWorkerFactory(dying);
     for (let k = 0; k < 6; k++) await checkedSum(); // each rerun on the main thread, still correct
     const s = await wasmStatus();
@@ -165,21 +149,7 @@ describe('worker pool state', () => {
       { type: 'error', id: 2, name: 'InputError', message: 'sum: bad' },
       { type: 'error', id: 3, name: 'Error', message: 'sum: other' },
     ];
-    const failing: WorkerFactory = () => {
-      let onMessage: (m: WorkerReply) => void = () => {};
-      return {
-        postMessage(message: unknown) {
-          if ((message as { type: string }).type === 'init') setTimeout(() => onMessage({ type: 'ready' }), 1);
-          else setTimeout(() => onMessage(replies.shift()!), 1);
-        },
-        listen(m) {
-          onMessage = m;
-        },
-        ref() {},
-        unref() {},
-        terminate() {},
-      };
-    };
+    const failing = fakeWorkerFactory((reply) => reply(replies.shift()!));
     const pool = await WorkerPool.start(1, failing);
     try {
       const job = {} as Parameters<WorkerPool['run']>[0];

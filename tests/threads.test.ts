@@ -21,7 +21,8 @@ import {
   Vj,
 } from '../src/index.js';
 import { wasmEngineTesting } from '../src/wasm/wasm-engine.js';
-import { setWasmThreads, wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../src/wasm/workers.js';
+import { setWasmThreads, wasmThreadsTesting } from '../src/wasm/workers.js';
+import { dyingWorkerFactory } from './helpers/fake-workers.js';
 import { rng, typed, uniformRows } from './helpers/random.js';
 // @ts-expect-error: a plain .mjs helper without types
 import { esbuildWorkerPlugin } from '../scripts/worker-plugin.mjs';
@@ -208,24 +209,7 @@ describe('multi-threaded WebAssembly engine', () => {
 
   it('reruns on the main thread when a worker dies during a job', async () => {
     setWasmThreads(2);
-    const factory: WorkerFactory = () => {
-      let onMessage: (m: WorkerReply) => void = () => {};
-      let onFailure: (e: Error) => void = () => {};
-      return {
-        postMessage(message: unknown) {
-          const type = (message as { type: string }).type;
-          if (type === 'init') setTimeout(() => onMessage({ type: 'ready' }), 1);
-          else setTimeout(() => onFailure(new Error('worker crashed')), 1);
-        },
-        listen(m, f) {
-          onMessage = m;
-          onFailure = f;
-        },
-        ref() {},
-        unref() {},
-        terminate() {},
-      };
-    };
+    const factory = dyingWorkerFactory();
     wasmThreadsTesting.setWorkerFactory(factory);
     try {
       expectIdentical(await large(), single.large!);

@@ -3,9 +3,9 @@
 // the transpose of reverse mode: every vjp rule is linear in its cotangent, so J u is the gradient,
 // with respect to a placeholder cotangent e, of <J^T e, u>; the placeholder disappears from the result.
 import { InputError } from './errors.js';
-import { plus, zeros } from './build.js';
+import { zeros } from './build.js';
 import { Variable, type FormulaNode } from './formula.js';
-import { dotProduct } from './ops.js';
+import { dotProduct, plus } from './ops.js';
 import { OpNode } from './formula.js';
 
 /** Nodes under `root`, each after all of its arguments. */

@@ -29,7 +29,7 @@ import { directionalDerivative, gradient } from './autodiff.js';
 import { constant } from './build.js';
 import { rangesForAxis, type BlockRanges } from './block-sparse.js';
 import { batchItemPlan, batchSize, mergeBatch } from './batch.js';
-import { solve as solveKernel, type SolveData, type SolveOptions, type SolveResult } from './solve.js';
+import { solve as solveKernel, type SolveData, type SolveKit, type SolveOptions, type SolveResult } from './solve.js';
 import {
   checkpoint,
   checkSignal,
@@ -579,7 +579,7 @@ export class LazyTensor {
    * ```
    */
   solve(b: SolveData, options?: SolveOptions): Promise<SolveResult> {
-    return solveKernel(this, b, options);
+    return solveKernel(this, b, SOLVE_KIT, options);
   }
 
   /** Materialises the symbolic matrix as nested arrays [N][M][d] of float64 values (small sizes only). */
@@ -963,4 +963,11 @@ export function Pm(value: number | ArrayInput, options?: ParameterOptions): Lazy
 /** A placeholder parameter of dimension `dim` (see {@link Vi.placeholder}); bind a number or a vector. */
 Pm.placeholder = function placeholderP(dim: number, options?: { name?: string }): LazyTensor {
   return new LazyTensor(makePlaceholder('Pm.placeholder', 'p', dim, options?.name), null, null);
+};
+
+/** What solve.ts needs from this module, passed in so that it imports none of it at run time. */
+const SOLVE_KIT: SolveKit = {
+  column: (data, columns) => Vj(data, columns),
+  lazy: (node, rowsI, rowsJ) => new LazyTensor(node, rowsI, rowsJ),
+  isLazy: (b): b is LazyTensor => b instanceof LazyTensor,
 };

@@ -2,7 +2,7 @@
 // form and lowering to the WebAssembly tile program and to WGSL (the WebGPU engine). Adding an operation means adding a record here
 // (and a method in lazy-tensor.ts that builds it).
 import * as isa from '../../assembly/isa.js';
-import { apply, bindArithmetic, divide, minus, negate, plus, scalar, times, unbroadcast, zeros } from './build.js';
+import { apply, isOne, isZero, scalar, zeros, constant } from './build.js';
 import type { FormulaNode } from './formula.js';
 import { InputError } from './errors.js';
 import { ShapeError, type OpDef, type TileEmitter, type TileReg, type WgslEmitter, type WgslValue } from './op-def.js';
@@ -863,4 +863,48 @@ export const tensorProd: OpDef<null> = {
   },
 };
 
-bindArithmetic({ add, sub, mul, div, neg, sum });
+// ---------------------------------------------------------------------------------------------------
+// Arithmetic builders for derivative rules and helpers, with the obvious simplifications (x + 0, x * 1,
+// x * 0) so that gradients stay small formulas. They live beside the records they build (function
+// declarations: usable by the rules above, which run only when a formula is differentiated).
+
+/** a + b, broadcasting dimension 1. */
+export function plus(a: FormulaNode, b: FormulaNode): FormulaNode {
+  if (isZero(a) && a.dim <= b.dim) return b;
+  if (isZero(b) && b.dim <= a.dim) return a;
+  return apply(add, [a, b], null);
+}
+
+export function minus(a: FormulaNode, b: FormulaNode): FormulaNode {
+  if (isZero(b) && b.dim <= a.dim) return a;
+  if (isZero(a) && a.dim <= b.dim) return negate(b);
+  return apply(sub, [a, b], null);
+}
+
+export function times(a: FormulaNode, b: FormulaNode): FormulaNode {
+  const dim = Math.max(a.dim, b.dim);
+  if (isZero(a) || isZero(b)) return zeros(dim);
+  if (isOne(a) && a.dim <= b.dim) return b;
+  if (isOne(b) && b.dim <= a.dim) return a;
+  return apply(mul, [a, b], null);
+}
+
+export function divide(a: FormulaNode, b: FormulaNode): FormulaNode {
+  if (isZero(a)) return zeros(Math.max(a.dim, b.dim));
+  if (isOne(b) && b.dim <= a.dim) return a;
+  return apply(div, [a, b], null);
+}
+
+export function negate(a: FormulaNode): FormulaNode {
+  if (isZero(a)) return a;
+  return apply(neg, [a], null);
+}
+
+/** The cotangent of an operand of dimension `dim` from one of the output's dimension: operands of
+ *  dimension 1 that were broadcast receive the sum of the components. */
+export function unbroadcast(ct: FormulaNode, dim: number): FormulaNode {
+  if (ct.dim === dim) return ct;
+  if (dim === 1) return apply(sum, [ct], null);
+  // A dimension-1 cotangent for a vector operand: repeat it.
+  return times(ct, constant(new Array<number>(dim).fill(1)));
+}

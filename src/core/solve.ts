@@ -2,8 +2,10 @@
 // reduction K p on an engine (all right-hand sides at once), the rest is O(N) float64 work in JS.
 import type { AbortSignalLike } from './scheduling.js';
 import { InputError } from './errors.js';
-import { LazyTensor, Vj, type ReductionOptions } from './lazy-tensor.js';
-import { reduction, vjp } from './reduction-grad.js';
+// Types only: lazy-tensor.ts imports this module (LazyTensor.solve), so nothing here may import it at run
+// time (scripts/check-cycles.mjs); the LazyTensors each iteration needs are made by the caller's kit.
+import type { LazyTensor, ReductionOptions } from './lazy-tensor.js';
+import type { FormulaNode } from './formula.js';
 import { Tensor, type EngineName } from './tensor.js';
 import { checkpoint, checkSignal, throwIfAborted } from './scheduling.js';
 import { nystromPreconditioner } from './nystrom.js';
@@ -54,7 +56,7 @@ export interface SolveResult {
   /** Whether `relativeResidual <= tol` was reached within `maxIter` iterations. */
   converged: boolean;
   /** The options the system was solved with, defaults filled in (alpha, tol, maxIter, and the
-   *  engine, dtype, ranges and preconditioner when given): {@link solveVjp} reuses them, so the
+   *  engine, dtype, ranges and preconditioner when given): `solveVjp` reuses them, so the
    *  gradient is that of the system that was solved. */
   options: SolvedWith;
 }
@@ -91,9 +93,19 @@ const SOLVE_OPTION_KEYS = new Set([
   'signal',
 ]);
 
-function flatten(where: string, b: Data, rows: number): { values: Float64Array; columns: number } {
+/** What solve needs from the formula API, passed in by LazyTensor.solve (see the import note above). */
+export interface SolveKit {
+  /** Makes the j-variable p_j (M rows of dimension `columns`) that K multiplies: `Vj`. */
+  column(data: Float32Array | Float64Array, columns: number): LazyTensor;
+  /** Wraps a formula node with its rows, as a LazyTensor. */
+  lazy(node: FormulaNode, rowsI: number, rowsJ: number): LazyTensor;
+  /** Whether `b` is a LazyTensor. */
+  isLazy(b: unknown): b is LazyTensor;
+}
+
+function flatten(where: string, b: Data, rows: number, kit: SolveKit): { values: Float64Array; columns: number } {
   let values: Float64Array;
-  if (b instanceof LazyTensor) {
+  if (kit.isLazy(b)) {
     const node = b.node;
     if (node.kind !== 'var' || node.isConstant || node.category === 'p' || node.batch.length > 0) {
       throw new InputError(
@@ -103,7 +115,7 @@ function flatten(where: string, b: Data, rows: number): { values: Float64Array; 
     if (node.rows !== rows) {
       throw new InputError(`${where}: b has ${node.rows} rows; expected ${rows}, the rows of the kernel`);
     }
-    return flatten(where, node.data, rows);
+    return flatten(where, node.data, rows, kit);
   }
   if (b instanceof Tensor) {
     if (b.shape.length > 2 || (b.shape.length >= 1 && b.shape[0] !== rows)) {
@@ -111,7 +123,7 @@ function flatten(where: string, b: Data, rows: number): { values: Float64Array; 
         `${where}: b is a Tensor of shape [${b.shape.join(', ')}]; expected [${rows}, e] for the ${rows} rows of the kernel`,
       );
     }
-    return flatten(where, Float64Array.from(b.data), rows);
+    return flatten(where, Float64Array.from(b.data), rows, kit);
   }
   if (b instanceof Float32Array || b instanceof Float64Array) values = Float64Array.from(b);
   else if (Array.isArray(b) && b.length > 0 && Array.isArray(b[0]))
@@ -133,9 +145,10 @@ async function apply(
   columns: number,
   alpha: number,
   options: ReductionOptions,
+  kit: SolveKit,
 ): Promise<{ values: Float64Array; engine: EngineName }> {
   const dtype = options.dtype;
-  const pj = Vj(dtype === 'float32' ? Float32Array.from(p) : p, columns);
+  const pj = kit.column(dtype === 'float32' ? Float32Array.from(p) : p, columns);
   const kp = await K.mul(pj).sum(1, options);
   const out = new Float64Array(p.length);
   for (let q = 0; q < p.length; q++) out[q] = kp.data[q]! + alpha * p[q]!;
@@ -149,7 +162,7 @@ function columnDots(a: Float64Array, b: Float64Array, columns: number): Float64A
 }
 
 /** Solves (alpha I + K) a = b for a symmetric positive (semi-)definite kernel K(x_i, x_j) of dimension 1. */
-export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}): Promise<SolveResult> {
+export async function solve(K: LazyTensor, b: Data, kit: SolveKit, options: SolveOptions = {}): Promise<SolveResult> {
   for (const key of Object.keys(options)) {
     if (!SOLVE_OPTION_KEYS.has(key)) throw new InputError(`solve: unknown option '${key}'`);
   }
@@ -172,7 +185,7 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
   if (!Number.isInteger(maxIter) || maxIter < 1)
     throw new InputError(`solve: maxIter must be a positive integer, got ${maxIter}`);
   const N = K.rowsI;
-  const { values: rhs, columns } = flatten('solve', b, N);
+  const { values: rhs, columns } = flatten('solve', b, N, kit);
   const reduceOptions: ReductionOptions = {
     ...(options.engine ? { engine: options.engine } : {}),
     ...(options.ranges ? { ranges: options.ranges } : {}),
@@ -197,7 +210,7 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
           options.rank ?? 100,
           options.seed ?? 1,
           reduceOptions.dtype!,
-          (node, m, e) => new LazyTensor(node, N, m).mul(Vj(e, m)).sum(1, reduceOptions),
+          (node, m, e) => kit.lazy(node, N, m).mul(kit.column(e, m)).sum(1, reduceOptions),
         )
       : given;
   const precondition = built ?? ((r: Float64Array) => Float64Array.from(r));
@@ -215,7 +228,7 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
     // Each iteration's reduction yields when due and sees the signal; the JS work between two
     // reductions is O(N), so this is the only check the loop needs.
     await checkpoint(signal);
-    const applied = await apply(K, p, columns, alpha, reduceOptions);
+    const applied = await apply(K, p, columns, alpha, reduceOptions, kit);
     const ap = applied.values;
     engine = applied.engine;
     const pAp = columnDots(p, ap, columns);
@@ -252,89 +265,7 @@ export async function solve(K: LazyTensor, b: Data, options: SolveOptions = {}):
   };
 }
 
-/**
- * Gradients of a = (alpha I + K)^-1 b with respect to b and the kernel's variables, by implicit
- * differentiation: with u = (alpha I + K)^-1 c (K symmetric), d<c, a> = <u, db> - <u, dK a>.
- * Returns the gradient for b first, then one per variable of `wrt`.
- *
- * The adjoint system is solved with the options of the solve that produced `result`
- * (`result.options`: alpha, dtype, engine, ranges, preconditioner, tol, maxIter). `options` may
- * tighten or loosen `tol` / `maxIter`, change the engine, add a signal or an `onIteration`; giving
- * an `alpha`, `dtype` or `ranges` different from the solve's is an InputError, since the gradient
- * would then be that of another system.
- * @throws InputError when `result` is not a SolveResult of this kernel's size, or an option
- *   contradicts the solve's.
- */
-export async function solveVjp(
-  K: LazyTensor,
-  result: SolveResult,
-  cotangent: Data,
-  wrt: readonly LazyTensor[],
-  options: SolveOptions = {},
-): Promise<{
-  /** The gradient with respect to b, shape [N, e]: u = (alpha I + K)^-1 cotangent. */
-  b: Tensor<Float32Array | Float64Array>;
-  /** One gradient per variable of `wrt`, in that order, shaped like the variable's data. */
-  wrt: Tensor<Float32Array | Float64Array>[];
-}> {
-  const solved = checkSolved(K, result);
-  for (const key of ['alpha', 'dtype', 'ranges'] as const) {
-    if (options[key] !== undefined && options[key] !== solved[key]) {
-      throw new InputError(
-        `solveVjp: options.${key} (${describeOption(options[key])}) differs from the ${key} the system was solved with (${describeOption(solved[key])}); the gradient is that of the solved system: drop options.${key}`,
-      );
-    }
-  }
-  const adjoint = await solve(K, cotangent, {
-    alpha: solved.alpha,
-    tol: solved.tol,
-    maxIter: solved.maxIter,
-    dtype: solved.dtype,
-    ...(solved.engine !== undefined ? { engine: solved.engine } : {}),
-    ...(solved.ranges !== undefined ? { ranges: solved.ranges } : {}),
-    ...(solved.preconditioner !== undefined ? { preconditioner: solved.preconditioner } : {}),
-    ...options,
-  });
-  const u = adjoint.solution;
-  const columns = u.shape[1]!;
-  const a = result.solution;
-  // <u, K a> = sum_i sum_j u_i . K_ij a_j: the vjp of the sum reduction of K a_j with cotangent -u.
-  const aj = Vj(a.data, columns);
-  const neg = Float64Array.from(u.data, (v) => -v);
-  const grads =
-    wrt.length === 0
-      ? []
-      : await vjp(
-          reduction(K.mul(aj), 'sum', 1, {
-            options: {
-              dtype: u.dtype === 'float32' ? 'float32' : 'float64',
-              ...(options.signal ? { signal: options.signal } : {}),
-            },
-          }),
-          { wrt, cotangent: neg },
-        );
-  return { b: u, wrt: grads };
-}
-
-function describeOption(value: unknown): string {
+/** An option's value for an error message. */
+export function describeOption(value: unknown): string {
   return typeof value === 'number' || typeof value === 'string' ? String(value) : typeof value;
-}
-
-/** The options of a solve result, after checking that it is one and fits the kernel. */
-function checkSolved(K: LazyTensor, result: SolveResult): SolvedWith {
-  if (typeof result !== 'object' || result === null || !(result.solution instanceof Tensor)) {
-    throw new InputError('solveVjp: result must be the SolveResult returned by K.solve(b, options)');
-  }
-  const solved = (result as Partial<SolveResult>).options;
-  if (typeof solved !== 'object' || solved === null || typeof solved.alpha !== 'number') {
-    throw new InputError(
-      'solveVjp: result has no options (alpha, tol, ...): pass the SolveResult returned by K.solve unchanged',
-    );
-  }
-  if (result.solution.shape[0] !== K.rowsI) {
-    throw new InputError(
-      `solveVjp: result.solution has ${result.solution.shape[0]} rows but the kernel has ${String(K.rowsI)}`,
-    );
-  }
-  return solved;
 }

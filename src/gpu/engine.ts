@@ -38,12 +38,15 @@
 // Pipelines are cached by the formula's structure (codegen.structureKey: variables named by role,
 // dimension and position, not identity), the reduction and the kernel configuration: a second call
 // of the same formula, even on new data, compiles nothing. Buffers come from a BufferPool.
+import { unsupportedDType, type Engine } from '../core/engine.js';
 import {
+  reductionEmptyValue,
   reductionHasIndices,
   reductionHasValues,
   type ReductionOutput,
   type ReductionPlan,
 } from '../core/reduction.js';
+import { throwIfAborted, type RunControl } from '../core/scheduling.js';
 import { BufferPool, type BufferPoolStats } from './buffer-pool.js';
 import {
   GpuDeviceLostError,
@@ -240,8 +243,18 @@ function packRows(
 
 const align = (n: number, a: number): number => Math.ceil(n / a) * a;
 
-export class WebGPUEngine {
+/** Why the WebGPU engine cannot run `plan` on any device (float64, K-min lists beyond MAX_GPU_K), or
+ *  null. Selection asks this before acquiring a device; WebGPUEngine.unsupported says the same. */
+export function webgpuPlanUnsupported(plan: ReductionPlan): string | null {
+  return unsupportedDType('WebGPU', WEBGPU_DTYPES, plan) ?? webgpuUnsupported(plan);
+}
+
+/** WGSL has no f64. */
+const WEBGPU_DTYPES = ['float32'] as const;
+
+export class WebGPUEngine implements Engine {
   readonly name = 'webgpu' as const;
+  readonly dtypes = WEBGPU_DTYPES;
   readonly limits: EngineLimits;
   readonly stats: EngineStats = { compiles: 0, pipelineHits: 0, dispatches: 0, reductions: 0 };
   /** GPU time of the last reduction from timestamp queries (ms), or null without 'timestamp-query'. */
@@ -388,15 +401,26 @@ export class WebGPUEngine {
     return compiled;
   }
 
+  /** Why this engine cannot run `plan` (see webgpuPlanUnsupported), or null. */
+  unsupported(plan: ReductionPlan): string | null {
+    return webgpuPlanUnsupported(plan);
+  }
+
   /** Runs a float32 plan; throws GpuDeviceLostError if the device is gone. Reductions run one at a
-   *  time (the GPU queue serialises them anyway, and error scopes must not interleave). */
-  reduce(plan: ReductionPlan): Promise<ReductionOutput> {
+   *  time (the GPU queue serialises them anyway, and error scopes must not interleave). A reduction
+   *  is one submission: the signal is checked before it and after the readback, and the rows are
+   *  reported at the end. */
+  async reduce(plan: ReductionPlan, control: RunControl = {}): Promise<ReductionOutput> {
+    throwIfAborted(control.signal);
     const run = this.tail.then(() => this.reduceNow(plan));
     this.tail = run.then(
       () => undefined,
       () => undefined,
     );
-    return run;
+    const output = await run;
+    throwIfAborted(control.signal);
+    control.onRows?.(plan.nOuter);
+    return output;
   }
 
   private async reduceNow(plan: ReductionPlan): Promise<ReductionOutput> {
@@ -643,8 +667,7 @@ export class WebGPUEngine {
           await sub.popScopes();
         }
         // Rows no cluster covers: the reduction of an empty set, as the WebAssembly engine leaves them.
-        const empty =
-          plan.kind === 'sum' ? 0 : plan.kind === 'logSumExp' || plan.kind === 'logSumExpWeighted' ? -Infinity : NaN;
+        const empty = reductionEmptyValue(plan.kind);
         for (const [a, b] of sparse.uncovered) {
           values?.fill(empty, a * plan.outDim, b * plan.outDim);
           indices?.fill(-1, a * plan.outDim, b * plan.outDim);

@@ -1,4 +1,7 @@
-// Engine selection: installs the reduction executor the symbolic core calls.
+// Platform detection and engine selection: installs the reduction executor the symbolic core calls.
+// The engines (src/wasm, src/gpu) implement the core's Engine interface (src/core/engine.ts); this
+// module only finds out which of them this platform offers (features.ts, webgpu.ts), picks one per plan
+// by the rules below, and falls back to WebAssembly when the choice cannot run.
 //
 // - 'wasm': the WebAssembly engine.
 // - 'webgpu': the WebGPU engine for float32 plans. float64 plans always run on WebAssembly (WGSL has
@@ -16,10 +19,16 @@ import { InputError } from '../core/errors.js';
 import { setReductionExecutor } from '../core/lazy-tensor.js';
 import type { EngineChoice, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import type { EngineName } from '../core/tensor.js';
-import { throwIfAborted, type RunControl } from '../core/scheduling.js';
+import type { Engine } from '../core/engine.js';
+import type { RunControl } from '../core/scheduling.js';
 import type { BufferPoolStats } from '../gpu/buffer-pool.js';
-import { webgpuUnsupported } from '../gpu/codegen.js';
-import { GpuDeviceLostError, WebGPUEngine, type EngineLimits, type EngineStats } from '../gpu/engine.js';
+import {
+  GpuDeviceLostError,
+  WebGPUEngine,
+  webgpuPlanUnsupported,
+  type EngineLimits,
+  type EngineStats,
+} from '../gpu/engine.js';
 import { detectFeatures, type RuntimeFeatures } from './features.js';
 import { getWasmEngine } from '../wasm/wasm-loader.js';
 import { acquireDevice, type AdapterDescription, type GpuProvider } from './webgpu.js';
@@ -235,16 +244,25 @@ function getGpu(): Promise<GpuHandle | string> {
   return current;
 }
 
-async function runOnGpu(plan: ReductionPlan, explicit: boolean): Promise<ReductionOutput | null> {
+/** The WebGPU engine for this plan, or null (WebAssembly runs it): no device (warned once when the
+ *  caller asked for WebGPU), or a fallback adapter that 'auto' skips. */
+async function gpuEngineFor(explicit: boolean): Promise<GpuHandle | null> {
   const handle = await getGpu();
   if (typeof handle === 'string') {
     if (explicit) warnOnce('unavailable', `WebGPU is unavailable (${handle}); reductions run on WebAssembly`);
     return null;
   }
   if (!explicit && handle.adapter.isFallbackAdapter && !options.autoUseFallbackAdapter) return null;
+  return handle;
+}
+
+/** Runs the plan on the WebGPU engine, or returns null when it failed in a way WebAssembly can
+ *  recover from (a lost device, a driver error: warned once per cause). Aborts propagate. */
+async function runOnGpu(handle: GpuHandle, plan: ReductionPlan, control: RunControl): Promise<ReductionOutput | null> {
   try {
-    return await handle.engine.reduce(plan);
+    return await handle.engine.reduce(plan, control);
   } catch (error) {
+    if (control.signal?.aborted === true) throw error;
     if (error instanceof GpuDeviceLostError || handle.lost) {
       // The device.lost handler warns (once per loss) and drops the handle.
       if (gpu !== null && (await gpu) === handle) gpu = null;
@@ -264,24 +282,21 @@ async function execute(
   choice: EngineChoice | undefined,
   control: RunControl = {},
 ): Promise<{ output: ReductionOutput; engine: EngineName }> {
-  const engine = choice ?? defaultEngine;
-  // Plans the WGSL kernels do not cover (K-min lists beyond MAX_GPU_K) run on WebAssembly, silently:
-  // the result's `engine` says so, and this is documented, not a failure.
-  if (engine !== 'wasm' && plan.dtype === 'float32' && webgpuUnsupported(plan) === null) {
-    const explicit = engine === 'webgpu';
+  const selected = choice ?? defaultEngine;
+  // Plans the WGSL kernels do not cover (float64; K-min lists beyond MAX_GPU_K) run on WebAssembly,
+  // silently: the result's `engine` says so, and this is documented, not a failure.
+  if (selected !== 'wasm' && webgpuPlanUnsupported(plan) === null) {
+    const explicit = selected === 'webgpu';
     if (explicit || plan.nOuter * plan.nInner >= options.autoMinPairs) {
-      // A GPU reduction is one submission: the signal is checked before it and after the readback.
-      throwIfAborted(control.signal);
-      const output = await runOnGpu(plan, explicit);
-      throwIfAborted(control.signal);
-      if (output !== null) {
-        control.onRows?.(plan.nOuter);
-        return { output, engine: 'webgpu' };
+      const handle = await gpuEngineFor(explicit);
+      if (handle !== null) {
+        const output = await runOnGpu(handle, plan, control);
+        if (output !== null) return { output, engine: handle.engine.name };
       }
     }
   }
-  const wasm = await getWasmEngine();
-  return { output: await wasm.reduce(plan, control), engine: 'wasm' };
+  const wasm: Engine = await getWasmEngine();
+  return { output: await wasm.reduce(plan, control), engine: wasm.name };
 }
 
 setReductionExecutor(execute);

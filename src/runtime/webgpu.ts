@@ -146,6 +146,12 @@ export async function acquireDevice(provider: GpuProvider | null): Promise<Acqui
     }
     if (gpu === null) return { ok: false, reason: 'no WebGPU implementation' };
     if (typeof gpu === 'string') return { ok: false, reason: gpu };
+    // Chromium logs the warning "No available adapters." whenever this resolves to null, and nothing
+    // tells beforehand: without --enable-unsafe-webgpu on Linux (Chromium 156, headless) navigator.gpu
+    // exists, has wgslLanguageFeatures and getPreferredCanvasFormat(), and every request (default,
+    // low-power, forceFallbackAdapter, featureLevel 'compatibility') resolves to null with that warning.
+    // So it is only kept to once per page: 'auto' asks only for plans of autoMinPairs pairs or more,
+    // and the answer is cached (getGpu in index.ts).
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (adapter === null || adapter === undefined) {
       return {

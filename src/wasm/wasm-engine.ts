@@ -13,12 +13,14 @@
 //   CHUNK_TARGET_MS each; between chunks the signal is checked, progress reported and the event loop
 //   given a turn when due (scheduling.ts), so that a long reduction does not freeze a page.
 import * as isa from '../../assembly/isa.js';
+import type { Engine } from '../core/engine.js';
 import type { PlanRanges, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import { reductionEmptyValue, reductionHasIndices, reductionHasValues } from '../core/reduction.js';
 import { checkpoint, throwIfAborted, type RunControl } from '../core/scheduling.js';
 import { getWorkerPool, WorkerLostError, type WorkerPool } from './workers.js';
 import { compilePlan, type TileProgram } from './compile.js';
 import {
+  align16,
   checkJobMemory,
   JOB_REG_WORDS,
   prepareJob,
@@ -51,8 +53,6 @@ const thresholds = {
   controlPartPairs: CONTROL_PART_PAIRS,
   chunkTargetMs: CHUNK_TARGET_MS,
 };
-
-const align16 = (n: number): number => Math.ceil(n / 16) * 16; // not bitwise: sizes may pass 2^31
 
 /** Block size: the block scratch of one program, and the inner variables' slice of one block, each
  *  stay within ~32 KiB of L1 (B a power of two between 16 and 512). Measured: at D = 3 B = 512 is
@@ -298,11 +298,20 @@ async function runOnPool(
   return result;
 }
 
-export class WasmEngine {
+/** The WebAssembly engine on one kernel instance (the main thread's), with the worker pool for large
+ *  plans. It runs every plan, in float32 or float64; the engine every other one falls back to. */
+export class WasmEngine implements Engine {
   readonly name = 'wasm' as const;
+  readonly dtypes = ['float32', 'float64'] as const;
   private readonly mutex = new Mutex();
 
   constructor(private readonly kernel: KernelExports) {}
+
+  /** Always null: every plan runs here (one too large for the kernel's memory is a ResourceLimitError
+   *  from `reduce`, a limit of the machine rather than of the engine). */
+  unsupported(_plan: ReductionPlan): string | null {
+    return null;
+  }
 
   async reduce(plan: ReductionPlan, control: RunControl = {}): Promise<ReductionOutput> {
     throwIfAborted(control.signal);

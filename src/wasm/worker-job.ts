@@ -6,11 +6,15 @@
 import * as isa from '../../assembly/isa.js';
 import { ResourceLimitError } from '../core/errors.js';
 
-/** The exports of assembly/kernel.ts. */
+/** The exports of assembly/kernel.ts (one declaration: the engine, the workers and the tests' raw
+ *  kernel helper use it). */
 export interface KernelExports {
   readonly memory: WebAssembly.Memory;
   run(prog: number, iStart: number, iEnd: number): number;
   heapBase(): number;
+  /** The kernel's SIMD exp/log/sin/cos (fn 0..3; 4: exp on 4 vectors in lockstep) on n values at inPtr,
+   *  written to outPtr, in f32 (dtype 0) or f64 (else): for the tests of its elementary functions. */
+  mathTest(fn: number, dtype: number, inPtr: number, outPtr: number, n: number): void;
 }
 
 /** Words per register in KernelJob.registers: [kind, dim, parent index (views) or -1, first row]. */
@@ -62,7 +66,7 @@ export const MAX_MEMORY_BYTES = 2 * 1024 * 1024 * 1024 - PAGE;
 
 // Arithmetic, not bitwise: `(n + 15) & ~15` wraps to a negative int32 past 2^31, so that sizes of
 // 2 GiB and more used to pass every check and trap in the kernel.
-const align16 = (n: number): number => Math.ceil(n / 16) * 16;
+export const align16 = (n: number): number => Math.ceil(n / 16) * 16;
 
 /** A job laid out in a kernel's memory, ready to run. */
 export interface PreparedJob {

@@ -7,17 +7,11 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumMissing, chromiumReady, launchChromium } from '../helpers/chromium.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-let playwright: typeof import('playwright-core') | null = null;
-try {
-  playwright = await import('playwright-core');
-} catch {
-  playwright = null;
-}
-const ready = playwright !== null && existsSync(CHROMIUM) && existsSync(path.join(root, 'dist/index.js'));
-if (!ready) console.warn('browser tests skipped: needs playwright-core, /usr/bin/chromium and dist/ (npm run build)');
+const ready = chromiumReady;
+if (!ready) console.warn(`browser tests skipped: ${chromiumMissing}`);
 
 const PAGE = '<!doctype html><meta charset="utf-8"><title>lazytensor</title><body>lazytensor test page</body>';
 const TYPES: Record<string, string> = {
@@ -141,19 +135,7 @@ describe.skipIf(!ready)('in headless Chromium (real browser)', () => {
 
   beforeAll(async () => {
     ({ server, url } = await serve());
-    browser = await playwright!.chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--enable-unsafe-webgpu',
-        '--no-sandbox',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -9,19 +9,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumMissing, chromiumReady, launchChromium } from '../helpers/chromium.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOT = path.join(root, 'artifacts/web-demo.png');
 
-let playwright: typeof import('playwright-core') | null = null;
-try {
-  playwright = await import('playwright-core');
-} catch {
-  playwright = null;
-}
-const ready = playwright !== null && existsSync(CHROMIUM) && existsSync(path.join(root, 'dist/index.js'));
-if (!ready) console.warn('web demo test skipped: needs playwright-core, /usr/bin/chromium and dist/ (npm run build)');
+const ready = chromiumReady;
+if (!ready) console.warn(`web demo test skipped: ${chromiumMissing}`);
 
 interface DemoApi {
   ready: Promise<void>;
@@ -104,19 +98,7 @@ describe.skipIf(!ready)('web demo in headless Chromium', () => {
 
   beforeAll(async () => {
     ({ child: server, url } = await startServer());
-    browser = await playwright!.chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--enable-unsafe-webgpu',
-        '--no-sandbox',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-        '--disable-quic',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -5,22 +5,12 @@ import { KERNEL_WASM_BASE64 } from '../../src/wasm/wasm-binary.generated';
 import * as ISA from '../../assembly/isa';
 import { REDUCTIONS, type ReductionKind } from '../../src/core/reduction-defs';
 import { WASM_REDUCTIONS } from '../../src/wasm/compile';
+import { decodeBase64 } from '../../src/wasm/kernel-source';
+import type { KernelExports } from '../../src/wasm/worker-job';
 
 export { ISA };
 
-export interface KernelExports {
-  memory: WebAssembly.Memory;
-  run(prog: number, iStart: number, iEnd: number): number;
-  heapBase(): number;
-  mathTest(fn: number, dtype: number, inPtr: number, outPtr: number, n: number): void;
-}
-
-function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const s = atob(b64);
-  const out = new Uint8Array(new ArrayBuffer(s.length));
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
+export type { KernelExports };
 
 let cachedModule: WebAssembly.Module | null = null;
 
