@@ -64,6 +64,9 @@ describe.skipIf(!hasGpu)('WebGPU: dimensions from 1 to 200', () => {
       [x.dot(y), (a, b) => [dot(a, b)]],
       [x.sub(y).abs().sum(), (a, b) => [diff(a, b).reduce((s, v) => s + Math.abs(v), 0)]],
       [x.mul(y), (a, b) => zip(a, b, (u, v) => u * v)],
+      // groups of 8 components per value in WGSL, lazy values beyond 64 components included
+      [x.sub(y).abs().maxComponent(), (a, b) => [Math.max(...diff(a, b).map(Math.abs))]],
+      [x.mul(y).minComponent(), (a, b) => [Math.min(...zip(a, b, (u, v) => u * v))]],
       // A vector result (per-component state loops for D > 8) through normalize and exp.
       [
         x
