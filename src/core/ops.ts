@@ -1,6 +1,8 @@
 // Every operation of the formula language, one record each: shape rule, float64 reference, printed
-// form and lowering to the WebAssembly tile program and to WGSL (the WebGPU engine). Adding an operation means adding a record here
-// (and a method in lazy-tensor.ts that builds it).
+// form and lowering to the WebAssembly tile program and to WGSL (the WebGPU engine). Adding an
+// operation means adding a record here, a method in lazy-tensor.ts that builds it and a row in
+// tests/helpers/op-cases.ts (tests/op-table.test.ts fails for a record without one); a new opcode
+// goes at the end of its band in assembly/isa.ts (tests/opcodes.test.ts checks the bands).
 import * as isa from '../../assembly/isa.js';
 import { apply, bindArithmetic, divide, minus, negate, plus, scalar, times, unbroadcast, zeros } from './build.js';
 import type { FormulaNode } from './formula.js';
