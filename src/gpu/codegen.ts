@@ -172,8 +172,18 @@ export function webgpuUnsupported(plan: ReductionPlan): string | null {
   if ((plan.kind === 'kMin' || plan.kind === 'argKMin' || plan.kind === 'kMinArgKMin') && plan.k > MAX_GPU_K) {
     return `${plan.kind} with K = ${plan.k} keeps more than ${MAX_GPU_K} candidates per thread`;
   }
+  // maxComponent / minComponent lower to an unrolled tree of lt_max / lt_min: tested up to 9
+  // components; at 33 and more SwiftShader did not finish compiling and running it in minutes.
+  for (const node of postOrder(plan.weight === null ? [plan.formula] : [plan.formula, plan.weight])) {
+    if (node.kind === 'op' && (node.def.name === 'maxComponent' || node.def.name === 'minComponent')) {
+      if (node.args[0]!.dim > MAX_GPU_EXTREME_COMPONENTS) {
+        return `${node.def.name} of ${node.args[0]!.dim} components (at most ${MAX_GPU_EXTREME_COMPONENTS} on WebGPU)`;
+      }
+    }
+  }
   return null;
 }
+const MAX_GPU_EXTREME_COMPONENTS = 9;
 
 /** How a kernel covers the result components (of F, or of the weight G for the weighted kinds).
  *  Beyond UNROLL components (or MAX_KMIN_SLOTS list slots) the kernel is "windowed": each invocation

@@ -1,6 +1,6 @@
 // Every operation inside a sum reduction on the WebGPU engine (float32), both axes, against the same
 // independent float64 references as the WebAssembly suite (tests/operations.test.ts).
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Vi, Vj, type LazyTensor } from '../../src/index.js';
 import { caseData, cases, diff, dot, zip } from '../helpers/op-cases.js';
 import { refSum } from '../helpers/dense-reference.js';
@@ -116,6 +116,22 @@ describe.skipIf(!hasGpu)('WebGPU: maxComponent and minComponent of 1 to 9 compon
       expectGpu(got, F.toString());
       const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, 1);
       expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D}`);
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('WebGPU: maxComponent of more than 9 components runs on WebAssembly', () => {
+  it('runs on WebAssembly (as the plans the WGSL kernels do not cover), with the right values', async () => {
+    const D = 12;
+    const random = rng(5);
+    const x = Vi(typed(uniformRows(random, 4, D), 'float32'), D);
+    const y = Vj(typed(uniformRows(random, 6, D), 'float32'), D);
+    const F = x.sub(y).maxComponent();
+    const want = await F.sum(1, { engine: 'wasm' });
+    for (const engine of ['auto', 'webgpu'] as const) {
+      const got = await F.sum(1, { engine });
+      expect(got.engine).toBe('wasm');
+      expect(Array.from(got.data)).toEqual(Array.from(want.data));
     }
   });
 });
