@@ -232,6 +232,45 @@ export const F32_TABLE: usize = memory.data<f32>([
 @inline export const D_C5: usize = 832;
 // @ts-ignore: decorator
 @inline export const D_C6: usize = 848;
+// atan: above this, pi/4 + atan((t - 1) / (t + 1))
+// @ts-ignore: decorator
+@inline export const D_ATAN_T: usize = 864;
+// @ts-ignore: decorator
+@inline export const D_PIO4: usize = 880;
+// @ts-ignore: decorator
+@inline export const D_PIO2: usize = 896;
+// @ts-ignore: decorator
+@inline export const D_PI: usize = 912;
+// pi/2 - D_PIO2
+// @ts-ignore: decorator
+@inline export const D_PIO2_LO: usize = 928;
+// pi - D_PI
+// @ts-ignore: decorator
+@inline export const D_PI_LO: usize = 944;
+// pi/4 - D_PIO4
+// @ts-ignore: decorator
+@inline export const D_PIO4_LO: usize = 960;
+// Cephes atan: P (degree 4) and monic Q (degree 5)
+// @ts-ignore: decorator
+@inline export const D_AP0: usize = 976;
+// @ts-ignore: decorator
+@inline export const D_AP1: usize = 992;
+// @ts-ignore: decorator
+@inline export const D_AP2: usize = 1008;
+// @ts-ignore: decorator
+@inline export const D_AP3: usize = 1024;
+// @ts-ignore: decorator
+@inline export const D_AP4: usize = 1040;
+// @ts-ignore: decorator
+@inline export const D_AQ0: usize = 1056;
+// @ts-ignore: decorator
+@inline export const D_AQ1: usize = 1072;
+// @ts-ignore: decorator
+@inline export const D_AQ2: usize = 1088;
+// @ts-ignore: decorator
+@inline export const D_AQ3: usize = 1104;
+// @ts-ignore: decorator
+@inline export const D_AQ4: usize = 1120;
 export const F64_TABLE: usize = memory.data<f64>([
   -708.3964185322641, -708.3964185322641,
   709.782712893384, 709.782712893384,
@@ -287,4 +326,21 @@ export const F64_TABLE: usize = memory.data<f64>([
   -2.75573143513906633035e-07, -2.75573143513906633035e-07,
   2.08757232129817482790e-09, 2.08757232129817482790e-09,
   -1.13596475577881948265e-11, -1.13596475577881948265e-11,
+  0.66, 0.66,
+  7.85398163397448309616e-1, 7.85398163397448309616e-1,
+  1.57079632679489661923e+00, 1.57079632679489661923e+00,
+  3.14159265358979323846e+00, 3.14159265358979323846e+00,
+  6.123233995736765886130e-17, 6.123233995736765886130e-17,
+  1.2246467991473531772e-16, 1.2246467991473531772e-16,
+  3.061616997868382943065e-17, 3.061616997868382943065e-17,
+  -8.750608600031904122785e-1, -8.750608600031904122785e-1,
+  -1.615753718733365076637e1, -1.615753718733365076637e1,
+  -7.500855792314704667340e1, -7.500855792314704667340e1,
+  -1.228866684490136173410e2, -1.228866684490136173410e2,
+  -6.485021904942025371773e1, -6.485021904942025371773e1,
+  2.485846490142306297962e1, 2.485846490142306297962e1,
+  1.650270098316988542046e2, 1.650270098316988542046e2,
+  4.328810604912902668951e2, 4.328810604912902668951e2,
+  4.853903996359136964868e2, 4.853903996359136964868e2,
+  1.945506571482613964425e2, 1.945506571482613964425e2,
 ], 16);

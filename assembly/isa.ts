@@ -96,6 +96,19 @@ export const I_B = 3;
 export const I_C = 4;
 export const I_AUX = 5;
 
+// OPCODE BANDS. Opcodes are numbered in one band per class: unary [UNARY_FIRST, UNARY_LAST], binary,
+// ternary, row reductions. The kernel takes an opcode's class (its operand count and loop) from its
+// band alone (opClass in assembly/ops.ts reads only the bounds below), so a new opcode goes at the
+// end of its band and moves that band's *_LAST to it; nothing else has a range to update.
+// tests/opcodes.test.ts enumerates every OP_* constant of this file and fails when one lies outside
+// the bands, when a band has a hole or its *_LAST is not its last opcode, when bands overlap, or when
+// the kernel rejects or ignores an opcode.
+export const UNARY_FIRST = 1;
+export const BINARY_FIRST = 32;
+export const TERNARY_FIRST = 48;
+export const ROWRED_FIRST = 64;
+export const ROWRED_CAPACITY_END = 80; // first opcode past the row-reduction band
+
 // Unary, dst = f(a).
 export const OP_COPY = 1; //      a
 export const OP_NEG = 2; //       -a
@@ -117,6 +130,10 @@ export const OP_ROUND = 17; //    round(a * 10^aux) / 10^aux, halves away from z
 export const OP_POW = 18; //      a^aux for an integer aux (negative allowed: 1/a^-aux), by repeated squaring
 export const OP_ONEHOT = 19; //   a has 1 row; dst row k = 1 where round(a) == k, else 0
 export const OP_FLOOR = 20; //    floor(a)
+export const OP_ATAN = 21; //     atan(a)
+export const OP_ASIN = 22; //     asin(a): NaN for |a| > 1
+export const OP_ACOS = 23; //     acos(a): NaN for |a| > 1
+export const UNARY_LAST = OP_ACOS;
 // Binary, dst = f(a, b).
 export const OP_ADD = 32;
 export const OP_SUB = 33;
@@ -131,15 +148,19 @@ export const OP_GT = 41;
 export const OP_GE = 42;
 export const OP_MIN = 43; //      min(a, b)
 export const OP_MAX = 44; //      max(a, b)
+export const OP_ATAN2 = 45; //    atan2(a, b): the angle of the point (b, a), in [-pi, pi], as Math.atan2
+export const BINARY_LAST = OP_ATAN2;
 // Ternary, dst = f(a, b, c).
 export const OP_CLAMP = 48; //    min(max(a, b), c)
 export const OP_IFELSE = 49; //   a >= 0 ? b : c
 export const OP_MOD = 50; //      a - b * floor((a - c) / b)
+export const TERNARY_LAST = OP_MOD;
 // Row reductions: dst has 1 row.
 export const OP_ROWSUM = 64; //   sum over the rows k of a[k]
 export const OP_DOT = 65; //      sum_k a[k] * b[k]   (a and b have the same number of rows, or one has 1)
 export const OP_SQDIST = 66; //   sum_k (a[k] - b[k])^2
 export const OP_WSQDIST = 67; //  sum_k c[k] * (a[k] - b[k])^2  (c has dim(a) rows or 1)
+export const ROWRED_LAST = OP_WSQDIST;
 
 // ---------------------------------------------------------------------------------------------------
 // Reductions over the inner index, for each outer index i. F has d rows, G has e rows.

@@ -5,7 +5,8 @@
 //                                  [iStart, iEnd) when H_RANGES != 0): OK, ERR_BAD_PROGRAM (everything
 //                                  is validated once per call), ERR_ACC (H_ACC_BYTES too small)
 //   heapBase(): usize              end of the kernel's static data: JS lays out everything above it
-//   mathTest(fn, dtype, in, out, n) the SIMD exp/log/sin/cos (fn 0..3; 4 = exp 4 vectors in lockstep)
+//   mathTest(fn, dtype, in, out, n) the SIMD exp/log/sin/cos (fn 0..3; 4 = exp 4 vectors in lockstep;
+//                                  5..7 = atan, asin, acos)
 //                                  on n elements (dtype 0 f32, 1 f64)
 //   memory                         exported, growable from JS (memory.grow); nothing is imported
 //
@@ -73,12 +74,12 @@
 import * as I from './isa';
 import {
   UCopy, UNeg, UAbs, ULog, USqrt, URsqrt, USquare, UInv, USin, UCos, USign, UStep, URelu, UXlogx,
-  USinxdivx, URound, UPow, UOnehot, UFloor,
-  BAdd, BSub, BMul, BDiv, BPowf, BEq, BNe, BLt, BLe, BGt, BGe, BMin, BMax,
+  USinxdivx, URound, UPow, UOnehot, UFloor, UAtan, UAsin, UAcos,
+  BAdd, BSub, BMul, BDiv, BPowf, BEq, BNe, BLt, BLe, BGt, BGe, BMin, BMax, BAtan2,
   TClamp, TIfelse, TMod,
   CLS_UNARY, CLS_BINARY, CLS_TERNARY, CLS_ROWRED, opClass, evalOp, unaryParam, vsplat,
 } from './ops';
-import { vexp, vexp4, vexpUnderflow, vlog, vsin, vcos } from './math';
+import { vexp, vexp4, vexpUnderflow, vlog, vsin, vcos, vatan, vasin, vacos } from './math';
 
 // @ts-ignore: decorator
 @inline const MAX_REGS = 16384; // = isa.MAX_REGS
@@ -342,6 +343,9 @@ function unaryBlock<T>(op: i32, pd: usize, pa: usize, nv: i32, p: v128, aux: i32
     case I.OP_POW: uloop<T, UPow>(pd, pa, nv, p, aux); return;
     case I.OP_ONEHOT: uloop<T, UOnehot>(pd, pa, nv, p, aux); return;
     case I.OP_FLOOR: uloop<T, UFloor>(pd, pa, nv, p, aux); return;
+    case I.OP_ATAN: uloop<T, UAtan>(pd, pa, nv, p, aux); return;
+    case I.OP_ASIN: uloop<T, UAsin>(pd, pa, nv, p, aux); return;
+    case I.OP_ACOS: uloop<T, UAcos>(pd, pa, nv, p, aux); return;
   }
 }
 
@@ -360,6 +364,7 @@ function binBB<T>(op: i32, pd: usize, pa: usize, pb: usize, nv: i32): void {
     case I.OP_GE: bloopBB<T, BGe>(pd, pa, pb, nv); return;
     case I.OP_MIN: bloopBB<T, BMin>(pd, pa, pb, nv); return;
     case I.OP_MAX: bloopBB<T, BMax>(pd, pa, pb, nv); return;
+    case I.OP_ATAN2: bloopBB<T, BAtan2>(pd, pa, pb, nv); return;
   }
 }
 
@@ -378,6 +383,7 @@ function binBU<T>(op: i32, pd: usize, pa: usize, vb: v128, nv: i32): void {
     case I.OP_GE: bloopBU<T, BGe>(pd, pa, vb, nv); return;
     case I.OP_MIN: bloopBU<T, BMin>(pd, pa, vb, nv); return;
     case I.OP_MAX: bloopBU<T, BMax>(pd, pa, vb, nv); return;
+    case I.OP_ATAN2: bloopBU<T, BAtan2>(pd, pa, vb, nv); return;
   }
 }
 
@@ -396,6 +402,7 @@ function binUB<T>(op: i32, pd: usize, va: v128, pb: usize, nv: i32): void {
     case I.OP_GE: bloopUB<T, BGe>(pd, va, pb, nv); return;
     case I.OP_MIN: bloopUB<T, BMin>(pd, va, pb, nv); return;
     case I.OP_MAX: bloopUB<T, BMax>(pd, va, pb, nv); return;
+    case I.OP_ATAN2: bloopUB<T, BAtan2>(pd, va, pb, nv); return;
   }
 }
 
@@ -1534,6 +1541,9 @@ export function heapBase(): usize {
   if (fn == 0) return vexp<T>(x);
   if (fn == 1) return vlog<T>(x);
   if (fn == 2) return vsin<T>(x);
+  if (fn == 5) return vatan<T>(x);
+  if (fn == 6) return vasin<T>(x);
+  if (fn == 7) return vacos<T>(x);
   return vcos<T>(x);
 }
 
@@ -1564,7 +1574,7 @@ function mathTestT<T>(fn: i32, inPtr: usize, outPtr: usize, n: i32): void {
 const MATH_TMP: usize = memory.data(16, 16);
 
 // Applies the SIMD math routine fn (0 exp, 1 log, 2 sin, 3 cos; 4 exp by the 4-vector lockstep
-// routine) to n elements of dtype (0 f32, 1 f64).
+// routine; 5 atan, 6 asin, 7 acos) to n elements of dtype (0 f32, 1 f64).
 export function mathTest(fn: i32, dtype: i32, inPtr: usize, outPtr: usize, n: i32): void {
   if (dtype == 0) mathTestT<f32>(fn, inPtr, outPtr, n);
   else mathTestT<f64>(fn, inPtr, outPtr, n);

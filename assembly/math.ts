@@ -1,4 +1,5 @@
-// SIMD elementwise math for the tile interpreter: exp, log, sin, cos on f32x4 and f64x2.
+// SIMD elementwise math for the tile interpreter: exp, log, sin, cos, atan2, atan, asin, acos on f32x4
+// and f64x2.
 //
 // Everything is standard 128-bit SIMD (Node 20 has no relaxed SIMD), generic over T = f32 | f64 with
 // compile-time branches, @inline so that the interpreter's loops inline it. Constants come from the
@@ -399,4 +400,107 @@ export function vsin<T>(x: v128): v128 {
 @inline
 export function vcos<T>(x: v128): v128 {
   return sincosVec<T>(x, true);
+}
+
+// ------------------------------------------------------------------------------------------------
+// atan2, atan, asin, acos
+//
+// One f64 algorithm for both dtypes: f32 lanes are promoted to f64, computed, and rounded once on the
+// way back (so the f32 results are within an ulp, with no second polynomial to maintain); f64 lanes
+// agree with Math.atan2 / atan / asin / acos to a few 1e-16 relative.
+// atan2(y, x): t = min(|x|, |y|) / max(|x|, |y|) in [0, 1] (0/0 -> 0, inf/inf -> 1), atan(t) by
+//   Cephes' rational approximation P(z)/Q(z), z = u^2, on [0, 0.66] with u = t, else pi/4 + atan(u),
+//   u = (t - 1) / (t + 1) in (-0.21, 0]; then the octant from the comparisons and the signs (the sign
+//   bit of x, so that atan2(0, -0) = pi as in IEEE/Math.atan2), with the low parts of pi/4, pi/2 and
+//   pi added. NaN in either operand gives NaN.
+// atan(x) = atan2(x, 1); asin(x) = atan2(x, sqrt((1 - x)(1 + x))); acos(x) = atan2(sqrt((1 - x)(1 + x)), x):
+//   1 - x is exact near |x| = 1, so both keep their relative accuracy there; |x| > 1 gives NaN.
+
+// @ts-ignore: decorator
+@inline
+function atan01d(t: v128): v128 {
+  const hi = f64x2.gt(t, kd(C.D_ATAN_T));
+  const one = kd(C.D_ONE);
+  const u = v128.bitselect(f64x2.div(f64x2.sub(t, one), f64x2.add(t, one)), t, hi);
+  const z = f64x2.mul(u, u);
+  let p = f64x2.add(f64x2.mul(kd(C.D_AP0), z), kd(C.D_AP1));
+  p = f64x2.add(f64x2.mul(p, z), kd(C.D_AP2));
+  p = f64x2.add(f64x2.mul(p, z), kd(C.D_AP3));
+  p = f64x2.add(f64x2.mul(p, z), kd(C.D_AP4));
+  let q = f64x2.add(z, kd(C.D_AQ0));
+  q = f64x2.add(f64x2.mul(q, z), kd(C.D_AQ1));
+  q = f64x2.add(f64x2.mul(q, z), kd(C.D_AQ2));
+  q = f64x2.add(f64x2.mul(q, z), kd(C.D_AQ3));
+  q = f64x2.add(f64x2.mul(q, z), kd(C.D_AQ4));
+  const r = f64x2.add(u, f64x2.mul(u, f64x2.div(f64x2.mul(z, p), q)));
+  return f64x2.add(v128.and(kd(C.D_PIO4), hi), f64x2.add(r, v128.and(kd(C.D_PIO4_LO), hi)));
+}
+
+// @ts-ignore: decorator
+@inline
+function atan2d(y: v128, x: v128): v128 {
+  const ax = f64x2.abs(x), ay = f64x2.abs(y);
+  const swap = f64x2.gt(ay, ax);
+  const num = v128.bitselect(ax, ay, swap);
+  const den = v128.bitselect(ay, ax, swap);
+  let t = f64x2.div(num, den);
+  t = v128.andnot(t, f64x2.eq(den, kd(C.D_ZERO))); // both zero: 0
+  t = v128.bitselect(kd(C.D_ONE), t, f64x2.eq(num, kd(C.D_INF))); // both infinite: 1
+  // a + lo: the low parts of pi/2 and pi are carried apart and added last (added at each step, pi - a
+  // would round pi/2 + PIO2_LO once more: acos(-0) one ulp above pi/2)
+  let a = atan01d(t);
+  let lo = v128.and(kd(C.D_PIO2_LO), swap);
+  a = v128.bitselect(f64x2.sub(kd(C.D_PIO2), a), a, swap);
+  const xneg = i64x2.shr_s(x, 63);
+  a = v128.bitselect(f64x2.sub(kd(C.D_PI), a), a, xneg);
+  lo = v128.bitselect(f64x2.sub(kd(C.D_PI_LO), lo), lo, xneg);
+  a = f64x2.add(a, lo);
+  a = v128.or(a, v128.and(y, i64x2.splat(0x8000000000000000)));
+  // NaN in either operand: NaN (all bits set), also where the other one is infinite
+  return v128.or(a, v128.or(f64x2.ne(x, x), f64x2.ne(y, y)));
+}
+
+// which: 0 atan2(a, b), 1 atan(a), 2 asin(a), 3 acos(a) (a compile-time constant once inlined)
+// @ts-ignore: decorator
+@inline
+function atrigd(which: i32, a: v128, b: v128): v128 {
+  if (which == 0) return atan2d(a, b);
+  if (which == 1) return atan2d(a, kd(C.D_ONE));
+  const one = kd(C.D_ONE);
+  const s = f64x2.sqrt(f64x2.mul(f64x2.sub(one, a), f64x2.add(one, a)));
+  return which == 2 ? atan2d(a, s) : atan2d(s, a);
+}
+
+// @ts-ignore: decorator
+@inline
+function vatrig<T>(which: i32, a: v128, b: v128): v128 {
+  if (sizeof<T>() == 8) return atrigd(which, a, b);
+  const al = f64x2.promote_low_f32x4(a), ah = f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3));
+  const bl = f64x2.promote_low_f32x4(b), bh = f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3));
+  const rl = atrigd(which, al, bl), rh = atrigd(which, ah, bh);
+  return v128.shuffle<f32>(f32x4.demote_f64x2_zero(rl), f32x4.demote_f64x2_zero(rh), 0, 1, 4, 5);
+}
+
+// @ts-ignore: decorator
+@inline
+export function vatan2<T>(y: v128, x: v128): v128 {
+  return vatrig<T>(0, y, x);
+}
+
+// @ts-ignore: decorator
+@inline
+export function vatan<T>(x: v128): v128 {
+  return vatrig<T>(1, x, x);
+}
+
+// @ts-ignore: decorator
+@inline
+export function vasin<T>(x: v128): v128 {
+  return vatrig<T>(2, x, x);
+}
+
+// @ts-ignore: decorator
+@inline
+export function vacos<T>(x: v128): v128 {
+  return vatrig<T>(3, x, x);
 }

@@ -3,7 +3,7 @@
 // instantiation is a tight SIMD loop (see kernel.ts). `evalOp` is the generic (switching) form, used
 // for the outer code and for uniform-only operands, where the value is computed once per row.
 import * as I from './isa';
-import { vexp, vlog, vsin, vcos } from './math';
+import { vexp, vlog, vsin, vcos, vatan, vasin, vacos, vatan2 } from './math';
 import * as C from './consts';
 
 // ------------------------------------------------------------------------------------------------
@@ -131,6 +131,9 @@ export function vpowi<T>(a: v128, n: i32): v128 {
   @inline apply<T>(a: v128, p: v128, aux: i32): v128 { return maskToOne<T>(v128.eq<T>(vroundAway<T>(a), p)); }
 }
 @final export class UFloor { @inline apply<T>(a: v128, p: v128, aux: i32): v128 { return v128.floor<T>(a); } }
+@final export class UAtan { @inline apply<T>(a: v128, p: v128, aux: i32): v128 { return vatan<T>(a); } }
+@final export class UAsin { @inline apply<T>(a: v128, p: v128, aux: i32): v128 { return vasin<T>(a); } }
+@final export class UAcos { @inline apply<T>(a: v128, p: v128, aux: i32): v128 { return vacos<T>(a); } }
 
 // ------------------------------------------------------------------------------------------------
 // binary
@@ -148,6 +151,7 @@ export function vpowi<T>(a: v128, n: i32): v128 {
 @final export class BGe { @inline apply<T>(a: v128, b: v128): v128 { return maskToOne<T>(v128.ge<T>(a, b)); } }
 @final export class BMin { @inline apply<T>(a: v128, b: v128): v128 { return v128.min<T>(a, b); } }
 @final export class BMax { @inline apply<T>(a: v128, b: v128): v128 { return v128.max<T>(a, b); } }
+@final export class BAtan2 { @inline apply<T>(a: v128, b: v128): v128 { return vatan2<T>(a, b); } }
 
 // ------------------------------------------------------------------------------------------------
 // ternary
@@ -171,11 +175,13 @@ export const CLS_BINARY = 2;
 export const CLS_TERNARY = 3;
 export const CLS_ROWRED = 4;
 
+// The class of an opcode is its band (isa.ts, OPCODE BANDS); opcodes past the last one of a band are
+// rejected (checkCode in kernel.ts: ERR_BAD_PROGRAM).
 export function opClass(op: i32): i32 {
-  if (op >= I.OP_COPY && op <= I.OP_FLOOR) return CLS_UNARY;
-  if (op >= I.OP_ADD && op <= I.OP_MAX) return CLS_BINARY;
-  if (op >= I.OP_CLAMP && op <= I.OP_MOD) return CLS_TERNARY;
-  if (op >= I.OP_ROWSUM && op <= I.OP_WSQDIST) return CLS_ROWRED;
+  if (op >= I.UNARY_FIRST && op <= I.UNARY_LAST) return CLS_UNARY;
+  if (op >= I.BINARY_FIRST && op <= I.BINARY_LAST) return CLS_BINARY;
+  if (op >= I.TERNARY_FIRST && op <= I.TERNARY_LAST) return CLS_TERNARY;
+  if (op >= I.ROWRED_FIRST && op <= I.ROWRED_LAST) return CLS_ROWRED;
   return CLS_BAD;
 }
 
@@ -213,6 +219,9 @@ export function evalOp<T>(op: i32, a: v128, b: v128, c: v128, p: v128, aux: i32)
     case I.OP_POW: return changetype<UPow>(0).apply<T>(a, p, aux);
     case I.OP_ONEHOT: return changetype<UOnehot>(0).apply<T>(a, p, aux);
     case I.OP_FLOOR: return changetype<UFloor>(0).apply<T>(a, p, aux);
+    case I.OP_ATAN: return changetype<UAtan>(0).apply<T>(a, p, aux);
+    case I.OP_ASIN: return changetype<UAsin>(0).apply<T>(a, p, aux);
+    case I.OP_ACOS: return changetype<UAcos>(0).apply<T>(a, p, aux);
     case I.OP_ADD: return changetype<BAdd>(0).apply<T>(a, b);
     case I.OP_SUB: return changetype<BSub>(0).apply<T>(a, b);
     case I.OP_MUL: return changetype<BMul>(0).apply<T>(a, b);
@@ -226,6 +235,7 @@ export function evalOp<T>(op: i32, a: v128, b: v128, c: v128, p: v128, aux: i32)
     case I.OP_GE: return changetype<BGe>(0).apply<T>(a, b);
     case I.OP_MIN: return changetype<BMin>(0).apply<T>(a, b);
     case I.OP_MAX: return changetype<BMax>(0).apply<T>(a, b);
+    case I.OP_ATAN2: return changetype<BAtan2>(0).apply<T>(a, b);
     case I.OP_CLAMP: return changetype<TClamp>(0).apply<T>(a, b, c);
     case I.OP_IFELSE: return changetype<TIfelse>(0).apply<T>(a, b, c);
     case I.OP_MOD: return changetype<TMod>(0).apply<T>(a, b, c);

@@ -66,6 +66,9 @@ describe('dimensions from 1 to 200', () => {
         [x.dot(y), (a, b) => [dot(a, b)]],
         [x.sub(y).abs().sum(-1), (a, b) => [diff(a, b).reduce((s, v) => s + Math.abs(v), 0)]],
         [x.mul(y), (a, b) => zip(a, b, (u, v) => u * v)],
+        // a pairwise tree over halves of the vector (Wasm) / groups of 8 (WGSL), odd sizes included
+        [x.sub(y).abs().maxComponent(), (a, b) => [Math.max(...diff(a, b).map(Math.abs))]],
+        [x.mul(y).minComponent(), (a, b) => [Math.min(...zip(a, b, (u, v) => u * v))]],
       ];
       for (const [F, ref] of formulas) {
         for (const axis of [1, 0] as const) {

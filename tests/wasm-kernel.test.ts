@@ -85,6 +85,12 @@ function unaryRef(op: number, a: number, aux: number, row: number, R: Rnd): numb
       return roundAway(a) === row ? 1 : 0;
     case ISA.OP_FLOOR:
       return Math.floor(a);
+    case ISA.OP_ATAN:
+      return R(Math.atan(a));
+    case ISA.OP_ASIN:
+      return R(Math.asin(a));
+    case ISA.OP_ACOS:
+      return R(Math.acos(a));
   }
   throw new Error(`unary op ${op}`);
 }
@@ -117,6 +123,8 @@ function binaryRef(op: number, a: number, b: number, R: Rnd): number {
       return Math.min(a, b);
     case ISA.OP_MAX:
       return Math.max(a, b);
+    case ISA.OP_ATAN2:
+      return R(Math.atan2(a, b));
   }
   throw new Error(`binary op ${op}`);
 }
@@ -133,8 +141,8 @@ function ternaryRef(op: number, a: number, b: number, c: number, R: Rnd): number
   throw new Error(`ternary op ${op}`);
 }
 
-const isUnary = (op: number): boolean => op >= ISA.OP_COPY && op <= ISA.OP_FLOOR;
-const isBinary = (op: number): boolean => op >= ISA.OP_ADD && op <= ISA.OP_MAX;
+const isUnary = (op: number): boolean => op >= ISA.UNARY_FIRST && op <= ISA.UNARY_LAST;
+const isBinary = (op: number): boolean => op >= ISA.BINARY_FIRST && op <= ISA.BINARY_LAST;
 // ops whose f32/f64 results are approximations (SIMD math) rather than correctly rounded
 const APPROX = new Set<number>([
   ISA.OP_EXP,
@@ -144,6 +152,10 @@ const APPROX = new Set<number>([
   ISA.OP_XLOGX,
   ISA.OP_SINXDIVX,
   ISA.OP_POWF,
+  ISA.OP_ATAN,
+  ISA.OP_ASIN,
+  ISA.OP_ACOS,
+  ISA.OP_ATAN2,
 ]);
 
 interface Slot {
@@ -592,6 +604,9 @@ const UNARY: [string, number, number[], [number, number]][] = [
   ['ROUND', ISA.OP_ROUND, [2, 0, -1], [-300, 300]],
   ['POW', ISA.OP_POW, [3, 2, 0, 1, -1, -2, 7], [0.5, 1.5]],
   ['FLOOR', ISA.OP_FLOOR, [0], [-3, 3]],
+  ['ATAN', ISA.OP_ATAN, [0], [-6, 6]],
+  ['ASIN', ISA.OP_ASIN, [0], [-1, 1]],
+  ['ACOS', ISA.OP_ACOS, [0], [-1, 1]],
 ];
 const BINARY: [string, number, [number, number]][] = [
   ['ADD', ISA.OP_ADD, [-3, 3]],
@@ -607,6 +622,7 @@ const BINARY: [string, number, [number, number]][] = [
   ['GE', ISA.OP_GE, [-1, 1]],
   ['MIN', ISA.OP_MIN, [-3, 3]],
   ['MAX', ISA.OP_MAX, [-3, 3]],
+  ['ATAN2', ISA.OP_ATAN2, [-3, 3]],
 ];
 const TERNARY: [string, number, [number, number]][] = [
   ['CLAMP', ISA.OP_CLAMP, [-3, 3]],

@@ -373,11 +373,16 @@ export function makeParameter(value: number | ArrayInput, options: ParameterOpti
   return new Variable('p', values.length / items, 1, values, dtype, options?.name ?? defaultName('p'), false, batch);
 }
 
-/** A number written inside a formula. */
-export function makeConstant(where: string, value: number): Variable {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
+/** A number written inside a formula; +-Infinity only where `allowInfinite` (operations whose result
+ *  stays meaningful with an infinite operand: OpDef.infiniteConstants). */
+export function makeConstant(where: string, value: number, allowInfinite = false): Variable {
+  const infinite = value === Infinity || value === -Infinity;
+  if (typeof value !== 'number' || Number.isNaN(value) || (infinite && !allowInfinite)) {
     throw new InputError(
-      `${where}: the constant ${typeof value === 'number' ? String(value) : describe(value)} is not a finite number`,
+      `${where}: the constant ${typeof value === 'number' ? String(value) : describe(value)} is not a finite number` +
+        (infinite
+          ? ' (infinite constants are accepted by add, sub, ifElse, clamp, maximum, minimum and the comparisons, e.g. a mask c.ifElse(F, -Infinity))'
+          : ''),
     );
   }
   return new Variable('p', 1, 1, Float64Array.of(value), null, String(value), true);

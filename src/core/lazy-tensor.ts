@@ -146,7 +146,7 @@ export class LazyTensor {
   // Building formulas.
 
   private apply<P>(def: OpDef<P>, others: readonly Operand[], params: P): LazyTensor {
-    const operands = [this, ...others.map((o) => toLazy(def.name, o))];
+    const operands = [this, ...others.map((o) => toLazy(def.name, o, def.infiniteConstants === true))];
     checkImplicitBroadcast(def, operands);
     let rowsI: number | null = null;
     let rowsJ: number | null = null;
@@ -239,6 +239,58 @@ export class LazyTensor {
   /** Elementwise max(x, 0). */
   relu(): LazyTensor {
     return this.apply(ops.relu, [], null);
+  }
+  /**
+   * Elementwise floor (the largest integer <= x). Piecewise constant: its derivative is 0 (taken as 0
+   * at the jumps too).
+   */
+  floor(): LazyTensor {
+    return this.apply(ops.floor, [], null);
+  }
+  /** Elementwise arctangent, in (-pi/2, pi/2). */
+  atan(): LazyTensor {
+    return this.apply(ops.atan, [], null);
+  }
+  /** Elementwise arcsine, in [-pi/2, pi/2]; NaN where |x| > 1. Its derivative 1/sqrt(1 - x^2) is
+   *  infinite at |x| = 1. */
+  asin(): LazyTensor {
+    return this.apply(ops.asin, [], null);
+  }
+  /** Elementwise arccosine, in [0, pi]; NaN where |x| > 1. Its derivative -1/sqrt(1 - x^2) is
+   *  infinite at |x| = 1. */
+  acos(): LazyTensor {
+    return this.apply(ops.acos, [], null);
+  }
+  /**
+   * Elementwise two-argument arctangent: `y.atan2(x)` is the angle of the point (x, y), in [-pi, pi]
+   * (as `Math.atan2(y, x)`, `torch.atan2(y, x)` and KeOps's `y.atan2(x)`): this formula is the y
+   * coordinate, `x` the x coordinate. Signed zeros and infinities follow Math.atan2
+   * (atan2(0, -1) = pi, atan2(0, 0) = 0). A dimension-1 operand broadcasts against any dimension;
+   * other dimensions must match (else a ShapeError). The derivative at the origin is NaN (0/0).
+   * @example
+   * const angle = Vi(y).atan2(Vi(x)); // polar angle of each (x_i, y_i)
+   */
+  atan2(x: Operand): LazyTensor {
+    return this.apply(ops.atan2, [x], null);
+  }
+  /**
+   * The elementwise maximum of this formula and `other` (numpy's `maximum`; not the `max(axis)`
+   * reduction). NaN where either is NaN. A dimension-1 operand broadcasts against any dimension; other
+   * dimensions must match (else a ShapeError). The gradient goes to this formula where it is >= other
+   * (ties included), to `other` elsewhere.
+   * @example
+   * Vi(x).sub(Vj(y)).maximum(0) // relu of the difference
+   */
+  maximum(other: Operand): LazyTensor {
+    return this.apply(ops.maximum, [other], null);
+  }
+  /**
+   * The elementwise minimum of this formula and `other` (numpy's `minimum`; not the `min(axis)`
+   * reduction). NaN where either is NaN; broadcasting as in `maximum`. The gradient goes to this
+   * formula where it is <= other (ties included), to `other` elsewhere.
+   */
+  minimum(other: Operand): LazyTensor {
+    return this.apply(ops.minimum, [other], null);
   }
   /** min(max(x, lower), upper). Two numbers must satisfy lower <= upper (an InputError otherwise). */
   clamp(lower: Operand, upper: Operand): LazyTensor {
@@ -350,6 +402,41 @@ export class LazyTensor {
   /** The outer product, row-major. */
   tensorProd(other: LazyTensor): LazyTensor {
     return this.apply(ops.tensorProd, [other], null);
+  }
+  /**
+   * The Kronecker product of two vectors: dimensions m and n give m*n components, component
+   * r*n + c being x[r] * other[c]. The same operation as `tensorProd` (KeOps's `TensorProd`), under
+   * numpy's name `kron`.
+   */
+  kron(other: LazyTensor): LazyTensor {
+    return this.apply(ops.tensorProd, [other], null);
+  }
+  /**
+   * The largest component of this vector, as a formula of dimension 1 (KeOps's `Max(x)` formula; not
+   * the `max(axis)` reduction over i or j). NaN if any component is NaN. The gradient is shared evenly
+   * by the components equal to the maximum (all of it to the maximum when it is unique).
+   * @example
+   * Vi(x).sub(Vj(y)).abs().maxComponent().sum(1) // sum_j of the L-infinity distances
+   */
+  maxComponent(): LazyTensor {
+    return this.apply(ops.maxComponent, [], null);
+  }
+  /** The smallest component of this vector, as a formula of dimension 1 (KeOps's `Min(x)`; not the
+   *  `min(axis)` reduction). NaN if any component is NaN; gradient as in `maxComponent`. */
+  minComponent(): LazyTensor {
+    return this.apply(ops.minComponent, [], null);
+  }
+  /**
+   * The transpose of a matrix-valued formula: this formula holds a `rows` x `cols` matrix row-major
+   * (dimension rows*cols, as `matVecMult` reads it); the result holds the `cols` x `rows` transpose,
+   * row-major (component c*rows + r is component r*cols + c of this one).
+   * @throws InputError when rows or cols is not a positive integer; ShapeError when rows*cols is not
+   *  the formula's dimension.
+   * @example
+   * A.transpose(2, 3).matVecMult(v) // A^T v for a 2 x 3 matrix A and a 2-vector v
+   */
+  transpose(rows: number, cols: number): LazyTensor {
+    return this.apply(ops.transpose, [], { rows, cols });
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -888,9 +975,9 @@ function mergeRows(where: string, category: 'i' | 'j', a: number | null, b: numb
   return a ?? b;
 }
 
-function toLazy(where: string, operand: Operand): LazyTensor {
+function toLazy(where: string, operand: Operand, allowInfinite = false): LazyTensor {
   if (operand instanceof LazyTensor) return operand;
-  if (typeof operand === 'number') return new LazyTensor(makeConstant(where, operand), null, null);
+  if (typeof operand === 'number') return new LazyTensor(makeConstant(where, operand, allowInfinite), null, null);
   throw new InputError(`${where}: expected a LazyTensor or a number, got ${typeof operand}`);
 }
 

@@ -63,6 +63,11 @@ export interface WgslEmitter {
 export interface OpDef<P = unknown> {
   /** The method name users call, e.g. 'sqDist'. */
   readonly name: string;
+  /** Numbers written as operands of this operation may be +-Infinity: set where an infinite operand
+   *  keeps the result meaningful (additions, selections, bounds, comparisons: a causal mask
+   *  `c.ifElse(F, -Infinity)` or `F.add(-Infinity)` inside a log-sum-exp). Other operations refuse
+   *  them with an InputError (0 * Infinity is NaN). NaN is refused everywhere. */
+  readonly infiniteConstants?: boolean;
   /** Output dimension from the argument dimensions; throws a ShapeError naming the operation. */
   shape(argDims: readonly number[], params: P): number;
   /** Float64 reference for one (i, j) pair: argument vectors in, output vector out. */

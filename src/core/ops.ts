@@ -1,6 +1,8 @@
 // Every operation of the formula language, one record each: shape rule, float64 reference, printed
-// form and lowering to the WebAssembly tile program and to WGSL (the WebGPU engine). Adding an operation means adding a record here
-// (and a method in lazy-tensor.ts that builds it).
+// form and lowering to the WebAssembly tile program and to WGSL (the WebGPU engine). Adding an
+// operation means adding a record here, a method in lazy-tensor.ts that builds it and a row in
+// tests/helpers/op-cases.ts (tests/op-table.test.ts fails for a record without one); a new opcode
+// goes at the end of its band in assembly/isa.ts (tests/opcodes.test.ts checks the bands).
 import * as isa from '../../assembly/isa.js';
 import { apply, isOne, isZero, scalar, zeros, constant } from './build.js';
 import type { FormulaNode } from './formula.js';
@@ -59,6 +61,9 @@ function requireInteger(name: string, what: string, value: number, min: number, 
 type Rule = (args: readonly Node[], ct: Node, out: Node) => Grads;
 /** Piecewise constant: no gradient. */
 const flat: Rule = (args) => args.map(() => null);
+
+/** The record, marked as accepting +-Infinity in the numbers given to it (see OpDef.infiniteConstants). */
+const acceptsInfinity = <P>(def: OpDef<P>): OpDef<P> => ({ ...def, infiniteConstants: true });
 
 function unary(
   name: string,
@@ -154,21 +159,25 @@ const dot = (a: Float64Array, b: Float64Array): number => {
 // ---------------------------------------------------------------------------------------------------
 // Elementwise operations.
 
-export const add = binary(
-  'add',
-  isa.OP_ADD,
-  (a, b) => a + b,
-  (a, b) => `(${a} + ${b})`,
-  (_a, ct) => [ct, ct],
-  (a, b) => `(${a} + ${b})`,
+export const add = acceptsInfinity(
+  binary(
+    'add',
+    isa.OP_ADD,
+    (a, b) => a + b,
+    (a, b) => `(${a} + ${b})`,
+    (_a, ct) => [ct, ct],
+    (a, b) => `(${a} + ${b})`,
+  ),
 );
-export const sub = binary(
-  'sub',
-  isa.OP_SUB,
-  (a, b) => a - b,
-  (a, b) => `(${a} - ${b})`,
-  (_a, ct) => [ct, negate(ct)],
-  (a, b) => `(${a} - ${b})`,
+export const sub = acceptsInfinity(
+  binary(
+    'sub',
+    isa.OP_SUB,
+    (a, b) => a - b,
+    (a, b) => `(${a} - ${b})`,
+    (_a, ct) => [ct, negate(ct)],
+    (a, b) => `(${a} - ${b})`,
+  ),
 );
 export const mul = binary(
   'mul',
@@ -194,53 +203,65 @@ export const powf = binary(
   ([a, b], ct, out) => [times(ct, divide(times(b!, out), a!)), times(ct, times(out, op1(log, a!)))],
   (a, b) => `lt_powf(${a}, ${b})`,
 );
-export const eq = binary(
-  'eq',
-  isa.OP_EQ,
-  (a, b) => +(a === b),
-  (a, b) => `(${a} == ${b})`,
-  flat,
-  (a, b) => `select(0.0, 1.0, ${a} == ${b})`,
+export const eq = acceptsInfinity(
+  binary(
+    'eq',
+    isa.OP_EQ,
+    (a, b) => +(a === b),
+    (a, b) => `(${a} == ${b})`,
+    flat,
+    (a, b) => `select(0.0, 1.0, ${a} == ${b})`,
+  ),
 );
-export const ne = binary(
-  'ne',
-  isa.OP_NE,
-  (a, b) => +(a !== b),
-  (a, b) => `(${a} != ${b})`,
-  flat,
-  (a, b) => `select(0.0, 1.0, ${a} != ${b})`,
+export const ne = acceptsInfinity(
+  binary(
+    'ne',
+    isa.OP_NE,
+    (a, b) => +(a !== b),
+    (a, b) => `(${a} != ${b})`,
+    flat,
+    (a, b) => `select(0.0, 1.0, ${a} != ${b})`,
+  ),
 );
-export const lt = binary(
-  'lt',
-  isa.OP_LT,
-  (a, b) => +(a < b),
-  (a, b) => `(${a} < ${b})`,
-  flat,
-  (a, b) => `select(0.0, 1.0, ${a} < ${b})`,
+export const lt = acceptsInfinity(
+  binary(
+    'lt',
+    isa.OP_LT,
+    (a, b) => +(a < b),
+    (a, b) => `(${a} < ${b})`,
+    flat,
+    (a, b) => `select(0.0, 1.0, ${a} < ${b})`,
+  ),
 );
-export const le = binary(
-  'le',
-  isa.OP_LE,
-  (a, b) => +(a <= b),
-  (a, b) => `(${a} <= ${b})`,
-  flat,
-  (a, b) => `select(0.0, 1.0, ${a} <= ${b})`,
+export const le = acceptsInfinity(
+  binary(
+    'le',
+    isa.OP_LE,
+    (a, b) => +(a <= b),
+    (a, b) => `(${a} <= ${b})`,
+    flat,
+    (a, b) => `select(0.0, 1.0, ${a} <= ${b})`,
+  ),
 );
-export const gt = binary(
-  'gt',
-  isa.OP_GT,
-  (a, b) => +(a > b),
-  (a, b) => `(${a} > ${b})`,
-  flat,
-  (a, b) => `select(0.0, 1.0, ${a} > ${b})`,
+export const gt = acceptsInfinity(
+  binary(
+    'gt',
+    isa.OP_GT,
+    (a, b) => +(a > b),
+    (a, b) => `(${a} > ${b})`,
+    flat,
+    (a, b) => `select(0.0, 1.0, ${a} > ${b})`,
+  ),
 );
-export const ge = binary(
-  'ge',
-  isa.OP_GE,
-  (a, b) => +(a >= b),
-  (a, b) => `(${a} >= ${b})`,
-  flat,
-  (a, b) => `select(0.0, 1.0, ${a} >= ${b})`,
+export const ge = acceptsInfinity(
+  binary(
+    'ge',
+    isa.OP_GE,
+    (a, b) => +(a >= b),
+    (a, b) => `(${a} >= ${b})`,
+    flat,
+    (a, b) => `select(0.0, 1.0, ${a} >= ${b})`,
+  ),
 );
 
 export const neg = unary(
@@ -359,27 +380,102 @@ export const sinXDivX = unary(
   (a) => `lt_sinc(${a})`,
 );
 
-export const clamp = ternary(
-  'clamp',
-  isa.OP_CLAMP,
-  (a, lo, hi) => Math.min(Math.max(a, lo), hi),
-  (a, b, c) => `clamp(${a}, ${b}, ${c})`,
-  ([a, lo, hi], ct) => {
-    const inside = times(op2(ge, a!, lo!), op2(le, a!, hi!));
-    return [times(ct, inside), times(ct, op2(lt, a!, lo!)), times(ct, op2(gt, a!, hi!))];
-  },
-  (a, lo, hi) => `lt_clamp(${a}, ${lo}, ${hi})`,
+export const floor = unary(
+  'floor',
+  isa.OP_FLOOR,
+  Math.floor,
+  (a) => `floor(${a})`,
+  flat /* piecewise constant: 0 almost everywhere */,
+  (a) => `floor(${a})`,
 );
-export const ifElse = ternary(
-  'ifElse',
-  isa.OP_IFELSE,
-  (c, a, b) => (c >= 0 ? a : b),
-  (c, a, b) => `(${c} >= 0 ? ${a} : ${b})`,
-  ([c], ct) => {
-    const chosen = op1(step, c!);
-    return [null, times(ct, chosen), times(ct, minus(scalar(1), chosen))];
+export const atan = unary(
+  'atan',
+  isa.OP_ATAN,
+  Math.atan,
+  (a) => `atan(${a})`,
+  ([a], ct) => [divide(ct, plus(scalar(1), op1(square, a!)))],
+  (a) => `lt_atan(${a})`,
+);
+export const asin = unary(
+  'asin',
+  isa.OP_ASIN,
+  Math.asin,
+  (a) => `asin(${a})`,
+  // 1 / sqrt(1 - a^2): infinite at |a| = 1, where asin has a vertical tangent.
+  ([a], ct) => [divide(ct, op1(sqrt, minus(scalar(1), op1(square, a!))))],
+  (a) => `lt_asin(${a})`,
+);
+export const acos = unary(
+  'acos',
+  isa.OP_ACOS,
+  Math.acos,
+  (a) => `acos(${a})`,
+  ([a], ct) => [negate(divide(ct, op1(sqrt, minus(scalar(1), op1(square, a!)))))],
+  (a) => `lt_acos(${a})`,
+);
+/** `y.atan2(x)`: the angle of the point (x, y), in [-pi, pi] (Math.atan2(y, x), torch.atan2(y, x)). */
+export const atan2 = binary(
+  'atan2',
+  isa.OP_ATAN2,
+  Math.atan2,
+  (a, b) => `atan2(${a}, ${b})`,
+  // d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2)
+  ([y, x], ct) => {
+    const r2 = plus(op1(square, y!), op1(square, x!));
+    return [times(ct, divide(x!, r2)), negate(times(ct, divide(y!, r2)))];
   },
-  (c, a, b) => `lt_ifelse(${c}, ${a}, ${b})`,
+  (a, b) => `lt_atan2(${a}, ${b})`,
+);
+/** `a.maximum(b)`: the larger of a and b, component by component (NaN if either is NaN). The
+ *  cotangent goes to a where a >= b (ties included), to b elsewhere. */
+export const maximum = acceptsInfinity(
+  binary(
+    'maximum',
+    isa.OP_MAX,
+    (a, b) => Math.max(a, b),
+    (a, b) => `max(${a}, ${b})`,
+    ([a, b], ct) => [times(ct, op2(ge, a!, b!)), times(ct, op2(lt, a!, b!))],
+    (a, b) => `lt_max(${a}, ${b})`,
+  ),
+);
+/** `a.minimum(b)`: the smaller of a and b, component by component; the cotangent goes to a where
+ *  a <= b, to b elsewhere. */
+export const minimum = acceptsInfinity(
+  binary(
+    'minimum',
+    isa.OP_MIN,
+    (a, b) => Math.min(a, b),
+    (a, b) => `min(${a}, ${b})`,
+    ([a, b], ct) => [times(ct, op2(le, a!, b!)), times(ct, op2(gt, a!, b!))],
+    (a, b) => `lt_min(${a}, ${b})`,
+  ),
+);
+
+export const clamp = acceptsInfinity(
+  ternary(
+    'clamp',
+    isa.OP_CLAMP,
+    (a, lo, hi) => Math.min(Math.max(a, lo), hi),
+    (a, b, c) => `clamp(${a}, ${b}, ${c})`,
+    ([a, lo, hi], ct) => {
+      const inside = times(op2(ge, a!, lo!), op2(le, a!, hi!));
+      return [times(ct, inside), times(ct, op2(lt, a!, lo!)), times(ct, op2(gt, a!, hi!))];
+    },
+    (a, lo, hi) => `lt_clamp(${a}, ${lo}, ${hi})`,
+  ),
+);
+export const ifElse = acceptsInfinity(
+  ternary(
+    'ifElse',
+    isa.OP_IFELSE,
+    (c, a, b) => (c >= 0 ? a : b),
+    (c, a, b) => `(${c} >= 0 ? ${a} : ${b})`,
+    ([c], ct) => {
+      const chosen = op1(step, c!);
+      return [null, times(ct, chosen), times(ct, minus(scalar(1), chosen))];
+    },
+    (c, a, b) => `lt_ifelse(${c}, ${a}, ${b})`,
+  ),
 );
 export const mod = ternary(
   'mod',
@@ -458,6 +554,98 @@ export const sum: OpDef<null> = {
   vjp: ([a], ct) => [unbroadcast(ct, a!.dim)],
   wgsl: (e, [a]) => e.sum(a!.dim, [a!], (k) => e.at(a!, k)),
   tile: (e, args) => e.emit(isa.OP_ROWSUM, 1, args),
+};
+
+/** The largest (`max`) or smallest (`min`) component of a vector, as one value (NaN if any
+ *  component is NaN). Its cotangent is shared evenly by the components equal to the result (a
+ *  subgradient at ties, as torch.amax / amin). Lowered as a pairwise tree of elementwise MAX / MIN
+ *  over halves of the vector: log2(D) instructions in the tile program. */
+function componentExtreme(
+  name: string,
+  opcode: number,
+  pick: (a: number, b: number) => number,
+  fn: string,
+): OpDef<null> {
+  return {
+    name,
+    shape: () => 1,
+    reference: ([a]) => {
+      let m = a![0]!;
+      for (let k = 1; k < a!.length; k++) m = pick(m, a![k]!);
+      return Float64Array.of(m);
+    },
+    print: ([a]) => `${name}(${a})`,
+    vjp: ([a], ct, _p, out) => {
+      const hit = op2(eq, a!, out);
+      return [times(ct, divide(hit, op1(sum, hit)))];
+    },
+    tile: (e, [a]) => {
+      let cur = a!;
+      while (cur.dim > 1) {
+        const half = Math.floor(cur.dim / 2);
+        const next = e.alloc(cur.dim - half, [cur]);
+        e.emitInto(opcode, e.view(next, 0, half), [e.view(cur, 0, half), e.view(cur, half, half)]);
+        if (cur.dim % 2 === 1) e.emitInto(isa.OP_COPY, e.view(next, half, 1), [e.view(cur, 2 * half, 1)]);
+        cur = next;
+      }
+      return cur;
+    },
+    wgsl: (e, [a]) => {
+      // Groups of 8 components per value, then groups of those: no expression nests deeper than 3.
+      const tree = (xs: readonly string[]): string =>
+        xs.length === 1 ? xs[0]! : `${fn}(${tree(xs.slice(0, xs.length >> 1))}, ${tree(xs.slice(xs.length >> 1))})`;
+      let level: WgslValue[] = Array.from({ length: a!.dim }, (_, k) => e.view(a!, k, 1));
+      while (level.length > 1) {
+        const next: WgslValue[] = [];
+        for (let g = 0; g < level.length; g += 8) {
+          const group = level.slice(g, g + 8);
+          next.push(group.length === 1 ? group[0]! : e.map(1, group, () => tree(group.map((v) => e.at(v, 0)))));
+        }
+        level = next;
+      }
+      return level[0]!;
+    },
+  };
+}
+
+/** `maxComponent()`: the largest component (a formula of dimension 1; not a reduction). */
+export const maxComponent = componentExtreme('maxComponent', isa.OP_MAX, Math.max, 'lt_max');
+/** `minComponent()`: the smallest component (a formula of dimension 1; not a reduction). */
+export const minComponent = componentExtreme('minComponent', isa.OP_MIN, Math.min, 'lt_min');
+
+/** `transpose(rows, cols)`: the operand holds a rows x cols matrix row-major (dimension rows*cols);
+ *  the result is its cols x rows transpose, row-major. */
+export const transpose: OpDef<{ rows: number; cols: number }> = {
+  name: 'transpose',
+  shape: ([d], { rows, cols }) => {
+    requireInteger('transpose', 'rows', rows, 1);
+    requireInteger('transpose', 'cols', cols, 1);
+    if (rows * cols !== d) {
+      throw new ShapeError(
+        `transpose: a ${rows} x ${cols} matrix has ${rows * cols} components, but the operand has dimension ${d}`,
+      );
+    }
+    return d!;
+  },
+  reference: ([a], { rows, cols }) => {
+    const out = new Float64Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a![r * cols + c]!;
+    return out;
+  },
+  print: ([a], { rows, cols }) => `transpose(${a}, ${rows}x${cols})`,
+  vjp: (_a, ct, { rows, cols }) => [apply(transpose, [ct], { rows: cols, cols: rows })],
+  wgsl: (e, [a], { rows, cols }, dim) =>
+    e.map(dim, [a!], (k) => e.at(a!, e.index(e.remainder(k, rows), cols, e.quotient(k, rows)))),
+  tile: (e, [a], { rows, cols }, dim) => {
+    // A row or column vector is its own transpose (same row-major layout).
+    if (rows === 1 || cols === 1) return a!;
+    const out = e.alloc(dim, [a!]);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++)
+        e.emitInto(isa.OP_COPY, e.view(out, c * rows + r, 1), [e.view(a!, r * cols + c, 1)]);
+    }
+    return out;
+  },
 };
 
 export const dotProduct: OpDef<null> = {

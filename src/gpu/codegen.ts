@@ -34,6 +34,7 @@ import type { WgslEmitter, WgslIndex, WgslValue } from '../core/op-def.js';
 import { reductionHasIndices, reductionHasValues, type ReductionKind, type ReductionPlan } from '../core/reduction.js';
 import { REDUCTIONS } from '../core/reduction-defs.js';
 import { preludeFor } from './prelude.js';
+import { rewriteFormula } from '../core/rewrite.js';
 
 /** Values of at most this many components are unrolled into scalar registers (KeOps keeps x_i in
  *  registers the same way). Measured on SwiftShader at D = 50: 2.5x faster than loops over private
@@ -172,8 +173,18 @@ export function webgpuUnsupported(plan: ReductionPlan): string | null {
   if (REDUCTIONS[plan.kind].takesK && plan.k > MAX_GPU_K) {
     return `${plan.kind} with K = ${plan.k} keeps more than ${MAX_GPU_K} candidates per thread`;
   }
+  // maxComponent / minComponent lower to an unrolled tree of lt_max / lt_min: tested up to 9
+  // components; at 33 and more SwiftShader did not finish compiling and running it in minutes.
+  for (const node of postOrder(plan.weight === null ? [plan.formula] : [plan.formula, plan.weight])) {
+    if (node.kind === 'op' && (node.def.name === 'maxComponent' || node.def.name === 'minComponent')) {
+      if (node.args[0]!.dim > MAX_GPU_EXTREME_COMPONENTS) {
+        return `${node.def.name} of ${node.args[0]!.dim} components (at most ${MAX_GPU_EXTREME_COMPONENTS} on WebGPU)`;
+      }
+    }
+  }
   return null;
 }
+const MAX_GPU_EXTREME_COMPONENTS = 9;
 
 /** How a kernel covers the result components (of F, or of the weight G for the weighted kinds).
  *  Beyond UNROLL components (or MAX_KMIN_SLOTS list slots) the kernel is "windowed": each invocation
@@ -960,8 +971,9 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
       ? emitter.settle(emitter.map(win.width, [v], (k) => emitter.at(v, emitter.index(k, 1, 'c0'))))
       : emitter.settle(v);
   const weighted = plan.weight !== null;
-  let vF = emitter.lower(plan.formula);
-  let vG = plan.weight === null ? null : emitter.lower(plan.weight);
+  // The squared-distance idioms (sum of squared differences, ...) lower to the fused sqDist.
+  let vF = emitter.lower(rewriteFormula(plan.formula));
+  let vG = plan.weight === null ? null : emitter.lower(rewriteFormula(plan.weight));
   if (vG !== null) {
     vF = emitter.settle(vF);
     vG = windowOf(vG);

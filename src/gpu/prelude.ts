@@ -132,6 +132,39 @@ fn lt_powf(a: f32, b: f32) -> f32 { return lt_exp(b * lt_log(a)); }
 fn lt_clamp(a: f32, lo: f32, hi: f32) -> f32 { return min(max(a, lo), hi); }
 fn lt_ifelse(c: f32, a: f32, b: f32) -> f32 { return select(b, a, c >= 0.0); }
 fn lt_mod(a: f32, n: f32, d: f32) -> f32 { return a - n * floor((a - d) / n); }
+// max / min that propagate NaN as the WebAssembly kernel does (WGSL leaves NaN operands unspecified).
+fn lt_max(a: f32, b: f32) -> f32 { return select(max(a, b), U.nan, lt_isnan(a) || lt_isnan(b)); }
+fn lt_min(a: f32, b: f32) -> f32 { return select(min(a, b), U.nan, lt_isnan(a) || lt_isnan(b)); }
+
+// atan on [0, 1]: Cephes atanf, with pi/4 + atan((t - 1) / (t + 1)) above tan(pi/8).
+fn lt_atan01(t: f32) -> f32 {
+  let hi = t > 0.414213562373095;
+  let u = select(t, (t - 1.0) / (t + 1.0), hi);
+  let z = u * u;
+  let p = (((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * u + u;
+  return select(0.0, 0.785398163397448309616, hi) + p;
+}
+// atan2(y, x) as Math.atan2 (the builtin is only specified to 4096 ulp): the ratio of the smaller to
+// the larger magnitude in [0, 1] (0/0 -> 0, inf/inf -> 1), then the octant from the comparison and
+// the sign bits (atan2(0, -0) = pi).
+fn lt_atan2(y: f32, x: f32) -> f32 {
+  if (lt_isnan(x) || lt_isnan(y)) { return U.nan; }
+  let ax = abs(x);
+  let ay = abs(y);
+  let swap = ay > ax;
+  let num = select(ay, ax, swap);
+  let den = select(ax, ay, swap);
+  var t = select(num / den, 0.0, den == 0.0);
+  t = select(t, 1.0, lt_ispinf(num));
+  var a = lt_atan01(t);
+  a = select(a, 1.57079632679489661923 - a, swap);
+  a = select(a, 3.14159265358979323846 - a, (bitcast<u32>(x) & 0x80000000u) != 0u);
+  return bitcast<f32>(bitcast<u32>(a) | (bitcast<u32>(y) & 0x80000000u));
+}
+fn lt_atan(x: f32) -> f32 { return lt_atan2(x, 1.0); }
+// 1 - x is exact near |x| = 1, so asin and acos keep their relative accuracy there; |x| > 1 gives NaN.
+fn lt_asin(x: f32) -> f32 { return lt_atan2(x, lt_sqrt((1.0 - x) * (1.0 + x))); }
+fn lt_acos(x: f32) -> f32 { return lt_atan2(lt_sqrt((1.0 - x) * (1.0 + x)), x); }
 `;
 
 interface PreludeFunction {

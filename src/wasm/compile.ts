@@ -7,6 +7,7 @@ import { ResourceLimitError } from '../core/errors.js';
 import { postOrder, StructuralKeys, type FormulaNode, type Variable } from '../core/formula.js';
 import type { TileEmitter, TileReg } from '../core/op-def.js';
 import type { ReductionKind, ReductionPlan } from '../core/reduction.js';
+import { rewriteFormula } from '../core/rewrite.js';
 
 /** A register of the tile program, before memory is laid out. */
 export interface Register extends TileReg {
@@ -290,8 +291,9 @@ function reuseRegisters(
 export function compilePlan(plan: ReductionPlan): TileProgram {
   const roles = new Map(plan.variables.map((v) => [v.variable, v.role] as const));
   const builder = new ProgramBuilder(roles);
-  let formulaRegister = builder.varying(builder.lower(plan.formula));
-  let weightRegister = plan.weight === null ? null : builder.varying(builder.lower(plan.weight));
+  // The squared-distance idioms (sum of squared differences, ...) compile to the fused SQDIST.
+  let formulaRegister = builder.varying(builder.lower(rewriteFormula(plan.formula)));
+  let weightRegister = plan.weight === null ? null : builder.varying(builder.lower(rewriteFormula(plan.weight)));
   let registers: readonly Register[] = builder.registers;
   let outer: readonly number[] = builder.outer;
   let inner: readonly number[] = builder.inner;

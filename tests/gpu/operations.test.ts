@@ -1,6 +1,6 @@
 // Every operation inside a sum reduction on the WebGPU engine (float32), both axes, against the same
 // independent float64 references as the WebAssembly suite (tests/operations.test.ts).
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Vi, Vj, type LazyTensor } from '../../src/index.js';
 import { caseData, cases, diff, dot, zip } from '../helpers/op-cases.js';
 import { refSum } from '../helpers/dense-reference.js';
@@ -89,6 +89,49 @@ describe.skipIf(!hasGpu)('WebGPU: dimensions from 1 to 200', () => {
         const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, axis);
         expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D} axis ${axis}`);
       }
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('WebGPU: maxComponent and minComponent of 1 to 9 components', () => {
+  // groups of 8 components per value in WGSL: one group, and a tree of two. (At D >= 33 SwiftShader
+  // took more than the 120 s test timeout to compile and run these kernels on the loaded CI machine:
+  // a known compile-time cliff of the unrolled lt_max tree, not a wrong result.)
+  it.each([1, 7, 9])('D = %i', async (D) => {
+    const random = rng(100 + D);
+    const N = 9;
+    const M = 131;
+    const xs = uniformRows(random, N, D);
+    const ys = uniformRows(random, M, D);
+    const x = Vi(typed(xs, 'float32'), D);
+    const y = Vj(typed(ys, 'float32'), D);
+    const sx = asSeen(xs, 'float32');
+    const sy = asSeen(ys, 'float32');
+    const formulas: [LazyTensor, (a: Vec, b: Vec) => Vec][] = [
+      [x.sub(y).abs().maxComponent(), (a, b) => [Math.max(...diff(a, b).map(Math.abs))]],
+      [x.mul(y).minComponent(), (a, b) => [Math.min(...zip(a, b, (u, v) => u * v))]],
+    ];
+    for (const [F, ref] of formulas) {
+      const got = await F.sum(1, { engine: 'webgpu' });
+      expectGpu(got, F.toString());
+      const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, 1);
+      expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D}`);
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('WebGPU: maxComponent of more than 9 components runs on WebAssembly', () => {
+  it('runs on WebAssembly (as the plans the WGSL kernels do not cover), with the right values', async () => {
+    const D = 12;
+    const random = rng(5);
+    const x = Vi(typed(uniformRows(random, 4, D), 'float32'), D);
+    const y = Vj(typed(uniformRows(random, 6, D), 'float32'), D);
+    const F = x.sub(y).maxComponent();
+    const want = await F.sum(1, { engine: 'wasm' });
+    for (const engine of ['auto', 'webgpu'] as const) {
+      const got = await F.sum(1, { engine });
+      expect(got.engine).toBe('wasm');
+      expect(Array.from(got.data)).toEqual(Array.from(want.data));
     }
   });
 });
