@@ -233,18 +233,29 @@ export function blockedRun<T>(slot: i32, pd: usize, i: i32, b: i32, x0: usize, n
   return madd<T>(acc, x, y);
 }
 
-// Mode types for comb (compile-time): u8 = SQD, u16 = WSQ, u32 = DOT.
+// Mode types for comb (compile-time): u8 = SQD, u16 = WSQ, u32 = DOT, u64 = SQX (DOT arithmetic, then
+// the expanded squared distance and its criterion in registers).
 type TSQD = u8;
 type TWSQ = u16;
 type TDOT = u32;
+type TSQX = u64;
+
+// S = (nx + ny) - 2 g, stored at p; the lanes where S >= (nx + ny) / EXPANDED_RATIO are set in the result
+// @ts-ignore: decorator
+@inline function expanded<T>(p: usize, g: v128, nxs: v128, ny: v128, ok: v128): v128 {
+  const nn = v128.add<T>(nxs, ny);
+  const sq = v128.sub<T>(nn, v128.add<T>(g, g));
+  v128.store(p, sq);
+  return v128.and(ok, v128.ge<T>(sq, v128.mul<T>(nn, v128.splat<T>(<T>(1.0 / 8.0)))));
+}
 
 // 4 rows x 2 vectors. px: x of the first row (row r at px + r*pxi, element k at + k*sx), py: y
 // (element k at py + k*sy), pc / pci / sc: the weights like x. Stores row r at out + r*os.
 // @ts-ignore: decorator
 @inline function tile4x2<T, MODE>(
   out: usize, os: usize, px: usize, pxi: usize, sx: usize, py: usize, sy: usize,
-  pc: usize, pci: usize, sc: usize, D: i32,
-): void {
+  pc: usize, pci: usize, sc: usize, D: i32, pnx: usize, pny: usize,
+): bool {
   const z = v128.splat<i32>(0);
   let a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
   let p0 = px, p1 = px + pxi, p2 = px + 2 * pxi, p3 = px + 3 * pxi;
@@ -265,10 +276,26 @@ type TDOT = u32;
     p0 += sx; p1 += sx; p2 += sx; p3 += sx; q += sy;
     if (wsq) { c0 += sc; c1 += sc; c2 += sc; c3 += sc; }
   }
+  if (sizeof<MODE>() == 8) {
+    // pnx: |x|^2 of the 4 rows (T), pny: |y|^2 of the 2 vectors
+    const ELT = <usize>sizeof<T>();
+    const y0 = v128.load(pny), y1 = v128.load(pny, 16);
+    let ok = v128.splat<i32>(-1);
+    let n = lsplat<T>(pnx);
+    ok = expanded<T>(out, a00, n, y0, ok); ok = expanded<T>(out + 16, a01, n, y1, ok);
+    n = lsplat<T>(pnx + ELT);
+    ok = expanded<T>(out + os, a10, n, y0, ok); ok = expanded<T>(out + os + 16, a11, n, y1, ok);
+    n = lsplat<T>(pnx + 2 * ELT);
+    ok = expanded<T>(out + 2 * os, a20, n, y0, ok); ok = expanded<T>(out + 2 * os + 16, a21, n, y1, ok);
+    n = lsplat<T>(pnx + 3 * ELT);
+    ok = expanded<T>(out + 3 * os, a30, n, y0, ok); ok = expanded<T>(out + 3 * os + 16, a31, n, y1, ok);
+    return i32x4.all_true(ok);
+  }
   v128.store(out, a00); v128.store(out, a01, 16);
   v128.store(out + os, a10); v128.store(out + os, a11, 16);
   v128.store(out + 2 * os, a20); v128.store(out + 2 * os, a21, 16);
   v128.store(out + 3 * os, a30); v128.store(out + 3 * os, a31, 16);
+  return true;
 }
 
 // 1 row x NV (1 or 2) vectors
@@ -303,7 +330,7 @@ function tiles<T, MODE>(
     let v = 0;
     for (; v + 2 <= nv; v += 2) {
       const vo = <usize>v << 4;
-      tile4x2<T, MODE>(o + vo, os, x, pxi, sx, py + vo, sy, c, pci, sc, D);
+      tile4x2<T, MODE>(o + vo, os, x, pxi, sx, py + vo, sy, c, pci, sc, D, 0, 0);
     }
     if (v < nv) {
       const vo = <usize>v << 4;
@@ -321,42 +348,36 @@ function tiles<T, MODE>(
   }
 }
 
-// Expanded squared distances for rows [0, np) and vectors [0, nv): dot-product tiles, then
-// S = (nx + ny) - 2 dot per entry; a 4-row (or 1-row) tile with any entry failing the criterion is
-// recomputed in direct mode.
+// Expanded squared distances for rows [0, np) and vectors [0, nv), S = (nx + ny) - 2 x.y; a 4 x 2
+// tile (or a row of the remainder) with any entry failing the criterion is recomputed in direct mode.
 function tilesExpanded<T>(
   out: usize, os: usize, px: usize, pxi: usize, sx: usize, py: usize, sy: usize, nx: usize, D: i32, np: i32, nv: i32,
 ): void {
-  tiles<T, TDOT>(out, os, px, pxi, sx, py, sy, 0, 0, 0, D, np, nv);
   const ELT = <usize>sizeof<T>();
-  const inv = v128.splat<T>(<T>(1.0 / 8.0)); // 1 / EXPANDED_RATIO
-  for (let r = 0; r < np; r += 4) {
-    const nr = min(4, np - r);
-    for (let v = 0; v < nv; v += 2) {
-      const nvv = min(2, nv - v);
-      let ok = v128.splat<i32>(-1);
-      for (let s = 0; s < nr; s++) {
-        const nxs = lsplat<T>(nx + <usize>(r + s) * ELT);
-        const o = out + <usize>(r + s) * os + (<usize>v << 4);
-        for (let w = 0; w < nvv; w++) {
-          const g = v128.load(o + (<usize>w << 4));
-          const nn = v128.add<T>(nxs, v128.load(NY + (<usize>(v + w) << 4)));
-          const sq = v128.sub<T>(nn, v128.add<T>(g, g));
-          ok = v128.and(ok, v128.ge<T>(sq, v128.mul<T>(nn, inv)));
-          v128.store(o + (<usize>w << 4), sq);
-        }
-      }
-      if (!i32x4.all_true(ok)) {
-        const vo = <usize>v << 4;
-        if (nr == 4 && nvv == 2) {
-          tile4x2<T, TSQD>(out + <usize>r * os + vo, os, px + <usize>r * pxi, pxi, sx, py + vo, sy, 0, 0, 0, D);
-        } else {
-          for (let s = 0; s < nr; s++) {
-            tile1<T, TSQD>(out + <usize>(r + s) * os + vo, px + <usize>(r + s) * pxi, sx, py + vo, sy, 0, 0, D, nvv == 2);
-          }
-        }
+  let r = 0;
+  for (; r + 4 <= np; r += 4) {
+    const o = out + <usize>r * os, x = px + <usize>r * pxi, pn = nx + <usize>r * ELT;
+    let v = 0;
+    for (; v + 2 <= nv; v += 2) {
+      const vo = <usize>v << 4;
+      if (!tile4x2<T, TSQX>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, pn, NY + vo)) {
+        tile4x2<T, TSQD>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, 0, 0);
       }
     }
+    for (let s = 0; s < 4 && v < nv; s++) restExpanded<T>(o + <usize>s * os, x + <usize>s * pxi, sx, py, sy, pn + <usize>s * ELT, D, v, nv);
+  }
+  for (; r < np; r++) restExpanded<T>(out + <usize>r * os, px + <usize>r * pxi, sx, py, sy, nx + <usize>r * ELT, D, 0, nv);
+}
+
+// one row, vectors [v0, nv), 2 at a time
+function restExpanded<T>(o: usize, x: usize, sx: usize, py: usize, sy: usize, pn: usize, D: i32, v0: i32, nv: i32): void {
+  const nxs = lsplat<T>(pn);
+  for (let v = v0; v < nv; v += 2) {
+    const vo = <usize>v << 4, two = v + 2 <= nv;
+    tile1<T, TDOT>(o + vo, x, sx, py + vo, sy, 0, 0, D, two);
+    let ok = expanded<T>(o + vo, v128.load(o + vo), nxs, v128.load(NY + vo), v128.splat<i32>(-1));
+    if (two) ok = expanded<T>(o + vo + 16, v128.load(o + vo, 16), nxs, v128.load(NY + vo, 16), ok);
+    if (!i32x4.all_true(ok)) tile1<T, TSQD>(o + vo, x, sx, py + vo, sy, 0, 0, D, two);
   }
 }
 

@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getWasmThreads, Pm, setWasmThreads, Vi, Vj } from '../src/index.js';
 import { loadKernel } from '../src/wasm/wasm-loader.js';
+import { relaxedSimdSupported } from '../src/wasm/kernel-source.js';
+import { KERNEL_RELAXED_WASM_BASE64 } from '../src/wasm/wasm-binary.generated.js';
 import { rng } from './helpers/random.js';
 
 type DT = 'float32' | 'float64';
@@ -129,6 +131,15 @@ const SIZES: [number, number][] = [
   [6, 130],
   [1, 3],
 ];
+
+describe('blocked tiles: the two binaries', () => {
+  it('the relaxed-SIMD kernel is loaded exactly where the runtime validates relaxed SIMD', () => {
+    const major = Number(process.versions.node.split('.')[0]);
+    // Node 20 rejects relaxed-SIMD opcodes; Node >= 22 accepts them
+    expect(relaxedSimdSupported()).toBe(major >= 22);
+    expect(relaxed).toBe(relaxedSimdSupported() && KERNEL_RELAXED_WASM_BASE64 !== '');
+  });
+});
 
 describe('blocked tiles: sqDist K-NN', () => {
   for (const dtype of ['float32', 'float64'] as const) {
