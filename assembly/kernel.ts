@@ -27,6 +27,9 @@
 // - Several outer indices (up to OUTER_TILE = 8, as many states as H_ACC holds) share each pass over
 //   the inner blocks when the outer code is empty, so an inner tile is reused from L1/L2 instead of
 //   being streamed from L3 once per i (+30% at D = 50).
+// - At D >= 8, a DOT / SQDIST / WSQDIST of an outer and an inner variable is computed by the
+//   register-blocked tiles of blocked.ts for up to 64 outer indices per pass (their own state area),
+//   and execInner copies row i of that tile when it reaches the instruction.
 // - exp is evaluated 4 vectors at a time in lockstep (math.ts: the single-vector loop is latency-bound)
 //   and peepholes planned once per run() save whole passes over the block: MUL(t, a, u) followed by
 //   EXP(d, t) or ADD(d, t, h) runs as one loop when t is dead afterwards (the compiler's code is SSA-
