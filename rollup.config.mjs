@@ -55,7 +55,7 @@ function edgePlugin() {
     },
     load(id) {
       if (id === '\0lazytensor-edge-kernel') {
-        return `import kernel from ${JSON.stringify(KERNEL_FILE)};\nexport const KERNEL_WASM_BASE64 = '';\nexport const KERNEL_WASM_MODULE = kernel;\n`;
+        return `import kernel from ${JSON.stringify(KERNEL_FILE)};\nexport const KERNEL_WASM_BASE64 = '';\nexport const KERNEL_RELAXED_WASM_BASE64 = '';\nexport const KERNEL_WASM_MODULE = kernel;\n`;
       }
       if (id === '\0lazytensor-edge-worker') return 'export default "";\n';
       return null;

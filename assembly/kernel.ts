@@ -28,6 +28,9 @@
 // - Several outer indices (up to OUTER_TILE = 8, as many states as H_ACC holds) share each pass over
 //   the inner blocks when the outer code is empty, so an inner tile is reused from L1/L2 instead of
 //   being streamed from L3 once per i (+30% at D = 50).
+// - At D >= 8, a DOT / SQDIST / WSQDIST of an outer and an inner variable is computed by the
+//   register-blocked tiles of blocked.ts for up to 64 outer indices per pass (their own state area),
+//   and execInner copies row i of that tile when it reaches the instruction.
 // - exp is evaluated 4 vectors at a time in lockstep (math.ts: the single-vector loop is latency-bound)
 //   and peepholes planned once per run() save whole passes over the block: MUL(t, a, u) followed by
 //   EXP(d, t) or ADD(d, t, h) runs as one loop when t is dead afterwards (the compiler's code is SSA-
@@ -80,6 +83,8 @@ import {
   CLS_UNARY, CLS_BINARY, CLS_TERNARY, CLS_ROWRED, opClass, evalOp, unaryParam, vsplat,
 } from './ops';
 import { vexp, vexp4, vexpUnderflow, vlog, vsin, vcos, vatan, vasin, vacos } from './math';
+import { planBlocked, hasBlocked, blockedGroup, blockedSlot, blockedRun, blockedStates, blockedAcc } from './blocked';
+export { blockedPolicy, blockedFeatures, blockedInfo } from './blocked';
 
 // @ts-ignore: decorator
 @inline const MAX_REGS = 16384; // = isa.MAX_REGS
@@ -629,6 +634,11 @@ function execInner<T>(code: usize, len: i32, i: i32, b: i32, x0: usize, nv: i32)
     const op = load<i32>(ins, I.I_OP << 2), dst = load<i32>(ins, I.I_DST << 2);
     const ra = load<i32>(ins, I.I_A << 2), aux = load<i32>(ins, I.I_AUX << 2);
     const cls = opClass(op);
+    // a register-blocked row reduction (blocked.ts): its tile was computed for the whole group
+    if (hasBlocked()) {
+      const slot = blockedSlot(q);
+      if (slot != 0) { blockedRun<T>(slot - 1, bPtr(dst, i, b, x0), i, b, x0, nv); continue; }
+    }
     if (cls == CLS_UNARY) {
       const pd0 = bPtr(dst, i, b, x0), sd = rStride(dst), dd = rDim(dst);
       const pa0 = bPtr(ra, i, b, x0), ab = rBlk(ra);
@@ -1393,6 +1403,7 @@ function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
   const x0 = <usize>v0 << 4;
   const nv = (t1 + L - 1) / L - v0;
   const h = t0 - v0 * L, n = t1 - v0 * L, j0 = b * gB + v0 * L;
+  if (hasBlocked()) blockedGroup(i0, np);
   for (let ii = 0; ii < np; ii++) {
     const i = i0 + ii;
     if (gIlRun > 0) execInner<T>(gIc, gIlRun, i, b, x0, nv);
@@ -1498,6 +1509,12 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   if (P < 1) P = 1;
 
   planFusion(ic, il, rF, red == I.RED_LSE_W || red == I.RED_SSMW ? rG : -1);
+  // Blocked tiles (blocked.ts) run more outer indices per pass, with their states in its own area.
+  let accRun = acc;
+  if (planBlocked(RT, ic, il, B * elt) > 0 && ol == 0) {
+    const bp = blockedStates(stBytes);
+    if (bp > P) { P = bp; accRun = blockedAcc(); }
+  }
   // A last inner instruction F = MUL(a, b) reduced by RED_SUM is folded directly (sum of products).
   let ilRun = il, fa = -1, fb = -1;
   if (red == I.RED_SUM && il > 0 && !acc64) {
@@ -1509,7 +1526,7 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   }
 
   gRed = red; gF = rF; gG = rG; gD = d; gE = e; gK = K; gP = P; gSt = stBytes; gB = B; gM = M;
-  gAcc = acc; gOc = oc; gOl = ol; gIc = ic; gIlRun = ilRun; gFa = fa; gFb = fb;
+  gAcc = accRun; gOc = oc; gOl = ol; gIc = ic; gIlRun = ilRun; gFa = fa; gFb = fb;
   gOutV = outV; gOutI = outI; gOutDim = outDim; gAcc64 = acc64;
   if (R == 0) {
     runRows<T>(iStart, iEnd, 0, 0, 0);

@@ -1,57 +1,90 @@
 #!/usr/bin/env node
-// Builds the WebAssembly kernel (assembly/kernel.ts) with AssemblyScript and inlines it as base64.
-//   node scripts/build-wasm.mjs
-// Writes build/kernel.wasm (+ build/kernel.wat) and src/wasm/wasm-binary.generated.ts, which
-// exports KERNEL_WASM_BASE64: the package loads its Wasm from that string so that it works in Node,
-// browsers, bundlers and edge runtimes without any file-system access or fetch.
-// Options come from asconfig.json (target "release"): -O3, SIMD (standard only: Node 20 rejects
-// relaxed SIMD), runtime stub (the kernel allocates nothing), noAssert and abort= (no imports).
+// Builds the WebAssembly kernel (assembly/kernel.ts) with AssemblyScript, twice, and inlines both as base64.
+//   node scripts/build-wasm.mjs [--standard-only]
+// Writes build/kernel.wasm and build/kernel-relaxed.wasm (+ .wat) and src/wasm/wasm-binary.generated.ts,
+// which exports KERNEL_WASM_BASE64 and KERNEL_RELAXED_WASM_BASE64: the package loads its Wasm from those
+// strings so that it works in Node, browsers, bundlers and edge runtimes without any file-system access
+// or fetch. Options come from asconfig.json: target "release" (-O3, standard SIMD only: Node 20 rejects
+// relaxed-SIMD opcodes) and target "relaxed" (the same plus relaxed SIMD: the blocked tiles of
+// assembly/blocked.ts use fused multiply-adds); runtime stub (the kernel allocates nothing), noAssert
+// and abort= (no imports). The loader (src/wasm/kernel-source.ts) picks the relaxed binary only where
+// WebAssembly.validate accepts a relaxed-SIMD probe. --standard-only skips the relaxed build (quick
+// iterations; the generated module then has an empty relaxed string and the loader never picks it).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const wasmPath = resolve(root, 'build/kernel.wasm');
 const genPath = resolve(root, 'src/wasm/wasm-binary.generated.ts');
+const standardOnly = process.argv.includes('--standard-only');
 
 const asc = (await import('assemblyscript/asc')).default;
 process.chdir(root); // asc resolves entries and asconfig.json against the working directory
-
 await mkdir(resolve(root, 'build'), { recursive: true });
-const { error, stdout, stderr } = await asc.main(
-  ['assembly/kernel.ts', '--config', 'asconfig.json', '--target', 'release'],
-  { baseDir: root },
-);
-const out = stdout.toString();
-const err = stderr.toString();
-if (out) process.stdout.write(out);
-if (error) {
-  process.stderr.write(err);
-  console.error(`build-wasm: asc failed: ${error.message}`);
+
+async function build(target, file) {
+  const { error, stdout, stderr } = await asc.main(
+    ['assembly/kernel.ts', '--config', 'asconfig.json', '--target', target],
+    { baseDir: root },
+  );
+  const out = stdout.toString();
+  const err = stderr.toString();
+  if (out) process.stdout.write(out);
+  if (error) {
+    process.stderr.write(err);
+    console.error(`build-wasm: asc failed (target ${target}): ${error.message}`);
+    process.exit(1);
+  }
+  if (err.trim()) process.stderr.write(err);
+  return readFile(resolve(root, file));
+}
+
+const EXPORTS = ['run', 'heapBase', 'mathTest', 'blockedPolicy', 'blockedFeatures', 'blockedInfo', 'memory'];
+function checkExports(module, what) {
+  for (const name of EXPORTS) {
+    if (!WebAssembly.Module.exports(module).some((e) => e.name === name)) {
+      console.error(`build-wasm: ${what} misses the export ${name}`);
+      process.exit(1);
+    }
+  }
+}
+
+const bytes = await build('release', 'build/kernel.wasm');
+// Sanity check: it must instantiate with no imports and export the kernel API.
+const { module, instance } = await WebAssembly.instantiate(bytes, {});
+checkExports(module, 'build/kernel.wasm');
+if (instance.exports.blockedFeatures() !== 0) {
+  console.error('build-wasm: build/kernel.wasm uses relaxed SIMD');
   process.exit(1);
 }
-if (err.trim()) process.stderr.write(err);
-
-const bytes = await readFile(wasmPath);
-// Sanity check: it must instantiate with no imports and export the kernel API.
-const { instance } = await WebAssembly.instantiate(bytes, {});
-for (const name of ['run', 'heapBase', 'mathTest', 'memory']) {
-  if (!(name in instance.exports)) {
-    console.error(`build-wasm: missing export ${name}`);
-    process.exit(1);
+let relaxed = null;
+if (!standardOnly) {
+  relaxed = await build('relaxed', 'build/kernel-relaxed.wasm');
+  // Only a runtime with relaxed SIMD (Node >= 22) can check more than its exports' names.
+  if (WebAssembly.validate(relaxed)) {
+    const r = await WebAssembly.instantiate(relaxed, {});
+    checkExports(r.module, 'build/kernel-relaxed.wasm');
+    if (r.instance.exports.blockedFeatures() !== 1) {
+      console.error('build-wasm: build/kernel-relaxed.wasm does not use relaxed SIMD');
+      process.exit(1);
+    }
   }
 }
 
 const b64 = bytes.toString('base64');
+const b64r = relaxed === null ? '' : relaxed.toString('base64');
 const src =
   '// GENERATED by scripts/build-wasm.mjs from assembly/*.ts. Do not edit.\n' +
   `// ${bytes.length} bytes of WebAssembly (SIMD), base64-encoded.\n` +
   `export const KERNEL_WASM_BASE64: string = '${b64}';\n` +
+  `// ${relaxed?.length ?? 0} bytes of WebAssembly (SIMD and relaxed SIMD), base64-encoded ('' when not built).\n` +
+  `export const KERNEL_RELAXED_WASM_BASE64: string = '${b64r}';\n` +
   '// The edge build (rollup.config.mjs) replaces this module by one that imports dist/kernel.wasm.\n' +
   'export const KERNEL_WASM_MODULE: WebAssembly.Module | null = null;\n';
 await mkdir(dirname(genPath), { recursive: true });
 await writeFile(genPath, src);
 console.log(
-  `build-wasm: build/kernel.wasm ${bytes.length} bytes (${(bytes.length / 1024).toFixed(1)} KiB), ` +
-    `base64 ${b64.length} chars -> src/wasm/wasm-binary.generated.ts`,
+  `build-wasm: build/kernel.wasm ${bytes.length} bytes (${(bytes.length / 1024).toFixed(1)} KiB)` +
+    (relaxed === null ? '' : `, build/kernel-relaxed.wasm ${relaxed.length} bytes`) +
+    ` -> src/wasm/wasm-binary.generated.ts (base64 ${b64.length + b64r.length} chars)`,
 );

@@ -60,9 +60,11 @@ const rnd = () => {
   return (seed >>> 8) / 16777216;
 };
 
-function build(kind, N, M, D, B, K, tile) {
+/** policy: the blocked tiles' policy (assembly/blocked.ts: 0 off, 1 automatic, 2 direct, 3 expanded). */
+function build(kind, N, M, D, B, K, tile, policy = 1) {
   seed = 12345; // same data as the native yardstick
   const k = new WebAssembly.Instance(mod, {}).exports;
+  if (k.blockedPolicy) k.blockedPolicy(policy);
   let top = Math.ceil(k.heapBase() / 64) * 64;
   const alloc = (n) => {
     const p = top;

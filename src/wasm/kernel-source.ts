@@ -3,9 +3,66 @@
 //    'lazytensor/kernel.wasm'` gives in edge runtimes, which refuse to compile Wasm from bytes;
 // 2. the module the build imported (the `workerd` export condition's entry, dist/edge/: its code says
 //    `import kernel from '../kernel.wasm'`, and the platform's bundler links the file as a module);
-// 3. the base64 copy inlined in every other build, compiled at first use (no file, no fetch).
+// 3. the base64 copy inlined in every other build, compiled at first use (no file, no fetch): the
+//    relaxed-SIMD build (fused multiply-adds in the blocked tiles of assembly/blocked.ts) where the
+//    runtime validates a relaxed-SIMD probe (Node >= 22, Chrome >= 114), else the standard-SIMD one
+//    (Node 20 rejects relaxed-SIMD opcodes: the whole module would fail to compile).
 import { InputError } from '../core/errors.js';
-import { KERNEL_WASM_BASE64, KERNEL_WASM_MODULE } from './wasm-binary.generated.js';
+import { KERNEL_RELAXED_WASM_BASE64, KERNEL_WASM_BASE64, KERNEL_WASM_MODULE } from './wasm-binary.generated.js';
+
+// (module (func (result v128) (f32x4.relaxed_madd (v128.const 0) (v128.const 0) (v128.const 0))))
+const V128_ZERO = [0xfd, 0x0c, ...new Array<number>(16).fill(0)];
+const RELAXED_PROBE = [
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00,
+  0x01,
+  0x05,
+  0x01,
+  0x60,
+  0x00,
+  0x01,
+  0x7b,
+  0x03,
+  0x02,
+  0x01,
+  0x00,
+  0x0a,
+  0x3d,
+  0x01,
+  0x3b,
+  0x00,
+  ...V128_ZERO,
+  ...V128_ZERO,
+  ...V128_ZERO,
+  0xfd,
+  0x85,
+  0x02,
+  0x0b,
+];
+
+let relaxed: boolean | null = null;
+/** Whether this runtime accepts relaxed-SIMD instructions (checked once, by validating a probe). */
+export function relaxedSimdSupported(): boolean {
+  if (relaxed === null) {
+    try {
+      relaxed = typeof WebAssembly === 'object' && WebAssembly.validate(new Uint8Array(RELAXED_PROBE));
+    } catch {
+      relaxed = false;
+    }
+  }
+  return relaxed;
+}
+
+/** The inlined kernel this runtime gets: the relaxed-SIMD build where supported and built. */
+function inlineBase64(): string {
+  return KERNEL_RELAXED_WASM_BASE64 !== '' && relaxedSimdSupported() ? KERNEL_RELAXED_WASM_BASE64 : KERNEL_WASM_BASE64;
+}
 
 /** Decodes base64 without Node's Buffer where atob exists (browsers, edge runtimes, Node >= 16). */
 export function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
@@ -64,7 +121,7 @@ export function kernelModule(): Promise<WebAssembly.Module> {
     const current = (async () => {
       if (typeof WebAssembly === 'undefined') throw new Error('lazytensor: this runtime has no WebAssembly support');
       try {
-        return await WebAssembly.compile(decodeBase64(KERNEL_WASM_BASE64));
+        return await WebAssembly.compile(decodeBase64(inlineBase64()));
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         throw new Error(
@@ -88,7 +145,7 @@ export function kernelModule(): Promise<WebAssembly.Module> {
 export async function workerKernelPayload(): Promise<
   { wasm: Uint8Array<ArrayBuffer> } | { module: WebAssembly.Module }
 > {
-  if (userModule === null && KERNEL_WASM_MODULE === null) return { wasm: decodeBase64(KERNEL_WASM_BASE64) };
+  if (userModule === null && KERNEL_WASM_MODULE === null) return { wasm: decodeBase64(inlineBase64()) };
   return { module: await kernelModule() };
 }
 

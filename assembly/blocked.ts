@@ -1,0 +1,442 @@
+// Register-blocked tiles for the row reductions DOT, SQDIST and WSQDIST of the tile ISA (isa.ts) at
+// large dimension D: the part of a formula that costs D operations per pair.
+//
+// WHY
+// The interpreter (kernel.ts) runs the inner code once per outer index i: a row reduction over D
+// reads the inner variable's whole tile (D x B values) for every i, and does one load per
+// multiply-add. Here the instruction is computed for the group of (up to 8) outer indices that share
+// a pass over the inner blocks, 4 outer indices by 2 vectors of inner indices at a time, with the 8
+// accumulators in registers over the whole dimension loop: each loaded y vector serves 4 rows, each
+// splatted x value 2 vectors, so the loop is bound by the FP units instead of the loads and L2.
+// The results go to a per-group scratch tile (BT); the interpreter copies row ii of it into the
+// instruction's destination when it reaches the instruction for outer index i0 + ii, and runs the
+// rest of the formula and the reduction as before.
+//
+// WHICH INSTRUCTIONS (planBlocked): DOT, SQDIST or WSQDIST of the inner code whose operands are one
+// uniform register (an outer variable, a parameter, or a value of the outer code) and one inner
+// variable (or a view of one), both of D >= BLOCKED_MIN_D rows; WSQDIST's weights must be uniform
+// (one row or D). Their operands are variables, never written by the inner code, so the tile can be
+// computed for all the group's outer indices when the first of them reaches the instruction. Up to
+// MAX_SLOTS instructions per program (matVecMult lowers to one DOT per output row).
+//
+// ARITHMETIC
+// - DOT, and SQDIST / WSQDIST in "direct" mode, accumulate sum_k over k = 0, 1, ... in order, with
+//   the same operations as the interpreter's loops (d = a - b; acc + d*d; acc + c*(d*d); acc + a*b):
+//   the results are bit for bit those of the unblocked path (in the relaxed-SIMD build, where
+//   acc + a*b is one fused multiply-add, they differ by rounding only).
+// - SQDIST in "expanded" mode (D >= EXPANDED_MIN_D): S~ = (|x|^2 + |y|^2) - 2 x.y, with |x|^2 and
+//   |y|^2 summed in T like the dot product. Error bound (Higham, Accuracy and Stability, 3.1):
+//   each of the three sums of D nonnegative or Cauchy-Schwarz-bounded terms has an error at most
+//   gamma_D times the sum of absolute terms, so |S~ - S| <= gamma_{D+2} (|x|^2 + |y|^2 + 2|x||y|)
+//   <= 2 gamma_{D+2} (|x|^2 + |y|^2), gamma_n = n u / (1 - n u), u = 2^-24 (f32) or 2^-53 (f64).
+//   This is small relative to S only when S is not much smaller than |x|^2 + |y|^2 (points close
+//   together far from the origin: a large common offset cancels). CRITERION: an entry is accepted
+//   when S~ >= (|x|^2 + |y|^2) / EXPANDED_RATIO (= 8); then |S~ - S| <= 16 gamma_{D+2} S~ (about
+//   7.5e-4 S in the worst case at D = 784 in f32, typically sqrt(D) times less). Otherwise, and for
+//   NaN or infinite values, the whole 4 x 8 tile is recomputed in direct mode (exact as the
+//   unblocked path), so small distances (the nearest neighbours) are always the direct ones.
+// - NaN and infinities therefore behave as in the unblocked path: a NaN or inf input makes the
+//   expanded entry NaN (or fails the test), and the tile falls back.
+//
+// MEMORY: static only (the kernel allocates nothing): BT = MAX_SLOTS x 8 rows x 512 values x 8
+// bytes (128 KiB), norms 4 KiB.
+
+import * as I from './isa';
+
+// @ts-ignore: decorator
+@inline export const BLOCKED_MIN_D = 8;
+// @ts-ignore: decorator
+@inline export const EXPANDED_MIN_D = 16;
+// @ts-ignore: decorator
+@inline const MAX_SLOTS = 4;
+// @ts-ignore: decorator
+@inline const MAX_GROUP = 64; // outer indices per pass over the inner blocks, at most
+// @ts-ignore: decorator
+@inline const SLOT_BYTES = 32768; // tile rows of one slot: MAX_GROUP rows of 512 bytes, or 8 of 4096
+// @ts-ignore: decorator
+@inline const ROW_BYTES = 4096; // 512 values (the largest block) of 8 bytes
+// @ts-ignore: decorator
+@inline const ACC_BYTES = 65536; // reduction states of a blocked group (see blockedStates)
+// @ts-ignore: decorator
+@inline const MAX_CODE = 4096; // instructions with a slot table entry (longer programs: the rest unblocked)
+
+// The resolved register table of kernel.ts (RT): 32 bytes per register; the offsets must match.
+// @ts-ignore: decorator
+@inline const RT_FIXED = 0;
+// @ts-ignore: decorator
+@inline const RT_IMUL = 4;
+// @ts-ignore: decorator
+@inline const RT_BMUL = 8;
+// @ts-ignore: decorator
+@inline const RT_STRIDE = 12;
+// @ts-ignore: decorator
+@inline const RT_DIM = 16;
+// @ts-ignore: decorator
+@inline const RT_BLK = 20;
+
+// modes
+// @ts-ignore: decorator
+@inline const M_DOT = 0;
+// @ts-ignore: decorator
+@inline const M_SQD = 1;
+// @ts-ignore: decorator
+@inline const M_WSQ = 2;
+// @ts-ignore: decorator
+@inline const M_SQX = 3;
+
+// Policy (blockedPolicy export): 0 off, 1 automatic, 2 direct only (no expanded SQDIST), 3 expanded
+// SQDIST from BLOCKED_MIN_D on (tests).
+let gPolicy = 1;
+
+const BT: usize = memory.data(MAX_SLOTS * SLOT_BYTES, 16);
+const NY: usize = memory.data(ROW_BYTES, 16); // |y_j|^2 of the current block, as T
+const NX: usize = memory.data(MAX_SLOTS * MAX_GROUP * 8, 16); // |x_i|^2 of the group, per slot
+const ACC: usize = memory.data(ACC_BYTES, 16);
+const SLOT_OF: usize = memory.data(MAX_CODE); // inner instruction q -> slot + 1, or 0
+// per slot: mode, uniform operand, inner operand, weights (or -1), D, and the group (i0, np) whose norms NX holds
+const SL: usize = memory.data(MAX_SLOTS * 32, 16);
+
+let gRT: usize = 0;
+let gSlots = 0;
+let gI0 = 0; // the current group: outer indices [gI0, gI0 + gNp)
+let gNp = 0;
+let gRowBytes: usize = 0; // B * ELT
+let gGroup = 8; // rows of a slot's tile: SLOT_BYTES / gRowBytes, at most MAX_GROUP
+
+// @ts-ignore: decorator
+@inline function ent(r: i32): usize { return gRT + (<usize>r << 5); }
+// @ts-ignore: decorator
+@inline function rdim(r: i32): i32 { return load<i32>(ent(r), RT_DIM); }
+// @ts-ignore: decorator
+@inline function rblk(r: i32): bool { return load<i32>(ent(r), RT_BLK) != 0; }
+// @ts-ignore: decorator
+@inline function rptr(r: i32, i: i32, b: i32): usize {
+  const e = ent(r);
+  return <usize>(load<i32>(e, RT_FIXED) + i * load<i32>(e, RT_IMUL) + b * load<i32>(e, RT_BMUL));
+}
+
+/** Sets the policy (0 off, 1 automatic, 2 direct only, 3 expanded from BLOCKED_MIN_D); returns the old one. */
+export function blockedPolicy(p: i32): i32 {
+  const old = gPolicy;
+  if (p >= 0 && p <= 3) gPolicy = p;
+  return old;
+}
+
+/** Plans the blocked instructions of a validated inner code (rt: the resolved register table,
+ *  rowBytes: B * ELT). Returns the number of blocked instructions. */
+export function planBlocked(rt: usize, code: usize, len: i32, rowBytes: i32): i32 {
+  gRT = rt;
+  gSlots = 0;
+  gRowBytes = <usize>rowBytes;
+  gGroup = rowBytes > 0 ? min(MAX_GROUP, SLOT_BYTES / rowBytes) : 8;
+  const n = min(len, MAX_CODE);
+  for (let q = 0; q < n; q++) store<u8>(SLOT_OF + <usize>q, 0);
+  if (gPolicy == 0 || rowBytes > ROW_BYTES) return 0;
+  for (let q = 0; q < n && gSlots < MAX_SLOTS; q++) {
+    const ins = code + (<usize>q << 5);
+    const op = load<i32>(ins, I.I_OP << 2);
+    if (op != I.OP_DOT && op != I.OP_SQDIST && op != I.OP_WSQDIST) continue;
+    const dst = load<i32>(ins, I.I_DST << 2), ra = load<i32>(ins, I.I_A << 2), rb = load<i32>(ins, I.I_B << 2);
+    if (rblk(ra) == rblk(rb)) continue;
+    const ru = rblk(ra) ? rb : ra, rv = rblk(ra) ? ra : rb;
+    // the block operand must be an inner variable (moves with the block index, same for every i)
+    if (load<i32>(ent(rv), RT_BMUL) == 0 || load<i32>(ent(rv), RT_IMUL) != 0) continue;
+    const D = rdim(ru);
+    if (D != rdim(rv) || D < BLOCKED_MIN_D || rdim(dst) != 1 || !rblk(dst)) continue;
+    let rc = -1;
+    let mode = op == I.OP_DOT ? M_DOT : M_SQD;
+    if (op == I.OP_WSQDIST) {
+      rc = load<i32>(ins, I.I_C << 2);
+      if (rblk(rc) || (rdim(rc) != 1 && rdim(rc) != D)) continue;
+      mode = M_WSQ;
+    } else if (op == I.OP_SQDIST && gPolicy != 2 && (D >= EXPANDED_MIN_D || gPolicy == 3)) {
+      mode = M_SQX;
+    }
+    const s = SL + (<usize>gSlots << 5);
+    store<i32>(s, mode, 0);
+    store<i32>(s, ru, 4);
+    store<i32>(s, rv, 8);
+    store<i32>(s, rc, 12);
+    store<i32>(s, D, 16);
+    store<i32>(s, -1, 20);
+    gSlots++;
+    store<u8>(SLOT_OF + <usize>q, <u8>gSlots);
+  }
+  return gSlots;
+}
+
+/** The outer indices a blocked program may run together (its tiles reuse each inner block for all of
+ *  them: at large D and M the inner variables stream from memory once per group, so 8 rows per pass
+ *  leave the loop memory-bound), given the bytes of one reduction state; 0 when the kernel's own
+ *  H_ACC area should be used. Their states then live in blockedAcc(). */
+export function blockedStates(stBytes: i32): i32 {
+  if (gSlots == 0 || stBytes <= 0) return 0;
+  return min(gGroup, ACC_BYTES / stBytes);
+}
+export function blockedAcc(): usize {
+  return ACC;
+}
+
+/** Whether any instruction is blocked in the current run. */
+// @ts-ignore: decorator
+@inline export function hasBlocked(): bool { return gSlots > 0; }
+
+/** The group of outer indices [i0, i0 + np) about to run on a block (called before its first i). */
+export function blockedGroup(i0: i32, np: i32): void {
+  gI0 = i0;
+  gNp = np;
+}
+
+/** Slot + 1 of inner instruction q, or 0. */
+// @ts-ignore: decorator
+@inline export function blockedSlot(q: i32): i32 {
+  return q < MAX_CODE ? <i32>load<u8>(SLOT_OF + <usize>q) : 0;
+}
+
+/** Writes vectors [x0/16, x0/16 + nv) of the instruction's result for outer index i (of the current
+ *  group) on block b into pd; computes the tile of the whole group first when i is its first index. */
+export function blockedRun<T>(slot: i32, pd: usize, i: i32, b: i32, x0: usize, nv: i32): void {
+  const ii = i - gI0;
+  const tile = BT + <usize>slot * SLOT_BYTES;
+  if (ii == 0) computeSlot<T>(slot, tile, b, x0, nv);
+  const ps = tile + <usize>ii * gRowBytes + x0;
+  const bytes = <usize>nv << 4;
+  for (let x: usize = 0; x < bytes; x += 16) v128.store(pd + x, v128.load(ps + x));
+}
+
+// ------------------------------------------------------------------------------------------------
+
+// the splat of the T at p (one load instruction)
+// @ts-ignore: decorator
+@inline function lsplat<T>(p: usize): v128 {
+  if (sizeof<T>() == 4) return v128.load32_splat(p);
+  return v128.load64_splat(p);
+}
+
+// @ts-ignore: decorator
+@inline function madd<T>(acc: v128, a: v128, b: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return v128.relaxed_madd<T>(a, b, acc);
+  return v128.add<T>(acc, v128.mul<T>(a, b));
+}
+
+// acc + term(x, y[, c]) in the mode's arithmetic (see ARITHMETIC above)
+// @ts-ignore: decorator
+@inline function comb<T, MODE>(acc: v128, x: v128, y: v128, c: v128): v128 {
+  if (sizeof<MODE>() == 1) {
+    const d = v128.sub<T>(x, y);
+    return madd<T>(acc, d, d);
+  }
+  if (sizeof<MODE>() == 2) {
+    const d = v128.sub<T>(x, y);
+    return madd<T>(acc, c, v128.mul<T>(d, d));
+  }
+  return madd<T>(acc, x, y);
+}
+
+// Mode types for comb (compile-time): u8 = SQD, u16 = WSQ, u32 = DOT, u64 = SQX (DOT arithmetic, then
+// the expanded squared distance and its criterion in registers).
+type TSQD = u8;
+type TWSQ = u16;
+type TDOT = u32;
+type TSQX = u64;
+
+// S = (nx + ny) - 2 g, stored at p; the lanes where S >= (nx + ny) / EXPANDED_RATIO are set in the result
+// @ts-ignore: decorator
+@inline function expanded<T>(p: usize, g: v128, nxs: v128, ny: v128, ok: v128): v128 {
+  const nn = v128.add<T>(nxs, ny);
+  const sq = v128.sub<T>(nn, v128.add<T>(g, g));
+  v128.store(p, sq);
+  return v128.and(ok, v128.ge<T>(sq, v128.mul<T>(nn, v128.splat<T>(<T>(1.0 / 8.0)))));
+}
+
+// 4 rows x 2 vectors. px: x of the first row (row r at px + r*pxi, element k at + k*sx), py: y
+// (element k at py + k*sy), pc / pci / sc: the weights like x. Stores row r at out + r*os.
+// @ts-ignore: decorator
+@inline function tile4x2<T, MODE>(
+  out: usize, os: usize, px: usize, pxi: usize, sx: usize, py: usize, sy: usize,
+  pc: usize, pci: usize, sc: usize, D: i32, pnx: usize, pny: usize,
+): bool {
+  const z = v128.splat<i32>(0);
+  let a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
+  let p0 = px, p1 = px + pxi, p2 = px + 2 * pxi, p3 = px + 3 * pxi;
+  let c0 = pc, c1 = pc + pci, c2 = pc + 2 * pci, c3 = pc + 3 * pci;
+  let q = py;
+  const wsq = sizeof<MODE>() == 2;
+  for (let k = 0; k < D; k++) {
+    const y0 = v128.load(q), y1 = v128.load(q, 16);
+    let x = lsplat<T>(p0);
+    let c = wsq ? lsplat<T>(c0) : z;
+    a00 = comb<T, MODE>(a00, x, y0, c); a01 = comb<T, MODE>(a01, x, y1, c);
+    x = lsplat<T>(p1); if (wsq) c = lsplat<T>(c1);
+    a10 = comb<T, MODE>(a10, x, y0, c); a11 = comb<T, MODE>(a11, x, y1, c);
+    x = lsplat<T>(p2); if (wsq) c = lsplat<T>(c2);
+    a20 = comb<T, MODE>(a20, x, y0, c); a21 = comb<T, MODE>(a21, x, y1, c);
+    x = lsplat<T>(p3); if (wsq) c = lsplat<T>(c3);
+    a30 = comb<T, MODE>(a30, x, y0, c); a31 = comb<T, MODE>(a31, x, y1, c);
+    p0 += sx; p1 += sx; p2 += sx; p3 += sx; q += sy;
+    if (wsq) { c0 += sc; c1 += sc; c2 += sc; c3 += sc; }
+  }
+  if (sizeof<MODE>() == 8) {
+    // pnx: |x|^2 of the 4 rows (T), pny: |y|^2 of the 2 vectors
+    const ELT = <usize>sizeof<T>();
+    const y0 = v128.load(pny), y1 = v128.load(pny, 16);
+    let ok = v128.splat<i32>(-1);
+    let n = lsplat<T>(pnx);
+    ok = expanded<T>(out, a00, n, y0, ok); ok = expanded<T>(out + 16, a01, n, y1, ok);
+    n = lsplat<T>(pnx + ELT);
+    ok = expanded<T>(out + os, a10, n, y0, ok); ok = expanded<T>(out + os + 16, a11, n, y1, ok);
+    n = lsplat<T>(pnx + 2 * ELT);
+    ok = expanded<T>(out + 2 * os, a20, n, y0, ok); ok = expanded<T>(out + 2 * os + 16, a21, n, y1, ok);
+    n = lsplat<T>(pnx + 3 * ELT);
+    ok = expanded<T>(out + 3 * os, a30, n, y0, ok); ok = expanded<T>(out + 3 * os + 16, a31, n, y1, ok);
+    return i32x4.all_true(ok);
+  }
+  v128.store(out, a00); v128.store(out, a01, 16);
+  v128.store(out + os, a10); v128.store(out + os, a11, 16);
+  v128.store(out + 2 * os, a20); v128.store(out + 2 * os, a21, 16);
+  v128.store(out + 3 * os, a30); v128.store(out + 3 * os, a31, 16);
+  return true;
+}
+
+// 1 row x NV (1 or 2) vectors
+// @ts-ignore: decorator
+@inline function tile1<T, MODE>(
+  out: usize, px: usize, sx: usize, py: usize, sy: usize, pc: usize, sc: usize, D: i32, two: bool,
+): void {
+  const z = v128.splat<i32>(0);
+  let a0 = z, a1 = z;
+  let p = px, c = pc, q = py;
+  const wsq = sizeof<MODE>() == 2;
+  for (let k = 0; k < D; k++) {
+    const x = lsplat<T>(p);
+    const cv = wsq ? lsplat<T>(c) : z;
+    a0 = comb<T, MODE>(a0, x, v128.load(q), cv);
+    if (two) a1 = comb<T, MODE>(a1, x, v128.load(q, 16), cv);
+    p += sx; q += sy;
+    if (wsq) c += sc;
+  }
+  v128.store(out, a0);
+  if (two) v128.store(out, a1, 16);
+}
+
+// The tile of one mode for rows [0, np) and vectors [0, nv) (pointers already at row 0, vector 0).
+function tiles<T, MODE>(
+  out: usize, os: usize, px: usize, pxi: usize, sx: usize, py: usize, sy: usize,
+  pc: usize, pci: usize, sc: usize, D: i32, np: i32, nv: i32,
+): void {
+  let r = 0;
+  for (; r + 4 <= np; r += 4) {
+    const o = out + <usize>r * os, x = px + <usize>r * pxi, c = pc + <usize>r * pci;
+    let v = 0;
+    for (; v + 2 <= nv; v += 2) {
+      const vo = <usize>v << 4;
+      tile4x2<T, MODE>(o + vo, os, x, pxi, sx, py + vo, sy, c, pci, sc, D, 0, 0);
+    }
+    if (v < nv) {
+      const vo = <usize>v << 4;
+      for (let s = 0; s < 4; s++) {
+        tile1<T, MODE>(o + <usize>s * os + vo, x + <usize>s * pxi, sx, py + vo, sy, c + <usize>s * pci, sc, D, false);
+      }
+    }
+  }
+  for (; r < np; r++) {
+    const o = out + <usize>r * os, x = px + <usize>r * pxi, c = pc + <usize>r * pci;
+    for (let v = 0; v < nv; v += 2) {
+      const vo = <usize>v << 4;
+      tile1<T, MODE>(o + vo, x, sx, py + vo, sy, c, sc, D, v + 2 <= nv);
+    }
+  }
+}
+
+// Expanded squared distances for rows [0, np) and vectors [0, nv), S = (nx + ny) - 2 x.y; a 4 x 2
+// tile (or a row of the remainder) with any entry failing the criterion is recomputed in direct mode.
+function tilesExpanded<T>(
+  out: usize, os: usize, px: usize, pxi: usize, sx: usize, py: usize, sy: usize, nx: usize, D: i32, np: i32, nv: i32,
+): void {
+  const ELT = <usize>sizeof<T>();
+  let r = 0;
+  for (; r + 4 <= np; r += 4) {
+    const o = out + <usize>r * os, x = px + <usize>r * pxi, pn = nx + <usize>r * ELT;
+    let v = 0;
+    for (; v + 2 <= nv; v += 2) {
+      const vo = <usize>v << 4;
+      if (!tile4x2<T, TSQX>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, pn, NY + vo)) {
+        tile4x2<T, TSQD>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, 0, 0);
+      }
+    }
+    for (let s = 0; s < 4 && v < nv; s++) restExpanded<T>(o + <usize>s * os, x + <usize>s * pxi, sx, py, sy, pn + <usize>s * ELT, D, v, nv);
+  }
+  for (; r < np; r++) restExpanded<T>(out + <usize>r * os, px + <usize>r * pxi, sx, py, sy, nx + <usize>r * ELT, D, 0, nv);
+}
+
+// one row, vectors [v0, nv), 2 at a time
+function restExpanded<T>(o: usize, x: usize, sx: usize, py: usize, sy: usize, pn: usize, D: i32, v0: i32, nv: i32): void {
+  const nxs = lsplat<T>(pn);
+  for (let v = v0; v < nv; v += 2) {
+    const vo = <usize>v << 4, two = v + 2 <= nv;
+    tile1<T, TDOT>(o + vo, x, sx, py + vo, sy, 0, 0, D, two);
+    let ok = expanded<T>(o + vo, v128.load(o + vo), nxs, v128.load(NY + vo), v128.splat<i32>(-1));
+    if (two) ok = expanded<T>(o + vo + 16, v128.load(o + vo, 16), nxs, v128.load(NY + vo, 16), ok);
+    if (!i32x4.all_true(ok)) tile1<T, TSQD>(o + vo, x, sx, py + vo, sy, 0, 0, D, two);
+  }
+}
+
+function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): void {
+  const s = SL + (<usize>slot << 5);
+  const mode = load<i32>(s, 0), ru = load<i32>(s, 4), rv = load<i32>(s, 8), rc = load<i32>(s, 12);
+  const D = load<i32>(s, 16);
+  const ELT = <usize>sizeof<T>();
+  const i0 = gI0, np = gNp;
+  const px = rptr(ru, i0, b), pxi = <usize>load<i32>(ent(ru), RT_IMUL), sx = <usize>load<i32>(ent(ru), RT_STRIDE);
+  const py = rptr(rv, i0, b) + x0, sy = <usize>load<i32>(ent(rv), RT_STRIDE);
+  const out = tile + x0, os = gRowBytes;
+  if (mode == M_DOT) {
+    tiles<T, TDOT>(out, os, px, pxi, sx, py, sy, 0, 0, 0, D, np, nv);
+  } else if (mode == M_SQD) {
+    tiles<T, TSQD>(out, os, px, pxi, sx, py, sy, 0, 0, 0, D, np, nv);
+  } else if (mode == M_WSQ) {
+    const pc = rptr(rc, i0, b), pci = <usize>load<i32>(ent(rc), RT_IMUL);
+    const sc: usize = rdim(rc) == 1 ? <usize>0 : <usize>load<i32>(ent(rc), RT_STRIDE);
+    tiles<T, TWSQ>(out, os, px, pxi, sx, py, sy, pc, pci, sc, D, np, nv);
+  } else {
+    // |x_i|^2 of the group, once per group (the blocks of a group come one after another)
+    const nx = NX + <usize>(slot * MAX_GROUP) * 8;
+    if (load<i32>(s, 20) != i0 || load<i32>(s, 24) != np) {
+      for (let r = 0; r < np; r++) {
+        let a: T = <T>0;
+        let p = px + <usize>r * pxi;
+        for (let k = 0; k < D; k++) {
+          const xv = load<T>(p);
+          a += xv * xv;
+          p += sx;
+        }
+        store<T>(nx + <usize>r * ELT, a);
+      }
+      store<i32>(s, i0, 20);
+      store<i32>(s, np, 24);
+    }
+    // |y_j|^2 of the vectors of this block segment
+    for (let v = 0; v < nv; v++) {
+      let a = v128.splat<i32>(0);
+      let q = py + (<usize>v << 4);
+      for (let k = 0; k < D; k++) {
+        const y = v128.load(q);
+        a = v128.add<T>(a, v128.mul<T>(y, y));
+        q += sy;
+      }
+      v128.store(NY + (<usize>v << 4), a);
+    }
+    tilesExpanded<T>(out, os, px, pxi, sx, py, sy, nx, D, np, nv);
+  }
+}
+
+/** Bit 0: this binary uses relaxed-SIMD fused multiply-adds (the blocked results then differ from the
+ *  unblocked ones by rounding). */
+export function blockedFeatures(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}
+
+/** What the last run() planned: blocked instructions (bits 0-7) and tile rows per slot (bits 8-15). */
+export function blockedInfo(): i32 {
+  return gSlots | (gGroup << 8);
+}

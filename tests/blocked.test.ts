@@ -1,0 +1,369 @@
+// The register-blocked tiles of the WebAssembly kernel (assembly/blocked.ts) for DOT, SQDIST and
+// WSQDIST at large D: against float64 references computed here, and against the unblocked
+// interpreter (the kernel's blockedPolicy(0)) on the same inputs. In the standard binary the direct
+// mode is bit for bit the unblocked arithmetic; the expanded |x|^2 + |y|^2 - 2 x.y mode is within its
+// documented bound, and falls back to the direct mode when a large common offset would cancel.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getWasmThreads, Pm, setWasmThreads, Vi, Vj } from '../src/index.js';
+import { loadKernel } from '../src/wasm/wasm-loader.js';
+import { relaxedSimdSupported } from '../src/wasm/kernel-source.js';
+import { KERNEL_RELAXED_WASM_BASE64 } from '../src/wasm/wasm-binary.generated.js';
+import { rng } from './helpers/random.js';
+
+type DT = 'float32' | 'float64';
+interface BlockedExports {
+  blockedPolicy(p: number): number;
+  blockedFeatures(): number;
+  blockedInfo(): number;
+}
+
+const OFF = 0;
+const AUTO = 1;
+const DIRECT = 2;
+const EXPANDED = 3;
+
+let kernel: BlockedExports;
+let relaxed = false;
+let threads = 1;
+beforeAll(async () => {
+  kernel = (await loadKernel()) as unknown as BlockedExports;
+  relaxed = (kernel.blockedFeatures() & 1) !== 0;
+  // the policy is a property of the main thread's kernel instance: keep every job there
+  threads = await getWasmThreads();
+  setWasmThreads(1);
+});
+afterAll(() => {
+  kernel.blockedPolicy(AUTO);
+  setWasmThreads(threads);
+});
+
+async function withPolicy<R>(policy: number, run: () => Promise<R>): Promise<R> {
+  const old = kernel.blockedPolicy(policy);
+  try {
+    return await run();
+  } finally {
+    kernel.blockedPolicy(old);
+  }
+}
+
+function data(
+  random: () => number,
+  n: number,
+  d: number,
+  dtype: DT,
+  offset = 0,
+  scale = 1,
+): Float32Array | Float64Array {
+  const a = dtype === 'float32' ? new Float32Array(n * d) : new Float64Array(n * d);
+  for (let k = 0; k < a.length; k++) a[k] = offset + scale * (2 * random() - 1);
+  return a;
+}
+
+/** float64 squared distances of the rows as stored. */
+function refSq(x: ArrayLike<number>, y: ArrayLike<number>, N: number, M: number, D: number): Float64Array {
+  const out = new Float64Array(N * M);
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < M; j++) {
+      let s = 0;
+      for (let k = 0; k < D; k++) s += (x[i * D + k]! - y[j * D + k]!) ** 2;
+      out[i * M + j] = s;
+    }
+  }
+  return out;
+}
+function sqNorms(x: ArrayLike<number>, n: number, D: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) for (let k = 0; k < D; k++) out[i] = out[i]! + x[i * D + k]! ** 2;
+  return out;
+}
+
+const unit = (dtype: DT): number => (dtype === 'float32' ? 2 ** -24 : 2 ** -53);
+
+/** K-nearest (values and indices) of sqDist at the given policy. */
+async function knnAt(
+  policy: number,
+  x: Float32Array | Float64Array,
+  y: Float32Array | Float64Array,
+  D: number,
+  K: number,
+) {
+  return withPolicy(policy, async () => {
+    const r = await Vi(x, D).sqDist(Vj(y, D)).kMinArgKMin(K, 1, { engine: 'wasm' });
+    return { values: Array.from(r.values.data), indices: Array.from(r.indices.data) };
+  });
+}
+
+/** Checks the K-NN result against the float64 reference: each value within the expanded-mode bound
+ *  2 gamma_{D+2} (|x|^2 + |y|^2) of the exact distance of its pair, the pairs the K smallest up to
+ *  that bound, ascending, ties in index order. */
+function checkKnn(
+  got: { values: number[]; indices: number[] },
+  x: ArrayLike<number>,
+  y: ArrayLike<number>,
+  N: number,
+  M: number,
+  D: number,
+  K: number,
+  dtype: DT,
+): void {
+  const ref = refSq(x, y, N, M, D);
+  const nx = sqNorms(x, N, D);
+  const ny = sqNorms(y, M, D);
+  const g = (D + 2) * unit(dtype) * 1.01;
+  for (let i = 0; i < N; i++) {
+    const sorted = Array.from(ref.subarray(i * M, (i + 1) * M)).sort((a, b) => a - b);
+    for (let t = 0; t < Math.min(K, M); t++) {
+      const j = got.indices[i * K + t]!;
+      expect(j).toBeGreaterThanOrEqual(0);
+      const tol = 2 * g * (nx[i]! + ny[j]!) + 1e-300;
+      expect(Math.abs(got.values[i * K + t]! - ref[i * M + j]!)).toBeLessThanOrEqual(tol);
+      expect(ref[i * M + j]!).toBeLessThanOrEqual(sorted[t]! + 2 * tol);
+      if (t > 0) expect(got.values[i * K + t]!).toBeGreaterThanOrEqual(got.values[i * K + t - 1]!);
+    }
+  }
+}
+
+const DIMS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 50, 64, 100, 257, 784, 1024, 4096];
+// sizes off the tiles (4 x 8 f32 / 4 x 4 f64, groups of 8 rows, blocks of 16..512)
+const SIZES: [number, number][] = [
+  [13, 37],
+  [70, 20],
+  [6, 130],
+  [1, 3],
+];
+
+describe('blocked tiles: the two binaries', () => {
+  it('the relaxed-SIMD kernel is loaded exactly where the runtime validates relaxed SIMD', () => {
+    const major = Number(process.versions.node.split('.')[0]);
+    // Node 20 rejects relaxed-SIMD opcodes; Node >= 22 accepts them
+    expect(relaxedSimdSupported()).toBe(major >= 22);
+    expect(relaxed).toBe(relaxedSimdSupported() && KERNEL_RELAXED_WASM_BASE64 !== '');
+  });
+});
+
+describe('blocked tiles: sqDist K-NN', () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    it.each(DIMS)(`${dtype}, D = %i: same neighbours as unblocked, values within the bound`, async (D) => {
+      const random = rng(1000 + D);
+      for (const [N, M] of SIZES) {
+        if (D >= 1024 && M > 40) continue; // keep the float64 reference quick
+        const x = data(random, N, D, dtype);
+        const y = data(random, M, D, dtype);
+        const K = Math.min(5, M);
+        const off = await knnAt(OFF, x, y, D, K);
+        const auto = await knnAt(AUTO, x, y, D, K);
+        // the blocked path ran (one blocked SQDIST) exactly from D = 8 on
+        expect(kernel.blockedInfo() & 0xff).toBe(D >= 8 ? 1 : 0);
+        const direct = await knnAt(DIRECT, x, y, D, K);
+        const expanded = await knnAt(EXPANDED, x, y, D, K);
+        expect(auto.indices).toEqual(off.indices);
+        expect(expanded.indices).toEqual(off.indices);
+        if (!relaxed) expect(direct.values).toEqual(off.values);
+        expect(direct.indices).toEqual(off.indices);
+        for (const r of [off, auto, direct, expanded]) checkKnn(r, x, y, N, M, D, K, dtype);
+      }
+    });
+  }
+});
+
+describe('blocked tiles: sums, dot, matVecMult, weightedSqDist', () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    const rtol = dtype === 'float32' ? 2e-4 : 1e-11;
+    it.each([8, 16, 50, 784, 4096])(`${dtype}, D = %i: Gaussian kernel sum, dot, weighted`, async (D) => {
+      const random = rng(7 + D);
+      const [N, M] = D >= 1024 ? [9, 21] : [13, 75];
+      const x = data(random, N, D, dtype);
+      const y = data(random, M, D, dtype);
+      const b = data(random, M, 1, dtype);
+      const w = data(random, D, 1, dtype, 1.5, 0.5); // weights in [1, 2]
+      const gamma = 1 / D;
+      const ref = refSq(x, y, N, M, D);
+      const run = (policy: number) =>
+        withPolicy(policy, async () => {
+          const X = Vi(x, D);
+          const Y = Vj(y, D);
+          const B = Vj(b, 1);
+          const gauss = await X.sqDist(Y).mul(-gamma).exp().mul(B).sum(1, { engine: 'wasm' });
+          const dot = await X.dot(Y).mul(B).sum(1, { engine: 'wasm' });
+          const wsq = await X.weightedSqDist(Y, Pm(w)).sum(1, { engine: 'wasm' });
+          return { gauss: Array.from(gauss.data), dot: Array.from(dot.data), wsq: Array.from(wsq.data) };
+        });
+      const off = await run(OFF);
+      const auto = await run(AUTO);
+      if (!relaxed) {
+        expect(auto.dot).toEqual(off.dot);
+        expect(auto.wsq).toEqual(off.wsq);
+      }
+      for (let i = 0; i < N; i++) {
+        let g = 0;
+        let gs = 0;
+        let d = 0;
+        let ds = 0;
+        let q = 0;
+        for (let j = 0; j < M; j++) {
+          const e = Math.exp(-gamma * ref[i * M + j]!);
+          g += e * b[j]!;
+          gs += e * Math.abs(b[j]!);
+          let dd = 0;
+          let qq = 0;
+          let da = 0;
+          for (let k = 0; k < D; k++) {
+            dd += x[i * D + k]! * y[j * D + k]!;
+            da += Math.abs(x[i * D + k]! * y[j * D + k]!);
+            qq += w[k]! * (x[i * D + k]! - y[j * D + k]!) ** 2;
+          }
+          d += dd * b[j]!;
+          ds += da * Math.abs(b[j]!);
+          q += qq;
+        }
+        for (const r of [off, auto]) {
+          // exp(-gamma S) with S within 2 gamma_{D+2}(|x|^2 + |y|^2) ~ 4 (D + 2) u D / 3 of exact
+          expect(Math.abs(r.gauss[i]! - g)).toBeLessThanOrEqual(rtol * gs + 8 * (D + 2) * unit(dtype) * gs);
+          expect(Math.abs(r.dot[i]! - d)).toBeLessThanOrEqual(rtol * ds + (D + M) * unit(dtype) * ds);
+          expect(Math.abs(r.wsq[i]! - q)).toBeLessThanOrEqual(rtol * q);
+        }
+      }
+    });
+  }
+
+  it('matVecMult: one blocked DOT per output row', async () => {
+    const random = rng(99);
+    const [N, M, m, n] = [11, 29, 3, 40];
+    const A = data(random, N, m * n, 'float32');
+    const v = data(random, M, n, 'float32');
+    const run = (policy: number) =>
+      withPolicy(policy, async () =>
+        Array.from(
+          (
+            await Vi(A, m * n)
+              .matVecMult(Vj(v, n))
+              .sum(1, { engine: 'wasm' })
+          ).data,
+        ),
+      );
+    const off = await run(OFF);
+    const auto = await run(AUTO);
+    expect(kernel.blockedInfo() & 0xff).toBe(m);
+    if (!relaxed) expect(auto).toEqual(off);
+    for (let i = 0; i < N; i++) {
+      for (let r = 0; r < m; r++) {
+        let s = 0;
+        let sa = 0;
+        for (let j = 0; j < M; j++) {
+          for (let k = 0; k < n; k++) {
+            s += A[i * m * n + r * n + k]! * v[j * n + k]!;
+            sa += Math.abs(A[i * m * n + r * n + k]! * v[j * n + k]!);
+          }
+        }
+        expect(Math.abs(auto[i * m + r]! - s)).toBeLessThanOrEqual(1e-5 * sa);
+      }
+    }
+  });
+});
+
+describe('blocked tiles: NaN, ties, large common offset', () => {
+  it('NaN is never selected and overflow gives +inf, as in the unblocked path', async () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      for (const D of [9, 50, 300]) {
+        const random = rng(5 + D);
+        const [N, M] = [10, 41];
+        const x = data(random, N, D, dtype);
+        const y = data(random, M, D, dtype);
+        // row 2 overflows: its squared distances are +inf in the direct form, inf - inf = NaN in the
+        // expanded one (which must then fall back)
+        x.fill(dtype === 'float32' ? 3e19 : 1e160, 2 * D, 3 * D);
+        const K = 6;
+        const t = (D * 2) / 3; // about the mean squared distance: sqrt(S - t) is NaN for the nearer half
+        const run = (policy: number) =>
+          withPolicy(policy, async () => {
+            const S = Vi(x, D).sqDist(Vj(y, D));
+            const a = await S.kMinArgKMin(K, 1, { engine: 'wasm' });
+            const b = await S.sub(t).sqrt().kMinArgKMin(K, 1, { engine: 'wasm' });
+            return {
+              values: Array.from(a.values.data),
+              indices: Array.from(a.indices.data),
+              nanValues: Array.from(b.values.data),
+              nanIndices: Array.from(b.indices.data),
+            };
+          });
+        const off = await run(OFF);
+        for (const policy of [AUTO, EXPANDED, DIRECT]) {
+          const r = await run(policy);
+          expect(r.indices).toEqual(off.indices);
+          expect(r.nanIndices).toEqual(off.nanIndices);
+          expect(r.values.slice(2 * K, 3 * K)).toEqual(Array(K).fill(Infinity));
+          // ties at +inf go to the lowest indices
+          expect(r.indices.slice(2 * K, 3 * K)).toEqual([0, 1, 2, 3, 4, 5]);
+          const ref = refSq(x, y, N, M, D);
+          for (let i = 0; i < N; i++) {
+            for (let q = 0; q < K; q++) {
+              const j = r.nanIndices[i * K + q]!;
+              if (j < 0) {
+                expect(Number.isNaN(r.nanValues[i * K + q]!)).toBe(true);
+                continue;
+              }
+              // never a pair whose S - t is negative (NaN under the sqrt), up to rounding
+              expect(ref[i * M + j]!).toBeGreaterThanOrEqual(t * (1 - 1e-4));
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it('ties go to the lowest index (exact duplicates)', async () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      for (const D of [8, 16, 100]) {
+        const random = rng(3 + D);
+        const [N, M] = [9, 33];
+        const x = data(random, N, D, dtype);
+        const y = data(random, M, D, dtype);
+        // y rows 3, 20 and 31 are copies of x row 0; y rows 5 and 6 are equal
+        for (const j of [3, 20, 31]) y.set(x.subarray(0, D), j * D);
+        y.set(y.subarray(5 * D, 6 * D), 6 * D);
+        for (const policy of [OFF, AUTO, DIRECT, EXPANDED]) {
+          const r = await knnAt(policy, x, y, D, 4);
+          expect(r.indices.slice(0, 3)).toEqual([3, 20, 31]);
+          expect(r.values.slice(0, 3)).toEqual([0, 0, 0]);
+          const rank5 = r.indices.indexOf(5);
+          if (rank5 >= 0 && rank5 % 4 < 3) expect(r.indices[rank5 + 1]).toBe(6);
+        }
+        const a = await Vi(x, D).sqDist(Vj(y, D)).argMin(1, { engine: 'wasm' });
+        expect(a.data[0]).toBe(3);
+      }
+    }
+  });
+
+  it('a large common offset (|x| >> distances) falls back to direct differences', async () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      for (const D of [16, 64, 784]) {
+        const random = rng(11 + D);
+        const [N, M] = [12, 40];
+        const scale = dtype === 'float32' ? 1e-2 : 1e-7;
+        const x = data(random, N, D, dtype, 1000, scale);
+        const y = data(random, M, D, dtype, 1000, scale);
+        const K = 5;
+        const off = await knnAt(OFF, x, y, D, K);
+        const auto = await knnAt(AUTO, x, y, D, K);
+        const expanded = await knnAt(EXPANDED, x, y, D, K);
+        // every tile fails the criterion, so the results are the direct (unblocked) ones
+        expect(auto.indices).toEqual(off.indices);
+        expect(expanded.indices).toEqual(off.indices);
+        if (!relaxed) {
+          expect(auto.values).toEqual(off.values);
+          expect(expanded.values).toEqual(off.values);
+        }
+        // and accurate relative to the distances themselves (the expanded form would be off by
+        // about (D + 2) u 4e6 D, far more than the distances)
+        const ref = refSq(x, y, N, M, D);
+        for (let i = 0; i < N; i++) {
+          for (let t = 0; t < K; t++) {
+            const j = auto.indices[i * K + t]!;
+            const exact = ref[i * M + j]!;
+            expect(Math.abs(auto.values[i * K + t]! - exact)).toBeLessThanOrEqual(4 * (D + 2) * unit(dtype) * exact);
+          }
+        }
+      }
+    }
+  });
+});
