@@ -12,6 +12,7 @@ export { Tensor } from './core/tensor.js';
 export { reduction, runReduction, vjp } from './core/reduction-grad.js';
 export { solveVjp } from './core/solve.js';
 export { knn } from './core/knn.js';
+export { kdOrder } from './core/kd-order.js';
 export type { KnnMetric, KnnOptions, KnnResult } from './core/knn.js';
 export { kMeans } from './core/kmeans.js';
 export type { KMeansOptions, KMeansResult } from './core/kmeans.js';
