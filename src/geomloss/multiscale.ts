@@ -5,8 +5,8 @@
 //     to the points;
 //  2. each temperature eps of the schedule runs on the coarsest level that resolves it: the
 //     shallowest depth whose cells' spread sigma (the root mean square distance of the points to
-//     their cell's mean) has (2 sigma)^p <= eps. For grid cubes of side s in 3-D, 2 sigma = s: this is
-//     GeomLoss's rule eps >= s^p at its single jump, for cells of any shape and dimension. The depths
+//     their cell's mean) has (SPREAD sigma)^p <= eps, for cells of any shape and dimension (for grid
+//     cubes of side s in 3-D, 2 sigma = s: SPREAD = 2 would be GeomLoss's rule eps >= s^p). The depths
 //     of x and y are chosen apart (clouds of very different sizes). The final temperature and the
 //     convergence iterations run on the points;
 //  3. when the level changes, the potentials are extrapolated to the next one by one softmin from
@@ -113,9 +113,19 @@ export interface MultiscaleResult {
   hierarchy: LevelStats[];
 }
 
-/** The shallowest depth (from `coarsest` on) whose cells resolve eps: (2 sigma)^p <= eps. */
+/**
+ * A level resolves eps when (SPREAD sigma)^p <= eps. SPREAD = 2 is GeomLoss's jump rule for grid
+ * cubes in 3-D (2 sigma = the side); SPREAD = 1 (cells twice as wide per temperature) was measured
+ * better on both counts on a 3000 x 2500-point 3-D case, blur 0.02, GeomLoss's schedule: value 0.56%
+ * from the converged one against 0.64%, and 35% fewer pairs visited. The coarse levels only warm-start
+ * the finer ones (each level's truncation is exact), so the rule trades speed against the quality of
+ * the warm start, never correctness.
+ */
+const SPREAD = 1;
+
+/** The shallowest depth (from `coarsest` on) whose cells resolve eps. */
 function depthFor(tree: Tree, eps: number, p: number, coarsest: number): number {
-  for (let d = coarsest; d < tree.finest; d++) if (Math.pow(2 * tree.sigma[d]!, p) <= eps) return d;
+  for (let d = coarsest; d < tree.finest; d++) if (Math.pow(SPREAD * tree.sigma[d]!, p) <= eps) return d;
   return tree.finest;
 }
 
