@@ -36,7 +36,7 @@ async function agree(x: Pts, y: Pts, opts: SamplesLossOptions, w?: WeightsArgume
   const base: SamplesLossOptions = {
     loss: 'sinkhorn',
     dtype: 'float64',
-    convergence: { tol: 1e-9, maxIter: 2000 },
+    convergence: { tol: 1e-8, maxIter: 2000 },
     ...opts,
   };
   const online = await new SamplesLoss({ ...base, backend: 'online' }).valueAndGrad(x, y, w);
@@ -70,7 +70,7 @@ describe('multilevel multiscale equals converged online (float64)', () => {
       const r = rng(17 + D);
       const x = uniform(5 + D, 2000, D);
       const y = Float64Array.from({ length: 1500 * D }, () => 0.2 + 0.7 * r() * r());
-      const m = await agree(pts(x, D), pts(y, D), { blur: 0.15, reach }, { a: weights(r, 2000), b: weights(r, 1500) });
+      const m = await agree(pts(x, D), pts(y, D), { blur: 0.25, reach }, { a: weights(r, 2000), b: weights(r, 1500) });
       const ms = m.info.multiscale!;
       // The hierarchy ran end to end: coarse levels first, the points last, with its statistics.
       expect(ms.hierarchy.length).toBeGreaterThanOrEqual(3);
@@ -98,8 +98,8 @@ describe('multilevel multiscale on degenerate inputs', () => {
 
   it('points on a line and on a plane in 3-D', async () => {
     const r = rng(8);
-    const line = Float64Array.from({ length: 800 * 3 }, (_, k) => (k % 3 === 0 ? r() : 0.5));
-    const plane = Float64Array.from({ length: 700 * 3 }, (_, k) => (k % 3 === 2 ? 0.25 : r()));
+    const line = Float64Array.from({ length: 600 * 3 }, (_, k) => (k % 3 === 0 ? r() : 0.5));
+    const plane = Float64Array.from({ length: 500 * 3 }, (_, k) => (k % 3 === 2 ? 0.25 : r()));
     await agree(pts(line, 3), pts(plane, 3), { blur: 0.1 });
   }, 120_000);
 
@@ -111,12 +111,12 @@ describe('multilevel multiscale on degenerate inputs', () => {
   }, 120_000);
 
   it('clouds of very different sizes', async () => {
-    const x = uniform(11, 3000, 3);
+    const x = uniform(11, 2000, 3);
     const y = uniform(12, 25, 3, 0.3, 0.4);
     const m = await agree(pts(x, 3), pts(y, 3), { blur: 0.1 });
     const levels = m.info.multiscale!.hierarchy;
     // The depths of x and y are chosen apart: y reaches its points long before x.
-    expect(levels.some((l) => l.cells.y === 25 && l.cells.x < 3000)).toBe(true);
+    expect(levels.some((l) => l.cells.y === 25 && l.cells.x < 2000)).toBe(true);
   }, 120_000);
 });
 
