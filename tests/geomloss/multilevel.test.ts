@@ -94,34 +94,38 @@ describe('multilevel multiscale on degenerate inputs', () => {
     const x = Float64Array.from({ length: 3000 * 3 }, (_, k) => locations[(Math.floor(k / 3) % 7) * 3 + (k % 3)]!);
     const y = uniform(4, 400, 3);
     await agree(pts(x, 3), pts(y, 3), { blur: 0.1 });
-  }, 120_000);
+  }, 300_000);
 
   it('points on a line and on a plane in 3-D', async () => {
     const r = rng(8);
     const line = Float64Array.from({ length: 600 * 3 }, (_, k) => (k % 3 === 0 ? r() : 0.5));
     const plane = Float64Array.from({ length: 500 * 3 }, (_, k) => (k % 3 === 2 ? 0.25 : r()));
     await agree(pts(line, 3), pts(plane, 3), { blur: 0.1 });
-  }, 120_000);
+  }, 300_000);
 
   it('two clouds far apart', async () => {
     const x = uniform(9, 600, 2);
     const y = uniform(10, 500, 2, 40);
     const m = await agree(pts(x, 2), pts(y, 2), { blur: 0.5 });
     expect(m.value).toBeGreaterThan(0.5 * 40 * 40);
-  }, 120_000);
+  }, 300_000);
 
   it('clouds of very different sizes', async () => {
     const x = uniform(11, 2000, 3);
     const y = uniform(12, 25, 3, 0.3, 0.4);
-    const m = await agree(pts(x, 3), pts(y, 3), { blur: 0.1 });
+    const m = await agree(pts(x, 3), pts(y, 3), { blur: 0.25 });
     const levels = m.info.multiscale!.hierarchy;
-    // The depths of x and y are chosen apart: y reaches its points long before x.
-    expect(levels.some((l) => l.cells.y === 25 && l.cells.x < 2000)).toBe(true);
-  }, 120_000);
+    // The depths of x and y are chosen apart: each cloud's own tree, down to its own points.
+    const points = levels[levels.length - 1]!;
+    expect(points.cells).toEqual({ x: 2000, y: 25 });
+    expect(points.depth.x).toBeGreaterThan(points.depth.y);
+  }, 300_000);
 });
 
 describe('multilevel multiscale in high dimension', () => {
   it('D = 16: clustered clouds, the same converged solution', async () => {
+    // truncate 8: with the default 5 the dropped tails (each below exp(-12.5) of its row, many of them
+    // in 16-D) move as the patterns change, and kept the change above tol 1e-8 for 2000 iterations.
     // Points near a few centres (a low intrinsic dimension, where a tree pays off in 16-D).
     const r = rng(21);
     const centres = uniform(22, 6 * 16, 16);
@@ -130,7 +134,7 @@ describe('multilevel multiscale in high dimension', () => {
         const c = Math.floor(k / 16) % 6;
         return centres[c * 16 + (k % 16)]! + shift + 0.05 * (r() - 0.5);
       });
-    const m = await agree(pts(around(600, 0), 16), pts(around(500, 0.02), 16), { blur: 0.05 });
+    const m = await agree(pts(around(600, 0), 16), pts(around(500, 0.02), 16), { blur: 0.1, truncate: 8 });
     expect(m.info.multiscale!.hierarchy.length).toBeGreaterThanOrEqual(2);
-  }, 120_000);
+  }, 300_000);
 });

@@ -173,17 +173,14 @@ describe('multiscale: the hierarchy of levels', () => {
     for (const k of ['x', 'y', 'a', 'b'] as const)
       expect(relMax(multi.grad[k].data, full.grad[k].data), k).toBeLessThan(1e-9);
     // clusterScale caps the coarsest level: cells of at most that size.
-    const capped = await new SamplesLoss({ ...base, backend: 'multiscale', clusterScale: 0.2 }).value(x, y, { a, b });
-    const cappedInfo = (await new SamplesLoss({ ...base, backend: 'multiscale', clusterScale: 0.2 }).potentials(x, y))
-      .info.multiscale!;
-    expect(cappedInfo.clusters.x).toBeGreaterThan(ms.clusters.x);
-    expect(Number.isFinite(capped)).toBe(true);
-    // Near the fixed point it agrees with online.
-    const converge: SamplesLossOptions = { ...base, convergence: { tol: 1e-12, maxIter: 300 } };
-    const online = await new SamplesLoss({ ...converge, backend: 'online' }).value(x, y, { a, b });
-    const near = await new SamplesLoss({ ...converge, backend: 'multiscale' }).valueAndGrad(x, y, { a, b });
-    expect(Math.abs(near.value - online) / online).toBeLessThan(1e-5);
-  }, 120_000);
+    const capped = await new SamplesLoss({ ...base, backend: 'multiscale', clusterScale: 0.2 }).potentials(x, y, {
+      a,
+      b,
+    });
+    expect(capped.info.multiscale!.clusters.x).toBeGreaterThan(ms.clusters.x);
+    expect(Number.isFinite(capped.value)).toBe(true);
+    // Near the fixed point it agrees with online: tests/geomloss/multilevel.test.ts.
+  }, 300_000);
 });
 
 describe('multiscale: choice and errors', () => {
