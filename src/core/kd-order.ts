@@ -1,11 +1,27 @@
-// A k-d tree order of a point cloud for the exact K-NN search (src/core/knn.ts): a core-level copy of
-// src/geomloss/spatial.ts's kdOrder (tests/knn/knn.test.ts checks that both give the same order).
-// A copy, not a move: the core never imports from geomloss, and this leaves geomloss untouched.
+// A k-d tree order of a point cloud: the exact K-NN search (src/core/knn.ts) and GeomLoss's spatial
+// order and multiscale hierarchy (src/geomloss/spatial.ts, hierarchy.ts) share it; it is public
+// (src/index.ts), and GeomLoss imports it from there like the rest of the core.
+import { InputError } from './errors.js';
 
 /**
- * A k-d tree order: the rows are split in two at the median of their widest coordinate until at
- * most `leaf` remain; returns the permutation (rows of a leaf consecutive, neighbouring leaves mostly
- * consecutive too) and the leaves as [start, end) ranges of it, in order.
+ * A k-d tree order of N points: the rows are split in two at the median of their widest coordinate
+ * until at most `leaf` remain. A node of rows [lo, hi) with more than `leaf` rows splits at
+ * min(hi - 1, lo + ceil((hi - lo) / 2 / leaf) * leaf) (full leaves), its smaller rows by that
+ * coordinate first, ties broken by row index: the same tree on every run, and its shape depends on
+ * N and `leaf` only.
+ * @param data the points, row-major [N, D] (any array-like of numbers: Float32Array, Float64Array, number[]).
+ * @param N the number of points (rows of `data`).
+ * @param D the dimension (columns of `data`); any D >= 1.
+ * @param leaf the most rows of a leaf, a positive integer.
+ * @returns `perm`: row r of the order is input row perm[r] (rows of a leaf consecutive, neighbouring
+ *   leaves mostly consecutive too); `leaves`: the leaves as flat [start, end) pairs of positions in
+ *   the order, in order.
+ * @throws InputError when N, D or leaf is not a positive integer (N may be 0), when `data` holds fewer
+ *   than N * D numbers, or when a coordinate is not finite.
+ * @example
+ * ```ts
+ * const { perm, leaves } = kdOrder(points, N, 3, 32); // leaves of at most 32 nearby points
+ * ```
  */
 export function kdOrder(
   data: ArrayLike<number>,
@@ -13,6 +29,7 @@ export function kdOrder(
   D: number,
   leaf: number,
 ): { perm: Int32Array; leaves: Int32Array } {
+  checkArguments(data, N, D, leaf);
   const perm = Int32Array.from({ length: N }, (_, i) => i);
   const leaves: number[] = [];
   const stack: [number, number][] = [[0, N]];
@@ -91,5 +108,23 @@ function selectRank(
     if (k <= j) r = j;
     else if (k >= i) l = i;
     else return;
+  }
+}
+
+function checkArguments(data: ArrayLike<number>, N: number, D: number, leaf: number): void {
+  const count = (v: number, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
+  if (!count(N, 0)) throw new InputError(`kdOrder: N must be a non-negative integer, got ${String(N)}`);
+  if (!count(D, 1)) throw new InputError(`kdOrder: D must be a positive integer, got ${String(D)}`);
+  if (!count(leaf, 1)) throw new InputError(`kdOrder: leaf must be a positive integer, got ${String(leaf)}`);
+  if (data === null || typeof data !== 'object' || typeof data.length !== 'number')
+    throw new InputError('kdOrder: data must be an array of numbers (row-major [N, D])');
+  if (data.length < N * D)
+    throw new InputError(`kdOrder: data holds ${data.length} numbers, fewer than N * D = ${N} * ${D}`);
+  // NaN would leave the median selection without a total order: a meaningless tree.
+  for (let k = 0; k < N * D; k++) {
+    if (!Number.isFinite(data[k]))
+      throw new InputError(
+        `kdOrder: coordinate ${k % D} of point ${Math.floor(k / D)} is ${String(data[k])}, not finite`,
+      );
   }
 }

@@ -144,6 +144,38 @@ export interface LossInfo {
     };
     /** The fine pairs the loop's truncated updates visited, in all (the gradients excluded). */
     finePairs: number;
+    /** Every level the loop ran on, coarsest first, the points last (the hierarchy's depths that some
+     *  temperature needed; see the README's multiscale section). */
+    hierarchy: {
+      /** The level's cells holding points of x and of y (the points themselves on the last level). */
+      cells: {
+        /** Cells of x. */
+        x: number;
+        /** Cells of y. */
+        y: number;
+      };
+      /** The depth of the level in each cloud's k-d tree (2^depth cells, fewer where a cell is one point). */
+      depth: {
+        /** Depth in the tree of x. */
+        x: number;
+        /** Depth in the tree of y. */
+        y: number;
+      };
+      /** The temperatures (eps) of the schedule that ran on this level. */
+      temperatures: number[];
+      /** Sinkhorn iterations run on this level (its temperatures, and the convergence iterations on the points). */
+      iterations: number;
+      /** Pairs of cells visited on this level: the loop's softmins, the extrapolation into it and, on the
+       *  points, the final step and the gradients. */
+      pairsVisited: number;
+      /** pairsVisited over the pairs the same reductions visit without truncation (1: dense). */
+      keptFraction: number;
+    }[];
+    /** Every pair visited, all levels together, gradients included. */
+    pairsVisited: number;
+    /** pairsVisited / (n log2 n), n the larger of N and M: roughly constant as n grows when the solve
+     *  is O(n log n). */
+    pairsPerNLogN: number;
   } | null;
 }
 
@@ -466,6 +498,13 @@ export class SamplesLoss {
         out.gradX = times(out.gradX, sq1);
         out.gradY = times(out.gradY, sq1);
         if (info.schedule !== null) info.schedule = info.schedule.map((e) => e * Math.pow(s, o.p));
+        const ms = info.multiscale;
+        if (ms !== null) {
+          const sp = Math.pow(s, o.p);
+          ms.jumpEpsilon *= sp;
+          for (const l of ms.levels) l.untilEpsilon *= sp;
+          for (const l of ms.hierarchy) l.temperatures = l.temperatures.map((e) => e * sp);
+        }
         if (info.diameter !== null) info.diameter *= s;
       }
       // value() and valueAndGrad() fail alike on a result float32 cannot hold.
@@ -547,12 +586,23 @@ export class SamplesLoss {
     if (multiscale) {
       const m = await sinkhornMultiscale(backend, X.cloud, Y.cloud, a, b, schedule, diameter, o, wantGrads);
       info.backend = 'multiscale';
+      const n = Math.max(X.cloud.N, Y.cloud.N);
       info.multiscale = {
         clusters: m.clusters,
-        jumpEpsilon: schedule[m.jump]!,
+        jumpEpsilon: schedule[Math.max(0, m.jump)]!,
         levels: m.levels.map((l) => ({ clusters: l.clusters, untilEpsilon: schedule[l.jump]! })),
         density: m.density,
         finePairs: m.finePairs,
+        hierarchy: m.hierarchy.map((l) => ({
+          cells: l.cells,
+          depth: l.depth,
+          temperatures: l.temperatures,
+          iterations: l.iterations,
+          pairsVisited: l.pairs,
+          keptFraction: l.densePairs > 0 ? l.pairs / l.densePairs : 1,
+        })),
+        pairsVisited: m.pairsVisited,
+        pairsPerNLogN: m.pairsVisited / (n * Math.max(1, Math.log2(n))),
       };
       run = m;
     } else if (!X.cloud.batched) {

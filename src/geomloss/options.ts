@@ -7,10 +7,12 @@ import { isAbortSignal } from '../core/scheduling.js';
 /** The losses of GeomLoss's SamplesLoss (plus a working Hausdorff divergence). */
 export type LossName = 'sinkhorn' | 'hausdorff' | 'energy' | 'gaussian' | 'laplacian';
 
-/** 'online' runs every reduction over all pairs; 'multiscale' (Sinkhorn, D <= 3, built-in costs,
- *  unbatched) clusters the clouds on a grid, solves the coarse problem while eps >= clusterScale^p, then
- *  restricts each fine reduction to the tile pairs kept by kernel truncation at its temperature;
- *  'auto' picks multiscale where it applies and N * M >= AUTO_MULTISCALE_PAIRS, online otherwise. */
+/** 'online' runs every reduction over all pairs; 'multiscale' (Sinkhorn, built-in costs, unbatched,
+ *  any dimension) is multilevel Sinkhorn: a k-d tree of each cloud, from the whole cloud down to the
+ *  points, each temperature on the coarsest level of cells that resolves it, the potentials handed
+ *  down by extrapolation, and every reduction at every level restricted to the blocks kept by kernel
+ *  truncation at its temperature; 'auto' picks multiscale for D <= 3 where N * M >= AUTO_MULTISCALE_PAIRS,
+ *  online otherwise. */
 export type Backend = 'auto' | 'online' | 'multiscale';
 
 /** From 5000 x 5000 points 'auto' runs multiscale (Sinkhorn, D <= 3, unbatched, built-in cost): on the
@@ -66,13 +68,16 @@ export interface SamplesLossOptions {
   diameter?: number | null;
   /** The ratio between two temperatures of the schedule, in (0, 1). Default 0.5. */
   scaling?: number;
-  /** Multiscale only: kernel truncation keeps a cluster pair when f_i + g_j - C_low(i, j) > -truncate^2 eps
-   *  at the jump (GeomLoss uses truncate * eps on the centroids' cost, which drops needed blocks near
-   *  convergence; C_low: the cost between the cells' closest possible points); null
-   *  keeps every pair. Accepted and unused by 'online'. Default 5. */
+  /** Multiscale only: kernel truncation keeps a block pair when a provable upper bound of
+   *  f_i + g_j - C(x_i, y_j) over it exceeds -truncate^2 eps / 2 (p = 2; -truncate^2 eps for p = 1), rebuilt
+   *  from the current potentials before every update at every level (GeomLoss truncates once, with
+   *  truncate * eps on the centroids' cost, which drops needed blocks near convergence); null keeps
+   *  every pair. Accepted and unused by 'online'. Default 5. */
   truncate?: number | null;
-  /** Multiscale only: the grid cell size; null = diameter / (sqrt(D) 2000^(1/D)) (~2000 cells, GeomLoss's
-   *  default). Accepted and unused by 'online'. Default null. */
+  /** Multiscale only: the cell size of the coarsest level (GeomLoss's grid cell size): the loop starts
+   *  on the first level of the hierarchy whose cells are at most that size (for cubes of side s,
+   *  2 sigma = s, sigma the cells' root mean square spread); null = from the whole cloud. Accepted and
+   *  unused by 'online'. Default null. */
   clusterScale?: number | null;
   /** Sinkhorn divergence (true) or raw entropic OT (false). Default true. */
   debias?: boolean;

@@ -134,8 +134,10 @@ describe('multiscale truncation', () => {
         expect(relMax(cut.grad[k].data, full.grad[k].data), k).toBeLessThan(tol);
       expect(relMax(pc.f.data, pf.f.data)).toBeLessThan(tol);
       expect(relMax(pc.g.data, pf.g.data)).toBeLessThan(tol);
-      // On GeomLoss's fixed schedule, multiscale and online are different iterations: a few % apart.
-      expect(Math.abs(cut.value - online) / online).toBeLessThan(0.05);
+      // On GeomLoss's fixed schedule, multiscale and online are different iterations: several % apart
+      // (the multilevel loop's extrapolations bring it closer to the converged value, 0.6% here,
+      // than online's 6%: tests/geomloss/multilevel.test.ts checks it against the converged value).
+      expect(Math.abs(cut.value - online) / online).toBeLessThan(0.1);
       report.add(
         `${dtype} truncate 5 vs none, GeomLoss schedule [kept xy ${(100 * cut.info.multiscale!.density.xy).toFixed(0)}%]`,
         { value: err(Math.abs(cut.value - full.value) / full.value) },
@@ -145,46 +147,51 @@ describe('multiscale truncation', () => {
   );
 });
 
-describe('multiscale: finer coarse levels', () => {
-  it('adds a level of half-size cells where it pays, and still solves the same problem', async () => {
+describe('multiscale: the hierarchy of levels', () => {
+  it('runs the schedule from coarse cells to the points, and still solves the same problem', async () => {
     const { x, y, a, b } = clouds(13, 1500, 1500, 3, 'float64');
-    // Large cells (27 at GeomLoss's level) so that a level of half-size cells pays at 1500 points.
-    const base: SamplesLossOptions = {
-      loss: 'sinkhorn',
-      p: 2,
-      blur: 0.05,
-      scaling: 0.5,
-      clusterScale: 0.4,
-      dtype: 'float64',
-    };
+    const base: SamplesLossOptions = { loss: 'sinkhorn', p: 2, blur: 0.05, scaling: 0.5, dtype: 'float64' };
     const multi = await new SamplesLoss({ ...base, backend: 'multiscale' }).valueAndGrad(x, y, { a, b });
-    const levels = multi.info.multiscale!.levels;
-    expect(levels.length).toBe(2);
-    expect(levels[0]!.clusters).toEqual(multi.info.multiscale!.clusters);
-    expect(levels[1]!.clusters.x).toBeGreaterThan(levels[0]!.clusters.x);
-    expect(levels[1]!.untilEpsilon).toBeLessThan(levels[0]!.untilEpsilon);
-    expect(multi.info.multiscale!.jumpEpsilon).toBe(levels[1]!.untilEpsilon);
+    const ms = multi.info.multiscale!;
+    const levels = ms.levels;
+    expect(levels.length).toBeGreaterThanOrEqual(2);
+    expect(levels[0]!.clusters).toEqual(ms.clusters);
+    for (let k = 1; k < levels.length; k++) {
+      expect(levels[k]!.clusters.x + levels[k]!.clusters.y).toBeGreaterThan(
+        levels[k - 1]!.clusters.x + levels[k - 1]!.clusters.y,
+      );
+      expect(levels[k]!.untilEpsilon).toBeLessThan(levels[k - 1]!.untilEpsilon);
+    }
+    expect(ms.jumpEpsilon).toBe(levels[levels.length - 1]!.untilEpsilon);
+    // The hierarchy: the coarse levels, then the points; every temperature ran once somewhere.
+    expect(ms.hierarchy.length).toBe(levels.length + 1);
+    expect(ms.hierarchy[ms.hierarchy.length - 1]!.cells).toEqual({ x: 1500, y: 1500 });
+    expect(ms.hierarchy.flatMap((l) => l.temperatures)).toEqual(multi.info.schedule);
     // Truncation is exact on this path too.
     const full = await new SamplesLoss({ ...base, backend: 'multiscale', truncate: null }).valueAndGrad(x, y, { a, b });
     expect(Math.abs(multi.value - full.value) / full.value).toBeLessThan(1e-9);
     for (const k of ['x', 'y', 'a', 'b'] as const)
       expect(relMax(multi.grad[k].data, full.grad[k].data), k).toBeLessThan(1e-9);
-    // Near the fixed point it agrees with online as the two-level path does.
-    const converge: SamplesLossOptions = { ...base, convergence: { tol: 1e-12, maxIter: 300 } };
-    const online = await new SamplesLoss({ ...converge, backend: 'online' }).value(x, y, { a, b });
-    const near = await new SamplesLoss({ ...converge, backend: 'multiscale' }).valueAndGrad(x, y, { a, b });
-    expect(near.info.multiscale!.levels.length).toBe(2);
-    expect(Math.abs(near.value - online) / online).toBeLessThan(1e-5);
-  }, 120_000);
+    // clusterScale caps the coarsest level: cells of at most that size.
+    const capped = await new SamplesLoss({ ...base, backend: 'multiscale', clusterScale: 0.2 }).potentials(x, y, {
+      a,
+      b,
+    });
+    expect(capped.info.multiscale!.clusters.x).toBeGreaterThan(ms.clusters.x);
+    expect(Number.isFinite(capped.value)).toBe(true);
+    // Near the fixed point it agrees with online: tests/geomloss/multilevel.test.ts.
+  }, 300_000);
 });
 
 describe('multiscale: choice and errors', () => {
-  it('errors for D > 3 and for batched clouds, names the backend', async () => {
+  it('takes any dimension, errors for batched clouds, names the backend', async () => {
     const r = rng(3);
     const x4 = Array.from({ length: 20 }, () => [r(), r(), r(), r()]);
     const loss = new SamplesLoss({ backend: 'multiscale' });
-    await expect(loss.value(x4, x4)).rejects.toThrow(GeomLossError);
-    await expect(loss.value(x4, x4)).rejects.toThrow(/multiscale' needs points of dimension D <= 3.*got D = 4/);
+    const v4 = await loss.valueAndGrad(x4, x4.slice(0, 15));
+    expect(v4.info.backend).toBe('multiscale');
+    const o4 = await new SamplesLoss({ backend: 'online' }).value(x4, x4.slice(0, 15));
+    expect(Math.abs(v4.value - o4) / o4).toBeLessThan(0.1);
     const xb = [
       [
         [0, 0],
@@ -195,6 +202,7 @@ describe('multiscale: choice and errors', () => {
         [1, 0],
       ],
     ];
+    await expect(loss.value(xb, xb)).rejects.toThrow(GeomLossError);
     await expect(loss.value(xb, xb)).rejects.toThrow(/does not take batched clouds/);
     // 'auto' stays online on a small problem and on D > 3.
     const auto = await new SamplesLoss({ blur: 0.1 }).potentials(x4, x4);
@@ -208,7 +216,7 @@ describe('multiscale: choice and errors', () => {
     const online = await new SamplesLoss({ blur: 0.05, backend: 'online' }).value(big.x, big.y);
     const info = (await new SamplesLoss({ blur: 0.05 }).valueAndGrad(big.x, big.y)).info;
     expect(info.backend).toBe('multiscale');
-    expect(info.multiscale!.clusters.x).toBeGreaterThan(100);
+    expect(info.multiscale!.hierarchy[info.multiscale!.hierarchy.length - 1]!.cells).toEqual({ x: 5000, y: 5000 });
     // Different iterations on GeomLoss's fixed schedule: a few % apart at most.
     expect(Math.abs(auto - online) / online).toBeLessThan(0.05);
     const small = clouds(9, 4999, 5000, 3, 'float32');

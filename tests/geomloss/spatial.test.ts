@@ -1,7 +1,7 @@
 // The k-d tree order behind both Sinkhorn backends: a permutation into full leaves of nearby points,
 // split at the median of the widest coordinate, the same on every run.
 import { describe, expect, it } from 'vitest';
-import { kdOrder } from '../../src/geomloss/spatial.js';
+import { kdOrder } from '../../src/index.js';
 import { rng } from './helpers.js';
 
 describe('kdOrder', () => {

@@ -199,13 +199,24 @@ describe('knn bad input', () => {
 });
 
 describe('the core k-d order', () => {
-  it('is the same order as GeomLoss spatial.ts (a copy, kept identical)', async () => {
+  it('is the one public kdOrder, which GeomLoss imports (no second copy)', async () => {
     const { kdOrder: core } = await import('../../src/core/kd-order.js');
-    const { kdOrder: geom } = await import('../../src/geomloss/spatial.js');
+    const { kdOrder: pub } = await import('../../src/index.js');
+    expect(pub).toBe(core);
+    const spatial = await import('../../src/geomloss/spatial.js');
+    expect('kdOrder' in spatial).toBe(false);
     const data = typed(uniformRows(rng(31), 3000, 3), 'float64');
     const a = core(data, 3000, 3, 64);
-    const b = geom(data, 3000, 3, 64);
-    expect(Array.from(a.perm)).toEqual(Array.from(b.perm));
-    expect(Array.from(a.leaves)).toEqual(Array.from(b.leaves));
+    expect(Array.from(a.perm).sort((u, v) => u - v)).toEqual(Array.from({ length: 3000 }, (_, i) => i));
+  });
+  it('names its bad arguments', async () => {
+    const { kdOrder } = await import('../../src/index.js');
+    const { InputError } = await import('../../src/core/errors.js');
+    expect(() => kdOrder([0, 1], 2, 1, 0)).toThrow(InputError);
+    expect(() => kdOrder([0, 1], 2, 1, 0)).toThrow(/leaf must be a positive integer/);
+    expect(() => kdOrder([0, 1], 3, 1, 4)).toThrow(/fewer than N \* D/);
+    expect(() => kdOrder([0, NaN], 2, 1, 4)).toThrow(/point 1 is NaN/);
+    expect(() => kdOrder([0, 1], 1.5, 1, 4)).toThrow(/N must be/);
+    expect(Array.from(kdOrder([], 0, 2, 4).perm)).toEqual([]);
   });
 });

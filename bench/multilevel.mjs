@@ -1,0 +1,121 @@
+// Multilevel Sinkhorn bench (issue 12): the 'multiscale' backend's scaling in N, a D = 16 case
+// against 'online', and its value on GeomLoss's fixed schedule against the converged online value.
+// Debiased Sinkhorn divergence, value and gradient, p = 2, blur 0.01, scaling 0.5, float32, on the
+// bench's two 3-D cloud families (bench/data.mjs). Every size runs in its own child process, so that
+// its peak resident memory is its own.
+// Usage: node bench/multilevel.mjs
+//   MULTILEVEL_SIZES=10000,30000,100000,300000,1000000 (default): the scaling table;
+//   MULTILEVEL_D16=100000 (default): points per cloud of the D = 16 case (0: skip);
+//   MULTILEVEL_CHECK=10000 (default): points per cloud of the accuracy check (0: skip).
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { SamplesLoss } from '../dist/geomloss.js';
+import { sinkhornClouds } from './data.mjs';
+
+const ms = (t) => `${(t / 1000).toFixed(2)} s`;
+const list = (v, fallback) =>
+  v === undefined
+    ? fallback
+    : v
+        .split(',')
+        .map(Number)
+        .filter((n) => n > 0);
+
+/** One solve, in this process; prints one JSON line. */
+async function one(kind, n, backend, extra) {
+  let x;
+  let y;
+  let D = 3;
+  if (kind === 'd16') {
+    // 16-D: points near 32 random centres (a low intrinsic dimension, as real features have),
+    // y a shifted copy of the same mixture; blur 0.05 of the bounding box's diagonal.
+    D = 16;
+    let s = 12345;
+    const r = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const centres = Float32Array.from({ length: 32 * D }, r);
+    const make = (shift) =>
+      Float32Array.from({ length: n * D }, (_, k) => {
+        const c = Math.floor(r() * 32);
+        return centres[c * D + (k % D)] + shift + 0.05 * (r() - 0.5);
+      });
+    x = make(0);
+    y = make(0.03);
+  } else ({ x, y } = sinkhornClouds(n, kind));
+  let diag = 0;
+  for (let k = 0; k < D; k++) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const c of [x, y])
+      for (let i = k; i < c.length; i += D) {
+        lo = Math.min(lo, c[i]);
+        hi = Math.max(hi, c[i]);
+      }
+    diag += (hi - lo) ** 2;
+  }
+  const blur = kind === 'd16' ? 0.05 * Math.sqrt(diag) : 0.01;
+  const loss = new SamplesLoss({ loss: 'sinkhorn', p: 2, blur, scaling: 0.5, debias: true, backend, ...extra });
+  const t0 = performance.now();
+  const res = await loss.valueAndGrad({ data: x, shape: [n, D] }, { data: y, shape: [n, D] });
+  const t = performance.now() - t0;
+  const m = res.info.multiscale;
+  console.log(
+    JSON.stringify({
+      value: res.value,
+      t,
+      iterations: res.info.iterations,
+      pairs: m ? m.pairsVisited : null,
+      perNLogN: m ? m.pairsPerNLogN : null,
+      levels: m
+        ? m.hierarchy.map((l) => `${l.cells.x}:${l.temperatures.length}:${(100 * l.keptFraction).toFixed(0)}%`)
+        : null,
+      rssMB: process.resourceUsage().maxRSS / 1024,
+    }),
+  );
+}
+
+function child(kind, n, backend, extra = {}) {
+  const out = execFileSync(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '--one', kind, String(n), backend, JSON.stringify(extra)],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+if (process.argv[2] === '--one') {
+  await one(process.argv[3], Number(process.argv[4]), process.argv[5], JSON.parse(process.argv[6]));
+} else {
+  console.log(
+    'Multilevel Sinkhorn (multiscale backend): p = 2, blur 0.01, scaling 0.5, debiased, float32, value and gradient',
+  );
+  console.log('  levels: cells of x : temperatures there : kept fraction of the pairs, coarsest first');
+  for (const kind of ['smooth', 'concentrated']) {
+    console.log(`${kind} clouds, D = 3, N = M:`);
+    console.log('  N         time      pairs visited   pairs / (N log2 N)   peak RSS   levels');
+    for (const n of list(process.env.MULTILEVEL_SIZES, [1e4, 3e4, 1e5, 3e5, 1e6])) {
+      const r = child(kind, n, 'multiscale');
+      console.log(
+        `  ${String(n).padEnd(9)} ${ms(r.t).padEnd(9)} ${r.pairs.toExponential(3).padEnd(15)} ${r.perNLogN.toFixed(0).padEnd(20)} ${r.rssMB.toFixed(0).padStart(5)} MB   ${r.levels.join(' ')}`,
+      );
+    }
+  }
+  const n16 = list(process.env.MULTILEVEL_D16, [1e5])[0];
+  if (n16) {
+    const m = child('d16', n16, 'multiscale');
+    const o = child('d16', n16, 'online');
+    console.log(
+      `D = 16, N = M = ${n16}, blur 0.05 of the diameter: multiscale ${ms(m.t)} (value ${m.value.toPrecision(6)}, ${m.perNLogN.toFixed(0)} pairs / N log2 N), online ${ms(o.t)} (value ${o.value.toPrecision(6)}): x${(o.t / m.t).toFixed(2)}`,
+    );
+  }
+  const nc = list(process.env.MULTILEVEL_CHECK, [1e4])[0];
+  if (nc) {
+    for (const kind of ['smooth', 'concentrated']) {
+      const m = child(kind, nc, 'multiscale');
+      const c = child(kind, nc, 'online', { convergence: { tol: 1e-5, maxIter: 300 } });
+      const rel = Math.abs(m.value - c.value) / Math.abs(c.value);
+      console.log(
+        `${kind}, N = M = ${nc}: multiscale (GeomLoss's schedule) ${m.value.toPrecision(6)} in ${ms(m.t)}; converged online ${c.value.toPrecision(6)} (${c.iterations} iterations, ${ms(c.t)}): off by ${(100 * rel).toFixed(2)}% (target < 1%)`,
+      );
+    }
+  }
+}
