@@ -28,7 +28,12 @@ export function kdOrder(
   N: number,
   D: number,
   leaf: number,
-): { perm: Int32Array; leaves: Int32Array } {
+): {
+  /** Row r of the order is input row perm[r]. */
+  perm: Int32Array;
+  /** The leaves as flat [start, end) pairs of positions in the order. */
+  leaves: Int32Array;
+} {
   checkArguments(data, N, D, leaf);
   const perm = Int32Array.from({ length: N }, (_, i) => i);
   const leaves: number[] = [];
