@@ -74,8 +74,10 @@ export function kdOrder(
  * Reorders perm[lo, hi) so that perm[k] is the row of rank k - lo by (coordinate `axis`, row index),
  * with no larger row before it and no smaller one after it: Hoare's selection with median-of-three
  * pivots, expected linear time (a full sort at every level of the tree cost ~0.6 s at 10^5 points).
+ * Internal (not re-exported by src/index.ts): GeomLoss's hierarchy builds the top of the same tree
+ * in time slices with it (src/geomloss/hierarchy.ts).
  */
-function selectRank(
+export function selectRank(
   perm: Int32Array,
   lo: number,
   hi: number,

@@ -12,8 +12,89 @@
 // width per cell, instead of with the square of the tiles as a test of every tile pair does.
 // The bounds are those of the single-jump backend this replaces (affine in the potentials plus a
 // bounded residual, and the cells' maxima), computed exactly on the tiles and merged up the tree.
+//
+// Everything here is long synchronous work at large N (the tree, the levels, the bounds, the
+// traversals): it runs in slices through a Slicer, which yields to the event loop when due and
+// rejects on an abort, like every other loop of the library.
 import { kdOrder, type BlockRanges } from '../index.js';
+import { selectRank } from '../core/kd-order.js';
+import { throwIfAborted, yieldIfDue, type AbortSignalLike } from '../core/scheduling.js';
 import type { Cloud } from './inputs.js';
+
+/**
+ * Time slicing for the hierarchy's loops: `tick()` once per small unit of work (a node pair, a tile,
+ * a cell); every `every` ticks (or weights) it checks the signal and yields to the event loop when the library's
+ * yield interval (20 ms of work) has passed. It returns a promise only then, so that a loop awaits
+ * rarely: `const p = slicer.tick(); if (p) await p;`. `now()` checks at once (after a large unit).
+ */
+export class Slicer {
+  private count = 0;
+  constructor(
+    readonly signal: AbortSignalLike | undefined,
+    private readonly every = 256,
+  ) {}
+
+  /** `weight`: the unit's cost in traversal steps (~16 points' worth of a linear pass each). */
+  tick(weight = 1): Promise<void> | undefined {
+    this.count += weight;
+    if (this.count < this.every) return undefined;
+    this.count = 0;
+    return this.now();
+  }
+
+  now(): Promise<void> | undefined {
+    throwIfAborted(this.signal);
+    const pending = yieldIfDue();
+    return pending?.then(() => throwIfAborted(this.signal));
+  }
+}
+
+/** Subtrees of at most this many points are ordered by one kdOrder call (a few ms). */
+const SUBTREE = 1024;
+
+/**
+ * kdOrder(data, N, D, 1)'s tree, in slices: the nodes above SUBTREE points are split here by the same
+ * rule (the widest coordinate, after ceil(n / 2) rows, by selectRank), each subtree below by kdOrder.
+ * The tree's shape is the same (it follows from N alone); only ties may be ordered differently.
+ */
+async function treeOrder(data: ArrayLike<number>, N: number, D: number, slicer: Slicer): Promise<Int32Array> {
+  const perm = Int32Array.from({ length: N }, (_, i) => i);
+  const stack: [number, number][] = [[0, N]];
+  while (stack.length > 0) {
+    const [lo, hi] = stack.pop()!;
+    const n = hi - lo;
+    if (n <= SUBTREE) {
+      if (n < 2) continue;
+      const sub = new Float64Array(n * D);
+      for (let r = 0; r < n; r++) for (let k = 0; k < D; k++) sub[r * D + k] = data[perm[lo + r]! * D + k]!;
+      const order = kdOrder(sub, n, D, 1).perm;
+      const rows = perm.slice(lo, hi);
+      for (let r = 0; r < n; r++) perm[lo + r] = rows[order[r]!]!;
+    } else {
+      let axis = 0;
+      let widest = -1;
+      for (let k = 0; k < D; k++) {
+        let mn = Infinity;
+        let mx = -Infinity;
+        for (let r = lo; r < hi; r++) {
+          const v = data[perm[r]! * D + k]!;
+          if (v < mn) mn = v;
+          if (v > mx) mx = v;
+        }
+        if (mx - mn > widest) {
+          widest = mx - mn;
+          axis = k;
+        }
+      }
+      const mid = lo + Math.ceil(n / 2);
+      selectRank(perm, lo, hi, mid, data, D, axis);
+      stack.push([mid, hi], [lo, mid]);
+    }
+    const p = slicer.now();
+    if (p) await p;
+  }
+  return perm;
+}
 
 /** A level's tiles hold at most 2^TILE_DEPTH cells: 32, the size below which the block-sparse
  *  reductions' cost per range dominates (kept neighbours are consecutive and merge into longer ranges). */
@@ -36,9 +117,9 @@ export interface Tree {
   readonly finest: number;
 }
 
-export function buildTree(cloud: Cloud, w: Float64Array): Tree {
+export async function buildTree(cloud: Cloud, w: Float64Array, slicer: Slicer): Promise<Tree> {
   const { N, D } = cloud;
-  const { perm } = kdOrder(cloud.data, N, D, 1);
+  const perm = await treeOrder(cloud.data, N, D, slicer);
   const points = new Float64Array(N * D);
   for (let r = 0; r < N; r++) for (let k = 0; k < D; k++) points[r * D + k] = cloud.data[perm[r]! * D + k]!;
   const ws = Float64Array.from(perm, (src) => w[src]!);
@@ -49,19 +130,24 @@ export function buildTree(cloud: Cloud, w: Float64Array): Tree {
   while (bounds[bounds.length - 1]!.length - 1 < N) {
     const b = bounds[bounds.length - 1]!;
     const C = b.length - 1;
-    const next: number[] = [];
+    const next = new Int32Array(2 * C + 1);
+    let n = 0;
     const first = new Int32Array(C + 1);
     for (let k = 0; k < C; k++) {
-      first[k] = next.length;
+      first[k] = n;
       const lo = b[k]!;
       const hi = b[k + 1]!;
-      next.push(lo);
-      if (hi - lo >= 2) next.push(lo + Math.ceil((hi - lo) / 2));
+      next[n++] = lo;
+      if (hi - lo >= 2) next[n++] = lo + Math.ceil((hi - lo) / 2);
+      const p = slicer.tick();
+      if (p) await p;
     }
-    first[C] = next.length;
-    next.push(N);
+    first[C] = n;
+    next[n++] = N;
     children.push(first);
-    bounds.push(Int32Array.from(next));
+    bounds.push(next.slice(0, n));
+    const p = slicer.now();
+    if (p) await p;
   }
   const sigma = new Float64Array(bounds.length);
   const mean = new Float64Array(D);
@@ -76,6 +162,8 @@ export function buildTree(cloud: Cloud, w: Float64Array): Tree {
       for (let i = lo; i < hi; i++) for (let q = 0; q < D; q++) mean[q] = mean[q]! + points[i * D + q]!;
       for (let q = 0; q < D; q++) mean[q] = mean[q]! / (hi - lo);
       for (let i = lo; i < hi; i++) for (let q = 0; q < D; q++) s += (points[i * D + q]! - mean[q]!) ** 2;
+      const p = slicer.tick(1 + (((hi - lo) * D) >> 4));
+      if (p) await p;
     }
     sigma[d] = N > 0 ? Math.sqrt(s / N) : 0;
   }
@@ -104,7 +192,7 @@ export interface Level {
 
 /** The level of `tree` at `depth`: each node's weighted centroid (its plain mean for a node of zero
  *  weight) with the node's summed weight. */
-export function levelOf(tree: Tree, depth: number, dtype: 'float32' | 'float64'): Level {
+export async function levelOf(tree: Tree, depth: number, dtype: 'float32' | 'float64', slicer: Slicer): Promise<Level> {
   const { D } = tree.cloud;
   const b = tree.bounds[depth]!;
   const C = b.length - 1;
@@ -126,6 +214,8 @@ export function levelOf(tree: Tree, depth: number, dtype: 'float32' | 'float64')
         const s = m > 0 ? tree.w[i]! / m : 1 / (hi - lo);
         for (let q = 0; q < D; q++) c[k * D + q] = c[k * D + q]! + s * tree.points[i * D + q]!;
       }
+      const p = slicer.tick(1 + (((hi - lo) * D) >> 4));
+      if (p) await p;
     }
     data = dtype === 'float32' ? Float32Array.from(c) : c;
   }
@@ -175,6 +265,8 @@ export function levelOf(tree: Tree, depth: number, dtype: 'float32' | 'float64')
         r2 = Math.max(r2, d2);
       }
       r[t] = Math.sqrt(r2);
+      const p = slicer.tick(1 + (((hi - lo) * D) >> 4));
+      if (p) await p;
     }
     center[tileDepth] = c;
     radius[tileDepth] = r;
@@ -230,7 +322,7 @@ export interface AffineBounds {
  * v_i - beta . (p_i - c) = alpha_k - beta . (c_k - c) + (beta_k - beta) . u + e_k:
  * the hull of alpha_k - beta . (c_k - c) +- (|beta_k - beta| R_k + r_k) over the children bounds it.
  */
-export function affineBounds(v: Float64Array, L: Level): AffineBounds {
+export async function affineBounds(v: Float64Array, L: Level, slicer: Slicer): Promise<AffineBounds> {
   const D = L.cloud.D;
   const pts = L.cloud.data;
   const t = L.tileDepth;
@@ -283,6 +375,8 @@ export function affineBounds(v: Float64Array, L: Level): AffineBounds {
     for (let k = 0; k < D; k++) beta[q * D + k] = b[k]!;
     alpha[q] = 0.5 * (emax + emin);
     res[q] = 0.5 * (emax - emin);
+    const p = slicer.tick();
+    if (p) await p;
   }
   out.alpha[t] = alpha;
   out.beta[t] = beta;
@@ -333,6 +427,8 @@ export function affineBounds(v: Float64Array, L: Level): AffineBounds {
       }
       a2[k] = 0.5 * (hi + lo);
       r2[k] = 0.5 * (hi - lo);
+      const p = slicer.tick();
+      if (p) await p;
     }
     out.alpha[d] = a2;
     out.beta[d] = b2;
@@ -531,44 +627,53 @@ class KeptPairs {
     for (let j = 0; j < Tj; j++) if (!hasJ[j]) for (let i = 0; i < Ti; i++) this.keep(i, j);
   }
 
-  ranges(symmetric: boolean): BlockRanges {
+  async ranges(symmetric: boolean, slicer: Slicer): Promise<BlockRanges> {
     const ri = this.A.tileRanges;
     const rj = this.B.tileRanges;
     const Ti = ri.length / 2;
     const Tj = rj.length / 2;
-    const I = this.axis(0, Ti, Tj, rj);
-    const J = symmetric ? I : this.axis(1, Tj, Ti, ri);
+    const I = await this.axis(0, Ti, Tj, rj, slicer);
+    const J = symmetric ? I : await this.axis(1, Tj, Ti, ri, slicer);
     return { rangesI: ri, slicesI: I.slices, redRangesJ: I.red, rangesJ: rj, slicesJ: J.slices, redRangesI: J.red };
   }
 
   /** The pairs sorted by (outer, inner) (two counting sorts), inner tiles that follow each other in
-   *  memory merged into one range. */
-  private axis(
+   *  memory merged into one range. Millions of pairs at large N: in slices of SORT_SLICE. */
+  private async axis(
     outerCol: 0 | 1,
     nOuter: number,
     nInner: number,
     inner: Int32Array,
-  ): { slices: Int32Array; red: Int32Array } {
+    slicer: Slicer,
+  ): Promise<{ slices: Int32Array; red: Int32Array }> {
     const K = this.count;
     const ij = this.ij;
     const innerCol = 1 - outerCol;
-    const sortBy = (col: number, n: number, order: Int32Array): Int32Array => {
+    // (k & SORT_SLICE) === SORT_SLICE once per 2^16 pairs: the check is one test per pair, the
+    // await (a promise) only then.
+    const sortBy = async (col: number, n: number, order: Int32Array): Promise<Int32Array> => {
       const counts = new Int32Array(n + 1);
-      for (let k = 0; k < K; k++) counts[ij[2 * order[k]! + col]! + 1]!++;
+      for (let k = 0; k < K; k++) {
+        counts[ij[2 * order[k]! + col]! + 1]!++;
+        if ((k & SORT_SLICE) === SORT_SLICE) {
+          const p = slicer.now();
+          if (p) await p;
+        }
+      }
       for (let q = 0; q < n; q++) counts[q + 1] = counts[q + 1]! + counts[q]!;
       const out = new Int32Array(K);
-      for (let k = 0; k < K; k++) out[counts[ij[2 * order[k]! + col]!]!++] = order[k]!;
+      for (let k = 0; k < K; k++) {
+        out[counts[ij[2 * order[k]! + col]!]!++] = order[k]!;
+        if ((k & SORT_SLICE) === SORT_SLICE) {
+          const p = slicer.now();
+          if (p) await p;
+        }
+      }
       return out;
     };
-    const order = sortBy(
-      outerCol,
-      nOuter,
-      sortBy(
-        innerCol,
-        nInner,
-        Int32Array.from({ length: K }, (_, k) => k),
-      ),
-    );
+    const identity = new Int32Array(K);
+    for (let k = 0; k < K; k++) identity[k] = k;
+    const order = await sortBy(outerCol, nOuter, await sortBy(innerCol, nInner, identity));
     const slices = new Int32Array(nOuter);
     const red = new Int32Array(2 * K);
     let n = 0;
@@ -585,8 +690,125 @@ class KeptPairs {
         }
       }
       slices[o] = n;
+      const p = slicer.tick();
+      if (p) await p;
     }
     return { slices, red: red.slice(0, 2 * n) };
+  }
+}
+
+/** Kept pairs sorted between two checks of the slicer, minus one (a mask). */
+const SORT_SLICE = (1 << 16) - 1;
+
+/** The node pairs a traversal has yet to test: a stack of (depth in A, node, depth in B, node). */
+class PairStack {
+  private q = new Int32Array(4 * 256);
+  size = 0;
+
+  push(da: number, a: number, db: number, b: number): void {
+    if (4 * this.size + 4 > this.q.length) {
+      const grown = new Int32Array(2 * this.q.length);
+      grown.set(this.q);
+      this.q = grown;
+    }
+    const k = 4 * this.size++;
+    this.q[k] = da;
+    this.q[k + 1] = a;
+    this.q[k + 2] = db;
+    this.q[k + 3] = b;
+  }
+
+  /** Pops the top pair into `top` (da, a, db, b). */
+  pop(top: Int32Array): void {
+    const k = 4 * --this.size;
+    top[0] = this.q[k]!;
+    top[1] = this.q[k + 1]!;
+    top[2] = this.q[k + 2]!;
+    top[3] = this.q[k + 3]!;
+  }
+}
+
+/**
+ * The descent step of the dual-tree traversals: the node pairs under (a at depth da of A, b at depth
+ * db of B) that the traversal tests next, pushed on `next`. The larger node (by radius) is split, a
+ * tile is never split; `symmetric` (one level against itself, depths equal): both are split and each
+ * unordered pair is pushed once (i <= j when a === b).
+ */
+function descend(
+  A: Level,
+  B: Level,
+  symmetric: boolean,
+  da: number,
+  a: number,
+  db: number,
+  b: number,
+  next: PairStack,
+): void {
+  if (symmetric) {
+    const c = A.tree.children[da]!;
+    for (let i = c[a]!; i < c[a + 1]!; i++)
+      for (let j = a === b ? i : c[b]!; j < c[b + 1]!; j++) next.push(da + 1, i, db + 1, j);
+  } else if (da < A.tileDepth && (db === B.tileDepth || A.radius[da]![a]! >= B.radius[db]![b]!)) {
+    const c = A.tree.children[da]!;
+    for (let i = c[a]!; i < c[a + 1]!; i++) next.push(da + 1, i, db, b);
+  } else {
+    const c = B.tree.children[db]!;
+    for (let j = c[b]!; j < c[b + 1]!; j++) next.push(da, a, db + 1, j);
+  }
+}
+
+/** What a traversal does with a node pair: drop it (and everything under it), keep every tile pair
+ *  under it, or descend (a pair of tiles that is not dropped is kept). */
+type Verdict = 0 | 1 | 2;
+const DROP = 0;
+const KEEP_ALL = 1;
+const DESCEND = 2;
+
+/**
+ * The dual-tree traversal shared by both patterns: from the roots, `verdict` decides each node pair;
+ * kept tile pairs go to `kept` (mirrored when `symmetric`). An explicit stack, in time slices.
+ */
+async function traverse(
+  A: Level,
+  B: Level,
+  symmetric: boolean,
+  kept: KeptPairs,
+  verdict: (da: number, a: number, db: number, b: number) => Verdict,
+  slicer: Slicer,
+): Promise<void> {
+  const tA = A.tileDepth;
+  const tB = B.tileDepth;
+  const keep = (i: number, j: number): void => {
+    kept.keep(i, j);
+    if (symmetric && i !== j) kept.keep(j, i);
+  };
+  const stack = new PairStack();
+  const top = new Int32Array(4);
+  stack.push(0, 0, 0, 0);
+  while (stack.size > 0) {
+    const p = slicer.tick();
+    if (p) await p;
+    stack.pop(top);
+    const da = top[0]!;
+    const a = top[1]!;
+    const db = top[2]!;
+    const b = top[3]!;
+    const v = verdict(da, a, db, b);
+    if (v === DROP) continue;
+    if (da === tA && db === tB) {
+      keep(a, b);
+    } else if (v === KEEP_ALL) {
+      const ta = A.tiles[da]!;
+      const tb = B.tiles[db]!;
+      // Symmetric and a === b: the unordered tile pairs once each (keep mirrors them).
+      for (let i = ta[a]!; i < ta[a + 1]!; i++) {
+        for (let j = symmetric && a === b ? i : tb[b]!; j < tb[b + 1]!; j++) keep(i, j);
+        const p = slicer.tick();
+        if (p) await p;
+      }
+    } else {
+      descend(A, B, symmetric, da, a, db, b, stack);
+    }
   }
 }
 
@@ -604,7 +826,7 @@ export interface Pattern {
  * the dropped blocks. `symmetric` (the xx and yy problems: one level, one potential): the bounds are
  * symmetric, node pairs (a <= b) are visited once and mirrored.
  */
-export function truncationPattern(
+export async function truncationPattern(
   A: Level,
   f: Float64Array,
   B: Level,
@@ -613,52 +835,29 @@ export function truncationPattern(
   p: number,
   truncate: number | null,
   symmetric: boolean,
-): Pattern {
+  slicer: Slicer,
+): Promise<Pattern> {
   const limit = -truncationMargin(truncate, eps, p);
-  const FA = affineBounds(f, A);
-  const GB = symmetric ? FA : affineBounds(g, B);
+  const FA = await affineBounds(f, A, slicer);
+  const GB = symmetric ? FA : await affineBounds(g, B, slicer);
   const pb = new PairBounds(A, FA, B, GB, p);
   const kept = new KeptPairs(A, B);
   const tA = A.tileDepth;
   const tB = B.tileDepth;
-  const chA = A.tree.children;
-  const chB = B.tree.children;
-  const keepAll = (da: number, a: number, db: number, b: number): void => {
-    const ta = A.tiles[da]!;
-    const tb = B.tiles[db]!;
-    for (let i = ta[a]!; i < ta[a + 1]!; i++) {
-      for (let j = tb[b]!; j < tb[b + 1]!; j++) {
-        kept.keep(i, j);
-        if (symmetric && a !== b) kept.keep(j, i);
-      }
-    }
-  };
-  const visit = (da: number, a: number, db: number, b: number): void => {
-    if (!(pb.upper(da, a, db, b) > limit)) return;
-    if (da === tA && db === tB) {
-      kept.keep(a, b);
-      if (symmetric && a !== b) kept.keep(b, a);
-      return;
-    }
-    if (pb.lower(da, a, db, b) > limit) return keepAll(da, a, db, b);
-    if (symmetric) {
-      // Same tree, same depth on both sides: split both, visit each unordered pair once.
-      const c = chA[da]!;
-      for (let i = c[a]!; i < c[a + 1]!; i++)
-        for (let j = a === b ? i : c[b]!; j < c[b + 1]!; j++) visit(da + 1, i, db + 1, j);
-      return;
-    }
-    if (da < tA && (db === tB || A.radius[da]![a]! >= B.radius[db]![b]!)) {
-      const c = chA[da]!;
-      for (let i = c[a]!; i < c[a + 1]!; i++) visit(da + 1, i, db, b);
-    } else {
-      const c = chB[db]!;
-      for (let j = c[b]!; j < c[b + 1]!; j++) visit(da, a, db + 1, j);
-    }
-  };
-  visit(0, 0, 0, 0);
+  await traverse(
+    A,
+    B,
+    symmetric,
+    kept,
+    (da, a, db, b) => {
+      if (!(pb.upper(da, a, db, b) > limit)) return DROP;
+      if (da === tA && db === tB) return KEEP_ALL;
+      return pb.lower(da, a, db, b) > limit ? KEEP_ALL : DESCEND;
+    },
+    slicer,
+  );
   kept.fillEmpty(symmetric);
-  return { ranges: kept.ranges(symmetric), pairs: kept.pairs };
+  return { ranges: await kept.ranges(symmetric, slicer), pairs: kept.pairs };
 }
 
 /** Candidates per node in the first pass of extrapolationPattern. */
@@ -675,19 +874,21 @@ const BEAM = 4;
  * its parent's BEAM best source nodes. Second pass: the dual-tree traversal, a pair (a, b) dropped
  * when its upper bound is <= best(a) - margin.
  */
-export function extrapolationPattern(
+export async function extrapolationPattern(
   A: Level,
   B: Level,
   h: Float64Array,
   eps: number,
   p: number,
   truncate: number | null,
-): Pattern {
+  slicer: Slicer,
+): Promise<Pattern> {
   const limit = truncationMargin(truncate, eps, p);
   const FA = zeroBounds(A);
-  const GB = affineBounds(
+  const GB = await affineBounds(
     h.map((v) => eps * v),
     B,
+    slicer,
   );
   const pb = new PairBounds(A, FA, B, GB, p);
   const tA = A.tileDepth;
@@ -708,6 +909,8 @@ export function extrapolationPattern(
     const lows: number[] = [];
     const ids: number[] = [];
     for (let a = 0; a + 1 < c.length; a++) {
+      const pending = slicer.tick();
+      if (pending) await pending;
       for (let u = c[a]!; u < c[a + 1]!; u++) {
         lows.length = 0;
         ids.length = 0;
@@ -739,19 +942,14 @@ export function extrapolationPattern(
     best[d + 1] = nb;
   }
   const kept = new KeptPairs(A, B);
-  const visit = (da: number, a: number, db: number, b: number): void => {
-    const threshold = best[da]![a]! - limit;
-    if (!(pb.upper(da, a, db, b) > threshold)) return;
-    if (da === tA && db === tB) return kept.keep(a, b);
-    if (da < tA && (db === tB || A.radius[da]![a]! >= B.radius[db]![b]!)) {
-      const c = chA[da]!;
-      for (let i = c[a]!; i < c[a + 1]!; i++) visit(da + 1, i, db, b);
-    } else {
-      const c = chB[db]!;
-      for (let j = c[b]!; j < c[b + 1]!; j++) visit(da, a, db + 1, j);
-    }
-  };
-  visit(0, 0, 0, 0);
+  await traverse(
+    A,
+    B,
+    false,
+    kept,
+    (da, a, db, b) => (pb.upper(da, a, db, b) > best[da]![a]! - limit ? DESCEND : DROP),
+    slicer,
+  );
   kept.fillEmpty(false);
-  return { ranges: kept.ranges(false), pairs: kept.pairs };
+  return { ranges: await kept.ranges(false, slicer), pairs: kept.pairs };
 }

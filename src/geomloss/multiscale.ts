@@ -22,7 +22,15 @@
 // points; the caller undoes the permutation.
 import { swapAxes, type BlockRanges } from '../index.js';
 import type { OnlineBackend } from './backend.js';
-import { buildTree, extrapolationPattern, levelOf, truncationPattern, type Level, type Tree } from './hierarchy.js';
+import {
+  buildTree,
+  extrapolationPattern,
+  levelOf,
+  Slicer,
+  truncationPattern,
+  type Level,
+  type Tree,
+} from './hierarchy.js';
 import type { Cloud } from './inputs.js';
 import { GeomLossError, type ResolvedOptions } from './options.js';
 import {
@@ -167,8 +175,10 @@ export async function sinkhornMultiscale(
       );
     }
   }
-  const tx = buildTree(xIn, aIn);
-  const ty = buildTree(yIn, bIn);
+  // The hierarchy's work (trees, levels, patterns) yields to the event loop and sees an abort.
+  const slicer = new Slicer(o.signal ?? undefined);
+  const tx = await buildTree(xIn, aIn, slicer);
+  const ty = await buildTree(yIn, bIn, slicer);
   const rho = o.reach === null ? null : Math.pow(o.reach, p);
   const monitor = new LoopMonitor(o, 'sinkhorn, multiscale', schedule.length);
   const dtype = backend.dtype;
@@ -181,22 +191,22 @@ export async function sinkhornMultiscale(
     k === K - 1 ? [tx.finest, ty.finest] : [depthFor(tx, eps, p, cx), depthFor(ty, eps, p, cy)],
   );
   const levelCache = [new Map<number, Level>(), new Map<number, Level>()];
-  const levelAt = (side: 0 | 1, depth: number): Level => {
+  const levelAt = async (side: 0 | 1, depth: number): Promise<Level> => {
     const cache = levelCache[side]!;
     let l = cache.get(depth);
     if (l === undefined) {
-      l = levelOf(side === 0 ? tx : ty, depth, dtype);
+      l = await levelOf(side === 0 ? tx : ty, depth, dtype, slicer);
       cache.set(depth, l);
     }
     return l;
   };
   const rungs: Rung[] = [];
-  const rungOf = (k: number): Rung => {
+  const rungOf = async (k: number): Promise<Rung> => {
     const [dx, dy] = plan[Math.min(k, K - 1)]!;
     const top = rungs[rungs.length - 1];
     if (top && top.LX.depth === dx && top.LY.depth === dy) return top;
-    const LX = levelAt(0, dx!);
-    const LY = levelAt(1, dy!);
+    const LX = await levelAt(0, dx!);
+    const LY = await levelAt(1, dy!);
     const rung: Rung = {
       LX,
       LY,
@@ -225,7 +235,11 @@ export async function sinkhornMultiscale(
 
   /** The patterns for an update at eps from the current potentials on the rung's levels, and the
    *  pairs they hold (per update: xy and yx visit the same blocks). */
-  const patterns = (rung: Rung, pot: SinkhornPotentials, eps: number): { pat: Patterns; pairs: number } => {
+  const patterns = async (
+    rung: Rung,
+    pot: SinkhornPotentials,
+    eps: number,
+  ): Promise<{ pat: Patterns; pairs: number }> => {
     const { LX, LY } = rung;
     const Nx = LX.cloud.N;
     const Ny = LY.cloud.N;
@@ -236,7 +250,7 @@ export async function sinkhornMultiscale(
       pairs += 2 * Nx * Ny;
       density.xy = 1;
     } else {
-      const xy = truncationPattern(LX, pot.fBA, LY, pot.gAB, eps, p, o.truncate, false);
+      const xy = await truncationPattern(LX, pot.fBA, LY, pot.gAB, eps, p, o.truncate, false, slicer);
       pat.xy = xy.ranges;
       pat.yx = swapAxes(xy.ranges);
       pairs += 2 * xy.pairs;
@@ -254,7 +268,7 @@ export async function sinkhornMultiscale(
           pairs += n * n;
           density[key] = 1;
         } else {
-          const t = truncationPattern(L, v, L, v, eps, p, o.truncate, true);
+          const t = await truncationPattern(L, v, L, v, eps, p, o.truncate, true, slicer);
           pat[key] = t.ranges;
           pairs += t.pairs;
           density[key] = t.pairs / (n * n);
@@ -265,7 +279,7 @@ export async function sinkhornMultiscale(
     return { pat, pairs };
   };
 
-  let rung = rungOf(0);
+  let rung = await rungOf(0);
   const finest = (r: Rung) => r.LX.depth === tx.finest && r.LY.depth === ty.finest;
   const pot = await updates(rung.pr, null, o.debias, schedule[0]!, damping(schedule[0]!, rho));
   {
@@ -283,30 +297,36 @@ export async function sinkhornMultiscale(
     const T = to.pr;
     let kept = 0;
     let all = 0;
-    const softmin = (target: Level, source: Level, h: Float64Array): Promise<Float64Array> => {
+    // The patterns one after another (concurrent traversals would each take their 20 ms slice in
+    // the same turn of the event loop), each softmin started as soon as its pattern is ready: the
+    // workers reduce while the next pattern is traversed.
+    const softmin = async (target: Level, source: Level, h: Float64Array): Promise<{ job: Promise<Float64Array> }> => {
       const n = target.cloud.N * source.cloud.N;
       all += n;
       let ranges: BlockRanges | undefined;
       if (dense(target, source)) kept += n;
       else {
-        const pat = extrapolationPattern(target, source, h, e, p, o.truncate);
+        const pat = await extrapolationPattern(target, source, h, e, p, o.truncate, slicer);
         ranges = pat.ranges;
         kept += pat.pairs;
       }
       const tv = target === to.LX ? T.X : T.Y;
       const sv = source === from.LX ? F.X : F.Y;
-      return backend.softmin(tv, sv, h, e, ranges);
+      const job = backend.softmin(tv, sv, h, e, ranges);
+      // Awaited below by Promise.all; marked handled now, so that a rejection (an abort) while the
+      // next pattern is traversed is not reported as unhandled.
+      job.catch(() => {});
+      return { job };
     };
     const hB = logits(F.lb, pot.gAB, e);
     const hA = logits(F.la, pot.fBA, e);
     const hAA = pot.fAA && logits(F.la, pot.fAA, e);
     const hBB = pot.gBB && logits(F.lb, pot.gBB, e);
-    const [nf, ng, nfa, ngb] = await Promise.all([
-      softmin(to.LX, from.LY, hB),
-      softmin(to.LY, from.LX, hA),
-      hAA ? softmin(to.LX, from.LX, hAA) : null,
-      hBB ? softmin(to.LY, from.LY, hBB) : null,
-    ]);
+    const jf = (await softmin(to.LX, from.LY, hB)).job;
+    const jg = (await softmin(to.LY, from.LX, hA)).job;
+    const jfa = hAA ? (await softmin(to.LX, from.LX, hAA)).job : null;
+    const jgb = hBB ? (await softmin(to.LY, from.LY, hBB)).job : null;
+    const [nf, ng, nfa, ngb] = await Promise.all([jf, jg, jfa, jgb]);
     count(to, kept, all);
     if (finest(to)) finePairs += kept;
     pot.fBA = scaled(nf, k);
@@ -323,7 +343,7 @@ export async function sinkhornMultiscale(
   let index = 0;
   const step = async (eps: number): Promise<number> => {
     const t0 = performance.now();
-    const { pat, pairs } = patterns(rung, pot, eps);
+    const { pat, pairs } = await patterns(rung, pot, eps);
     const tPattern = performance.now() - t0;
     if (finest(rung)) finePairs += pairs;
     const change = averageInto(pot, await updates(rung.pr, pot, o.debias, eps, damping(eps, rho), pat));
@@ -339,7 +359,7 @@ export async function sinkhornMultiscale(
       );
     }
     if (index + 1 < K) {
-      const next = rungOf(index + 1);
+      const next = await rungOf(index + 1);
       if (next !== rung) {
         await extrapolate(rung, next, eps);
         rung = next;
@@ -351,7 +371,7 @@ export async function sinkhornMultiscale(
 
   const eps = await annealAndConverge(schedule, step, monitor, o, dtype);
   const kappa = damping(eps, rho);
-  const last = patterns(rung, pot, eps);
+  const last = await patterns(rung, pot, eps);
   finePairs += last.pairs;
   const { final, grads } = await finish(rung.pr, pot, eps, kappa, wantGrads, last.pat);
   if (wantGrads) {
