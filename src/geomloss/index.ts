@@ -43,7 +43,7 @@ import {
   type SamplesLossOptions,
 } from './options.js';
 import { throwIfAborted } from '../core/scheduling.js';
-import { checkMultiscale, sinkhornMultiscale } from './multiscale.js';
+import { autoPicksMultiscale, checkMultiscale, sinkhornMultiscale } from './multiscale.js';
 import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
 import { logits, logWeights, sinkhornLoop, sinkhornSide, type Patterns, type SinkhornResult } from './sinkhorn.js';
@@ -421,9 +421,9 @@ export class SamplesLoss {
         labels === null &&
         so.loss === 'sinkhorn' &&
         so.cost === null &&
-        x.D <= 3 &&
         !x.batched &&
-        x.N * y.N >= AUTO_MULTISCALE_PAIRS);
+        x.N * y.N >= AUTO_MULTISCALE_PAIRS &&
+        autoPicksMultiscale(x, y, so));
     if (multiscale) checkMultiscale(x);
     const backend = new OnlineBackend(costModel(so.p, so.cost, DIST_CLAMP / (s * s)), dtype, so.engine, so.signal);
     const X: CloudVars = backend.vars(x);

@@ -11,8 +11,8 @@ export type LossName = 'sinkhorn' | 'hausdorff' | 'energy' | 'gaussian' | 'lapla
  *  any dimension) is multilevel Sinkhorn: a k-d tree of each cloud, from the whole cloud down to the
  *  points, each temperature on the coarsest level of cells that resolves it, the potentials handed
  *  down by extrapolation, and every reduction at every level restricted to the blocks kept by kernel
- *  truncation at its temperature; 'auto' picks multiscale for D <= 3 where N * M >= AUTO_MULTISCALE_PAIRS,
- *  online otherwise. */
+ *  truncation at its temperature; 'auto' picks multiscale where N * M >= AUTO_MULTISCALE_PAIRS for
+ *  D <= 3, and for 3 < D <= 32 when the blur is at most 0.05 of the diameter; online otherwise. */
 export type Backend = 'auto' | 'online' | 'multiscale';
 
 /** From 5000 x 5000 points 'auto' runs multiscale (Sinkhorn, D <= 3, unbatched, built-in cost): on the
