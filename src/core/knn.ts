@@ -133,8 +133,12 @@ export async function knn(x: ArrayInput, y: ArrayInput, K: number, options: KnnO
     throw new InputError('knn: the metric function must return a LazyTensor of dimension 1');
   }
   let engine: EngineName = 'wasm';
+  // The rounds of the tree search reduce the same (x, y): one formula, whose variables check their
+  // data once.
+  let last: { qx: ArrayInput; qy: ArrayInput; F: LazyTensor } | null = null;
   const reduce: Reduce = async (qx, qy, k, ranges) => {
-    const F = m.formula(Vi(qx, xs.d), Vj(qy, ys.d));
+    if (last === null || last.qx !== qx || last.qy !== qy) last = { qx, qy, F: m.formula(Vi(qx, xs.d), Vj(qy, ys.d)) };
+    const F = last.F;
     const r = await F.kMinArgKMin(k, 1, {
       dtype,
       ...(ranges === undefined ? {} : { ranges }),
@@ -629,10 +633,13 @@ class TreeSearch {
       for (let t = firstAt[q]!; t < firstAt[q + 1]!; t++) mark[first.leaf[t]!] = stamp;
       near.length = 0;
       leavesWithin(tree, this.bx.lo, this.bx.hi, q, D, l2, T, rel, abs, mark, stamp, this.stack, near);
+      // By box gap: a row need not look past the first leaf whose box bound its K-th distance clears
+      // (the gap from a point of the x-leaf is at least the boxes' gap).
+      sortByKey(near, 0, near.length);
       for (let r = r0; r < r1; r++) {
         const t = this.kth(r);
         const a = rows.length;
-        for (let c = 0; c < near.length; c++) {
+        for (let c = 0; c < near.length && !(near.key[c]! * rel - abs > t); c++) {
           const b = near.leaf[c]!;
           const g = pointGap(this.px, r, this.round32, tree.leafLo, tree.leafHi, b, D, l2);
           if (!(g * rel - abs > t)) rows.push(b, g);
@@ -737,7 +744,8 @@ async function treeSearch(
 ): Promise<{ values: Float64Array; indices: Int32Array }> {
   const kx = kdOrder(xs.data, xs.n, xs.d, LEAF_X);
   await checkpoint(signal);
-  const ky = kdOrder(ys.data, ys.n, ys.d, LEAF_Y);
+  // The neighbours of a cloud among its own points (a K-NN graph): one tree for both.
+  const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : kdOrder(ys.data, ys.n, ys.d, LEAF_Y);
   await checkpoint(signal);
   const s = new TreeSearch(xs, ys, K, dtype, norm, kx, ky);
   const { nQ, xLeaves } = s;
