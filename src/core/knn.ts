@@ -97,12 +97,14 @@ function metricFormula(metric: KnnMetric): {
  * ties to the lowest index of y; a NaN value of a custom formula is never selected (index -1, NaN).
  *
  * At D <= 8 with 'euclidean', 'sqeuclidean' or 'manhattan', the search sorts x and y in k-d tree order
- * (leaves of 64 rows), bounds the distance between the bounding boxes of a leaf of x and a leaf of y
- * from below (with a margin for the rounding of the engine's arithmetic), and visits the leaves of y
- * nearest first, in rounds of block-sparse kMinArgKMin reductions, until the K-th distance of every
- * row of the x-leaf is below the bound of every leaf not visited. Queries whose K-th distance ties
- * with a candidate a round had to drop are recomputed by brute force, so ties still go to the lowest
- * index. Other cases run one dense kMinArgKMin.
+ * (leaves of 32 rows) and bounds from below, with a margin for the rounding of the engine's
+ * arithmetic, the distance between the bounding box of a leaf of y and a leaf of x or a point. A first
+ * block-sparse kMinArgKMin reduction visits each x-leaf's nearest y-leaves (found best first in the
+ * y-tree); then each query visits, nearest first, the y-leaves whose bound its K-th distance does not
+ * clear (found by a pruned walk of the tree), in rounds of block-sparse reductions with one cluster
+ * per query, until no query has any left. Queries whose K-th distance ties with a candidate a round
+ * had to drop are recomputed by brute force, so ties still go to the lowest index. Other cases run
+ * one dense kMinArgKMin.
  *
  * @param x queries [N, D]: Float32Array, Float64Array, flat number[] (with `dim`) or number[][].
  * @param y data [M, D], the same kinds.
