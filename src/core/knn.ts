@@ -511,6 +511,10 @@ class TreeSearch {
   readonly rows = new PairList();
   readonly rowAt: Int32Array;
   cursor: Int32Array | null = null;
+  /** Rows left to the brute force, and the longest list a row gets instead (an eighth of the leaves:
+   *  past that, the brute force costs at most ~8 times the tree's pairs, without the lists). */
+  readonly brute: Uint8Array;
+  readonly maxList: number;
   private readonly heap: Heap;
   private readonly stack: Int32Array;
   private readonly mark: Int32Array;
@@ -550,6 +554,8 @@ class TreeSearch {
     this.mark = new Int32Array(this.nB).fill(-1);
     this.firstAt = new Int32Array(this.nQ + 1);
     this.rowAt = new Int32Array(N + 1);
+    this.brute = new Uint8Array(N);
+    this.maxList = Math.max(64, Math.ceil(this.nB / 8));
     // Each round keeps K + 1 candidates per row (K when K = M: then nothing is ever dropped): a
     // dropped candidate is no smaller than the (K+1)-th kept one, which tells whether it could tie
     // the K-th.
@@ -646,6 +652,12 @@ class TreeSearch {
           const g = pointGap(this.px, r, this.round32, tree.leafLo, tree.leafHi, b, D, l2);
           if (!(g * rel - abs > t)) rows.push(b, g);
         }
+        if (rows.length - a > this.maxList) {
+          // A row that the tree does not narrow down (many points at the same distance: a
+          // degenerate cloud) goes to the brute force, rather than a list of most of the leaves.
+          rows.length = a;
+          this.brute[r] = 1;
+        }
         sortByKey(rows, a, rows.length);
         rowAt[r + 1] = rows.length;
       }
@@ -682,13 +694,14 @@ class TreeSearch {
     return { ranges: this.ranges(rangesIArray, slices.array(), red.array()), rows: rangesIArray };
   }
 
-  /** Rows whose K-th distance equals a value some round could not keep: they may have missed a tied
-   *  candidate of lower index. */
+  /** Rows whose K-th distance equals a value some round could not keep (they may have missed a tied
+   *  candidate of lower index), and the rows left to the brute force. */
   tiedRows(): number[] {
     const { bestV, count, dropFloor } = this.best;
     const out: number[] = [];
-    for (let r = 0; r < this.N; r++)
-      if (count[r]! < this.K || dropFloor[r]! <= bestV[r * this.K + this.K - 1]!) out.push(r);
+    for (let r = 0; r < this.N; r++) {
+      if (this.brute[r] || count[r]! < this.K || dropFloor[r]! <= bestV[r * this.K + this.K - 1]!) out.push(r);
+    }
     return out;
   }
 

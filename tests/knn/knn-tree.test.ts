@@ -65,6 +65,19 @@ describe('knn tree search: degenerate clouds', () => {
     await expectTreeExact(same.subarray(0, 2 * 100), same, 2, 9);
   });
 
+  it('a large cloud of equal points and random ones (rows left to the brute force, not to long lists)', async () => {
+    const random = rng(73);
+    const y = new Float32Array(2 * 20000).fill(0.5);
+    for (let i = 10000; i < 20000; i++) {
+      y[2 * i] = random();
+      y[2 * i + 1] = random();
+    }
+    const x = Float32Array.from([...y.subarray(0, 2 * 40), ...y.subarray(2 * 15000, 2 * 15040)]);
+    await expectTreeExact(x, y, 2, 5);
+    const r = await knn(x.subarray(0, 2), y, 5, { dim: 2, method: 'tree' });
+    expect(Array.from(r.indices.data)).toEqual([0, 1, 2, 3, 4]);
+  });
+
   it('tight clusters with far queries (large K-th distances: several later rounds)', async () => {
     const random = rng(47);
     const y: number[][] = [];
