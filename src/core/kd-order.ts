@@ -35,27 +35,38 @@ export function kdOrder(
   leaves: Int32Array;
 } {
   checkArguments(data, N, D, leaf);
-  const perm = Int32Array.from({ length: N }, (_, i) => i);
+  const perm = new Int32Array(N);
+  for (let i = 0; i < N; i++) perm[i] = i;
+  // The coordinates in the current order (rows move with perm): every pass over a node's rows reads
+  // memory in order. Reading them through perm from the caller's array (any array-like) cost ~4x at
+  // 10^5 points, mostly cache misses.
+  const pts = new Float64Array(N * D);
+  for (let k = 0; k < N * D; k++) pts[k] = data[k]!;
+  const mn = new Float64Array(D);
+  const mx = new Float64Array(D);
   const leaves: number[] = [];
-  const stack: [number, number][] = [[0, N]];
+  const stack: number[] = [0, N];
   while (stack.length > 0) {
-    const [lo, hi] = stack.pop()!;
+    const hi = stack.pop()!;
+    const lo = stack.pop()!;
     if (hi - lo <= leaf) {
       leaves.push(lo, hi);
       continue;
     }
+    mn.fill(Infinity);
+    mx.fill(-Infinity);
+    for (let r = lo; r < hi; r++) {
+      for (let k = 0; k < D; k++) {
+        const v = pts[r * D + k]!;
+        if (v < mn[k]!) mn[k] = v;
+        if (v > mx[k]!) mx[k] = v;
+      }
+    }
     let axis = 0;
     let widest = -1;
     for (let k = 0; k < D; k++) {
-      let mn = Infinity;
-      let mx = -Infinity;
-      for (let r = lo; r < hi; r++) {
-        const v = data[perm[r]! * D + k]!;
-        if (v < mn) mn = v;
-        if (v > mx) mx = v;
-      }
-      if (mx - mn > widest) {
-        widest = mx - mn;
+      if (mx[k]! - mn[k]! > widest) {
+        widest = mx[k]! - mn[k]!;
         axis = k;
       }
     }
@@ -63,21 +74,139 @@ export function kdOrder(
     // before `mid` are the smaller ones by that coordinate (then by row: a total order, so the same
     // tree on every run).
     const mid = Math.min(hi - 1, lo + Math.ceil((hi - lo) / 2 / leaf) * leaf);
-    selectRank(perm, lo, hi, mid, data, D, axis);
+    selectRank(perm, pts, D, axis, lo, hi, mid);
     // The right half goes on the stack first: the left one pops first, leaves come out in order.
-    stack.push([mid, hi], [lo, mid]);
+    stack.push(mid, hi, lo, mid);
   }
   return { perm, leaves: Int32Array.from(leaves) };
 }
 
 /**
- * Reorders perm[lo, hi) so that perm[k] is the row of rank k - lo by (coordinate `axis`, row index),
- * with no larger row before it and no smaller one after it: Hoare's selection with median-of-three
- * pivots, expected linear time (a full sort at every level of the tree cost ~0.6 s at 10^5 points).
- * Internal (not re-exported by src/index.ts): GeomLoss's hierarchy builds the top of the same tree
- * in time slices with it (src/geomloss/hierarchy.ts).
+ * The nodes of kdOrder's tree for N rows and leaves of at most `leaf`, in preorder (its shape depends
+ * on N and `leaf` only): node n covers positions [start[n], end[n]) of the order; an inner node's
+ * children are left[n] and right[n] (left[n] = n + 1), a leaf has left[n] = -1 and is leaf number
+ * leafOf[n] of kdOrder's `leaves`.
  */
-export function selectRank(
+export function kdTreeNodes(
+  N: number,
+  leaf: number,
+): { start: Int32Array; end: Int32Array; left: Int32Array; right: Int32Array; leafOf: Int32Array } {
+  const start: number[] = [];
+  const end: number[] = [];
+  const left: number[] = [];
+  const right: number[] = [];
+  const leafOf: number[] = [];
+  let leaves = 0;
+  // Explicit stack of (lo, hi, the parent whose right child this is, or -1).
+  const stack: number[] = [0, N, -1];
+  while (stack.length > 0) {
+    const parent = stack.pop()!;
+    const hi = stack.pop()!;
+    const lo = stack.pop()!;
+    const n = start.length;
+    if (parent >= 0) right[parent] = n;
+    start.push(lo);
+    end.push(hi);
+    if (hi - lo <= leaf) {
+      left.push(-1);
+      right.push(-1);
+      leafOf.push(leaves++);
+      continue;
+    }
+    // kdOrder's split rule.
+    const mid = Math.min(hi - 1, lo + Math.ceil((hi - lo) / 2 / leaf) * leaf);
+    left.push(n + 1);
+    right.push(-1);
+    leafOf.push(-1);
+    stack.push(mid, hi, n, lo, mid, -1);
+  }
+  return {
+    start: Int32Array.from(start),
+    end: Int32Array.from(end),
+    left: Int32Array.from(left),
+    right: Int32Array.from(right),
+    leafOf: Int32Array.from(leafOf),
+  };
+}
+
+/**
+ * Reorders perm[lo, hi) (and the rows of pts, the points in the order of perm) so that perm[k] is the
+ * row of rank k - lo by (coordinate `axis`, row index), with no larger row before it and no smaller
+ * one after it: Hoare's selection with median-of-three pivots, expected linear time (a full sort at
+ * every level of the tree cost ~0.6 s at 10^5 points).
+ */
+function selectRank(
+  perm: Int32Array,
+  pts: Float64Array,
+  D: number,
+  axis: number,
+  lo: number,
+  hi: number,
+  k: number,
+): void {
+  const below = (p: number, q: number): boolean => {
+    const a = pts[p * D + axis]!;
+    const b = pts[q * D + axis]!;
+    return a < b || (a === b && perm[p]! < perm[q]!);
+  };
+  let l = lo;
+  let r = hi - 1;
+  while (r > l) {
+    const m = (l + r) >>> 1;
+    const at = below(l, m) ? (below(m, r) ? m : below(l, r) ? r : l) : below(l, r) ? l : below(m, r) ? r : m;
+    const pv = pts[at * D + axis]!;
+    const pr = perm[at]!;
+    let i = l;
+    let j = r;
+    while (i <= j) {
+      for (let v = pts[i * D + axis]!; v < pv || (v === pv && perm[i]! < pr); v = pts[i * D + axis]!) i++;
+      for (let v = pts[j * D + axis]!; pv < v || (pv === v && pr < perm[j]!); v = pts[j * D + axis]!) j--;
+      if (i <= j) {
+        const t = perm[i]!;
+        perm[i] = perm[j]!;
+        perm[j] = t;
+        for (let c = 0; c < D; c++) {
+          const u = pts[i * D + c]!;
+          pts[i * D + c] = pts[j * D + c]!;
+          pts[j * D + c] = u;
+        }
+        i++;
+        j--;
+      }
+    }
+    // perm[l..j] <= pivot <= perm[i..r]; the rank k is in one of them, or between (then in place).
+    if (k <= j) r = j;
+    else if (k >= i) l = i;
+    else return;
+  }
+}
+
+function checkArguments(data: ArrayLike<number>, N: number, D: number, leaf: number): void {
+  const count = (v: number, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
+  if (!count(N, 0)) throw new InputError(`kdOrder: N must be a non-negative integer, got ${String(N)}`);
+  if (!count(D, 1)) throw new InputError(`kdOrder: D must be a positive integer, got ${String(D)}`);
+  if (!count(leaf, 1)) throw new InputError(`kdOrder: leaf must be a positive integer, got ${String(leaf)}`);
+  if (data === null || typeof data !== 'object' || typeof data.length !== 'number')
+    throw new InputError('kdOrder: data must be an array of numbers (row-major [N, D])');
+  if (data.length < N * D)
+    throw new InputError(`kdOrder: data holds ${data.length} numbers, fewer than N * D = ${N} * ${D}`);
+  // NaN would leave the median selection without a total order: a meaningless tree.
+  for (let k = 0; k < N * D; k++) {
+    if (!Number.isFinite(data[k]))
+      throw new InputError(
+        `kdOrder: coordinate ${k % D} of point ${Math.floor(k / D)} is ${String(data[k])}, not finite`,
+      );
+  }
+}
+
+/**
+ * selectRank for callers that keep their points in input order: reorders perm[lo, hi) so that perm[k]
+ * is the row of rank k - lo by (`data[row * D + axis]`, row index), reading rows through perm.
+ * Internal (not re-exported by src/index.ts): GeomLoss's hierarchy builds the top of kdOrder's tree in
+ * time slices with it (src/geomloss/hierarchy.ts). kdOrder itself uses selectRank, which moves the
+ * points with perm so that it reads memory in order.
+ */
+export function selectRankIndexed(
   perm: Int32Array,
   lo: number,
   hi: number,
@@ -115,23 +244,5 @@ export function selectRank(
     if (k <= j) r = j;
     else if (k >= i) l = i;
     else return;
-  }
-}
-
-function checkArguments(data: ArrayLike<number>, N: number, D: number, leaf: number): void {
-  const count = (v: number, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
-  if (!count(N, 0)) throw new InputError(`kdOrder: N must be a non-negative integer, got ${String(N)}`);
-  if (!count(D, 1)) throw new InputError(`kdOrder: D must be a positive integer, got ${String(D)}`);
-  if (!count(leaf, 1)) throw new InputError(`kdOrder: leaf must be a positive integer, got ${String(leaf)}`);
-  if (data === null || typeof data !== 'object' || typeof data.length !== 'number')
-    throw new InputError('kdOrder: data must be an array of numbers (row-major [N, D])');
-  if (data.length < N * D)
-    throw new InputError(`kdOrder: data holds ${data.length} numbers, fewer than N * D = ${N} * ${D}`);
-  // NaN would leave the median selection without a total order: a meaningless tree.
-  for (let k = 0; k < N * D; k++) {
-    if (!Number.isFinite(data[k]))
-      throw new InputError(
-        `kdOrder: coordinate ${k % D} of point ${Math.floor(k / D)} is ${String(data[k])}, not finite`,
-      );
   }
 }

@@ -2,12 +2,12 @@
 // and at small D for the Euclidean and Manhattan metrics a k-d tree search whose blocks are the
 // ranges of block-sparse reductions. The core knows no engine: every pair value comes from a
 // reduction, so the tree search returns exactly what argKMin of the same formula returns.
-import type { AbortSignalLike } from './scheduling.js';
+import { checkpoint, type AbortSignalLike } from './scheduling.js';
 import { InputError } from './errors.js';
 import type { BlockRanges } from './block-sparse.js';
 import type { DType } from './formula.js';
 import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
-import { kdOrder } from './kd-order.js';
+import { kdOrder, kdTreeNodes } from './kd-order.js';
 import { LazyTensor, Vi, Vj } from './lazy-tensor.js';
 import type { EngineChoice } from './reduction.js';
 import { Tensor, type EngineName } from './tensor.js';
@@ -97,12 +97,14 @@ function metricFormula(metric: KnnMetric): {
  * ties to the lowest index of y; a NaN value of a custom formula is never selected (index -1, NaN).
  *
  * At D <= 8 with 'euclidean', 'sqeuclidean' or 'manhattan', the search sorts x and y in k-d tree order
- * (leaves of 64 rows), bounds the distance between the bounding boxes of a leaf of x and a leaf of y
- * from below (with a margin for the rounding of the engine's arithmetic), and visits the leaves of y
- * nearest first, in rounds of block-sparse kMinArgKMin reductions, until the K-th distance of every
- * row of the x-leaf is below the bound of every leaf not visited. Queries whose K-th distance ties
- * with a candidate a round had to drop are recomputed by brute force, so ties still go to the lowest
- * index. Other cases run one dense kMinArgKMin.
+ * (leaves of 32 rows) and bounds from below, with a margin for the rounding of the engine's
+ * arithmetic, the distance between the bounding box of a leaf of y and a leaf of x or a point. A first
+ * block-sparse kMinArgKMin reduction visits each x-leaf's nearest y-leaves (found best first in the
+ * y-tree); then each query visits, nearest first, the y-leaves whose bound its K-th distance does not
+ * clear (found by a pruned walk of the tree), in rounds of block-sparse reductions with one cluster
+ * per query, until no query has any left. Queries whose K-th distance ties with a candidate a round
+ * had to drop are recomputed by brute force, so ties still go to the lowest index. Other cases run
+ * one dense kMinArgKMin.
  *
  * @param x queries [N, D]: Float32Array, Float64Array, flat number[] (with `dim`) or number[][].
  * @param y data [M, D], the same kinds.
@@ -133,8 +135,12 @@ export async function knn(x: ArrayInput, y: ArrayInput, K: number, options: KnnO
     throw new InputError('knn: the metric function must return a LazyTensor of dimension 1');
   }
   let engine: EngineName = 'wasm';
+  // The rounds of the tree search reduce the same (x, y): one formula, whose variables check their
+  // data once.
+  let last: { qx: ArrayInput; qy: ArrayInput; F: LazyTensor } | null = null;
   const reduce: Reduce = async (qx, qy, k, ranges) => {
-    const F = m.formula(Vi(qx, xs.d), Vj(qy, ys.d));
+    if (last === null || last.qx !== qx || last.qy !== qy) last = { qx, qy, F: m.formula(Vi(qx, xs.d), Vj(qy, ys.d)) };
+    const F = last.F;
     const r = await F.kMinArgKMin(k, 1, {
       dtype,
       ...(ranges === undefined ? {} : { ranges }),
@@ -163,7 +169,10 @@ type Reduce = (
 /** Rows of `data` (d per row) in the order `perm`, in the same array type. */
 function permuteRows(data: Float32Array | Float64Array, perm: Int32Array, d: number): Float32Array | Float64Array {
   const out = data instanceof Float32Array ? new Float32Array(data.length) : new Float64Array(data.length);
-  for (let r = 0; r < perm.length; r++) for (let k = 0; k < d; k++) out[r * d + k] = data[perm[r]! * d + k]!;
+  for (let r = 0; r < perm.length; r++) {
+    const src = perm[r]! * d;
+    for (let k = 0; k < d; k++) out[r * d + k] = data[src + k]!;
+  }
   return out;
 }
 
@@ -177,12 +186,13 @@ function leafBoxes(
   const L = leaves.length / 2;
   const lo = new Float64Array(L * d).fill(Infinity);
   const hi = new Float64Array(L * d).fill(-Infinity);
+  // A float64 input reduced in float32 is rounded by the engine first: the box must hold the
+  // rounded coordinates.
+  const round = dtype === 'float32' && !(data instanceof Float32Array);
   for (let b = 0; b < L; b++) {
     for (let r = leaves[2 * b]!; r < leaves[2 * b + 1]!; r++) {
       for (let k = 0; k < d; k++) {
-        // A float64 input reduced in float32 is rounded by the engine first: the box must hold the
-        // rounded coordinates.
-        const v = dtype === 'float32' ? Math.fround(data[r * d + k]!) : data[r * d + k]!;
+        const v = round ? Math.fround(data[r * d + k]!) : data[r * d + k]!;
         if (v < lo[b * d + k]!) lo[b * d + k] = v;
         if (v > hi[b * d + k]!) hi[b * d + k] = v;
       }
@@ -191,6 +201,553 @@ function leafBoxes(
   return { lo, hi };
 }
 
+/** The boxes of every node of a k-d tree (preorder: children after their parent), from its leaves'. */
+function nodeBoxes(
+  tree: ReturnType<typeof kdTreeNodes>,
+  leafLo: Float64Array,
+  leafHi: Float64Array,
+  d: number,
+): { lo: Float64Array; hi: Float64Array } {
+  const n = tree.start.length;
+  const lo = new Float64Array(n * d);
+  const hi = new Float64Array(n * d);
+  for (let v = n - 1; v >= 0; v--) {
+    const l = tree.left[v]!;
+    if (l < 0) {
+      const b = tree.leafOf[v]!;
+      for (let k = 0; k < d; k++) {
+        lo[v * d + k] = leafLo[b * d + k]!;
+        hi[v * d + k] = leafHi[b * d + k]!;
+      }
+    } else {
+      const r = tree.right[v]!;
+      for (let k = 0; k < d; k++) {
+        lo[v * d + k] = Math.min(lo[l * d + k]!, lo[r * d + k]!);
+        hi[v * d + k] = Math.max(hi[l * d + k]!, hi[r * d + k]!);
+      }
+    }
+  }
+  return { lo, hi };
+}
+
+/** The squared (l2) or plain (l1) gap between box a of (aLo, aHi) and box b of (bLo, bHi): a lower
+ *  bound of the distance of any point of one to any point of the other, before rounding margins. */
+function boxGap(
+  aLo: Float64Array,
+  aHi: Float64Array,
+  a: number,
+  bLo: Float64Array,
+  bHi: Float64Array,
+  b: number,
+  d: number,
+  l2: boolean,
+): number {
+  let s = 0;
+  for (let k = 0; k < d; k++) {
+    const g1 = bLo[b * d + k]! - aHi[a * d + k]!;
+    const g2 = aLo[a * d + k]! - bHi[b * d + k]!;
+    const gap = g1 > g2 ? (g1 > 0 ? g1 : 0) : g2 > 0 ? g2 : 0;
+    s += l2 ? gap * gap : gap;
+  }
+  return s;
+}
+
+/** The same between the centres of the boxes: a visiting order among boxes at gap 0. */
+function centreGap(
+  aLo: Float64Array,
+  aHi: Float64Array,
+  a: number,
+  bLo: Float64Array,
+  bHi: Float64Array,
+  b: number,
+  d: number,
+  l2: boolean,
+): number {
+  let s = 0;
+  for (let k = 0; k < d; k++) {
+    const mid = (bLo[b * d + k]! + bHi[b * d + k]! - aLo[a * d + k]! - aHi[a * d + k]!) / 2;
+    s += l2 ? mid * mid : Math.abs(mid);
+  }
+  return s;
+}
+
+/** A k-d tree over y: the leaves (positions in the order), the nodes in preorder and their boxes. */
+interface YTree {
+  leaves: Int32Array;
+  nodes: ReturnType<typeof kdTreeNodes>;
+  lo: Float64Array;
+  hi: Float64Array;
+  /** The leaves' boxes. */
+  leafLo: Float64Array;
+  leafHi: Float64Array;
+}
+
+/** A growable list of (leaf, key) pairs. */
+class PairList {
+  leaf = new Int32Array(1024);
+  key = new Float64Array(1024);
+  length = 0;
+  push(b: number, k: number): void {
+    if (this.length === this.leaf.length) {
+      const leaf = new Int32Array(2 * this.length);
+      const key = new Float64Array(2 * this.length);
+      leaf.set(this.leaf);
+      key.set(this.key);
+      this.leaf = leaf;
+      this.key = key;
+    }
+    this.leaf[this.length] = b;
+    this.key[this.length++] = k;
+  }
+}
+
+/** Sorts entries [a, b) of a PairList by key (insertion sort: the lists are short). */
+function sortByKey(list: PairList, a: number, b: number): void {
+  const { leaf, key } = list;
+  for (let t = a + 1; t < b; t++) {
+    const kb = key[t]!;
+    const lb = leaf[t]!;
+    let p = t;
+    while (p > a && key[p - 1]! > kb) {
+      key[p] = key[p - 1]!;
+      leaf[p] = leaf[p - 1]!;
+      p--;
+    }
+    key[p] = kb;
+    leaf[p] = lb;
+  }
+}
+
+/** Scratch of the best-first walk. */
+interface Heap {
+  key: Float64Array;
+  node: Int32Array;
+}
+
+/**
+ * The y-leaves nearest to box q of (qLo, qHi) by gap (then centre distance), best first in the
+ * tree, until `first` leaves holding at least `rows` rows; appended to `out` nearest first.
+ */
+function nearestLeaves(
+  t: YTree,
+  qLo: Float64Array,
+  qHi: Float64Array,
+  q: number,
+  D: number,
+  l2: boolean,
+  first: number,
+  rows: number,
+  heap: Heap,
+  out: PairList,
+): void {
+  const { key: hk, node: hn } = heap;
+  const { left, right, leafOf, start, end } = t.nodes;
+  let size = 1;
+  hk[0] = 0;
+  hn[0] = 0;
+  let taken = 0;
+  let held = 0;
+  while (size > 0 && (taken < first || held < rows)) {
+    // Pop the top.
+    const v = hn[0]!;
+    const vk = hk[0]!;
+    size--;
+    {
+      const key = hk[size]!;
+      const node = hn[size]!;
+      let p = 0;
+      for (;;) {
+        let c = 2 * p + 1;
+        if (c >= size) break;
+        if (c + 1 < size && hk[c + 1]! < hk[c]!) c++;
+        if (!(hk[c]! < key)) break;
+        hk[p] = hk[c]!;
+        hn[p] = hn[c]!;
+        p = c;
+      }
+      hk[p] = key;
+      hn[p] = node;
+    }
+    const l = left[v]!;
+    if (l < 0) {
+      out.push(leafOf[v]!, vk);
+      taken++;
+      held += end[v]! - start[v]!;
+      continue;
+    }
+    for (let side = 0; side < 2; side++) {
+      const c = side === 0 ? l : right[v]!;
+      let key = boxGap(qLo, qHi, q, t.lo, t.hi, c, D, l2);
+      // Leaves at the same gap (0: overlapping boxes) nearest centre first; the term keeps a leaf's
+      // key at or above its parent's.
+      if (left[c]! < 0) key += 1e-3 * centreGap(qLo, qHi, q, t.lo, t.hi, c, D, l2);
+      let p = size++;
+      while (p > 0) {
+        const up = (p - 1) >> 1;
+        if (!(hk[up]! > key)) break;
+        hk[p] = hk[up]!;
+        hn[p] = hn[up]!;
+        p = up;
+      }
+      hk[p] = key;
+      hn[p] = c;
+    }
+  }
+}
+
+/**
+ * The y-leaves not stamped in `mark` whose bound from box q does not exceed T (a pruned walk of the
+ * tree), appended to `out` with their gap.
+ */
+function leavesWithin(
+  t: YTree,
+  qLo: Float64Array,
+  qHi: Float64Array,
+  q: number,
+  D: number,
+  l2: boolean,
+  T: number,
+  rel: number,
+  abs: number,
+  mark: Int32Array,
+  stamp: number,
+  stack: Int32Array,
+  out: PairList,
+): void {
+  const { left, right, leafOf } = t.nodes;
+  let top = 0;
+  stack[top++] = 0;
+  while (top > 0) {
+    const v = stack[--top]!;
+    const s = boxGap(qLo, qHi, q, t.lo, t.hi, v, D, l2);
+    if (s * rel - abs > T) continue;
+    const l = left[v]!;
+    if (l >= 0) {
+      stack[top++] = right[v]!;
+      stack[top++] = l;
+    } else if (mark[leafOf[v]!] !== stamp) {
+      out.push(leafOf[v]!, s);
+    }
+  }
+}
+
+/** The squared (l2) or plain (l1) gap between point r of `pts` and y-leaf b's box. */
+function pointGap(
+  pts: Float32Array | Float64Array,
+  r: number,
+  round: boolean,
+  lo: Float64Array,
+  hi: Float64Array,
+  b: number,
+  D: number,
+  l2: boolean,
+): number {
+  let g = 0;
+  for (let k = 0; k < D; k++) {
+    const c = round ? Math.fround(pts[r * D + k]!) : pts[r * D + k]!;
+    const g1 = lo[b * D + k]! - c;
+    const g2 = c - hi[b * D + k]!;
+    const gap = g1 > g2 ? (g1 > 0 ? g1 : 0) : g2 > 0 ? g2 : 0;
+    g += l2 ? gap * gap : gap;
+  }
+  return g;
+}
+
+/** Appends the ranges of y-leaves `leaf[a, b)` to `red`, consecutive leaves merged into one range. */
+function pushRanges(red: IntList, leaves: Int32Array, leaf: Int32Array, a: number, b: number): void {
+  const first = red.length;
+  for (let t = a; t < b; t++) {
+    const s = leaves[2 * leaf[t]!]!;
+    const e = leaves[2 * leaf[t]! + 1]!;
+    // Consecutive leaves are consecutive rows: one range, fewer per-range costs.
+    if (red.length > first && red.last() === s) red.setLast(e);
+    else red.push(s, e);
+  }
+}
+
+// Sizes of the tree search: leaves of 32 rows in x (a cluster of the first round) and in y (a
+// range); the first round visits each x-leaf's 8 nearest y-leaves, later rounds at most 16, 32, ...
+// leaves per row. At 10^5 uniform points in [0, 1]^3 and K = 10: about 300 pairs per row in all,
+// 40% of the rows done after the first round, the rest after the second.
+const LEAF_X = 32;
+const LEAF_Y = 32;
+const FIRST_LEAVES = 8;
+const FIRST_CAP = 16;
+/** x-leaves per step of the search between two yields to the event loop. */
+const STEP_LEAVES = 256;
+
+/**
+ * The state of one k-d tree search (see knn). Its methods are the synchronous steps, each a bounded
+ * amount of work, which the async driver `treeSearch` runs with yields in between. (The loops live
+ * here and not in the async function: V8 does not replace a running async function by its optimised
+ * code, so a long loop there stays in the interpreter, ~10x slower.)
+ */
+class TreeSearch {
+  readonly N: number;
+  readonly D: number;
+  readonly Kr: number;
+  readonly l2: boolean;
+  /** x and y in k-d tree order, x's leaves the clusters, y's leaves the ranges. */
+  readonly px: Float32Array | Float64Array;
+  readonly py: Float32Array | Float64Array;
+  readonly xLeaves: Int32Array;
+  readonly xPerm: Int32Array;
+  readonly yPerm: Int32Array;
+  readonly nQ: number;
+  readonly nB: number;
+  readonly bx: { lo: Float64Array; hi: Float64Array };
+  readonly tree: YTree;
+  /** x's coordinates are rounded to float32 by the engine (a float64 input reduced in float32). */
+  readonly round32: boolean;
+  readonly best: Best;
+  /** The bound of a gap g is g * rel - abs (see the constructor). */
+  readonly rel: number;
+  readonly abs: number;
+  /** Round 1: x-leaf q visits y-leaves first.leaf[firstAt[q], firstAt[q + 1]). */
+  readonly first = new PairList();
+  readonly firstAt: Int32Array;
+  /** Later rounds: row r's candidate y-leaves rows.leaf[rowAt[r], rowAt[r + 1]) by increasing gap,
+   *  the ones before cursor[r] visited. */
+  readonly rows = new PairList();
+  readonly rowAt: Int32Array;
+  cursor: Int32Array | null = null;
+  /** Rows left to the brute force, and the longest list a row gets instead (an eighth of the leaves:
+   *  past that, the brute force costs at most ~8 times the tree's pairs, without the lists). */
+  readonly brute: Uint8Array;
+  readonly maxList: number;
+  private readonly heap: Heap;
+  private readonly stack: Int32Array;
+  private readonly mark: Int32Array;
+  private readonly near = new PairList();
+  private stamp = 0;
+
+  constructor(
+    xs: Rows,
+    ys: Rows,
+    readonly K: number,
+    dtype: DType,
+    norm: 'l2' | 'l1',
+    kx: { perm: Int32Array; leaves: Int32Array },
+    ky: { perm: Int32Array; leaves: Int32Array },
+  ) {
+    const { n: N, d: D } = xs;
+    const M = ys.n;
+    this.N = N;
+    this.D = D;
+    this.l2 = norm === 'l2';
+    this.round32 = dtype === 'float32' && !(xs.data instanceof Float32Array);
+    this.px = permuteRows(xs.data, kx.perm, D);
+    this.py = permuteRows(ys.data, ky.perm, D);
+    this.xLeaves = kx.leaves;
+    this.xPerm = kx.perm;
+    this.yPerm = ky.perm;
+    this.nQ = kx.leaves.length / 2;
+    this.nB = ky.leaves.length / 2;
+    this.bx = leafBoxes(this.px, kx.leaves, D, dtype);
+    const by = leafBoxes(this.py, ky.leaves, D, dtype);
+    const nodes = kdTreeNodes(M, LEAF_Y);
+    const nb = nodeBoxes(nodes, by.lo, by.hi, D);
+    this.tree = { leaves: ky.leaves, nodes, lo: nb.lo, hi: nb.hi, leafLo: by.lo, leafHi: by.hi };
+    const nNodes = nodes.start.length;
+    this.heap = { key: new Float64Array(nNodes + 2), node: new Int32Array(nNodes + 2) };
+    this.stack = new Int32Array(nNodes + 2);
+    this.mark = new Int32Array(this.nB).fill(-1);
+    this.firstAt = new Int32Array(this.nQ + 1);
+    this.rowAt = new Int32Array(N + 1);
+    this.brute = new Uint8Array(N);
+    this.maxList = Math.max(64, Math.ceil(this.nB / 8));
+    // Each round keeps K + 1 candidates per row (K when K = M: then nothing is ever dropped): a
+    // dropped candidate is no smaller than the (K+1)-th kept one, which tells whether it could tie
+    // the K-th.
+    this.Kr = Math.min(this.K + 1, M);
+    this.best = {
+      bestV: new Float64Array(N * this.K).fill(Infinity),
+      bestI: new Int32Array(N * this.K).fill(-1),
+      count: new Int32Array(N),
+      dropFloor: new Float64Array(N).fill(Infinity),
+    };
+    // The engine's value of a pair is its exact distance up to a relative error of about (D + 2)
+    // units of roundoff (nonnegative terms: no cancellation), plus subnormal underflow; the bound is
+    // shrunk by well over that, so a pruned leaf's values are strictly above the K-th distance.
+    const unit = dtype === 'float32' ? 2 ** -24 : 2 ** -53;
+    this.rel = 1 - 4 * (D + 4) * unit;
+    this.abs = (D + 1) * (dtype === 'float32' ? 2 ** -126 : 2 ** -1022);
+  }
+
+  /** Row r's K-th distance so far (Infinity while it has fewer than K). */
+  kth(r: number): number {
+    return this.best.count[r]! < this.K ? Infinity : this.best.bestV[r * this.K + this.K - 1]!;
+  }
+
+  /** Round 1 for x-leaves [q0, q1): the FIRST_LEAVES y-leaves nearest to each (at least Kr rows). */
+  firstLeaves(q0: number, q1: number): void {
+    for (let q = q0; q < q1; q++) {
+      nearestLeaves(
+        this.tree,
+        this.bx.lo,
+        this.bx.hi,
+        q,
+        this.D,
+        this.l2,
+        FIRST_LEAVES,
+        this.Kr,
+        this.heap,
+        this.first,
+      );
+      this.firstAt[q + 1] = this.first.length;
+    }
+  }
+
+  /** The ranges of round 1: every x-leaf a cluster, its leaves nearest first. */
+  firstRanges(): BlockRanges {
+    const red = new IntList();
+    const slices = new Int32Array(this.nQ);
+    for (let q = 0; q < this.nQ; q++) {
+      pushRanges(red, this.tree.leaves, this.first.leaf, this.firstAt[q]!, this.firstAt[q + 1]!);
+      slices[q] = red.length / 2;
+    }
+    return this.ranges(this.xLeaves, slices, red.array());
+  }
+
+  private ranges(rangesI: Int32Array, slicesI: Int32Array, redRangesJ: Int32Array): BlockRanges {
+    return {
+      rangesI,
+      slicesI,
+      redRangesJ,
+      rangesJ: this.tree.leaves,
+      slicesJ: new Int32Array(this.nB),
+      redRangesI: new Int32Array(0),
+    };
+  }
+
+  /** Merges a round's Kr candidates of rows [r0, r1) into their best lists. */
+  merge(out: { values: Float32Array | Float64Array; indices: Int32Array }, r0: number, r1: number): void {
+    mergeRows(out.values, out.indices, r0, r1, this.yPerm, this.Kr, this.K, this.best);
+  }
+
+  /**
+   * For the rows of x-leaves [q0, q1) after round 1: the y-leaves not visited whose box the row's
+   * K-th distance does not clear, by increasing gap, found among the leaves within the x-leaf's
+   * largest K-th distance of its box (a pruned walk of the tree).
+   */
+  rowLists(q0: number, q1: number): void {
+    const { D, l2, rel, abs, tree, mark, first, firstAt, rows, rowAt, near } = this;
+    for (let q = q0; q < q1; q++) {
+      const r0 = this.xLeaves[2 * q]!;
+      const r1 = this.xLeaves[2 * q + 1]!;
+      let T = -Infinity;
+      for (let r = r0; r < r1; r++) T = Math.max(T, this.kth(r));
+      const stamp = ++this.stamp;
+      for (let t = firstAt[q]!; t < firstAt[q + 1]!; t++) mark[first.leaf[t]!] = stamp;
+      near.length = 0;
+      leavesWithin(tree, this.bx.lo, this.bx.hi, q, D, l2, T, rel, abs, mark, stamp, this.stack, near);
+      // By box gap: a row need not look past the first leaf whose box bound its K-th distance clears
+      // (the gap from a point of the x-leaf is at least the boxes' gap).
+      sortByKey(near, 0, near.length);
+      for (let r = r0; r < r1; r++) {
+        const t = this.kth(r);
+        const a = rows.length;
+        for (let c = 0; c < near.length && !(near.key[c]! * rel - abs > t); c++) {
+          const b = near.leaf[c]!;
+          const g = pointGap(this.px, r, this.round32, tree.leafLo, tree.leafHi, b, D, l2);
+          if (!(g * rel - abs > t)) rows.push(b, g);
+        }
+        if (rows.length - a > this.maxList) {
+          // A row that the tree does not narrow down (many points at the same distance: a
+          // degenerate cloud) goes to the brute force, rather than a list of most of the leaves.
+          rows.length = a;
+          this.brute[r] = 1;
+        }
+        sortByKey(rows, a, rows.length);
+        rowAt[r + 1] = rows.length;
+      }
+    }
+  }
+
+  /**
+   * The next later round: each row's next (at most `cap`) candidates its K-th distance does not clear,
+   * one cluster per row. Null when no row has any left.
+   */
+  nextRound(cap: number): { ranges: BlockRanges; rows: Int32Array } | null {
+    const { rows, rowAt, rel, abs, N } = this;
+    const cursor = (this.cursor ??= rowAt.slice(0, N));
+    const rangesI = new IntList();
+    const slices = new IntList();
+    const red = new IntList();
+    const take = new Int32Array(cap);
+    for (let r = 0; r < N; r++) {
+      let c = cursor[r]!;
+      const end = rowAt[r + 1]!;
+      if (c === end) continue;
+      // The list is sorted by gap: once a leaf's bound clears the K-th distance, so do the rest.
+      const t = this.kth(r);
+      let n = 0;
+      while (c < end && n < cap && !(rows.key[c]! * rel - abs > t)) take[n++] = rows.leaf[c++]!;
+      cursor[r] = c < end && !(rows.key[c]! * rel - abs > t) ? c : end;
+      if (n === 0) continue;
+      rangesI.push(r, r + 1);
+      pushRanges(red, this.tree.leaves, take, 0, n);
+      slices.push1(red.length / 2);
+    }
+    if (slices.length === 0) return null;
+    const rangesIArray = rangesI.array();
+    return { ranges: this.ranges(rangesIArray, slices.array(), red.array()), rows: rangesIArray };
+  }
+
+  /** Rows whose K-th distance equals a value some round could not keep (they may have missed a tied
+   *  candidate of lower index), and the rows left to the brute force. */
+  tiedRows(): number[] {
+    const { bestV, count, dropFloor } = this.best;
+    const out: number[] = [];
+    for (let r = 0; r < this.N; r++) {
+      if (this.brute[r] || count[r]! < this.K || dropFloor[r]! <= bestV[r * this.K + this.K - 1]!) out.push(r);
+    }
+    return out;
+  }
+
+  /** Rows `redo` of x (in tree order), for a brute-force reduction. */
+  subset(redo: readonly number[]): Float32Array | Float64Array {
+    const D = this.D;
+    const sub = this.px instanceof Float32Array ? new Float32Array(redo.length * D) : new Float64Array(redo.length * D);
+    for (let t = 0; t < redo.length; t++) for (let k = 0; k < D; k++) sub[t * D + k] = this.px[redo[t]! * D + k]!;
+    return sub;
+  }
+
+  /** Replaces the lists of rows `redo` by a brute force's. */
+  replace(redo: readonly number[], out: { values: Float32Array | Float64Array; indices: Int32Array }): void {
+    const { bestV, bestI } = this.best;
+    const K = this.K;
+    for (let t = 0; t < redo.length; t++) {
+      for (let s = 0; s < K; s++) {
+        bestV[redo[t]! * K + s] = out.values[t * K + s]!;
+        bestI[redo[t]! * K + s] = out.indices[t * K + s]!;
+      }
+    }
+  }
+
+  /** The lists in the order of x. */
+  result(): { values: Float64Array; indices: Int32Array } {
+    const { N, K } = this;
+    const { bestV, bestI } = this.best;
+    const values = new Float64Array(N * K);
+    const indices = new Int32Array(N * K);
+    for (let r = 0; r < N; r++) {
+      const i = this.xPerm[r]! * K;
+      for (let s = 0; s < K; s++) {
+        values[i + s] = bestV[r * K + s]!;
+        indices[i + s] = bestI[r * K + s]!;
+      }
+    }
+    return { values, indices };
+  }
+}
+
+/**
+ * The k-d tree search: round 1 visits each x-leaf's nearest y-leaves (one block-sparse reduction,
+ * x-leaves as clusters); then each row visits, nearest first, the y-leaves its K-th distance does not
+ * clear (one cluster per row, at most FIRST_CAP leaves per row in the next round, doubling), until no
+ * row has any left. The K-th distance of a row only decreases, so a leaf it cleared stays cleared.
+ */
 async function treeSearch(
   xs: Rows,
   ys: Rows,
@@ -200,151 +757,108 @@ async function treeSearch(
   reduce: Reduce,
   signal: AbortSignalLike | undefined,
 ): Promise<{ values: Float64Array; indices: Int32Array }> {
-  const { n: N, d: D } = xs;
-  const M = ys.n;
-  // Leaves of 64 rows, larger when the (x-leaf, y-leaf) table would pass 2^25 entries.
-  let leaf = 64;
-  while (Math.ceil(N / leaf) * Math.ceil(M / leaf) > 2 ** 25) leaf *= 2;
-  const kx = kdOrder(xs.data, N, D, leaf);
-  const ky = kdOrder(ys.data, M, D, leaf);
-  const px = permuteRows(xs.data, kx.perm, D);
-  const py = permuteRows(ys.data, ky.perm, D);
-  const nQ = kx.leaves.length / 2;
-  const nB = ky.leaves.length / 2;
-  const bx = leafBoxes(px, kx.leaves, D, dtype);
-  const by = leafBoxes(py, ky.leaves, D, dtype);
-  // Each round keeps K + 1 candidates per row (K when K = M: then nothing is ever dropped): a dropped
-  // candidate is no smaller than the (K+1)-th kept one, which tells whether it could tie the K-th.
-  const Kr = Math.min(K + 1, M);
-  const bestV = new Float64Array(N * K).fill(Infinity);
-  const bestI = new Int32Array(N * K).fill(-1);
-  const count = new Int32Array(N);
-  const dropFloor = new Float64Array(N).fill(Infinity);
-  const visited = new Uint8Array(nQ * nB);
-  // The engine's value of a pair is its exact distance up to a relative error of about (D + 2) units
-  // of roundoff (nonnegative terms: no cancellation), plus subnormal underflow; the bound is shrunk
-  // by well over that, so a pruned leaf's values are strictly above the K-th distance.
-  const unit = dtype === 'float32' ? 2 ** -24 : 2 ** -53;
-  const rel = 1 - 4 * (D + 4) * unit;
-  const abs = (D + 1) * (dtype === 'float32' ? 2 ** -126 : 2 ** -1022);
-  const lower = new Float64Array(nB);
-  const key = new Float64Array(nB);
-  const boxBound = (q: number, b: number): void => {
-    let s = 0;
-    let c = 0;
-    for (let k = 0; k < D; k++) {
-      const gap = Math.max(0, by.lo[b * D + k]! - bx.hi[q * D + k]!, bx.lo[q * D + k]! - by.hi[b * D + k]!);
-      const mid = (by.lo[b * D + k]! + by.hi[b * D + k]! - bx.lo[q * D + k]! - bx.hi[q * D + k]!) / 2;
-      s += norm === 'l2' ? gap * gap : gap;
-      c += norm === 'l2' ? mid * mid : Math.abs(mid);
-    }
-    lower[b] = s * rel - abs;
-    // Visiting order only (not part of the proof): the box bound, then the distance of the centres.
-    key[b] = s + 1e-3 * c;
-  };
-  let cap = Math.max(Math.ceil(Kr / leaf) + 1, 2 ** Math.min(D, 3));
-  let active = Array.from({ length: nQ }, (_, q) => q);
-  const chosen: number[][] = Array.from({ length: nQ }, () => []);
-  while (active.length > 0) {
-    signal?.throwIfAborted();
-    const next: number[] = [];
-    for (const q of active) {
-      chosen[q] = [];
-      let T = -Infinity;
-      for (let r = kx.leaves[2 * q]!; r < kx.leaves[2 * q + 1]!; r++)
-        T = Math.max(T, count[r]! < K ? Infinity : bestV[r * K + K - 1]!);
-      const cand: number[] = [];
-      for (let b = 0; b < nB; b++) {
-        if (visited[q * nB + b]) continue;
-        boxBound(q, b);
-        if (!(lower[b]! > T)) cand.push(b);
-      }
-      if (cand.length === 0) continue;
-      let take = cand;
-      if (cand.length > cap) {
-        // The cap nearest by key, by insertion into a short sorted list: most leaves are rejected at
-        // the first comparison (a sort of all the candidates cost ~0.5 s at 10^5 points).
-        take = [];
-        for (const b of cand) {
-          const kb = key[b]!;
-          if (take.length === cap && !(kb < key[take[cap - 1]!]!)) continue;
-          let p = take.length === cap ? cap - 1 : take.length;
-          while (p > 0 && key[take[p - 1]!]! > kb) {
-            take[p] = take[p - 1]!;
-            p--;
-          }
-          take[p] = b;
-        }
-      }
-      take.sort((a, b) => a - b);
-      for (const b of take) visited[q * nB + b] = 1;
-      chosen[q] = take;
-      next.push(q);
-    }
-    if (next.length === 0) break;
-    // One block-sparse reduction for the round: every x-leaf is a cluster, the ones without work get
-    // no ranges (rows of an empty set: index -1).
-    const slices = new Int32Array(nQ);
-    const red: number[] = [];
-    for (let q = 0; q < nQ; q++) {
-      const first = red.length;
-      for (const b of chosen[q]!) {
-        const s = ky.leaves[2 * b]!;
-        const e = ky.leaves[2 * b + 1]!;
-        // Consecutive leaves are consecutive rows: one range, fewer per-range costs.
-        if (red.length > first && red[red.length - 1] === s) red[red.length - 1] = e;
-        else red.push(s, e);
-      }
-      slices[q] = red.length / 2;
-    }
-    const ranges: BlockRanges = {
-      rangesI: kx.leaves,
-      slicesI: slices,
-      redRangesJ: Int32Array.from(red),
-      rangesJ: ky.leaves,
-      slicesJ: new Int32Array(nB),
-      redRangesI: new Int32Array(0),
-    };
-    const out = await reduce(px, py, Kr, ranges);
-    for (const q of next) {
-      for (let r = kx.leaves[2 * q]!; r < kx.leaves[2 * q + 1]!; r++) {
-        for (let s = 0; s < Kr; s++) {
-          const j = out.indices[r * Kr + s]!;
-          if (j < 0) break;
-          const v = out.values[r * Kr + s]!;
-          if (s === K) {
-            dropFloor[r] = Math.min(dropFloor[r]!, v);
-            break;
-          }
-          insert(bestV, bestI, count, r, K, v, ky.perm[j]!);
-        }
-      }
-    }
-    active = next;
-    cap *= 2;
+  const kx = kdOrder(xs.data, xs.n, xs.d, LEAF_X);
+  await checkpoint(signal);
+  // The neighbours of a cloud among its own points (a K-NN graph): one tree for both.
+  const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : kdOrder(ys.data, ys.n, ys.d, LEAF_Y);
+  await checkpoint(signal);
+  const s = new TreeSearch(xs, ys, K, dtype, norm, kx, ky);
+  const { nQ, xLeaves } = s;
+  await checkpoint(signal);
+  for (let q = 0; q < nQ; q += STEP_LEAVES) {
+    s.firstLeaves(q, Math.min(nQ, q + STEP_LEAVES));
+    await checkpoint(signal);
   }
-  // Rows whose K-th distance equals a value some round could not keep may have missed a tied
-  // candidate of lower index: brute force for them, in the original order.
-  const redo: number[] = [];
-  for (let r = 0; r < N; r++) if (count[r]! < K || dropFloor[r]! <= bestV[r * K + K - 1]!) redo.push(r);
-  if (redo.length > 0) {
-    const sub = xs.data instanceof Float32Array ? new Float32Array(redo.length * D) : new Float64Array(redo.length * D);
-    redo.forEach((r, t) => sub.set(px.subarray(r * D, r * D + D), t * D));
-    const out = await reduce(sub, ys.data, K);
-    redo.forEach((r, t) => {
-      bestV.set(out.values.subarray(t * K, t * K + K), r * K);
-      bestI.set(out.indices.subarray(t * K, t * K + K), r * K);
-    });
+  const first = await reduce(s.px, s.py, s.Kr, s.firstRanges());
+  for (let q = 0; q < nQ; q += STEP_LEAVES) {
+    s.merge(first, xLeaves[2 * q]!, xLeaves[2 * Math.min(nQ, q + STEP_LEAVES) - 1]!);
+    await checkpoint(signal);
   }
-  // Back to the order of x.
-  const values = new Float64Array(N * K);
-  const indices = new Int32Array(N * K);
-  for (let r = 0; r < N; r++) {
-    const i = kx.perm[r]!;
-    values.set(bestV.subarray(r * K, r * K + K), i * K);
-    indices.set(bestI.subarray(r * K, r * K + K), i * K);
+  for (let q = 0; q < nQ; q += STEP_LEAVES) {
+    s.rowLists(q, Math.min(nQ, q + STEP_LEAVES));
+    await checkpoint(signal);
   }
-  return { values, indices };
+  for (let cap = FIRST_CAP; ; cap *= 2) {
+    const round = s.nextRound(cap);
+    if (round === null) break;
+    await checkpoint(signal);
+    const out = await reduce(s.px, s.py, s.Kr, round.ranges);
+    for (let c = 0; c < round.rows.length; c += 2) s.merge(out, round.rows[c]!, round.rows[c + 1]!);
+    await checkpoint(signal);
+  }
+  // Ties with a dropped candidate: brute force for those rows, in the original order of y.
+  const redo = s.tiedRows();
+  if (redo.length > 0) s.replace(redo, await reduce(s.subset(redo), ys.data, K));
+  return s.result();
+}
+
+/** A growable list of integers (pushed in pairs, or one at a time). */
+class IntList {
+  private data = new Int32Array(1024);
+  length = 0;
+  push(a: number, b: number): void {
+    if (this.length + 2 > this.data.length) {
+      const next = new Int32Array(2 * this.data.length);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = a;
+    this.data[this.length++] = b;
+  }
+  push1(a: number): void {
+    if (this.length === this.data.length) {
+      const next = new Int32Array(2 * this.data.length);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = a;
+  }
+  /** The last value (the list must not be empty). */
+  last(): number {
+    return this.data[this.length - 1]!;
+  }
+  setLast(v: number): void {
+    this.data[this.length - 1] = v;
+  }
+  array(): Int32Array {
+    return this.data.slice(0, this.length);
+  }
+}
+
+/** The best lists of every row, K per row, sorted by (value, index). */
+interface Best {
+  bestV: Float64Array;
+  bestI: Int32Array;
+  /** Entries of each row's list. */
+  count: Int32Array;
+  /** The smallest value a round could not keep, per row. */
+  dropFloor: Float64Array;
+}
+
+/** Merges a round's Kr candidates of rows [r0, r1) into their best lists. */
+function mergeRows(
+  values: Float32Array | Float64Array,
+  indices: Int32Array,
+  r0: number,
+  r1: number,
+  permY: Int32Array,
+  Kr: number,
+  K: number,
+  best: Best,
+): void {
+  const { bestV, bestI, count, dropFloor } = best;
+  for (let r = r0; r < r1; r++) {
+    for (let s = 0; s < Kr; s++) {
+      const j = indices[r * Kr + s]!;
+      if (j < 0) break;
+      const v = values[r * Kr + s]!;
+      if (s === K) {
+        if (v < dropFloor[r]!) dropFloor[r] = v;
+        break;
+      }
+      insert(bestV, bestI, count, r, K, v, permY[j]!);
+    }
+  }
 }
 
 /** Inserts (v, j) into row r's sorted list of at most K (value, index) pairs, ties to the lower j. */

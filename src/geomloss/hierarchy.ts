@@ -17,7 +17,7 @@
 // traversals): it runs in slices through a Slicer, which yields to the event loop when due and
 // rejects on an abort, like every other loop of the library.
 import { kdOrder, type BlockRanges } from '../index.js';
-import { selectRank } from '../core/kd-order.js';
+import { selectRankIndexed } from '../core/kd-order.js';
 import { throwIfAborted, yieldIfDue, type AbortSignalLike } from '../core/scheduling.js';
 import type { Cloud } from './inputs.js';
 
@@ -54,7 +54,7 @@ const SUBTREE = 1024;
 
 /**
  * kdOrder(data, N, D, 1)'s tree, in slices: the nodes above SUBTREE points are split here by the same
- * rule (the widest coordinate, after ceil(n / 2) rows, by selectRank), each subtree below by kdOrder.
+ * rule (the widest coordinate, after ceil(n / 2) rows, by selectRankIndexed), each subtree below by kdOrder.
  * The tree's shape is the same (it follows from N alone); only ties may be ordered differently.
  */
 async function treeOrder(data: ArrayLike<number>, N: number, D: number, slicer: Slicer): Promise<Int32Array> {
@@ -87,7 +87,7 @@ async function treeOrder(data: ArrayLike<number>, N: number, D: number, slicer: 
         }
       }
       const mid = lo + Math.ceil(n / 2);
-      selectRank(perm, lo, hi, mid, data, D, axis);
+      selectRankIndexed(perm, lo, hi, mid, data, D, axis);
       stack.push([mid, hi], [lo, mid]);
     }
     const p = slicer.now();
