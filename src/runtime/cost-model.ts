@@ -35,7 +35,9 @@ export interface EngineFigures {
 
 /** The figures of both engines. */
 export interface CostFigures {
+  /** The WebAssembly engine's (on all its threads). */
   readonly wasm: EngineFigures;
+  /** The WebGPU engine's (on the acquired device). */
   readonly webgpu: EngineFigures;
 }
 
