@@ -4,7 +4,8 @@
 // software adapter is never mistaken for a GPU), then the target table (Gaussian kernel sum at D = 3
 // from 10^4 to 10^6 points, argKMin K = 10 at D = 3 and D = 64, a debiased Sinkhorn divergence with its
 // gradient), each next to the WebAssembly engine on the same machine (all its threads), with the
-// ratio. GPU time comes from timestamp queries when the adapter has 'timestamp-query' (the compute
+// ratio; then the tiled large-D kernels against the plain ones (argKMin, D = 16 to 784), and 'auto''s
+// choice against both engines' times (with the cost model's figures printed first). GPU time comes from timestamp queries when the adapter has 'timestamp-query' (the compute
 // passes' begin/end on the GPU clock, last reduction); wall time includes upload, dispatch and
 // readback. The WebAssembly column is skipped above --wasm-max-pairs pairs (default 2e10; a
 // Sinkhorn row counts 50 reductions' pairs) so that the run fits a short lease; the ratio is then
@@ -33,7 +34,7 @@ if (
 }
 
 const lib = await import('../dist/index.js');
-const { Vi, Vj, getWasmThreads } = lib;
+const { Vi, Vj, getWasmThreads, configureWebGPU } = lib;
 const webgpuStatus = lib.webgpuStatus ?? globalThis[Symbol.for('lazytensor.webgpu.status')];
 const { SamplesLoss } = await import('../dist/geomloss.js');
 
@@ -88,6 +89,27 @@ console.log(
     .map(([k, v]) => `${k} ${v}`)
     .join(', ')}`,
 );
+// ---- How 'auto' decides (issue 15): the cost model's figures, measured by the calibration or defaults
+{
+  const auto = status.auto;
+  if (auto !== undefined) {
+    report.auto = auto;
+    const f = auto.figures;
+    const src = (k) => auto.sources[k] ?? '?';
+    const rates = (e) =>
+      ['kernel', 'select', 'product']
+        .map((c) => `${c} ${f[e].rate[c].toExponential(2)} (${src(`${e}.rate.${c}`)})`)
+        .join(', ');
+    console.log(
+      `'auto': rule '${auto.rule}'${auto.calibrationMs === null ? '' : `, calibrated in ${auto.calibrationMs.toFixed(1)} ms`}${auto.note ? ` (${auto.note})` : ''}`,
+    );
+    for (const e of ['webgpu', 'wasm']) {
+      console.log(
+        `  ${e}: overhead ${(f[e].overhead * 1e3).toFixed(3)} ms (${src(`${e}.overhead`)}); work/s ${rates(e)}; bytes/s ${f[e].bytesPerSecond.toExponential(2)} (${src(`${e}.bytesPerSecond`)})`,
+      );
+    }
+  }
+}
 if (software) console.log('Sizes shrunk for a software adapter.');
 if (SCALE !== 1) console.log(`Sizes scaled by ${SCALE} (--scale).`);
 console.log('');
@@ -199,6 +221,55 @@ for (const row of rows) {
   console.log(
     `| ${row.name}${note} | ${N} | ${wasm === null ? `skipped (> ${WASM_MAX_PAIRS.toExponential(0)} pairs)` : wasm.wall.toFixed(1)} | ${gpu.wall.toFixed(1)} | ${gpu.gpu === null ? '' : gpu.gpu.toFixed(2)} | ${row.op === 'sinkhorn' ? '' : gps.toPrecision(3)} | ${ratio} | ${agree} |`,
   );
+}
+
+// ---- Tiled large-D kernels against the plain kernel (configureWebGPU({ tiling: 'never' })) --------
+// The blocking (codegen.ts TILED_BLOCKS) and the D from which 'auto' tiles (TILED_MIN_D = 32) are
+// untuned guesses: these rows are what tunes them ('always' forces the tiled kernel at every D).
+console.log('');
+console.log(
+  '| argKMin K = 10 | N = M | tiled GPU ms | plain GPU ms | tiled wall ms | plain wall ms | tiled / plain speed | indices differ |',
+);
+console.log('|---|---|---|---|---|---|---|---|');
+report.tiled = [];
+for (const D of [16, 64, 256, 784]) {
+  const N = n(QUICK ? 4096 : 16384);
+  const F = Vi(uniform(N * D, 11), D).sqDist(Vj(uniform(N * D, 12), D));
+  const gpuMs = async () => (await webgpuStatus()).lastGpuTimeMs;
+  const run = async () => {
+    const r = await F.argKMin(10, 1, { engine: 'webgpu' });
+    return { engine: r.engine, indices: r.data };
+  };
+  configureWebGPU({ tiling: 'always' }); // the tiled kernel at every D (and on CPU adapters)
+  const tiled = await best(run, gpuMs);
+  configureWebGPU({ tiling: 'never' });
+  const plain = await best(run, gpuMs);
+  configureWebGPU({ tiling: undefined });
+  const fmt = (v) => (v === null ? '' : v.toFixed(2));
+  const row = { D, N, tiledGpuMs: tiled.gpu, plainGpuMs: plain.gpu, tiledWallMs: tiled.wall, plainWallMs: plain.wall };
+  report.tiled.push({ ...row, agreement: agreement(tiled.out, plain.out) });
+  console.log(
+    `| D = ${D} | ${N} | ${fmt(tiled.gpu)} | ${fmt(plain.gpu)} | ${tiled.wall.toFixed(1)} | ${plain.wall.toFixed(1)} | ${(plain.wall / tiled.wall).toFixed(2)}x | ${agreement(tiled.out, plain.out)} |`,
+  );
+}
+
+// ---- 'auto' against both engines: is its choice the faster one? -----------------------------------
+console.log('');
+console.log("| Gaussian sum D = 3 | N = M | wasm ms | webgpu ms | 'auto' chose | faster |");
+console.log('|---|---|---|---|---|---|');
+report.autoChoices = [];
+for (const N of [256, 1024, 2048, 4096, 16384].map(n)) {
+  const F = Vi(uniform(N * 3, 21), 3)
+    .sqDist(Vj(uniform(N * 3, 22), 3))
+    .mul(-G)
+    .exp();
+  const run = (engine) => async () => ({ engine: (await F.sum(1, { engine })).engine });
+  const w = await best(run('wasm'));
+  const g = await best(run('webgpu'));
+  const chose = (await F.sum(1)).engine;
+  const faster = w.wall <= g.wall ? 'wasm' : 'webgpu';
+  report.autoChoices.push({ N, wasmMs: w.wall, webgpuMs: g.wall, chose, faster });
+  console.log(`| | ${N} | ${w.wall.toFixed(2)} | ${g.wall.toFixed(2)} | ${chose} | ${faster} |`);
 }
 
 // ---- Pipeline cache ------------------------------------------------------------------------------

@@ -40,20 +40,33 @@ case "$mode" in
   run)
     : "${OUT:=/tmp/out}"
     mkdir -p "$OUT"
-    for f in .gl/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-    xz -dc .devrun/node.xz > /tmp/node
-    chmod +x /tmp/node
+    for p in dist/index.js .devrun/node.xz .devrun/webgpu.tar.xz; do
+      [ -f "$p" ] || { echo "missing $p: run 'bash scripts/device-run.sh prepare' here and carry dist, .devrun, .gl" >&2; exit 1; }
+    done
+    # The Vulkan loader: unpacked into / only where the machine lacks it (the device README's recipe).
+    if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+      for f in .gl/*.deb; do dpkg -x "$f" /; done
+      ldconfig
+    fi
+    # xz, or Python's lzma where the machine has no xz.
+    unxz_to() {
+      if command -v xz >/dev/null; then xz -dc "$1" > "$2"
+      else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; fi
+    }
+    tmp="$(mktemp -d)"
+    unxz_to .devrun/node.xz "$tmp/node"
+    chmod +x "$tmp/node"
     mkdir -p node_modules
-    tar -C node_modules -xJf .devrun/webgpu.tar.xz
+    unxz_to .devrun/webgpu.tar.xz "$tmp/webgpu.tar"
+    tar -C node_modules -xf "$tmp/webgpu.tar"
     # Dawn finds the NVIDIA Vulkan driver through its ICD file; the machine ships it outside the
     # loader's default search path.
     nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
     if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ] && [ -f "$nvidia_icd" ]; then export VK_DRIVER_FILES="$nvidia_icd"; fi
     echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-} VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-}"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || echo "nvidia-smi: not available"
-    /tmp/node --version
-    /tmp/node bench/gpu.mjs "$@" --json="$OUT/gpu-bench.json" 2>&1 | tee "$OUT/gpu-bench.md"
+    "$tmp/node" --version
+    "$tmp/node" bench/gpu.mjs "$@" --json="$OUT/gpu-bench.json" 2>&1 | tee "$OUT/gpu-bench.md"
     ;;
   *)
     echo "usage: bash scripts/device-run.sh prepare | run [--quick] [bench/gpu.mjs options]" >&2

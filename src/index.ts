@@ -33,7 +33,9 @@ export {
   setDefaultEngine,
   webgpuStatus,
 } from './runtime/index.js';
-export type { WebGPUOptions, WebGPUStatus } from './runtime/index.js';
+export type { AutoCosts, WebGPUOptions, WebGPUStatus } from './runtime/index.js';
+export type { CostClass, CostFigures, EngineFigures } from './runtime/cost-model.js';
+export type { FigureSource, FigureSources } from './runtime/calibration.js';
 export { getWasmThreads, setWasmThreads, setWasmWorkerUrl } from './wasm/workers.js';
 export type { WorkerState } from './wasm/workers.js';
 export { releaseWasm, useWasmModule, wasmStatus } from './wasm/wasm-loader.js';

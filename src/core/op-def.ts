@@ -42,6 +42,9 @@ export interface WgslEmitter {
   map(dim: number, args: readonly WgslValue[], body: (k: WgslIndex) => string): WgslValue;
   /** A new value of one component: the sum over k < count of `body(k)`. */
   sum(count: number, args: readonly WgslValue[], body: (k: WgslIndex) => string): WgslValue;
+  /** A new value of one component: the largest (`max`) or smallest (`min`) of body(k) over
+   *  k < count, NaN if any of them is NaN (a tree when count is small, else a loop). */
+  extreme(count: number, args: readonly WgslValue[], which: 'max' | 'min', body: (k: WgslIndex) => string): WgslValue;
   /** Component k of a value as an f32 expression; a dimension-1 value broadcasts (every k reads it). */
   at(value: WgslValue, k: WgslIndex): string;
   /** Index arithmetic a * scale + offset (folded when both are numbers). */

@@ -590,21 +590,8 @@ function componentExtreme(
       }
       return cur;
     },
-    wgsl: (e, [a]) => {
-      // Groups of 8 components per value, then groups of those: no expression nests deeper than 3.
-      const tree = (xs: readonly string[]): string =>
-        xs.length === 1 ? xs[0]! : `${fn}(${tree(xs.slice(0, xs.length >> 1))}, ${tree(xs.slice(xs.length >> 1))})`;
-      let level: WgslValue[] = Array.from({ length: a!.dim }, (_, k) => e.view(a!, k, 1));
-      while (level.length > 1) {
-        const next: WgslValue[] = [];
-        for (let g = 0; g < level.length; g += 8) {
-          const group = level.slice(g, g + 8);
-          next.push(group.length === 1 ? group[0]! : e.map(1, group, () => tree(group.map((v) => e.at(v, 0)))));
-        }
-        level = next;
-      }
-      return level[0]!;
-    },
+    // A running extreme over the components (the emitter unrolls it or loops, by dimension).
+    wgsl: (e, [a]) => e.extreme(a!.dim, [a!], fn === 'lt_max' ? 'max' : 'min', (k) => e.at(a!, k)),
   };
 }
 

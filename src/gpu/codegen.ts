@@ -22,6 +22,22 @@
 // one cluster, and that cluster's list of inner ranges) from a table, so that all its invocations
 // visit the same inner ranges and can share tiles; the ranges are visited in the order given.
 //
+// TILED KERNELS (large D: K-NN, K-means, kernel sums over D in the tens to thousands)
+// When the formula's D-long part is a product of one outer and one inner variable (dot, sqDist,
+// weightedSqDist with a parameter weight: core/pair-products.ts, the formula-level form of the rule
+// the WebAssembly engine applies to its instructions in assembly/blocked.ts), the kernel computes
+// those products as a small matrix product per tile, the SGEMM scheme: a workgroup of ti x tj
+// invocations owns bi = ti * ri outer rows; for each tile of bj = tj * rj inner rows it stages chunks
+// of dk components of the bi x's and the bj y's in workgroup memory, and each invocation accumulates
+// an ri x rj block of products in registers (ri + rj reads of workgroup memory per ri * rj
+// multiply-adds, instead of one read per multiply-add). The bi x bj products go to a product tile in
+// workgroup memory; then the first bi invocations, one per outer row, evaluate the rest of the
+// formula per pair from it and fold into the reduction exactly as the plain kernel does (same
+// states, same order of j, so ties and NaN behave identically). sqDist is summed as (x - y)^2
+// directly, never as |x|^2 + |y|^2 - 2 x.y: the direct form costs one more operation per component
+// but has no cancellation, so no fallback is needed and the values are the plain path's up to the
+// order of the additions (partial sums per chunk).
+//
 // Semantics follow assembly/isa.ts: ties go to the lowest (first visited) index, NaN is never
 // selected, unfilled slots give index -1 and value NaN, an all -inf log-sum-exp gives -inf.
 //
@@ -35,6 +51,7 @@ import { reductionHasIndices, reductionHasValues, type ReductionKind, type Reduc
 import { REDUCTIONS } from '../core/reduction-defs.js';
 import { preludeFor } from './prelude.js';
 import { rewriteFormula } from '../core/rewrite.js';
+import { pairProducts, type PairProduct } from '../core/pair-products.js';
 
 /** Values of at most this many components are unrolled into scalar registers (KeOps keeps x_i in
  *  registers the same way). Measured on SwiftShader at D = 50: 2.5x faster than loops over private
@@ -128,6 +145,80 @@ export interface KernelConfig {
    *  chunks staged in workgroup memory instead (see DChunks); `tile` is then the rows per tile.
    *  Absent: false. */
   readonly dchunks?: boolean;
+  /** Large-D products (dot, sqDist, weightedSqDist of x_i and y_j) computed as register-blocked
+   *  tiles (see TILED KERNELS); `workgroupSize` is then ti * tj, `tile` the inner rows per tile (tj *
+   *  rj), and a workgroup covers ti * ri result rows. Absent: none. */
+  readonly tiled?: TiledBlock;
+}
+
+/** The register blocking of a tiled kernel: a workgroup of ti x tj invocations computes the
+ *  products of bi = ti * ri outer rows by bj = tj * rj inner rows, invocation (a, b) the ri x rj
+ *  block of rows a + r * ti and columns b + s * tj (strided, so that the invocations of a warp read
+ *  consecutive words of workgroup memory), over D in chunks of dk components. */
+export interface TiledBlock {
+  readonly ti: number;
+  readonly tj: number;
+  readonly ri: number;
+  readonly rj: number;
+  readonly dk: number;
+}
+
+/** The blockings tried, largest first (the engine takes the first that fits the adapter's
+ *  invocation and workgroup-memory limits). 64 x 64 products per tile with 4 x 4 per invocation is
+ *  the classic SGEMM shape for 256 invocations: 16 multiply-adds per 8 workgroup-memory reads, and
+ *  each staged word of x and y serves 64 pairs. Not tuned on hardware yet (see engine.ts). */
+export const TILED_BLOCKS: readonly TiledBlock[] = [
+  { ti: 16, tj: 16, ri: 4, rj: 4, dk: 16 },
+  { ti: 16, tj: 16, ri: 2, rj: 2, dk: 16 },
+  { ti: 8, tj: 8, ri: 2, rj: 2, dk: 8 },
+  { ti: 4, tj: 4, ri: 2, rj: 2, dk: 8 },
+];
+/** Tiled kernels hold one product tile per product in workgroup memory: at most this many. */
+export const MAX_TILED_PRODUCTS = 2;
+
+/** What a tiled kernel computes: the rewritten formulas (lowered as they are), their products and
+ *  the variables staged for them. */
+export interface TiledProducts {
+  readonly formula: FormulaNode;
+  readonly weight: FormulaNode | null;
+  readonly products: readonly PairProduct[];
+  readonly outerVars: readonly Variable[];
+  readonly innerVars: readonly Variable[];
+  readonly dim: number;
+}
+
+/** The products a tiled kernel of `plan` would block (D >= minDim), or null when the plan does not
+ *  fit the scheme: no product, more than MAX_TILED_PRODUCTS, products of different D, a windowed
+ *  result (more than 64 components), or block-sparse ranges. */
+export function tiledProducts(plan: ReductionPlan, minDim = 1): TiledProducts | null {
+  if (plan.ranges !== null || reductionWindow(plan).count > 1) return null;
+  const roles = new Map(plan.variables.map((v) => [v.variable, v.role] as const));
+  const formula = rewriteFormula(plan.formula);
+  const weight = plan.weight === null ? null : rewriteFormula(plan.weight);
+  const roots = weight === null ? [formula] : [formula, weight];
+  // Distinct by structure: the same product written twice is one tile.
+  const keys = new StructuralKeys();
+  const seen = new Set<string>();
+  const products = pairProducts(roots, (v) => roles.get(v) ?? 'param', minDim).filter((p) => {
+    const key = keys.of(p.node);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  if (products.length === 0 || products.length > MAX_TILED_PRODUCTS) return null;
+  const dim = products[0]!.dim;
+  if (products.some((p) => p.dim !== dim)) return null;
+  const outerVars = [...new Set(products.map((p) => p.outer))];
+  const innerVars = [...new Set(products.map((p) => p.inner))];
+  return { formula, weight, products, outerVars, innerVars, dim };
+}
+
+/** f32 words of workgroup memory a tiled kernel declares: the staged chunks of x and y (rows
+ *  padded by one word against bank conflicts) and one product tile per product. */
+export function tiledWords(t: TiledProducts, b: TiledBlock): number {
+  const bi = b.ti * b.ri;
+  const bj = b.tj * b.rj;
+  return (t.outerVars.length * (bi + 1) + t.innerVars.length * (bj + 1)) * b.dk + t.products.length * bi * (bj + 1);
 }
 
 /** Components per D-chunk of a chunked sum (unrolled: x_i's chunk is held in registers). */
@@ -173,18 +264,8 @@ export function webgpuUnsupported(plan: ReductionPlan): string | null {
   if (REDUCTIONS[plan.kind].takesK && plan.k > MAX_GPU_K) {
     return `${plan.kind} with K = ${plan.k} keeps more than ${MAX_GPU_K} candidates per thread`;
   }
-  // maxComponent / minComponent lower to an unrolled tree of lt_max / lt_min: tested up to 9
-  // components; at 33 and more SwiftShader did not finish compiling and running it in minutes.
-  for (const node of postOrder(plan.weight === null ? [plan.formula] : [plan.formula, plan.weight])) {
-    if (node.kind === 'op' && (node.def.name === 'maxComponent' || node.def.name === 'minComponent')) {
-      if (node.args[0]!.dim > MAX_GPU_EXTREME_COMPONENTS) {
-        return `${node.def.name} of ${node.args[0]!.dim} components (at most ${MAX_GPU_EXTREME_COMPONENTS} on WebGPU)`;
-      }
-    }
-  }
   return null;
 }
-const MAX_GPU_EXTREME_COMPONENTS = 9;
 
 /** How a kernel covers the result components (of F, or of the weight G for the weighted kinds).
  *  Beyond UNROLL components (or MAX_KMIN_SLOTS list slots) the kernel is "windowed": each invocation
@@ -290,6 +371,9 @@ class Emitter implements WgslEmitter {
   private chunkIndex: Map<string, number> | null = null;
   /** Set by generateKernel to allow chunked sums. */
   chunking = false;
+  /** Tiled kernels: structural key of a product node -> its per-pair value (read from the product
+   *  tile); the product's operands are then not lowered unless something else reads them. */
+  readonly products = new Map<string, () => Val>();
 
   constructor(
     private readonly roles: ReadonlyMap<Variable, 'outer' | 'inner' | 'param'>,
@@ -392,6 +476,68 @@ class Emitter implements WgslEmitter {
         `${target.indent}}`,
       );
     }
+    return { dim: 1, varying, repr: { kind: 'scalars', names: [id] } };
+  }
+
+  /** The extreme is taken with the builtin max / min and NaN decided apart, from the largest
+   *  magnitude bit pattern (a u32 max: NaNs are the patterns above +inf's). Nesting the
+   *  NaN-propagating lt_max 33 deep, or an OR chain of lt_isnan, made SwiftShader's compiler run
+   *  for minutes; this form compiles in about a second there. */
+  extreme(count: number, args: readonly WgslValue[], which: 'max' | 'min', body: (k: WgslIndex) => string): Val {
+    const varying = this.varying(args);
+    const target = this.target(varying);
+    const id = this.fresh('m');
+    if (count <= UNROLL) {
+      // A balanced tree of lets, one builtin call per let (depth log2(count)).
+      const terms = Array.from({ length: count }, (_, k) => {
+        const t = this.withBlock(target, () => body(k));
+        if (/^[A-Za-z_]\w*$/.test(t)) return t;
+        const name = this.fresh('m');
+        target.lines.push(`${target.indent}let ${name} = ${t};`);
+        return name;
+      });
+      let level = terms;
+      while (level.length > 1) {
+        const next: string[] = [];
+        for (let q = 0; q + 1 < level.length; q += 2) {
+          const name = this.fresh('m');
+          target.lines.push(`${target.indent}let ${name} = ${which}(${level[q]}, ${level[q + 1]});`);
+          next.push(name);
+        }
+        if (level.length % 2 === 1) next.push(level[level.length - 1]!);
+        level = next;
+      }
+      // NaN: the largest magnitude bit pattern, a max tree of u32 too (no branch, no bool chain).
+      let bits = terms.map((t) => `(bitcast<u32>(${t}) & 0x7fffffffu)`);
+      while (bits.length > 1) {
+        const next: string[] = [];
+        for (let q = 0; q + 1 < bits.length; q += 2) {
+          const name = this.fresh('mb');
+          target.lines.push(`${target.indent}let ${name} = max(${bits[q]}, ${bits[q + 1]});`);
+          next.push(name);
+        }
+        if (bits.length % 2 === 1) next.push(bits[bits.length - 1]!);
+        bits = next;
+      }
+      target.lines.push(`${target.indent}let ${id} = select(${level[0]}, U.nan, ${bits[0]} > 0x7f800000u);`);
+      return { dim: 1, varying, repr: { kind: 'scalars', names: [id] } };
+    }
+    // Beyond UNROLL components (a lazy value): a loop, each component computed inside it.
+    const k = this.fresh('k');
+    const inner = block(`${target.indent}  `, target);
+    const first = this.withBlock(target, () => body(0));
+    const expr = this.withBlock(inner, () => body(k));
+    target.lines.push(
+      `${target.indent}var ${id}m = ${first};`,
+      `${target.indent}var ${id}n = bitcast<u32>(${id}m) & 0x7fffffffu;`,
+      `${target.indent}for (var ${k} = 1u; ${k} < ${count}u; ${k} = ${k} + 1u) {`,
+      ...inner.lines,
+      `${inner.indent}let ${id}v = ${expr};`,
+      `${inner.indent}${id}m = ${which}(${id}m, ${id}v);`,
+      `${inner.indent}${id}n = max(${id}n, bitcast<u32>(${id}v) & 0x7fffffffu);`,
+      `${target.indent}}`,
+      `${target.indent}let ${id} = select(${id}m, U.nan, ${id}n > 0x7f800000u);`,
+    );
     return { dim: 1, varying, repr: { kind: 'scalars', names: [id] } };
   }
 
@@ -522,11 +668,25 @@ class Emitter implements WgslEmitter {
   /** Lowers a node, sharing structurally equal sub-formulas; iterative (post-order), so formulas of
    *  any depth lower without exhausting the call stack. */
   lower(root: FormulaNode): Val {
-    for (const node of postOrder(root)) {
+    const order = postOrder(root);
+    // Nodes read only through a tiled product are not lowered (x_i's D loads would be dead code).
+    const needed = new Set<FormulaNode>([root]);
+    if (this.products.size > 0) {
+      for (const node of order) this.keys.of(node); // in post-order: linear
+      for (let q = order.length - 1; q >= 0; q--) {
+        const node = order[q]!;
+        if (node.kind === 'op' && needed.has(node) && !this.products.has(this.keys.of(node)))
+          for (const a of node.args) needed.add(a);
+      }
+    }
+    for (const node of order) {
       const key = this.keys.of(node);
-      if (this.memo.has(key)) continue;
+      if (this.memo.has(key) || (this.products.size > 0 && !needed.has(node))) continue;
       let value: Val;
-      if (node.kind === 'var') {
+      const product = this.products.get(key);
+      if (product !== undefined) {
+        value = product();
+      } else if (node.kind === 'var') {
         value = this.variable(node);
       } else {
         const args = node.args.map((a) => this.memo.get(this.keys.of(a))!);
@@ -567,6 +727,15 @@ class Emitter implements WgslEmitter {
       this.chunkIndex = null;
     }
     return { before: before.lines, perRow: row.lines };
+  }
+
+  /** Tiled kernels: `node` (a product) is read per pair as `read` from its product tile. */
+  tileProduct(node: FormulaNode, read: string): void {
+    this.products.set(this.keys.of(node), () => {
+      const name = this.fresh('pv');
+      this.innerBlock.lines.push(`${this.innerBlock.indent}let ${name} = ${read};`);
+      return { dim: 1, varying: true, repr: { kind: 'scalars', names: [name] } };
+    });
   }
 
   /** `v` as scalar lets (v.dim <= UNROLL) when reading it could emit statements (a lazy base): the
@@ -963,6 +1132,20 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   const roles = new Map(plan.variables.map((v) => [v.variable, v.role] as const));
   const emitter = new Emitter(roles, layout, staged ? 'tile' : 'I');
   emitter.chunking = config.dchunks === true && !staged;
+  const tb = config.tiled ?? null;
+  const tp = tb === null ? null : tiledProducts(plan);
+  if (tb !== null) {
+    if (tp === null || staged || config.sparse) throw new Error(`internal: ${plan.kind} has no tiled kernel`);
+    if (WG !== tb.ti * tb.tj) throw new Error(`internal: a tiled kernel has ${tb.ti * tb.tj} invocations, not ${WG}`);
+    const PP = tb.tj * tb.rj + 1;
+    tp.products.forEach((p, q) => {
+      let read = `pt${q}[lid * ${PP}u + t]`;
+      if (p.weight !== null) emitter.usesParams[0] = true;
+      // Isotropic (one weight, also at D = 1): s * |x - y|^2, in the plain lowering's order.
+      if (p.weight !== null && p.weight.dim === 1) read = `(P[${layout.offsets.get(p.weight)!}u] * ${read})`;
+      emitter.tileProduct(p.node, read);
+    });
+  }
   const win = reductionWindow(plan);
   const windowed = win.count > 1;
   /** Components [c0, c0 + width) of a value, as scalar lets (c0: the window's first component). */
@@ -972,8 +1155,8 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
       : emitter.settle(v);
   const weighted = plan.weight !== null;
   // The squared-distance idioms (sum of squared differences, ...) lower to the fused sqDist.
-  let vF = emitter.lower(rewriteFormula(plan.formula));
-  let vG = plan.weight === null ? null : emitter.lower(rewriteFormula(plan.weight));
+  let vF = emitter.lower(tp?.formula ?? rewriteFormula(plan.formula));
+  let vG = plan.weight === null ? null : emitter.lower(tp?.weight ?? rewriteFormula(plan.weight));
   if (vG !== null) {
     vF = emitter.settle(vF);
     vG = windowOf(vG);
@@ -1036,6 +1219,81 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
           '    }',
           '  }',
         ];
+  /** The product pass of a tiled kernel for the inner rows [j0, j0 + cnt): chunk after chunk of D,
+   *  x's rows i0.. and y's rows j0.. staged in workgroup memory (component-major, so the inner loop
+   *  reads rows a + r * ti and b + s * tj as consecutive words), each invocation's ri x rj products
+   *  summed in registers (a partial per chunk, then added: the rounding error grows with dk + D / dk
+   *  rather than D, like the plain path's blocks), then written to the product tiles. */
+  const tiledPass = (read: string): string[] => {
+    if (tb === null || tp === null) return [];
+    const { ti, tj, ri, rj, dk } = tb;
+    const BI = ti * ri;
+    const BJ = tj * rj;
+    const [XP, YP, PP] = [BI + 1, BJ + 1, BJ + 1];
+    const D = tp.dim;
+    const blocks: [number, number, number][] = [];
+    tp.products.forEach((_, p) => {
+      for (let r = 0; r < ri; r++) for (let s = 0; s < rj; s++) blocks.push([p, r, s]);
+    });
+    const at = (v: Variable): number => layout.offsets.get(v)!;
+    const stageLines = (
+      name: string,
+      rows: number,
+      pad: number,
+      row: (qr: string) => string,
+      ok: string,
+      array: string,
+      stride: number,
+      offset: number,
+    ): string[] => [
+      `    for (var q = lid; q < ${rows * dk}u; q = q + ${WG}u) {`,
+      `      let qr = q / ${dk}u;`,
+      `      let qc = d0 + q % ${dk}u;`,
+      `      let src = ${row('qr')} * ${stride}u + ${offset}u + min(qc, ${D - 1}u);`,
+      `      ${name}[(q % ${dk}u) * ${pad}u + qr] = select(0.0, ${array}[src], ${ok} && qc < ${D}u);`,
+      '    }',
+    ];
+    const term = (p: number, r: number, s: number): string => {
+      const prod = tp.products[p]!;
+      const x = `xv${tp.outerVars.indexOf(prod.outer)}_${r}`;
+      const y = `yv${tp.innerVars.indexOf(prod.inner)}_${s}`;
+      if (prod.kind === 'dot') return `(${x} * ${y})`;
+      if (prod.weight !== null && prod.weight.dim > 1) return `(wv${p} * lt_sq(${x} - ${y}))`;
+      return `lt_sq(${x} - ${y})`;
+    };
+    return [
+      ...blocks.map(([p, r, s]) => `  var a${p}_${r}_${s} = 0.0;`),
+      `  for (var d0 = 0u; d0 < ${D}u; d0 = d0 + ${dk}u) {`,
+      // Also orders the previous tile's fold (reads of pt) before this tile's writes to pt.
+      '    workgroupBarrier();',
+      ...tp.outerVars.flatMap((v, n) =>
+        stageLines(`xs${n}`, BI, XP, (qr) => `min(i0 + ${qr}, U.nOuter - 1u)`, 'i0 + qr < U.nOuter', 'O', OS, at(v)),
+      ),
+      ...tp.innerVars.flatMap((v, n) =>
+        stageLines(`ys${n}`, BJ, YP, (qr) => `(${read} + min(${qr}, cnt - 1u))`, 'qr < cnt', 'I', IS, at(v)),
+      ),
+      '    workgroupBarrier();',
+      ...blocks.map(([p, r, s]) => `    var b${p}_${r}_${s} = 0.0;`),
+      `    for (var c = 0u; c < ${dk}u; c = c + 1u) {`,
+      ...tp.outerVars.flatMap((_, n) =>
+        Array.from({ length: ri }, (_, r) => `      let xv${n}_${r} = xs${n}[c * ${XP}u + tI + ${r * ti}u];`),
+      ),
+      ...tp.innerVars.flatMap((_, n) =>
+        Array.from({ length: rj }, (_, s) => `      let yv${n}_${s} = ys${n}[c * ${YP}u + tJ + ${s * tj}u];`),
+      ),
+      ...tp.products.flatMap((prod, p) =>
+        prod.weight !== null && prod.weight.dim > 1
+          ? [`      let wv${p} = P[${at(prod.weight)}u + min(d0 + c, ${D - 1}u)];`]
+          : [],
+      ),
+      ...blocks.map(([p, r, s]) => `      b${p}_${r}_${s} = b${p}_${r}_${s} + ${term(p, r, s)};`),
+      '    }',
+      ...blocks.map(([p, r, s]) => `    a${p}_${r}_${s} = a${p}_${r}_${s} + b${p}_${r}_${s};`),
+      '  }',
+      ...blocks.map(([p, r, s]) => `  pt${p}[(tI + ${r * ti}u) * ${PP}u + tJ + ${s * tj}u] = a${p}_${r}_${s};`),
+      '  workgroupBarrier();',
+    ];
+  };
   /** The loop over the inner rows [lo, hi) in tiles: staging, per-pair code, per-tile merge. `read`
    *  maps j0 to the first row of the tile in the inner buffer, `global` to its true index. */
   const tileLoop = (lo: string, hi: string, read: string, global: string): string[] => [
@@ -1061,6 +1319,24 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
     ...indent(red.merge, '  '),
     '}',
   ];
+  /** A tiled kernel's loop: the product pass of each tile by the whole workgroup, then its pairs
+   *  folded by the first bi invocations, one result row each (no barrier in that branch). */
+  const tiledLoop = (): string[] => [
+    `for (var j0 = 0u; j0 < U.nInner; j0 = j0 + ${TILE}u) {`,
+    `  let cnt = min(${TILE}u, U.nInner - j0);`,
+    ...tiledPass('U.jRead + j0'),
+    `  if (lid < ${tb === null ? 0 : tb.ti * tb.ri}u) {`,
+    ...indent(red.tileInit, '    '),
+    '    for (var t = 0u; t < cnt; t = t + 1u) {',
+    `      let tb = (U.jRead + j0 + t) * ${IS}u;`,
+    '      let jg = i32(U.jGlobal + j0 + t);',
+    ...emitter.innerBlock.lines,
+    ...indent(red.fold, '      '),
+    '    }',
+    ...indent(red.merge, '    '),
+    '  }',
+    '}',
+  ];
   const sparse = config.sparse;
   const head = sparse
     ? [
@@ -1074,7 +1350,16 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
         '  let inRange = lid < item.y;',
         '  let il = select(item.x, i, inRange);',
       ]
-    : [`  let i = wid.x * ${WG}u + lid;`, '  let inRange = i < U.nOuter;', '  let il = min(i, U.nOuter - 1u);'];
+    : tb !== null
+      ? [
+          `  let i0 = wid.x * ${tb.ti * tb.ri}u;`,
+          '  let i = i0 + lid;',
+          `  let inRange = lid < ${tb.ti * tb.ri}u && i < U.nOuter;`,
+          '  let il = min(i, U.nOuter - 1u);',
+          `  let tI = lid / ${tb.tj}u;`,
+          `  let tJ = lid % ${tb.tj}u;`,
+        ]
+      : [`  let i = wid.x * ${WG}u + lid;`, '  let inRange = i < U.nOuter;', '  let il = min(i, U.nOuter - 1u);'];
   const loops = sparse
     ? [
         '  for (var r = item.z; r < item.w; r = r + 1u) {',
@@ -1088,7 +1373,9 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
         ...indent(tileLoop('rg.x', 'rg.y', 'j0', 'j0'), '    '),
         '  }',
       ]
-    : indent(tileLoop('0u', 'U.nInner', 'U.jRead + j0', 'U.jGlobal + j0'), '  ');
+    : tb !== null
+      ? indent(tiledLoop(), '  ')
+      : indent(tileLoop('0u', 'U.nInner', 'U.jRead + j0', 'U.jGlobal + j0'), '  ');
   const body = [
     'struct Uniforms { nOuter: u32, nInner: u32, jRead: u32, jGlobal: u32, flags: u32, item: u32, inf: f32, nan: f32, }',
     '@group(0) @binding(0) var<uniform> U: Uniforms;',
@@ -1102,6 +1389,13 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
     sparse ? '@group(0) @binding(8) var<storage, read> IR: array<i32>;' : '',
     stage ? `var<workgroup> tile: array<f32, ${TILE * IS}>;` : '',
     ...[...emitter.chunkArrays.values()].map((name) => `var<workgroup> ${name}: array<f32, ${TILE * DCHUNK}>;`),
+    ...(tb === null || tp === null
+      ? []
+      : [
+          ...tp.outerVars.map((_, n) => `var<workgroup> xs${n}: array<f32, ${tb.dk * (tb.ti * tb.ri + 1)}>;`),
+          ...tp.innerVars.map((_, n) => `var<workgroup> ys${n}: array<f32, ${tb.dk * (tb.tj * tb.rj + 1)}>;`),
+          ...tp.products.map((_, p) => `var<workgroup> pt${p}: array<f32, ${tb.ti * tb.ri * (tb.tj * tb.rj + 1)}>;`),
+        ]),
     sparse && stage ? 'var<workgroup> witem: vec4<u32>;' : '',
     sparse && stage ? 'var<workgroup> wrange: vec2<u32>;' : '',
     '',

@@ -19,6 +19,12 @@
 //   bench/gpu.mjs there: 0.014-0.03 Gpairs/s at D = 3 (0.002 at D = 50), against 0.6-1.4 for the
 //   WebAssembly engine on the same 2 cores. These numbers only show that the engine runs; tuning
 //   targets real GPUs.
+// - Tiled kernels (codegen.ts, TILED KERNELS) for products of x_i and y_j from D = TILED_MIN_D on:
+//   256 invocations computing 64 x 64 products per tile, 4 x 4 per invocation, D in chunks of 16
+//   (25 KiB of workgroup memory); smaller blockings where the adapter's limits or a large reduction
+//   state require. Not on CPU adapters by default (compile time grows with workgroup memory there).
+//   Unmeasured on a GPU: the blocking, TILED_MIN_D and whether the fold by a quarter of the
+//   invocations (64 of 256) costs anything at small D are the first things to tune on hardware.
 //
 // SPLITTING
 // A reduction is cut into dispatches so that no binding exceeds maxStorageBufferBindingSize, no
@@ -68,6 +74,10 @@ import {
   reductionWindow,
   stateWords,
   structureKey,
+  TILED_BLOCKS,
+  tiledProducts,
+  tiledWords,
+  type TiledBlock,
   UNIFORM_BYTES,
   type DataLayout,
   type GeneratedKernel,
@@ -97,6 +107,10 @@ export interface WebGPUEngineOptions {
   readonly cpuAdapter?: boolean;
   /** Stage inner tiles in workgroup memory: 'auto' (on GPUs, not on CPU adapters), or forced. */
   readonly staging?: 'auto' | 'always' | 'never';
+  /** Large-D products (dot, sqDist, weightedSqDist of x_i and y_j) as register-blocked tiled
+   *  kernels: 'auto' (on GPUs, from D = TILED_MIN_D), 'always' (any D, CPU adapters too: tests) or
+   *  'never'. */
+  readonly tiling?: 'auto' | 'always' | 'never';
   /** Compiled pipelines kept per device (least recently used evicted first); default 64. */
   readonly pipelineCacheSize?: number;
   /** Bytes of free GPU buffers kept for reuse (oldest destroyed first); default 256 MiB. */
@@ -123,6 +137,12 @@ const CPU_WORKGROUP = 64;
 const MIN_STAGED_TILE = 16;
 /** Inner rows wider than this that do not fit whole tiles get D-chunked kernels (as UNROLL). */
 const CHUNK_MIN_STRIDE = 64;
+/** 'auto' tiles products from this D on. Below it a row of x and y is a few registers, the plain
+ *  kernel (one invocation per i, y_j tiles staged) already reuses every load D times and the tiled
+ *  kernel's two barriers per chunk do not pay. A guess from the arithmetic intensity of the two
+ *  schemes (the plain kernel: about 1 workgroup-memory read per multiply-add; the tiled one: 1 per
+ *  ri * rj / (ri + rj) = 2); not measured on a GPU yet. */
+export const TILED_MIN_D = 32;
 /** Above this many f32 of reduction state per row, use smaller workgroups. */
 const LARGE_STATE_WORDS = 48;
 /** Pipelines kept per device by default. Each costs driver memory (about 250 KiB of JIT code on
@@ -243,6 +263,10 @@ function packRows(
 
 const align = (n: number, a: number): number => Math.ceil(n / a) * a;
 
+/** Result rows per workgroup: one per invocation, or bi = ti * ri for a tiled kernel. */
+const rowsPerGroup = (config: Pick<KernelConfig, 'workgroupSize' | 'tiled'>): number =>
+  config.tiled === undefined ? config.workgroupSize : config.tiled.ti * config.tiled.ri;
+
 /** Why the WebGPU engine cannot run `plan` on any device (float64, K-min lists beyond MAX_GPU_K), or
  *  null. Selection asks this before acquiring a device; WebGPUEngine.unsupported says the same. */
 export function webgpuPlanUnsupported(plan: ReductionPlan): string | null {
@@ -265,6 +289,7 @@ export class WebGPUEngine implements Engine {
   private readonly workgroupOverride: number | undefined;
   private readonly cpuAdapter: boolean;
   private readonly staging: 'auto' | 'always' | 'never';
+  private readonly tiling: 'auto' | 'always' | 'never';
   private readonly pipelineCacheSize: number;
   private lostReason: string | null = null;
   private tail: Promise<void> = Promise.resolve();
@@ -292,6 +317,7 @@ export class WebGPUEngine implements Engine {
     this.workgroupOverride = options.workgroupSize;
     this.cpuAdapter = options.cpuAdapter ?? false;
     this.staging = options.staging ?? 'auto';
+    this.tiling = options.tiling ?? 'auto';
     this.timestamps = device.features.has('timestamp-query');
     this.pipelineCacheSize = options.pipelineCacheSize ?? DEFAULT_PIPELINE_CACHE_SIZE;
     this.pool = new BufferPool(
@@ -339,6 +365,13 @@ export class WebGPUEngine implements Engine {
     if (this.workgroupOverride === undefined && held > LARGE_STATE_WORDS) wg = Math.min(wg, 64);
     const cap = Math.min(L.maxComputeInvocationsPerWorkgroup, L.maxComputeWorkgroupSizeX);
     while (wg > cap) wg >>= 1;
+    // Tiled kernels: every invocation holds a reduction state, so large states (and a workgroup
+    // size override) cap the blocking's invocations like the plain kernel's.
+    const tiled = this.tiledBlock(
+      plan,
+      Math.min(cap, held > LARGE_STATE_WORDS ? 64 : cap, this.workgroupOverride ?? cap),
+    );
+    if (tiled !== null) return { workgroupSize: tiled.ti * tiled.tj, tile: tiled.tj * tiled.rj, staged: false, tiled };
     const IS = Math.max(1, layout.innerStride);
     const stage = this.staging === 'always' || (this.staging === 'auto' && !this.cpuAdapter);
     // Leave 256 bytes of workgroup storage for the implementation.
@@ -360,8 +393,21 @@ export class WebGPUEngine implements Engine {
     return { workgroupSize: wg, tile: wg, staged: false };
   }
 
+  /** The blocking of a tiled kernel for `plan` (the first of TILED_BLOCKS within the invocation cap
+   *  and the workgroup memory), or null when the plan is not tiled (see tiledProducts, the tiling
+   *  option and TILED_MIN_D; CPU adapters only with 'always'). */
+  private tiledBlock(plan: ReductionPlan, cap: number): TiledBlock | null {
+    if (this.tiling === 'never' || (this.tiling === 'auto' && this.cpuAdapter)) return null;
+    const products = tiledProducts(plan, this.tiling === 'always' ? 1 : TILED_MIN_D);
+    if (products === null) return null;
+    const room = this.limits.maxComputeWorkgroupStorageSize - 256;
+    return TILED_BLOCKS.find((b) => b.ti * b.tj <= cap && 4 * tiledWords(products, b) <= room) ?? null;
+  }
+
   private kernelFor(plan: ReductionPlan, config: KernelConfig): Promise<CompiledKernel> {
-    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}|${config.dchunks === true ? 'c' : ''}`;
+    const t = config.tiled;
+    const tiled = t === undefined ? '' : `${t.ti}x${t.tj}x${t.ri}x${t.rj}x${t.dk}`;
+    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}|${config.dchunks === true ? 'c' : ''}|${tiled}`;
     const hit = this.pipelines.get(key);
     if (hit !== undefined) {
       this.stats.pipelineHits++;
@@ -457,7 +503,7 @@ export class WebGPUEngine implements Engine {
         stateWords: words,
       },
       limits,
-      base.workgroupSize,
+      rowsPerGroup(base),
       base.tile,
     );
     const config: KernelConfig = { ...base, split: chunks.split, sparse: false };
@@ -544,7 +590,7 @@ export class WebGPUEngine implements Engine {
           const encoder = device.createCommandEncoder({ label: 'lazytensor reduction' });
           const pass = encoder.beginComputePass(sub.passDescriptor());
           pass.setPipeline(pipeline);
-          const groups = Math.ceil(chunk.rows / config.workgroupSize);
+          const groups = Math.ceil(chunk.rows / rowsPerGroup(config));
           for (const [q, step] of chunks.steps.entries()) {
             const entries: GPUBindGroupEntry[] = [entry(0, uniformBuffer, UNIFORM_BYTES, (c * nSteps + q) * ualign)];
             if (kernel.bindings.outer) entries.push(entry(1, outerBuffer!, chunk.rows * OS * 4));

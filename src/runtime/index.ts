@@ -8,13 +8,18 @@
 //   no f64). No WebGPU (no navigator.gpu, no `webgpu` package in Node, no adapter, a refused adapter,
 //   a failed device request) or a lost device: the reduction runs on WebAssembly, with one
 //   console.warn per cause; never an unhandled rejection. The result's `engine` says what ran.
-// - 'auto' (the default): WebGPU for float32 plans of at least AUTO_MIN_PAIRS pairs (N * M) when an
-//   adapter is present and is not a fallback (CPU) adapter, else WebAssembly, silently.
-//   Threshold: a GPU reduction pays a fixed ~0.3-1 ms (upload, dispatch, map/readback) even on a
-//   discrete GPU; the WebAssembly engine does 2^22 = 4.2M pairs of a 3-D Gaussian sum in ~5-10 ms on
-//   one core, so from there on the GPU wins by a margin on any real GPU, and below it the CPU is as
-//   fast or faster. Fallback adapters (SwiftShader, lavapipe, WARP) emulate the GPU on the CPU and
-//   are slower than the WebAssembly engine, so 'auto' skips them (configureWebGPU can allow them).
+// - 'auto' (the default): each float32 plan goes to the engine the cost model (cost-model.ts)
+//   predicts faster, from figures measured by a short calibration (calibration.ts) the first time a
+//   device is acquired that 'auto' may use (not a fallback adapter, unless autoUseFallbackAdapter).
+//   Before a device exists, 'auto' acquires one only for plans of at least AUTO_MIN_PAIRS pairs
+//   (requesting an adapter costs time, and Chromium warns when there is none); without a
+//   calibration (opted out with autoCalibrate: false, failed, or autoMinPairs set) the rule is the
+//   threshold: WebGPU from AUTO_MIN_PAIRS (or autoMinPairs) pairs on. Threshold: a GPU reduction
+//   pays a fixed ~0.3-1 ms (upload, dispatch, map/readback) even on a discrete GPU; the WebAssembly
+//   engine does 2^22 = 4.2M pairs of a 3-D Gaussian sum in ~5-10 ms on one core, so from there on
+//   the GPU wins by a margin on any real GPU, and below it the CPU is as fast or faster. Fallback
+//   adapters (SwiftShader, lavapipe, WARP) emulate the GPU on the CPU and are slower than the
+//   WebAssembly engine, so 'auto' skips them (configureWebGPU can allow them).
 import { InputError } from '../core/errors.js';
 import { setReductionExecutor } from '../core/lazy-tensor.js';
 import type { EngineChoice, ReductionOutput, ReductionPlan } from '../core/reduction.js';
@@ -32,8 +37,13 @@ import {
 import { detectFeatures, type RuntimeFeatures } from './features.js';
 import { getWasmEngine } from '../wasm/wasm-loader.js';
 import { acquireDevice, type AdapterDescription, type GpuProvider } from './webgpu.js';
+import { getWasmThreads } from '../wasm/workers.js';
+import { calibrate, defaultSources, type FigureSources } from './calibration.js';
+import { chooseEngine, defaultFigures, reductionShape, type CostFigures } from './cost-model.js';
 
-/** 'auto' uses WebGPU from this many pairs on (see the top of this file). */
+/** The default rule of 'auto' when no calibration ran: WebGPU from this many pairs (N * M) on. It
+ *  is also the size from which 'auto' acquires a WebGPU device at all (see the top of this file);
+ *  once a calibration ran, the cost model decides every size. */
 export const AUTO_MIN_PAIRS = 2 ** 22;
 
 let defaultEngine: EngineChoice = 'auto';
@@ -56,9 +66,14 @@ export function getDefaultEngine(): EngineChoice {
 
 /** Options of the WebGPU engine and of 'auto' (see configureWebGPU for how each is validated). */
 export interface WebGPUOptions {
-  /** 'auto' uses WebGPU from this many pairs (N * M) on: an integer >= 0, or Infinity (never);
-   *  default AUTO_MIN_PAIRS = 2^22. */
+  /** 'auto' uses WebGPU from this many pairs (N * M) on, instead of the cost model: an integer
+   *  >= 0, or Infinity (never). Default: unset (the model once calibrated, else AUTO_MIN_PAIRS =
+   *  2^22); `undefined` restores that. */
   autoMinPairs?: number;
+  /** Calibrate the cost model of 'auto' the first time a usable device is acquired (a few
+   *  milliseconds of small reductions on both engines); default true. false: 'auto' keeps the
+   *  AUTO_MIN_PAIRS threshold. */
+  autoCalibrate?: boolean;
   /** Let 'auto' use fallback (CPU-emulated) adapters; default false. */
   autoUseFallbackAdapter?: boolean;
   /** Lowers the engine's limits (tests use it to force splitting): positive integers, each only
@@ -71,6 +86,10 @@ export interface WebGPUOptions {
   /** Stage inner tiles in workgroup memory: 'auto' (on GPUs, not on CPU adapters), 'always' or
    *  'never'; `undefined` restores 'auto'. */
   staging?: 'auto' | 'always' | 'never';
+  /** Large-D products (dot, sqDist, weightedSqDist of x_i and y_j) as register-blocked tiled
+   *  kernels: 'auto' (on GPUs, from D = 32), 'always' (any D, CPU adapters too) or 'never';
+   *  `undefined` restores 'auto'. */
+  tiling?: 'auto' | 'always' | 'never';
   /** Compiled pipelines kept per device, least recently used evicted first: an integer >= 1;
    *  default 64. */
   pipelineCacheSize?: number;
@@ -91,10 +110,12 @@ const ENGINE_LIMIT_KEYS: readonly string[] = [
 
 const OPTION_KEYS: readonly (keyof WebGPUOptions)[] = [
   'autoMinPairs',
+  'autoCalibrate',
   'autoUseFallbackAdapter',
   'limits',
   'workgroupSize',
   'staging',
+  'tiling',
   'pipelineCacheSize',
   'bufferCacheBytes',
 ];
@@ -143,6 +164,9 @@ function validateOptions(next: unknown): WebGPUOptions {
   }
   const o = next as { [K in keyof WebGPUOptions]?: unknown };
   if (o.autoMinPairs !== undefined) checkCount('autoMinPairs', o.autoMinPairs, 0, Number.MAX_SAFE_INTEGER, true);
+  if (o.autoCalibrate !== undefined && typeof o.autoCalibrate !== 'boolean') {
+    throw new InputError(`configureWebGPU: autoCalibrate must be a boolean, got ${describeValue(o.autoCalibrate)}`);
+  }
   if (o.autoUseFallbackAdapter !== undefined && typeof o.autoUseFallbackAdapter !== 'boolean') {
     throw new InputError(
       `configureWebGPU: autoUseFallbackAdapter must be a boolean, got ${describeValue(o.autoUseFallbackAdapter)}`,
@@ -168,6 +192,9 @@ function validateOptions(next: unknown): WebGPUOptions {
       `configureWebGPU: staging must be 'auto', 'always' or 'never', got ${describeValue(o.staging)}`,
     );
   }
+  if (o.tiling !== undefined && o.tiling !== 'auto' && o.tiling !== 'always' && o.tiling !== 'never') {
+    throw new InputError(`configureWebGPU: tiling must be 'auto', 'always' or 'never', got ${describeValue(o.tiling)}`);
+  }
   if (o.pipelineCacheSize !== undefined) checkCount('pipelineCacheSize', o.pipelineCacheSize, 1);
   if (o.bufferCacheBytes !== undefined) checkCount('bufferCacheBytes', o.bufferCacheBytes, 0);
   return next as WebGPUOptions;
@@ -180,13 +207,23 @@ interface GpuHandle {
   readonly timestampQuery: boolean;
   disposed: boolean;
   lost: boolean;
+  /** The cost model's state on this device: started once (see autoCosts). */
+  costs: Promise<AutoCosts> | null;
 }
 
-const options: Required<Pick<WebGPUOptions, 'autoMinPairs' | 'autoUseFallbackAdapter'>> &
-  Pick<WebGPUOptions, 'limits' | 'workgroupSize' | 'staging' | 'pipelineCacheSize' | 'bufferCacheBytes'> = {
-  autoMinPairs: AUTO_MIN_PAIRS,
+const options: Required<Pick<WebGPUOptions, 'autoUseFallbackAdapter' | 'autoCalibrate'>> &
+  Pick<WebGPUOptions, 'limits' | 'workgroupSize' | 'staging' | 'tiling' | 'pipelineCacheSize' | 'bufferCacheBytes'> & {
+    /** null: the cost model (the default). */
+    autoMinPairs: number | null;
+  } = {
+  autoMinPairs: null,
+  autoCalibrate: true,
   autoUseFallbackAdapter: false,
 };
+/** Calibrations run in this process (the tests check that one runs per device). */
+let calibrations = 0;
+/** Figures injected by the tests (webgpuTesting.setFigures), used instead of a calibration. */
+let injected: CostFigures | null = null;
 let provider: GpuProvider | null = null;
 let gpu: Promise<GpuHandle | string> | null = null;
 const warned = new Set<string>();
@@ -202,6 +239,7 @@ function engineOptions(cpuAdapter: boolean): ConstructorParameters<typeof WebGPU
     limits: options.limits,
     workgroupSize: options.workgroupSize,
     staging: options.staging,
+    tiling: options.tiling,
     pipelineCacheSize: options.pipelineCacheSize,
     bufferCacheBytes: options.bufferCacheBytes,
     cpuAdapter,
@@ -220,7 +258,11 @@ function getGpu(): Promise<GpuHandle | string> {
       timestampQuery,
       disposed: false,
       lost: false,
+      costs: null,
     };
+    // The calibration starts as soon as 'auto' may use the device (in the background: reductions
+    // asked for meanwhile queue behind its few small runs on the engine).
+    if (autoMayUse(handle) && options.autoMinPairs === null && options.autoCalibrate) void autoCosts(handle);
     void device.lost.then((info) => {
       handle.lost = true;
       handle.engine.markLost(`${info.reason}${info.message ? `: ${info.message}` : ''}`);
@@ -244,6 +286,8 @@ function getGpu(): Promise<GpuHandle | string> {
   return current;
 }
 
+const autoMayUse = (handle: GpuHandle): boolean => !handle.adapter.isFallbackAdapter || options.autoUseFallbackAdapter;
+
 /** The WebGPU engine for this plan, or null (WebAssembly runs it): no device (warned once when the
  *  caller asked for WebGPU), or a fallback adapter that 'auto' skips. */
 async function gpuEngineFor(explicit: boolean): Promise<GpuHandle | null> {
@@ -252,8 +296,76 @@ async function gpuEngineFor(explicit: boolean): Promise<GpuHandle | null> {
     if (explicit) warnOnce('unavailable', `WebGPU is unavailable (${handle}); reductions run on WebAssembly`);
     return null;
   }
-  if (!explicit && handle.adapter.isFallbackAdapter && !options.autoUseFallbackAdapter) return null;
+  if (!explicit && !autoMayUse(handle)) return null;
   return handle;
+}
+
+/** What 'auto' decides with, as webgpuStatus reports it. */
+export interface AutoCosts {
+  /** 'model': the figures below decide (a calibration ran, or figures were injected);
+   *  'threshold': WebGPU from `autoMinPairs` pairs on. */
+  readonly rule: 'model' | 'threshold';
+  /** The threshold of the 'threshold' rule (the autoMinPairs option, else AUTO_MIN_PAIRS). */
+  readonly autoMinPairs: number;
+  /** The figures of both engines: rates in work units per second, overheads in seconds, host
+   *  transfers in bytes per second (see cost-model.ts); the defaults where nothing was measured. */
+  readonly figures: CostFigures;
+  /** Where each figure comes from ('webgpu.rate.kernel' -> 'measured', 'scaled' or 'default'). */
+  readonly sources: FigureSources;
+  /** Wall milliseconds of the calibration, or null when none ran. */
+  readonly calibrationMs: number | null;
+  /** Why no calibration ran or why it failed, or null. */
+  readonly note: string | null;
+}
+
+async function defaultCosts(rule: 'model' | 'threshold', note: string | null): Promise<AutoCosts> {
+  return {
+    rule,
+    autoMinPairs: options.autoMinPairs ?? AUTO_MIN_PAIRS,
+    figures: defaultFigures(await getWasmThreads()),
+    sources: defaultSources(),
+    calibrationMs: null,
+    note,
+  };
+}
+
+/** The cost model's state on a device: its calibration, started once per device (never rejects). */
+function autoCosts(handle: GpuHandle): Promise<AutoCosts> {
+  handle.costs ??= (async (): Promise<AutoCosts> => {
+    if (!options.autoCalibrate) return defaultCosts('threshold', 'calibration disabled (autoCalibrate: false)');
+    calibrations++;
+    try {
+      const threads = await getWasmThreads();
+      const engine = handle.engine;
+      const { figures, sources, ms } = await calibrate(
+        engine,
+        () => engine.lastGpuTimeMs,
+        await getWasmEngine(),
+        defaultFigures(threads),
+      );
+      return { ...(await defaultCosts('model', null)), figures, sources, calibrationMs: ms };
+    } catch (error) {
+      return defaultCosts(
+        'threshold',
+        `the calibration failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  })();
+  return handle.costs;
+}
+
+/** The WebGPU engine 'auto' sends this plan to, or null for WebAssembly. */
+async function autoHandle(plan: ReductionPlan): Promise<GpuHandle | null> {
+  const pairs = plan.nOuter * plan.nInner;
+  if (options.autoMinPairs !== null) return pairs >= options.autoMinPairs ? gpuEngineFor(false) : null;
+  // No device yet: only large plans acquire one.
+  if (gpu === null && pairs < AUTO_MIN_PAIRS) return null;
+  const handle = await gpuEngineFor(false);
+  if (handle === null) return null;
+  if (injected !== null) return chooseEngine(reductionShape(plan), injected).engine === 'webgpu' ? handle : null;
+  const costs = await autoCosts(handle);
+  if (costs.rule === 'threshold') return pairs >= AUTO_MIN_PAIRS ? handle : null;
+  return chooseEngine(reductionShape(plan), costs.figures).engine === 'webgpu' ? handle : null;
 }
 
 /** Runs the plan on the WebGPU engine, or returns null when it failed in a way WebAssembly can
@@ -286,13 +398,10 @@ async function execute(
   // Plans the WGSL kernels do not cover (float64; K-min lists beyond MAX_GPU_K) run on WebAssembly,
   // silently: the result's `engine` says so, and this is documented, not a failure.
   if (selected !== 'wasm' && webgpuPlanUnsupported(plan) === null) {
-    const explicit = selected === 'webgpu';
-    if (explicit || plan.nOuter * plan.nInner >= options.autoMinPairs) {
-      const handle = await gpuEngineFor(explicit);
-      if (handle !== null) {
-        const output = await runOnGpu(handle, plan, control);
-        if (output !== null) return { output, engine: handle.engine.name };
-      }
+    const handle = selected === 'webgpu' ? await gpuEngineFor(true) : await autoHandle(plan);
+    if (handle !== null) {
+      const output = await runOnGpu(handle, plan, control);
+      if (output !== null) return { output, engine: handle.engine.name };
     }
   }
   const wasm: Engine = await getWasmEngine();
@@ -303,7 +412,7 @@ setReductionExecutor(execute);
 
 /**
  * Configures the WebGPU engine and 'auto'. Only the keys given change. Changing limits, the
- * workgroup size, staging or the cache sizes rebuilds the engine (on the same device) at the next
+ * workgroup size, staging, tiling or the cache sizes rebuilds the engine (on the same device) at the next
  * reduction.
  *
  * Every option is validated before any is applied, as every options object of the library is:
@@ -314,12 +423,14 @@ setReductionExecutor(execute);
  */
 export function configureWebGPU(nextOptions: WebGPUOptions): void {
   const next = validateOptions(nextOptions);
-  if (next.autoMinPairs !== undefined) options.autoMinPairs = next.autoMinPairs;
+  if ('autoMinPairs' in next) options.autoMinPairs = next.autoMinPairs ?? null;
+  if (next.autoCalibrate !== undefined) options.autoCalibrate = next.autoCalibrate;
   if (next.autoUseFallbackAdapter !== undefined) options.autoUseFallbackAdapter = next.autoUseFallbackAdapter;
   const rebuild: readonly (keyof WebGPUOptions)[] = [
     'limits',
     'workgroupSize',
     'staging',
+    'tiling',
     'pipelineCacheSize',
     'bufferCacheBytes',
   ];
@@ -327,6 +438,7 @@ export function configureWebGPU(nextOptions: WebGPUOptions): void {
     if ('limits' in next) options.limits = next.limits === undefined ? undefined : { ...next.limits };
     if ('workgroupSize' in next) options.workgroupSize = next.workgroupSize;
     if ('staging' in next) options.staging = next.staging;
+    if ('tiling' in next) options.tiling = next.tiling;
     if ('pipelineCacheSize' in next) options.pipelineCacheSize = next.pipelineCacheSize;
     if ('bufferCacheBytes' in next) options.bufferCacheBytes = next.bufferCacheBytes;
     const current = gpu;
@@ -363,6 +475,9 @@ export interface WebGPUStatus {
   readonly buffers: BufferPoolStats | null;
   /** What the runtime offers (WebGPU source, Node or browser, WebAssembly, SharedArrayBuffer), detected without a device. */
   readonly features: RuntimeFeatures;
+  /** How 'auto' decides: its rule and the cost model's figures (measured by the calibration, or
+   *  the defaults), awaiting a calibration in progress. */
+  readonly auto: AutoCosts;
 }
 
 /**
@@ -384,6 +499,7 @@ export async function webgpuStatus(): Promise<WebGPUStatus> {
       cachedPipelines: null,
       buffers: null,
       features,
+      auto: await statusCosts(null),
     };
   }
   return {
@@ -397,7 +513,20 @@ export async function webgpuStatus(): Promise<WebGPUStatus> {
     cachedPipelines: h.engine.cachedPipelines,
     buffers: h.engine.bufferStats(),
     features,
+    auto: await statusCosts(h),
   };
+}
+
+/** The 'auto' state for webgpuStatus (never starts a calibration). */
+async function statusCosts(h: GpuHandle | null): Promise<AutoCosts> {
+  if (options.autoMinPairs !== null) return defaultCosts('threshold', 'autoMinPairs is set');
+  if (injected !== null) return { ...(await defaultCosts('model', 'figures injected')), figures: injected };
+  if (h === null) return defaultCosts('threshold', 'no WebGPU device');
+  if (h.costs !== null) return h.costs;
+  return defaultCosts(
+    'threshold',
+    autoMayUse(h) ? 'no calibration ran yet' : "the adapter is a fallback adapter, which 'auto' does not use",
+  );
 }
 
 /** Destroys the WebGPU device and its cached buffers and pipelines; a later WebGPU reduction
@@ -420,6 +549,14 @@ export const webgpuTesting = {
     await releaseWebGPU();
     provider = next;
     warned.clear();
+  },
+  /** Uses these figures for 'auto' instead of a calibration (null: back to the calibration). */
+  setFigures(figures: CostFigures | null): void {
+    injected = figures;
+  },
+  /** Calibrations started in this process. */
+  get calibrations(): number {
+    return calibrations;
   },
   /** Drops the engine and the warnings already given. */
   async reset(): Promise<void> {

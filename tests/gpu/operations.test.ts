@@ -3,7 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { Vi, Vj, type LazyTensor } from '../../src/index.js';
 import { caseData, cases, diff, dot, zip } from '../helpers/op-cases.js';
-import { refSum } from '../helpers/dense-reference.js';
+import { refKSelect, refSum } from '../helpers/dense-reference.js';
+import { webgpuTesting } from '../../src/runtime/index.js';
+import { getWasmEngine } from '../../src/wasm/wasm-loader.js';
 import { expectClose } from '../helpers/expect.js';
 import { asSeen, rng, typed, uniformRows } from '../helpers/random.js';
 import { expectGpu, hasGpu } from './setup.js';
@@ -93,11 +95,10 @@ describe.skipIf(!hasGpu)('WebGPU: dimensions from 1 to 200', () => {
   });
 });
 
-describe.skipIf(!hasGpu)('WebGPU: maxComponent and minComponent of 1 to 9 components', () => {
-  // groups of 8 components per value in WGSL: one group, and a tree of two. (At D >= 33 SwiftShader
-  // took more than the 120 s test timeout to compile and run these kernels on the loaded CI machine:
-  // a known compile-time cliff of the unrolled lt_max tree, not a wrong result.)
-  it.each([1, 7, 9])('D = %i', async (D) => {
+describe.skipIf(!hasGpu)('WebGPU: maxComponent and minComponent of any number of components', () => {
+  // Up to 64 components: a balanced tree of lt_max / lt_min lets; beyond, a loop over the components
+  // (each computed inside it). Both axes; NaN in one component makes the extreme NaN, as on Wasm.
+  it.each([1, 7, 9, 10, 33, 64, 65, 300, 4096])('D = %i', async (D) => {
     const random = rng(100 + D);
     const N = 9;
     const M = 131;
@@ -112,26 +113,35 @@ describe.skipIf(!hasGpu)('WebGPU: maxComponent and minComponent of 1 to 9 compon
       [x.mul(y).minComponent(), (a, b) => [Math.min(...zip(a, b, (u, v) => u * v))]],
     ];
     for (const [F, ref] of formulas) {
-      const got = await F.sum(1, { engine: 'webgpu' });
-      expectGpu(got, F.toString());
-      const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, 1);
-      expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D}`);
+      for (const axis of [1, 0] as const) {
+        const got = await F.sum(axis, { engine: 'webgpu' });
+        expectGpu(got, F.toString());
+        const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, axis);
+        expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D} axis ${axis}`);
+      }
     }
+    // The index of the nearest y_j in the max-norm (a K-NN metric), against float64.
+    const knn = await x.sub(y).abs().maxComponent().argKMin(3, 1, { engine: 'webgpu' });
+    expectGpu(knn, 'argKMin');
+    const rk = refKSelect((i, j) => [Math.max(...diff(sx[i]!, sy[j]!).map(Math.abs))], { N, M }, 1, 3);
+    expect(Array.from(knn.data), `argKMin D=${D}`).toEqual(rk.indices.flat(2));
   });
-});
 
-describe.skipIf(!hasGpu)('WebGPU: maxComponent of more than 9 components runs on WebAssembly', () => {
-  it('runs on WebAssembly (as the plans the WGSL kernels do not cover), with the right values', async () => {
-    const D = 12;
-    const random = rng(5);
-    const x = Vi(typed(uniformRows(random, 4, D), 'float32'), D);
-    const y = Vj(typed(uniformRows(random, 6, D), 'float32'), D);
-    const F = x.sub(y).maxComponent();
-    const want = await F.sum(1, { engine: 'wasm' });
-    for (const engine of ['auto', 'webgpu'] as const) {
-      const got = await F.sum(1, { engine });
-      expect(got.engine).toBe('wasm');
-      expect(Array.from(got.data)).toEqual(Array.from(want.data));
-    }
+  it('a NaN component gives NaN on both engines (D = 100)', async () => {
+    const D = 100;
+    const random = rng(9);
+    const xs = uniformRows(random, 3, D);
+    const ys = uniformRows(random, 4, D);
+    const x = Vi(typed(xs, 'float32'), D);
+    const y = Vj(typed(ys, 'float32'), D);
+    // log of a negative component is NaN: y_j - x_i + 5 > 0 except where it is made negative.
+    const F = y.sub(x).add(5).log().maxComponent();
+    const plan = F.plan('sum', 1, undefined);
+    const py = plan.variables.find((v) => v.role === 'inner')!.variable.data;
+    py[2 * D + 70] = -10; // row 2: one component of log(-something)
+    const got = await (await webgpuTesting.engine())!.reduce(plan);
+    const want = await (await getWasmEngine()).reduce(plan);
+    expect(Array.from(got.values!).map(Number.isNaN)).toEqual([true, true, true]);
+    expectClose(got.values!, Array.from(want.values!), 1e-5, 0, undefined, 'NaN maxComponent');
   });
 });
