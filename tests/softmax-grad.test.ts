@@ -161,7 +161,7 @@ describe('sumSoftMaxWeight gradient', () => {
     const c = Array.from({ length: N * e }, () => random() * 2 - 1);
     const f = valueAndGrad(async ([Q, K, V], tape) => {
       const out = await tape.reduce(Vi(Q!).dot(Vj(K!)), 'sumSoftMaxWeight', 1, { weight: Vj(V!) });
-      return out.mul(new Tensor(Float64Array.from(c), [N, e])).total();
+      return out.mul(new Tensor(Float64Array.from(c), [N, e], 'wasm')).total();
     });
     const { grad } = await f([qs, ks, vs]);
     const q = Vi(flat(qs), d);
