@@ -3,15 +3,20 @@
 // to a j-variable sums over i (axis 0), and with respect to a parameter sums over both. Each reduction
 // supplies the cotangent of F: the user's cotangent for sums, times softmax weights for log-sum-exp and
 // sumSoftMaxWeight, and a mask of the selected index for the min/max family (a subgradient).
+// Each variable's gradient is one reduction of its own: concatenating the gradient formulas of the
+// variables reduced over one axis into one reduction saves recomputing F, but measured slower on
+// the WebAssembly engine at every size (1.3x at D = 3, 3x at D = 64: wide block registers shrink
+// the kernel's blocks).
 import { InputError } from './errors.js';
 import { gradient } from './autodiff.js';
-import { variablesOf, type FormulaNode, type Variable } from './formula.js';
+import { postOrder, variablesOf, type FormulaNode, type Variable } from './formula.js';
 import { checkOptionKeys, floatArrayKind } from './input.js';
 import { LazyTensor, Vi, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { Tensor } from './tensor.js';
 import { batchSize, mergeBatch, sumOverBroadcast } from './batch.js';
 import type { Axis } from './reduction.js';
 import { REDUCTIONS } from './reduction-defs.js';
+import * as ops from './ops.js';
 
 /** Reductions that have a gradient with respect to their inputs (`differentiable` in their record,
  *  src/core/reduction-defs.ts; logSumExp with a weight is logSumExpWeighted there). */
@@ -180,24 +185,41 @@ interface FormulaCotangent {
   valid: LazyTensor | null;
 }
 
-/** A reduction's gradient rule, given its cotangent C (an outer variable), the dtype, the batch and
- *  the options of the reductions the rule runs itself. */
+/** The gradient formulas of the variables reduced over one axis, and how they are reduced: by
+ *  default a sum of the (masked) formula over that axis; `reduce` replaces that reduction (the
+ *  sumSoftMaxWeight rule reduces the outer variables' gradients with a softmax-weighted average). */
+interface GradientPass extends FormulaCotangent {
+  reduce?: (W: LazyTensor, axis: Axis) => Promise<Tensor<Float32Array | Float64Array>>;
+}
+
+/** A rule's gradient passes: `outer` for the outer variables and parameters (reduced over the
+ *  reduction's axis), `inner` for the inner variables (over the other axis). Each is asked for only
+ *  when `wrt` has such variables, so a rule computes only what they need. */
+interface RulePasses {
+  outer(): Promise<GradientPass>;
+  inner(): Promise<GradientPass>;
+}
+
+/** A reduction's gradient rule, given its cotangent C (an outer variable), the dtype, the batch,
+ *  the options of the reductions the rule runs itself, and the reduction's result (`forward`: run
+ *  once, when asked for, unless the caller had it). */
 type CotangentRule = (
   spec: ReductionSpec,
   C: LazyTensor,
   dtype: 'float32' | 'float64',
   batch: readonly number[],
   opts: ReductionOptions,
-) => Promise<FormulaCotangent>;
+  forward: () => Promise<Tensor<Float32Array | Float64Array>>,
+) => Promise<FormulaCotangent | RulePasses>;
 
 // Terms of softmax weight 0 (F = -inf, or underflowed) contribute exactly 0 to the gradient; their
 // derivative may be infinite (log at 0), so the gradient formula selects 0 there rather than
 // multiplying 0 by inf. For F of dimension d > 1 the mask is on the sum of the d weights.
 const positive = (w: LazyTensor): LazyTensor => (w.dim === 1 ? w : w.sum(-1)).gt(0).sub(0.5);
 
-const logSumExpRule: CotangentRule = async (spec, C, dtype, batch, opts) => {
+const logSumExpRule: CotangentRule = async (spec, C, dtype, batch, _opts, forward) => {
   const { formula: F, axis } = spec;
-  const result = finiteOuter('logSumExp', (await runReduction({ ...spec, options: opts })).data, C.dim, dtype, false);
+  const result = finiteOuter('logSumExp', (await forward()).data, C.dim, dtype, false);
   const out = outerVariable(axis, result.data, C.dim, batch);
   const w = F.sub(out).exp();
   if (!spec.weight) return { F, ct: C.mul(w), extra: null, valid: positive(w) };
@@ -227,28 +249,148 @@ function outerData(dtype: 'float32' | 'float64', rows: number, dim: number, f: (
   return data;
 }
 
+/** Operations whose value and derivatives are finite wherever their arguments are (up to float
+ *  overflow): a formula made of these and finite constants has no -inf term (a softmax weight of 0)
+ *  with an infinite derivative, so its softmax gradients need no mask (the mask, an ifElse over the
+ *  whole gradient, cost more than the rest of the attention gradient). */
+const FINITE_OPS: ReadonlySet<string> = new Set(
+  [
+    ops.add,
+    ops.sub,
+    ops.mul,
+    ops.neg,
+    ops.abs,
+    ops.square,
+    ops.sin,
+    ops.cos,
+    ops.atan,
+    ops.sign,
+    ops.step,
+    ops.relu,
+    ops.floor,
+    ops.round,
+    ops.eq,
+    ops.ne,
+    ops.lt,
+    ops.le,
+    ops.gt,
+    ops.ge,
+    ops.maximum,
+    ops.minimum,
+    ops.clamp,
+    ops.ifElse,
+    ops.sum,
+    ops.maxComponent,
+    ops.minComponent,
+    ops.transpose,
+    ops.dotProduct,
+    ops.sqNorm2,
+    ops.sqDist,
+    ops.weightedSqNorm,
+    ops.weightedSqDist,
+    ops.elem,
+    ops.extract,
+    ops.concat,
+    ops.oneHot,
+    ops.matVecMult,
+    ops.vecMatMult,
+    ops.tensorProd,
+  ].map((def) => def.name),
+);
+
+/** Whether some term of these formulas may be -inf or have an infinite derivative. */
+function mayBeInfinite(...formulas: LazyTensor[]): boolean {
+  return postOrder(formulas.map((f) => f.node)).some((n) =>
+    n.kind === 'var' ? n.isConstant && n.data.some((v) => !Number.isFinite(v)) : !FINITE_OPS.has(n.def.name),
+  );
+}
+
+/**
+ * sumSoftMaxWeight: out = sum_j s_j G_j with s = softmax(F), so d out = sum_j s_j (dG_j + (G_j - out) dF_j)
+ * and, for the cotangent C, the cotangent of F is s u with u = C.G - C.out (C.out per row, computed
+ * here once) and that of G is s C.
+ * - Outer variables and parameters (reduced over the reduction's axis, like out): one
+ *   sumSoftMaxWeight of the gradient formula with cotangents u and C, since sum_j s_j W_j is exactly
+ *   a softmax-weighted average: the kernel's online softmax does the normalisation, no log-sum-exp
+ *   pass, no exp(F - lse) term per pair.
+ * - Inner variables (over the other axis): the softmax weights must be normalised per outer row, so
+ *   s = exp(F - lse) with lse from one logSumExp reduction, summed over the other axis.
+ * So q, k, v of an attention cost the forward (out; not run again when the caller has it: the
+ * tape), one logSumExp, one softmax-weighted reduction for q and one sum each for k and v. The
+ * scalar C.out per row is data, not a formula: reduced over the other axis, a formula of the outer
+ * variables would be evaluated per pair.
+ */
+const softMaxWeightRule = async (
+  spec: ReductionSpec,
+  C: LazyTensor,
+  dtype: 'float32' | 'float64',
+  batch: readonly number[],
+  opts: ReductionOptions,
+  forward: () => Promise<Tensor<Float32Array | Float64Array>>,
+): Promise<RulePasses> => {
+  const { formula: F, axis } = spec;
+  const G = spec.weight!;
+  const e = G.dim;
+  let lse: Promise<Tensor<Float32Array | Float64Array>> | null = null;
+  const lseRaw = () => (lse ??= F.logSumExp(axis, opts));
+  // A row whose terms are all -inf (log-sum-exp -inf) has no softmax (0/0): its gradient is 0. Any
+  // other non-finite log-sum-exp (a +inf or NaN term) is an error (finiteOuter).
+  const lseData = async () => finiteOuter('sumSoftMaxWeight', (await lseRaw()).data, 1, dtype, false).data;
+  const out = await forward();
+  const rows = out.data.length / e;
+  const cData = C.node.kind === 'var' ? C.node.data : null;
+  if (cData === null) throw new Error('internal: the cotangent is not a variable');
+  const empty = new Uint8Array(rows);
+  let emptyRows = false;
+  const cOut = dtype === 'float32' ? new Float32Array(rows) : new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let dot = 0;
+    for (let k = 0; k < e; k++) dot += cData[r * e + k]! * out.data[r * e + k]!;
+    if (Number.isFinite(dot)) cOut[r] = dot;
+    else emptyRows = (empty[r] = 1) === 1;
+  }
+  if (emptyRows) {
+    // Non-finite results: rows with no term (every F = -inf) have the gradient 0; the log-sum-exp
+    // tells them from rows with a +inf or NaN term in F (finiteOuter throws) or in G (thrown here).
+    await lseData();
+    const raw = (await lseRaw()).data;
+    for (let r = 0; r < rows; r++) {
+      if (empty[r] === 1 && raw[r] !== -Infinity) {
+        throw new InputError(
+          `vjp: the sumSoftMaxWeight result is not finite at row ${r}: the weight has +-inf or NaN terms there, so it has no gradient`,
+        );
+      }
+    }
+  }
+  const u = C.dot(G).sub(outerVariable(axis, cOut, 1, batch)); // C.(G - out), one scalar per pair
+  const infinite = mayBeInfinite(F, G);
+  const zeroEmptyRows = (t: Tensor<Float32Array | Float64Array>): Tensor<Float32Array | Float64Array> => {
+    if (!emptyRows) return t;
+    const width = t.data.length / rows;
+    for (let r = 0; r < rows; r++) if (empty[r] === 1) t.data.fill(0, r * width, (r + 1) * width);
+    return t;
+  };
+  return {
+    outer: async () => ({
+      F,
+      ct: u,
+      extra: { G, ct: C },
+      // Terms of weight 0 (F = -inf): select 0 rather than 0 * inf.
+      valid: infinite ? F.gt(-Infinity).sub(0.5) : null,
+      reduce: async (W, along) => zeroEmptyRows(await F.sumSoftMaxWeight(along, W, opts)),
+    }),
+    inner: async () => {
+      const softmax = F.sub(outerVariable(axis, await lseData(), 1, batch)).exp();
+      return { F, ct: softmax.mul(u), extra: { G, ct: softmax.mul(C) }, valid: infinite ? positive(softmax) : null };
+    },
+  };
+};
+
 const COTANGENT_RULES: { readonly [K in DifferentiableReduction | 'logSumExpWeighted']: CotangentRule } = {
   sum: async (spec, C) => ({ F: spec.formula, ct: C, extra: null, valid: null }),
   logSumExp: logSumExpRule,
   logSumExpWeighted: logSumExpRule,
-  sumSoftMaxWeight: async (spec, C, dtype, batch, opts) => {
-    const { formula: F, axis } = spec;
-    const G = spec.weight!;
-    const lseResult = finiteOuter('sumSoftMaxWeight', (await F.logSumExp(axis, opts)).data, 1, dtype, false);
-    // A row whose terms are all -inf has the softmax average 0/0 = NaN: its gradient is 0.
-    const outResult = finiteOuter(
-      'sumSoftMaxWeight',
-      (await runReduction({ ...spec, options: opts })).data,
-      G.dim,
-      dtype,
-      true,
-    );
-    const out = outerVariable(axis, outResult.data, G.dim, batch);
-    const lse = outerVariable(axis, lseResult.data, 1, batch);
-    const softmax = F.sub(lse).exp();
-    // d out = sum_j s_j (dG + (G - out) dF)
-    return { F, ct: softmax.mul(C.dot(G.sub(out))), extra: { G, ct: softmax.mul(C) }, valid: positive(softmax) };
-  },
+  sumSoftMaxWeight: (spec, C, dtype, batch, opts, forward) => softMaxWeightRule(spec, C, dtype, batch, opts, forward),
   min: selectionRule('argMin'),
   max: selectionRule('argMax'),
   kMin: selectionRule('argKMin'),
@@ -298,6 +440,17 @@ export const gradientRuleNames = (): string[] => Object.keys(COTANGENT_RULES);
  * ```
  */
 export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Tensor<Float32Array | Float64Array>[]> {
+  return vjpWithValue(spec, options, undefined);
+}
+
+/** @internal `vjp`, given the reduction's result when the caller has it (the tape): the rules that
+ *  need it (logSumExp, sumSoftMaxWeight) do not run the reduction again. It must be the result of
+ *  `runReduction(spec)`. */
+export async function vjpWithValue(
+  spec: ReductionSpec,
+  options: VjpOptions,
+  known: Tensor<Float32Array | Float64Array> | undefined,
+): Promise<Tensor<Float32Array | Float64Array>[]> {
   if (typeof spec !== 'object' || spec === null || !(spec.formula instanceof LazyTensor)) {
     throw new InputError('vjp: the first argument must describe a reduction: reduction(F, kind, axis, { weight, k })');
   }
@@ -365,46 +518,66 @@ export async function vjp(spec: ReductionSpec, options: VjpOptions): Promise<Ten
     batch,
   );
   const opts = { ...internalOptions(spec.options), dtype };
-  const { F, ct, extra, valid } = await COTANGENT_RULES[specKind(spec)](spec, C, dtype, batch, opts);
+  const kind = specKind(spec);
+  let value: Promise<Tensor<Float32Array | Float64Array>> | null = null;
+  const forward = () =>
+    (value ??= known === undefined ? runReduction({ ...spec, options: opts }) : Promise.resolve(known));
+  const rule = await COTANGENT_RULES[kind](spec, C, dtype, batch, opts, forward);
+  const passes: RulePasses = 'outer' in rule ? rule : { outer: async () => rule, inner: async () => rule };
   const outerCategory = spec.axis === 1 ? 'i' : 'j';
-  const results: Tensor<Float32Array | Float64Array>[] = [];
+  const otherAxis: Axis = spec.axis === 1 ? 0 : 1;
+  const variables = (wrt as readonly LazyTensor[]).map((v) => v.node as Variable);
+  const results: Tensor<Float32Array | Float64Array>[] = new Array(variables.length);
   const cast = (values: Float64Array) => (dtype === 'float32' ? Float32Array.from(values) : values);
-  for (const v of wrt as readonly LazyTensor[]) {
-    const variable = v.node as Variable;
-    let node: FormulaNode = gradient(F.node, variable, ct.node);
-    if (extra)
-      node = new LazyTensor(node, null, null).add(
-        new LazyTensor(gradient(extra.G.node, variable, extra.ct.node), null, null),
-      ).node;
-    // Terms whose gradient is 0 by definition: ifElse selects 0 there and drops the other branch,
-    // which may be NaN (0 * inf from the derivative of a -inf term).
-    if (valid !== null) node = valid.ifElse(new LazyTensor(node, null, null), 0).node;
-    const g = new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
-    if (variable.category === 'p') {
-      // Per result row, then summed over the rows and over the batch items the parameter broadcasts to.
-      const perRow = await g.sum(spec.axis, opts);
-      const rows = plan.nOuter;
-      const perItem = new Float64Array(batchSize(batch) * variable.dim);
-      for (let item = 0; item < batchSize(batch); item++) {
-        for (let r = 0; r < rows; r++) {
-          for (let k = 0; k < variable.dim; k++) {
-            perItem[item * variable.dim + k] =
-              perItem[item * variable.dim + k]! + perRow.data[(item * rows + r) * variable.dim + k]!;
+  // The rule's pass for each axis is asked for once, when a variable is reduced over that axis; then
+  // one reduction per variable. A variable given twice in wrt is differentiated once.
+  for (const [axis, pass] of [
+    [spec.axis, passes.outer],
+    [otherAxis, passes.inner],
+  ] as const) {
+    const group: Variable[] = [];
+    variables.forEach((v) => {
+      const here = v.category === 'p' || v.category === outerCategory ? axis === spec.axis : axis === otherAxis;
+      if (here && !group.includes(v)) group.push(v);
+    });
+    if (group.length === 0) continue;
+    const { F, ct, extra, valid, reduce } = await pass();
+    for (const variable of group) {
+      let node = gradient(F.node, variable, ct.node);
+      if (extra) node = ops.plus(node, gradient(extra.G.node, variable, extra.ct.node));
+      // Terms whose gradient is 0 by definition: ifElse selects 0 there and drops the other branch,
+      // which may be NaN (0 * inf from the derivative of a -inf term).
+      if (valid !== null) node = valid.ifElse(new LazyTensor(node, null, null), 0).node;
+      const W = new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
+      const reduced = reduce === undefined ? await W.sum(axis, opts) : await reduce(W, axis);
+      const dim = variable.dim;
+      let tensor: Tensor<Float32Array | Float64Array>;
+      if (variable.category === 'p') {
+        // Per result row, then summed over the rows and over the batch items the parameter broadcasts to.
+        const items = batchSize(batch);
+        const perRow = reduced.data.length / dim / items;
+        const perItem = new Float64Array(items * dim);
+        for (let item = 0; item < items; item++) {
+          for (let r = 0; r < perRow; r++) {
+            for (let k = 0; k < dim; k++) {
+              perItem[item * dim + k] = perItem[item * dim + k]! + reduced.data[(item * perRow + r) * dim + k]!;
+            }
           }
         }
-      }
-      const total = sumOverBroadcast(perItem, batch, variable.dim, variable.batch);
-      results.push(new Tensor(cast(total), [...variable.batch, variable.dim], perRow.engine));
-    } else {
-      const reduceAxis: Axis = variable.category === outerCategory ? spec.axis : spec.axis === 1 ? 0 : 1;
-      const summed = await g.sum(reduceAxis, opts);
-      if (batch.length === 0) {
-        results.push(summed);
+        const total = sumOverBroadcast(perItem, batch, dim, variable.batch);
+        tensor = new Tensor(cast(total), [...variable.batch, dim], reduced.engine);
+      } else if (batch.length === 0) {
+        tensor = reduced;
       } else {
-        const inner = variable.rows * variable.dim;
-        const total = sumOverBroadcast(summed.data, batch, inner, variable.batch);
-        results.push(new Tensor(cast(total), [...variable.batch, variable.rows, variable.dim], summed.engine));
+        const total = sumOverBroadcast(reduced.data, batch, variable.rows * dim, variable.batch);
+        tensor = new Tensor(cast(total), [...variable.batch, variable.rows, dim], reduced.engine);
       }
+      let first = true;
+      variables.forEach((v, q) => {
+        if (v !== variable) return;
+        results[q] = first ? tensor : new Tensor(tensor.data.slice(), tensor.shape, tensor.engine);
+        first = false;
+      });
     }
   }
   return results;

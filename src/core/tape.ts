@@ -7,7 +7,13 @@ import { InputError } from './errors.js';
 import { variablesOf, type Variable } from './formula.js';
 import { variableSources, type ArrayInput } from './input.js';
 import { LazyTensor } from './lazy-tensor.js';
-import { reduction, runReduction, vjp, type DifferentiableReduction, type ReductionSpec } from './reduction-grad.js';
+import {
+  reduction,
+  runReduction,
+  vjpWithValue,
+  type DifferentiableReduction,
+  type ReductionSpec,
+} from './reduction-grad.js';
 import type { Axis } from './reduction.js';
 import type { ReductionOptions } from './lazy-tensor.js';
 import { Tensor, type TensorIndices, type TensorOperand } from './tensor.js';
@@ -291,7 +297,8 @@ export class Tape {
     return this.record(Float64Array.from(result.data), result.shape, [], async (g) => {
       if (linked.length === 0) return;
       const wrt = linked.map(({ variable }) => asLazy(variable));
-      const grads = await vjp(spec as ReductionSpec, { wrt, cotangent: g });
+      // The forward result is known: the logSumExp and sumSoftMaxWeight rules do not run it again.
+      const grads = await vjpWithValue(spec as ReductionSpec, { wrt, cotangent: g }, result);
       linked.forEach(({ source }, q) => this.accumulate(source, grads[q]!.data));
     });
   }

@@ -45,6 +45,7 @@
 // Operation records lower themselves through the WgslEmitter below (the `wgsl` member of OpDef).
 // Values of up to UNROLL components are held as scalar `let`s (registers); larger ones as private
 // arrays filled by loops. Sub-formulas are shared by structural key, as in the WebAssembly compiler.
+import { planStructureKey } from '../core/compile-cache.js';
 import { postOrder, StructuralKeys, type FormulaNode, type Variable } from '../core/formula.js';
 import type { WgslEmitter, WgslIndex, WgslValue } from '../core/op-def.js';
 import { reductionHasIndices, reductionHasValues, type ReductionKind, type ReductionPlan } from '../core/reduction.js';
@@ -319,24 +320,11 @@ export function stateWords(plan: ReductionPlan): number {
 }
 
 /** A key that is equal for two plans exactly when they compile to the same kernel: the formula's
- *  structure with variables named by role, dimension and position (not by identity or data). */
+ *  structure with variables named by role, dimension and position (not by identity or data), and
+ *  which literal constants are equal (the emitter shares one value between equal constants). The
+ *  key the WebAssembly compiler caches by too (core/compile-cache.ts). */
 export function structureKey(plan: ReductionPlan): string {
-  const ordinal = new Map(plan.variables.map((v, q) => [v.variable, `${v.role[0]}${v.variable.dim}@${q}`] as const));
-  // The DAG as a list in post-order, arguments named by their position in it: linear in the
-  // formula's size and built without recursion (formulas may be 10^4 operations deep).
-  const key = (root: FormulaNode): string => {
-    const order = postOrder(root);
-    const position = new Map(order.map((n, q) => [n, q] as const));
-    return order
-      .map((node) =>
-        node.kind === 'var'
-          ? (ordinal.get(node) ?? `?${node.dim}`)
-          : `${node.def.name}(${node.args.map((a) => position.get(a)!).join(',')};${JSON.stringify(node.params) ?? ''})`,
-      )
-      .join(' ');
-  };
-  const vars = plan.variables.map((v) => `${v.role[0]}${v.variable.dim}`).join(',');
-  return `${plan.kind}|K${plan.k}|out${plan.outDim}|acc${plan.accumulate ?? ''}|${vars}|F=${key(plan.formula)}|G=${plan.weight === null ? '' : key(plan.weight)}`;
+  return planStructureKey(plan);
 }
 
 const u = (k: WgslIndex): string => (typeof k === 'number' ? `${k}u` : k);

@@ -3,6 +3,7 @@
 // below; sub-formulas that do not vary with the reduced index go to the "outer" code, run once per
 // result row, and only the rest runs per block of the reduced index.
 import * as isa from '../../assembly/isa.js';
+import { LruCache, planStructureKey, type CompileCacheStats } from '../core/compile-cache.js';
 import { ResourceLimitError } from '../core/errors.js';
 import { postOrder, StructuralKeys, type FormulaNode, type Variable } from '../core/formula.js';
 import type { TileEmitter, TileReg } from '../core/op-def.js';
@@ -13,10 +14,14 @@ import { rewriteFormula } from '../core/rewrite.js';
 export interface Register extends TileReg {
   readonly index: number;
   readonly kind: number; // isa.REG_*
-  /** The variable an outer/inner variable register reads. */
+  /** The variable an outer/inner variable register reads (null in a cached program template). */
   readonly variable: Variable | null;
-  /** Initial values of a uniform register holding a parameter or constant. */
+  /** Initial values of a uniform register holding a parameter or constant, or of a literal the
+   *  lowering of an operation made (null for a parameter in a cached program template). */
   readonly values: readonly number[] | null;
+  /** The position in plan.variables of the variable a variable or parameter register reads, else -1:
+   *  what binds a cached program to the data of a new plan. */
+  readonly source: number;
   /** For a view: its parent register and first row. */
   readonly parent: Register | null;
   readonly first: number;
@@ -66,7 +71,7 @@ class ProgramBuilder implements TileEmitter {
   private readonly memo = new Map<string, Register>();
   private readonly keys = new StructuralKeys();
 
-  constructor(private readonly roles: ReadonlyMap<Variable, 'outer' | 'inner' | 'param'>) {}
+  constructor(private readonly roles: ReadonlyMap<Variable, { role: 'outer' | 'inner' | 'param'; source: number }>) {}
 
   private add(reg: Omit<Register, 'index'>): Register {
     const r: Register = { ...reg, index: this.registers.length };
@@ -81,6 +86,7 @@ class ProgramBuilder implements TileEmitter {
       kind: varying ? isa.REG_BLOCK : isa.REG_UNIFORM,
       variable: null,
       values: null,
+      source: -1,
       parent: null,
       first: 0,
     });
@@ -125,6 +131,7 @@ class ProgramBuilder implements TileEmitter {
       kind: isa.REG_VIEW,
       variable: null,
       values: null,
+      source: -1,
       parent: root,
       first: r.first + first,
     });
@@ -137,6 +144,7 @@ class ProgramBuilder implements TileEmitter {
       kind: isa.REG_UNIFORM,
       variable: null,
       values,
+      source: -1,
       parent: null,
       first: 0,
     });
@@ -150,19 +158,20 @@ class ProgramBuilder implements TileEmitter {
       if (this.memo.has(key)) continue;
       let reg: Register;
       if (node.kind === 'var') {
-        const role = this.roles.get(node) ?? 'param';
-        reg =
-          role === 'param'
-            ? (this.constant(Array.from(node.data)) as Register)
-            : this.add({
-                dim: node.dim,
-                varying: role === 'inner',
-                kind: role === 'inner' ? isa.REG_INNER_VAR : isa.REG_OUTER_VAR,
-                variable: node,
-                values: null,
-                parent: null,
-                first: 0,
-              });
+        const entry = this.roles.get(node);
+        if (entry === undefined) throw new Error(`internal: variable ${node.name} is not in the plan`);
+        // No data in the program: it is cached across plans, and bound to each plan's data by `source`.
+        reg = this.add({
+          dim: node.dim,
+          varying: entry.role === 'inner',
+          kind:
+            entry.role === 'param' ? isa.REG_UNIFORM : entry.role === 'inner' ? isa.REG_INNER_VAR : isa.REG_OUTER_VAR,
+          variable: null,
+          values: null,
+          source: entry.source,
+          parent: null,
+          first: 0,
+        });
       } else {
         const args = node.args.map((a) => this.memo.get(this.keys.of(a))!);
         reg = node.def.tile(this, args, node.params, node.dim) as Register;
@@ -202,7 +211,7 @@ export const compileTesting = {
 
 const rootOf = (r: Register): Register => r.parent ?? r;
 const isScratch = (r: Register): boolean =>
-  (r.kind === isa.REG_BLOCK || r.kind === isa.REG_UNIFORM) && r.values === null && r.parent === null;
+  (r.kind === isa.REG_BLOCK || r.kind === isa.REG_UNIFORM) && r.values === null && r.source < 0 && r.parent === null;
 
 /**
  * Liveness-based register allocation: scratch registers (block, and uniform values computed by the
@@ -288,8 +297,55 @@ function reuseRegisters(
   return { registers: out, outer: remap(outer), inner: remap(inner), map: (r) => renamed.get(r)! };
 }
 
+/** Tile programs compiled, by plan structure (planStructureKey): a formula called again on new data
+ *  (placeholders, batch items, a loop rebuilding the same formula) compiles once. A template is a
+ *  few kB (its registers and code); 256 of them cover any working set of formulas we know of. */
+const PROGRAM_CACHE_SIZE = 256;
+const programs = new LruCache<TileProgram>(PROGRAM_CACHE_SIZE);
+
+/** @internal The tile-program cache, for tests and benchmarks: its counters, emptied, resized. */
+export const programCache = {
+  get stats(): CompileCacheStats {
+    return programs.stats;
+  },
+  clear(): void {
+    programs.clear();
+  },
+  resize(capacity: number): void {
+    programs.resize(capacity);
+  },
+};
+
+/**
+ * The tile program of a plan, bound to the plan's data: compiled once per plan structure (cached,
+ * LRU), then each call only fills in the variables and parameter values of its own plan.
+ * @throws ResourceLimitError when the formula needs more registers than the kernel has.
+ */
 export function compilePlan(plan: ReductionPlan): TileProgram {
-  const roles = new Map(plan.variables.map((v) => [v.variable, v.role] as const));
+  const template = programs.getOrMake(planStructureKey(plan), () => compileTemplate(plan));
+  return bindProgram(template, plan);
+}
+
+/** A template's registers with the data of `plan`: variables by reference, parameter values copied. */
+function bindProgram(template: TileProgram, plan: ReductionPlan): TileProgram {
+  const registers = template.registers.map((r): Register => {
+    if (r.source < 0) return r;
+    const variable = plan.variables[r.source]!.variable;
+    return r.kind === isa.REG_UNIFORM ? { ...r, values: Array.from(variable.data) } : { ...r, variable };
+  });
+  // Views keep pointing at the template's parent registers: only their index is read (planJob).
+  return {
+    ...template,
+    registers,
+    formulaRegister: registers[template.formulaRegister.index]!,
+    weightRegister: template.weightRegister === null ? null : registers[template.weightRegister.index]!,
+  };
+}
+
+/** Compiles a plan's structure: a program whose variable and parameter registers name their
+ *  position in plan.variables (`source`) instead of holding data. */
+function compileTemplate(plan: ReductionPlan): TileProgram {
+  const roles = new Map(plan.variables.map((v, source) => [v.variable, { role: v.role, source }] as const));
   const builder = new ProgramBuilder(roles);
   // The squared-distance idioms (sum of squared differences, ...) compile to the fused SQDIST.
   let formulaRegister = builder.varying(builder.lower(rewriteFormula(plan.formula)));

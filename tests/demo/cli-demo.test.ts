@@ -2,10 +2,13 @@
 // line (size, engine, threads, time and CPU time, peak memory) and a passing check, stdout is not a terminal so
 // there is no progress bar, and nothing at all goes to stderr (no warnings, from Dawn or anyone).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain .mjs script, without declarations
+import { distIsStale } from '../../scripts/demo.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const built = existsSync(path.join(root, 'dist/index.js')) && existsSync(path.join(root, 'dist/geomloss.js'));
@@ -55,6 +58,10 @@ describe.skipIf(!built)('npm run demo (quick mode)', () => {
     const residual = Number(/all columns: (\S+) of max \|t\|/.exec(checks[3]!)![1]);
     expect(residual).toBeLessThan(1e-3);
     expect(lines.at(-1)).toMatch(/^total \d+\.\d\d s, process peak RSS \d+ MiB$/);
+    // Nothing else: two header lines, a blank, three lines per step, a blank, the total.
+    const known = [/^lazytensor demo: /, /^Node /, /^$/, /^\d\/4 /, / \| peak RSS /, /^ {4}check /, /^total /];
+    expect(lines.filter((l) => !known.some((pattern) => pattern.test(l)))).toEqual([]);
+    expect(lines).toHaveLength(2 + 1 + 3 * 4 + 1 + 1);
   });
 
   it('probes for a GPU without a word on stderr, and stays on WebAssembly without a hardware adapter', () => {
@@ -81,5 +88,33 @@ describe.skipIf(!built)('npm run demo (quick mode)', () => {
     const engine = runDemo(['--quick', '--engine=cuda']);
     expect(engine.status).toBe(2);
     expect(engine.stdout).toMatch(/--engine must be auto, wasm or webgpu, got 'cuda'/);
+  });
+});
+
+describe('npm run demo (scripts/demo.mjs): builds only when dist/ is missing or stale', () => {
+  it('compares the newest build input with the oldest output', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lazytensor-demo-'));
+    try {
+      const file = (name: string, seconds: number) => {
+        mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+        writeFileSync(path.join(dir, name), '');
+        utimesSync(path.join(dir, name), seconds, seconds);
+      };
+      file('src/core/a.ts', 1000);
+      file('assembly/kernel.ts', 1000);
+      expect(distIsStale(dir)).toBe(true); // no dist/
+      file('dist/index.js', 2000);
+      expect(distIsStale(dir)).toBe(true); // dist/geomloss.js missing
+      file('dist/geomloss.js', 2000);
+      expect(distIsStale(dir)).toBe(false);
+      file('src/core/b.ts', 3000); // a source edited after the build
+      expect(distIsStale(dir)).toBe(true);
+      file('dist/index.js', 4000);
+      file('dist/geomloss.js', 4000);
+      file('package.json', 5000);
+      expect(distIsStale(dir)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
