@@ -42,6 +42,8 @@
 // bytes (128 KiB), norms 4 KiB.
 
 import * as I from './isa';
+// the resolved register table of kernel.ts (RT, 32 bytes per register): its field offsets
+import { RT_FIXED, RT_IMUL, RT_BMUL, RT_STRIDE, RT_DIM, RT_BLK } from './consts';
 
 // @ts-ignore: decorator
 @inline export const BLOCKED_MIN_D = 8;
@@ -59,20 +61,6 @@ import * as I from './isa';
 @inline const ACC_BYTES = 65536; // reduction states of a blocked group (see blockedStates)
 // @ts-ignore: decorator
 @inline const MAX_CODE = 4096; // instructions with a slot table entry (longer programs: the rest unblocked)
-
-// The resolved register table of kernel.ts (RT): 32 bytes per register; the offsets must match.
-// @ts-ignore: decorator
-@inline const RT_FIXED = 0;
-// @ts-ignore: decorator
-@inline const RT_IMUL = 4;
-// @ts-ignore: decorator
-@inline const RT_BMUL = 8;
-// @ts-ignore: decorator
-@inline const RT_STRIDE = 12;
-// @ts-ignore: decorator
-@inline const RT_DIM = 16;
-// @ts-ignore: decorator
-@inline const RT_BLK = 20;
 
 // modes
 // @ts-ignore: decorator

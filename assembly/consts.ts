@@ -344,3 +344,21 @@ export const F64_TABLE: usize = memory.data<f64>([
   4.853903996359136964868e2, 4.853903996359136964868e2,
   1.945506571482613964425e2, 1.945506571482613964425e2,
 ], 16);
+
+// Resolved register table (RT, kernel.ts): 32 bytes per register, i32 fields at these byte offsets.
+// kernel.ts writes it once per run(); blocked.ts reads it (it gets RT's address from planBlocked), so
+// both take the layout from here.
+// @ts-ignore: decorator
+@inline export const RT_FIXED: usize = 0;
+// @ts-ignore: decorator
+@inline export const RT_IMUL: usize = 4;
+// @ts-ignore: decorator
+@inline export const RT_BMUL: usize = 8;
+// @ts-ignore: decorator
+@inline export const RT_STRIDE: usize = 12;
+// @ts-ignore: decorator
+@inline export const RT_DIM: usize = 16;
+// @ts-ignore: decorator
+@inline export const RT_BLK: usize = 20;
+// @ts-ignore: decorator
+@inline export const RT_ROOT: usize = 24; // index of the non-view register holding the memory

@@ -83,6 +83,7 @@ import {
   CLS_UNARY, CLS_BINARY, CLS_TERNARY, CLS_ROWRED, opClass, evalOp, unaryParam, vsplat,
 } from './ops';
 import { vexp, vexp4, vexpUnderflow, vlog, vsin, vcos, vatan, vasin, vacos } from './math';
+import { RT_FIXED, RT_IMUL, RT_BMUL, RT_STRIDE, RT_DIM, RT_BLK, RT_ROOT } from './consts';
 import { planBlocked, hasBlocked, blockedGroup, blockedSlot, blockedRun, blockedStates, blockedAcc } from './blocked';
 export { blockedPolicy, blockedFeatures, blockedInfo } from './blocked';
 
@@ -91,22 +92,8 @@ export { blockedPolicy, blockedFeatures, blockedInfo } from './blocked';
 // @ts-ignore: decorator
 @inline const OUTER_TILE = 8;
 
-// Resolved register table, 32 bytes per register.
+// Resolved register table, 32 bytes per register (field offsets RT_*: consts.ts).
 const RT: usize = memory.data(MAX_REGS * 32, 16);
-// @ts-ignore: decorator
-@inline const RT_FIXED = 0;
-// @ts-ignore: decorator
-@inline const RT_IMUL = 4;
-// @ts-ignore: decorator
-@inline const RT_BMUL = 8;
-// @ts-ignore: decorator
-@inline const RT_STRIDE = 12;
-// @ts-ignore: decorator
-@inline const RT_DIM = 16;
-// @ts-ignore: decorator
-@inline const RT_BLK = 20;
-// @ts-ignore: decorator
-@inline const RT_ROOT = 24; // index of the non-view register holding the memory
 
 // Tail masks: lanes < r set. MASK32[r] for r = 0..4, MASK64[r] for r = 0..2.
 const MASK32: usize = memory.data<i32>([

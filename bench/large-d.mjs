@@ -1,19 +1,22 @@
 // npm run bench (after bench/run.mjs): large-D rows of the WebAssembly engine (issue 13).
-//   node bench/large-d.mjs [--quick] [--no-native] [--no-api]
+//   node bench/large-d.mjs [--quick] [--no-native] [--no-raw] [--no-api] [--random]
 // 1. The raw kernel, one thread, the blocked tiles of assembly/blocked.ts off and on in alternation
 //    (A B A B in one process: the machine may be shared, so read the ratios): argKMin K = 10 at D = 3
 //    and D = 50 (the rows of bench/run.mjs, with the native kernels-sse yardstick), the Gaussian kernel
 //    sum and log-sum-exp at D = 3 (no regression), and argKMin at D = 784 in GFLOP/s (2 N M D flops:
 //    one multiply and one add per pair and dimension).
 // 2. The public API on all threads: a Fashion-MNIST-shaped K-NN (60000 x 784 train, 2000 test, K = 10,
-//    float32; the real data where Debian's dataset-fashion-mnist is installed, else uniform random data
-//    of that shape) and a K-means Lloyd iteration on 60000 x 784, K = 10; scikit-learn's brute force
-//    alongside where python3-sklearn is installed.
+//    float32; the real data where Debian's dataset-fashion-mnist is installed, pixels / 255, else (or
+//    with --random) uniform random data of that shape) with its classification accuracy for K = 1, 5,
+//    10 checked against scikit-learn's published figures (issue 13), and a K-means Lloyd iteration on
+//    60000 x 784, K = 10; scikit-learn's brute-force K-NN and KMeans (bench/sklearn-peer.py) alongside
+//    where python3-sklearn is installed.
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { build } from '../scripts/kernel-speed.mjs';
 import { uniform } from './data.mjs';
 
@@ -57,14 +60,16 @@ const bin = nativeBin();
 console.log(
   `# large-D bench: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}`,
 );
-console.log('');
-console.log(
-  'Raw kernel, one thread, float32, blocked tiles off (A) and on (B), alternated; best of each, user CPU time ' +
-    '(native: its user CPU time over its warm-up and timed runs):',
-);
-console.log('');
-console.log('| row | N x M | A Gpairs/s | B Gpairs/s | B / A | native sse Gpairs/s | B / native | B GFLOP/s |');
-console.log('|---|---|---|---|---|---|---|---|');
+if (!args.has('--no-raw')) {
+  console.log('');
+  console.log(
+    'Raw kernel, one thread, float32, blocked tiles off (A) and on (B), alternated; best of each, user CPU time ' +
+      '(native: its user CPU time over its warm-up and timed runs):',
+  );
+  console.log('');
+  console.log('| row | N x M | A Gpairs/s | B Gpairs/s | B / A | native sse Gpairs/s | B / native | B GFLOP/s |');
+  console.log('|---|---|---|---|---|---|---|---|');
+}
 const rawRows = [
   { name: 'Gaussian kernel sum, D = 3', op: 'gauss', N: 10000, M: 10000, D: 3, E: 1, B: 512 },
   { name: 'log-sum-exp, D = 3', op: 'lse', N: 10000, M: 10000, D: 3, E: 1, B: 512 },
@@ -72,7 +77,7 @@ const rawRows = [
   { name: 'argKMin K = 10, D = 50', op: 'knn', N: 10000, M: 10000, D: 50, E: 10, B: 128 },
   { name: 'argKMin K = 10, D = 784', op: 'knn', N: quick ? 400 : 2000, M: 10000, D: 784, E: 10, B: 16 },
 ];
-for (const row of rawRows) {
+for (const row of args.has('--no-raw') ? [] : rawRows) {
   const { op, N, M, D, E, B } = row;
   const a = build(op, N, M, D, B, E, 8, 0);
   const b = build(op, N, M, D, B, E, 8, 1);
@@ -92,17 +97,62 @@ for (const row of rawRows) {
 }
 
 // ---- 2. public API, all threads ----
+/** Fashion-MNIST from Debian's dataset-fashion-mnist (IDX files, gzipped), pixels scaled to [0, 1]. */
+const FASHION = '/usr/share/datasets/fashion-mnist';
+function readIdx(file) {
+  const bytes = gunzipSync(readFileSync(path.join(FASHION, file)));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dims = bytes[3];
+  const shape = Array.from({ length: dims }, (_, k) => view.getUint32(4 + 4 * k));
+  return { shape, data: bytes.subarray(4 + 4 * dims) };
+}
+function fashion(kind, rows) {
+  const images = readIdx(`${kind}-images-idx3-ubyte.gz`);
+  const labels = readIdx(`${kind}-labels-idx1-ubyte.gz`);
+  const n = Math.min(rows, images.shape[0]);
+  const D = images.shape[1] * images.shape[2];
+  const x = new Float32Array(n * D);
+  for (let q = 0; q < n * D; q++) x[q] = images.data[q] / 255;
+  return { x, labels: labels.data.slice(0, n), D };
+}
+/** K-NN classification: majority vote of the first k neighbours, ties to the lowest label (scikit-learn's rule). */
+function accuracy(indices, K, k, trainLabels, testLabels) {
+  let right = 0;
+  const counts = new Int32Array(256);
+  for (let i = 0; i < testLabels.length; i++) {
+    counts.fill(0);
+    for (let q = 0; q < k; q++) counts[trainLabels[indices[i * K + q]]]++;
+    let best = 0;
+    for (let c = 1; c < 256; c++) if (counts[c] > counts[best]) best = c;
+    if (best === testLabels[i]) right++;
+  }
+  return right / testLabels.length;
+}
+/** scikit-learn's accuracies on the first 2000 test images, Fashion-MNIST pixels (issue 13). */
+const SKLEARN_ACCURACY = { 1: 0.846, 5: 0.859, 10: 0.8535 };
+
 if (!args.has('--no-api')) {
   const { Vi, Vj, kMeans, getWasmThreads } = await import('../dist/index.js');
-  const D = 784;
   const [nTrain, nTest, K] = quick ? [10000, 500, 10] : [60000, 2000, 10];
-  let source = 'uniform random data of the Fashion-MNIST shape';
-  const fm = '/usr/share/dataset-fashion-mnist';
-  if (existsSync(fm)) source = `${fm} is installed but not read by this bench: random data`;
-  const train = uniform(nTrain * D, 11);
-  const test = uniform(nTest * D, 12);
+  let D = 784;
+  let train;
+  let test;
+  let trainLabels = null;
+  let testLabels = null;
+  let source;
+  if (existsSync(path.join(FASHION, 'train-images-idx3-ubyte.gz')) && !args.has('--random')) {
+    const tr = fashion('train', nTrain);
+    const te = fashion('t10k', nTest);
+    ({ D } = tr);
+    [train, test, trainLabels, testLabels] = [tr.x, te.x, tr.labels, te.labels];
+    source = `Fashion-MNIST (${FASHION}, pixels / 255; the first ${nTest} test images)`;
+  } else {
+    train = uniform(nTrain * D, 11);
+    test = uniform(nTest * D, 12);
+    source = 'uniform random data of the Fashion-MNIST shape (dataset-fashion-mnist not installed)';
+  }
   console.log('');
-  console.log(`Public API, ${getWasmThreads()} threads, float32, ${source}:`);
+  console.log(`Public API, ${await getWasmThreads()} threads, float32, ${source}:`);
   console.log('');
   const t0 = performance.now();
   const nn = await Vi(test, D).sqDist(Vj(train, D)).argKMin(K, 1);
@@ -111,44 +161,77 @@ if (!args.has('--no-api')) {
     `- K-NN ${nTest} test x ${nTrain} train, D = ${D}, K = ${K}: ${tKnn.toFixed(2)} s ` +
       `(${((2 * nTest * nTrain * D) / tKnn / 1e9).toFixed(1)} GFLOP/s over all threads)`,
   );
+  const ours = nn.data;
+  if (trainLabels !== null) {
+    const parts = [1, 5, 10].map((k) => {
+      const acc = accuracy(ours, K, k, trainLabels, testLabels);
+      const want = nTest === 2000 ? SKLEARN_ACCURACY[k] : undefined;
+      const check =
+        want === undefined ? '' : Math.abs(acc - want) < 1e-9 ? ' = sklearn' : ` (sklearn ${want}: DIFFERS)`;
+      return `K = ${k}: ${acc.toFixed(4)}${check}`;
+    });
+    console.log(`- K-NN classification accuracy, ${parts.join('; ')}`);
+  }
   const c0 = train.slice(0, 10 * D);
   const t1 = performance.now();
   await Vi(train, D).sqDist(Vj(c0, D)).minArgMin(1);
   const tAssign = (performance.now() - t1) / 1000;
+  const iterations = 3;
   const t2 = performance.now();
-  const km = await kMeans(train, 10, { dim: D, init: c0, iterations: 3, tol: 0 });
+  const km = await kMeans(train, 10, { dim: D, init: c0, iterations, tol: 0 });
   const tIter = (performance.now() - t2) / 1000 / Math.max(1, km.iterations);
   console.log(
     `- K-means ${nTrain} x ${D}, K = 10: assignment (minArgMin) ${tAssign.toFixed(3)} s; ` +
       `kMeans ${km.iterations} iterations, ${tIter.toFixed(3)} s per iteration`,
   );
-  // scikit-learn's brute force on the same data, where installed
-  let sk = false;
-  try {
-    execFileSync('python3', ['-c', 'import sklearn'], { stdio: 'ignore' });
-    sk = true;
-  } catch {
-    console.log('- scikit-learn: not installed (python3-sklearn), no peer row');
-  }
-  if (sk) {
+  // scikit-learn's brute force and Lloyd iteration on the same data, where installed
+  // Debian's python3-sklearn lives under /usr/bin/python3, which a pyenv or venv `python3` on PATH hides.
+  const python = ['/usr/bin/python3', 'python3'].find((exe) => {
+    try {
+      execFileSync(exe, ['-c', 'import sklearn'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (python === undefined) console.log('- scikit-learn: not installed (python3-sklearn), no peer rows');
+  if (python !== undefined) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'lt-large-d-'));
-    writeFileSync(path.join(dir, 'train.f32'), Buffer.from(train.buffer));
-    writeFileSync(path.join(dir, 'test.f32'), Buffer.from(test.buffer));
-    const py = `
-import numpy as np, time, json
-from sklearn.neighbors import NearestNeighbors
-tr = np.fromfile('${dir}/train.f32', dtype=np.float32).reshape(-1, ${D})
-te = np.fromfile('${dir}/test.f32', dtype=np.float32).reshape(-1, ${D})
-t = time.perf_counter()
-ind = NearestNeighbors(n_neighbors=${K}, algorithm='brute').fit(tr).kneighbors(te, return_distance=False)
-print(json.dumps({'seconds': time.perf_counter() - t, 'indices': ind[:50].ravel().tolist()}))
-`;
-    const out = JSON.parse(execFileSync('python3', ['-c', py], { encoding: 'utf8' }));
-    const ours = Array.from(nn.data.subarray(0, 50 * K));
-    const same = ours.every((v, q) => v === out.indices[q]);
-    console.log(
-      `- scikit-learn brute force: ${out.seconds.toFixed(2)} s (ours / sklearn time ${(tKnn / out.seconds).toFixed(2)}); ` +
-        `first 50 rows' neighbours ${same ? 'identical' : 'differ'}`,
-    );
+    try {
+      writeFileSync(path.join(dir, 'train.f32'), Buffer.from(train.buffer, train.byteOffset, train.byteLength));
+      writeFileSync(path.join(dir, 'test.f32'), Buffer.from(test.buffer, test.byteOffset, test.byteLength));
+      writeFileSync(path.join(dir, 'centres.f32'), Buffer.from(c0.buffer, c0.byteOffset, c0.byteLength));
+      if (trainLabels !== null) {
+        writeFileSync(path.join(dir, 'train.labels'), trainLabels);
+        writeFileSync(path.join(dir, 'test.labels'), testLabels);
+      }
+      const out = JSON.parse(
+        execFileSync(
+          python,
+          [path.join(here, 'sklearn-peer.py'), dir, String(D), String(K), '10', String(iterations)],
+          { encoding: 'utf8', maxBuffer: 1 << 28 },
+        ),
+      );
+      let sameRows = 0;
+      for (let i = 0; i < nTest; i++) {
+        let same = true;
+        for (let q = 0; q < K && same; q++) same = ours[i * K + q] === out.indices[i * K + q];
+        if (same) sameRows++;
+      }
+      console.log(
+        `- scikit-learn brute-force K-NN (threads: ${out.threads}): ${out.knn_seconds.toFixed(2)} s ` +
+          `(ours / sklearn time ${(tKnn / out.knn_seconds).toFixed(2)}); neighbour lists identical on ${sameRows} of ${nTest} rows`,
+      );
+      if (out.accuracy !== undefined) {
+        const parts = Object.entries(out.accuracy).map(([k, a]) => `K = ${k}: ${a.toFixed(4)}`);
+        console.log(`- scikit-learn K-NN classification accuracy (this run), ${parts.join('; ')}`);
+      }
+      console.log(
+        `- scikit-learn KMeans (lloyd, same initial centres): ${out.kmeans_iterations} iterations, ` +
+          `${out.kmeans_seconds_per_iteration.toFixed(3)} s per iteration (ours / sklearn ${(tIter / out.kmeans_seconds_per_iteration).toFixed(2)})`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 }

@@ -12,19 +12,37 @@
 // runtime and no geomloss; the engines (src/wasm, src/gpu) import the core, never each other nor the
 // runtime's selection (src/runtime/index.ts), so that an engine can be added, removed or tested alone.
 //
+// src/geomloss is a client of the package like any other: it imports the public surface
+// (src/index.ts) and its own files only, never the core's, engines' or runtime's internals, so that
+// everything it needs is exported, documented and kept stable for users building the same things.
+//
 // Usage: node scripts/check-cycles.mjs [--types] [root]   (exit 1 with the cycles and layer violations)
 // The layer rules apply to type-only imports too: the core must not even name an engine's types.
+// KNOWN lists imports of src/ that break a layer rule and are tolerated until their owner moves them
+// (printed on every run); an entry that no longer occurs is a problem too, so the list only shrinks.
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 
-/** Folder rules: files under `from` must not import files under any of `deny`. */
+/** Folder rules: files under `from` must not import files under any of `deny`, nor, when `only` is
+ *  given, anything outside `only`. */
 const LAYERS = [
   { from: 'core', deny: ['wasm', 'gpu', 'runtime', 'geomloss', 'index.ts', 'global.ts'] },
   { from: 'wasm', deny: ['gpu', 'runtime/index.ts', 'geomloss', 'index.ts', 'global.ts'] },
   { from: 'gpu', deny: ['wasm', 'runtime/index.ts', 'geomloss', 'index.ts', 'global.ts'] },
+  { from: 'geomloss', deny: [], only: ['geomloss', 'index.ts'] },
 ];
+
+/** Tolerated violations under src/: 'from imports to' -> what the owner should do. */
+export const KNOWN = new Map([
+  ['geomloss/backend.ts imports core/scheduling.ts', 'AbortSignalLike is public: import it from ../index.js'],
+  [
+    'geomloss/backend.ts imports core/formula.ts',
+    'callPairFormula asks whether a formula uses a variable (variablesOf): needs a public query on LazyTensor',
+  ],
+]);
+const srcRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src');
 
 function listSources(dir) {
   const out = [];
@@ -83,7 +101,9 @@ function resolveSpecifier(file, specifier, known) {
 
 /** The import graph of the .ts files under `root`: file -> [{ target, typeOnly }]. */
 export function importGraph(root) {
-  const files = listSources(root);
+  // Absolute paths: the targets are resolved to absolute paths, and a relative root (check('src'))
+  // used to match none of them, so that the graph had no edges at all.
+  const files = listSources(resolve(root));
   const known = new Set(files);
   const graph = new Map();
   for (const file of files) {
@@ -191,13 +211,17 @@ export function layerViolations(graph, root) {
     for (const { target } of edges) {
       const to = rel(target);
       if (rule.deny.some((d) => under(to, d))) out.push(`${from} imports ${to} (${rule.from}/ must not import ${to})`);
+      else if (rule.only !== undefined && !rule.only.some((d) => under(to, d))) {
+        out.push(`${from} imports ${to} (${rule.from}/ may import only ${rule.only.join(', ')})`);
+      }
     }
   }
-  return out;
+  return [...new Set(out)];
 }
 
-/** The check's findings as lines (empty when the tree is clean). */
-export function check(root, { types = false } = {}) {
+/** The check's findings as lines (empty when the tree is clean), and the tolerated `known` violations
+ *  found (KNOWN for the package's src/, none elsewhere). */
+export function check(root, { types = false, known = resolve(root) === srcRoot ? KNOWN : new Map() } = {}) {
   const graph = importGraph(root);
   const cyclic = types ? graph : runtimeGraph(graph);
   const rel = (f) => relative(process.cwd(), f).split(sep).join('/');
@@ -210,15 +234,25 @@ export function check(root, { types = false } = {}) {
       members < component.length ? `${path}\n  (all files of this tangle: ${component.map(rel).join(', ')})` : path,
     );
   }
-  problems.push(...layerViolations(graph, root));
-  return { files: graph.size, problems };
+  const tolerated = [];
+  for (const violation of layerViolations(graph, root)) {
+    const key = violation.slice(0, violation.indexOf(' ('));
+    if (known.has(key)) tolerated.push(`${key}: ${known.get(key)}`);
+    else problems.push(violation);
+  }
+  const seen = new Set(tolerated.map((t) => t.slice(0, t.indexOf(': '))));
+  for (const key of known.keys()) {
+    if (!seen.has(key)) problems.push(`known violation no longer found, remove it from KNOWN: ${key}`);
+  }
+  return { files: graph.size, problems, tolerated };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   const args = process.argv.slice(2);
   const types = args.includes('--types');
   const root = resolve(args.find((a) => !a.startsWith('--')) ?? 'src');
-  const { files, problems } = check(root, { types });
+  const { files, problems, tolerated } = check(root, { types });
+  for (const t of tolerated) console.log(`check-cycles: tolerated for now: ${t}`);
   if (problems.length > 0) {
     for (const p of problems) console.error(p);
     console.error(

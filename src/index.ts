@@ -8,6 +8,7 @@ export type { ArrayInput, ParameterOptions, VariableOptions } from './core/input
 export type { DType } from './core/formula.js';
 export type { Axis, EngineChoice } from './core/reduction.js';
 export type { AbortSignalLike, AbortSignalShape, ReductionProgress } from './core/scheduling.js';
+export { checkpoint, isAbortSignal, throwIfAborted } from './core/scheduling.js';
 export { Tensor } from './core/tensor.js';
 export { reduction, runReduction, vjp } from './core/reduction-grad.js';
 export { solveVjp } from './core/solve-vjp.js';

@@ -115,7 +115,17 @@ export function sinceLastYield(): number {
   return now() - lastYield;
 }
 
-/** Whether `v` looks like an AbortSignal (DOM's, Node's, or a compatible polyfill). */
+/**
+ * Whether `v` looks like an AbortSignal (DOM's, Node's, or a compatible polyfill): an object with a
+ * boolean `aborted` and `addEventListener` / `removeEventListener` methods, the part of a signal the
+ * library reads ({@link AbortSignalShape}). For code built on the library that validates its own
+ * `signal` option (lazytensor/geomloss does). Never throws.
+ *
+ * @example
+ * ```ts
+ * if (options.signal !== undefined && !isAbortSignal(options.signal)) throw new TypeError('signal: an AbortSignal');
+ * ```
+ */
 export function isAbortSignal(v: unknown): v is AbortSignalLike {
   return (
     typeof v === 'object' &&
@@ -147,7 +157,16 @@ export function abortReason(signal: AbortSignalLike): unknown {
   return error;
 }
 
-/** Throws the signal's reason when it has been aborted. */
+/**
+ * Throws the signal's reason when it has been aborted (the same rejection every job of the library
+ * uses: `signal.reason`, or a DOMException named 'AbortError' for a signal that has no reason), else
+ * does nothing. The synchronous half of {@link checkpoint}; `undefined` is a signal never aborted.
+ *
+ * @example
+ * ```ts
+ * throwIfAborted(signal); // before starting work that cannot stop halfway
+ * ```
+ */
 export function throwIfAborted(signal: AbortSignalLike | undefined): void {
   if (signal?.aborted) throw abortReason(signal);
 }
@@ -179,8 +198,20 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignalLike | undefin
 }
 
 /**
- * One iteration boundary of a long loop: rejects when the signal is aborted (before and after the
- * yield, so an abort fired by a timer during the yield is seen at once), yields when due.
+ * One iteration boundary of a long loop: rejects with the signal's reason when the signal is aborted
+ * (checked before and after the yield, so an abort fired by a timer during the yield is seen at once),
+ * and yields one macrotask to the event loop when YIELD_INTERVAL_MS (20 ms) of work have passed since
+ * the library last yielded (otherwise it only reads the clock). Reductions, GeomLoss and `solve` share
+ * this clock, so a loop of your own around them that awaits `checkpoint` each iteration keeps timers,
+ * I/O and UI events running without yielding more often than needed. `signal` may be undefined.
+ *
+ * @example
+ * ```ts
+ * for (let step = 0; step < 1000; step++) {
+ *   await checkpoint(signal); // the loop stops with signal.reason when aborted
+ *   updatePoints(); // your own work between reductions
+ * }
+ * ```
  */
 export async function checkpoint(signal: AbortSignalLike | undefined): Promise<void> {
   throwIfAborted(signal);

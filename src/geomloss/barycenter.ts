@@ -19,9 +19,16 @@
 // sum_k lambda_k [<C, pi_k> + eps KL(pi_k | K_k)], POT's objective, which is GeomLoss's raw
 // OT_eps(p, b_k) plus eps sum_i p_i log p_i: its optimality condition is
 // sum_k lambda_k f_k(z_i) + eps log p_i = const, with f_k the potentials of SamplesLoss (debias false).
-import type { AbortSignalLike } from '../core/scheduling.js';
-import { checkpoint, throwIfAborted } from '../core/scheduling.js';
-import { Tensor, Vi, Vj, type EngineName, type LazyTensor } from '../index.js';
+import {
+  checkpoint,
+  Tensor,
+  throwIfAborted,
+  Vi,
+  Vj,
+  type AbortSignalLike,
+  type EngineName,
+  type LazyTensor,
+} from '../index.js';
 import { parseCloud, parseWeights, type Cloud, type Points, type Weights } from './inputs.js';
 import { checkSignalOption, GeomLossError, type Backend, type SamplesLossOptions } from './options.js';
 import { epsilonSchedule } from './schedule.js';

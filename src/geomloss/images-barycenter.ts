@@ -6,7 +6,7 @@
 //   psi_k  <- log mu_k - LSE_K(phi_k)                  (pi_k's marginal on image k's side is mu_k)
 //   log q  <- sum_k lambda_k (phi_k + LSE_K(psi_k))    (the weighted geometric mean of the other marginals)
 //   phi_k  <- log q - LSE_K(psi_k)                      (every pi_k's marginal on the barycenter side is q)
-import { checkpoint, throwIfAborted, type AbortSignalLike } from '../core/scheduling.js';
+import { checkpoint, throwIfAborted, type AbortSignalLike } from '../index.js';
 import {
   checkSameShape,
   imageResult,
@@ -15,12 +15,11 @@ import {
   Meter,
   outputDType,
   parseImage,
-  renamed,
   unitGrid,
   type Image,
   type ImageResult,
 } from './images-grid.js';
-import { checkSignalOption, GeomLossError, resolveOptions } from './options.js';
+import { asEntry, checkSignalOption, GeomLossError, resolveOptions } from './options.js';
 import { checkTemperatures } from './rescale.js';
 
 /** Options of {@link imagesBarycenter}. */
@@ -87,9 +86,16 @@ const KEYS = ['weights', 'blur', 'iterations', 'tol', 'dtype', 'onProgress', 'si
  * @param images K >= 1 images { data, shape } of the same shape [H, W] or [D, H, W], non-negative.
  * @throws GeomLossError naming `images[k]` for a bad image or a different shape, or the bad option.
  */
-export async function imagesBarycenter(
+export function imagesBarycenter(
   images: readonly Image[],
   options: ImagesBarycenterOptions = {},
+): Promise<ImagesBarycenter> {
+  return asEntry('imagesBarycenter', () => barycenterOfImages(images, options));
+}
+
+async function barycenterOfImages(
+  images: readonly Image[],
+  options: ImagesBarycenterOptions,
 ): Promise<ImagesBarycenter> {
   const who = 'imagesBarycenter';
   if (!Array.isArray(images) || images.length === 0)
@@ -104,7 +110,7 @@ export async function imagesBarycenter(
   for (const p of parsed.slice(1)) checkSameShape(who, parsed[0]!, p);
   const K = parsed.length;
   const { weights = null, iterations = 100, tol = 1e-6, onProgress = null } = options;
-  const o = renamed(who, () => resolveOptions({ blur: options.blur, dtype: options.dtype }));
+  const o = resolveOptions({ blur: options.blur, dtype: options.dtype });
   const signal = checkSignalOption('signal', options.signal) ?? undefined;
   if (!(Number.isInteger(iterations) && iterations >= 1 && iterations <= 100_000))
     throw new GeomLossError(`${who}: iterations must be an integer in [1, 100000], got ${String(iterations)}`);

@@ -7,8 +7,8 @@
 // largest kernel ever built (never an N x N one). Each 1-D pass is exact (max-shifted), so the result
 // is the same as the dense softmin of the point-cloud solvers up to float64 rounding; terms more than
 // 40 below a row's maximum (exp(-40) ~ 4e-18 of it) are skipped, which is what makes small blurs cheap.
-import { checkpoint, sinceLastYield, YIELD_INTERVAL_MS, type AbortSignalLike } from '../core/scheduling.js';
-import { GeomLossError, type ResolvedOptions } from './options.js';
+import { checkpoint, type AbortSignalLike } from '../index.js';
+import { GeomLossError } from './options.js';
 
 /** An image [H, W] or a volume [D, H, W]: non-negative values, row-major (the last axis varies fastest). */
 export interface Image {
@@ -147,7 +147,8 @@ const CHUNK = 1 << 16;
 /** Terms this far below a row's maximum are skipped: exp(-40) ~ 4e-18 of the largest term. */
 const CUT = -40;
 
-/** Cancellation and yielding of the passes: the event loop runs every YIELD_INTERVAL_MS of work. */
+/** Cancellation and yielding of the passes: every CHUNK units of work, a checkpoint (which yields when
+ *  the library's yield interval has passed, and otherwise costs a clock read and a microtask). */
 export class Meter {
   private work = 0;
   constructor(readonly signal: AbortSignalLike | undefined) {}
@@ -155,8 +156,28 @@ export class Meter {
     this.work += units;
     if (this.work < CHUNK) return;
     this.work = 0;
-    if (sinceLastYield() >= YIELD_INTERVAL_MS || this.signal?.aborted) await checkpoint(this.signal);
+    await checkpoint(this.signal);
   }
+}
+
+/**
+ * f applied to every value of w, CHUNK values at a time with a meter check in between: the setup
+ * passes over a large image (normalising, logs) would otherwise each hold the event loop for tens of
+ * milliseconds (their code still cold on the first call).
+ */
+export async function meteredMap(w: Float64Array, f: (v: number) => number, meter: Meter): Promise<Float64Array> {
+  const out = new Float64Array(w.length);
+  for (let start = 0; start < w.length; start += CHUNK) {
+    const end = Math.min(w.length, start + CHUNK);
+    for (let k = start; k < end; k++) out[k] = f(w[k]!);
+    await meter.add(end - start);
+  }
+  return out;
+}
+
+/** log of non-negative masses, -Infinity for 0, metered (see meteredMap). */
+export function logMassesMetered(w: Float64Array, meter: Meter): Promise<Float64Array> {
+  return meteredMap(w, (x) => (x > 0 ? Math.log(x) : -Infinity), meter);
 }
 
 /** The 1-D kernel of one axis at one temperature: its logs -(t_i - s_j)^2 / (2 eps), its values, and
@@ -263,7 +284,9 @@ async function lsePass(
       // exp(-inf - -inf) would be NaN: a column without mass stays without mass.
       for (let c = 0; c < inner; c++) E[j * inner + c] = M[c] === -Infinity ? 0 : Math.exp(v[b + c]! - M[c]!);
     }
-    let work = nS * inner;
+    // The max and exp passes over [nS, inner] come before the first row: a check here too.
+    await meter.add(2 * nS * inner);
+    let work = 0;
     for (let i = 0; i < nT; i++) {
       const row = i * nS;
       const ob = (o * nT + i) * inner;
@@ -323,7 +346,9 @@ export async function logConvolve(
     const nT = target.shape[k]!;
     const outer = dims.slice(0, k).reduce((p, n) => p * n, 1);
     const inner = dims.slice(k + 1).reduce((p, n) => p * n, 1);
-    v = await lsePass(v, outer, nS, inner, cachedKernel(target.coords[k]!, source.coords[k]!, eps), nT, meter);
+    const kernel = cachedKernel(target.coords[k]!, source.coords[k]!, eps);
+    await meter.add(nT * nS); // building it costs that many exps (nothing when cached)
+    v = await lsePass(v, outer, nS, inner, kernel, nT, meter);
     dims[k] = nT;
   }
   return v;
@@ -366,14 +391,4 @@ export function outputDType(
 /** An image result in the output precision. */
 export function imageResult(data: Float64Array, shape: readonly number[], dtype: 'float32' | 'float64'): ImageResult {
   return { data: dtype === 'float32' ? Float32Array.from(data) : data, shape: [...shape] as ImageResult['shape'] };
-}
-
-/** Re-raises SamplesLoss's option errors under this function's name. */
-export function renamed(who: string, f: () => ResolvedOptions): ResolvedOptions {
-  try {
-    return f();
-  } catch (e) {
-    if (e instanceof GeomLossError) throw new GeomLossError(`${who}: ${e.message.replace(/^SamplesLoss: /, '')}`);
-    throw e;
-  }
 }

@@ -6,17 +6,17 @@
 // give the same numbers (tests/geomloss/images.test.ts), at O(N (H + W)) per softmin instead of O(N^2).
 // Optionally (`pyramid`) the early, large temperatures run on sum-pooled copies of the images, as
 // GeomLoss's multiscale backend runs them on cluster centroids.
-import { checkpoint, throwIfAborted, type AbortSignalLike } from '../core/scheduling.js';
+import { checkpoint, throwIfAborted, type AbortSignalLike } from '../index.js';
 import {
   checkSameShape,
   coarserGrid,
   imageResult,
   logConvolve,
-  logMasses,
+  meteredMap,
+  logMassesMetered,
   Meter,
   outputDType,
   parseImage,
-  renamed,
   sumPool,
   unitGrid,
   type Grid,
@@ -25,6 +25,7 @@ import {
   type ParsedImage,
 } from './images-grid.js';
 import {
+  asEntry,
   AUTO_MULTISCALE_PAIRS,
   checkSignalOption,
   GeomLossError,
@@ -189,7 +190,7 @@ function resolveImagesOptions(options: ImagesLossOptions | undefined): ImagesLos
       throw new GeomLossError(`ImagesLoss: unknown option '${key}' (expected one of: ${KEYS.join(', ')})`);
   }
   const { pyramid = 'auto', ...shared } = options;
-  const o = renamed('ImagesLoss', () => resolveOptions(shared));
+  const o = resolveOptions(shared);
   if (o.p !== 2) {
     throw new GeomLossError(
       `ImagesLoss: p = ${o.p} is not supported: the grid solver needs the separable Gaussian kernel of p = 2 (cost |x - y|^2 / 2); for p = 1 use SamplesLoss on the pixel centres`,
@@ -295,16 +296,23 @@ function averageInto(pot: Potentials, next: Potentials): number {
 }
 
 /** The levels of the pyramid, finest first: halve while an axis has more than 8 pixels. */
-function pyramidLevels(fine: Level, a: Float64Array, b: Float64Array, on: boolean): Level[] {
-  const levels = [fine];
+async function pyramidLevels(
+  fine: Grid,
+  a: Float64Array,
+  b: Float64Array,
+  on: boolean,
+  meter: Meter,
+): Promise<Level[]> {
+  const levels: Level[] = [{ grid: fine, la: await logMassesMetered(a, meter), lb: await logMassesMetered(b, meter) }];
   if (!on) return levels;
-  let grid = fine.grid;
+  let grid = fine;
   while (Math.max(...grid.shape) > 8) {
     const next = coarserGrid(grid);
     a = sumPool(grid, a);
     b = sumPool(grid, b);
+    await meter.add(2 * grid.N);
     grid = next;
-    levels.push({ grid, la: logMasses(a), lb: logMasses(b) });
+    levels.push({ grid, la: await logMassesMetered(a, meter), lb: await logMassesMetered(b, meter) });
   }
   return levels;
 }
@@ -324,12 +332,12 @@ async function sinkhornGrid(
   b: Float64Array,
   schedule: readonly number[],
   o: ImagesLossResolved,
-  signal: AbortSignalLike | undefined,
+  meter: Meter,
 ): Promise<Solved> {
+  const signal = meter.signal;
   const rho = o.reach === null ? null : o.reach * o.reach;
-  const meter = new Meter(signal);
   const usePyramid = o.pyramid === 'auto' ? fine.N * fine.N >= AUTO_MULTISCALE_PAIRS : o.pyramid;
-  const levels = pyramidLevels({ grid: fine, la: logMasses(a), lb: logMasses(b) }, a, b, usePyramid);
+  const levels = await pyramidLevels(fine, a, b, usePyramid, meter);
   // The level of each temperature: the coarsest whose cell is at most half the blur scale sqrt(eps);
   // the last temperature always runs on the full grid.
   const levelOf = (t: number): number => {
@@ -429,6 +437,16 @@ function throughNormalisation(g: Float64Array, w: Float64Array, total: number): 
   return g.map((v) => (v - mean) / total);
 }
 
+/** What one ImagesLoss call computes (value, potentials, gradients when asked). */
+interface Computed {
+  value: number;
+  f: ImageResult;
+  g: ImageResult;
+  gradA: ImageResult | null;
+  gradB: ImageResult | null;
+  info: ImagesLossInfo;
+}
+
 /**
  * GeomLoss's Sinkhorn divergence between two images or volumes, solved on their grid:
  * ```ts
@@ -455,7 +473,7 @@ export class ImagesLoss {
    * @throws GeomLossError for an unknown key or an impossible value (blur <= 0, p other than 2, ...).
    */
   constructor(options?: ImagesLossOptions) {
-    this.options = Object.freeze(resolveImagesOptions(options));
+    this.options = Object.freeze(asEntry('ImagesLoss', () => resolveImagesOptions(options)));
   }
 
   /**
@@ -480,19 +498,16 @@ export class ImagesLoss {
     return { f: c.f, g: c.g, value: c.value, info: c.info };
   }
 
-  private async compute(
+  private compute(Ain: Image, Bin: Image, call: ImagesCallOptions | undefined, grads: boolean): Promise<Computed> {
+    return asEntry('ImagesLoss', () => this.computeNamed(Ain, Bin, call, grads));
+  }
+
+  private async computeNamed(
     Ain: Image,
     Bin: Image,
     call: ImagesCallOptions | undefined,
     grads: boolean,
-  ): Promise<{
-    value: number;
-    f: ImageResult;
-    g: ImageResult;
-    gradA: ImageResult | null;
-    gradB: ImageResult | null;
-    info: ImagesLossInfo;
-  }> {
+  ): Promise<Computed> {
     const o = this.options;
     let signal = o.signal ?? undefined;
     if (call !== undefined && call !== null) {
@@ -504,19 +519,25 @@ export class ImagesLoss {
       signal = checkSignalOption('signal', call.signal) ?? signal;
     }
     throwIfAborted(signal);
+    // The setup passes over the pixels are metered like the solve: a 256 x 256 image used to hold the
+    // event loop for 0.2-0.3 s (parsing, normalising, logs, kernels) before the first yield.
+    const meter = new Meter(signal);
     const A = parseImage('ImagesLoss', 'A', Ain);
+    await meter.add(A.data.length);
     const B = parseImage('ImagesLoss', 'B', Bin);
+    await meter.add(B.data.length);
     checkSameShape('ImagesLoss', A, B);
     const dtype = outputDType('ImagesLoss', o.dtype, [A, B]);
     const grid = unitGrid(A.shape);
-    const masses = (im: ParsedImage) => (o.reach === null ? im.data.map((v) => v / im.total) : im.data);
-    const a = masses(A);
-    const b = masses(B);
+    const masses = (im: ParsedImage) =>
+      o.reach === null ? meteredMap(im.data, (v) => v / im.total, meter) : Promise.resolve(im.data);
+    const a = await masses(A);
+    const b = await masses(B);
     const diameter = o.diameter ?? Math.sqrt(A.shape.length);
     const schedule = epsilonSchedule(2, diameter, o.blur, o.scaling);
     const asSamples = resolveOptions({ blur: o.blur, diameter, reach: o.reach });
     checkTemperatures(asSamples, asSamples, diameter, 1, 'float64');
-    const r = await sinkhornGrid(grid, a, b, schedule, o, signal);
+    const r = await sinkhornGrid(grid, a, b, schedule, o, meter);
     const sa = side(a, r.final.fBA, r.final.fAA, o, r.eps);
     const sb = side(b, r.final.gAB, r.final.gBB, o, r.eps);
     const info: ImagesLossInfo = {

@@ -1,7 +1,7 @@
 // lazytensor/geomloss: GeomLoss's SamplesLoss on symbolic matrices. Optimal-transport (Sinkhorn),
 // Hausdorff and kernel (MMD) losses between weighted point clouds, with gradients, computed by
 // reductions on the core's engines: memory stays O(N + M), nothing N x M is ever stored.
-import { LazyTensor, Tensor, type BlockRanges, type EngineName } from '../index.js';
+import { LazyTensor, Tensor, throwIfAborted, type BlockRanges, type EngineName } from '../index.js';
 import { costModel, DIST_CLAMP, OnlineBackend, type CloudVars } from './backend.js';
 import { mergeCoincident, spread, spreadWeighted } from './coincident.js';
 import {
@@ -34,6 +34,7 @@ import {
 } from './inputs.js';
 import { kernelLoss } from './kernels.js';
 import {
+  asEntry,
   AUTO_MULTISCALE_PAIRS,
   checkSignalOption,
   GeomLossError,
@@ -42,7 +43,6 @@ import {
   type ResolvedOptions,
   type SamplesLossOptions,
 } from './options.js';
-import { throwIfAborted } from '../core/scheduling.js';
 import { autoPicksMultiscale, checkMultiscale, sinkhornMultiscale } from './multiscale.js';
 import { spatialSort, unsort } from './spatial.js';
 import { scheduleFor } from './schedule.js';
@@ -63,6 +63,7 @@ export type {
   Backend,
   CallOptions,
   ConvergenceOptions,
+  GeomLossEntry,
   LossName,
   PairFormula,
   ProgressInfo,
@@ -695,29 +696,37 @@ function planOf(
  * @throws GeomLossError as SamplesLoss does for bad points, weights or options; for a loss other than
  *   'sinkhorn' or a batch.
  */
-export async function solveSamples(
+export function solveSamples(
   x: Points,
   y: Points,
   options: SolveSamplesOptions = {},
+): Promise<OTResult<LossInfo, Gradients>> {
+  return asEntry('solveSamples', () => solveSamplesNamed(x, y, options));
+}
+
+async function solveSamplesNamed(
+  x: Points,
+  y: Points,
+  options: SolveSamplesOptions,
 ): Promise<OTResult<LossInfo, Gradients>> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new GeomLossError('solveSamples: options must be an object (SamplesLoss options with a, b)');
   }
   if ('labelsX' in options || 'labelsY' in options) {
     throw new GeomLossError(
-      'solveSamples solves one problem and takes no labelsX / labelsY; for a labelled batch use SamplesLoss.valueAndGrad(x, y, { labelsX, labelsY })',
+      'solveSamples: options takes no labelsX / labelsY (one problem is solved); for a labelled batch use SamplesLoss.valueAndGrad(x, y, { labelsX, labelsY })',
     );
   }
   const { a, b, ...rest } = options;
   const loss = new SamplesLoss(rest);
   if (loss.options.loss !== 'sinkhorn')
-    throw new GeomLossError(`solveSamples solves loss 'sinkhorn', not '${loss.options.loss}'`);
+    throw new GeomLossError(`solveSamples: options.loss must be 'sinkhorn', got '${loss.options.loss}'`);
   for (const [name, c] of [
     ['x', x],
     ['y', y],
   ] as const) {
     if (parseCloud(name, c).batched)
-      throw new GeomLossError(`${name}: solveSamples takes one cloud [N, D], not a batch [B, N, D]`);
+      throw new GeomLossError(`solveSamples: ${name} must be one cloud [N, D], not a batch [B, N, D]`);
   }
   // compute() is SamplesLoss's own solve; bracket access keeps it off the public class.
   const c = await loss['compute'](x, y, { a, b }, 'grad', undefined);
@@ -772,7 +781,7 @@ export function wassersteinBarycenter(
   measures: readonly BarycenterMeasure[],
   options: WassersteinBarycenterOptions = {},
 ): Promise<BarycenterResult> {
-  return barycenter(SamplesLoss, measures, options);
+  return asEntry('wassersteinBarycenter', () => barycenter(SamplesLoss, measures, options));
 }
 
 interface Labelled {

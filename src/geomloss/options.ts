@@ -1,8 +1,6 @@
 // SamplesLoss options: GeomLoss's names in camelCase, with its defaults, validated once at
 // construction so that a typo or an impossible value fails before any computation.
-import type { AbortSignalLike } from '../core/scheduling.js';
-import { LazyTensorError, type LazyTensor } from '../index.js';
-import { isAbortSignal } from '../core/scheduling.js';
+import { isAbortSignal, LazyTensorError, type AbortSignalLike, type LazyTensor } from '../index.js';
 
 /** The losses of GeomLoss's SamplesLoss (plus a working Hausdorff divergence). */
 export type LossName = 'sinkhorn' | 'hausdorff' | 'energy' | 'gaussian' | 'laplacian';
@@ -141,15 +139,64 @@ export interface ResolvedOptions {
   signal: AbortSignalLike | null;
 }
 
-/** A bad argument or option of a loss; the message names it. A `LazyTensorError`, so
- *  `err instanceof LazyTensorError` catches the core's errors and GeomLoss's alike. */
+/** The entry points of lazytensor/geomloss, the first word of every GeomLossError message. */
+const ENTRY_POINTS = [
+  'SamplesLoss',
+  'ImagesLoss',
+  'imagesBarycenter',
+  'wassersteinBarycenter',
+  'slicedWasserstein',
+  'solveSamples',
+] as const;
+/** One of the entry points a GeomLossError names. */
+export type GeomLossEntry = (typeof ENTRY_POINTS)[number];
+const ENTRY_PREFIX = new RegExp(`^(${ENTRY_POINTS.join('|')}): `);
+
+/**
+ * A bad argument or option of a loss. The message is `'<entry point>: <detail>'`, one entry point
+ * (SamplesLoss, ImagesLoss, imagesBarycenter, wassersteinBarycenter, slicedWasserstein, solveSamples)
+ * and a detail that names the argument and what was expected. A `LazyTensorError`, so
+ * `err instanceof LazyTensorError` catches the core's errors and GeomLoss's alike.
+ */
 export class GeomLossError extends LazyTensorError {
-  /** Builds the error; the message is prefixed with 'SamplesLoss: '. */
-  constructor(message: string) {
-    super(`SamplesLoss: ${message}`);
+  /** The entry point the bad argument was given to, e.g. 'SamplesLoss' or 'ImagesLoss'. */
+  readonly entry: GeomLossEntry;
+  /** The message without its leading entry point: the argument and what was expected. */
+  readonly detail: string;
+  /**
+   * @param message What is wrong, naming the argument. A message that already starts with an entry
+   *   point ('ImagesLoss: ...') keeps it; any other is put under `entry`.
+   * @param entry The entry point when the message does not start with one; default 'SamplesLoss'.
+   * @param options The `cause`, as for `Error`.
+   */
+  constructor(message: string, entry?: GeomLossEntry, options?: { cause?: unknown }) {
+    const named = entry === undefined ? ENTRY_PREFIX.exec(message) : null;
+    const at = entry ?? (named?.[1] as GeomLossEntry | undefined) ?? 'SamplesLoss';
+    const detail = named ? message.slice(named[0].length) : message;
+    super(`${at}: ${detail}`, options);
+    this.entry = at;
+    this.detail = detail;
   }
   /** Always 'GeomLossError'. */
   override name = 'GeomLossError';
+}
+
+/**
+ * Runs the body of entry point `entry` (a value or a promise), so that every GeomLossError it throws
+ * or rejects with names `entry`: the shared checks (points, weights, options, temperatures) cannot
+ * know which entry point called them and name SamplesLoss, whose checks they are.
+ */
+export function asEntry<T>(entry: GeomLossEntry, body: () => T): T {
+  const relabel = (e: unknown): never => {
+    throw e instanceof GeomLossError && e.entry !== entry ? new GeomLossError(e.detail, entry, { cause: e }) : e;
+  };
+  let out: T;
+  try {
+    out = body();
+  } catch (e) {
+    return relabel(e);
+  }
+  return (out instanceof Promise ? out.catch(relabel) : out) as T;
 }
 
 const LOSSES: readonly LossName[] = ['sinkhorn', 'hausdorff', 'energy', 'gaussian', 'laplacian'];

@@ -4,8 +4,7 @@
 // a final non-averaged "extrapolation" step, then GeomLoss's value formulas and its envelope-theorem
 // gradients (no differentiation through the loop: the gradients are softmax-weighted averages of
 // the cost's gradient, one sumSoftMaxWeight reduction per potential).
-import type { BlockRanges } from '../index.js';
-import { checkpoint } from '../core/scheduling.js';
+import { checkpoint, type BlockRanges } from '../index.js';
 import type { CloudVars, SoftminBackend } from './backend.js';
 import type { Cloud } from './inputs.js';
 import type { ProgressInfo, ResolvedOptions } from './options.js';

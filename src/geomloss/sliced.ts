@@ -2,11 +2,9 @@
 // projected and sorted, and the 1-D optimal transport between the two weighted empirical measures is
 // the monotone (quantile-function) coupling, found by merging their cumulative weights: O(N log N)
 // per direction, nothing N x M, float64 throughout.
-import type { AbortSignalLike } from '../core/scheduling.js';
-import { Tensor } from '../core/tensor.js';
-import { checkpoint, throwIfAborted } from '../core/scheduling.js';
+import { checkpoint, Tensor, throwIfAborted, type AbortSignalLike } from '../index.js';
 import { parseCloud, parseWeights, type Cloud, type Points, type Weights } from './inputs.js';
-import { checkSignalOption, GeomLossError } from './options.js';
+import { asEntry, checkSignalOption, GeomLossError } from './options.js';
 
 /** Options of {@link slicedWasserstein}. An unknown key is a GeomLossError. */
 export interface SlicedWassersteinOptions {
@@ -70,11 +68,15 @@ const RADIX_MIN = 2048;
  *   wrong length), mismatched D, an unknown option, p < 1, projections not a positive integer, a bad
  *   seed, directions not [P, D] with the clouds' D or with a zero row, a signal that is not an AbortSignal.
  */
-export async function slicedWasserstein(
+export function slicedWasserstein(
   x: Points,
   y: Points,
   options: SlicedWassersteinOptions = {},
 ): Promise<SlicedWassersteinResult> {
+  return asEntry('slicedWasserstein', () => sliced(x, y, options));
+}
+
+async function sliced(x: Points, y: Points, options: SlicedWassersteinOptions): Promise<SlicedWassersteinResult> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new GeomLossError(
       'slicedWasserstein: options must be an object { a, b, p, projections, seed, directions, signal }',
@@ -160,7 +162,7 @@ export async function slicedWasserstein(
 }
 
 function single(c: Cloud): Cloud {
-  if (c.batched) throw new GeomLossError(`${c.name}: slicedWasserstein takes one cloud [N, D], not a batch [B, N, D]`);
+  if (c.batched) throw new GeomLossError(`${c.name} must be one cloud [N, D], not a batch [B, N, D]`);
   return c;
 }
 

@@ -1,8 +1,7 @@
 // One OT result object (POT's / geomloss.ot's convention): the value, potentials, plan and gradients
 // of one Sinkhorn solve, with the plan's reductions (marginals, barycentric map) run on demand and
 // cached, so that nothing re-runs Sinkhorn.
-import type { AbortSignalLike } from '../core/scheduling.js';
-import { Tensor, Vj, type LazyTensor } from '../index.js';
+import { Tensor, Vj, type AbortSignalLike, type LazyTensor } from '../index.js';
 import type { Weights } from './inputs.js';
 import type { SamplesLossOptions } from './options.js';
 

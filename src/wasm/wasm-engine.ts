@@ -26,6 +26,7 @@ import {
   prepareJob,
   readOutputs,
   runPrepared,
+  type JobLayout,
   type JobOutput,
   type KernelExports,
   type KernelJob,
@@ -316,7 +317,8 @@ export class WasmEngine implements Engine {
   async reduce(plan: ReductionPlan, control: RunControl = {}): Promise<ReductionOutput> {
     throwIfAborted(control.signal);
     const job = planJob(plan);
-    checkJobMemory(job, this.kernel.heapBase()); // a named error before any part is copied or posted
+    // A named error before any part is copied or posted; the layout serves runHere's prepareJob.
+    const layout = checkJobMemory(job, this.kernel.heapBase());
     const pairs = job.ranges === null ? job.nOuter * job.nInner : clusterPairs(job.ranges).reduce((s, x) => s + x, 0);
     if (pairs >= thresholds.mainThreadMaxPairs) {
       const pool = await getWorkerPool();
@@ -342,16 +344,16 @@ export class WasmEngine implements Engine {
         }
       }
     }
-    return this.mutex.lock(() => this.runHere(job, control));
+    return this.mutex.lock(() => this.runHere(job, layout, control));
   }
 
   /**
    * Runs a job on this thread's kernel, a chunk of rows (or clusters) at a time: each chunk sized
    * from the speed measured so far to take about CHUNK_TARGET_MS, the first one small.
    */
-  private async runHere(job: KernelJob, control: RunControl): Promise<JobOutput> {
+  private async runHere(job: KernelJob, layout: JobLayout, control: RunControl): Promise<JobOutput> {
     throwIfAborted(control.signal);
-    const prepared = prepareJob(this.kernel, job);
+    const prepared = prepareJob(this.kernel, job, layout);
     const ranges = job.ranges;
     const pairsOf = ranges === null ? null : clusterPairs(ranges);
     let budget = FIRST_CHUNK_PAIRS;

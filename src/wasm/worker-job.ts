@@ -76,9 +76,29 @@ export interface PreparedJob {
   readonly outIndices: number;
 }
 
-/** Where each part of a job goes in a kernel's memory, starting at `heapBase`; `end` is the first
- *  byte past it. Pure arithmetic: nothing is allocated. */
-function layoutJob(job: KernelJob, heapBase: number) {
+/** Where each part of a job goes in a kernel's memory (byte addresses), from `heapBase` on. */
+export interface JobLayout {
+  /** The kernel's heapBase() the layout starts from: a layout is only valid for that kernel build. */
+  readonly heapBase: number;
+  readonly prog: number;
+  readonly regTable: number;
+  readonly outerCode: number;
+  readonly innerCode: number;
+  /** Per register: its data's address (a view: its parent's register index). */
+  readonly bases: readonly number[];
+  readonly acc: number;
+  readonly outValues: number;
+  readonly outIndices: number;
+  readonly rangesAt: number;
+  readonly slicesAt: number;
+  readonly innerRangesAt: number;
+  /** The first byte past the job: the memory it needs. */
+  readonly end: number;
+}
+
+/** Lays a job out from `heapBase` on. Pure arithmetic: nothing is allocated, so the engine computes it
+ *  once per job (checkJobMemory, then prepareJob with the same layout). */
+export function layoutJob(job: KernelJob, heapBase: number): JobLayout {
   const elt = job.f64 ? 8 : 4;
   const B = job.block;
   const tiles = Math.ceil(job.nInner / B);
@@ -126,6 +146,7 @@ function layoutJob(job: KernelJob, heapBase: number) {
   const slicesAt = ranges ? take(ranges.slices.byteLength) : 0;
   const innerRangesAt = ranges ? take(ranges.inner.byteLength) : 0;
   return {
+    heapBase,
     prog,
     regTable,
     outerCode,
@@ -144,9 +165,10 @@ function layoutJob(job: KernelJob, heapBase: number) {
 /**
  * Throws a ResourceLimitError, before anything is allocated, when a job does not fit the kernel's
  * memory: its inputs (inner variables tiled), outputs and reduction state must fit MAX_MEMORY_BYTES.
+ * Returns the job's layout (computed from `heapBase` unless given), for prepareJob.
  */
-export function checkJobMemory(job: KernelJob, heapBase = 0): void {
-  const bytes = layoutJob(job, heapBase).end;
+export function checkJobMemory(job: KernelJob, heapBase = 0, layout = layoutJob(job, heapBase)): JobLayout {
+  const bytes = layout.end;
   if (bytes > MAX_MEMORY_BYTES) {
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
     const output = job.nOuter * job.outDim * ((job.hasValues ? (job.f64 ? 8 : 4) : 0) + (job.hasIndices ? 4 : 0));
@@ -158,17 +180,25 @@ export function checkJobMemory(job: KernelJob, heapBase = 0): void {
       'bytes',
     );
   }
+  return layout;
 }
 
-/** Lays the job's program and data out in the kernel's memory (above heapBase()). */
-export function prepareJob(kernel: KernelExports, job: KernelJob): PreparedJob {
+/**
+ * Lays the job's program and data out in the kernel's memory (above heapBase()). `checked` is the
+ * layout checkJobMemory returned for this job and kernel, if the caller has one (so the job is laid
+ * out once); otherwise it is computed and checked here.
+ */
+export function prepareJob(kernel: KernelExports, job: KernelJob, checked?: JobLayout): PreparedJob {
   const f64 = job.f64;
   const elt = f64 ? 8 : 4;
   const B = job.block;
   const tiles = Math.ceil(job.nInner / B);
   const nRegs = job.registers.length / JOB_REG_WORDS;
   const reg = (k: number, w: number): number => job.registers[k * JOB_REG_WORDS + w]!;
-  checkJobMemory(job, kernel.heapBase());
+  const heapBase = kernel.heapBase();
+  if (checked !== undefined && checked.heapBase !== heapBase) {
+    throw new Error(`internal: ${job.kind}: a job laid out from heapBase ${checked.heapBase}, not ${heapBase}`);
+  }
   const {
     prog,
     regTable,
@@ -182,7 +212,7 @@ export function prepareJob(kernel: KernelExports, job: KernelJob): PreparedJob {
     slicesAt,
     innerRangesAt,
     end,
-  } = layoutJob(job, kernel.heapBase());
+  } = checked ?? checkJobMemory(job, heapBase);
   ensureMemory(kernel, end, job.kind);
   const ranges = job.ranges;
 

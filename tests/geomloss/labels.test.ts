@@ -158,7 +158,7 @@ describe('labelled batches { labelsX, labelsY }', () => {
     [
       'solveSamples with labels',
       () => solveSamples(x, y, { labelsX, labelsY } as never),
-      /solveSamples solves one problem and takes no labelsX/,
+      /^solveSamples: options takes no labelsX/,
     ],
     [
       'zero weights on one label',

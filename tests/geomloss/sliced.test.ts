@@ -334,7 +334,11 @@ describe('slicedWasserstein: bad input is a GeomLossError naming the argument', 
       /seed is for random directions/,
     ],
     ['unknown option', () => slicedWasserstein(x, y, { blur: 0.1 } as never), /unknown option 'blur'/],
-    ['a batch', () => slicedWasserstein([x] as never, [y] as never), /x: slicedWasserstein takes one cloud/],
+    [
+      'a batch',
+      () => slicedWasserstein([x] as never, [y] as never),
+      /^slicedWasserstein: x must be one cloud \[N, D\]/,
+    ],
     ['a bad signal', () => slicedWasserstein(x, y, { signal: {} as never }), /signal must be an AbortSignal/],
   ];
   for (const [label, run, message] of cases) {

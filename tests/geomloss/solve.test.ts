@@ -112,8 +112,10 @@ describe('solveSamples', () => {
   });
 
   it('bad input: GeomLossError', async () => {
-    await expect(solveSamples(x, y, { loss: 'gaussian' })).rejects.toThrow(/solveSamples solves loss 'sinkhorn'/);
-    await expect(solveSamples([x] as never, [y] as never)).rejects.toThrow(/x: solveSamples takes one cloud/);
+    await expect(solveSamples(x, y, { loss: 'gaussian' })).rejects.toThrow(
+      /^solveSamples: options.loss must be 'sinkhorn', got 'gaussian'/,
+    );
+    await expect(solveSamples([x] as never, [y] as never)).rejects.toThrow(/^solveSamples: x must be one cloud/);
     await expect(solveSamples(x, y, { blur: -1 })).rejects.toThrow(GeomLossError);
     await expect(solveSamples(x, y, { a: [1, 2] })).rejects.toThrow(/a has 2 weights/);
     await expect(solveSamples(x, y, { nope: 1 } as never)).rejects.toThrow(/nope/);

@@ -29,18 +29,41 @@ export async function ticking<T>(work: () => Promise<T>): Promise<Ticking<T>> {
 }
 
 /**
- * Runs `work` while a 10 ms interval ticks and expects every gap below `bound` ms. The test machine
- * is shared and loaded, so the process itself is sometimes descheduled for longer than the bound:
- * a run is retried (up to `attempts` runs in all) when a gap exceeds it; starving the event loop
- * (the bug this checks) fails every run. Returns the passing run.
+ * The scheduling noise of the machine right now: how late (ms) a 10 ms interval ticks at worst while
+ * the process does nothing for `ms` ms. On the shared test machine the process is descheduled for
+ * tens of milliseconds at times, which no code of ours can prevent.
+ */
+export async function idleLateness(ms = 200): Promise<number> {
+  const { maxGap } = await ticking(() => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  return Math.max(0, maxGap - 10);
+}
+
+/**
+ * The gap a run may show: `bound`, widened by twice the idle lateness measured just before (at most
+ * by 2 x bound more), so that a loaded machine does not fail the test while starving the event loop
+ * (the bug this checks: gaps of the whole job, seconds) still does.
+ */
+export async function allowedGap(bound: number): Promise<number> {
+  return bound + Math.min(2 * bound, 2 * (await idleLateness()));
+}
+
+/**
+ * Runs `work` while a 10 ms interval ticks and expects every gap below `bound` ms, widened by the
+ * idle lateness of the machine measured in this process just before (allowedGap). A run is retried
+ * (up to `attempts` runs in all) when a gap still exceeds it; starving the event loop fails every run.
+ * Returns the passing run.
  */
 export async function expectResponsive<T>(work: () => Promise<T>, bound = 100, attempts = 3): Promise<Ticking<T>> {
   let run: Ticking<T> | null = null;
+  let allowed = bound;
   for (let k = 0; k < attempts; k++) {
+    allowed = await allowedGap(bound);
     run = await ticking(work);
-    if (run.maxGap < bound) break;
+    if (run.maxGap < allowed) break;
   }
   expect(run!.ticks).toBeGreaterThan(0);
-  expect(run!.maxGap).toBeLessThan(bound);
+  expect(run!.maxGap, `largest gap ${run!.maxGap.toFixed(0)} ms, allowed ${allowed.toFixed(0)} ms`).toBeLessThan(
+    allowed,
+  );
   return run!;
 }
