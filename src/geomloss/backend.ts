@@ -12,8 +12,7 @@
 // over the cluster pairs whose coarse cost is below the truncation threshold) would implement this
 // same reductions with `ranges`: see multiscale.ts, whose loop calls OnlineBackend.softmin and
 // softminGrad with the block-sparsity pattern of the cluster pairs it keeps.
-import type { AbortSignalLike } from '../core/scheduling.js';
-import { LazyTensor, Vi, Vj, type BlockRanges, type EngineName } from '../index.js';
+import { LazyTensor, Vi, Vj, type AbortSignalLike, type BlockRanges, type EngineName } from '../index.js';
 import { variablesOf, type Variable } from '../core/formula.js';
 import type { Cloud } from './inputs.js';
 import { inDType } from './inputs.js';

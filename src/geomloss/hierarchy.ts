@@ -16,9 +16,9 @@
 // Everything here is long synchronous work at large N (the tree, the levels, the bounds, the
 // traversals): it runs in slices through a Slicer, which yields to the event loop when due and
 // rejects on an abort, like every other loop of the library.
-import { kdOrder, type BlockRanges } from '../index.js';
+import { kdOrder, throwIfAborted, type AbortSignalLike, type BlockRanges } from '../index.js';
 import { selectRankIndexed } from '../core/kd-order.js';
-import { throwIfAborted, yieldIfDue, type AbortSignalLike } from '../core/scheduling.js';
+import { yieldIfDue } from '../core/scheduling.js';
 import type { Cloud } from './inputs.js';
 
 /**
