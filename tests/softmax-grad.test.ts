@@ -1,10 +1,12 @@
 // The gradient of sumSoftMaxWeight (attention) against central finite differences of a plain float64
 // softmax: both axes, i-, j-variables and parameters, the masked path (a causal mask with -Infinity,
-// rows with no term), batches, the tape (which passes the forward result in), and the named errors.
+// rows with no term), batches, the tape (which passes the forward result in), and the named errors;
+// wide values (e = 64) in float32 and float64 against a dense float64 gradient, through both ways of
+// reducing the outer variables' gradient (softmax-weighted alone, lse-normalised sum with the inner).
 import { describe, expect, it } from 'vitest';
 import { InputError, Pm, Tensor, Vi, Vj, reduction, valueAndGrad, vjp, type LazyTensor } from '../src/index.js';
 import { expectClose } from './helpers/expect.js';
-import { rng, uniformRows } from './helpers/random.js';
+import { asSeen, rng, typed, uniformRows } from './helpers/random.js';
 
 const random = rng(404);
 const flat = (rows: number[][]) => Float64Array.from(rows.flat());
@@ -192,4 +194,128 @@ describe('sumSoftMaxWeight gradient', () => {
     expect(Array.from(a!.data)).toEqual(Array.from(b!.data));
     expect(a!.data).not.toBe(b!.data);
   });
+});
+
+/** The dense float64 gradient of L = sum_o <c_o, sum_r s_or v_r> for scores t (q_o . k_r) + mask(o, r),
+ *  s the softmax over r: with g_or = s_or c_o.(v_r - out_o), dq_o = t sum_r g_or k_r,
+ *  dk_r = t sum_o g_or q_o, dv_r = sum_o s_or c_o, dt = sum g_or q_o.k_r. */
+function denseAttentionGrad(
+  Q: number[][],
+  K: number[][],
+  V: number[][],
+  t: number,
+  mask: (o: number, r: number) => number,
+  c: number[],
+): { loss: number; dq: number[]; dk: number[]; dv: number[]; dt: number } {
+  const [nO, nI, d, e] = [Q.length, K.length, Q[0]!.length, V[0]!.length];
+  const dq = new Array<number>(nO * d).fill(0);
+  const dk = new Array<number>(nI * d).fill(0);
+  const dv = new Array<number>(nI * e).fill(0);
+  let dt = 0;
+  let loss = 0;
+  for (let o = 0; o < nO; o++) {
+    const raw = K.map((k) => dot(Q[o]!, k));
+    const f = raw.map((x, r) => t * x + mask(o, r));
+    const top = Math.max(...f);
+    const w = f.map((x) => Math.exp(x - top));
+    const Z = w.reduce((a, b) => a + b, 0);
+    const s = w.map((x) => x / Z);
+    const co = c.slice(o * e, (o + 1) * e);
+    const out = new Array<number>(e).fill(0);
+    s.forEach((sr, r) => V[r]!.forEach((x, k) => (out[k] += sr * x)));
+    loss += dot(co, out);
+    const cOut = dot(co, out);
+    for (let r = 0; r < nI; r++) {
+      const g = s[r]! * (dot(co, V[r]!) - cOut);
+      for (let k = 0; k < d; k++) {
+        dq[o * d + k] += t * g * K[r]![k]!;
+        dk[r * d + k] += t * g * Q[o]![k]!;
+      }
+      for (let k = 0; k < e; k++) dv[r * e + k] += s[r]! * co[k]!;
+      dt += g * raw[r]!;
+    }
+  }
+  return { loss, dq, dk, dv, dt };
+}
+
+describe('sumSoftMaxWeight gradient: wide values against the dense float64 gradient', () => {
+  const [nO, nI, d, e] = [37, 29, 16, 64];
+  const random2 = rng(4242);
+  const Q = uniformRows(random2, nO, d);
+  const K = uniformRows(random2, nI, d);
+  const V = uniformRows(random2, nI, e);
+  const c = Array.from({ length: nO * e }, () => random2() * 2 - 1);
+  const t = 0.7;
+  const masks = { none: null, '-Infinity': -Infinity, '-1e30': -1e30 } as const;
+
+  it('the dense reference itself matches central differences', () => {
+    const causal = (o: number, r: number) => (r <= o ? 0 : -Infinity);
+    const ref = denseAttentionGrad(Q, K, V, t, causal, c);
+    const h = 1e-6;
+    const lossAt = (edit: (a: { Q: number[][]; K: number[][]; V: number[][]; t: number }, s: number) => void) => {
+      const f = (s: number) => {
+        const a = { Q: Q.map((r) => [...r]), K: K.map((r) => [...r]), V: V.map((r) => [...r]), t };
+        edit(a, s);
+        return denseAttentionGrad(a.Q, a.K, a.V, a.t, causal, c).loss;
+      };
+      return (f(h) - f(-h)) / (2 * h);
+    };
+    expect(lossAt((a, s) => (a.Q[5]![3] += s))).toBeCloseTo(ref.dq[5 * d + 3]!, 6);
+    expect(lossAt((a, s) => (a.K[20]![7] += s))).toBeCloseTo(ref.dk[20 * d + 7]!, 6);
+    expect(lossAt((a, s) => (a.V[11]![40] += s))).toBeCloseTo(ref.dv[11 * e + 40]!, 6);
+    expect(lossAt((a, s) => (a.t += s))).toBeCloseTo(ref.dt, 6);
+  });
+
+  for (const dtype of ['float32', 'float64'] as const) {
+    for (const axis of [1, 0] as const) {
+      for (const [name, value] of Object.entries(masks)) {
+        it(`${dtype}, axis ${axis}, mask ${name}: q, k, v, t together and each alone`, async () => {
+          // axis 1: q indexed by i (the outer index), k and v by j; axis 0 the other way round.
+          const [Outer, Inner] = axis === 1 ? [Vi, Vj] : [Vj, Vi];
+          const q = Outer(typed(Q, dtype), d);
+          const k = Inner(typed(K, dtype), d);
+          const v = Inner(typed(V, dtype), e);
+          const tp = Pm(dtype === 'float32' ? Float32Array.of(t) : Float64Array.of(t));
+          const iota = (n: number) =>
+            (dtype === 'float32' ? Float32Array : Float64Array).from({ length: n }, (_, r) => r);
+          const oIdx = Outer(iota(nO), 1);
+          const rIdx = Inner(iota(nI), 1);
+          let F = q.dot(k).mul(tp);
+          // the causal mask: inner index r <= outer index o
+          if (value !== null) F = oIdx.sub(rIdx).ifElse(F, value);
+          const mask = (o: number, r: number) => (value === null || r <= o ? 0 : value);
+          const ref = denseAttentionGrad(
+            asSeen(Q, dtype),
+            asSeen(K, dtype),
+            asSeen(V, dtype),
+            dtype === 'float32' ? Math.fround(t) : t,
+            mask,
+            asSeen([c], dtype)[0]!,
+          );
+          const spec = reduction(F, 'sumSoftMaxWeight', axis, { weight: v, options: { dtype } });
+          const cot = typed([c], dtype);
+          const all = await vjp(spec, { wrt: [q, k, v, tp], cotangent: cot });
+          const [gq] = await vjp(spec, { wrt: [q], cotangent: cot });
+          const [gt] = await vjp(spec, { wrt: [tp], cotangent: cot });
+          const [gk, gv] = await vjp(spec, { wrt: [k, v], cotangent: cot });
+          const rtol = dtype === 'float32' ? 1e-4 : 1e-11;
+          const scaled = (want: number[]) => {
+            const top = Math.max(...want.map(Math.abs));
+            return want.map(() => top);
+          };
+          const check = (got: Float32Array | Float64Array, want: number[], label: string) =>
+            expectClose(got, want, rtol, 0, scaled(want), label);
+          check(all[0]!.data, ref.dq, 'dq (with k, v)');
+          check(all[1]!.data, ref.dk, 'dk (with q)');
+          check(all[2]!.data, ref.dv, 'dv (with q)');
+          check(all[3]!.data, [ref.dt], 'dt (with k, v)');
+          check(gq!.data, ref.dq, 'dq alone');
+          check(gt!.data, [ref.dt], 'dt alone');
+          check(gk!.data, ref.dk, 'dk without q');
+          check(gv!.data, ref.dv, 'dv without q');
+          expect(all[0]!.data).toBeInstanceOf(dtype === 'float32' ? Float32Array : Float64Array);
+        });
+      }
+    }
+  }
 });
