@@ -1,8 +1,9 @@
 // Automatic differentiation of formulas and reductions: a port of KeOps's gradient tutorials
 // (torch.autograd.grad through a kernel sum, second order, Hessian-vector products). Derivatives are
 // formulas again, reduced by the same engines. Checked against closed forms and central finite
-// differences in plain float64 JS.
-import { Pm, Vi, Vj, reduction, vjp } from 'lazytensor';
+// differences in plain float64 JS. Last, `valueAndGrad`: the gradient of a loss made of several
+// reductions (torch's loss.backward()), with one input used as both x_i and x_j.
+import { Pm, Tensor, Vi, Vj, reduction, valueAndGrad, vjp } from 'lazytensor';
 import { check, relErr, rng } from './_util.mjs';
 
 const N = 300,
@@ -59,8 +60,7 @@ check(
 
 // 2. vjp of the reduction with respect to every input at once, each one reduction: over j for x, over
 //    i for y and b, over both for the parameter gamma. Checked by finite differences of L.
-//    Note: a variable the formula does not use gets a zero gradient, where torch would raise
-//    ("Silent traps").
+//    A variable the formula does not use is an InputError, as in torch (allowUnused: true gives zeros).
 const [dx, dy, db, dg] = await vjp(reduction(F, 'sum', 1), { wrt: [x, y, b, g], cotangent: es });
 const h = 1e-4; // central differences: error ~h^2, well above the rounding of L
 const fd = (which, k) => {
@@ -120,4 +120,40 @@ check(
   relErr(lap.data, lapRef) < 1e-12,
   relErr(lap.data, lapRef).toExponential(1),
 );
+
+// 5. A loss of two reductions through the tape: an energy of the points x among themselves (x is both
+//    the i- and the j-variable) plus their attraction to y, L(x) = sum_i log sum_j exp(-|x_i - x_j|^2)
+//    - sum_i sum_j exp(-|x_i - y_j|^2) b_j. valueAndGrad differentiates every reduction (one vjp each)
+//    and the Tensor arithmetic between them, and sums the pieces of x itself.
+const energy = valueAndGrad(async ([X], tape) => {
+  const self = await tape.reduce(Vi(X).sqDist(Vj(X)).neg(), 'logSumExp', 1); // [N, 1]
+  const pull = await tape.reduce(Vi(X).sqDist(y).neg().exp().mul(b), 'sum', 1); // [N, 1]
+  return self.sub(pull).total();
+});
+const points = new Tensor(xs, [N, D], 'wasm');
+const { value: E, grad: dE } = await energy([points]);
+const plainE = (xv) => {
+  let s = 0;
+  for (let i = 0; i < N; i++) {
+    const d2 = (j, zv) => [0, 1, 2].reduce((t, d) => t + (xv[i * D + d] - zv[j * D + d]) ** 2, 0);
+    let z = 0;
+    for (let j = 0; j < N; j++) z += Math.exp(-d2(j, xv));
+    s += Math.log(z);
+    for (let j = 0; j < M; j++) s -= Math.exp(-d2(j, ys)) * bs[j];
+  }
+  return s;
+};
+check('valueAndGrad: the value equals plain float64', Math.abs(E - plainE(xs)) < 1e-10 * Math.abs(E));
+for (const k of [4, 500]) {
+  const v = Float64Array.from(xs);
+  v[k] += h;
+  const up = plainE(v);
+  v[k] -= 2 * h;
+  const ref = (up - plainE(v)) / (2 * h);
+  check(
+    `valueAndGrad: dL/dx[${k}] equals finite differences`,
+    Math.abs(dE[0].data[k] - ref) < 1e-6 * (1 + Math.abs(ref)),
+    `${dE[0].data[k].toExponential(8)} vs ${ref.toExponential(8)}`,
+  );
+}
 check.done('autodiff');

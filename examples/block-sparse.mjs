@@ -16,12 +16,11 @@ const xRaw = Float32Array.from({ length: N * D }, uniform);
 const yRaw = Float32Array.from({ length: M * D }, uniform);
 const bRaw = Float32Array.from({ length: M }, uniform);
 
-// 1. Sort the points by cell. sortClusters returns float64 points whatever it was given, so the
-//    float32 data is converted back ("Conventions": sortClusters turns float32 into float64).
+// 1. Sort the points by cell (float32 points stay float32).
 const sx = sortClusters(xRaw, gridCluster(xRaw, voxel, D), D);
 const sy = sortClusters(yRaw, gridCluster(yRaw, voxel, D), D);
-const xs = Float32Array.from(sx.points),
-  ys = Float32Array.from(sy.points);
+const xs = sx.points,
+  ys = sy.points;
 const bs = Float32Array.from(sy.permutation, (r) => bRaw[r]); // the weights follow their points
 const cx = clusterRangesCentroids(sx.points, sx.labels, undefined, D);
 const cy = clusterRangesCentroids(sy.points, sy.labels, undefined, D);

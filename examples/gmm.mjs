@@ -1,7 +1,6 @@
 // A Gaussian mixture fitted by expectation-maximisation. KeOps's "Gaussian Mixture Model" tutorial
-// fits the mixture by gradient descent on the log-likelihood; EM needs no gradient (chaining the
-// gradients of several reductions is manual today, see "Chaining gradients is manual") and each
-// iteration is two reductions:
+// fits the mixture by gradient descent on the log-likelihood (here: `valueAndGrad` over the
+// reductions, see autodiff.mjs); EM needs no gradient and each iteration is two reductions:
 //   E-step: log p(x_i) = logsumexp_j [log w_j - D/2 log(2 pi s_j) - |x_i - mu_j|^2 / (2 s_j)]
 //   M-step: sum_i r_ij [1, x_i, |x_i|^2] with the responsibilities r_ij = exp(F_ij - log p(x_i)).
 // The N x K responsibility matrix is never stored. Checked against the same EM in plain float64 JS.
@@ -67,9 +66,8 @@ async function em(iterations) {
     const F = Vj(c, 1).sub(x.sqDist(Vj(p.mu, D)).mul(Vj(inv, 1))); // F_ij, dimension 1
     const logp = await F.logSumExp(1); // [N, 1]
     loglik.push(logp.data.reduce((a, v) => a + v, 0));
-    // The result goes back into a formula as a new i-variable: a Tensor cannot be passed to Vi
-    // itself ("Results are dead ends"), its data can.
-    const r = F.sub(Vi(logp.data, 1)).exp();
+    // The result goes back into a formula as a new i-variable (its shape [N, 1] gives the dimension).
+    const r = F.sub(Vi(logp)).exp();
     p = update((await r.mul(stats).sum(0)).data); // reduce over i: [K, D + 2]
   }
   return { p, loglik };

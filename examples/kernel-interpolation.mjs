@@ -57,19 +57,20 @@ check(
   `rel. error ${relErr(res.solution.data, dense).toExponential(1)}`,
 );
 
-// Prediction at new points: f(t) = sum_j k(t, x_j) a_j. The solution (a Tensor) goes back in as the
-// data of a j-variable, with its dim ("Results are dead ends").
+// Prediction at new points: f(t) = sum_j k(t, x_j) a_j. The solution (a Tensor [N, 1]) goes back in
+// as a j-variable.
 const ts = Float64Array.from({ length: 200 }, (_, k) => 0.1 + (0.8 * k) / 199);
-const pred = await Vi(ts, 1).sqDist(xj).mul(-gamma).exp().mul(Vj(res.solution.data, 1)).sum(1);
+const pred = await Vi(ts, 1).sqDist(xj).mul(-gamma).exp().mul(Vj(res.solution)).sum(1);
 const rms = Math.sqrt(pred.data.reduce((s, v, k) => s + (v - signal(ts[k])) ** 2, 0) / ts.length);
 console.log(`prediction on [0.1, 0.9]: RMS error ${rms.toFixed(4)} against the noiseless signal (noise std 0.05)`);
 check('the regression recovers the signal', rms < 0.05, rms.toFixed(4));
 
 // --- gradients of L = <c, a> ------------------------------------------------------------------------
 const cs = Float64Array.from({ length: N }, normal);
-// The options of the solve must be passed again: without alpha, solveVjp silently solves with
-// alpha = 0 and the gradients are wrong by orders of magnitude ("Silent traps").
-const grads = await solveVjp(K, res, cs, [xi, xj, g], { alpha, tol: 1e-10 });
+// The solve's result carries its options: solveVjp reuses its alpha (and dtype, ranges,
+// preconditioner); only the tolerance of the adjoint solve is given here. A different alpha would be
+// an InputError, not a silently wrong gradient.
+const grads = await solveVjp(K, res, cs, [xi, xj, g], { tol: 1e-10 });
 const L = (a) => a.reduce((s, v, k) => s + v * cs[k], 0);
 // dL/db = (alpha I + K)^-1 c.
 check('dL/db equals the dense solve of c', relErr(grads.b.data, denseSolve(xs, gamma, cs)) < 1e-7);

@@ -2,31 +2,31 @@
 // 2-D, K = 50 clusters, 10 iterations), then the same on a real dataset (Fisher's Iris).
 // The assignment step is one argMin reduction over the K centroids; the N x K distance matrix is never
 // stored. Checked against the same Lloyd iterations in plain float64 JavaScript.
-import { Vi, Vj } from 'lazytensor';
+import { Tensor, Vi, Vj } from 'lazytensor';
 import { check, relErr, rng } from './_util.mjs';
 
 /** Lloyd's algorithm on x ([N, D] row-major) from the first K points; returns labels and centroids. */
 async function kmeans(x, N, D, K, iterations) {
-  const c = x.slice(0, K * D); // KeOps's tutorial also starts from the first K points
+  const points = new Tensor(x, [N, D], 'wasm');
+  let c = new Tensor(x.slice(0, K * D), [K, D], 'wasm'); // KeOps's tutorial also starts from the first K points
   let labels;
   for (let it = 0; it < iterations; it++) {
-    // KeOps: D_ij = ((x_i - c_j) ** 2).sum(-1); cl = D_ij.argmin(dim=1).
-    // Written as sqDist: the literal x.sub(c).square().sum(-1) is the same formula but several times
-    // slower (Performance cliff: the compiler does not recognise the pattern).
-    const dist = Vi(x, D).sqDist(Vj(c, D));
-    labels = (await dist.argMin(1)).data; // Int32Array [N]
-    // Centroid update. KeOps uses scatter_add_ and bincount; results have no such helpers
-    // ("Results are dead ends"), so this is a plain loop over the labels.
-    const count = new Float64Array(K);
-    c.fill(0);
-    for (let i = 0; i < N; i++) {
-      const l = labels[i];
-      count[l]++;
-      for (let d = 0; d < D; d++) c[l * D + d] += x[i * D + d];
-    }
-    for (let l = 0; l < K; l++) for (let d = 0; d < D; d++) c[l * D + d] /= Math.max(count[l], 1);
+    // KeOps: D_ij = ((x_i - c_j) ** 2).sum(-1); cl = D_ij.argmin(dim=1). The literal idiom is fine:
+    // the compiler rewrites it into the fused sqDist (the same values, to the last bit).
+    const xi = Vi(points),
+      cj = Vj(c); // a Tensor goes back in as a variable, its shape gives the dimension
+    labels = await xi.sub(cj).square().sum(-1).argMin(1); // Int32 Tensor [N, 1]
+    // Centroid update, as KeOps's scatter_add_ and bincount: the sum and the count of each cluster's
+    // points (an empty cluster keeps a zero sum and is divided by 1, as in the reference below).
+    const count = labels.bincount(K);
+    const safe = new Tensor(
+      Float64Array.from(count.data, (n) => Math.max(n, 1)),
+      [K, 1],
+      'wasm',
+    );
+    c = points.scatterAdd(labels, K).div(safe);
   }
-  return { labels, centroids: c };
+  return { labels: labels.data, centroids: c.data };
 }
 
 /** The same algorithm, entirely in plain float64 JavaScript: the reference. */

@@ -32,8 +32,8 @@ const D = 4,
 const xt = Vi(Float64Array.from(test.flat()), D); // test points, indexed by i
 const xr = Vj(Float64Array.from(train.flat()), D); // training points, indexed by j
 
-// KeOps's metrics as formulas of dimension 1. Note: sum() without an axis is the sum of the
-// components (a formula); awaiting it gives a LazyTensor, not a result ("Silent traps").
+// KeOps's metrics as formulas of dimension 1. sum(-1) is the sum of the components (a formula, as
+// KeOps's .sum(-1)); a reduction always names its axis (sum() without one is an InputError).
 const metrics = {
   euclidean: { formula: xt.sqDist(xr), plain: (a, b) => a.reduce((s, v, d) => s + (v - b[d]) ** 2, 0) },
   manhattan: { formula: xt.sub(xr).abs().sum(-1), plain: (a, b) => a.reduce((s, v, d) => s + Math.abs(v - b[d]), 0) },

@@ -15,8 +15,8 @@ const bs = Float64Array.from({ length: M }, uniform);
 const x = Vi(xs, D),
   y = Vj(ys, D),
   b = Vj(bs, 1);
-// Float64Array data: dim must be given. A flat typed array without dim is N*D one-dimensional
-// points, which broadcast silently against D-dimensional ones ("Silent traps").
+// Flat typed data needs its dim: without it the array is N*D one-dimensional points, and such a
+// variable refuses (ShapeError) to broadcast against D-dimensional ones.
 
 const F = x.sqDist(y).mul(-4); // F_ij = -4 |x_i - y_j|^2, dimension 1
 const V = x.sub(y).abs(); // a vector formula (dimension 3) for the component-wise reductions

@@ -21,8 +21,8 @@ const { uniform, normal } = rng(41);
     wb = Array.from({ length: M }, () => 0.5 + uniform());
   const a = wa.map((v) => v / wa.reduce((s, t) => s + t)),
     b = wb.map((v) => v / wb.reduce((s, t) => s + t));
-  // Balanced OT needs a and b of equal total mass; unequal masses are not refused, so normalise them
-  // yourself ("Silent traps").
+  // Balanced OT needs a and b of equal total mass (unequal masses are a GeomLossError unless `reach`
+  // is set): both are normalised to 1.
   const loss = new SamplesLoss({ loss: 'sinkhorn', p: 2, blur, convergence: { tol: 1e-11 } });
   const plan = await loss.transportPlan(x, y, { a, b });
   const ref = otPotentials(Float64Array.from(x.flat()), Float64Array.from(y.flat()), a, b, 2, eps);

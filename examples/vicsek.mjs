@@ -55,7 +55,8 @@ const phi0 = localOrder(S0);
 let S = S0;
 const t0 = performance.now();
 for (let step = 0; step < steps; step++) {
-  // The new heading needs atan2, which formulas lack ("Missing operations"): it is computed here, O(N).
+  // The new heading is the angle of each agent's summed neighbour direction: Math.atan2 on the result,
+  // O(N) (inside a formula, the same is y.atan2(x)).
   theta = theta.map((_, i) => Math.atan2(S[3 * i + 1], S[3 * i]) + noise * (uniform() - 0.5));
   pos = pos.map((v, k) => {
     const moved = v + speed * (k % 2 ? Math.sin(theta[k >> 1]) : Math.cos(theta[k >> 1]));
