@@ -356,9 +356,15 @@ total += await step(`Gaussian kernel sum at ${pow10(N)} x ${pow10(N)}`, 'kernel 
 // square, Y uniform in the smaller square [0.25, 0.85]^2. Between two uniform squares the optimal map
 // is affine per coordinate, T(x) = 0.25 + 0.6 x, so the continuous reference is
 // W2^2 / 2 = (D / 2) E[(0.4 u - 0.25)^2] = 0.015833 (u uniform on [0, 1]), and N grad_x_i -> x_i - T(x_i).
-// Measured at 10^5 points (CPU time, loaded machine): 3-D, blur 0.01, scaling 0.5: 68 s; 2-D, blur
-// 0.005, scaling 0.5: 22 s; scaling 0.3: 12 s, value within 0.1% of the reference in both. In 2-D the
-// multiscale backend's blocks (k-d leaves of 32 points) are much smaller, so it visits fewer pairs.
+// The samples' value differs from it by sampling noise: to first order it is the sample mean of the
+// continuous potentials, f(x) = sum_d (0.2 x_d^2 - 0.25 x_d) and g(y) = sum_d (0.15 u_d - 0.12 u_d^2)
+// with y = 0.25 + 0.6 u, whose standard deviation is sqrt(D (Var f_1 + Var g_1) / N) (f_1, g_1: one
+// coordinate's terms): 0.68% of the value at 10^5 points, 3.4% at 4000. The check allows 3
+// of those plus 5% for the solver: at scaling 0.3 the multiscale solver's value was -4.3% from the
+// reference at 10^5 points (Dec 2026), more than the sampling noise; the line prints both so that the
+// reader sees which it is. In 2-D the multiscale backend's blocks (k-d leaves of 32 points) are much
+// smaller than in 3-D, so it visits fewer pairs (10^5 points, loaded machine: 3-D, blur 0.01, scaling
+// 0.5: 68 s; 2-D, blur 0.005, scaling 0.5: 22 s, scaling 0.3: 12 s).
 total += await step(
   `Sinkhorn divergence + gradient, two clouds of ${pow10(N)} points in 2-D (multiscale)`,
   'Sinkhorn',
@@ -393,17 +399,23 @@ total += await step(
       norm += want ** 2;
     }
     const finite = Number.isFinite(value) && grad.x.data.every(Number.isFinite);
-    // The empirical measures differ from the continuous ones by sampling noise (a few % at 4000
-    // points, well under 1% at 10^5), and the blur adds a little.
+    // Sampling noise (the standard deviation of the potentials' sample means, above) and the
+    // solver's allowance; the blur's bias (of order eps = blur^2) is far below both.
     const relative = (value - reference) / reference;
+    // Var(a u^2 + b u) for u uniform on [0, 1]
+    const variance = (a, b) => (a * a) / 5 + (a * b) / 2 + (b * b) / 3 - (a / 3 + b / 2) ** 2;
+    const sigma = Math.sqrt((D * (variance(0.2, -0.25) + variance(-0.12, 0.15))) / N) / reference;
+    const SOLVER_ALLOWANCE = 0.05;
+    const bound = 3 * sigma + SOLVER_ALLOWANCE;
     const gradError = Math.sqrt(err / norm);
     return {
       size: `${N} + ${N} points, blur ${blur}, scaling ${scaling}, ${info.iterations} iterations, ${(info.multiscale.finePairs / N / N).toFixed(2)} N^2 fine pairs in all`,
       engine: info.engine,
       check:
-        `value ${value.toFixed(5)}${finite ? '' : ' (NOT FINITE)'}, ${(100 * relative).toFixed(2)}% from the continuous W2^2/2 = ${reference.toFixed(5)}; ` +
+        `value ${value.toFixed(5)}${finite ? '' : ' (NOT FINITE)'}, ${(100 * relative).toFixed(2)}% from the continuous W2^2/2 = ${reference.toFixed(5)} ` +
+        `(sampling std ${(100 * sigma).toFixed(2)}%; allowed: 3 std + ${100 * SOLVER_ALLOWANCE}% for the solver); ` +
         `N grad_x vs x - T(x): relative RMS difference ${gradError.toFixed(3)}`,
-      ok: finite && Math.abs(relative) < 0.1 && gradError < 0.25,
+      ok: finite && Math.abs(relative) < bound && gradError < 0.25,
     };
   },
 );

@@ -55,6 +55,13 @@ describe.skipIf(!built)('npm run demo (quick mode)', () => {
     const [, value, percent] = /value (\S+), (-?[\d.]+)% from the continuous W2\^2\/2 = 0\.01583/.exec(checks[2]!)!;
     expect(Number.isFinite(Number(value))).toBe(true);
     expect(Math.abs(Number(percent))).toBeLessThan(10);
+    // The sampling noise it is compared with: sqrt(D (Var f_1 + Var g_1) / N) of the continuous
+    // potentials' sample means, 3.42% of the value at 4000 points, and the bound the verdict used.
+    const [, std, allowance] = /\(sampling std ([\d.]+)%; allowed: 3 std \+ ([\d.]+)% for the solver\)/.exec(
+      checks[2]!,
+    )!;
+    expect(Number(std)).toBeCloseTo(3.42, 2);
+    expect(Math.abs(Number(percent))).toBeLessThan(3 * Number(std) + Number(allowance));
     const residual = Number(/all columns: (\S+) of max \|t\|/.exec(checks[3]!)![1]);
     expect(residual).toBeLessThan(1e-3);
     expect(lines.at(-1)).toMatch(/^total \d+\.\d\d s, process peak RSS \d+ MiB$/);
