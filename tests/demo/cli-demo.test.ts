@@ -1,6 +1,7 @@
 // `npm run demo` (examples/demo.mjs) in its quick mode (4000 points): every step prints its stats
 // line (size, engine, threads, time and CPU time, peak memory) and a passing check, stdout is not a terminal so
-// there is no progress bar, and nothing at all goes to stderr (no warnings, from Dawn or anyone).
+// there is no progress bar, and nothing at all goes to stderr (no warnings, from Dawn or anyone); on a
+// pseudo-terminal (script(1)) each step draws a bar and erases it.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -86,6 +87,35 @@ describe.skipIf(!built)('npm run demo (quick mode)', () => {
       expect(swiftshader.stderr).toBe('');
       expect(swiftshader.stdout).toMatch(/engine wasm \(WebAssembly SIMD: no hardware GPU found\)/);
     }
+  });
+
+  it.skipIf(!existsSync('/usr/bin/script'))('on a terminal, draws a progress bar per step and clears it', () => {
+    // util-linux's script(1) gives the demo a pseudo-terminal; LAZYTENSOR_DEMO_BAR_MS=0 draws the bar
+    // from a step's first tick (100 ms) instead of after a second, so the quick steps show it too.
+    const r = spawnSync('/usr/bin/script', ['-qec', `${process.execPath} examples/demo.mjs --quick`, '/dev/null'], {
+      cwd: root,
+      env: { ...process.env, LAZYTENSOR_DEMO_BAR_MS: '0', COLUMNS: '200' },
+      encoding: 'utf8',
+      timeout: 110_000,
+    });
+    expect(r.status, r.stdout).toBe(0);
+    // Bars: a carriage return, the step's label, a bar of 24 cells or a spinner, the elapsed time.
+    const bars = r.stdout
+      .split('\r')
+      .filter((l) => /^ {2}\d\/4 \S+ {2}(\[[#.]{24}\] +\d+%|[|/\\-]) {2}\d+\.\d s/.test(l));
+    expect(bars.length, r.stdout).toBeGreaterThan(0);
+    expect(
+      bars.some((l) => /\[[#.]{24}\] +\d+%/.test(l)),
+      'a bar with a fraction (onProgress)',
+    ).toBe(true);
+    // Each bar is erased (carriage return, erase to the end of the line) before the step's lines.
+    const ERASE = '\r\u001b[K';
+    const lines = r.stdout
+      .split('\n')
+      .map((l) => (l.includes(ERASE) ? l.slice(l.lastIndexOf(ERASE) + ERASE.length) : l).replace(/\r$/, ''))
+      .filter((l) => /^\d\/4 |^ {4}check /.test(l));
+    expect(lines.filter((l) => /^ {4}check ok: /.test(l))).toHaveLength(4);
+    expect(lines.filter((l) => /^\d\/4 /.test(l))).toHaveLength(4);
   });
 
   it('refuses an unknown argument or engine with a message and exit code 2', () => {
