@@ -49,6 +49,81 @@ export class Slicer {
   }
 }
 
+/**
+ * What one step of the hierarchy's work did, for profiling (bench/multilevel.mjs with
+ * MULTILEVEL_PROFILE=1): a tree or a level built, or a pattern ('xy': truncation between two levels,
+ * 'sym': a level against itself, 'ext': an extrapolation) with its phases' times in ms, the node pairs
+ * its traversal tested, the blocks and pairs it kept and, on a sample of rows, how many pairs the
+ * pointwise truncation test keeps (`pointwise`), how many the kept blocks hold (`inBlocks`) and how
+ * many pointwise-kept pairs the blocks miss (`missed`: 0, or the bound is wrong).
+ */
+export interface ProfileRecord {
+  kind: 'tree' | 'level' | 'xy' | 'sym' | 'ext';
+  cells: [number, number];
+  ms: number;
+  eps?: number;
+  phases?: Record<string, number>;
+  tested?: number;
+  blocks?: number;
+  pairs?: number;
+  sample?: { rows: number; pointwise: number; inBlocks: number; missed: number };
+}
+
+/** The profiling hook: a function stored on globalThis under this symbol receives every record.
+ *  Internal (for the bench); absent, nothing is measured beyond two clock reads per step. */
+const PROFILE_KEY = Symbol.for('lazytensor.multilevel.profile');
+
+function profileSink(): ((r: ProfileRecord) => void) | undefined {
+  const sink = (globalThis as Record<symbol, unknown>)[PROFILE_KEY];
+  return typeof sink === 'function' ? (sink as (r: ProfileRecord) => void) : undefined;
+}
+
+/** Rows sampled by the pointwise check of a profiled pattern. */
+const PROFILE_ROWS = 64;
+
+/**
+ * The pointwise check of a pattern on PROFILE_ROWS rows of A spread over its cells: `keepsPair(i, j,
+ * c2)` says whether the pointwise test keeps (i, j) (c2: their squared distance as the reductions see
+ * the points); the pairs of row i in the blocks are read from the pattern's axis I.
+ */
+function samplePattern(
+  A: Level,
+  B: Level,
+  ranges: BlockRanges,
+  keepsPair: (i: number, j: number, d2: number) => boolean,
+): NonNullable<ProfileRecord['sample']> {
+  const D = A.cloud.D;
+  const pa = A.cloud.data;
+  const pb = B.cloud.data;
+  const N = A.cloud.N;
+  const M = B.cloud.N;
+  const rows = Math.min(N, PROFILE_ROWS);
+  const inRow = new Uint8Array(M);
+  const tileOf = new Int32Array(N);
+  for (let t = 0; t < ranges.slicesI.length; t++)
+    for (let i = ranges.rangesI[2 * t]!; i < ranges.rangesI[2 * t + 1]!; i++) tileOf[i] = t;
+  let pointwise = 0;
+  let inBlocks = 0;
+  let missed = 0;
+  for (let s = 0; s < rows; s++) {
+    const i = Math.floor(((s + 0.5) * N) / rows);
+    const t = tileOf[i]!;
+    inRow.fill(0);
+    for (let r = t === 0 ? 0 : ranges.slicesI[t - 1]!; r < ranges.slicesI[t]!; r++)
+      for (let j = ranges.redRangesJ[2 * r]!; j < ranges.redRangesJ[2 * r + 1]!; j++) inRow[j] = 1;
+    for (let j = 0; j < M; j++) {
+      let d2 = 0;
+      for (let k = 0; k < D; k++) d2 += (pa[i * D + k]! - pb[j * D + k]!) ** 2;
+      inBlocks += inRow[j]!;
+      if (keepsPair(i, j, d2)) {
+        pointwise++;
+        if (!inRow[j]) missed++;
+      }
+    }
+  }
+  return { rows, pointwise, inBlocks, missed };
+}
+
 /** Subtrees of at most this many points are ordered by one kdOrder call (a few ms). */
 const SUBTREE = 1024;
 
@@ -118,6 +193,7 @@ export interface Tree {
 }
 
 export async function buildTree(cloud: Cloud, w: Float64Array, slicer: Slicer): Promise<Tree> {
+  const t0 = performance.now();
   const { N, D } = cloud;
   const perm = await treeOrder(cloud.data, N, D, slicer);
   const points = new Float64Array(N * D);
@@ -167,6 +243,7 @@ export async function buildTree(cloud: Cloud, w: Float64Array, slicer: Slicer): 
     }
     sigma[d] = N > 0 ? Math.sqrt(s / N) : 0;
   }
+  profileSink()?.({ kind: 'tree', cells: [N, N], ms: performance.now() - t0 });
   return { cloud, points, w: ws, perm, bounds, children, sigma, finest: bounds.length - 1 };
 }
 
@@ -193,6 +270,7 @@ export interface Level {
 /** The level of `tree` at `depth`: each node's weighted centroid (its plain mean for a node of zero
  *  weight) with the node's summed weight. */
 export async function levelOf(tree: Tree, depth: number, dtype: 'float32' | 'float64', slicer: Slicer): Promise<Level> {
+  const t0 = performance.now();
   const { D } = tree.cloud;
   const b = tree.bounds[depth]!;
   const C = b.length - 1;
@@ -296,6 +374,7 @@ export async function levelOf(tree: Tree, depth: number, dtype: 'float32' | 'flo
     center[d] = c;
     radius[d] = r;
   }
+  profileSink()?.({ kind: 'level', cells: [C, C], ms: performance.now() - t0 });
   return { tree, depth, cloud, w, tileDepth, start, tiles, tileRanges, center, radius };
 }
 
@@ -492,6 +571,9 @@ export function truncationMargin(truncate: number | null, eps: number, p: number
   if (truncate === null) return Infinity;
   return (p === 2 ? 0.5 : 1) * truncate * truncate * eps;
 }
+
+/** The cost of a pair from its squared distance, as the reductions compute it. */
+const pointCost = (d2: number, p: number): number => (p === 2 ? 0.5 * d2 : Math.sqrt(Math.max(d2, 1e-8)));
 
 const costOf = (distance: number, p: number): number =>
   p === 2 ? 0.5 * distance * distance : Math.max(distance, 1e-4);
@@ -775,7 +857,8 @@ async function traverse(
   kept: KeptPairs,
   verdict: (da: number, a: number, db: number, b: number) => Verdict,
   slicer: Slicer,
-): Promise<void> {
+): Promise<number> {
+  let tested = 0;
   const tA = A.tileDepth;
   const tB = B.tileDepth;
   const keep = (i: number, j: number): void => {
@@ -794,6 +877,7 @@ async function traverse(
     const db = top[2]!;
     const b = top[3]!;
     const v = verdict(da, a, db, b);
+    tested++;
     if (v === DROP) continue;
     if (da === tA && db === tB) {
       keep(a, b);
@@ -810,6 +894,7 @@ async function traverse(
       descend(A, B, symmetric, da, a, db, b, stack);
     }
   }
+  return tested;
 }
 
 export interface Pattern {
@@ -837,14 +922,16 @@ export async function truncationPattern(
   symmetric: boolean,
   slicer: Slicer,
 ): Promise<Pattern> {
+  const t0 = performance.now();
   const limit = -truncationMargin(truncate, eps, p);
   const FA = await affineBounds(f, A, slicer);
   const GB = symmetric ? FA : await affineBounds(g, B, slicer);
+  const t1 = performance.now();
   const pb = new PairBounds(A, FA, B, GB, p);
   const kept = new KeptPairs(A, B);
   const tA = A.tileDepth;
   const tB = B.tileDepth;
-  await traverse(
+  const tested = await traverse(
     A,
     B,
     symmetric,
@@ -857,7 +944,25 @@ export async function truncationPattern(
     slicer,
   );
   kept.fillEmpty(symmetric);
-  return { ranges: await kept.ranges(symmetric, slicer), pairs: kept.pairs };
+  const t2 = performance.now();
+  const ranges = await kept.ranges(symmetric, slicer);
+  const sink = profileSink();
+  if (sink) {
+    const t3 = performance.now();
+    const sample = samplePattern(A, B, ranges, (i, j, d2) => f[i]! + g[j]! - pointCost(d2, p) > limit);
+    sink({
+      kind: symmetric ? 'sym' : 'xy',
+      cells: [A.cloud.N, B.cloud.N],
+      ms: t3 - t0,
+      eps,
+      phases: { bounds: t1 - t0, traverse: t2 - t1, ranges: t3 - t2 },
+      tested,
+      blocks: kept.count,
+      pairs: kept.pairs,
+      sample,
+    });
+  }
+  return { ranges, pairs: kept.pairs };
 }
 
 /** Candidates per node in the first pass of extrapolationPattern. */
@@ -883,6 +988,7 @@ export async function extrapolationPattern(
   truncate: number | null,
   slicer: Slicer,
 ): Promise<Pattern> {
+  const t0 = performance.now();
   const limit = truncationMargin(truncate, eps, p);
   const FA = zeroBounds(A);
   const GB = await affineBounds(
@@ -941,8 +1047,9 @@ export async function extrapolationPattern(
     candDepth = e;
     best[d + 1] = nb;
   }
+  const t1 = performance.now();
   const kept = new KeptPairs(A, B);
-  await traverse(
+  const tested = await traverse(
     A,
     B,
     false,
@@ -951,5 +1058,52 @@ export async function extrapolationPattern(
     slicer,
   );
   kept.fillEmpty(false);
-  return { ranges: await kept.ranges(false, slicer), pairs: kept.pairs };
+  const t2 = performance.now();
+  const ranges = await kept.ranges(false, slicer);
+  const sink = profileSink();
+  if (sink) {
+    const t3 = performance.now();
+    sink({
+      kind: 'ext',
+      cells: [A.cloud.N, B.cloud.N],
+      ms: t3 - t0,
+      eps,
+      phases: { bounds: t1 - t0, traverse: t2 - t1, ranges: t3 - t2 },
+      tested,
+      blocks: kept.count,
+      pairs: kept.pairs,
+      sample: sampleExtrapolation(A, B, ranges, h, eps, p, limit),
+    });
+  }
+  return { ranges, pairs: kept.pairs };
+}
+
+/** samplePattern for an extrapolation: a term is kept pointwise when it is within the margin of its
+ *  row's largest term. */
+function sampleExtrapolation(
+  A: Level,
+  B: Level,
+  ranges: BlockRanges,
+  h: Float64Array,
+  eps: number,
+  p: number,
+  limit: number,
+): NonNullable<ProfileRecord['sample']> {
+  const D = A.cloud.D;
+  const pa = A.cloud.data;
+  const pb = B.cloud.data;
+  let row = -1;
+  let best = -Infinity;
+  return samplePattern(A, B, ranges, (i, j, d2) => {
+    if (i !== row) {
+      row = i;
+      best = -Infinity;
+      for (let q = 0; q < B.cloud.N; q++) {
+        let e2 = 0;
+        for (let k = 0; k < D; k++) e2 += (pa[i * D + k]! - pb[q * D + k]!) ** 2;
+        best = Math.max(best, eps * h[q]! - pointCost(e2, p));
+      }
+    }
+    return eps * h[j]! - pointCost(d2, p) > best - limit;
+  });
 }
