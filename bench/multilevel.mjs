@@ -55,6 +55,7 @@ function profiler() {
     a.tested += r.tested ?? 0;
     a.blocks += r.blocks ?? 0;
     a.pairs += r.pairs ?? 0;
+    a.bytes = Math.max(a.bytes ?? 0, r.bytes ?? 0);
     a.pointwise += r.sample?.pointwise ?? 0;
     a.inBlocks += r.sample?.inBlocks ?? 0;
     a.missed += r.sample?.missed ?? 0;
@@ -69,7 +70,7 @@ function printProfile(r) {
     `    where the time went: ${ms(sum)} in the hierarchy (trees, levels, patterns), ${ms(r.t - sum)} in the rest (reductions)`,
   );
   console.log(
-    '    step                count  time      phases (bounds/traverse/ranges)  tested     blocks     pairs      pointwise/inBlocks  missed',
+    '    step                count  time      phases (bounds/traverse/ranges)  tested     blocks     pairs      pointwise/inBlocks  missed  largest pattern',
   );
   for (const a of rows) {
     const ph = Object.values(a.phases)
@@ -77,7 +78,7 @@ function printProfile(r) {
       .join('/');
     const pw = a.inBlocks > 0 ? `${((100 * a.pointwise) / a.inBlocks).toFixed(1)}%` : '-';
     console.log(
-      `    ${a.key.padEnd(19)} ${String(a.count).padEnd(6)} ${ms(a.ms).padEnd(9)} ${ph.padEnd(32)} ${a.tested.toExponential(2).padEnd(10)} ${a.blocks.toExponential(2).padEnd(10)} ${a.pairs.toExponential(2).padEnd(10)} ${pw.padEnd(19)} ${a.missed}`,
+      `    ${a.key.padEnd(19)} ${String(a.count).padEnd(6)} ${ms(a.ms).padEnd(9)} ${ph.padEnd(32)} ${a.tested.toExponential(2).padEnd(10)} ${a.blocks.toExponential(2).padEnd(10)} ${a.pairs.toExponential(2).padEnd(10)} ${pw.padEnd(19)} ${String(a.missed).padEnd(7)} ${a.bytes ? `${(a.bytes / 2 ** 20).toFixed(1)} MB` : ''}`,
     );
   }
 }
