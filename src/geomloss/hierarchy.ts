@@ -4,8 +4,8 @@
 // cell's weighted centroid with the cell's summed weight.
 //
 // Kernel truncation at any level (the pattern of kept blocks for a softmin, tilePattern) keeps blocks
-// of a tile of one level (the depth d - TILE_DEPTH nodes, at most 2^TILE_DEPTH = 8 cells: the Wasm
-// kernel runs 8 rows per pass) against a tile or a whole node of the other: a walk of the second
+// of a tile of one level (the depth d - TILE_DEPTH nodes, at most 2^TILE_DEPTH = 16 cells) against
+// a tile or a whole node of the other: a walk of the second
 // level's tree per group of 4 tiles of the first, then per tile over what its group kept. A node whose
 // provable upper bound of the softmin's exponent is below the truncation margin is dropped with
 // everything under it, one whose lower bound clears the margin is kept whole. The walks are depth
@@ -184,11 +184,14 @@ async function treeOrder(data: ArrayLike<number>, N: number, D: number, slicer: 
   return perm;
 }
 
-/** A level's tiles hold at most 2^TILE_DEPTH cells: 8, the rows the Wasm kernel runs per pass over
- *  a range. Against 32 (the previous size) the kept blocks hold half the pairs at 10^4 - 10^5
- *  points (bench/multilevel.mjs: 2.29e8 against 4.75e8 at 10^4, 3.49e9 against 6.34e9 at 10^5, smooth
- *  clouds): a tile of 32 points is wider than the kernel's reach at the final temperature. */
-export const TILE_DEPTH = 3;
+/** A level's tiles hold at most 2^TILE_DEPTH cells: 16. Measured (bench/multilevel.mjs, smooth
+ *  clouds, float32; pairs exact, times on the loaded 2-core machine, one run each): tiles of 8 / 16 /
+ *  32 cells visit 2.29e8 / 3.07e8 / 4.39e8 pairs at 10^4 points (32 x 32 tiles with the previous
+ *  dual-tree patterns: 4.75e8), and at 10^5 3.49e9 / 4.52e9 / - (previous: 6.34e9) in 240 s / 130 s /
+ *  - (previous: 190 s): 8 cells halve the pairs, but their patterns test 6x more node pairs than the
+ *  previous ones and cost more than the reductions they save; 16 cells cost about what the previous
+ *  patterns did. A tile of 32 points is wider than the kernel's reach at the final temperature. */
+export const TILE_DEPTH = 4;
 
 /** A cloud's k-d tree (kdOrder with leaves of one point), as node boundaries per depth. */
 export interface Tree {
@@ -782,7 +785,8 @@ async function tilePattern(
       const b = stack[--top]!;
       const db = stack[--top]!;
       tested++;
-      if (!(bd.bound(gd, g, db, b) > limit)) continue;
+      // `<=`: a NaN bound (infinite potentials) drops nothing.
+      if (bd.bound(gd, g, db, b) <= limit) continue;
       if (db === tB) listed.push(db, b);
       else if (bd.lower > limit) listed.push(-1 - db, b);
       else {
@@ -804,7 +808,7 @@ async function tilePattern(
           // A tile of B (db = tB); with one outer cluster per group, the group's test was this one.
           if (gd !== od) {
             tested++;
-            if (!(bd.bound(od, a, db, b) > limit)) continue;
+            if (bd.bound(od, a, db, b) <= limit) continue;
           }
         } else db = -1 - db;
         const t0 = tilesB[db]![b]!;
@@ -832,10 +836,10 @@ async function tilePattern(
 }
 
 /** The outer clusters of the patterns (A's side of the blocks, the rows of each block-sparse
- *  reduction) are A's nodes this many depths above its tiles. Measured at 10^4 points (smooth clouds,
- *  the bench's case; pairs are exact, times loaded): 0 (8 rows) visits 2.29e8 pairs, 1 (16 rows)
+ *  reduction) are A's nodes this many depths above its tiles. Measured with 8-cell tiles at 10^4
+ *  points (smooth clouds; pairs exact, times loaded): 0 (8 rows) visits 2.29e8 pairs, 1 (16 rows)
  *  3.31e8 and 2 (32 rows, against 8-cell tiles of B) 4.80e8, as many as 32 x 32 tiles did, for about
- *  the same traversal time: the tiles' rows are the limit, not B's side. */
+ *  the same traversal time: the rows of a block are the limit, not B's side. */
 const OUTER_UP = 0;
 
 /** The depth of the groups of tiles in tilePattern's first stage, above A's tiles (groups of 4). */
@@ -1133,7 +1137,9 @@ export async function extrapolationPattern(
           const term = eh[j]! - pointCost(d2, p);
           if (term > best) best = term;
         }
-        m[i] = best;
+        // No finite term among the candidates (zero weights): a finite stand-in that drops nothing
+        // (f = 1e300 on the row), rather than an infinity whose bounds would be NaN.
+        m[i] = Math.max(best, -1e300);
       }
     }
     const pending = slicer.tick(1 + ((st[a + 1]! - st[a]!) >> 2));
