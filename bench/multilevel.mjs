@@ -6,10 +6,15 @@
 // Usage: node bench/multilevel.mjs
 //   MULTILEVEL_SIZES=10000,30000,100000,300000,1000000 (default): the scaling table;
 //   MULTILEVEL_D16=100000 (default): points per cloud of the D = 16 case (0: skip);
-//   MULTILEVEL_CHECK=10000 (default): points per cloud of the accuracy check (0: skip).
+//   MULTILEVEL_CHECK=10000 (default): points per cloud of the accuracy check (0: skip);
+//   MULTILEVEL_PROFILE=1: after each row of the scaling table, where its time went (the hierarchy's
+//   profiling hook, hierarchy.ts: trees, levels, and per level and kind of pattern the patterns'
+//   count, build time by phase, node pairs tested, blocks and pairs kept, and the pointwise kept
+//   fraction of the kept blocks' pairs on a sample of rows; the rest is the reductions).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { SamplesLoss } from '../dist/geomloss.js';
+// MULTILEVEL_LIB: another build of lazytensor/geomloss (an A/B of two builds).
+const { SamplesLoss } = await import(process.env.MULTILEVEL_LIB ?? '../dist/geomloss.js');
 import { sinkhornClouds } from './data.mjs';
 
 const ms = (t) => `${(t / 1000).toFixed(2)} s`;
@@ -21,8 +26,66 @@ const list = (v, fallback) =>
         .map(Number)
         .filter((n) => n > 0);
 
+/** Installs the hierarchy's profiling hook; returns the aggregate of its records, by kind and level. */
+function profiler() {
+  const rows = new Map();
+  globalThis[Symbol.for('lazytensor.multilevel.profile')] = (r) => {
+    const key = `${r.kind} ${r.cells[0]}x${r.cells[1]}`;
+    let a = rows.get(key);
+    if (!a)
+      rows.set(
+        key,
+        (a = {
+          key,
+          kind: r.kind,
+          count: 0,
+          ms: 0,
+          phases: {},
+          tested: 0,
+          blocks: 0,
+          pairs: 0,
+          pointwise: 0,
+          inBlocks: 0,
+          missed: 0,
+        }),
+      );
+    a.count++;
+    a.ms += r.ms;
+    for (const [k, v] of Object.entries(r.phases ?? {})) a.phases[k] = (a.phases[k] ?? 0) + v;
+    a.tested += r.tested ?? 0;
+    a.blocks += r.blocks ?? 0;
+    a.pairs += r.pairs ?? 0;
+    a.bytes = Math.max(a.bytes ?? 0, r.bytes ?? 0);
+    a.pointwise += r.sample?.pointwise ?? 0;
+    a.inBlocks += r.sample?.inBlocks ?? 0;
+    a.missed += r.sample?.missed ?? 0;
+  };
+  return () => [...rows.values()];
+}
+
+function printProfile(r) {
+  const rows = r.profile;
+  const sum = rows.reduce((s, a) => s + a.ms, 0);
+  console.log(
+    `    where the time went: ${ms(sum)} in the hierarchy (trees, levels, patterns), ${ms(r.t - sum)} in the rest (reductions)`,
+  );
+  console.log(
+    '    step                count  time      phases (bounds/traverse/ranges)  tested     blocks     pairs      pointwise/inBlocks  missed  largest pattern',
+  );
+  for (const a of rows) {
+    const ph = Object.values(a.phases)
+      .map((v) => (v / 1000).toFixed(2))
+      .join('/');
+    const pw = a.inBlocks > 0 ? `${((100 * a.pointwise) / a.inBlocks).toFixed(1)}%` : '-';
+    console.log(
+      `    ${a.key.padEnd(19)} ${String(a.count).padEnd(6)} ${ms(a.ms).padEnd(9)} ${ph.padEnd(32)} ${a.tested.toExponential(2).padEnd(10)} ${a.blocks.toExponential(2).padEnd(10)} ${a.pairs.toExponential(2).padEnd(10)} ${pw.padEnd(19)} ${String(a.missed).padEnd(7)} ${a.bytes ? `${(a.bytes / 2 ** 20).toFixed(1)} MB` : ''}`,
+    );
+  }
+}
+
 /** One solve, in this process; prints one JSON line. */
 async function one(kind, n, backend, extra) {
+  const profile = process.env.MULTILEVEL_PROFILE ? profiler() : null;
   let x;
   let y;
   let D = 3;
@@ -69,6 +132,7 @@ async function one(kind, n, backend, extra) {
         ? m.hierarchy.map((l) => `${l.cells.x}:${l.temperatures.length}:${(100 * l.keptFraction).toFixed(0)}%`)
         : null,
       rssMB: process.resourceUsage().maxRSS / 1024,
+      ...(profile ? { profile: profile() } : {}),
     }),
   );
 }
@@ -97,6 +161,7 @@ if (process.argv[2] === '--one') {
       console.log(
         `  ${String(n).padEnd(9)} ${ms(r.t).padEnd(9)} ${r.pairs.toExponential(3).padEnd(15)} ${r.perNLogN.toFixed(0).padEnd(20)} ${r.rssMB.toFixed(0).padStart(5)} MB   ${r.levels.join(' ')}`,
       );
+      if (r.profile) printProfile(r);
     }
   }
   const n16 = list(process.env.MULTILEVEL_D16, [1e5])[0];

@@ -170,8 +170,10 @@ describe('multiscale: the hierarchy of levels', () => {
     // Truncation is exact on this path too.
     const full = await new SamplesLoss({ ...base, backend: 'multiscale', truncate: null }).valueAndGrad(x, y, { a, b });
     expect(Math.abs(multi.value - full.value) / full.value).toBeLessThan(1e-9);
+    // Gradients to 1e-8: the 8-cell tiles (hierarchy.ts) drop blocks closer to the truncation margin
+    // than 32-cell tiles did (y's gradient moved by 1.2e-9; the bound allows ~exp(-12.5) per term).
     for (const k of ['x', 'y', 'a', 'b'] as const)
-      expect(relMax(multi.grad[k].data, full.grad[k].data), k).toBeLessThan(1e-9);
+      expect(relMax(multi.grad[k].data, full.grad[k].data), k).toBeLessThan(1e-8);
     // clusterScale caps the coarsest level: cells of at most that size.
     const capped = await new SamplesLoss({ ...base, backend: 'multiscale', clusterScale: 0.2 }).potentials(x, y, {
       a,
