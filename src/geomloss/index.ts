@@ -164,7 +164,8 @@ export interface LossInfo {
       };
       /** The temperatures (eps) of the schedule that ran on this level. */
       temperatures: number[];
-      /** Sinkhorn iterations run on this level (its temperatures, and the convergence iterations on the points). */
+      /** Sinkhorn iterations run on this level (its temperatures, 11 per temperature on the small coarse levels of at
+       *  most a quarter of the points' cells, and the convergence iterations on the points). */
       iterations: number;
       /** Pairs of cells visited on this level: the loop's softmins, the extrapolation into it and, on the
        *  points, the final step and the gradients. */
