@@ -44,10 +44,6 @@ export const KNOWN = new Map([
     'geomloss/hierarchy.ts imports core/scheduling.ts',
     'Slicer yields only when due (yieldIfDue, synchronous otherwise); the public checkpoint always awaits',
   ],
-  [
-    'geomloss/backend.ts imports core/formula.ts',
-    'callPairFormula asks whether a formula uses a variable (variablesOf): needs a public query on LazyTensor',
-  ],
 ]);
 const srcRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'src');
 

@@ -2,6 +2,7 @@
 // order and multiscale hierarchy (src/geomloss/spatial.ts, hierarchy.ts) share it; it is public
 // (src/index.ts), and GeomLoss imports it from there like the rest of the core.
 import { InputError } from './errors.js';
+import { throwIfAborted, yieldIfDue, type AbortSignalLike } from './scheduling.js';
 
 /**
  * A k-d tree order of N points: the rows are split in two at the median of their widest coordinate
@@ -9,6 +10,10 @@ import { InputError } from './errors.js';
  * min(hi - 1, lo + ceil((hi - lo) / 2 / leaf) * leaf) (full leaves), its smaller rows by that
  * coordinate first, ties broken by row index: the same tree on every run, and its shape depends on
  * N and `leaf` only.
+ *
+ * Synchronous: it returns when the order is done, without yielding to the event loop (tens of ms
+ * at 10^5 points, about ten times that at 10^6). Run it in a worker, or in pieces, where a page or
+ * a server must stay responsive meanwhile.
  * @param data the points, row-major [N, D] (any array-like of numbers: Float32Array, Float64Array, number[]).
  * @param N the number of points (rows of `data`).
  * @param D the dimension (columns of `data`); any D >= 1.
@@ -34,24 +39,77 @@ export function kdOrder(
   /** The leaves as flat [start, end) pairs of positions in the order. */
   leaves: Int32Array;
 } {
+  const build = kdBuild(data, N, D, leaf);
+  while (build.step());
+  return build.result();
+}
+
+/**
+ * kdOrder, in time slices: the same `perm` and `leaves` (the same steps), with a yield to the event
+ * loop between two node splits when the library's yield interval has passed (one split of a whole
+ * cloud of 10^6 points takes a few tens of ms; the whole order about 10x that), and the signal
+ * checked at every yield. Internal (src/index.ts exports the synchronous kdOrder only): the library's
+ * own long jobs (knn's tree search) call this one.
+ * @throws InputError as kdOrder; rejects with the signal's reason when it aborts.
+ */
+export async function kdOrderAsync(
+  data: ArrayLike<number>,
+  N: number,
+  D: number,
+  leaf: number,
+  signal?: AbortSignalLike,
+): Promise<{ perm: Int32Array; leaves: Int32Array }> {
+  throwIfAborted(signal);
+  const build = kdBuild(data, N, D, leaf);
+  while (build.step()) {
+    throwIfAborted(signal);
+    const pending = yieldIfDue();
+    if (pending !== undefined) await pending;
+  }
+  throwIfAborted(signal);
+  return build.result();
+}
+
+/** kdOrder's work as steps: `step()` splits one node (or records one leaf) and says whether any is
+ *  left. The loops live in these synchronous closures, not in kdOrderAsync: V8 does not replace a
+ *  running async function by its optimised code. */
+function kdBuild(
+  data: ArrayLike<number>,
+  N: number,
+  D: number,
+  leaf: number,
+): { step: () => boolean; result: () => { perm: Int32Array; leaves: Int32Array } } {
   checkArguments(data, N, D, leaf);
   const perm = new Int32Array(N);
   for (let i = 0; i < N; i++) perm[i] = i;
   // The coordinates in the current order (rows move with perm): every pass over a node's rows reads
-  // memory in order. Reading them through perm from the caller's array (any array-like) cost ~4x at
-  // 10^5 points, mostly cache misses.
+  // memory in order. Reading them through perm (selectRankIndexed's way) cost 2x at 10^5 points and
+  // 4.5x at 10^6 (A/B in one process), mostly cache misses.
   const pts = new Float64Array(N * D);
   for (let k = 0; k < N * D; k++) pts[k] = data[k]!;
   const mn = new Float64Array(D);
   const mx = new Float64Array(D);
   const leaves: number[] = [];
   const stack: number[] = [0, N];
-  while (stack.length > 0) {
+  let axis = 0;
+  const key = (at: number): number => pts[at * D + axis]!;
+  const swap = (i: number, j: number): void => {
+    const t = perm[i]!;
+    perm[i] = perm[j]!;
+    perm[j] = t;
+    for (let c = 0; c < D; c++) {
+      const u = pts[i * D + c]!;
+      pts[i * D + c] = pts[j * D + c]!;
+      pts[j * D + c] = u;
+    }
+  };
+  const step = (): boolean => {
+    if (stack.length === 0) return false;
     const hi = stack.pop()!;
     const lo = stack.pop()!;
     if (hi - lo <= leaf) {
       leaves.push(lo, hi);
-      continue;
+      return stack.length > 0;
     }
     mn.fill(Infinity);
     mx.fill(-Infinity);
@@ -62,7 +120,7 @@ export function kdOrder(
         if (v > mx[k]!) mx[k] = v;
       }
     }
-    let axis = 0;
+    axis = 0;
     let widest = -1;
     for (let k = 0; k < D; k++) {
       if (mx[k]! - mn[k]! > widest) {
@@ -74,11 +132,12 @@ export function kdOrder(
     // before `mid` are the smaller ones by that coordinate (then by row: a total order, so the same
     // tree on every run).
     const mid = Math.min(hi - 1, lo + Math.ceil((hi - lo) / 2 / leaf) * leaf);
-    selectRank(perm, pts, D, axis, lo, hi, mid);
+    selectRank(perm, lo, hi, mid, key, swap);
     // The right half goes on the stack first: the left one pops first, leaves come out in order.
     stack.push(mid, hi, lo, mid);
-  }
-  return { perm, leaves: Int32Array.from(leaves) };
+    return true;
+  };
+  return { step, result: () => ({ perm, leaves: Int32Array.from(leaves) }) };
 }
 
 /**
@@ -130,23 +189,24 @@ export function kdTreeNodes(
 }
 
 /**
- * Reorders perm[lo, hi) (and the rows of pts, the points in the order of perm) so that perm[k] is the
- * row of rank k - lo by (coordinate `axis`, row index), with no larger row before it and no smaller
- * one after it: Hoare's selection with median-of-three pivots, expected linear time (a full sort at
- * every level of the tree cost ~0.6 s at 10^5 points).
+ * Reorders positions [lo, hi) so that position k holds the row of rank k - lo by (key, row index),
+ * with no larger row before it and no smaller one after it: Hoare's selection with median-of-three
+ * pivots, expected linear time (a full sort at every level of the tree cost ~0.6 s at 10^5 points).
+ * The one selection of both kdOrder (whose points move with perm) and selectRankIndexed (whose points
+ * stay in input order): `key(at)` is the coordinate of the row at position `at`, perm[at] that row,
+ * and `swap(i, j)` exchanges positions i and j (perm and whatever moves with it).
  */
 function selectRank(
   perm: Int32Array,
-  pts: Float64Array,
-  D: number,
-  axis: number,
   lo: number,
   hi: number,
   k: number,
+  key: (at: number) => number,
+  swap: (i: number, j: number) => void,
 ): void {
   const below = (p: number, q: number): boolean => {
-    const a = pts[p * D + axis]!;
-    const b = pts[q * D + axis]!;
+    const a = key(p);
+    const b = key(q);
     return a < b || (a === b && perm[p]! < perm[q]!);
   };
   let l = lo;
@@ -154,27 +214,20 @@ function selectRank(
   while (r > l) {
     const m = (l + r) >>> 1;
     const at = below(l, m) ? (below(m, r) ? m : below(l, r) ? r : l) : below(l, r) ? l : below(m, r) ? r : m;
-    const pv = pts[at * D + axis]!;
+    const pv = key(at);
     const pr = perm[at]!;
     let i = l;
     let j = r;
     while (i <= j) {
-      for (let v = pts[i * D + axis]!; v < pv || (v === pv && perm[i]! < pr); v = pts[i * D + axis]!) i++;
-      for (let v = pts[j * D + axis]!; pv < v || (pv === v && pr < perm[j]!); v = pts[j * D + axis]!) j--;
+      for (let v = key(i); v < pv || (v === pv && perm[i]! < pr); v = key(i)) i++;
+      for (let v = key(j); pv < v || (pv === v && pr < perm[j]!); v = key(j)) j--;
       if (i <= j) {
-        const t = perm[i]!;
-        perm[i] = perm[j]!;
-        perm[j] = t;
-        for (let c = 0; c < D; c++) {
-          const u = pts[i * D + c]!;
-          pts[i * D + c] = pts[j * D + c]!;
-          pts[j * D + c] = u;
-        }
+        swap(i, j);
         i++;
         j--;
       }
     }
-    // perm[l..j] <= pivot <= perm[i..r]; the rank k is in one of them, or between (then in place).
+    // Positions l..j <= pivot <= i..r; the rank k is in one of them, or between (then in place).
     if (k <= j) r = j;
     else if (k >= i) l = i;
     else return;
@@ -200,11 +253,11 @@ function checkArguments(data: ArrayLike<number>, N: number, D: number, leaf: num
 }
 
 /**
- * selectRank for callers that keep their points in input order: reorders perm[lo, hi) so that perm[k]
- * is the row of rank k - lo by (`data[row * D + axis]`, row index), reading rows through perm.
- * Internal (not re-exported by src/index.ts): GeomLoss's hierarchy builds the top of kdOrder's tree in
- * time slices with it (src/geomloss/hierarchy.ts). kdOrder itself uses selectRank, which moves the
- * points with perm so that it reads memory in order.
+ * kdOrder's selection for callers that keep their points in input order: reorders perm[lo, hi) so
+ * that perm[k] is the row of rank k - lo by (`data[row * D + axis]`, row index), reading rows through
+ * perm. Internal (not re-exported by src/index.ts): GeomLoss's hierarchy builds the top of kdOrder's
+ * tree in time slices with it (src/geomloss/hierarchy.ts). The same routine as kdOrder's (selectRank),
+ * with only perm moving.
  */
 export function selectRankIndexed(
   perm: Int32Array,
@@ -215,34 +268,16 @@ export function selectRankIndexed(
   D: number,
   axis: number,
 ): void {
-  const less = (u: number, v: number): boolean => {
-    const a = data[u * D + axis]!;
-    const b = data[v * D + axis]!;
-    return a < b || (a === b && u < v);
-  };
-  let l = lo;
-  let r = hi - 1;
-  while (r > l) {
-    const a = perm[l]!;
-    const b = perm[(l + r) >>> 1]!;
-    const c = perm[r]!;
-    const pivot = less(a, b) ? (less(b, c) ? b : less(a, c) ? c : a) : less(a, c) ? a : less(b, c) ? c : b;
-    let i = l;
-    let j = r;
-    while (i <= j) {
-      while (less(perm[i]!, pivot)) i++;
-      while (less(pivot, perm[j]!)) j--;
-      if (i <= j) {
-        const t = perm[i]!;
-        perm[i] = perm[j]!;
-        perm[j] = t;
-        i++;
-        j--;
-      }
-    }
-    // perm[l..j] <= pivot <= perm[i..r]; the rank k is in one of them, or between (then in place).
-    if (k <= j) r = j;
-    else if (k >= i) l = i;
-    else return;
-  }
+  selectRank(
+    perm,
+    lo,
+    hi,
+    k,
+    (at) => data[perm[at]! * D + axis]!,
+    (i, j) => {
+      const t = perm[i]!;
+      perm[i] = perm[j]!;
+      perm[j] = t;
+    },
+  );
 }

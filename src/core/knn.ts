@@ -7,7 +7,7 @@ import { InputError } from './errors.js';
 import type { BlockRanges } from './block-sparse.js';
 import type { DType } from './formula.js';
 import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
-import { kdOrder, kdTreeNodes } from './kd-order.js';
+import { kdOrderAsync, kdTreeNodes } from './kd-order.js';
 import { LazyTensor, Vi, Vj } from './lazy-tensor.js';
 import type { EngineChoice } from './reduction.js';
 import { Tensor, type EngineName } from './tensor.js';
@@ -757,11 +757,10 @@ async function treeSearch(
   reduce: Reduce,
   signal: AbortSignalLike | undefined,
 ): Promise<{ values: Float64Array; indices: Int32Array }> {
-  const kx = kdOrder(xs.data, xs.n, xs.d, LEAF_X);
-  await checkpoint(signal);
+  // The trees in time slices (kdOrder is one synchronous call of tens of ms at 10^5 points).
+  const kx = await kdOrderAsync(xs.data, xs.n, xs.d, LEAF_X, signal);
   // The neighbours of a cloud among its own points (a K-NN graph): one tree for both.
-  const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : kdOrder(ys.data, ys.n, ys.d, LEAF_Y);
-  await checkpoint(signal);
+  const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : await kdOrderAsync(ys.data, ys.n, ys.d, LEAF_Y, signal);
   const s = new TreeSearch(xs, ys, K, dtype, norm, kx, ky);
   const { nQ, xLeaves } = s;
   await checkpoint(signal);

@@ -439,6 +439,29 @@ export class LazyTensor {
     return this.apply(ops.transpose, [], { rows, cols });
   }
 
+  /**
+   * Whether this formula depends on the variable `v`: true when `v` (a Vi, Vj or Pm, or a
+   * placeholder of {@link formula}) occurs in it, even where it cancels out (`v.sub(v)` uses `v`).
+   * The question a builder of formulas asks of a user's formula, e.g. that a cost of (x, y) uses
+   * both of its arguments.
+   * @param v a variable made by Vi, Vj or Pm (the same object: two variables of equal data are
+   *   distinct).
+   * @returns true when the formula's tree contains `v`.
+   * @throws InputError when `v` is not a variable made by Vi, Vj or Pm (a formula, a constant or
+   *   another value).
+   * @example
+   * const x = Vi(xs, 3);
+   * const y = Vj(ys, 3);
+   * x.sqDist(y).uses(y); // true
+   * x.norm2().uses(y); // false
+   */
+  uses(v: LazyTensor): boolean {
+    if (!(v instanceof LazyTensor) || v.node.kind !== 'var' || v.node.isConstant) {
+      throw new InputError('uses: v must be a variable made by Vi, Vj or Pm');
+    }
+    return variablesOf(this.node).includes(v.node);
+  }
+
   // -------------------------------------------------------------------------------------------------
   // Derivatives (formulas: reduce them like any other).
 

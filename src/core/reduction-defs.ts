@@ -47,6 +47,12 @@ export interface ReductionLowering {
   ): { values: Float32Array | Float64Array | null; indices: Int32Array | null };
 }
 
+/** How the cost model behind `engine: 'auto'` (src/runtime/cost-model.ts) prices a reduction's
+ *  pairs: 'kernel' for the accumulating reductions (sums, log-sum-exps: straight-line updates),
+ *  'select' for the min / max / arg / K-min / K-max families (a compare and branch per pair, slower
+ *  on both engines). Large-D products have a third class there, decided by the formula, not here. */
+export type ReductionCost = 'kernel' | 'select';
+
 /** One reduction. */
 export interface ReductionDef {
   readonly name: AnyReductionKind;
@@ -70,6 +76,10 @@ export interface ReductionDef {
   readonly empty: number;
   /** Null: the engines implement it as `name`; else the engine reduction it runs as. */
   readonly lowering: ReductionLowering | null;
+  /** Its rate class in the cost model (see ReductionCost); a lowered reduction has its engine
+   *  reduction's. Spelled out on every record (not in the shared bases), so none is priced by
+   *  default. */
+  readonly cost: ReductionCost;
 }
 
 const plain = (rows: number, _d: number, outDim: number): number[] => [rows, outDim];
@@ -78,7 +88,7 @@ const sameDim = (d: number): number => d;
 const weightDim = (_d: number, e: number): number => e;
 const kTimesDim = (d: number, _e: number, K: number): number => K * d;
 
-type Base = Omit<ReductionDef, 'name' | 'values' | 'indices'>;
+type Base = Omit<ReductionDef, 'name' | 'values' | 'indices' | 'cost'>;
 const SUM_LIKE: Base = {
   weight: 'none',
   takesK: false,
@@ -137,20 +147,27 @@ const PROD_LOWERING: ReductionLowering = {
 
 /** Every reduction, by name. */
 export const REDUCTIONS: { readonly [K in AnyReductionKind]: ReductionDef & { readonly name: K } } = {
-  sum: { ...SUM_LIKE, name: 'sum', values: true, indices: false, accumulates: true },
-  logSumExp: { ...SUM_LIKE, name: 'logSumExp', values: true, indices: false, empty: -Infinity },
-  logSumExpWeighted: { ...WEIGHTED, name: 'logSumExpWeighted', values: true, indices: false, empty: -Infinity },
+  sum: { ...SUM_LIKE, name: 'sum', values: true, indices: false, accumulates: true, cost: 'kernel' },
+  logSumExp: { ...SUM_LIKE, name: 'logSumExp', values: true, indices: false, empty: -Infinity, cost: 'kernel' },
+  logSumExpWeighted: {
+    ...WEIGHTED,
+    name: 'logSumExpWeighted',
+    values: true,
+    indices: false,
+    empty: -Infinity,
+    cost: 'kernel',
+  },
   // 0/0 for an empty set.
-  sumSoftMaxWeight: { ...WEIGHTED, name: 'sumSoftMaxWeight', values: true, indices: false, empty: NaN },
-  min: { ...SELECT, name: 'min', values: true, indices: false },
-  max: { ...SELECT, name: 'max', values: true, indices: false },
-  argMin: { ...SELECT, name: 'argMin', values: false, indices: true, differentiable: false },
-  argMax: { ...SELECT, name: 'argMax', values: false, indices: true, differentiable: false },
-  minArgMin: { ...SELECT, name: 'minArgMin', values: true, indices: true, differentiable: false },
-  maxArgMax: { ...SELECT, name: 'maxArgMax', values: true, indices: true, differentiable: false },
-  kMin: { ...SELECT_K, name: 'kMin', values: true, indices: false },
-  argKMin: { ...SELECT_K, name: 'argKMin', values: false, indices: true, differentiable: false },
-  kMinArgKMin: { ...SELECT_K, name: 'kMinArgKMin', values: true, indices: true, differentiable: false },
+  sumSoftMaxWeight: { ...WEIGHTED, name: 'sumSoftMaxWeight', values: true, indices: false, empty: NaN, cost: 'kernel' },
+  min: { ...SELECT, name: 'min', values: true, indices: false, cost: 'select' },
+  max: { ...SELECT, name: 'max', values: true, indices: false, cost: 'select' },
+  argMin: { ...SELECT, name: 'argMin', values: false, indices: true, differentiable: false, cost: 'select' },
+  argMax: { ...SELECT, name: 'argMax', values: false, indices: true, differentiable: false, cost: 'select' },
+  minArgMin: { ...SELECT, name: 'minArgMin', values: true, indices: true, differentiable: false, cost: 'select' },
+  maxArgMax: { ...SELECT, name: 'maxArgMax', values: true, indices: true, differentiable: false, cost: 'select' },
+  kMin: { ...SELECT_K, name: 'kMin', values: true, indices: false, cost: 'select' },
+  argKMin: { ...SELECT_K, name: 'argKMin', values: false, indices: true, differentiable: false, cost: 'select' },
+  kMinArgKMin: { ...SELECT_K, name: 'kMinArgKMin', values: true, indices: true, differentiable: false, cost: 'select' },
   prod: {
     ...SUM_LIKE,
     name: 'prod',
@@ -159,8 +176,9 @@ export const REDUCTIONS: { readonly [K in AnyReductionKind]: ReductionDef & { re
     accumulates: true,
     empty: 1,
     lowering: PROD_LOWERING,
+    cost: 'kernel',
   },
-  kMax: { ...SELECT_K, name: 'kMax', values: true, indices: false, lowering: negatedKMin('kMin') },
+  kMax: { ...SELECT_K, name: 'kMax', values: true, indices: false, lowering: negatedKMin('kMin'), cost: 'select' },
   argKMax: {
     ...SELECT_K,
     name: 'argKMax',
@@ -168,6 +186,7 @@ export const REDUCTIONS: { readonly [K in AnyReductionKind]: ReductionDef & { re
     indices: true,
     differentiable: false,
     lowering: negatedKMin('argKMin'),
+    cost: 'select',
   },
   kMaxArgKMax: {
     ...SELECT_K,
@@ -176,6 +195,7 @@ export const REDUCTIONS: { readonly [K in AnyReductionKind]: ReductionDef & { re
     indices: true,
     differentiable: false,
     lowering: negatedKMin('kMinArgKMin'),
+    cost: 'select',
   },
 };
 

@@ -13,7 +13,6 @@
 // same reductions with `ranges`: see multiscale.ts, whose loop calls OnlineBackend.softmin and
 // softminGrad with the block-sparsity pattern of the cluster pairs it keeps.
 import { LazyTensor, Vi, Vj, type AbortSignalLike, type BlockRanges, type EngineName } from '../index.js';
-import { variablesOf, type Variable } from '../core/formula.js';
 import type { Cloud } from './inputs.js';
 import { inDType } from './inputs.js';
 import { GeomLossError, type PairFormula } from './options.js';
@@ -72,12 +71,11 @@ export function callPairFormula(what: string, f: PairFormula, P: LazyTensor, Q: 
   if (out.dim !== 1) throw new GeomLossError(`${what} must return a formula of dimension 1, got dimension ${out.dim}`);
   // A formula without its j-variable (or i-variable) is a function of one point only: the softmin
   // would still run (the potentials bring a j-variable), on a meaningless cost.
-  const uses = (v: LazyTensor) => variablesOf(out.node).includes(v.node as Variable);
   for (const [arg, v, side] of [
     ['first', P, 'i'],
     ['second', Q, 'j'],
   ] as const) {
-    if (!uses(v)) {
+    if (!out.uses(v)) {
       throw new GeomLossError(
         `${what}(x, y) must depend on both of its arguments: the formula does not use its ${arg} argument (the ${side}-indexed points)`,
       );

@@ -147,6 +147,7 @@ const ENTRY_POINTS = [
   'wassersteinBarycenter',
   'slicedWasserstein',
   'solveSamples',
+  'epsilonSchedule',
 ] as const;
 /** One of the entry points a GeomLossError names. */
 export type GeomLossEntry = (typeof ENTRY_POINTS)[number];
@@ -154,7 +155,8 @@ const ENTRY_PREFIX = new RegExp(`^(${ENTRY_POINTS.join('|')}): `);
 
 /**
  * A bad argument or option of a loss. The message is `'<entry point>: <detail>'`, one entry point
- * (SamplesLoss, ImagesLoss, imagesBarycenter, wassersteinBarycenter, slicedWasserstein, solveSamples)
+ * (SamplesLoss, ImagesLoss, imagesBarycenter, wassersteinBarycenter, slicedWasserstein, solveSamples,
+ * epsilonSchedule)
  * and a detail that names the argument and what was expected. A `LazyTensorError`, so
  * `err instanceof LazyTensorError` catches the core's errors and GeomLoss's alike.
  */

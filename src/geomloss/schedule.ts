@@ -1,6 +1,6 @@
 // GeomLoss's epsilon-scaling schedule and its diameter estimate.
 import type { Cloud } from './inputs.js';
-import { GeomLossError, MAX_ITERATIONS } from './options.js';
+import { asEntry, GeomLossError, MAX_ITERATIONS } from './options.js';
 
 /**
  * GeomLoss's max_diameter: the diagonal of the bounding box of all the points of x and y (in a batch,
@@ -43,8 +43,10 @@ export function epsilonSchedule(p: number, diameter: number, blur: number, scali
   const n = q > 0 ? Math.ceil(q) : 0;
   // Checked before anything is allocated: scaling = 0.999999 plans millions of temperatures.
   if (!(n + 2 <= MAX_ITERATIONS)) {
+    // Named for this public function; the losses relabel it with their own name (asEntry).
     throw new GeomLossError(
       `scaling = ${scaling} makes an epsilon schedule of ${Number.isFinite(n) ? n + 2 : 'infinitely many'} temperatures from diameter ${diameter} down to blur ${blur} (more than ${MAX_ITERATIONS}); use a smaller scaling (GeomLoss's default is 0.5)`,
+      'epsilonSchedule',
     );
   }
   const out = [powP(diameter, p)];
@@ -71,7 +73,7 @@ export function scheduleFor(
 ): { schedule: number[]; diameter: number } {
   let diameter = o.diameter ?? boundingDiameter(x, y);
   if (!(diameter > 0)) diameter = o.blur;
-  return { schedule: epsilonSchedule(o.p, diameter, o.blur, o.scaling), diameter };
+  return { schedule: asEntry('SamplesLoss', () => epsilonSchedule(o.p, diameter, o.blur, o.scaling)), diameter };
 }
 
 export { powP };

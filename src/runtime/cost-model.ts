@@ -14,12 +14,13 @@
 //   the arrays in place (bytesPerSecond Infinity).
 // The figures start from DEFAULT_*_FIGURES and are refined by a calibration (runtime/index.ts) the
 // first time 'auto' meets a device; the model itself is a pure function of its figures (tested so).
-import type { ReductionKind, ReductionPlan } from '../core/reduction.js';
+import type { ReductionPlan } from '../core/reduction.js';
 import { REDUCTIONS } from '../core/reduction-defs.js';
 import { pairCost, tiledProducts } from '../gpu/codegen.js';
 import { TILED_MIN_D } from '../gpu/engine.js';
 
-/** The rate classes of the model (see the top of this file). */
+/** The rate classes of the model (see the top of this file): a reduction record's class
+ *  ('kernel', 'select': ReductionDef.cost) or 'product' for the large-D products. */
 export type CostClass = 'kernel' | 'select' | 'product';
 
 /** The figures of one engine. */
@@ -83,18 +84,6 @@ export function defaultFigures(threads: number): CostFigures {
   };
 }
 
-const SELECTIONS: ReadonlySet<ReductionKind> = new Set<ReductionKind>([
-  'min',
-  'max',
-  'argMin',
-  'argMax',
-  'minArgMin',
-  'maxArgMax',
-  'kMin',
-  'argKMin',
-  'kMinArgKMin',
-]);
-
 /** The model's view of a plan: its class, work per pair, pairs and WebGPU's host transfers. */
 export function reductionShape(plan: ReductionPlan): ReductionShape {
   const pairs = plan.nOuter * plan.nInner;
@@ -105,7 +94,8 @@ export function reductionShape(plan: ReductionPlan): ReductionShape {
   const bytes = 4 * (plan.nOuter * words('outer') + plan.nInner * words('inner') + results);
   const products = tiledProducts(plan, TILED_MIN_D);
   if (products !== null) return { pairs, cls: 'product', work: products.dim * products.products.length, bytes };
-  return { pairs, cls: SELECTIONS.has(plan.kind) ? 'select' : 'kernel', work: pairCost(plan), bytes };
+  // The plan carries the engine reduction (a lowered kMax runs as kMin): its record's class.
+  return { pairs, cls: REDUCTIONS[plan.kind].cost, work: pairCost(plan), bytes };
 }
 
 /** Predicted seconds of a reduction on an engine of figures `f`. */

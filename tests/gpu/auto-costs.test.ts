@@ -13,6 +13,7 @@ import {
 } from '../../src/runtime/cost-model.js';
 import { AUTO_MIN_PAIRS, configureWebGPU, webgpuStatus, webgpuTesting } from '../../src/runtime/index.js';
 import { InputError } from '../../src/core/errors.js';
+import { REDUCTION_NAMES, REDUCTIONS, type AnyReductionKind } from '../../src/core/reduction-defs.js';
 import { hasGpu } from './setup.js';
 
 const gaussPlan = (N: number, M: number, D = 3) =>
@@ -51,6 +52,45 @@ describe('the cost model', () => {
     expect(reductionShape(small.plan('argKMin', 1, undefined, undefined, undefined, 5)).cls).toBe('select');
     expect(reductionShape(small.plan('min', 1, undefined)).cls).toBe('select');
     expect(reductionShape(small.plan('logSumExp', 1, undefined)).cls).toBe('kernel');
+  });
+
+  // Written here, not read from the records: a selection priced as a kernel sum (the K-max family
+  // was missing from the model's own list once) or a new reduction without a row fails.
+  const SELECTION: Record<AnyReductionKind, boolean> = {
+    sum: false,
+    logSumExp: false,
+    logSumExpWeighted: false,
+    sumSoftMaxWeight: false,
+    prod: false,
+    min: true,
+    max: true,
+    argMin: true,
+    argMax: true,
+    minArgMin: true,
+    maxArgMax: true,
+    kMin: true,
+    argKMin: true,
+    kMinArgKMin: true,
+    kMax: true,
+    argKMax: true,
+    kMaxArgKMax: true,
+  };
+
+  it('prices every selection as one and every accumulation as a kernel sum, lowered reductions included', () => {
+    expect(Object.keys(SELECTION).sort()).toEqual([...REDUCTION_NAMES].sort());
+    const F = Vi(new Float32Array(10), 1)
+      .sub(Vj(new Float32Array(30), 1))
+      .abs();
+    const w = Vj(new Float32Array(30).fill(1), 1);
+    for (const name of REDUCTION_NAMES) {
+      const def = REDUCTIONS[name];
+      const expected = SELECTION[name] ? 'select' : 'kernel';
+      expect(def.cost, name).toBe(expected);
+      // A lowered reduction runs as its engine reduction, whose class must be the same.
+      if (def.lowering !== null) expect(REDUCTIONS[def.lowering.kind].cost, name).toBe(expected);
+      const plan = F.plan(name, 1, undefined, undefined, def.weight === 'required' ? w : undefined, def.takesK ? 3 : 0);
+      expect(reductionShape(plan).cls, name).toBe(expected);
+    }
   });
 
   it('predicts overhead + work / rate + bytes / bandwidth, and picks the faster engine (Wasm on a tie)', () => {

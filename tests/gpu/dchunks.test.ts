@@ -4,18 +4,13 @@
 // registers, one partial sum per row of the tile. Checked on the CPU adapter (forced: staging
 // 'always' and a workgroup memory limit below one row) against float64 references, D = 1 to 4096,
 // sizes off the tile (32 rows) and chunk (16 components) sizes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Pm, Vi, Vj, type LazyTensor } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { Vi, Vj } from '../../src/index.js';
 import { DCHUNK, DCHUNK_ROWS, generateKernel } from '../../src/gpu/codegen.js';
-import { WebGPUEngine } from '../../src/gpu/engine.js';
-import { webgpuTesting } from '../../src/runtime/index.js';
+import type { WebGPUEngineOptions } from '../../src/gpu/engine.js';
 import { refKSelect, refSum } from '../helpers/dense-reference.js';
 import { expectClose } from '../helpers/expect.js';
-import { asSeen, rng, typed, uniformRows } from '../helpers/random.js';
-import { hasGpu } from './setup.js';
-
-const sqDist = (a: number[], b: number[]): number => a.reduce((s, v, k) => s + (v - b[k]!) ** 2, 0);
-const dot = (a: number[], b: number[]): number => a.reduce((s, v, k) => s + v * b[k]!, 0);
+import { hasGpu, pairData, productsCase, sqDist, suiteEngines } from './setup.js';
 
 describe('D-chunked WGSL', () => {
   it('chunks the long sums only, with the tile in workgroup memory', () => {
@@ -32,96 +27,61 @@ describe('D-chunked WGSL', () => {
   });
 });
 
+/** Engine options under which rows of D floats never fit a staged tile, so D > 64 runs D-chunked. */
+const chunkedOptions = (D: number): WebGPUEngineOptions => ({
+  staging: 'always',
+  workgroupSize: 32,
+  // Not one row of D floats fits (whole-row tiles are impossible), chunks of 16 do.
+  limits: { maxComputeWorkgroupStorageSize: 256 + 4 * D - 4 },
+});
+
 describe.skipIf(!hasGpu)('WebGPU: D-chunked K-NN, K-means and kernel sums', () => {
-  let device: GPUDevice;
-  const engines: WebGPUEngine[] = [];
-  beforeAll(async () => {
-    device = (await webgpuTesting.engine())!.device;
-  });
-  afterAll(() => engines.forEach((e) => e.trim()));
-  /** An engine on which rows of D floats never fit a staged tile, so D > 64 runs D-chunked. */
-  const chunkedEngine = (D: number): WebGPUEngine => {
-    const e = new WebGPUEngine(device, {
-      cpuAdapter: true,
-      staging: 'always',
-      workgroupSize: 32,
-      // Not one row of D floats fits (whole-row tiles are impossible), chunks of 16 do.
-      limits: { maxComputeWorkgroupStorageSize: 256 + 4 * D - 4 },
-    });
-    engines.push(e);
-    return e;
-  };
+  const engine = suiteEngines();
 
   it.each([1, 3, 64, 65, 100, 257, 784, 1000, 4096])(
     'D = %i: sqDist sums, K-NN and K-means assignments, dot and weighted distances',
     async (D) => {
       const N = 37;
       const M = 70; // 2 tiles of 32 rows and 6
-      const random = rng(D + 13);
-      const xs = uniformRows(random, N, D);
-      const ys = uniformRows(random, M, D);
-      const ws = uniformRows(random, 1, D, 0.5, 2);
-      const x = Vi(typed(xs, 'float32'), D);
-      const y = Vj(typed(ys, 'float32'), D);
-      const w = Pm(typed(ws, 'float32'));
-      const sx = asSeen(xs, 'float32');
-      const sy = asSeen(ys, 'float32');
-      const sw = asSeen(ws, 'float32')[0]!;
-      const engine = chunkedEngine(D);
+      const data = pairData(D + 13, N, M, D);
+      const { x, y, sx, sy } = data;
+      const chunked = engine(chunkedOptions(D));
       const gauss = x
         .sqDist(y)
         .mul(-1 / D)
         .exp();
-      const config = engine.configFor(gauss.plan('sum', 1, undefined));
+      const config = chunked.configFor(gauss.plan('sum', 1, undefined));
       if (D > 64) expect(config.dchunks, 'D-chunked').toBe(true);
 
       // Gaussian kernel sum
-      const s = await engine.reduce(gauss.plan('sum', 1, undefined));
+      const s = await chunked.reduce(gauss.plan('sum', 1, undefined));
       const rs = refSum((i, j) => [Math.exp(-sqDist(sx[i]!, sy[j]!) / D)], { N, M }, 1);
       expectClose(s.values!, rs.value.flat(), 1e-5, 0, rs.scale.flat(), `gauss D=${D}`);
       // K-NN: the 5 nearest y_j of each x_i (ties are improbable with random data)
-      const knn = await engine.reduce(x.sqDist(y).plan('kMinArgKMin', 1, undefined, undefined, undefined, 5));
+      const knn = await chunked.reduce(x.sqDist(y).plan('kMinArgKMin', 1, undefined, undefined, undefined, 5));
       const rk = refKSelect((i, j) => [sqDist(sx[i]!, sy[j]!)], { N, M }, 1, 5);
       expect(Array.from(knn.indices!), `knn D=${D}`).toEqual(rk.indices.flat(2));
       expectClose(knn.values!, rk.values.flat(2), 1e-5, 0, undefined, `knn distances D=${D}`);
       // K-means assignment, over the other axis: each y_j to its nearest x_i
-      const km = await engine.reduce(x.sqDist(y).plan('argMin', 0, undefined));
+      const km = await chunked.reduce(x.sqDist(y).plan('argMin', 0, undefined));
       expect(Array.from(km.indices!), `kmeans D=${D}`).toEqual(
         refKSelect((i, j) => [sqDist(sx[i]!, sy[j]!)], { N, M }, 0, 1).indices.flat(2),
       );
       // dot products (cancellation: relative to the sum of |terms|) and a diagonal weighted distance
       // next to a sum that is not chunked (a per-pair vector)
-      const F: LazyTensor = x.dot(y).add(x.weightedSqDist(y, w)).add(x.sub(y).abs().sum(-1));
-      const got = await engine.reduce(F.plan('sum', 1, undefined));
-      const f = (i: number, j: number): number =>
-        dot(sx[i]!, sy[j]!) +
-        sx[i]!.reduce((t, v, k) => t + sw[k]! * (v - sy[j]![k]!) ** 2, 0) +
-        sx[i]!.reduce((t, v, k) => t + Math.abs(v - sy[j]![k]!), 0);
-      const scale = (i: number, j: number): number =>
-        sx[i]!.reduce(
-          (t, v, k) => t + Math.abs(v * sy[j]![k]!) + sw[k]! * (v - sy[j]![k]!) ** 2 + Math.abs(v - sy[j]![k]!),
-          0,
-        );
-      const want = refSum((i, j) => [f(i, j)], { N, M }, 1);
-      const sc = refSum((i, j) => [scale(i, j)], { N, M }, 1);
-      expectClose(got.values!, want.value.flat(), 1e-5, 0, sc.value.flat(), `dot + weighted D=${D}`);
+      const { F, want, scale } = productsCase(data);
+      const got = await chunked.reduce(F.plan('sum', 1, undefined));
+      expectClose(got.values!, want, 1e-5, 0, scale, `dot + weighted D=${D}`);
     },
   );
 });
 
 describe.skipIf(!hasGpu)('WebGPU: D-chunked block-sparse reductions', () => {
+  const engines = suiteEngines();
   it('clusters with several inner ranges agree with the WebAssembly engine (D = 130)', async () => {
-    const device = (await webgpuTesting.engine())!.device;
     const D = 130;
-    const engine = new WebGPUEngine(device, {
-      cpuAdapter: true,
-      staging: 'always',
-      workgroupSize: 32,
-      limits: { maxComputeWorkgroupStorageSize: 256 + 4 * D - 4 },
-    });
-    const random = rng(130);
-    const x = Vi(typed(uniformRows(random, 40, D), 'float32'), D);
-    const y = Vj(typed(uniformRows(random, 90, D), 'float32'), D);
+    const engine = engines(chunkedOptions(D));
+    const { x, y } = pairData(130, 40, 90, D);
     const ranges = {
       rangesI: Int32Array.of(0, 25, 25, 40),
       slicesI: Int32Array.of(2, 3),
@@ -139,6 +99,5 @@ describe.skipIf(!hasGpu)('WebGPU: D-chunked block-sparse reductions', () => {
     const got = await engine.reduce(plan);
     const want = await F.sum(1, { engine: 'wasm', ranges });
     expectClose(got.values!, Array.from(want.data), 1e-5, 1e-7, undefined, 'sparse chunked');
-    engine.trim();
   });
 });

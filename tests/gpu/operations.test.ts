@@ -7,8 +7,8 @@ import { refKSelect, refSum } from '../helpers/dense-reference.js';
 import { webgpuTesting } from '../../src/runtime/index.js';
 import { getWasmEngine } from '../../src/wasm/wasm-loader.js';
 import { expectClose } from '../helpers/expect.js';
-import { asSeen, rng, typed, uniformRows } from '../helpers/random.js';
-import { expectGpu, hasGpu } from './setup.js';
+import { asSeen, typed } from '../helpers/random.js';
+import { expectGpu, hasGpu, pairData } from './setup.js';
 
 type Vec = number[];
 
@@ -50,17 +50,24 @@ describe.skipIf(!hasGpu)('WebGPU: operations in a sum reduction (float32)', () =
   });
 });
 
+/** Each formula summed on WebGPU over both axes, against its float64 reference on the rows seen. */
+async function expectSums(formulas: [LazyTensor, (a: Vec, b: Vec) => Vec][], sx: Vec[], sy: Vec[], D: number) {
+  const sizes = { N: sx.length, M: sy.length };
+  for (const [F, ref] of formulas) {
+    for (const axis of [1, 0] as const) {
+      const got = await F.sum(axis, { engine: 'webgpu' });
+      expectGpu(got, F.toString());
+      const want = refSum((i, j) => ref(sx[i]!, sy[j]!), sizes, axis);
+      expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D} axis ${axis}`);
+    }
+  }
+}
+
 describe.skipIf(!hasGpu)('WebGPU: dimensions from 1 to 200', () => {
   it.each([1, 2, 3, 4, 5, 7, 8, 16, 17, 33, 50, 64, 127, 200])('sqDist, dot, sum and a vector at D = %i', async (D) => {
-    const random = rng(D);
     const N = 9;
     const M = 517;
-    const xs = uniformRows(random, N, D);
-    const ys = uniformRows(random, M, D);
-    const x = Vi(typed(xs, 'float32'), D);
-    const y = Vj(typed(ys, 'float32'), D);
-    const sx = asSeen(xs, 'float32');
-    const sy = asSeen(ys, 'float32');
+    const { x, y, sx, sy } = pairData(D, N, M, D);
     const formulas: [LazyTensor, (a: Vec, b: Vec) => Vec][] = [
       [x.sqDist(y), (a, b) => [dot(diff(a, b), diff(a, b))]],
       [x.dot(y), (a, b) => [dot(a, b)]],
@@ -84,14 +91,7 @@ describe.skipIf(!hasGpu)('WebGPU: dimensions from 1 to 200', () => {
         },
       ],
     ];
-    for (const [F, ref] of formulas) {
-      for (const axis of [1, 0] as const) {
-        const got = await F.sum(axis, { engine: 'webgpu' });
-        expectGpu(got, F.toString());
-        const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, axis);
-        expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D} axis ${axis}`);
-      }
-    }
+    await expectSums(formulas, sx, sy, D);
   });
 });
 
@@ -99,27 +99,14 @@ describe.skipIf(!hasGpu)('WebGPU: maxComponent and minComponent of any number of
   // Up to 64 components: a balanced tree of lt_max / lt_min lets; beyond, a loop over the components
   // (each computed inside it). Both axes; NaN in one component makes the extreme NaN, as on Wasm.
   it.each([1, 7, 9, 10, 33, 64, 65, 300, 4096])('D = %i', async (D) => {
-    const random = rng(100 + D);
     const N = 9;
     const M = 131;
-    const xs = uniformRows(random, N, D);
-    const ys = uniformRows(random, M, D);
-    const x = Vi(typed(xs, 'float32'), D);
-    const y = Vj(typed(ys, 'float32'), D);
-    const sx = asSeen(xs, 'float32');
-    const sy = asSeen(ys, 'float32');
+    const { x, y, sx, sy } = pairData(100 + D, N, M, D);
     const formulas: [LazyTensor, (a: Vec, b: Vec) => Vec][] = [
       [x.sub(y).abs().maxComponent(), (a, b) => [Math.max(...diff(a, b).map(Math.abs))]],
       [x.mul(y).minComponent(), (a, b) => [Math.min(...zip(a, b, (u, v) => u * v))]],
     ];
-    for (const [F, ref] of formulas) {
-      for (const axis of [1, 0] as const) {
-        const got = await F.sum(axis, { engine: 'webgpu' });
-        expectGpu(got, F.toString());
-        const want = refSum((i, j) => ref(sx[i]!, sy[j]!), { N, M }, axis);
-        expectClose(got.data, want.value.flat(), 3e-5, 0, want.scale.flat(), `${F.toString()} D=${D} axis ${axis}`);
-      }
-    }
+    await expectSums(formulas, sx, sy, D);
     // The index of the nearest y_j in the max-norm (a K-NN metric), against float64.
     const knn = await x.sub(y).abs().maxComponent().argKMin(3, 1, { engine: 'webgpu' });
     expectGpu(knn, 'argKMin');
@@ -129,11 +116,7 @@ describe.skipIf(!hasGpu)('WebGPU: maxComponent and minComponent of any number of
 
   it('a NaN component gives NaN on both engines (D = 100)', async () => {
     const D = 100;
-    const random = rng(9);
-    const xs = uniformRows(random, 3, D);
-    const ys = uniformRows(random, 4, D);
-    const x = Vi(typed(xs, 'float32'), D);
-    const y = Vj(typed(ys, 'float32'), D);
+    const { x, y } = pairData(9, 3, 4, D);
     // log of a negative component is NaN: y_j - x_i + 5 > 0 except where it is made negative.
     const F = y.sub(x).add(5).log().maxComponent();
     const plan = F.plan('sum', 1, undefined);

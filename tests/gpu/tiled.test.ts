@@ -3,19 +3,15 @@
 // y's chunks of D in workgroup memory, each invocation a block of ri x rj pairs, then the rest of the
 // formula and the reduction. Checked on the CPU adapter (tiling forced, small blockings so that the
 // sizes are off the tile sizes) against the plain WGSL path and float64 dense references, D = 1 to 4096.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Pm, Vi, Vj, type LazyTensor } from '../../src/index.js';
 import { pairProducts } from '../../src/core/pair-products.js';
 import { generateKernel, TILED_BLOCKS, tiledProducts } from '../../src/gpu/codegen.js';
-import { TILED_MIN_D, WebGPUEngine, type WebGPUEngineOptions } from '../../src/gpu/engine.js';
-import { webgpuTesting } from '../../src/runtime/index.js';
+import { TILED_MIN_D, type WebGPUEngine } from '../../src/gpu/engine.js';
 import { refKSelect, refSum } from '../helpers/dense-reference.js';
 import { expectClose } from '../helpers/expect.js';
 import { asSeen, rng, typed, uniformRows } from '../helpers/random.js';
-import { hasGpu } from './setup.js';
-
-const sqDist = (a: number[], b: number[]): number => a.reduce((s, v, k) => s + (v - b[k]!) ** 2, 0);
-const dot = (a: number[], b: number[]): number => a.reduce((s, v, k) => s + v * b[k]!, 0);
+import { hasGpu, pairData, productsCase, sqDist, suiteEngines } from './setup.js';
 
 describe('tiled products: detection', () => {
   const D = 40;
@@ -103,22 +99,14 @@ describe('tiled products: detection', () => {
 });
 
 describe.skipIf(!hasGpu)('WebGPU: tiled large-D kernels against the plain kernels and float64', () => {
-  let device: GPUDevice;
-  const engines: WebGPUEngine[] = [];
-  const engine = (options: WebGPUEngineOptions): WebGPUEngine => {
-    const e = new WebGPUEngine(device, { cpuAdapter: true, ...options });
-    engines.push(e);
-    return e;
-  };
+  const engine = suiteEngines();
   let tiled: WebGPUEngine;
   let plain: WebGPUEngine;
-  beforeAll(async () => {
-    device = (await webgpuTesting.engine())!.device;
+  beforeAll(() => {
     // 16 invocations: the 4 x 4 x (2 x 2) blocking, 8 x 8 pairs per tile, chunks of 8 components.
     tiled = engine({ tiling: 'always', limits: { maxComputeInvocationsPerWorkgroup: 16 } });
     plain = engine({ tiling: 'never' });
   });
-  afterAll(() => engines.forEach((e) => e.trim()));
 
   it('chooses the blocking from the limits, and tiles only from TILED_MIN_D on GPUs', () => {
     const D = 100;
@@ -147,16 +135,8 @@ describe.skipIf(!hasGpu)('WebGPU: tiled large-D kernels against the plain kernel
     async (D) => {
       const N = 37; // 4 workgroups of 8 rows and 5
       const M = 45; // 5 tiles of 8 rows and 5
-      const random = rng(D + 101);
-      const xs = uniformRows(random, N, D);
-      const ys = uniformRows(random, M, D);
-      const ws = uniformRows(random, 1, D, 0.5, 2);
-      const x = Vi(typed(xs, 'float32'), D);
-      const y = Vj(typed(ys, 'float32'), D);
-      const w = Pm(typed(ws, 'float32'));
-      const sx = asSeen(xs, 'float32');
-      const sy = asSeen(ys, 'float32');
-      const sw = asSeen(ws, 'float32')[0]!;
+      const data = pairData(D + 101, N, M, D);
+      const { x, y, sx, sy } = data;
       const both = async (plan: ReturnType<LazyTensor['plan']>) => {
         expect(tiled.configFor(plan).tiled, 'tiled').toBeDefined();
         return [await tiled.reduce(plan), await plain.reduce(plan)] as const;
@@ -181,21 +161,10 @@ describe.skipIf(!hasGpu)('WebGPU: tiled large-D kernels against the plain kernel
       expectClose(gt.values!, rg.value.flat(), 1e-5, 0, rg.scale.flat(), `gauss D=${D}`);
       expectClose(gt.values!, Array.from(gp.values!), 1e-5, 0, rg.scale.flat(), `gauss tiled vs plain D=${D}`);
       // Two products (dot and a diagonal weighted distance) and an unblocked per-pair sum beside them
-      const F = x.dot(y).add(x.weightedSqDist(y, w)).add(x.sub(y).abs().sum(-1));
+      const { F, want, scale } = productsCase(data);
       const [ft, fp] = await both(F.plan('sum', 1, undefined));
-      const f = (i: number, j: number): number =>
-        dot(sx[i]!, sy[j]!) +
-        sx[i]!.reduce((t, v, k) => t + sw[k]! * (v - sy[j]![k]!) ** 2, 0) +
-        sx[i]!.reduce((t, v, k) => t + Math.abs(v - sy[j]![k]!), 0);
-      const scale = (i: number, j: number): number =>
-        sx[i]!.reduce(
-          (t, v, k) => t + Math.abs(v * sy[j]![k]!) + sw[k]! * (v - sy[j]![k]!) ** 2 + Math.abs(v - sy[j]![k]!),
-          0,
-        );
-      const want = refSum((i, j) => [f(i, j)], { N, M }, 1);
-      const sc = refSum((i, j) => [scale(i, j)], { N, M }, 1);
-      expectClose(ft.values!, want.value.flat(), 1e-5, 0, sc.value.flat(), `dot + weighted D=${D}`);
-      expectClose(ft.values!, Array.from(fp.values!), 1e-5, 0, sc.value.flat(), `dot + weighted vs plain D=${D}`);
+      expectClose(ft.values!, want, 1e-5, 0, scale, `dot + weighted D=${D}`);
+      expectClose(ft.values!, Array.from(fp.values!), 1e-5, 0, scale, `dot + weighted vs plain D=${D}`);
     },
   );
 
@@ -203,13 +172,7 @@ describe.skipIf(!hasGpu)('WebGPU: tiled large-D kernels against the plain kernel
     const D = 100;
     const N = 130;
     const M = 150;
-    const random = rng(7);
-    const xs = uniformRows(random, N, D);
-    const ys = uniformRows(random, M, D);
-    const x = Vi(typed(xs, 'float32'), D);
-    const y = Vj(typed(ys, 'float32'), D);
-    const sx = asSeen(xs, 'float32');
-    const sy = asSeen(ys, 'float32');
+    const { x, y, sx, sy } = pairData(7, N, M, D);
     // One kernel only: SwiftShader compiles a 256-invocation kernel with 6 K words of workgroup
     // memory in seconds.
     const big = engine({ tiling: 'always' });

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { LazyTensorError } from '../../src/index.js';
 import {
+  epsilonSchedule,
   GeomLossError,
   imagesBarycenter,
   ImagesLoss,
@@ -20,6 +21,7 @@ const ENTRIES = [
   'wassersteinBarycenter',
   'slicedWasserstein',
   'solveSamples',
+  'epsilonSchedule',
 ];
 
 const x = [
@@ -84,6 +86,32 @@ describe('GeomLossError messages: one entry point, then the argument', () => {
     ['slicedWasserstein signal', 'slicedWasserstein', () => slicedWasserstein(x, y, { signal: 1 as never }), /^signal/],
     ['solveSamples loss', 'solveSamples', () => solveSamples(x, y, { loss: 'energy' }), /^options\.loss/],
     ['solveSamples shared option check', 'solveSamples', () => solveSamples(x, y, { blur: -1 }), /^blur/],
+    // The schedule's check names the public epsilonSchedule when called directly (it used to read
+    // "SamplesLoss: scaling ..."), and the loss that calls it otherwise.
+    [
+      'epsilonSchedule scaling',
+      'epsilonSchedule',
+      () => epsilonSchedule(2, 1, 0.05, 0.999999),
+      /^scaling = 0\.999999 makes an epsilon schedule of .* temperatures/,
+    ],
+    [
+      'SamplesLoss scaling (its schedule)',
+      'SamplesLoss',
+      () => new SamplesLoss({ scaling: 0.999999 }).value(x, y),
+      /^scaling = 0\.999999 makes an epsilon schedule/,
+    ],
+    [
+      'ImagesLoss scaling (its schedule)',
+      'ImagesLoss',
+      () => new ImagesLoss({ scaling: 0.999999 }).value(image, image),
+      /^scaling = 0\.999999 makes an epsilon schedule/,
+    ],
+    [
+      'solveSamples scaling (its schedule)',
+      'solveSamples',
+      () => solveSamples(x, y, { scaling: 0.999999 }),
+      /^scaling = 0\.999999 makes an epsilon schedule/,
+    ],
     ['wassersteinBarycenter measures', 'wassersteinBarycenter', () => wassersteinBarycenter([]), /measures/],
     [
       'wassersteinBarycenter shared point check',
