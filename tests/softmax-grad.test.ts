@@ -222,16 +222,16 @@ function denseAttentionGrad(
     const s = w.map((x) => x / Z);
     const co = c.slice(o * e, (o + 1) * e);
     const out = new Array<number>(e).fill(0);
-    s.forEach((sr, r) => V[r]!.forEach((x, k) => (out[k] += sr * x)));
+    s.forEach((sr, r) => V[r]!.forEach((x, k) => (out[k] = out[k]! + sr * x)));
     loss += dot(co, out);
     const cOut = dot(co, out);
     for (let r = 0; r < nI; r++) {
       const g = s[r]! * (dot(co, V[r]!) - cOut);
       for (let k = 0; k < d; k++) {
-        dq[o * d + k] += t * g * K[r]![k]!;
-        dk[r * d + k] += t * g * Q[o]![k]!;
+        dq[o * d + k] = dq[o * d + k]! + t * g * K[r]![k]!;
+        dk[r * d + k] = dk[r * d + k]! + t * g * Q[o]![k]!;
       }
-      for (let k = 0; k < e; k++) dv[r * e + k] += s[r]! * co[k]!;
+      for (let k = 0; k < e; k++) dv[r * e + k] = dv[r * e + k]! + s[r]! * co[k]!;
       dt += g * raw[r]!;
     }
   }
@@ -260,9 +260,9 @@ describe('sumSoftMaxWeight gradient: wide values against the dense float64 gradi
       };
       return (f(h) - f(-h)) / (2 * h);
     };
-    expect(lossAt((a, s) => (a.Q[5]![3] += s))).toBeCloseTo(ref.dq[5 * d + 3]!, 6);
-    expect(lossAt((a, s) => (a.K[20]![7] += s))).toBeCloseTo(ref.dk[20 * d + 7]!, 6);
-    expect(lossAt((a, s) => (a.V[11]![40] += s))).toBeCloseTo(ref.dv[11 * e + 40]!, 6);
+    expect(lossAt((a, s) => (a.Q[5]![3] = a.Q[5]![3]! + s))).toBeCloseTo(ref.dq[5 * d + 3]!, 6);
+    expect(lossAt((a, s) => (a.K[20]![7] = a.K[20]![7]! + s))).toBeCloseTo(ref.dk[20 * d + 7]!, 6);
+    expect(lossAt((a, s) => (a.V[11]![40] = a.V[11]![40]! + s))).toBeCloseTo(ref.dv[11 * e + 40]!, 6);
     expect(lossAt((a, s) => (a.t += s))).toBeCloseTo(ref.dt, 6);
   });
 
@@ -277,7 +277,9 @@ describe('sumSoftMaxWeight gradient: wide values against the dense float64 gradi
           const v = Inner(typed(V, dtype), e);
           const tp = Pm(dtype === 'float32' ? Float32Array.of(t) : Float64Array.of(t));
           const iota = (n: number) =>
-            (dtype === 'float32' ? Float32Array : Float64Array).from({ length: n }, (_, r) => r);
+            dtype === 'float32'
+              ? Float32Array.from({ length: n }, (_, r) => r)
+              : Float64Array.from({ length: n }, (_, r) => r);
           const oIdx = Outer(iota(nO), 1);
           const rIdx = Inner(iota(nI), 1);
           let F = q.dot(k).mul(tp);
