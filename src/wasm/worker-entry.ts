@@ -6,31 +6,63 @@
 //   out { type: 'alive' } as soon as the script runs (the pool gives up a silent worker quickly)
 //   in  { type: 'init', wasm: Uint8Array }      -> out { type: 'ready' } or { type: 'error', ... }
 //   in  { type: 'init', module: WebAssembly.Module } (the same, from a compiled module)
-//   in  { type: 'job', id, job: KernelJob }     -> out { type: 'done', id, values, indices } (buffers
+//   in  { type: 'job', id, job: PostedJob }     -> out { type: 'done', id, values, indices } (buffers
 //                                                  transferred) or { type: 'error', id, name, message }
+//   in  { type: 'keep', key, data }             holds `data` under `key` until { type: 'drop', key }:
+//                                                  a job's data may name a range of it (ResidentRef);
+//                                                  one naming a key not held fails as 'ResidentMissing'
 // The worker owns one kernel instance with its own (non-shared) memory: the kernel keeps static
 // tables in memory and is not reentrant, so instances are never shared between threads.
 import { ResourceLimitError } from '../core/errors.js';
-import { runJob, type KernelExports, type KernelJob } from './worker-job.js';
+import { isResidentRef, runJob, type KernelExports, type KernelJob, type PostedJob } from './worker-job.js';
 
 interface Port {
   postMessage(message: unknown, transfer?: ArrayBuffer[]): void;
 }
 
 let kernel: KernelExports | null = null;
+/** Resident arrays (WorkerPool.residentKey), by key. */
+const held = new Map<number, Float32Array | Float64Array>();
+
+class ResidentMissing extends Error {
+  override readonly name = 'ResidentMissing';
+}
+
+/** The job with the ranges of resident arrays it names in place of the names. */
+function resolveJob(job: PostedJob): KernelJob {
+  const data = job.data.map((d) => {
+    if (!isResidentRef(d)) return d;
+    const array = held.get(d.resident);
+    if (array === undefined) throw new ResidentMissing(`${job.kind}: resident data ${d.resident} is not held here`);
+    return array.subarray(d.from, d.to);
+  });
+  return { ...job, data };
+}
 
 function handle(
   port: Port,
-  message: { type: string; id?: number; wasm?: Uint8Array<ArrayBuffer>; module?: WebAssembly.Module; job?: KernelJob },
+  message: {
+    type: string;
+    id?: number;
+    key?: number;
+    data?: Float32Array | Float64Array;
+    wasm?: Uint8Array<ArrayBuffer>;
+    module?: WebAssembly.Module;
+    job?: PostedJob;
+  },
 ): void {
   try {
     if (message.type === 'init') {
       const module = message.module ?? new WebAssembly.Module(message.wasm!);
       kernel = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
       port.postMessage({ type: 'ready' });
+    } else if (message.type === 'keep') {
+      held.set(message.key!, message.data!);
+    } else if (message.type === 'drop') {
+      held.delete(message.key!);
     } else if (message.type === 'job') {
       if (kernel === null) throw new Error('internal: worker job before init');
-      const out = runJob(kernel, message.job!);
+      const out = runJob(kernel, resolveJob(message.job!));
       const transfer: ArrayBuffer[] = [];
       if (out.values) transfer.push(out.values.buffer as ArrayBuffer);
       if (out.indices) transfer.push(out.indices.buffer as ArrayBuffer);

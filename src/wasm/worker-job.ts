@@ -52,6 +52,24 @@ export interface KernelJob {
   readonly end: number;
 }
 
+/** Values [from, to) of an array a worker holds under `resident` (WorkerPool.residentKey), in place
+ *  of the values themselves in a posted job's data. */
+export interface ResidentRef {
+  readonly resident: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** A job as posted to a worker: data may name arrays the worker holds (resolved there). */
+export type PostedJob = Omit<KernelJob, 'data'> & {
+  readonly data: readonly (KernelJob['data'][number] | ResidentRef)[];
+};
+
+/** Whether a posted job's data entry names resident data. */
+export function isResidentRef(d: unknown): d is ResidentRef {
+  return typeof d === 'object' && d !== null && !ArrayBuffer.isView(d) && !Array.isArray(d) && 'resident' in d;
+}
+
 /** The job's outputs, laid out [job.nOuter, outDim]. */
 export interface JobOutput {
   readonly values: Float32Array | Float64Array | null;
