@@ -255,6 +255,30 @@ describe('kMeans: its copy of the points, resident in the workers', () => {
     }
   });
 
+  it('two runs at once on the same workers (same shapes, other points): each equals its reference', async () => {
+    // Their assignments alternate on the workers and lay their points out at the same addresses: a
+    // worker may skip copying only the points its previous job left there.
+    setWasmThreads(2);
+    wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
+    try {
+      const [N, D, K] = [360, 24, 4];
+      const x = blobs(81, N, D, K, 3);
+      const y = blobs(82, N, D, K, 3);
+      const [cx, cy] = [x.slice(0, K * D), y.slice(0, K * D)];
+      const [a, b] = await Promise.all([
+        kMeans(x, K, { dim: D, init: cx, iterations: 8, tol: 0 }),
+        kMeans(y, K, { dim: D, init: cy, iterations: 8, tol: 0 }),
+      ]);
+      const [ra, rb] = [lloyd(x, N, D, cx, 8, 0), lloyd(y, N, D, cy, 8, 0)];
+      expect(Array.from(a.labels.data)).toEqual(Array.from(ra.labels));
+      expect(Array.from(b.labels.data)).toEqual(Array.from(rb.labels));
+      Array.from(a.centroids.data).forEach((v, q) => expect(Math.abs(v - ra.centroids[q]!)).toBeLessThan(1e-10));
+      Array.from(b.centroids.data).forEach((v, q) => expect(Math.abs(v - rb.centroids[q]!)).toBeLessThan(1e-10));
+    } finally {
+      wasmEngineTesting.reset();
+    }
+  });
+
   it('past the per-worker bound the points are sent with each job, with the same result', async () => {
     setWasmThreads(2);
     wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
