@@ -5,9 +5,10 @@
 // The interpreter (kernel.ts) runs the inner code once per outer index i: a row reduction over D
 // reads the inner variable's whole tile (D x B values) for every i, and does one load per
 // multiply-add. Here the instruction is computed for the group of (up to 8) outer indices that share
-// a pass over the inner blocks, 4 outer indices by 2 vectors of inner indices at a time, with the 8
-// accumulators in registers over the whole dimension loop: each loaded y vector serves 4 rows, each
-// splatted x value 2 vectors, so the loop is bound by the FP units instead of the loads and L2.
+// a pass over the inner blocks, 4 outer indices by 2 vectors of inner indices at a time (by 1 for an
+// odd last vector: K-means' M = 10 is 3 vectors), with the accumulators in registers over the whole
+// dimension loop: each loaded y vector serves 4 rows, each splatted x value 2 vectors, so the loop is
+// bound by the FP units instead of the loads and L2.
 // The results go to a per-group scratch tile (BT); the interpreter copies row ii of it into the
 // instruction's destination when it reaches the instruction for outer index i0 + ii, and runs the
 // rest of the formula and the reduction as before.
@@ -286,6 +287,45 @@ type TSQX = u64;
   return true;
 }
 
+// 4 rows x 1 vector: the odd last vector of a block segment (M = 10 in K-means: 3 vectors of f32),
+// where 4 single-row tiles would load one splat per multiply-add. Arguments as tile4x2.
+// @ts-ignore: decorator
+@inline function tile4x1<T, MODE>(
+  out: usize, os: usize, px: usize, pxi: usize, sx: usize, py: usize, sy: usize,
+  pc: usize, pci: usize, sc: usize, D: i32, pnx: usize, pny: usize,
+): bool {
+  const z = v128.splat<i32>(0);
+  let a0 = z, a1 = z, a2 = z, a3 = z;
+  let p0 = px, p1 = px + pxi, p2 = px + 2 * pxi, p3 = px + 3 * pxi;
+  let c0 = pc, c1 = pc + pci, c2 = pc + 2 * pci, c3 = pc + 3 * pci;
+  let q = py;
+  const wsq = sizeof<MODE>() == 2;
+  for (let k = 0; k < D; k++) {
+    const y = v128.load(q);
+    a0 = comb<T, MODE>(a0, lsplat<T>(p0), y, wsq ? lsplat<T>(c0) : z);
+    a1 = comb<T, MODE>(a1, lsplat<T>(p1), y, wsq ? lsplat<T>(c1) : z);
+    a2 = comb<T, MODE>(a2, lsplat<T>(p2), y, wsq ? lsplat<T>(c2) : z);
+    a3 = comb<T, MODE>(a3, lsplat<T>(p3), y, wsq ? lsplat<T>(c3) : z);
+    p0 += sx; p1 += sx; p2 += sx; p3 += sx; q += sy;
+    if (wsq) { c0 += sc; c1 += sc; c2 += sc; c3 += sc; }
+  }
+  if (sizeof<MODE>() == 8) {
+    const ELT = <usize>sizeof<T>();
+    const ny = v128.load(pny);
+    let ok = v128.splat<i32>(-1);
+    ok = expanded<T>(out, a0, lsplat<T>(pnx), ny, ok);
+    ok = expanded<T>(out + os, a1, lsplat<T>(pnx + ELT), ny, ok);
+    ok = expanded<T>(out + 2 * os, a2, lsplat<T>(pnx + 2 * ELT), ny, ok);
+    ok = expanded<T>(out + 3 * os, a3, lsplat<T>(pnx + 3 * ELT), ny, ok);
+    return i32x4.all_true(ok);
+  }
+  v128.store(out, a0);
+  v128.store(out + os, a1);
+  v128.store(out + 2 * os, a2);
+  v128.store(out + 3 * os, a3);
+  return true;
+}
+
 // 1 row x NV (1 or 2) vectors
 // @ts-ignore: decorator
 @inline function tile1<T, MODE>(
@@ -322,9 +362,7 @@ function tiles<T, MODE>(
     }
     if (v < nv) {
       const vo = <usize>v << 4;
-      for (let s = 0; s < 4; s++) {
-        tile1<T, MODE>(o + <usize>s * os + vo, x + <usize>s * pxi, sx, py + vo, sy, c + <usize>s * pci, sc, D, false);
-      }
+      tile4x1<T, MODE>(o + vo, os, x, pxi, sx, py + vo, sy, c, pci, sc, D, 0, 0);
     }
   }
   for (; r < np; r++) {
@@ -352,7 +390,12 @@ function tilesExpanded<T>(
         tile4x2<T, TSQD>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, 0, 0);
       }
     }
-    for (let s = 0; s < 4 && v < nv; s++) restExpanded<T>(o + <usize>s * os, x + <usize>s * pxi, sx, py, sy, pn + <usize>s * ELT, D, v, nv);
+    if (v < nv) {
+      const vo = <usize>v << 4;
+      if (!tile4x1<T, TSQX>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, pn, NY + vo)) {
+        tile4x1<T, TSQD>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, 0, 0);
+      }
+    }
   }
   for (; r < np; r++) restExpanded<T>(out + <usize>r * os, px + <usize>r * pxi, sx, py, sy, nx + <usize>r * ELT, D, 0, nv);
 }
@@ -367,6 +410,42 @@ function restExpanded<T>(o: usize, x: usize, sx: usize, py: usize, sy: usize, pn
     if (two) ok = expanded<T>(o + vo + 16, v128.load(o + vo, 16), nxs, v128.load(NY + vo, 16), ok);
     if (!i32x4.all_true(ok)) tile1<T, TSQD>(o + vo, x, sx, py + vo, sy, 0, 0, D, two);
   }
+}
+
+// |x|^2 of one row of D elements, element k at p + k*sx. Contiguous rows (an outer variable) sum in
+// SIMD lanes, 2 vectors at a time, then the lanes and the tail: a scalar loop is one dependent add
+// per element, and at M = 10 (K-means) it cost twice the whole tile.
+function sumSquares<T>(p: usize, sx: usize, D: i32): T {
+  const ELT = <usize>sizeof<T>();
+  let a: T = <T>0;
+  let k = 0;
+  if (sx == ELT) {
+    const L = 16 / <i32>ELT;
+    let s0 = v128.splat<i32>(0), s1 = s0;
+    for (; k + 2 * L <= D; k += 2 * L) {
+      const v0 = v128.load(p), v1 = v128.load(p, 16);
+      s0 = v128.add<T>(s0, v128.mul<T>(v0, v0));
+      s1 = v128.add<T>(s1, v128.mul<T>(v1, v1));
+      p += 32;
+    }
+    for (; k + L <= D; k += L) {
+      const v0 = v128.load(p);
+      s0 = v128.add<T>(s0, v128.mul<T>(v0, v0));
+      p += 16;
+    }
+    const t = v128.add<T>(s0, s1);
+    if (sizeof<T>() == 4) {
+      a = <T>((f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3)));
+    } else {
+      a = <T>(f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1));
+    }
+  }
+  for (; k < D; k++) {
+    const xv = load<T>(p);
+    a += xv * xv;
+    p += sx;
+  }
+  return a;
 }
 
 function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): void {
@@ -390,16 +469,7 @@ function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): voi
     // |x_i|^2 of the group, once per group (the blocks of a group come one after another)
     const nx = NX + <usize>(slot * MAX_GROUP) * 8;
     if (load<i32>(s, 20) != i0 || load<i32>(s, 24) != np) {
-      for (let r = 0; r < np; r++) {
-        let a: T = <T>0;
-        let p = px + <usize>r * pxi;
-        for (let k = 0; k < D; k++) {
-          const xv = load<T>(p);
-          a += xv * xv;
-          p += sx;
-        }
-        store<T>(nx + <usize>r * ELT, a);
-      }
+      for (let r = 0; r < np; r++) store<T>(nx + <usize>r * ELT, sumSquares<T>(px + <usize>r * pxi, sx, D));
       store<i32>(s, i0, 20);
       store<i32>(s, np, 24);
     }

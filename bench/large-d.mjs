@@ -10,7 +10,9 @@
 //    with --random) uniform random data of that shape) with its classification accuracy for K = 1, 5,
 //    10 checked against scikit-learn's published figures (issue 13), and a K-means Lloyd iteration on
 //    60000 x 784, K = 10; scikit-learn's brute-force K-NN and KMeans (bench/sklearn-peer.py) alongside
-//    where python3-sklearn is installed.
+//    where python3-sklearn is installed, on as many threads as ours: the K-NN with OpenBLAS's kernels
+//    for this CPU and again with its 128-bit SSE ones (OPENBLAS_CORETYPE=Nehalem, Wasm's SIMD width),
+//    and FAISS IndexFlatL2 where python3-faiss is installed.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -205,23 +207,57 @@ if (!args.has('--no-api')) {
         writeFileSync(path.join(dir, 'train.labels'), trainLabels);
         writeFileSync(path.join(dir, 'test.labels'), testLabels);
       }
-      const out = JSON.parse(
-        execFileSync(
-          python,
-          [path.join(here, 'sklearn-peer.py'), dir, String(D), String(K), '10', String(iterations)],
-          { encoding: 'utf8', maxBuffer: 1 << 28 },
-        ),
-      );
-      let sameRows = 0;
-      for (let i = 0; i < nTest; i++) {
-        let same = true;
-        for (let q = 0; q < K && same; q++) same = ours[i * K + q] === out.indices[i * K + q];
-        if (same) sameRows++;
+      const threads = String(await getWasmThreads());
+      // The same thread count as ours; OpenBLAS's own kernels for this CPU, then its 128-bit SSE
+      // kernels (OPENBLAS_CORETYPE=Nehalem: Wasm's SIMD width), each in a process of its own (the
+      // variable is read when numpy loads OpenBLAS); "blas" is what OpenBLAS reports it runs.
+      const peer = (coretype, parts) =>
+        JSON.parse(
+          execFileSync(
+            python,
+            [path.join(here, 'sklearn-peer.py'), dir, String(D), String(K), '10', String(iterations), parts],
+            {
+              encoding: 'utf8',
+              maxBuffer: 1 << 28,
+              env: {
+                ...process.env,
+                OMP_NUM_THREADS: threads,
+                OPENBLAS_NUM_THREADS: threads,
+                ...(coretype === null ? {} : { OPENBLAS_CORETYPE: coretype }),
+              },
+            },
+          ),
+        );
+      const same = (indices) => {
+        let rows = 0;
+        for (let i = 0; i < nTest; i++) {
+          let ok = true;
+          for (let q = 0; q < K && ok; q++) ok = ours[i * K + q] === indices[i * K + q];
+          if (ok) rows++;
+        }
+        return rows;
+      };
+      const out = peer(null, 'knn,kmeans,faiss');
+      const sse = peer('Nehalem', 'knn');
+      for (const [what, o] of [
+        ['its default kernels', out],
+        ['forced to its 128-bit SSE kernels (OPENBLAS_CORETYPE=Nehalem)', sse],
+      ]) {
+        console.log(
+          `- scikit-learn brute-force K-NN, OpenBLAS ${what}, reports ${o.blas}, ${o.threads} threads: ` +
+            `${o.knn_seconds.toFixed(2)} s (sklearn / ours ${(o.knn_seconds / tKnn).toFixed(2)}x); ` +
+            `neighbour lists identical on ${same(o.indices)} of ${nTest} rows`,
+        );
       }
-      console.log(
-        `- scikit-learn brute-force K-NN (threads: ${out.threads}): ${out.knn_seconds.toFixed(2)} s ` +
-          `(ours / sklearn time ${(tKnn / out.knn_seconds).toFixed(2)}); neighbour lists identical on ${sameRows} of ${nTest} rows`,
-      );
+      if (out.faiss_seconds !== undefined) {
+        console.log(
+          `- FAISS IndexFlatL2 (${out.faiss_threads} threads): ${out.faiss_seconds.toFixed(2)} s ` +
+            `(ours / FAISS ${(tKnn / out.faiss_seconds).toFixed(2)}x); neighbour lists identical on ` +
+            `${same(out.faiss_indices)} of ${nTest} rows`,
+        );
+      } else {
+        console.log('- FAISS: not installed (python3-faiss), no row');
+      }
       if (out.accuracy !== undefined) {
         const parts = Object.entries(out.accuracy).map(([k, a]) => `K = ${k}: ${a.toFixed(4)}`);
         console.log(`- scikit-learn K-NN classification accuracy (this run), ${parts.join('; ')}`);

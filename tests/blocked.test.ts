@@ -166,6 +166,33 @@ describe('blocked tiles: sqDist K-NN', () => {
   }
 });
 
+describe('blocked tiles: the K-means shape (few inner rows: an odd last vector, 4 x 1 tiles)', () => {
+  for (const dtype of ['float32', 'float64'] as const) {
+    it.each([8, 9, 50, 784, 1031])(`${dtype}, D = %i, M = 10 and 7: minArgMin as unblocked`, async (D) => {
+      const random = rng(300 + D);
+      for (const [N, M] of [
+        [70, 10],
+        [13, 7],
+      ] as const) {
+        const x = data(random, N, D, dtype);
+        const y = data(random, M, D, dtype);
+        const run = (policy: number) =>
+          withPolicy(policy, async () => {
+            const r = await Vi(x, D).sqDist(Vj(y, D)).minArgMin(1, { engine: 'wasm' });
+            return { values: Array.from(r.values.data), indices: Array.from(r.indices.data) };
+          });
+        const off = await run(OFF);
+        const auto = await run(AUTO);
+        const direct = await run(DIRECT);
+        expect(auto.indices).toEqual(off.indices);
+        expect(direct.indices).toEqual(off.indices);
+        if (!relaxed) expect(direct.values).toEqual(off.values);
+        for (const r of [off, auto, direct]) checkKnn(r, x, y, N, M, D, 1, dtype);
+      }
+    });
+  }
+});
+
 describe('blocked tiles: sums, dot, matVecMult, weightedSqDist', () => {
   for (const dtype of ['float32', 'float64'] as const) {
     const rtol = dtype === 'float32' ? 2e-4 : 1e-11;

@@ -1,10 +1,16 @@
 // K-means by Lloyd's algorithm: the assignment step is one minArgMin reduction over the centroids
 // (the N x K distance matrix is never stored), the update a plain float64 loop over the labels.
+//
+// The points are read by every iteration, so kMeans works on its own copy of them, held resident
+// (core/resident.ts) for the run: an engine may keep it next to its kernels (the Wasm engine's
+// workers) and receive only the centroids per assignment, and being ours it needs no re-validation
+// per reduction and cannot change under us if the caller writes to their array meanwhile.
 import type { AbortSignalLike } from './scheduling.js';
 import { InputError } from './errors.js';
-import type { DType } from './formula.js';
+import { Variable, type DType } from './formula.js';
 import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
-import { Vi, Vj } from './lazy-tensor.js';
+import { LazyTensor, Vj } from './lazy-tensor.js';
+import { holdResident } from './resident.js';
 import type { EngineChoice } from './reduction.js';
 import { Tensor, type EngineName } from './tensor.js';
 
@@ -74,6 +80,12 @@ function sqDist64(x: Float32Array | Float64Array, i: number, c: Float64Array, k:
  * farthest from its centroid (the next farthest for a second empty cluster), as scikit-learn does.
  * The labels returned are those of the returned centroids (one last assignment after the last move).
  *
+ * Memory: kMeans works on a private copy of x (N x D values in the input's precision), so the array
+ * may be changed by the caller while a run is in progress; the WebAssembly engine keeps that copy in
+ * each of its workers for the run (up to 512 MiB per worker, beyond which the points are sent with
+ * every assignment instead), so that an iteration sends only the centroids. All of it is freed
+ * when the run ends, normally or not.
+ *
  * @param x the rows [N, D]: Float32Array, Float64Array, flat number[] (with `dim`) or number[][].
  * @param K the number of clusters, an integer in [1, N].
  * @throws RangeError when K is not in [1, N], on bad data (as `Vi`), on bad iterations, tol, seed or
@@ -102,50 +114,86 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
   if (!Number.isInteger(seed)) throw new InputError(`kMeans: seed must be an integer, got ${seed}`);
   const dtype: DType = checkDType('kMeans', options.dtype) ?? v.dtype ?? 'float64';
   const random = generator(seed);
-  const c = initialCentroids(options.init ?? 'kmeans++', data, N, D, K, random);
+  // Our copy of the points (a user's typed array is theirs to change; other input was copied already).
+  const points = v.byReference ? data.slice() : data;
+  const c = initialCentroids(options.init ?? 'kmeans++', points, N, D, K, random);
   const reduceOptions = {
     dtype,
     ...(options.engine === undefined ? {} : { engine: options.engine }),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
-  const X = Vi(data, D);
-  let engine: EngineName = 'wasm';
-  const assign = async () => {
-    const r = await X.sqDist(Vj(c, D)).minArgMin(1, reduceOptions);
-    engine = r.indices.engine;
-    return { labels: r.indices.data, dist: r.values.data };
-  };
-  // The threshold on the squared shift: tol times the mean variance of the coordinates.
+  const X = new LazyTensor(new Variable('i', D, N, points, v.dtype, v.name, false, [], false), N, null);
+  const release = holdResident(points);
+  try {
+    let engine: EngineName = 'wasm';
+    const assign = async () => {
+      const r = await X.sqDist(Vj(c, D)).minArgMin(1, reduceOptions);
+      engine = r.indices.engine;
+      return { labels: r.indices.data, dist: r.values.data };
+    };
+    // The threshold on the squared shift: tol times the mean variance of the coordinates.
+    const threshold = (tol * totalVariance(points, N, D)) / D;
+    let { labels, dist } = await assign();
+    let iterations = 0;
+    while (iterations < maxIter) {
+      options.signal?.throwIfAborted();
+      const shift = update(c, points, labels, dist, N, D, K);
+      iterations++;
+      const next = await assign();
+      const changed = next.labels.some((l, i) => l !== labels[i]);
+      ({ labels, dist } = next);
+      if (!changed || shift <= threshold) break;
+    }
+    let inertia = 0;
+    for (let i = 0; i < N; i++) inertia += sqDist64(points, i, c, labels[i]!, D);
+    const centroids = dtype === 'float32' || data instanceof Float32Array ? Float32Array.from(c) : c;
+    return {
+      labels: new Tensor(labels, [N], engine),
+      centroids: new Tensor(centroids, [K, D], engine),
+      iterations,
+      inertia,
+    };
+  } finally {
+    release();
+  }
+}
+
+/** The variance of each coordinate of x, summed over the coordinates: two passes, row by row (the
+ *  sums of each coordinate in row order, as a column-by-column loop makes them, without its stride). */
+function totalVariance(data: Float32Array | Float64Array, N: number, D: number): number {
+  const mean = new Float64Array(D);
+  for (let i = 0, r = 0; i < N; i++, r += D) {
+    if (D >= ROW_VIEW_MIN_D) addRow(mean, data.subarray(r, r + D), D);
+    else for (let d = 0; d < D; d++) mean[d] = mean[d]! + data[r + d]!;
+  }
+  for (let d = 0; d < D; d++) mean[d] = mean[d]! / N;
+  const squares = new Float64Array(D);
+  for (let i = 0, r = 0; i < N; i++, r += D) {
+    for (let d = 0; d < D; d++) {
+      const t = data[r + d]! - mean[d]!;
+      squares[d] = squares[d]! + t * t;
+    }
+  }
   let variance = 0;
-  for (let d = 0; d < D; d++) {
-    let mean = 0;
-    for (let i = 0; i < N; i++) mean += data[i * D + d]!;
-    mean /= N;
-    let s = 0;
-    for (let i = 0; i < N; i++) s += (data[i * D + d]! - mean) ** 2;
-    variance += s / N;
+  for (let d = 0; d < D; d++) variance += squares[d]! / N;
+  return variance;
+}
+
+/** Rows of at least this many values are summed through row views (addRow); shorter ones by index,
+ *  where making two views per row would cost more than the sums. */
+const ROW_VIEW_MIN_D = 16;
+
+/** s += x over D values, in order (each s[d] gets the rows in row order, whatever the unrolling).
+ *  Row views and 4 values per step: 2.5-3x faster than one indexed loop over the whole arrays. */
+function addRow(s: Float64Array, x: Float32Array | Float64Array, D: number): void {
+  let d = 0;
+  for (; d + 4 <= D; d += 4) {
+    s[d] = s[d]! + x[d]!;
+    s[d + 1] = s[d + 1]! + x[d + 1]!;
+    s[d + 2] = s[d + 2]! + x[d + 2]!;
+    s[d + 3] = s[d + 3]! + x[d + 3]!;
   }
-  const threshold = (tol * variance) / D;
-  let { labels, dist } = await assign();
-  let iterations = 0;
-  while (iterations < maxIter) {
-    options.signal?.throwIfAborted();
-    const shift = update(c, data, labels, dist, N, D, K);
-    iterations++;
-    const next = await assign();
-    const changed = next.labels.some((l, i) => l !== labels[i]);
-    ({ labels, dist } = next);
-    if (!changed || shift <= threshold) break;
-  }
-  let inertia = 0;
-  for (let i = 0; i < N; i++) inertia += sqDist64(data, i, c, labels[i]!, D);
-  const centroids = dtype === 'float32' || data instanceof Float32Array ? Float32Array.from(c) : c;
-  return {
-    labels: new Tensor(labels, [N], engine),
-    centroids: new Tensor(centroids, [K, D], engine),
-    iterations,
-    inertia,
-  };
+  for (; d < D; d++) s[d] = s[d]! + x[d]!;
 }
 
 /** Moves each centroid to the mean of its rows; an empty cluster takes the farthest row not taken
@@ -161,10 +209,11 @@ function update(
 ): number {
   const sum = new Float64Array(K * D);
   const count = new Float64Array(K);
-  for (let i = 0; i < N; i++) {
+  for (let i = 0, r = 0; i < N; i++, r += D) {
     const l = labels[i]!;
     count[l] = count[l]! + 1;
-    for (let d = 0; d < D; d++) sum[l * D + d] = sum[l * D + d]! + data[i * D + d]!;
+    if (D >= ROW_VIEW_MIN_D) addRow(sum.subarray(l * D, l * D + D), data.subarray(r, r + D), D);
+    else for (let d = 0, o = l * D; d < D; d++) sum[o + d] = sum[o + d]! + data[r + d]!;
   }
   let order: Int32Array | null = null;
   let taken = 0;

@@ -30,7 +30,10 @@ import {
   type JobOutput,
   type KernelExports,
   type KernelJob,
+  type PostedJob,
+  type ResidentRef,
 } from './worker-job.js';
+import { isResident } from '../core/resident.js';
 
 export type { KernelExports } from './worker-job.js';
 export { getWasmThreads, setWasmThreads } from './workers.js';
@@ -74,6 +77,21 @@ export function accumulatorBytes(plan: ReductionPlan): number {
   const d = plan.formula.dim;
   const e = plan.weight?.dim ?? 0;
   return align16(1024 + 64 * (d + e) + 32 * Math.max(plan.k, 1) * d);
+}
+
+/**
+ * The cost of one pair relative to a small-D formula, which the pair thresholds above are sized for:
+ * a pair reads every component of its outer and inner variables, so a K-means assignment at D = 784
+ * (60000 x 10 pairs, one GFLOP) is split across the workers like 10^8 pairs at D = 3 would be, not
+ * run on one of them. 1 up to 8 components in all (D = 3 and 4 formulas keep their thresholds).
+ */
+export function pairCost(job: KernelJob): number {
+  let components = 0;
+  for (let k = 0; k < job.registers.length; k += JOB_REG_WORDS) {
+    const kind = job.registers[k]!;
+    if (kind === isa.REG_OUTER_VAR || kind === isa.REG_INNER_VAR) components += job.registers[k + 1]!;
+  }
+  return Math.max(1, components / 8);
 }
 
 /** Serialises calls: the kernel's memory holds one problem at a time. */
@@ -149,31 +167,52 @@ function clusterPairs(ranges: PlanRanges): Float64Array {
 
 const isWholeBuffer = (a: ArrayBufferView): boolean => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength;
 
-/** A job's data ready to post: typed-array views of a larger buffer are copied (structured cloning a
- *  view clones its whole buffer); the copies are transferred. */
-function postable(job: KernelJob): { job: KernelJob; transfer: Transferable[] } {
+/** Values [from, to) of `d` as a reference to the pool's resident copy, when `d` is held resident
+ *  (core/resident.ts: kMeans's points) and the pool keeps it; else null (the values are posted). */
+function residentRef(pool: WorkerPool, d: KernelJob['data'][number], from: number, to: number): ResidentRef | null {
+  if (d === null || Array.isArray(d) || !isResident(d)) return null;
+  const key = pool.residentKey(d);
+  return key === null ? null : { resident: key, from, to };
+}
+
+/** One data entry ready to post: a resident array by reference; a typed-array view of a larger buffer
+ *  copied (structured cloning a view clones its whole buffer), the copy listed for transfer. */
+function postEntry(
+  pool: WorkerPool,
+  d: KernelJob['data'][number],
+  transfer: Transferable[],
+): PostedJob['data'][number] {
+  if (d === null || Array.isArray(d)) return d;
+  const array = d as Float32Array | Float64Array;
+  const ref = residentRef(pool, array, 0, array.length);
+  if (ref !== null) return ref;
+  if (isWholeBuffer(array)) return array;
+  const copy = array.slice();
+  transfer.push(copy.buffer);
+  return copy;
+}
+
+/** A job's data ready to post (postEntry); the copies are transferred. */
+function postable(job: KernelJob, pool: WorkerPool): { job: PostedJob; transfer: Transferable[] } {
   const transfer: Transferable[] = [];
-  const data = job.data.map((d) => {
-    if (d === null || Array.isArray(d) || isWholeBuffer(d as ArrayBufferView)) return d;
-    const copy = (d as Float32Array | Float64Array).slice();
-    transfer.push(copy.buffer);
-    return copy;
-  });
+  const data = job.data.map((d) => postEntry(pool, d, transfer));
   return { job: { ...job, data }, transfer };
 }
 
-/** Outer rows [a, b) of a dense job as a job of its own (outer variables sliced, copied). */
-function rowPart(job: KernelJob, a: number, b: number): { job: KernelJob; transfer: Transferable[] } {
+/** Outer rows [a, b) of a dense job as a job of its own: outer variables sliced (copied and
+ *  transferred) or named in the pool's resident copy. */
+function rowPart(job: KernelJob, a: number, b: number, pool: WorkerPool): { job: PostedJob; transfer: Transferable[] } {
   const transfer: Transferable[] = [];
   const data = job.data.map((d, k) => {
-    if (job.registers[k * JOB_REG_WORDS] !== isa.REG_OUTER_VAR) return d;
+    if (job.registers[k * JOB_REG_WORDS] !== isa.REG_OUTER_VAR) return postEntry(pool, d, transfer);
     const dim = job.registers[k * JOB_REG_WORDS + 1]!;
+    const ref = residentRef(pool, d, a * dim, b * dim);
+    if (ref !== null) return ref;
     const part = (d as Float32Array | Float64Array).slice(a * dim, b * dim);
     transfer.push(part.buffer);
     return part;
   });
-  const posted = postable({ ...job, data, nOuter: b - a, start: 0, end: b - a });
-  return { job: posted.job, transfer: [...transfer, ...posted.transfer] };
+  return { job: { ...job, data, nOuter: b - a, start: 0, end: b - a }, transfer };
 }
 
 function allocateOutputs(job: KernelJob): { values: Float32Array | Float64Array | null; indices: Int32Array | null } {
@@ -186,7 +225,7 @@ function allocateOutputs(job: KernelJob): { values: Float32Array | Float64Array 
 
 /** A part of a job for a worker: what to post, and where its output goes. */
 interface Piece {
-  post(): { job: KernelJob; transfer: Transferable[] };
+  post(): { job: PostedJob; transfer: Transferable[] };
   /** Output rows the piece computes (for progress). */
   rows: number;
   merge(out: JobOutput): void;
@@ -233,7 +272,7 @@ async function runOnPool(
     let result: JobOutput | null = null;
     await runPieces(
       pool,
-      [{ post: () => postable(job), rows: job.nOuter, merge: (out) => (result = out) }],
+      [{ post: () => postable(job, pool), rows: job.nOuter, merge: (out) => (result = out) }],
       1,
       control,
     );
@@ -248,7 +287,7 @@ async function runOnPool(
       const [a, b] = [bounds[p]!, bounds[p + 1]!];
       if (b <= a) continue;
       pieces.push({
-        post: () => rowPart(job, a, b),
+        post: () => rowPart(job, a, b, pool),
         rows: b - a,
         merge(out) {
           result.values?.set(out.values!, a * job.outDim);
@@ -275,7 +314,7 @@ async function runOnPool(
     }
   }
   if (c0 < pairs.length) groups.push([c0, pairs.length]);
-  const base = postable(job);
+  const base = postable(job, pool);
   const d = job.outDim;
   const outputs: (JobOutput | null)[] = groups.map(() => null);
   const clusterRows = (a: number, b: number) => {
@@ -323,7 +362,10 @@ export class WasmEngine implements Engine {
     const job = planJob(plan);
     // A named error before any part is copied or posted; the layout serves runHere's prepareJob.
     const layout = checkJobMemory(job, this.kernel.heapBase());
-    const pairs = job.ranges === null ? job.nOuter * job.nInner : clusterPairs(job.ranges).reduce((s, x) => s + x, 0);
+    // The work in small-D pairs (pairCost): what the thresholds are sized for.
+    const pairs =
+      (job.ranges === null ? job.nOuter * job.nInner : clusterPairs(job.ranges).reduce((s, x) => s + x, 0)) *
+      pairCost(job);
     if (pairs >= thresholds.mainThreadMaxPairs) {
       const pool = await getWorkerPool();
       if (pool !== null) {

@@ -52,6 +52,24 @@ export interface KernelJob {
   readonly end: number;
 }
 
+/** Values [from, to) of an array a worker holds under `resident` (WorkerPool.residentKey), in place
+ *  of the values themselves in a posted job's data. */
+export interface ResidentRef {
+  readonly resident: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** A job as posted to a worker: data may name arrays the worker holds (resolved there). */
+export type PostedJob = Omit<KernelJob, 'data'> & {
+  readonly data: readonly (KernelJob['data'][number] | ResidentRef)[];
+};
+
+/** Whether a posted job's data entry names resident data. */
+export function isResidentRef(d: unknown): d is ResidentRef {
+  return typeof d === 'object' && d !== null && !ArrayBuffer.isView(d) && !Array.isArray(d) && 'resident' in d;
+}
+
 /** The job's outputs, laid out [job.nOuter, outDim]. */
 export interface JobOutput {
   readonly values: Float32Array | Float64Array | null;
@@ -186,9 +204,15 @@ export function checkJobMemory(job: KernelJob, heapBase = 0, layout = layoutJob(
 /**
  * Lays the job's program and data out in the kernel's memory (above heapBase()). `checked` is the
  * layout checkJobMemory returned for this job and kernel, if the caller has one (so the job is laid
- * out once); otherwise it is computed and checked here.
+ * out once); otherwise it is computed and checked here. Registers for which `inPlace` returns true
+ * are not copied: their data is in memory at the layout's address already.
  */
-export function prepareJob(kernel: KernelExports, job: KernelJob, checked?: JobLayout): PreparedJob {
+export function prepareJob(
+  kernel: KernelExports,
+  job: KernelJob,
+  checked?: JobLayout,
+  inPlace?: (register: number) => boolean,
+): PreparedJob {
   const f64 = job.f64;
   const elt = f64 ? 8 : 4;
   const B = job.block;
@@ -265,7 +289,9 @@ export function prepareJob(kernel: KernelExports, job: KernelJob, checked?: JobL
     words[at + isa.R_BASE] = bases[k]!;
     words[at + isa.R_EXTRA] = kind === isa.REG_VIEW ? reg(k, 3) : 0;
     const data = job.data[k];
-    if (data === null || data === undefined) continue;
+    // inPlace: the caller knows the kernel's memory holds this register's data already, as this
+    // layout places it (a worker's resident data, left there by its previous job)
+    if (data === null || data === undefined || inPlace?.(k) === true) continue;
     const start = bases[k]! / elt;
     if (kind === isa.REG_UNIFORM || kind === isa.REG_OUTER_VAR) {
       floats.set(data, start);
@@ -310,8 +336,13 @@ export function readOutputs(kernel: KernelExports, prepared: PreparedJob): JobOu
 }
 
 /** The whole job at once (what a worker does). */
-export function runJob(kernel: KernelExports, job: KernelJob): JobOutput {
-  const prepared = prepareJob(kernel, job);
+export function runJob(
+  kernel: KernelExports,
+  job: KernelJob,
+  layout?: JobLayout,
+  inPlace?: (register: number) => boolean,
+): JobOutput {
+  const prepared = prepareJob(kernel, job, layout, inPlace);
   if (job.end > job.start) runPrepared(kernel, prepared, job.start, job.end);
   return readOutputs(kernel, prepared);
 }

@@ -13,7 +13,8 @@
 // the engine runs on the main thread, and one console.warn says so (wasmStatus() tells it too).
 import { InputError, ResourceLimitError, ShapeError } from '../core/errors.js';
 import WORKER_SOURCE from 'virtual:lazytensor-wasm-worker';
-import type { JobOutput, KernelJob } from './worker-job.js';
+import type { JobOutput, PostedJob } from './worker-job.js';
+import { onResidentRelease, type ResidentArray } from '../core/resident.js';
 import { detectRuntime } from '../runtime/features.js';
 import { workerKernelPayload } from './kernel-source.js';
 
@@ -24,6 +25,10 @@ const DEFAULT_MAX_THREADS = 4;
 const CONTACT_TIMEOUT_MS = 1000;
 /** A worker that has answered but not instantiated the kernel by then is given up. */
 const START_TIMEOUT_MS = 15_000;
+/** The most bytes of resident arrays (core/resident.ts) a pool keeps in each of its workers: every
+ *  worker holds a copy of each kept array, next to its kernel. Arrays past it are sent with each job. */
+export const RESIDENT_MAX_BYTES = 512 * 2 ** 20;
+let residentMaxBytes = RESIDENT_MAX_BYTES;
 
 /** What jobs transfer (internal: never in the published declarations). */
 type TransferItem = Transferable;
@@ -45,6 +50,7 @@ export type WorkerReply =
   | {
       type: 'error';
       id: number;
+      /** An error class name; 'ResidentMissing': the job named resident data the worker does not hold. */
       name: string;
       message: string;
       limit?: { needed: number; limit: number; unit: string };
@@ -203,7 +209,7 @@ async function availableCores(): Promise<number> {
 // The pool
 
 interface Task {
-  readonly job: KernelJob;
+  readonly job: PostedJob;
   readonly transfer: TransferItem[];
   readonly resolve: (output: JobOutput) => void;
   readonly reject: (error: Error) => void;
@@ -231,6 +237,9 @@ function rebuildError(message: Extract<WorkerReply, { type: 'error' }>): Error {
       return new ShapeError(message.message);
     case 'RangeError':
       return new RangeError(message.message);
+    case 'ResidentMissing':
+      // The engine then runs the job on the calling thread, with the data itself.
+      return new WorkerLostError(message.message);
     default:
       return new Error(message.message);
   }
@@ -243,8 +252,60 @@ export class WorkerPool {
   private retiring = false;
   /** Jobs run by workers since the pool started (for tests and diagnostics). */
   jobsRun = 0;
+  /** Resident arrays kept in every worker: their key and bytes. */
+  private readonly kept = new Map<ResidentArray, { key: number; bytes: number }>();
+  private keptBytes = 0;
+  private nextKey = 1;
+  /** Resident arrays posted to the workers since the pool started (for tests and diagnostics). */
+  residentPosts = 0;
+  private readonly stopListening: () => void;
 
-  private constructor(readonly size: number) {}
+  private constructor(readonly size: number) {
+    this.stopListening = onResidentRelease((data) => this.drop(data));
+  }
+
+  /**
+   * The key under which every worker holds a copy of the resident array `data`, posting it to them
+   * first if needed (jobs posted after this find it: a worker handles its messages in order); null
+   * when it would take the pool past RESIDENT_MAX_BYTES per worker (the job then carries the data).
+   * The caller checks that `data` is held (core/resident.ts): the copy is dropped at its release.
+   */
+  residentKey(data: ResidentArray): number | null {
+    const known = this.kept.get(data);
+    if (known !== undefined) return known.key;
+    if (this.closed || this.keptBytes + data.byteLength > residentMaxBytes) return null;
+    const entry = { key: this.nextKey++, bytes: data.byteLength };
+    // Each worker gets a copy of its own, transferred: one memcpy here, none in the worker (a
+    // structured clone copies twice, and the second copy would hold up the worker's next job).
+    for (const slot of this.slots) {
+      const copy = data.slice();
+      slot.worker.postMessage({ type: 'keep', key: entry.key, data: copy }, [copy.buffer]);
+    }
+    this.residentPosts++;
+    this.kept.set(data, entry);
+    this.keptBytes += entry.bytes;
+    return entry.key;
+  }
+
+  /** Bytes of resident arrays each worker holds. */
+  get residentBytes(): number {
+    return this.keptBytes;
+  }
+
+  private drop(data: ResidentArray): void {
+    const entry = this.kept.get(data);
+    if (entry === undefined) return;
+    this.kept.delete(data);
+    this.keptBytes -= entry.bytes;
+    if (this.closed) return;
+    for (const slot of this.slots) {
+      try {
+        slot.worker.postMessage({ type: 'drop', key: entry.key });
+      } catch {
+        // a dead worker's copy went with it
+      }
+    }
+  }
 
   /** Starts `size` workers and waits until each has instantiated the kernel. Rejects on any failure,
    *  within CONTACT_TIMEOUT_MS when a worker never answers. */
@@ -311,7 +372,7 @@ export class WorkerPool {
   }
 
   /** Runs a job on the next free worker. `transfer` lists buffers the job owns (they are detached). */
-  run(job: KernelJob, transfer: TransferItem[] = []): Promise<JobOutput> {
+  run(job: PostedJob, transfer: TransferItem[] = []): Promise<JobOutput> {
     if (this.closed) return Promise.reject(new WorkerLostError('the worker pool is closed'));
     return new Promise<JobOutput>((resolve, reject) => {
       this.queue.push({ job, transfer, resolve, reject });
@@ -379,6 +440,9 @@ export class WorkerPool {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopListening();
+    this.kept.clear();
+    this.keptBytes = 0;
     const pending = [...this.slots.flatMap((s) => (s.task ? [s.task] : [])), ...this.queue.splice(0)];
     for (const slot of this.slots) {
       slot.task = null;
@@ -571,6 +635,10 @@ export const wasmThreadsTesting = {
   setWorkerFactory(factory: WorkerFactory | null | undefined): void {
     factoryOverride = factory;
     setWasmThreads(requestedThreads ?? undefined);
+  },
+  /** Sets the bytes of resident arrays a pool keeps per worker (undefined: RESIDENT_MAX_BYTES). */
+  setResidentMaxBytes(bytes?: number): void {
+    residentMaxBytes = bytes ?? RESIDENT_MAX_BYTES;
   },
   /** The current pool, if started. */
   async pool(): Promise<WorkerPool | null> {

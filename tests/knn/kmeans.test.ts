@@ -1,6 +1,9 @@
 // kMeans: Lloyd iterations on argMin reductions, against the same iterations in plain float64.
-import { describe, expect, it } from 'vitest';
-import { kMeans } from '../../src/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { getWasmThreads, kMeans, setWasmThreads, Vi, Vj } from '../../src/index.js';
+import { residentCount } from '../../src/core/resident.js';
+import { wasmEngineTesting } from '../../src/wasm/wasm-engine.js';
+import { wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../../src/wasm/workers.js';
 import { rng } from '../helpers/random.js';
 
 /** Plain float64 Lloyd from given centroids, with the documented rules (ties to the lowest centroid,
@@ -154,5 +157,192 @@ describe('kMeans', () => {
     const c = new AbortController();
     c.abort();
     await expect(kMeans(x, 2, { signal: c.signal })).rejects.toThrow(/abort/i);
+  });
+});
+
+/** A dense float64 assignment: the nearest centroid of each row, ties to the lowest index. */
+function nearest(x: ArrayLike<number>, N: number, D: number, c: ArrayLike<number>, K: number): Int32Array {
+  const labels = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    let best = Infinity;
+    for (let k = 0; k < K; k++) {
+      let s = 0;
+      for (let d = 0; d < D; d++) s += (x[i * D + d]! - c[k * D + d]!) ** 2;
+      if (s < best) [best, labels[i]] = [s, k];
+    }
+  }
+  return labels;
+}
+
+describe('kMeans: its copy of the points, resident in the workers', () => {
+  const threads = getWasmThreads();
+  afterAll(async () => {
+    wasmEngineTesting.reset();
+    wasmThreadsTesting.setResidentMaxBytes(undefined);
+    setWasmThreads(await threads);
+  });
+
+  it('2 workers, every assignment split: equals the float64 Lloyd (D = 1 to 300, N off the tiles)', async () => {
+    setWasmThreads(2);
+    wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
+    try {
+      for (const [N, D, K] of [
+        [301, 1, 3],
+        [257, 9, 10],
+        [413, 50, 10],
+        [130, 300, 7],
+      ] as const) {
+        const x = blobs(20 + D, N, D, 5, 4);
+        const init = x.slice(0, K * D);
+        const ref = lloyd(x, N, D, init, 20, 0);
+        const pool = await wasmThreadsTesting.pool();
+        const posts = pool?.residentPosts ?? 0;
+        const r = await kMeans(x, K, { dim: D, init, iterations: 20, tol: 0 });
+        expect(Array.from(r.labels.data)).toEqual(Array.from(ref.labels));
+        expect(r.iterations).toBe(ref.iterations);
+        Array.from(r.centroids.data).forEach((v, q) => expect(Math.abs(v - ref.centroids[q]!)).toBeLessThan(1e-10));
+        expect(Math.abs(r.inertia - ref.inertia)).toBeLessThanOrEqual(1e-9 * ref.inertia);
+        // the points went to the workers once for the whole run, and were dropped at its end
+        const after = await wasmThreadsTesting.pool();
+        expect(after!.residentPosts - (pool === after ? posts : 0)).toBe(1);
+        expect(after!.residentBytes).toBe(0);
+        expect(residentCount()).toBe(0);
+      }
+    } finally {
+      wasmEngineTesting.reset();
+    }
+  });
+
+  it('float32, D = 784, K = 10 (the Fashion-MNIST shape, smaller N): labels of a dense float64 assignment', async () => {
+    setWasmThreads(2);
+    const [N, D, K] = [3000, 784, 10];
+    const x = Float32Array.from(blobs(31, N, D, K, 6));
+    await Vi(x.subarray(0, 8 * D), D)
+      .sqDist(Vj(x, D))
+      .argMin(1); // starts the pool
+    const pool = (await wasmThreadsTesting.pool())!;
+    const before = pool.jobsPerWorker;
+    const r = await kMeans(x, K, { dim: D, init: x.slice(0, K * D), iterations: 5 });
+    // 30000 pairs at D = 784 split across the workers by their cost (pairCost), not their count
+    expect(pool.jobsPerWorker.every((n, w) => n - before[w]! >= r.iterations + 1)).toBe(true);
+    expect(Array.from(r.labels.data)).toEqual(Array.from(nearest(Float64Array.from(x), N, D, r.centroids.data, K)));
+    const one = await Vi(x, D).sqDist(Vj(r.centroids.data, D)).argMin(1);
+    expect(Array.from(r.labels.data)).toEqual(Array.from(one.data));
+  });
+
+  it('the caller changing their array during or between runs changes nothing it should not', async () => {
+    setWasmThreads(2);
+    wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
+    try {
+      const [N, D, K] = [400, 20, 4];
+      const x = blobs(41, N, D, K, 3);
+      const original = x.slice();
+      const init = x.slice(0, K * D);
+      const running = kMeans(x, K, { dim: D, init, iterations: 10, tol: 0 });
+      x.fill(0); // after the call: the run works on the points as they were when it started
+      const a = await running;
+      const refA = lloyd(original, N, D, init, 10, 0);
+      expect(Array.from(a.labels.data)).toEqual(Array.from(refA.labels));
+      // new values in the same array: no stale copy is served
+      for (let q = 0; q < x.length; q++) x[q] = original[(q + 7 * D) % x.length]! * 0.5;
+      const b = await kMeans(x, K, { dim: D, init, iterations: 10, tol: 0 });
+      const refB = lloyd(x, N, D, init, 10, 0);
+      expect(Array.from(b.labels.data)).toEqual(Array.from(refB.labels));
+      Array.from(b.centroids.data).forEach((v, q) => expect(Math.abs(v - refB.centroids[q]!)).toBeLessThan(1e-10));
+      expect(residentCount()).toBe(0);
+    } finally {
+      wasmEngineTesting.reset();
+    }
+  });
+
+  it('two runs at once on the same workers (same shapes, other points): each equals its reference', async () => {
+    // Their assignments alternate on the workers and lay their points out at the same addresses: a
+    // worker may skip copying only the points its previous job left there.
+    setWasmThreads(2);
+    wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
+    try {
+      const [N, D, K] = [360, 24, 4];
+      const x = blobs(81, N, D, K, 3);
+      const y = blobs(82, N, D, K, 3);
+      const [cx, cy] = [x.slice(0, K * D), y.slice(0, K * D)];
+      const [a, b] = await Promise.all([
+        kMeans(x, K, { dim: D, init: cx, iterations: 8, tol: 0 }),
+        kMeans(y, K, { dim: D, init: cy, iterations: 8, tol: 0 }),
+      ]);
+      const [ra, rb] = [lloyd(x, N, D, cx, 8, 0), lloyd(y, N, D, cy, 8, 0)];
+      expect(Array.from(a.labels.data)).toEqual(Array.from(ra.labels));
+      expect(Array.from(b.labels.data)).toEqual(Array.from(rb.labels));
+      Array.from(a.centroids.data).forEach((v, q) => expect(Math.abs(v - ra.centroids[q]!)).toBeLessThan(1e-10));
+      Array.from(b.centroids.data).forEach((v, q) => expect(Math.abs(v - rb.centroids[q]!)).toBeLessThan(1e-10));
+    } finally {
+      wasmEngineTesting.reset();
+    }
+  });
+
+  it('past the per-worker bound the points are sent with each job, with the same result', async () => {
+    setWasmThreads(2);
+    wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
+    wasmThreadsTesting.setResidentMaxBytes(1000);
+    try {
+      const [N, D, K] = [300, 8, 3];
+      const x = blobs(51, N, D, K, 2); // 19200 bytes: over the bound
+      const init = x.slice(0, K * D);
+      const pool = await wasmThreadsTesting.pool();
+      const posts = pool?.residentPosts ?? 0;
+      const r = await kMeans(x, K, { dim: D, init, iterations: 10, tol: 0 });
+      expect(Array.from(r.labels.data)).toEqual(Array.from(lloyd(x, N, D, init, 10, 0).labels));
+      const after = await wasmThreadsTesting.pool();
+      expect(after!.residentPosts).toBe(pool === after ? posts : 0);
+    } finally {
+      wasmThreadsTesting.setResidentMaxBytes(undefined);
+      wasmEngineTesting.reset();
+    }
+  });
+
+  it('a worker that does not hold the points: the assignment runs on the calling thread', async () => {
+    // Workers that start, ignore 'keep' and answer every job as a worker missing its resident data does.
+    const forgetful: WorkerFactory = () => {
+      let onMessage: (m: WorkerReply) => void = () => {};
+      return {
+        postMessage(message: unknown) {
+          const m = message as { type: string; id?: number };
+          if (m.type === 'init') setTimeout(() => onMessage({ type: 'ready' }), 1);
+          if (m.type === 'job') {
+            const reply: WorkerReply = { type: 'error', id: m.id!, name: 'ResidentMissing', message: 'not held' };
+            setTimeout(() => onMessage(reply), 1);
+          }
+        },
+        listen(m) {
+          onMessage = m;
+        },
+        ref() {},
+        unref() {},
+        terminate() {},
+      };
+    };
+    setWasmThreads(2);
+    wasmThreadsTesting.setWorkerFactory(forgetful);
+    wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
+    try {
+      const [N, D, K] = [250, 12, 3];
+      const x = blobs(71, N, D, K, 2);
+      const init = x.slice(0, K * D);
+      const r = await kMeans(x, K, { dim: D, init, iterations: 10, tol: 0 });
+      expect(Array.from(r.labels.data)).toEqual(Array.from(lloyd(x, N, D, init, 10, 0).labels));
+      expect((await wasmThreadsTesting.pool())!.residentPosts).toBe(1);
+      expect(residentCount()).toBe(0);
+    } finally {
+      wasmEngineTesting.reset();
+      wasmThreadsTesting.setWorkerFactory(undefined);
+    }
+  });
+
+  it('a failed run releases its points too', async () => {
+    const c = new AbortController();
+    const x = blobs(61, 200, 4, 3, 2);
+    const running = kMeans(x, 3, { dim: 4, iterations: 50, tol: 0, signal: c.signal });
+    c.abort();
+    await expect(running).rejects.toThrow(/abort/i);
+    expect(residentCount()).toBe(0);
   });
 });

@@ -1,0 +1,58 @@
+// Arrays that stay put across many reductions: what a multi-call helper (kMeans) tells the engines.
+//
+// WHY
+// A Lloyd iteration is one reduction over the same [N, D] points with new centroids: at Fashion-MNIST
+// size (60000 x 784, 188 MB in float32) sending the points to the workers on every call costs more
+// than computing the assignment. An engine may instead keep a copy next to its kernels (the Wasm
+// engine: in each worker) for as long as the array is held, and send only the small operands.
+//
+// CONTRACT
+// The holder owns the array and does not write to it between holdResident and the release (kMeans
+// holds its own private copy of the user's points, never the user's array: a user may change their
+// array between calls, and a cache keyed on an array the library does not own would serve stale
+// data). Holding is counted: an array is resident until every hold is released. Engines learn of
+// releases through onResidentRelease and must then drop their copies. Nothing here copies data; an
+// engine bounds what it keeps itself (and simply sends the data as usual past its bound).
+//
+// The core imports no engine: engines import this module.
+
+export type ResidentArray = Float32Array | Float64Array;
+
+const holds = new Map<ResidentArray, number>();
+const listeners = new Set<(data: ResidentArray) => void>();
+
+/**
+ * Marks `data` as unchanging until the returned function is called (calling it again does
+ * nothing). The caller must own `data` and not write to it meanwhile.
+ */
+export function holdResident(data: ResidentArray): () => void {
+  holds.set(data, (holds.get(data) ?? 0) + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const left = (holds.get(data) ?? 1) - 1;
+    if (left > 0) {
+      holds.set(data, left);
+      return;
+    }
+    holds.delete(data);
+    for (const listener of listeners) listener(data);
+  };
+}
+
+/** Whether `data` is held (an engine may keep a copy of it across reductions). */
+export function isResident(data: unknown): data is ResidentArray {
+  return holds.has(data as ResidentArray);
+}
+
+/** Registers a function called with each array whose last hold is released. Returns its removal. */
+export function onResidentRelease(listener: (data: ResidentArray) => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** @internal For tests: the number of arrays held now. */
+export function residentCount(): number {
+  return holds.size;
+}
