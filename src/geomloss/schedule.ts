@@ -34,8 +34,20 @@ const powP = (v: number, p: number): number => (p === 1 ? v : p === 2 ? v * v : 
  * [d^p] + [exp(e) for e in np.arange(p ln d, p ln blur, p ln scaling)] + [blur^p], with numpy's
  * arange rules (length ceil((stop - start) / step), values start + k * ((start + step) - start)).
  * The first two entries are both d^p: GeomLoss iterates twice at the coarsest temperature.
+ * @throws GeomLossError (entry `epsilonSchedule`) when p, diameter or blur is not a finite number > 0,
+ *   when scaling is not in (0, 1), or when the schedule would pass MAX_ITERATIONS temperatures.
  */
 export function epsilonSchedule(p: number, diameter: number, blur: number, scaling: number): number[] {
+  // A bad argument would otherwise give NaN temperatures or an empty loop without a word.
+  const positive = (name: string, v: number): void => {
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))
+      throw new GeomLossError(`${name} must be a finite number > 0, got ${String(v)}`, 'epsilonSchedule');
+  };
+  positive('p', p);
+  positive('diameter', diameter);
+  positive('blur', blur);
+  if (typeof scaling !== 'number' || !(scaling > 0 && scaling < 1))
+    throw new GeomLossError(`scaling must be a number in (0, 1), got ${String(scaling)}`, 'epsilonSchedule');
   const start = p * Math.log(diameter);
   const stop = p * Math.log(blur);
   const step = p * Math.log(scaling);

@@ -95,6 +95,30 @@ describe('GeomLossError messages: one entry point, then the argument', () => {
       /^scaling = 0\.999999 makes an epsilon schedule of .* temperatures/,
     ],
     [
+      'epsilonSchedule p',
+      'epsilonSchedule',
+      () => epsilonSchedule(0, 1, 0.05, 0.5),
+      /^p must be a finite number > 0, got 0/,
+    ],
+    [
+      'epsilonSchedule diameter',
+      'epsilonSchedule',
+      () => epsilonSchedule(2, -1, 0.05, 0.5),
+      /^diameter must be a finite number > 0, got -1/,
+    ],
+    [
+      'epsilonSchedule blur',
+      'epsilonSchedule',
+      () => epsilonSchedule(2, 1, NaN, 0.5),
+      /^blur must be a finite number > 0, got NaN/,
+    ],
+    [
+      'epsilonSchedule scaling range',
+      'epsilonSchedule',
+      () => epsilonSchedule(2, 1, 0.05, 1),
+      /^scaling must be a number in \(0, 1\), got 1/,
+    ],
+    [
       'SamplesLoss scaling (its schedule)',
       'SamplesLoss',
       () => new SamplesLoss({ scaling: 0.999999 }).value(x, y),
