@@ -600,89 +600,6 @@ export function truncationMargin(truncate: number | null, eps: number, p: number
 /** The cost of a pair from its squared distance, as the reductions compute it. */
 const pointCost = (d2: number, p: number): number => (p === 2 ? 0.5 * d2 : Math.sqrt(Math.max(d2, 1e-8)));
 
-const costOf = (distance: number, p: number): number =>
-  p === 2 ? 0.5 * distance * distance : Math.max(distance, 1e-4);
-
-/** Evaluates the bounds of f_i + g_j - C(p_i, q_j) over node pairs of two levels. With f and g
- *  affine plus residual over each node, offsets u = p_i - c_a, w = q_j - c_b of norms <= R_a, R_b and
- *  Delta = c_a - c_b:
- *  - p = 2: f_i + g_j - |Delta + u - w|^2 / 2 = alpha_a + alpha_b + e_i + e_j - |Delta|^2 / 2
- *      + (beta_a - Delta) . u + (beta_b + Delta) . w - |u - w|^2 / 2, so
- *    U = alpha_a + alpha_b + r_a + r_b - |Delta|^2 / 2 + |beta_a - Delta| R_a + |beta_b + Delta| R_b
- *    (tight where the transport goes from a to b: the potentials' slopes cancel the cost's), and
- *    L = alpha_a + alpha_b - r_a - r_b - |Delta|^2 / 2 - (the same tilts) - (R_a + R_b)^2 / 2;
- *  - any p: C(|Delta| - R_a - R_b) <= C <= C(|Delta| + R_a + R_b) with the nodes' maxima and minima.
- *  The tighter of the two is used. */
-class PairBounds {
-  d2 = 0;
-  ba2 = 0;
-  bb2 = 0;
-  constructor(
-    readonly A: Level,
-    readonly FA: AffineBounds,
-    readonly B: Level,
-    readonly GB: AffineBounds,
-    readonly p: number,
-  ) {}
-
-  private offsets(da: number, a: number, db: number, b: number): void {
-    const D = this.A.cloud.D;
-    const ca = this.A.center[da]!;
-    const cb = this.B.center[db]!;
-    const fa = this.FA.beta[da]!;
-    const gb = this.GB.beta[db]!;
-    let d2 = 0;
-    let ba2 = 0;
-    let bb2 = 0;
-    for (let k = 0; k < D; k++) {
-      const delta = ca[a * D + k]! - cb[b * D + k]!;
-      d2 += delta * delta;
-      ba2 += (fa[a * D + k]! - delta) ** 2;
-      bb2 += (gb[b * D + k]! + delta) ** 2;
-    }
-    this.d2 = d2;
-    this.ba2 = ba2;
-    this.bb2 = bb2;
-  }
-
-  upper(da: number, a: number, db: number, b: number): number {
-    this.offsets(da, a, db, b);
-    const Ra = this.A.radius[da]![a]!;
-    const Rb = this.B.radius[db]![b]!;
-    const { FA, GB, p } = this;
-    const byMax = FA.max[da]![a]! + GB.max[db]![b]! - costOf(Math.max(0, Math.sqrt(this.d2) - Ra - Rb), p);
-    if (p !== 2) return byMax;
-    const affine =
-      FA.alpha[da]![a]! +
-      GB.alpha[db]![b]! +
-      FA.r[da]![a]! +
-      GB.r[db]![b]! -
-      0.5 * this.d2 +
-      Math.sqrt(this.ba2) * Ra +
-      Math.sqrt(this.bb2) * Rb;
-    return Math.min(byMax, affine);
-  }
-
-  lower(da: number, a: number, db: number, b: number): number {
-    this.offsets(da, a, db, b);
-    const Ra = this.A.radius[da]![a]!;
-    const Rb = this.B.radius[db]![b]!;
-    const { FA, GB, p } = this;
-    const byMin = FA.min[da]![a]! + GB.min[db]![b]! - costOf(Math.sqrt(this.d2) + Ra + Rb, p);
-    if (p !== 2) return byMin;
-    const tilt = Math.sqrt(this.ba2) * Ra + Math.sqrt(this.bb2) * Rb;
-    const affine =
-      FA.alpha[da]![a]! +
-      GB.alpha[db]![b]! -
-      FA.r[da]![a]! -
-      GB.r[db]![b]! -
-      0.5 * this.d2 -
-      tilt -
-      0.5 * (Ra + Rb) ** 2;
-    return Math.max(byMin, affine);
-  }
-}
-
 /**
  * Kept runs of tiles closer than this many cells (in tree order) are joined into one run, the gap
  * visited. A run costs the block-sparse reduction a fixed overhead per group of 8 outer rows (one
@@ -734,7 +651,7 @@ interface TileRuns {
  * B's tree and lists what it keeps, in order (whole nodes, and the tiles of B it does not drop);
  * each tile of the group then keeps the whole nodes (a lower bound over the group holds for its
  * tiles) and tests each listed tile of B (an upper bound over the group does not drop for its tiles).
- * The bounds are PairBounds', written out over the flat per-depth arrays (bound()), with the affine
+ * The bounds are PairBounds', over the flat per-depth arrays (bound()), with the affine
  * bounds FA of f on A's nodes and GB of g on B's. Tiles are small (2^TILE_DEPTH cells), so that a
  * kept block holds few pairs that the pointwise test would drop. A tile of A that keeps nothing would
  * get +inf from its softmin: it keeps every tile of B (a safety net that the bounds make rare).
@@ -767,7 +684,7 @@ async function tilePattern(
   const chB = B.tree.children;
   const tilesB = B.tiles;
   const cellsB = B.tileRanges;
-  const bd = new BoundData(A, FA, B, GB, p);
+  const bd = new PairBounds(A, FA, B, GB, p);
   // A walk's stack holds at most one pending sibling per depth (a node has at most 2 children).
   const stack = new Int32Array(2 * (2 * (tB + 2)));
   const ends = new Int32Array(TA);
@@ -845,12 +762,19 @@ const OUTER_UP = 0;
 /** The depth of the groups of tiles in tilePattern's first stage, above A's tiles (groups of 4). */
 const GROUP_DEPTH = 2;
 
-/**
- * PairBounds over flat per-depth arrays, for tilePattern's loops: bound(da, a, db, b) returns the
- * upper bound of f_i + g_j - C(p_i, q_j) over the pair of nodes and leaves its lower bound in
- * `lower` (both as PairBounds computes them).
- */
-class BoundData {
+/** Evaluates the bounds of f_i + g_j - C(p_i, q_j) over node pairs of two levels. With f and g
+ *  affine plus residual over each node, offsets u = p_i - c_a, w = q_j - c_b of norms <= R_a, R_b and
+ *  Delta = c_a - c_b:
+ *  - p = 2: f_i + g_j - |Delta + u - w|^2 / 2 = alpha_a + alpha_b + e_i + e_j - |Delta|^2 / 2
+ *      + (beta_a - Delta) . u + (beta_b + Delta) . w - |u - w|^2 / 2, so
+ *    U = alpha_a + alpha_b + r_a + r_b - |Delta|^2 / 2 + |beta_a - Delta| R_a + |beta_b + Delta| R_b
+ *    (tight where the transport goes from a to b: the potentials' slopes cancel the cost's), and
+ *    L = alpha_a + alpha_b - r_a - r_b - |Delta|^2 / 2 - (the same tilts) - (R_a + R_b)^2 / 2;
+ *  - any p: C(|Delta| - R_a - R_b) <= C <= C(|Delta| + R_a + R_b) with the nodes' maxima and minima.
+ *  The tighter of the two is used.
+ *  bound(da, a, db, b) returns the upper bound over the pair of nodes and leaves its lower bound in
+ *  `lower`; over flat per-depth arrays, for the pattern walks' loops. */
+class PairBounds {
   lower = 0;
   private readonly D: number;
   private readonly p2: boolean;
@@ -1101,7 +1025,8 @@ export async function extrapolationPattern(
           const from = down ? chB[candDepth]![q]! : q;
           const to = down ? chB[candDepth]![q + 1]! : q + 1;
           for (let v = from; v < to; v++) {
-            lows.push(pb.lower(d + 1, u, e, v));
+            pb.bound(d + 1, u, e, v);
+            lows.push(pb.lower);
             ids.push(v);
           }
         }
