@@ -129,6 +129,17 @@ describe('kdOrderAsync', () => {
     expect(Array.from(run.result.leaves)).toEqual(Array.from(sync.leaves));
   });
 
+  // The split of a root of 10^6 points alone (its bounds scan and its selection) is a few hundred ms
+  // of work: the steps scan and partition about 3 x 10^4 rows at a time, so the gaps stay short.
+  it('slices the split of one large node too (10^6 points, one split)', async () => {
+    const N = 1_000_000;
+    const data = gridPoints(33, N, 2, 1 << 20);
+    const run = await expectResponsive(() => kdOrderAsync(data, N, 2, 1 << 19), 100);
+    const sync = kdOrder(data, N, 2, 1 << 19);
+    expect(Array.from(run.result.perm)).toEqual(Array.from(sync.perm));
+    expect(Array.from(run.result.leaves)).toEqual(Array.from(sync.leaves));
+  });
+
   it('rejects with the reason of its signal, before starting or while it runs', async () => {
     // Large enough to take several yield intervals (20 ms) even on a fast machine: the timer runs
     // at the first yield, the next check rejects.

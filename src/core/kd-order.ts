@@ -46,9 +46,9 @@ export function kdOrder(
 
 /**
  * kdOrder, in time slices: the same `perm` and `leaves` (the same steps), with a yield to the event
- * loop between two node splits when the library's yield interval has passed (one split of a whole
- * cloud of 10^6 points takes a few tens of ms; the whole order about 10x that), and the signal
- * checked at every yield. Internal (src/index.ts exports the synchronous kdOrder only): the library's
+ * loop between two steps when the library's yield interval has passed (a step scans or partitions
+ * about 3·10^4 rows: a node of a million points is split over many steps), and the signal checked
+ * at every yield. Internal (src/index.ts exports the synchronous kdOrder only): the library's
  * own long jobs (knn's tree search) call this one.
  * @throws InputError as kdOrder; rejects with the signal's reason when it aborts.
  */
@@ -70,8 +70,9 @@ export async function kdOrderAsync(
   return build.result();
 }
 
-/** kdOrder's work as steps: `step()` splits one node (or records one leaf) and says whether any is
- *  left. The loops live in these synchronous closures, not in kdOrderAsync: V8 does not replace a
+/** kdOrder's work as steps: `step()` does a bounded part of one node's split (its bounds scan, then
+ *  its selection, each in pieces of about STEP_ROWS rows) or records one leaf, and says whether any
+ *  work is left. The loops live in these synchronous closures, not in kdOrderAsync: V8 does not replace a
  *  running async function by its optimised code. */
 function kdBuild(
   data: ArrayLike<number>,
@@ -81,12 +82,13 @@ function kdBuild(
 ): { step: () => boolean; result: () => { perm: Int32Array; leaves: Int32Array } } {
   checkArguments(data, N, D, leaf);
   const perm = new Int32Array(N);
-  for (let i = 0; i < N; i++) perm[i] = i;
   // The coordinates in the current order (rows move with perm): every pass over a node's rows reads
   // memory in order. Reading them through perm (selectRankIndexed's way) cost 2x at 10^5 points and
   // 4.5x at 10^6 (A/B in one process), mostly cache misses.
+  // Filled (and checked finite) by the first steps, STEP_ROWS rows each: at 10^6 points the copy alone
+  // is tens of ms.
   const pts = new Float64Array(N * D);
-  for (let k = 0; k < N * D; k++) pts[k] = data[k]!;
+  let copied = 0;
   const mn = new Float64Array(D);
   const mx = new Float64Array(D);
   const leaves: number[] = [];
@@ -103,36 +105,58 @@ function kdBuild(
       pts[j * D + c] = u;
     }
   };
+  // The node being split: its bounds scan and its selection each resume where the last step left
+  // them, so that no step does more than about STEP_ROWS rows of work (the root of 10^6 points
+  // would otherwise be one step of a few hundred ms).
+  let node: { lo: number; hi: number; mid: number; scanned: number; selection: RankSelection | null } | null = null;
   const step = (): boolean => {
-    if (stack.length === 0) return false;
-    const hi = stack.pop()!;
-    const lo = stack.pop()!;
-    if (hi - lo <= leaf) {
-      leaves.push(lo, hi);
-      return stack.length > 0;
+    if (copied < N) {
+      const end = Math.min(N, copied + STEP_ROWS);
+      copyFinite(data, D, copied, end, pts, perm);
+      copied = end;
+      return true;
     }
-    mn.fill(Infinity);
-    mx.fill(-Infinity);
-    for (let r = lo; r < hi; r++) {
+    if (node === null) {
+      if (stack.length === 0) return false;
+      const hi = stack.pop()!;
+      const lo = stack.pop()!;
+      if (hi - lo <= leaf) {
+        leaves.push(lo, hi);
+        return stack.length > 0;
+      }
+      mn.fill(Infinity);
+      mx.fill(-Infinity);
+      // Split at a multiple of the leaf size near the median, so that the leaves are full: the rows
+      // before `mid` are the smaller ones by that coordinate (then by row: a total order, so the same
+      // tree on every run).
+      const mid = Math.min(hi - 1, lo + Math.ceil((hi - lo) / 2 / leaf) * leaf);
+      node = { lo, hi, mid, scanned: lo, selection: null };
+    }
+    const { lo, hi, mid } = node;
+    if (node.selection === null) {
+      const end = Math.min(hi, node.scanned + STEP_ROWS);
+      for (let r = node.scanned; r < end; r++) {
+        for (let k = 0; k < D; k++) {
+          const v = pts[r * D + k]!;
+          if (v < mn[k]!) mn[k] = v;
+          if (v > mx[k]!) mx[k] = v;
+        }
+      }
+      node.scanned = end;
+      if (end < hi) return true;
+      axis = 0;
+      let widest = -1;
       for (let k = 0; k < D; k++) {
-        const v = pts[r * D + k]!;
-        if (v < mn[k]!) mn[k] = v;
-        if (v > mx[k]!) mx[k] = v;
+        if (mx[k]! - mn[k]! > widest) {
+          widest = mx[k]! - mn[k]!;
+          axis = k;
+        }
       }
+      node.selection = new RankSelection(perm, lo, hi, mid, key, swap);
+      return true;
     }
-    axis = 0;
-    let widest = -1;
-    for (let k = 0; k < D; k++) {
-      if (mx[k]! - mn[k]! > widest) {
-        widest = mx[k]! - mn[k]!;
-        axis = k;
-      }
-    }
-    // Split at a multiple of the leaf size near the median, so that the leaves are full: the rows
-    // before `mid` are the smaller ones by that coordinate (then by row: a total order, so the same
-    // tree on every run).
-    const mid = Math.min(hi - 1, lo + Math.ceil((hi - lo) / 2 / leaf) * leaf);
-    selectRank(perm, lo, hi, mid, key, swap);
+    if (!node.selection.advance(STEP_ROWS)) return true;
+    node = null;
     // The right half goes on the stack first: the left one pops first, leaves come out in order.
     stack.push(mid, hi, lo, mid);
     return true;
@@ -188,6 +212,9 @@ export function kdTreeNodes(
   };
 }
 
+/** Rows of work (scanned, or compared by the selection) in one step of kdBuild: ~1 ms. */
+const STEP_ROWS = 1 << 15;
+
 /**
  * Reorders positions [lo, hi) so that position k holds the row of rank k - lo by (key, row index),
  * with no larger row before it and no smaller one after it: Hoare's selection with median-of-three
@@ -195,7 +222,79 @@ export function kdTreeNodes(
  * The one selection of both kdOrder (whose points move with perm) and selectRankIndexed (whose points
  * stay in input order): `key(at)` is the coordinate of the row at position `at`, perm[at] that row,
  * and `swap(i, j)` exchanges positions i and j (perm and whatever moves with it).
+ * Resumable: `advance(budget)` runs until about `budget` rows were compared, between two exchanges of
+ * a partition (the state is the partition's window [l, r], its pointers and its pivot), and says
+ * whether the selection is done; the result does not depend on the budgets.
  */
+class RankSelection {
+  private l: number;
+  private r: number;
+  private i = 0;
+  private j = -1;
+  private pv = 0;
+  private pr = 0;
+  private partitioning = false;
+  private done = false;
+
+  constructor(
+    private readonly perm: Int32Array,
+    lo: number,
+    hi: number,
+    private readonly k: number,
+    private readonly key: (at: number) => number,
+    private readonly swap: (i: number, j: number) => void,
+  ) {
+    this.l = lo;
+    this.r = hi - 1;
+  }
+
+  advance(budget: number): boolean {
+    const { perm, k, key, swap } = this;
+    const below = (p: number, q: number): boolean => {
+      const a = key(p);
+      const b = key(q);
+      return a < b || (a === b && perm[p]! < perm[q]!);
+    };
+    let { l, r, i, j, pv, pr } = this;
+    let work = 0;
+    while (!this.done && r > l) {
+      if (!this.partitioning) {
+        const m = (l + r) >>> 1;
+        const at = below(l, m) ? (below(m, r) ? m : below(l, r) ? r : l) : below(l, r) ? l : below(m, r) ? r : m;
+        pv = key(at);
+        pr = perm[at]!;
+        i = l;
+        j = r;
+        this.partitioning = true;
+      }
+      while (i <= j) {
+        if (work >= budget) {
+          Object.assign(this, { l, r, i, j, pv, pr });
+          return false;
+        }
+        const i0 = i;
+        const j0 = j;
+        for (let v = key(i); v < pv || (v === pv && perm[i]! < pr); v = key(i)) i++;
+        for (let v = key(j); pv < v || (pv === v && pr < perm[j]!); v = key(j)) j--;
+        work += i - i0 + (j0 - j) + 1;
+        if (i <= j) {
+          swap(i, j);
+          i++;
+          j--;
+        }
+      }
+      this.partitioning = false;
+      // Positions l..j <= pivot <= i..r; the rank k is in one of them, or between (then in place).
+      if (k <= j) r = j;
+      else if (k >= i) l = i;
+      else this.done = true;
+    }
+    this.done = true;
+    return true;
+  }
+}
+
+/** RankSelection, run to the end. */
 function selectRank(
   perm: Int32Array,
   lo: number,
@@ -204,33 +303,27 @@ function selectRank(
   key: (at: number) => number,
   swap: (i: number, j: number) => void,
 ): void {
-  const below = (p: number, q: number): boolean => {
-    const a = key(p);
-    const b = key(q);
-    return a < b || (a === b && perm[p]! < perm[q]!);
-  };
-  let l = lo;
-  let r = hi - 1;
-  while (r > l) {
-    const m = (l + r) >>> 1;
-    const at = below(l, m) ? (below(m, r) ? m : below(l, r) ? r : l) : below(l, r) ? l : below(m, r) ? r : m;
-    const pv = key(at);
-    const pr = perm[at]!;
-    let i = l;
-    let j = r;
-    while (i <= j) {
-      for (let v = key(i); v < pv || (v === pv && perm[i]! < pr); v = key(i)) i++;
-      for (let v = key(j); pv < v || (pv === v && pr < perm[j]!); v = key(j)) j--;
-      if (i <= j) {
-        swap(i, j);
-        i++;
-        j--;
-      }
+  new RankSelection(perm, lo, hi, k, key, swap).advance(Infinity);
+}
+
+/** Copies rows [from, to) of `data` into `pts` and numbers them in `perm`; refuses a coordinate that
+ *  is not finite (NaN would leave the median selection without a total order: a meaningless tree). */
+function copyFinite(
+  data: ArrayLike<number>,
+  D: number,
+  from: number,
+  to: number,
+  pts: Float64Array,
+  perm: Int32Array,
+): void {
+  for (let i = from; i < to; i++) {
+    perm[i] = i;
+    for (let c = 0; c < D; c++) {
+      const v = data[i * D + c]!;
+      if (!Number.isFinite(v))
+        throw new InputError(`kdOrder: coordinate ${c} of point ${i} is ${String(v)}, not finite`);
+      pts[i * D + c] = v;
     }
-    // Positions l..j <= pivot <= i..r; the rank k is in one of them, or between (then in place).
-    if (k <= j) r = j;
-    else if (k >= i) l = i;
-    else return;
   }
 }
 
@@ -243,13 +336,6 @@ function checkArguments(data: ArrayLike<number>, N: number, D: number, leaf: num
     throw new InputError('kdOrder: data must be an array of numbers (row-major [N, D])');
   if (data.length < N * D)
     throw new InputError(`kdOrder: data holds ${data.length} numbers, fewer than N * D = ${N} * ${D}`);
-  // NaN would leave the median selection without a total order: a meaningless tree.
-  for (let k = 0; k < N * D; k++) {
-    if (!Number.isFinite(data[k]))
-      throw new InputError(
-        `kdOrder: coordinate ${k % D} of point ${Math.floor(k / D)} is ${String(data[k])}, not finite`,
-      );
-  }
 }
 
 /**
