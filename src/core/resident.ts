@@ -14,9 +14,40 @@
 // releases through onResidentRelease and must then drop their copies. Nothing here copies data; an
 // engine bounds what it keeps itself (and simply sends the data as usual past its bound).
 //
+// PASSES OVER RESIDENT ROWS
+// Beside the reductions, kMeans makes plain passes over its points (core/row-passes.ts: the centroid
+// sums, the inertia, the coordinate moments). An engine that keeps copies may register a runner for
+// them (the Wasm engine: its workers, each over a share of the rows), so that the main thread neither
+// reads the points nor blocks for the ~50-100 ms a pass takes at Fashion-MNIST size.
+//
 // The core imports no engine: engines import this module.
+import type { RowPassInput } from './row-passes.js';
+import type { AbortSignalLike } from './scheduling.js';
 
 export type ResidentArray = Float32Array | Float64Array;
+
+/**
+ * Runs a pass over rows [input.from, input.to) of a held array somewhere else and resolves to its
+ * result (core/row-passes.ts: the same values as runRowPass, up to the order of the additions), or
+ * to null when it cannot (no workers, the array not kept): the caller then runs it itself.
+ */
+export type ResidentPassRunner = (
+  data: ResidentArray,
+  input: RowPassInput,
+  signal: AbortSignalLike | undefined,
+) => Promise<Float64Array | null>;
+
+let passRunner: ResidentPassRunner | null = null;
+
+/** Registers the runner of passes over resident rows (one: the last registered); null removes it. */
+export function setResidentPassRunner(runner: ResidentPassRunner | null): void {
+  passRunner = runner;
+}
+
+/** The registered runner of passes over resident rows, or null. */
+export function residentPassRunner(): ResidentPassRunner | null {
+  return passRunner;
+}
 
 const holds = new Map<ResidentArray, number>();
 const listeners = new Set<(data: ResidentArray) => void>();
