@@ -16,7 +16,7 @@ import { InputError } from './errors.js';
 import { Variable, type DType } from './formula.js';
 import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
 import { LazyTensor, Vj } from './lazy-tensor.js';
-import { holdResident, residentPassRunner } from './resident.js';
+import { holdResident, residentCopy, residentPassRunner, sharedMemoryAvailable } from './resident.js';
 import { rowPassLength, runRowPass, varianceFromMoments, type RowPassInput } from './row-passes.js';
 import type { EngineChoice } from './reduction.js';
 import { Tensor, type EngineName } from './tensor.js';
@@ -106,10 +106,15 @@ function sqDist64(x: Float32Array | Float64Array, i: number, c: Float64Array, k:
  * The labels returned are those of the returned centroids (one last assignment after the last move).
  *
  * Memory: kMeans works on a private copy of x (N x D values in the input's precision), so the array
- * may be changed by the caller while a run is in progress; the WebAssembly engine keeps that copy in
- * each of its workers for the run (up to 512 MiB per worker, beyond which the points are sent with
- * every assignment instead), so that an iteration sends only the centroids. All of it is freed
- * when the run ends, normally or not.
+ * may be changed by the caller while a run is in progress. Where the runtime has shared memory (Node,
+ * Deno, Bun, cross-origin isolated pages) the copy is a SharedArrayBuffer that the WebAssembly
+ * engine's workers all read; elsewhere each worker keeps a copy of its own (up to 512 MiB per worker,
+ * beyond which the points are sent with every assignment instead). An iteration then sends the
+ * workers only the centroids and the labels, and they compute the assignment and the centroid sums
+ * on their share of the rows. All of it is freed when the run ends, normally or not.
+ *
+ * Responsiveness: the passes that run on the calling thread (one thread, or small N x D) run in
+ * slices of a few ms with a turn of the event loop when due; `signal` is checked between them.
  *
  * @param x the rows [N, D]: Float32Array, Float64Array, flat number[] (with `dim`) or number[][].
  * @param K the number of clusters, an integer in [1, N].
@@ -139,8 +144,9 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
   if (!Number.isInteger(seed)) throw new InputError(`kMeans: seed must be an integer, got ${seed}`);
   const dtype: DType = checkDType('kMeans', options.dtype) ?? v.dtype ?? 'float64';
   const random = generator(seed);
-  // Our copy of the points (a user's typed array is theirs to change; other input was copied already).
-  const points = v.byReference ? data.slice() : data;
+  // Our copy of the points (a user's typed array is theirs to change; other input was copied already),
+  // in shared memory where there is some, so that the Wasm engine's workers all read this one copy.
+  const points = v.byReference || sharedMemoryAvailable() ? residentCopy(data) : data;
   const c = initialCentroids(options.init ?? 'kmeans++', points, N, D, K, random);
   const reduceOptions = {
     dtype,

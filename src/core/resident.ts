@@ -52,6 +52,35 @@ export function residentPassRunner(): ResidentPassRunner | null {
 const holds = new Map<ResidentArray, number>();
 const listeners = new Set<(data: ResidentArray) => void>();
 
+/** Whether this runtime has shared memory to post to workers (Node, Deno, Bun; browsers only on
+ *  cross-origin isolated pages, where SharedArrayBuffer exists at all). */
+export function sharedMemoryAvailable(): boolean {
+  const g = globalThis as { crossOriginIsolated?: boolean };
+  return typeof SharedArrayBuffer === 'function' && g.crossOriginIsolated !== false;
+}
+
+/**
+ * A copy of `data` to hold: in a SharedArrayBuffer where the runtime has shared memory (an engine
+ * then gives it to its workers as it is, with no copy per worker, and one copy of the points exists
+ * in all), else an ordinary copy. Either way the caller owns it: a typed array like any other.
+ */
+export function residentCopy<T extends ResidentArray>(data: T): T {
+  if (sharedMemoryAvailable()) {
+    try {
+      const shared = (
+        data instanceof Float32Array
+          ? new Float32Array(new SharedArrayBuffer(data.byteLength))
+          : new Float64Array(new SharedArrayBuffer(data.byteLength))
+      ) as T;
+      shared.set(data);
+      return shared;
+    } catch {
+      // no shared memory after all (a platform limit on its size): an ordinary copy
+    }
+  }
+  return data.slice() as T;
+}
+
 /**
  * Marks `data` as unchanging until the returned function is called (calling it again does
  * nothing). The caller must own `data` and not write to it meanwhile.

@@ -14,7 +14,12 @@
 import { InputError, ResourceLimitError, ShapeError } from '../core/errors.js';
 import WORKER_SOURCE from 'virtual:lazytensor-wasm-worker';
 import type { JobOutput, PostedJob } from './worker-job.js';
-import { onResidentRelease, setResidentPassRunner, type ResidentArray } from '../core/resident.js';
+import {
+  onResidentRelease,
+  setResidentPassRunner,
+  sharedMemoryAvailable,
+  type ResidentArray,
+} from '../core/resident.js';
 import { rowPassLength, type RowPassInput } from '../core/row-passes.js';
 import type { AbortSignalLike } from '../core/scheduling.js';
 import { detectRuntime } from '../runtime/features.js';
@@ -306,15 +311,18 @@ export class WorkerPool {
   /** Posts `data` to every worker as one copy in a SharedArrayBuffer; false (nothing posted) where
    *  shared memory is unavailable or cannot be posted (browsers without cross-origin isolation). */
   private postShared(key: number, data: ResidentArray): boolean {
-    const g = globalThis as { crossOriginIsolated?: boolean };
-    if (!sharedResident || typeof SharedArrayBuffer !== 'function' || g.crossOriginIsolated === false) return false;
+    if (!sharedResident || !sharedMemoryAvailable()) return false;
     let shared: ResidentArray;
-    try {
-      const buffer = new SharedArrayBuffer(data.byteLength);
-      shared = data instanceof Float32Array ? new Float32Array(buffer) : new Float64Array(buffer);
-      shared.set(data);
-    } catch {
-      return false;
+    if (data.buffer instanceof SharedArrayBuffer) {
+      shared = data; // shared already (residentCopy): posted as it is, nothing copied
+    } else {
+      try {
+        const buffer = new SharedArrayBuffer(data.byteLength);
+        shared = data instanceof Float32Array ? new Float32Array(buffer) : new Float64Array(buffer);
+        shared.set(data);
+      } catch {
+        return false;
+      }
     }
     let posted = 0;
     try {
