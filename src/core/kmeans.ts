@@ -147,7 +147,7 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
   // Our copy of the points (a user's typed array is theirs to change; other input was copied already),
   // in shared memory where there is some, so that the Wasm engine's workers all read this one copy.
   const points = v.byReference || sharedMemoryAvailable() ? residentCopy(data) : data;
-  const c = initialCentroids(options.init ?? 'kmeans++', points, N, D, K, random);
+  const c = await initialCentroids(options.init ?? 'kmeans++', points, N, D, K, random, options.signal);
   const reduceOptions = {
     dtype,
     ...(options.engine === undefined ? {} : { engine: options.engine }),
@@ -173,12 +173,9 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
         if (out !== null) return out;
       }
       const out = new Float64Array(rowPassLength(whole));
-      const step = Math.max(1, Math.floor(passThresholds.sliceValues / D));
-      for (let a = 0; a < N; a += step) {
-        await checkpoint(signal);
-        const b = Math.min(N, a + step);
-        runRowPass(points, { ...whole, from: a, to: b, labels: whole.labels?.subarray(a, b) ?? null }, out);
-      }
+      await sliced(N, D, signal, (a, b) =>
+        runRowPass(points, { ...whole, from: a, to: b, labels: whole.labels?.subarray(a, b) ?? null }, out),
+      );
       return out;
     };
     let { labels, dist } = await assign();
@@ -243,14 +240,25 @@ function update(
   return shift;
 }
 
-function initialCentroids(
+/** Runs `body` over rows [0, N) in slices of about passThresholds.sliceValues values, with a
+ *  checkpoint (the signal, and a turn of the event loop when due) before each slice. */
+async function sliced(N: number, D: number, signal: AbortSignalLike | undefined, body: (a: number, b: number) => void) {
+  const step = Math.max(1, Math.floor(passThresholds.sliceValues / D));
+  for (let a = 0; a < N; a += step) {
+    await checkpoint(signal);
+    body(a, Math.min(N, a + step));
+  }
+}
+
+async function initialCentroids(
   init: KMeansOptions['init'],
   data: Float32Array | Float64Array,
   N: number,
   D: number,
   K: number,
   random: () => number,
-): Float64Array {
+  signal: AbortSignalLike | undefined,
+): Promise<Float64Array> {
   const c = new Float64Array(K * D);
   const copyRow = (k: number, i: number) => {
     for (let d = 0; d < D; d++) c[k * D + d] = data[i * D + d]!;
@@ -270,7 +278,11 @@ function initialCentroids(
     // proportional to its squared distance to the nearest centroid so far.
     copyRow(0, Math.floor(random() * N));
     const near = new Float64Array(N);
-    for (let i = 0; i < N; i++) near[i] = sqDist64(data, i, c, 0, D);
+    // K passes over the points: sliced, so that the event loop is not held for their ~K x 50 ms at
+    // Fashion-MNIST size
+    await sliced(N, D, signal, (a, b) => {
+      for (let i = a; i < b; i++) near[i] = sqDist64(data, i, c, 0, D);
+    });
     for (let k = 1; k < K; k++) {
       let total = 0;
       for (let i = 0; i < N; i++) total += near[i]!;
@@ -288,7 +300,9 @@ function initialCentroids(
         pick = Math.floor(random() * N); // every row is on a centroid already
       }
       copyRow(k, pick);
-      for (let i = 0; i < N; i++) near[i] = Math.min(near[i]!, sqDist64(data, i, c, k, D));
+      await sliced(N, D, signal, (a, b) => {
+        for (let i = a; i < b; i++) near[i] = Math.min(near[i]!, sqDist64(data, i, c, k, D));
+      });
     }
     return c;
   }
