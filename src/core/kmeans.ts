@@ -1,16 +1,23 @@
 // K-means by Lloyd's algorithm: the assignment step is one minArgMin reduction over the centroids
-// (the N x K distance matrix is never stored), the update a plain float64 loop over the labels.
+// (the N x K distance matrix is never stored), the update a float64 pass over the points and labels
+// (per-cluster sums and counts, core/row-passes.ts).
 //
 // The points are read by every iteration, so kMeans works on its own copy of them, held resident
 // (core/resident.ts) for the run: an engine may keep it next to its kernels (the Wasm engine's
 // workers) and receive only the centroids per assignment, and being ours it needs no re-validation
 // per reduction and cannot change under us if the caller writes to their array meanwhile.
-import type { AbortSignalLike } from './scheduling.js';
+//
+// The passes other than the assignment (centroid sums, inertia, the coordinate moments of `tol`) run
+// where the assignment ran when that engine offers it (the Wasm workers, each over a share of their
+// resident copy: residentPassRunner), else here in slices of ~1-3 ms between which the event loop
+// gets its turn (checkpoint): at Fashion-MNIST size (60000 x 784) a pass is ~50-100 ms of work.
+import { checkpoint, type AbortSignalLike } from './scheduling.js';
 import { InputError } from './errors.js';
 import { Variable, type DType } from './formula.js';
 import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
 import { LazyTensor, Vj } from './lazy-tensor.js';
-import { holdResident } from './resident.js';
+import { holdResident, residentCopy, residentPassRunner, sharedMemoryAvailable } from './resident.js';
+import { rowPassLength, runRowPass, varianceFromMoments, type RowPassInput } from './row-passes.js';
 import type { EngineChoice } from './reduction.js';
 import { Tensor, type EngineName } from './tensor.js';
 
@@ -51,6 +58,24 @@ export interface KMeansResult {
 
 const KMEANS_KEYS = new Set(['init', 'iterations', 'tol', 'seed', 'dim', 'dtype', 'engine', 'signal']);
 
+/** Passes over fewer values (N x D) than this run on the calling thread: a round trip to the workers
+ *  (~0.1-0.3 ms) costs more than the pass (~1 ns per value). */
+const WORKER_PASS_MIN_VALUES = 2 ** 18;
+/** Values per slice of a pass on the calling thread (~1-3 ms): checkpoint between slices. */
+const SLICE_VALUES = 2 ** 20;
+const passThresholds = { workerMinValues: WORKER_PASS_MIN_VALUES, sliceValues: SLICE_VALUES };
+
+/** @internal Hooks for the tests: where kMeans's passes run. */
+export const kMeansTesting = {
+  configure(next: Partial<typeof passThresholds>): void {
+    Object.assign(passThresholds, next);
+  },
+  reset(): void {
+    passThresholds.workerMinValues = WORKER_PASS_MIN_VALUES;
+    passThresholds.sliceValues = SLICE_VALUES;
+  },
+};
+
 /** A small seeded generator (xorshift32) in [0, 1). */
 function generator(seed: number): () => number {
   let s = (seed >>> 0) ^ 0x9e3779b9 || 1;
@@ -81,10 +106,15 @@ function sqDist64(x: Float32Array | Float64Array, i: number, c: Float64Array, k:
  * The labels returned are those of the returned centroids (one last assignment after the last move).
  *
  * Memory: kMeans works on a private copy of x (N x D values in the input's precision), so the array
- * may be changed by the caller while a run is in progress; the WebAssembly engine keeps that copy in
- * each of its workers for the run (up to 512 MiB per worker, beyond which the points are sent with
- * every assignment instead), so that an iteration sends only the centroids. All of it is freed
- * when the run ends, normally or not.
+ * may be changed by the caller while a run is in progress. Where the runtime has shared memory (Node,
+ * Deno, Bun, cross-origin isolated pages) the copy is a SharedArrayBuffer that the WebAssembly
+ * engine's workers all read; elsewhere each worker keeps a copy of its own (up to 512 MiB per worker,
+ * beyond which the points are sent with every assignment instead). An iteration then sends the
+ * workers only the centroids and the labels, and they compute the assignment and the centroid sums
+ * on their share of the rows. All of it is freed when the run ends, normally or not.
+ *
+ * Responsiveness: the passes that run on the calling thread (one thread, or small N x D) run in
+ * slices of a few ms with a turn of the event loop when due; `signal` is checked between them.
  *
  * @param x the rows [N, D]: Float32Array, Float64Array, flat number[] (with `dim`) or number[][].
  * @param K the number of clusters, an integer in [1, N].
@@ -114,9 +144,10 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
   if (!Number.isInteger(seed)) throw new InputError(`kMeans: seed must be an integer, got ${seed}`);
   const dtype: DType = checkDType('kMeans', options.dtype) ?? v.dtype ?? 'float64';
   const random = generator(seed);
-  // Our copy of the points (a user's typed array is theirs to change; other input was copied already).
-  const points = v.byReference ? data.slice() : data;
-  const c = initialCentroids(options.init ?? 'kmeans++', points, N, D, K, random);
+  // Our copy of the points (a user's typed array is theirs to change; other input was copied already),
+  // in shared memory where there is some, so that the Wasm engine's workers all read this one copy.
+  const points = v.byReference || sharedMemoryAvailable() ? residentCopy(data) : data;
+  const c = await initialCentroids(options.init ?? 'kmeans++', points, N, D, K, random, options.signal);
   const reduceOptions = {
     dtype,
     ...(options.engine === undefined ? {} : { engine: options.engine }),
@@ -124,6 +155,7 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
   };
   const X = new LazyTensor(new Variable('i', D, N, points, v.dtype, v.name, false, [], false), N, null);
   const release = holdResident(points);
+  const signal = options.signal;
   try {
     let engine: EngineName = 'wasm';
     const assign = async () => {
@@ -131,21 +163,42 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
       engine = r.indices.engine;
       return { labels: r.indices.data, dist: r.values.data };
     };
-    // The threshold on the squared shift: tol times the mean variance of the coordinates.
-    const threshold = (tol * totalVariance(points, N, D)) / D;
+    /** A pass over all rows: on the assignment's workers when they offer it, else here in slices. */
+    const pass = async (input: Omit<RowPassInput, 'dim' | 'from' | 'to'>): Promise<Float64Array> => {
+      const whole: RowPassInput = { ...input, dim: D, from: 0, to: N };
+      const runner = residentPassRunner();
+      if (runner !== null && engine === 'wasm' && N * D >= passThresholds.workerMinValues) {
+        const out = await runner(points, whole, signal);
+        signal?.throwIfAborted();
+        if (out !== null) return out;
+      }
+      const out = new Float64Array(rowPassLength(whole));
+      await sliced(N, D, signal, (a, b) =>
+        runRowPass(points, { ...whole, from: a, to: b, labels: whole.labels?.subarray(a, b) ?? null }, out),
+      );
+      return out;
+    };
     let { labels, dist } = await assign();
+    // The threshold on the squared shift: tol times the mean variance of the coordinates (none to
+    // compute for tol = 0).
+    const threshold =
+      tol === 0
+        ? 0
+        : (tol *
+            varianceFromMoments(await pass({ pass: 'moments', labels: null, clusters: 0, centroids: null }), N, D)) /
+          D;
     let iterations = 0;
     while (iterations < maxIter) {
-      options.signal?.throwIfAborted();
-      const shift = update(c, points, labels, dist, N, D, K);
+      signal?.throwIfAborted();
+      const sums = await pass({ pass: 'sums', labels, clusters: K, centroids: null });
+      const shift = update(c, points, sums, dist, N, D, K);
       iterations++;
       const next = await assign();
       const changed = next.labels.some((l, i) => l !== labels[i]);
       ({ labels, dist } = next);
       if (!changed || shift <= threshold) break;
     }
-    let inertia = 0;
-    for (let i = 0; i < N; i++) inertia += sqDist64(points, i, c, labels[i]!, D);
+    const inertia = (await pass({ pass: 'inertia', labels, clusters: K, centroids: c }))[0]!;
     const centroids = dtype === 'float32' || data instanceof Float32Array ? Float32Array.from(c) : c;
     return {
       labels: new Tensor(labels, [N], engine),
@@ -158,92 +211,54 @@ export async function kMeans(x: ArrayInput, K: number, options: KMeansOptions = 
   }
 }
 
-/** The variance of each coordinate of x, summed over the coordinates: two passes, row by row (the
- *  sums of each coordinate in row order, as a column-by-column loop makes them, without its stride). */
-function totalVariance(data: Float32Array | Float64Array, N: number, D: number): number {
-  const mean = new Float64Array(D);
-  for (let i = 0, r = 0; i < N; i++, r += D) {
-    if (D >= ROW_VIEW_MIN_D) addRow(mean, data.subarray(r, r + D), D);
-    else for (let d = 0; d < D; d++) mean[d] = mean[d]! + data[r + d]!;
-  }
-  for (let d = 0; d < D; d++) mean[d] = mean[d]! / N;
-  const squares = new Float64Array(D);
-  for (let i = 0, r = 0; i < N; i++, r += D) {
-    for (let d = 0; d < D; d++) {
-      const t = data[r + d]! - mean[d]!;
-      squares[d] = squares[d]! + t * t;
-    }
-  }
-  let variance = 0;
-  for (let d = 0; d < D; d++) variance += squares[d]! / N;
-  return variance;
-}
-
-/** Rows of at least this many values are summed through row views (addRow); shorter ones by index,
- *  where making two views per row would cost more than the sums. */
-const ROW_VIEW_MIN_D = 16;
-
-/** s += x over D values, in order (each s[d] gets the rows in row order, whatever the unrolling).
- *  Row views and 4 values per step: 2.5-3x faster than one indexed loop over the whole arrays. */
-function addRow(s: Float64Array, x: Float32Array | Float64Array, D: number): void {
-  let d = 0;
-  for (; d + 4 <= D; d += 4) {
-    s[d] = s[d]! + x[d]!;
-    s[d + 1] = s[d + 1]! + x[d + 1]!;
-    s[d + 2] = s[d + 2]! + x[d + 2]!;
-    s[d + 3] = s[d + 3]! + x[d + 3]!;
-  }
-  for (; d < D; d++) s[d] = s[d]! + x[d]!;
-}
-
-/** Moves each centroid to the mean of its rows; an empty cluster takes the farthest row not taken
- *  yet. Returns the squared shift summed over the centroids. */
+/** Moves each centroid to the mean of its rows (`sums`: K x D sums, then K counts, of the last
+ *  assignment); an empty cluster takes the farthest row not taken yet. Returns the squared shift
+ *  summed over the centroids. */
 function update(
   c: Float64Array,
   data: Float32Array | Float64Array,
-  labels: Int32Array,
+  sums: Float64Array,
   dist: ArrayLike<number>,
   N: number,
   D: number,
   K: number,
 ): number {
-  const sum = new Float64Array(K * D);
-  const count = new Float64Array(K);
-  for (let i = 0, r = 0; i < N; i++, r += D) {
-    const l = labels[i]!;
-    count[l] = count[l]! + 1;
-    if (D >= ROW_VIEW_MIN_D) addRow(sum.subarray(l * D, l * D + D), data.subarray(r, r + D), D);
-    else for (let d = 0, o = l * D; d < D; d++) sum[o + d] = sum[o + d]! + data[r + d]!;
-  }
   let order: Int32Array | null = null;
   let taken = 0;
   let shift = 0;
   for (let k = 0; k < K; k++) {
-    let row: number[];
-    if (count[k]! > 0) {
-      row = Array.from({ length: D }, (_, d) => sum[k * D + d]! / count[k]!);
-    } else {
-      // Farthest first, ties to the lowest row: the same choice on every run.
-      order ??= Int32Array.from({ length: N }, (_, i) => i).sort((a, b) => dist[b]! - dist[a]! || a - b);
-      const i = order[Math.min(taken++, N - 1)]!;
-      row = Array.from({ length: D }, (_, d) => data[i * D + d]!);
-    }
+    const count = sums[K * D + k]!;
+    // Farthest first, ties to the lowest row: the same choice on every run.
+    if (count === 0) order ??= Int32Array.from({ length: N }, (_, i) => i).sort((a, b) => dist[b]! - dist[a]! || a - b);
+    const i = count === 0 ? order![Math.min(taken++, N - 1)]! : -1;
     for (let d = 0; d < D; d++) {
-      shift += (row[d]! - c[k * D + d]!) ** 2;
-      c[k * D + d] = row[d]!;
+      const v = count > 0 ? sums[k * D + d]! / count : data[i * D + d]!;
+      shift += (v - c[k * D + d]!) ** 2;
+      c[k * D + d] = v;
     }
   }
   return shift;
 }
 
-function initialCentroids(
+/** Runs `body` over rows [0, N) in slices of about passThresholds.sliceValues values, with a
+ *  checkpoint (the signal, and a turn of the event loop when due) before each slice. */
+async function sliced(N: number, D: number, signal: AbortSignalLike | undefined, body: (a: number, b: number) => void) {
+  const step = Math.max(1, Math.floor(passThresholds.sliceValues / D));
+  for (let a = 0; a < N; a += step) {
+    await checkpoint(signal);
+    body(a, Math.min(N, a + step));
+  }
+}
+
+async function initialCentroids(
   init: KMeansOptions['init'],
   data: Float32Array | Float64Array,
   N: number,
   D: number,
   K: number,
   random: () => number,
-): Float64Array {
+  signal: AbortSignalLike | undefined,
+): Promise<Float64Array> {
   const c = new Float64Array(K * D);
   const copyRow = (k: number, i: number) => {
     for (let d = 0; d < D; d++) c[k * D + d] = data[i * D + d]!;
@@ -263,7 +278,11 @@ function initialCentroids(
     // proportional to its squared distance to the nearest centroid so far.
     copyRow(0, Math.floor(random() * N));
     const near = new Float64Array(N);
-    for (let i = 0; i < N; i++) near[i] = sqDist64(data, i, c, 0, D);
+    // K passes over the points: sliced, so that the event loop is not held for their ~K x 50 ms at
+    // Fashion-MNIST size
+    await sliced(N, D, signal, (a, b) => {
+      for (let i = a; i < b; i++) near[i] = sqDist64(data, i, c, 0, D);
+    });
     for (let k = 1; k < K; k++) {
       let total = 0;
       for (let i = 0; i < N; i++) total += near[i]!;
@@ -281,7 +300,9 @@ function initialCentroids(
         pick = Math.floor(random() * N); // every row is on a centroid already
       }
       copyRow(k, pick);
-      for (let i = 0; i < N; i++) near[i] = Math.min(near[i]!, sqDist64(data, i, c, k, D));
+      await sliced(N, D, signal, (a, b) => {
+        for (let i = a; i < b; i++) near[i] = Math.min(near[i]!, sqDist64(data, i, c, k, D));
+      });
     }
     return c;
   }

@@ -239,6 +239,9 @@ const PIPELINES = new WeakMap<GPUDevice, Map<string, Promise<CompiledKernel>>>()
 
 /** Packs rows [start, start + rows) of the variables of one side into a float32 array of `stride`
  *  words per row (a single float32 variable is passed through without copying). */
+const isShared = (a: ArrayBufferView): boolean =>
+  typeof SharedArrayBuffer === 'function' && a.buffer instanceof SharedArrayBuffer;
+
 function packRows(
   vars: readonly { data: Float32Array | Float64Array; dim: number; offset: number }[],
   stride: number,
@@ -248,7 +251,9 @@ function packRows(
   const only = vars[0];
   if (vars.length === 1 && only !== undefined && only.dim === stride) {
     const part = only.data.subarray(start * stride, (start + rows) * stride);
-    return part instanceof Float32Array ? part : Float32Array.from(part);
+    // Data in shared memory (a SharedArrayBuffer: kMeans's copy of its points) is copied: Dawn's
+    // writeBuffer refuses it.
+    return part instanceof Float32Array && !isShared(part) ? part : Float32Array.from(part);
   }
   const out = new Float32Array(rows * stride);
   for (const { data, dim, offset } of vars) {

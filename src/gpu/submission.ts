@@ -82,6 +82,13 @@ export class Submission {
   /** A storage buffer holding `data`. */
   upload(data: ArrayBufferView, label: string): GPUBuffer {
     const b = this.take(USAGE_STORAGE | USAGE_COPY_DST, data.byteLength, label);
+    if (typeof SharedArrayBuffer === 'function' && data.buffer instanceof SharedArrayBuffer) {
+      // shared memory (a SharedArrayBuffer): copied, Dawn's writeBuffer refuses it
+      const copy = new Uint8Array(data.byteLength);
+      copy.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.device.queue.writeBuffer(b, 0, copy.buffer, 0, copy.byteLength);
+      return b;
+    }
     this.device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
     return b;
   }

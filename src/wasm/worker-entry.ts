@@ -11,9 +11,13 @@
 //   in  { type: 'keep', key, data }             holds `data` under `key` until { type: 'drop', key }:
 //                                                  a job's data may name a range of it (ResidentRef);
 //                                                  one naming a key not held fails as 'ResidentMissing'
+//   in  { type: 'pass', id, key, input }        -> out { type: 'pass', id, out: Float64Array } (transferred):
+//                                                  core/row-passes.ts's runRowPass over the rows of the
+//                                                  array held under `key` ('ResidentMissing' if none)
 // The worker owns one kernel instance with its own (non-shared) memory: the kernel keeps static
 // tables in memory and is not reentrant, so instances are never shared between threads.
 import { ResourceLimitError } from '../core/errors.js';
+import { rowPassLength, runRowPass, type RowPassInput } from '../core/row-passes.js';
 import {
   checkJobMemory,
   isResidentRef,
@@ -92,6 +96,7 @@ function handle(
     wasm?: Uint8Array<ArrayBuffer>;
     module?: WebAssembly.Module;
     job?: PostedJob;
+    input?: RowPassInput;
   },
 ): void {
   try {
@@ -104,6 +109,13 @@ function handle(
     } else if (message.type === 'drop') {
       held.delete(message.key!);
       placed = placed.filter((p) => !p.startsWith(`${message.key!},`));
+    } else if (message.type === 'pass') {
+      const array = held.get(message.key!);
+      if (array === undefined) throw new ResidentMissing(`kMeans: resident data ${message.key!} is not held here`);
+      const input = message.input!;
+      const out = new Float64Array(rowPassLength(input));
+      runRowPass(array, input, out);
+      port.postMessage({ type: 'pass', id: message.id, out }, [out.buffer]);
     } else if (message.type === 'job') {
       if (kernel === null) throw new Error('internal: worker job before init');
       const out = runPosted(kernel, message.job!);

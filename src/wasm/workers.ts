@@ -14,7 +14,14 @@
 import { InputError, ResourceLimitError, ShapeError } from '../core/errors.js';
 import WORKER_SOURCE from 'virtual:lazytensor-wasm-worker';
 import type { JobOutput, PostedJob } from './worker-job.js';
-import { onResidentRelease, type ResidentArray } from '../core/resident.js';
+import {
+  onResidentRelease,
+  setResidentPassRunner,
+  sharedMemoryAvailable,
+  type ResidentArray,
+} from '../core/resident.js';
+import { rowPassLength, type RowPassInput } from '../core/row-passes.js';
+import type { AbortSignalLike } from '../core/scheduling.js';
 import { detectRuntime } from '../runtime/features.js';
 import { workerKernelPayload } from './kernel-source.js';
 
@@ -29,6 +36,8 @@ const START_TIMEOUT_MS = 15_000;
  *  worker holds a copy of each kept array, next to its kernel. Arrays past it are sent with each job. */
 export const RESIDENT_MAX_BYTES = 512 * 2 ** 20;
 let residentMaxBytes = RESIDENT_MAX_BYTES;
+/** Whether resident arrays may go to the workers as one shared copy (tests turn it off). */
+let sharedResident = true;
 
 /** What jobs transfer (internal: never in the published declarations). */
 type TransferItem = Transferable;
@@ -47,6 +56,8 @@ export type WorkerReply =
   | { type: 'alive' }
   | { type: 'ready' }
   | { type: 'done'; id: number; values: Float32Array | Float64Array | null; indices: Int32Array | null }
+  /** The result of a pass over resident rows (core/row-passes.ts). */
+  | { type: 'pass'; id: number; out: Float64Array }
   | {
       type: 'error';
       id: number;
@@ -208,10 +219,13 @@ async function availableCores(): Promise<number> {
 // ---------------------------------------------------------------------------------------------------
 // The pool
 
+/** What a worker is asked (the message, less its id). */
+type TaskMessage = { type: 'job'; job: PostedJob } | { type: 'pass'; key: number; input: RowPassInput };
+
 interface Task {
-  readonly job: PostedJob;
+  readonly message: TaskMessage;
   readonly transfer: TransferItem[];
-  readonly resolve: (output: JobOutput) => void;
+  readonly resolve: (reply: Extract<WorkerReply, { type: 'done' | 'pass' }>) => void;
   readonly reject: (error: Error) => void;
 }
 
@@ -258,6 +272,8 @@ export class WorkerPool {
   private nextKey = 1;
   /** Resident arrays posted to the workers since the pool started (for tests and diagnostics). */
   residentPosts = 0;
+  /** Of those, the ones posted as one shared copy (for tests and diagnostics). */
+  sharedPosts = 0;
   private readonly stopListening: () => void;
 
   private constructor(readonly size: number) {
@@ -275,16 +291,53 @@ export class WorkerPool {
     if (known !== undefined) return known.key;
     if (this.closed || this.keptBytes + data.byteLength > residentMaxBytes) return null;
     const entry = { key: this.nextKey++, bytes: data.byteLength };
-    // Each worker gets a copy of its own, transferred: one memcpy here, none in the worker (a
-    // structured clone copies twice, and the second copy would hold up the worker's next job).
-    for (const slot of this.slots) {
-      const copy = data.slice();
-      slot.worker.postMessage({ type: 'keep', key: entry.key, data: copy }, [copy.buffer]);
+    // One copy in shared memory for all the workers where the runtime allows it (Node, Deno, Bun,
+    // cross-origin isolated pages): one memcpy here for any number of workers, and one copy of the
+    // points in memory; nobody writes to it (the holder does not write to `data` while it is held).
+    // Elsewhere each worker gets a copy of its own, transferred: one memcpy per worker here, none in
+    // the worker (a structured clone copies twice, and the second copy would hold up its next job).
+    if (!this.postShared(entry.key, data)) {
+      for (const slot of this.slots) {
+        const copy = data.slice();
+        slot.worker.postMessage({ type: 'keep', key: entry.key, data: copy }, [copy.buffer]);
+      }
     }
     this.residentPosts++;
     this.kept.set(data, entry);
     this.keptBytes += entry.bytes;
     return entry.key;
+  }
+
+  /** Posts `data` to every worker as one copy in a SharedArrayBuffer; false (nothing posted) where
+   *  shared memory is unavailable or cannot be posted (browsers without cross-origin isolation). */
+  private postShared(key: number, data: ResidentArray): boolean {
+    if (!sharedResident || !sharedMemoryAvailable()) return false;
+    let shared: ResidentArray;
+    if (data.buffer instanceof SharedArrayBuffer) {
+      shared = data; // shared already (residentCopy): posted as it is, nothing copied
+    } else {
+      try {
+        const buffer = new SharedArrayBuffer(data.byteLength);
+        shared = data instanceof Float32Array ? new Float32Array(buffer) : new Float64Array(buffer);
+        shared.set(data);
+      } catch {
+        return false;
+      }
+    }
+    let posted = 0;
+    try {
+      for (const slot of this.slots) {
+        slot.worker.postMessage({ type: 'keep', key, data: shared });
+        posted++;
+      }
+    } catch {
+      // a runtime that refuses to post shared memory refuses it for the first worker already; in
+      // case it does later, the workers that got it drop it, and every worker gets its own copy
+      for (const slot of this.slots.slice(0, posted)) slot.worker.postMessage({ type: 'drop', key });
+      return false;
+    }
+    this.sharedPosts++;
+    return true;
   }
 
   /** Bytes of resident arrays each worker holds. */
@@ -372,10 +425,30 @@ export class WorkerPool {
   }
 
   /** Runs a job on the next free worker. `transfer` lists buffers the job owns (they are detached). */
-  run(job: PostedJob, transfer: TransferItem[] = []): Promise<JobOutput> {
+  async run(job: PostedJob, transfer: TransferItem[] = []): Promise<JobOutput> {
+    const reply = await this.post({ type: 'job', job }, transfer);
+    if (reply.type !== 'done') throw new Error(`internal: a job answered as a ${reply.type}`);
+    return { values: reply.values, indices: reply.indices };
+  }
+
+  /**
+   * Runs a pass over rows of the resident array kept under `key` (residentKey) on the next free
+   * worker: core/row-passes.ts's runRowPass there, its result returned (rowPassLength values).
+   * Rejects with WorkerLostError when the worker does not hold the array.
+   */
+  async runPass(key: number, input: RowPassInput, transfer: TransferItem[] = []): Promise<Float64Array> {
+    const reply = await this.post({ type: 'pass', key, input }, transfer);
+    if (reply.type !== 'pass') throw new Error(`internal: a pass answered as a ${reply.type}`);
+    return reply.out;
+  }
+
+  private post(
+    message: TaskMessage,
+    transfer: TransferItem[],
+  ): Promise<Extract<WorkerReply, { type: 'done' | 'pass' }>> {
     if (this.closed) return Promise.reject(new WorkerLostError('the worker pool is closed'));
-    return new Promise<JobOutput>((resolve, reject) => {
-      this.queue.push({ job, transfer, resolve, reject });
+    return new Promise((resolve, reject) => {
+      this.queue.push({ message, transfer, resolve, reject });
       this.pump();
     });
   }
@@ -394,7 +467,7 @@ export class WorkerPool {
       slot.id++;
       slot.worker.ref();
       try {
-        slot.worker.postMessage({ type: 'job', id: slot.id, job: task.job }, task.transfer);
+        slot.worker.postMessage({ ...task.message, id: slot.id }, task.transfer);
       } catch (error) {
         // The job could not be sent (e.g. not cloneable): fail it, keep the worker.
         slot.task = null;
@@ -410,10 +483,8 @@ export class WorkerPool {
     slot.task = null;
     this.jobsRun++;
     slot.done++;
-    if (message.type === 'done') task.resolve({ values: message.values, indices: message.indices });
-    else {
-      task.reject(rebuildError(message));
-    }
+    if (message.type === 'error') task.reject(rebuildError(message));
+    else task.resolve(message);
     if (this.queue.length > 0) this.pump();
     else {
       slot.worker.unref();
@@ -640,6 +711,10 @@ export const wasmThreadsTesting = {
   setResidentMaxBytes(bytes?: number): void {
     residentMaxBytes = bytes ?? RESIDENT_MAX_BYTES;
   },
+  /** Whether resident arrays may be posted as one shared copy (undefined: the default, true). */
+  setSharedResident(allowed?: boolean): void {
+    sharedResident = allowed ?? true;
+  },
   /** The current pool, if started. */
   async pool(): Promise<WorkerPool | null> {
     return pool === null ? null : pool;
@@ -651,3 +726,46 @@ export const wasmThreadsTesting = {
     (await current)?.close();
   },
 };
+
+// ---------------------------------------------------------------------------------------------------
+// Passes over resident rows (core/resident.ts): kMeans's centroid sums, inertia and moments
+
+/**
+ * Runs a pass over rows [input.from, input.to) of a held array on the pool: one contiguous share of
+ * the rows per worker, their results added in row order. Null (the caller runs the pass itself) when
+ * there is no pool, the array is past the pool's resident bound, or a worker was lost or did not
+ * hold the array.
+ */
+async function residentPass(
+  data: ResidentArray,
+  input: RowPassInput,
+  signal: AbortSignalLike | undefined,
+): Promise<Float64Array | null> {
+  const current = await getWorkerPool();
+  if (current === null) return null;
+  const key = current.residentKey(data);
+  if (key === null) return null;
+  const rows = input.to - input.from;
+  const parts = Math.max(1, Math.min(current.size, rows));
+  const bounds = Array.from({ length: parts + 1 }, (_, p) => input.from + Math.round((p * rows) / parts));
+  if (signal?.aborted) return null; // the caller's own check throws the reason
+  let outs: Float64Array[];
+  try {
+    outs = await Promise.all(
+      Array.from({ length: parts }, (_, p) => {
+        const [a, b] = [bounds[p]!, bounds[p + 1]!];
+        const labels = input.labels === null ? null : input.labels.slice(a - input.from, b - input.from);
+        const part: RowPassInput = { ...input, from: a, to: b, labels };
+        return current.runPass(key, part, labels === null ? [] : [labels.buffer]);
+      }),
+    );
+  } catch (error) {
+    if (error instanceof WorkerLostError) return null;
+    throw error;
+  }
+  const result = new Float64Array(rowPassLength(input));
+  for (const out of outs) for (let q = 0; q < result.length; q++) result[q] = result[q]! + out[q]!;
+  return result;
+}
+
+setResidentPassRunner(residentPass);

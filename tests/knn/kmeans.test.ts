@@ -1,10 +1,13 @@
 // kMeans: Lloyd iterations on argMin reductions, against the same iterations in plain float64.
 import { afterAll, describe, expect, it } from 'vitest';
 import { getWasmThreads, kMeans, setWasmThreads, Vi, Vj } from '../../src/index.js';
+import { kMeansTesting } from '../../src/core/kmeans.js';
 import { residentCount } from '../../src/core/resident.js';
+import { rowPassLength, runRowPass, varianceFromMoments, type RowPass } from '../../src/core/row-passes.js';
 import { wasmEngineTesting } from '../../src/wasm/wasm-engine.js';
 import { wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../../src/wasm/workers.js';
 import { rng } from '../helpers/random.js';
+import { hasGpu } from '../gpu/setup.js';
 
 /** Plain float64 Lloyd from given centroids, with the documented rules (ties to the lowest centroid,
  *  an empty cluster re-seeded at the farthest row not yet taken, stop when no label changes or the
@@ -344,5 +347,164 @@ describe('kMeans: its copy of the points, resident in the workers', () => {
     c.abort();
     await expect(running).rejects.toThrow(/abort/i);
     expect(residentCount()).toBe(0);
+  });
+});
+
+describe('kMeans: its passes over the points (centroid sums, inertia, moments)', () => {
+  const threads = getWasmThreads();
+  afterAll(async () => {
+    kMeansTesting.reset();
+    wasmEngineTesting.reset();
+    wasmThreadsTesting.setSharedResident(undefined);
+    setWasmThreads(await threads);
+  });
+
+  it('each pass equals a float64 reference, and its row ranges add up (far from the origin too)', () => {
+    const [N, D, K] = [37, 21, 4];
+    const random = rng(91);
+    for (const offset of [0, 1e6]) {
+      const x = Float64Array.from({ length: N * D }, () => offset + random() * 3);
+      const labels = Int32Array.from({ length: N }, (_, i) => (i * 7) % K);
+      const c = Float64Array.from({ length: K * D }, () => offset + random());
+      const whole = (pass: RowPass) => {
+        const input = { pass, dim: D, from: 0, to: N, labels, clusters: K, centroids: c };
+        const out = new Float64Array(rowPassLength(input));
+        runRowPass(x, input, out);
+        // the same in three ranges added into one result
+        const split = new Float64Array(out.length);
+        for (const [a, b] of [
+          [0, 10],
+          [10, 11],
+          [11, N],
+        ] as const) {
+          runRowPass(x, { ...input, from: a, to: b, labels: labels.subarray(a, b) }, split);
+        }
+        Array.from(split).forEach((v, q) =>
+          expect(Math.abs(v - out[q]!)).toBeLessThanOrEqual(1e-12 * Math.abs(out[q]!)),
+        );
+        return out;
+      };
+      const sums = whole('sums');
+      for (let k = 0; k < K; k++) {
+        const members = [...labels.keys()].filter((i) => labels[i] === k);
+        expect(sums[K * D + k]).toBe(members.length);
+        for (let d = 0; d < D; d++) {
+          const want = members.reduce((s, i) => s + x[i * D + d]!, 0);
+          expect(Math.abs(sums[k * D + d]! - want)).toBeLessThanOrEqual(1e-15 * Math.abs(want) * N);
+        }
+      }
+      const inertia = whole('inertia')[0]!;
+      let want = 0;
+      for (let i = 0; i < N; i++) for (let d = 0; d < D; d++) want += (x[i * D + d]! - c[labels[i]! * D + d]!) ** 2;
+      expect(Math.abs(inertia - want)).toBeLessThanOrEqual(1e-9 * want);
+      // the variance by the shifted moments against two passes in float64 (no cancellation at 1e6)
+      let variance = 0;
+      for (let d = 0; d < D; d++) {
+        let m = 0;
+        for (let i = 0; i < N; i++) m += x[i * D + d]!;
+        m /= N;
+        for (let i = 0; i < N; i++) variance += (x[i * D + d]! - m) ** 2 / N;
+      }
+      expect(Math.abs(varianceFromMoments(whole('moments'), N, D) - variance)).toBeLessThanOrEqual(1e-9 * variance);
+    }
+  });
+
+  it('on 2 workers, on one thread, from one shared copy or per-worker copies: the same run', async () => {
+    const [N, D, K] = [900, 40, 6];
+    const x = Float32Array.from(blobs(93, N, D, K, 5));
+    const init = x.slice(0, K * D);
+    const ref = lloyd(Float64Array.from(x), N, D, Float64Array.from(init), 30, 1e-3);
+    const runs: Awaited<ReturnType<typeof kMeans>>[] = [];
+    for (const [threads, shared] of [
+      [1, true],
+      [2, true],
+      [2, false],
+    ] as const) {
+      setWasmThreads(threads);
+      wasmThreadsTesting.setSharedResident(shared);
+      // every pass on the workers where there are some, every assignment split
+      kMeansTesting.configure({ workerMinValues: 0, sliceValues: 1000 });
+      wasmEngineTesting.configure({ splitMinPairs: 0, mainThreadMaxPairs: 0 });
+      // the pool up before the run, so that its counters cover the whole run
+      await Vi(x, D).sqDist(Vj(init, D)).argMin(1);
+      const pool = await wasmThreadsTesting.pool();
+      const [jobs, posts, sharedPosts] = [pool?.jobsRun ?? 0, pool?.residentPosts ?? 0, pool?.sharedPosts ?? 0];
+      const r = await kMeans(x, K, { dim: D, init, iterations: 30, tol: 1e-3 });
+      runs.push(r);
+      expect(r.iterations).toBe(ref.iterations);
+      expect(Array.from(r.labels.data)).toEqual(Array.from(ref.labels));
+      Array.from(r.centroids.data).forEach((v, q) =>
+        expect(Math.abs(v - ref.centroids[q]!)).toBeLessThanOrEqual(1e-6 * Math.abs(ref.centroids[q]!) + 1e-6),
+      );
+      expect(Math.abs(r.inertia - ref.inertia)).toBeLessThanOrEqual(1e-5 * ref.inertia);
+      if (threads === 2) {
+        // 2 parts per assignment (iterations + 1) and per pass: the moments of tol, one sums pass per
+        // iteration and the inertia; the points posted once, as one shared copy or a copy per worker
+        expect(pool!.jobsRun - jobs).toBe(2 * (r.iterations + 1) + 2 * (r.iterations + 2));
+        expect(pool!.residentPosts - posts).toBe(1);
+        expect(pool!.sharedPosts - sharedPosts).toBe(shared ? 1 : 0);
+        expect(pool!.residentBytes).toBe(0);
+      } else {
+        expect(pool).toBe(null);
+      }
+      expect(residentCount()).toBe(0);
+      kMeansTesting.reset();
+      wasmEngineTesting.reset();
+      wasmThreadsTesting.setSharedResident(undefined);
+    }
+    // the runs agree with each other closer than with the float64 reference (float32 assignments)
+    for (const r of runs.slice(1)) {
+      expect(Array.from(r.labels.data)).toEqual(Array.from(runs[0]!.labels.data));
+      Array.from(r.centroids.data).forEach((v, q) => expect(v).toBe(runs[0]!.centroids.data[q]));
+      expect(Math.abs(r.inertia - runs[0]!.inertia)).toBeLessThanOrEqual(1e-12 * runs[0]!.inertia);
+    }
+  });
+
+  it('an abort during the passes on the calling thread stops the run (and releases the points)', async () => {
+    setWasmThreads(1);
+    kMeansTesting.configure({ sliceValues: 64 });
+    try {
+      // uniform points, many clusters: Lloyd goes on for many iterations
+      const [N, D, K] = [4000, 16, 40];
+      const random = rng(95);
+      const x = Float64Array.from({ length: N * D }, () => random());
+      const c = new AbortController();
+      let ticks = 0;
+      const timer = setInterval(() => {
+        if (++ticks === 2) c.abort(new Error('stop the clustering'));
+      }, 1);
+      try {
+        await expect(kMeans(x, K, { dim: D, iterations: 1000, tol: 0, signal: c.signal })).rejects.toThrow(
+          /stop the clustering/,
+        );
+      } finally {
+        clearInterval(timer);
+      }
+      expect(ticks).toBeGreaterThanOrEqual(2); // the timer ran during the run: the loop yielded
+      expect(residentCount()).toBe(0);
+    } finally {
+      kMeansTesting.reset();
+    }
+  });
+
+  it('x with a NaN or an infinity anywhere is refused, naming the element', async () => {
+    for (const at of [0, 7, 8, 13, 22]) {
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        const x = new Float32Array(23).fill(1);
+        x[at] = bad;
+        await expect(kMeans(x, 1)).rejects.toThrow(`data[${at}][0] is ${bad}; inputs must be finite`);
+      }
+    }
+  });
+});
+
+describe.skipIf(!hasGpu)('kMeans on the WebGPU engine', () => {
+  it('its copy of the points (shared memory here) reaches the GPU: the labels of its centroids', async () => {
+    const [N, D, K] = [600, 12, 4];
+    const x = Float32Array.from(blobs(97, N, D, K, 3));
+    const r = await kMeans(x, K, { dim: D, init: x.slice(0, K * D), iterations: 5, engine: 'webgpu' });
+    expect(r.labels.engine).toBe('webgpu');
+    const want = nearest(Float64Array.from(x), N, D, r.centroids.data, K);
+    expect(Array.from(r.labels.data)).toEqual(Array.from(want));
   });
 });
