@@ -3,10 +3,12 @@
 // to a j-variable sums over i (axis 0), and with respect to a parameter sums over both. Each reduction
 // supplies the cotangent of F: the user's cotangent for sums, times softmax weights for log-sum-exp and
 // sumSoftMaxWeight, and a mask of the selected index for the min/max family (a subgradient).
-// Each variable's gradient is one reduction of its own: concatenating the gradient formulas of the
-// variables reduced over one axis into one reduction saves recomputing F, but measured slower on
-// the WebAssembly engine at every size (1.3x at D = 3, 3x at D = 64: wide block registers shrink
-// the kernel's blocks).
+// The variables reduced over one axis share one reduction: the concatenation of their gradient
+// formulas, so F (and the softmax weight, C.G) is computed once per pair, not once per variable. The
+// WebAssembly kernel folds each part of such a concatenation into its columns directly (a product
+// part without storing it) and sizes its blocks for it (wasm-engine.ts): materialised, the
+// concatenation measured 1.3-3x slower than separate reductions, folded part by part it costs
+// about what the parts add (attention dk + dv at d = 64: ~1.4x the forward instead of ~2.6x).
 import { InputError } from './errors.js';
 import { gradient } from './autodiff.js';
 import { postOrder, variablesOf, type FormulaNode, type Variable } from './formula.js';
@@ -337,8 +339,9 @@ function mayBeInfinite(...formulas: LazyTensor[]): boolean {
  *   folded through the kernel's online-softmax partials, where the sum folds the last product
  *   directly), and a logSumExp pass costs about as much as that difference: so the sum only when
  *   lse is computed anyway.
- * So q, k, v of an attention cost the forward (out; not run again when the caller has it: the
- * tape), one logSumExp and one sum each for q, k and v. The scalar C.out per row is data, not a
+ * With the forward's max and sum (WebAssembly) the outer pass is always the normalised sum. So q,
+ * k, v of an attention cost the forward (not run again when the caller has it: `value`, the tape),
+ * one sum for q and one fused sum for k and v (elsewhere also one logSumExp). The scalar C.out per row is data, not a
  * formula: reduced over the other axis, a formula of the outer variables would be evaluated per pair.
  */
 const softMaxWeightRule = async (
