@@ -34,7 +34,7 @@ export const H_INNER_CODE = 8; // byte pointer of the inner code: run once per i
 export const H_INNER_LEN = 9; //  number of instructions in the inner code
 export const H_RED = 10; //       reduction kind (RED_*)
 export const H_RED_F = 11; //     register holding the reduced formula F
-export const H_RED_G = 12; //     register holding the weight G (RED_LSE_W, RED_SSMW) or -1
+export const H_RED_G = 12; //     register holding the weight G (RED_LSE_W, RED_SSMW, RED_SSMW_LSE) or -1
 export const H_RED_K = 13; //     K for the K-min family, else 0
 export const H_OUT_VAL = 14; //   byte pointer of output values (T), or 0 when the reduction has none
 export const H_OUT_IDX = 15; //   byte pointer of output indices (i32), or 0 when the reduction has none
@@ -179,9 +179,10 @@ export const RED_KMIN = 11; //      K smallest values per row, ascending: q = t*
 export const RED_ARGKMIN = 12; //   their indices                                       (outDim K*d)
 export const RED_KMINARGKMIN = 13; // both                                              (outDim K*d)
 export const RED_SUM_ACC64 = 14; //  RED_SUM accumulating every term in f64 (f32 programs; = RED_SUM in f64)
+export const RED_SSMW_LSE = 15; //  RED_SSMW, then out[i,e] = m = max_j F, out[i,e+1] = sum_j exp(F - m)   (outDim e + 2)
 /** The range of valid reduction codes: a new code goes after RED_LAST and moves it. */
 export const RED_FIRST = RED_SUM;
-export const RED_LAST = RED_SUM_ACC64;
+export const RED_LAST = RED_SSMW_LSE;
 // Semantics shared by the arg/min/max/K-min families: ties go to the lowest inner index; NaN values
 // are never selected; a slot that no value fills (all NaN, or fewer than K non-NaN values) gets
 // index -1 and value NaN. Sums are accumulated per block in T and across blocks in f64; log-sum-exp

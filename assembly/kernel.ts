@@ -55,7 +55,7 @@
 // ELT = 4 (f32) or 8 (f64); S is that rounded up to a multiple of 16:
 //   RED_SUM, RED_SUM_ACC64        8*d
 //   RED_LSE                       16*d
-//   RED_LSE_W, RED_SSMW           16 + 24*e
+//   RED_LSE_W, RED_SSMW(_LSE)     16 + 24*e
 //   RED_MIN .. RED_MAXARGMAX      32*d
 //   RED_KMIN .. RED_KMINARGKMIN   align16(4*d) + d*K*(ELT + 4)
 // All are <= 64 + 32*(d + e) + 16*K*d. run() returns ERR_ACC when H_ACC_BYTES < S. With
@@ -72,7 +72,9 @@
 // - Block-sparse: ties go to the first entry in visiting order (the lowest index when the ranges of a
 //   cluster are increasing, as they are in practice); K-min orders equal values the same way.
 // - LSE: +inf anywhere gives +inf, NaN anywhere gives NaN. LSE_W and SSMW: F = +inf or NaN gives NaN;
-//   SSMW of an all -inf row is NaN (0/0), LSE_W of it -inf.
+//   SSMW of an all -inf row is NaN (0/0), LSE_W of it -inf. SSMW_LSE is SSMW plus the row's running
+//   max m and sum s0 = sum exp(F - m) as values e and e + 1 (-inf and 0 for an all -inf row, NaN
+//   where SSMW is NaN from F).
 
 import * as I from './isa';
 import {
@@ -610,6 +612,104 @@ function planFusion(code: usize, len: i32, rF: i32, rG: i32): void {
   }
 }
 
+// A RED_SUM whose F is a concatenation (the fused gradients of vjp: [dk, dv], ...): F is written
+// only by COPYs of block registers into views of F that cover it once. Each part is folded into its
+// own slice of the state directly from its source, and the COPYs are skipped (FUSE_SKIP); a part
+// whose source is a product MUL(a, b), written there and read only by its COPY, is folded as
+// sum(a * b) without the MUL being run at all (foldSumMul), provided nothing after the MUL writes
+// a or b (they are read after the whole inner code). Otherwise (F written by anything else, parts
+// overlapping or missing, more than MAX_PARTS, a uniform or broadcast part) F is folded as usual.
+// @ts-ignore: decorator
+@inline const FUSE_SKIP = 3;
+// @ts-ignore: decorator
+@inline const MAX_PARTS = 64;
+// per part: [first row in F, rows, a, b] (b = -1: fold register a itself)
+const PARTS: usize = memory.data(MAX_PARTS * 16, 16);
+
+// the only instruction in [0, len) writing memory of root(r), or -1 (none, or several)
+function soleWriter(code: usize, len: i32, r: i32): i32 {
+  const root = rRoot(r);
+  let at = -1;
+  for (let q = 0; q < len; q++) {
+    if (rRoot(load<i32>(code + (<usize>q << 5), I.I_DST << 2)) != root) continue;
+    if (at >= 0) return -1;
+    at = q;
+  }
+  return at;
+}
+
+// whether an instruction in (q0, len) writes memory of root(r)
+function writtenAfter(code: usize, len: i32, q0: i32, r: i32): bool {
+  const root = rRoot(r);
+  for (let q = q0 + 1; q < len; q++) if (rRoot(load<i32>(code + (<usize>q << 5), I.I_DST << 2)) == root) return true;
+  return false;
+}
+
+// whether an instruction other than `except`, or the reduction, reads memory of root(r)
+function readElsewhere(code: usize, len: i32, except: i32, r: i32, rF: i32): bool {
+  const root = rRoot(r);
+  if (rRoot(rF) == root) return true;
+  for (let q = 0; q < len; q++) {
+    if (q == except) continue;
+    const ins = code + (<usize>q << 5);
+    const op = load<i32>(ins, I.I_OP << 2);
+    const cls = opClass(op);
+    const n = cls == CLS_UNARY ? 1 : cls == CLS_BINARY ? 2 : cls == CLS_TERNARY ? 3
+      : op == I.OP_ROWSUM ? 1 : op == I.OP_WSQDIST ? 3 : 2;
+    for (let w = 0; w < n; w++) if (rRoot(load<i32>(ins + (<usize>(I.I_A + w) << 2))) == root) return true;
+  }
+  return false;
+}
+
+// The parts of a concatenated F (see above), marking the instructions they replace; 0 if F is not one.
+// Runs after planFusion (a MUL it fused with its successor is not a product part).
+function planConcat(code: usize, len: i32, rF: i32): i32 {
+  if (!rBlk(rF) || len > MAX_FUSE) return 0;
+  const d = rDim(rF), sF = rStride(rF), fF = load<i32>(rEnt(rF), RT_FIXED);
+  let n = 0, rows = 0;
+  for (let q = 0; q < len; q++) {
+    const ins = code + (<usize>q << 5);
+    const dst = load<i32>(ins, I.I_DST << 2);
+    if (rRoot(dst) != rF) continue;
+    const src = load<i32>(ins, I.I_A << 2);
+    if (load<i32>(ins, I.I_OP << 2) != I.OP_COPY || dst == rF || n == MAX_PARTS) return 0;
+    if (!rBlk(src) || rDim(src) != rDim(dst) || rRoot(src) == rF || writtenAfter(code, len, q, src)) return 0;
+    const first = (load<i32>(rEnt(dst), RT_FIXED) - fF) / <i32>sF;
+    for (let p = 0; p < n; p++) {
+      const f0 = load<i32>(PARTS + (<usize>p << 4)), n0 = load<i32>(PARTS + (<usize>p << 4), 4);
+      if (first < f0 + n0 && f0 < first + rDim(dst)) return 0; // overlap
+    }
+    const e = PARTS + (<usize>n << 4);
+    store<i32>(e, first, 0); store<i32>(e, rDim(dst), 4); store<i32>(e, src, 8); store<i32>(e, -1, 12);
+    rows += rDim(dst);
+    n++;
+  }
+  if (n == 0 || rows != d) return 0;
+  for (let p = 0; p < n; p++) {
+    const e = PARTS + (<usize>p << 4);
+    const src = load<i32>(e, 8);
+    // the COPY of this part: the instruction writing its view of F (found again: parts are few)
+    let qc = -1;
+    for (let q = 0; q < len && qc < 0; q++) {
+      const ins = code + (<usize>q << 5);
+      if (rRoot(load<i32>(ins, I.I_DST << 2)) == rF && load<i32>(ins, I.I_A << 2) == src) qc = q;
+    }
+    store<u8>(FUSE + <usize>qc, FUSE_SKIP);
+    const qm = soleWriter(code, len, src);
+    if (qm < 0 || qm > qc) continue;
+    const ins = code + (<usize>qm << 5);
+    if (load<i32>(ins, I.I_OP << 2) != I.OP_MUL || load<i32>(ins, I.I_DST << 2) != src) continue;
+    if (load<u8>(FUSE + <usize>qm) != FUSE_NONE || readElsewhere(code, len, qc, src, rF)) continue;
+    const a = load<i32>(ins, I.I_A << 2), b = load<i32>(ins, I.I_B << 2);
+    if (!rBlk(a) && !rBlk(b)) continue;
+    if (rRoot(a) == rRoot(src) || rRoot(b) == rRoot(src)) continue;
+    if (writtenAfter(code, len, qm, a) || writtenAfter(code, len, qm, b)) continue;
+    store<u8>(FUSE + <usize>qm, FUSE_SKIP);
+    store<i32>(e, a, 8); store<i32>(e, b, 12);
+  }
+  return n;
+}
+
 // ------------------------------------------------------------------------------------------------
 // code execution
 
@@ -617,6 +717,8 @@ function planFusion(code: usize, len: i32, rF: i32, rG: i32): void {
 function execInner<T>(code: usize, len: i32, i: i32, b: i32, x0: usize, nv: i32): void {
   const zero = v128.splat<i32>(0);
   for (let q = 0; q < len; q++) {
+    // replaced by the fold of a concatenated F (planConcat)
+    if (gParts > 0 && q < MAX_FUSE && load<u8>(FUSE + <usize>q) == FUSE_SKIP) continue;
     const ins = code + (<usize>q << 5);
     const op = load<i32>(ins, I.I_OP << 2), dst = load<i32>(ins, I.I_DST << 2);
     const ra = load<i32>(ins, I.I_A << 2), aux = load<i32>(ins, I.I_AUX << 2);
@@ -1150,7 +1252,7 @@ function accNeed(red: i32, d: i32, e: i32, K: i32, elt: i32): i32 {
     case I.RED_SUM: return 8 * d;
     case I.RED_LSE: return 16 * d;
     case I.RED_LSE_W:
-    case I.RED_SSMW: return 16 + 24 * e;
+    case I.RED_SSMW: case I.RED_SSMW_LSE: return 16 + 24 * e;
     case I.RED_MIN: case I.RED_MAX: case I.RED_ARGMIN: case I.RED_ARGMAX:
     case I.RED_MINARGMIN: case I.RED_MAXARGMAX: return 32 * d;
     case I.RED_KMIN: case I.RED_ARGKMIN: case I.RED_KMINARGKMIN:
@@ -1169,7 +1271,7 @@ function initState<T>(red: i32, st: usize, d: i32, e: i32, K: i32): void {
       for (let k = 0; k < d; k++) { store<f64>(st + (<usize>k << 4), -Infinity); store<f64>(st + (<usize>k << 4), 0.0, 8); }
       return;
     }
-    case I.RED_LSE_W: case I.RED_SSMW: {
+    case I.RED_LSE_W: case I.RED_SSMW: case I.RED_SSMW_LSE: {
       store<f64>(st, -Infinity); store<f64>(st, 0.0, 8);
       const pS = st + 16 + (<usize>e << 4);
       for (let k = 0; k < e; k++) store<f64>(pS + (<usize>k << 3), 0.0);
@@ -1205,7 +1307,7 @@ function finalize<T>(red: i32, st: usize, d: i32, e: i32, K: i32, outV: usize, o
       }
       return;
     }
-    case I.RED_LSE_W: case I.RED_SSMW: {
+    case I.RED_LSE_W: case I.RED_SSMW: case I.RED_SSMW_LSE: {
       const m = load<f64>(st), s0 = load<f64>(st, 8);
       const pS = st + 16 + (<usize>e << 4);
       for (let k = 0; k < e; k++) {
@@ -1215,6 +1317,13 @@ function finalize<T>(red: i32, st: usize, d: i32, e: i32, K: i32, outV: usize, o
         else if (red == I.RED_LSE_W) r = m == -Infinity ? -Infinity : m + Math.log(s);
         else r = s / s0;
         store<T>(ov + <usize>k * ELT, <T>r);
+      }
+      // RED_SSMW_LSE: the row's running max and sum after its e values (-inf and 0 for an all -inf
+      // row, NaN for a NaN or +inf term): the gradient's softmax weights are exp(F - max) / sum.
+      // Kept apart rather than as max + log(sum): at max = -1e30 (a masked row) the sum would vanish.
+      if (red == I.RED_SSMW_LSE) {
+        store<T>(ov + <usize>e * ELT, <T>m);
+        store<T>(ov + <usize>(e + 1) * ELT, <T>(m != m ? NaN : s0));
       }
       return;
     }
@@ -1269,7 +1378,7 @@ function fold<T>(
     case I.RED_LSE:
       if (fb) foldLse<T, BLK>(st, pF, sF, d, n, h); else foldLse<T, UNI>(st, pF, sF, d, n, h);
       return;
-    case I.RED_LSE_W: case I.RED_SSMW: {
+    case I.RED_LSE_W: case I.RED_SSMW: case I.RED_SSMW_LSE: {
       const gb = rBlk(rG);
       const pG = rPtr(rG, i, b) + (gb ? x0 : 0), sG = rStride(rG);
       if (fb) {
@@ -1369,6 +1478,7 @@ function checkCode(code: usize, len: i32, nregs: i32, inner: bool): bool {
 
 function outDimOf(red: i32, d: i32, e: i32, K: i32): i32 {
   if (red == I.RED_LSE_W || red == I.RED_SSMW) return e;
+  if (red == I.RED_SSMW_LSE) return e + 2;
   if (red >= I.RED_KMIN && red <= I.RED_KMINARGKMIN) return K * d;
   return d;
 }
@@ -1381,6 +1491,7 @@ let gRed = 0, gF = 0, gG = 0, gD = 0, gE = 0, gK = 0, gP = 1, gSt = 0, gB = 0, g
 let gAcc: usize = 0, gOc: usize = 0, gOl = 0, gIc: usize = 0, gIlRun = 0, gFa = -1, gFb = -1;
 let gOutV: usize = 0, gOutI: usize = 0, gOutDim = 0;
 let gAcc64 = false; // RED_SUM_ACC64: run as RED_SUM with foldSum64
+let gParts = 0; // RED_SUM of a concatenated F: its parts (planConcat), else 0
 
 // Entries [t0, t1) of block b for the np outer indices from i0.
 function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
@@ -1395,7 +1506,19 @@ function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
     const i = i0 + ii;
     if (gIlRun > 0) execInner<T>(gIc, gIlRun, i, b, x0, nv);
     const st = gAcc + <usize>(ii * gSt);
-    if (gFa >= 0) {
+    if (gParts > 0) {
+      for (let p = 0; p < gParts; p++) {
+        const e = PARTS + (<usize>p << 4);
+        const sp = st + (<usize>load<i32>(e) << 3), dp = load<i32>(e, 4);
+        const fa = load<i32>(e, 8), fb = load<i32>(e, 12);
+        const pa = bPtr(fa, i, b, x0);
+        if (fb < 0) { foldSum<T, BLK>(sp, pa, rStride(fa), dp, n, h); continue; }
+        const sa = rStep(fa), pb = bPtr(fb, i, b, x0), sb = rStep(fb);
+        if (!rBlk(fa)) foldSumMul<T, UNI, BLK>(sp, pa, sa, pb, sb, dp, n, h);
+        else if (!rBlk(fb)) foldSumMul<T, BLK, UNI>(sp, pa, sa, pb, sb, dp, n, h);
+        else foldSumMul<T, BLK, BLK>(sp, pa, sa, pb, sb, dp, n, h);
+      }
+    } else if (gFa >= 0) {
       const fa = gFa, fb = gFb;
       const pa = bPtr(fa, i, b, x0), sa = rStep(fa), pb = bPtr(fb, i, b, x0), sb = rStep(fb);
       if (!rBlk(fa)) foldSumMul<T, UNI, BLK>(st, pa, sa, pb, sb, gD, n, h);
@@ -1478,7 +1601,7 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   if (!okReg(rF, nregs)) return I.ERR_BAD_PROGRAM;
   const d = rDim(rF);
   let e = 0;
-  if (red == I.RED_LSE_W || red == I.RED_SSMW) {
+  if (red == I.RED_LSE_W || red == I.RED_SSMW || red == I.RED_SSMW_LSE) {
     if (!okReg(rG, nregs) || d != 1) return I.ERR_BAD_PROGRAM;
     e = rDim(rG);
   }
@@ -1486,7 +1609,7 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   if (isK && K < 1) return I.ERR_BAD_PROGRAM;
   if (outDim != outDimOf(red, d, e, K)) return I.ERR_BAD_PROGRAM;
   const needV = red != I.RED_ARGMIN && red != I.RED_ARGMAX && red != I.RED_ARGKMIN;
-  const needI = red >= I.RED_ARGMIN && red != I.RED_KMIN;
+  const needI = red >= I.RED_ARGMIN && red <= I.RED_KMINARGKMIN && red != I.RED_KMIN;
   if ((needV && outV == 0) || (needI && outI == 0)) return I.ERR_BAD_PROGRAM;
   const need = accNeed(red, d, e, K, elt);
   const stBytes = (need + 15) & ~15;
@@ -1495,16 +1618,18 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   if (P > OUTER_TILE) P = OUTER_TILE;
   if (P < 1) P = 1;
 
-  planFusion(ic, il, rF, red == I.RED_LSE_W || red == I.RED_SSMW ? rG : -1);
+  planFusion(ic, il, rF, red == I.RED_LSE_W || red == I.RED_SSMW || red == I.RED_SSMW_LSE ? rG : -1);
   // Blocked tiles (blocked.ts) run more outer indices per pass, with their states in its own area.
   let accRun = acc;
   if (planBlocked(RT, ic, il, B * elt) > 0 && ol == 0) {
     const bp = blockedStates(stBytes);
     if (bp > P) { P = bp; accRun = blockedAcc(); }
   }
-  // A last inner instruction F = MUL(a, b) reduced by RED_SUM is folded directly (sum of products).
+  // A last inner instruction F = MUL(a, b) reduced by RED_SUM is folded directly (sum of products);
+  // a concatenated F part by part (planConcat).
   let ilRun = il, fa = -1, fb = -1;
-  if (red == I.RED_SUM && il > 0 && !acc64) {
+  gParts = red == I.RED_SUM && il > 0 && !acc64 ? planConcat(ic, il, rF) : 0;
+  if (red == I.RED_SUM && il > 0 && !acc64 && gParts == 0) {
     const last = ic + (<usize>(il - 1) << 5);
     const a = load<i32>(last, I.I_A << 2), bb = load<i32>(last, I.I_B << 2);
     if (load<i32>(last, I.I_OP << 2) == I.OP_MUL && load<i32>(last, I.I_DST << 2) == rF && (rBlk(a) || rBlk(bb))) {

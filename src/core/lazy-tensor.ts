@@ -21,7 +21,14 @@ import {
 } from './input.js';
 import type { OpDef } from './op-def.js';
 import * as ops from './ops.js';
-import type { AnyReductionKind, Axis, EngineChoice, ReductionOutput, ReductionPlan } from './reduction.js';
+import type {
+  AnyReductionKind,
+  Axis,
+  EngineChoice,
+  ReductionOutput,
+  ReductionPlan,
+  SoftMaxStats,
+} from './reduction.js';
 import { REDUCTIONS, type ReductionDef } from './reduction-defs.js';
 import { Tensor, type EngineName } from './tensor.js';
 import { denseMatrix } from './dense.js';
@@ -743,7 +750,9 @@ export class LazyTensor {
     K = 0,
   ): Promise<Tensor<Float32Array | Float64Array>> {
     const { shape, output, engine } = await this.run(kind, axis, options, allowed, weight, K);
-    return new Tensor(output.values!, shape, engine);
+    const tensor = new Tensor(output.values!, shape, engine);
+    if (output.softMax !== undefined) softMaxStats.set(tensor, output.softMax);
+    return tensor;
   }
 
   private async reduceIndices(
@@ -945,6 +954,11 @@ function checkImplicitBroadcast<P>(def: OpDef<P>, operands: readonly LazyTensor[
   }
 }
 
+/** @internal The softmax max and sum per output row of a sumSoftMaxWeight result, when its engine
+ *  computed them on the way (ReductionOutput.softMax): what vjp normalises the softmax weights by,
+ *  instead of running a logSumExp reduction. Keyed by the result Tensor, so they live as long as it. */
+export const softMaxStats = new WeakMap<Tensor<Float32Array | Float64Array>, SoftMaxStats>();
+
 function stack(parts: readonly ReductionOutput[]): ReductionOutput {
   const join = <T extends Float32Array | Float64Array | Int32Array>(arrays: (T | null)[]): T | null => {
     if (arrays[0] === null || arrays[0] === undefined) return null;
@@ -957,7 +971,12 @@ function stack(parts: readonly ReductionOutput[]): ReductionOutput {
     }
     return out;
   };
-  return { values: join(parts.map((p) => p.values)), indices: join(parts.map((p) => p.indices)) };
+  const values = join(parts.map((p) => p.values));
+  const indices = join(parts.map((p) => p.indices));
+  // The softmax statistics only when every item has them (an item may have run on another engine).
+  if (!parts.every((p) => p.softMax !== undefined)) return { values, indices };
+  const max = join(parts.map((p) => p.softMax!.max))!;
+  return { values, indices, softMax: { max, sum: join(parts.map((p) => p.softMax!.sum))! } };
 }
 
 function resultShape(prepared: PreparedReduction, batch: readonly number[]): number[] {

@@ -3,15 +3,17 @@
 // to a j-variable sums over i (axis 0), and with respect to a parameter sums over both. Each reduction
 // supplies the cotangent of F: the user's cotangent for sums, times softmax weights for log-sum-exp and
 // sumSoftMaxWeight, and a mask of the selected index for the min/max family (a subgradient).
-// Each variable's gradient is one reduction of its own: concatenating the gradient formulas of the
-// variables reduced over one axis into one reduction saves recomputing F, but measured slower on
-// the WebAssembly engine at every size (1.3x at D = 3, 3x at D = 64: wide block registers shrink
-// the kernel's blocks).
+// The variables reduced over one axis share one reduction: the concatenation of their gradient
+// formulas, so F (and the softmax weight, C.G) is computed once per pair, not once per variable. The
+// WebAssembly kernel folds each part of such a concatenation into its columns directly (a product
+// part without storing it) and sizes its blocks for it (wasm-engine.ts): materialised, the
+// concatenation measured 1.3-3x slower than separate reductions, folded part by part it costs
+// about what the parts add (attention dk + dv at d = 64: ~1.4x the forward instead of ~2.6x).
 import { InputError } from './errors.js';
 import { gradient } from './autodiff.js';
 import { postOrder, variablesOf, type FormulaNode, type Variable } from './formula.js';
 import { checkOptionKeys, floatArrayKind } from './input.js';
-import { LazyTensor, Vi, Vj, type ReductionOptions } from './lazy-tensor.js';
+import { LazyTensor, softMaxStats, Vi, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { Tensor } from './tensor.js';
 import { batchSize, mergeBatch, sumOverBroadcast } from './batch.js';
 import type { Axis } from './reduction.js';
@@ -81,6 +83,21 @@ export interface VjpOptions {
   /** Give zeros for a variable of `wrt` that the reduction does not use, instead of an InputError
    *  (default false: as torch.autograd.grad, an unused input is usually a mistake). */
   allowUnused?: boolean;
+  /** The reduction's result, when the caller has it (`await F.sumSoftMaxWeight(1, G)`, run with the
+   *  same formula, weight, axis and options): logSumExp and sumSoftMaxWeight then do not run the
+   *  reduction again, and a sumSoftMaxWeight result computed on WebAssembly carries its rows'
+   *  log-sum-exps, so no logSumExp reduction runs either. Default: the reduction is run when its
+   *  rule needs it. It must have the result's shape and dtype (an InputError otherwise); that it is
+   *  the result of this reduction is the caller's promise (a different tensor gives a wrong
+   *  gradient, as the forward values are part of the gradient). */
+  value?: Tensor;
+}
+
+/** A value's type, for an error message. */
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v instanceof Tensor) return `a Tensor of ${v.dtype}`;
+  return typeof v === 'object' ? (v.constructor?.name ?? 'an object') : typeof v;
 }
 
 /** The outer variable of a reduction over `axis` (indexed like its results), batched like them. */
@@ -173,7 +190,7 @@ function finiteOuter(
   return { data };
 }
 
-const VJP_OPTION_KEYS = new Set(['wrt', 'cotangent', 'allowUnused']);
+const VJP_OPTION_KEYS = new Set(['wrt', 'cotangent', 'allowUnused', 'value']);
 
 /** What a reduction's gradient is made of: the cotangent `ct` of F (a formula) whose gradient,
  *  reduced, gives the reduction's gradient; `extra` for the weight G; where `valid` is negative the
@@ -322,8 +339,9 @@ function mayBeInfinite(...formulas: LazyTensor[]): boolean {
  *   folded through the kernel's online-softmax partials, where the sum folds the last product
  *   directly), and a logSumExp pass costs about as much as that difference: so the sum only when
  *   lse is computed anyway.
- * So q, k, v of an attention cost the forward (out; not run again when the caller has it: the
- * tape), one logSumExp and one sum each for q, k and v. The scalar C.out per row is data, not a
+ * With the forward's max and sum (WebAssembly) the outer pass is always the normalised sum. So q,
+ * k, v of an attention cost the forward (not run again when the caller has it: `value`, the tape),
+ * one sum for q and one fused sum for k and v (elsewhere also one logSumExp). The scalar C.out per row is data, not a
  * formula: reduced over the other axis, a formula of the outer variables would be evaluated per pair.
  */
 const softMaxWeightRule = async (
@@ -337,13 +355,22 @@ const softMaxWeightRule = async (
   const { formula: F, axis } = spec;
   const G = spec.weight!;
   const e = G.dim;
-  let lse: Promise<Tensor<Float32Array | Float64Array>> | null = null;
-  const lseRaw = () => (lse ??= F.logSumExp(axis, opts));
-  // A row whose terms are all -inf (log-sum-exp -inf) has no softmax (0/0): its gradient is 0. Any
-  // other non-finite log-sum-exp (a +inf or NaN term) is an error (finiteOuter).
-  const lseData = async () => finiteOuter('sumSoftMaxWeight', (await lseRaw()).data, 1, dtype, false).data;
   const out = await forward();
   const rows = out.data.length / e;
+  // The softmax normalisers per row: the forward's max and sum when its engine computed them on the
+  // way (WebAssembly: no reduction at all; s = exp(F - max) / sum, exact even where max is -1e30,
+  // a masked row, which max + log(sum) would round to max), else one logSumExp reduction when a
+  // pass needs it (s = exp(F - lse)).
+  const stats = softMaxStats.get(out);
+  const free = stats !== undefined && stats.max.length === rows ? stats : null;
+  let lse: Promise<{ data: Float32Array | Float64Array }> | null = null;
+  const lseRaw = () => (lse ??= F.logSumExp(axis, opts));
+  /** Whether row r has no term (every F = -inf): no softmax (0/0), its gradient is 0. */
+  const noTerm = async (r: number) => (free !== null ? free.max[r] : (await lseRaw()).data[r]) === -Infinity;
+  // The shift per row (0 for a row with no term); any other non-finite one (a +inf or NaN term) is
+  // an error (finiteOuter).
+  const shift = async () => finiteOuter('sumSoftMaxWeight', free?.max ?? (await lseRaw()).data, 1, dtype, false).data;
+  const scale = () => outerData(dtype, rows, 1, (r) => (free!.sum[r]! > 0 ? 1 / free!.sum[r]! : 0));
   const cData = C.node.kind === 'var' ? C.node.data : null;
   if (cData === null) throw new Error('internal: the cotangent is not a variable');
   const empty = new Uint8Array(rows);
@@ -358,10 +385,9 @@ const softMaxWeightRule = async (
   if (emptyRows) {
     // Non-finite results: rows with no term (every F = -inf) have the gradient 0; the log-sum-exp
     // tells them from rows with a +inf or NaN term in F (finiteOuter throws) or in G (thrown here).
-    await lseData();
-    const raw = (await lseRaw()).data;
+    await shift();
     for (let r = 0; r < rows; r++) {
-      if (empty[r] === 1 && raw[r] !== -Infinity) {
+      if (empty[r] === 1 && !(await noTerm(r))) {
         throw new InputError(
           `vjp: the sumSoftMaxWeight result is not finite at row ${r}: the weight has +-inf or NaN terms there, so it has no gradient`,
         );
@@ -376,14 +402,15 @@ const softMaxWeightRule = async (
     for (let r = 0; r < rows; r++) if (empty[r] === 1) t.data.fill(0, r * width, (r + 1) * width);
     return t;
   };
-  // s = exp(F - lse) per pair, normalised per outer row, and the gradient pass built on it.
+  // s per pair, normalised per outer row, and the gradient pass built on it.
   const normalised = async (): Promise<GradientPass> => {
-    const softmax = F.sub(outerVariable(axis, await lseData(), 1, batch)).exp();
+    const shifted = F.sub(outerVariable(axis, await shift(), 1, batch)).exp();
+    const softmax = free === null ? shifted : shifted.mul(outerVariable(axis, scale(), 1, batch));
     return { F, ct: softmax.mul(u), extra: { G, ct: softmax.mul(C) }, valid: infinite ? positive(softmax) : null };
   };
   return {
     outer: async (innerToo) =>
-      innerToo
+      innerToo || free !== null
         ? { ...(await normalised()), reduce: async (W, along) => zeroEmptyRows(await W.sum(along, opts)) }
         : {
             F,
@@ -435,6 +462,41 @@ const COTANGENT_RULES: { readonly [K in DifferentiableReduction | 'logSumExpWeig
 const DIFFERENTIABLE: ReadonlySet<string> = new Set(
   (Object.keys(COTANGENT_RULES) as (keyof typeof COTANGENT_RULES)[]).filter((k) => k !== 'logSumExpWeighted'),
 );
+
+/** Whether vjp fuses the gradients of the variables of one axis into one reduction (the default);
+ *  off only in tests, which compare both. */
+const fusion = { enabled: true };
+
+/** @internal Hooks for the tests: fuse the gradients of one axis (default) or not. */
+export const vjpTesting = {
+  fuse(enabled: boolean): void {
+    fusion.enabled = enabled;
+  },
+};
+
+/** [W_0, W_1, ...] as one formula (a balanced tree of concats: a deep chain would nest the views). */
+function concatAll(formulas: readonly LazyTensor[]): LazyTensor {
+  if (formulas.length === 1) return formulas[0]!;
+  const half = Math.ceil(formulas.length / 2);
+  return concatAll(formulas.slice(0, half)).concat(concatAll(formulas.slice(half)));
+}
+
+/** The columns of a fused result ([rows, sum of dims]) per variable, each [rows, dim]. */
+function splitColumns(
+  fused: Tensor<Float32Array | Float64Array>,
+  group: readonly Variable[],
+): Tensor<Float32Array | Float64Array>[] {
+  const width = group.reduce((s, v) => s + v.dim, 0);
+  const rows = fused.data.length / width;
+  let first = 0;
+  return group.map((v) => {
+    const data = fused.data instanceof Float32Array ? new Float32Array(rows * v.dim) : new Float64Array(rows * v.dim);
+    for (let r = 0; r < rows; r++)
+      data.set(fused.data.subarray(r * width + first, r * width + first + v.dim), r * v.dim);
+    first += v.dim;
+    return new Tensor(data, [...fused.shape.slice(0, -1), v.dim], fused.engine);
+  });
+}
 
 /** @internal For the tests: the names that have a gradient rule. */
 export const gradientRuleNames = (): string[] => Object.keys(COTANGENT_RULES);
@@ -522,6 +584,20 @@ export async function vjpWithValue(
       `vjp: the cotangent has ${raw.length} values; the ${spec.kind} result has ${shape} = ${expected}`,
     );
   }
+  let knownValue = known;
+  if (options.value !== undefined) {
+    const given: unknown = options.value;
+    if (!(given instanceof Tensor) || floatArrayKind(given.data) === null) {
+      throw new InputError(`vjp: value must be the reduction's result (a float Tensor), got ${describe(given)}`);
+    }
+    if (given.data.length !== expected || floatArrayKind(given.data) !== dtype) {
+      const shape = [...batch, plan.nOuter, prepared.outDim].join(' x ');
+      throw new InputError(
+        `vjp: value has ${given.data.length} ${floatArrayKind(given.data)} values; the ${spec.kind} result has ${shape} = ${expected} ${dtype} values`,
+      );
+    }
+    knownValue ??= given as Tensor<Float32Array | Float64Array>;
+  }
   const C = outerVariable(
     spec.axis,
     dtype === 'float32' ? Float32Array.from(raw) : Float64Array.from(raw),
@@ -532,7 +608,7 @@ export async function vjpWithValue(
   const kind = specKind(spec);
   let value: Promise<Tensor<Float32Array | Float64Array>> | null = null;
   const forward = () =>
-    (value ??= known === undefined ? runReduction({ ...spec, options: opts }) : Promise.resolve(known));
+    (value ??= knownValue === undefined ? runReduction({ ...spec, options: opts }) : Promise.resolve(knownValue));
   const rule = await COTANGENT_RULES[kind](spec, C, dtype, batch, opts, forward);
   const passes: RulePasses = 'outer' in rule ? rule : { outer: async () => rule, inner: async () => rule };
   const outerCategory = spec.axis === 1 ? 'i' : 'j';
@@ -557,14 +633,22 @@ export async function vjpWithValue(
   ] as const) {
     if (group.length === 0) continue;
     const { F, ct, extra, valid, reduce } = await pass();
-    for (const variable of group) {
+    const formulas = group.map((variable) => {
       let node = gradient(F.node, variable, ct.node);
       if (extra) node = ops.plus(node, gradient(extra.G.node, variable, extra.ct.node));
       // Terms whose gradient is 0 by definition: ifElse selects 0 there and drops the other branch,
       // which may be NaN (0 * inf from the derivative of a -inf term).
       if (valid !== null) node = valid.ifElse(new LazyTensor(node, null, null), 0).node;
-      const W = new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
-      const reduced = reduce === undefined ? await W.sum(axis, opts) : await reduce(W, axis);
+      return new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
+    });
+    const run = (W: LazyTensor) => (reduce === undefined ? W.sum(axis, opts) : reduce(W, axis));
+    // The variables of one axis in one reduction: the concatenation of their gradient formulas,
+    // whose shared sub-formulas (F, the softmax weight, C.G) are computed once per pair; the kernel
+    // folds each part of the concatenation into its own columns (a product part without storing it),
+    // so a fused pass costs what its parts add to the shared work. Split by columns afterwards.
+    const parts = fusion.enabled && formulas.length > 1 ? splitColumns(await run(concatAll(formulas)), group) : null;
+    for (const [g, variable] of group.entries()) {
+      const reduced = parts === null ? await run(formulas[g]!) : parts[g]!;
       const dim = variable.dim;
       let tensor: Tensor<Float32Array | Float64Array>;
       if (variable.category === 'p') {

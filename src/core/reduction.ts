@@ -52,6 +52,17 @@ export interface PlanVariable {
 export interface ReductionOutput {
   readonly values: Float32Array | Float64Array | null;
   readonly indices: Int32Array | null;
+  /** sumSoftMaxWeight only, from the engines that compute it on the way (WebAssembly): per output
+   *  row ([nOuter] each) the max m of F and the sum of exp(F - m) (-inf and 0 for a row with no term,
+   *  NaN for a row with a NaN or +inf term), which the gradient's softmax weights exp(F - m) / sum
+   *  are normalised by (vjp reuses them instead of running a logSumExp reduction). */
+  readonly softMax?: SoftMaxStats;
+}
+
+/** The running max and sum of a softmax per output row (see ReductionOutput.softMax). */
+export interface SoftMaxStats {
+  readonly max: Float32Array | Float64Array;
+  readonly sum: Float32Array | Float64Array;
 }
 
 /** The reduction returns values (from its record in reduction-defs.ts). */

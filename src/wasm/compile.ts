@@ -44,7 +44,9 @@ export const WASM_REDUCTIONS: Readonly<Record<ReductionKind, { readonly code: nu
   sum: { code: isa.RED_SUM, acc64: isa.RED_SUM_ACC64 },
   logSumExp: { code: isa.RED_LSE },
   logSumExpWeighted: { code: isa.RED_LSE_W },
-  sumSoftMaxWeight: { code: isa.RED_SSMW },
+  // With the row's log-sum-exp as one more output column, split off by the engine (ReductionOutput.lse):
+  // the kernel has it anyway (its running max and sum), and the gradient needs it.
+  sumSoftMaxWeight: { code: isa.RED_SSMW_LSE },
   min: { code: isa.RED_MIN },
   max: { code: isa.RED_MAX },
   argMin: { code: isa.RED_ARGMIN },

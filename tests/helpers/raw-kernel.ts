@@ -108,6 +108,9 @@ export function regDim(spec: ProgramSpec, r: number): number {
 
 /** The engine reduction of a kernel code (RED_*), from the Wasm lowering table. */
 export function kindOfCode(red: number): ReductionKind {
+  // The plain softmax average: the engine lowers sumSoftMaxWeight to RED_SSMW_LSE (the same values,
+  // then the softmax max and sum per row), but the kernel still implements RED_SSMW.
+  if (red === ISA.RED_SSMW) return 'sumSoftMaxWeight';
   const kind = (Object.keys(WASM_REDUCTIONS) as ReductionKind[]).find(
     (k) => WASM_REDUCTIONS[k].code === red || WASM_REDUCTIONS[k].acc64 === red,
   );
@@ -118,7 +121,7 @@ export function kindOfCode(red: number): ReductionKind {
 export function outDimOf(spec: ProgramSpec): number {
   const d = regDim(spec, spec.F);
   const e = spec.G !== undefined && spec.G >= 0 ? regDim(spec, spec.G) : 0;
-  return REDUCTIONS[kindOfCode(spec.red)].outDim(d, e, spec.K ?? 0);
+  return REDUCTIONS[kindOfCode(spec.red)].outDim(d, e, spec.K ?? 0) + (spec.red === ISA.RED_SSMW_LSE ? 2 : 0);
 }
 
 /** Bytes of H_ACC needed per outer index (the formula documented at the top of kernel.ts). */
@@ -134,6 +137,7 @@ export function accBytesFor(red: number, d: number, e: number, K: number, dtype:
       break;
     case ISA.RED_LSE_W:
     case ISA.RED_SSMW:
+    case ISA.RED_SSMW_LSE:
       need = 16 + 24 * e;
       break;
     case ISA.RED_KMIN:
