@@ -89,7 +89,7 @@ const SL: usize = memory.data(MAX_SLOTS * 32, 16);
 // XP + ((q * D + k) * 4 + r) * ELT. Used when the packed rows fit (64 rows: D <= 1024 in f32, 512 in f64).
 // @ts-ignore: decorator
 @inline const XP_BYTES: usize = 262144;
-const XP: usize = memory.data(XP_BYTES, 16);
+const XP: usize = memory.data(<i32>XP_BYTES, 16);
 let gXpI0 = -1; // the group (and slot) whose rows XP holds
 let gXpNp = 0;
 let gXpSlot = -1;
