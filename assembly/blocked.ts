@@ -34,13 +34,14 @@
 //   together far from the origin: a large common offset cancels). CRITERION: an entry is accepted
 //   when S~ >= (|x|^2 + |y|^2) / EXPANDED_RATIO (= 8); then |S~ - S| <= 16 gamma_{D+2} S~ (about
 //   7.5e-4 S in the worst case at D = 784 in f32, typically sqrt(D) times less). Otherwise, and for
-//   NaN or infinite values, the whole 4 x 8 tile is recomputed in direct mode (exact as the
-//   unblocked path), so small distances (the nearest neighbours) are always the direct ones.
+//   NaN or infinite values, the tile's vector columns (4 rows x 1 vector) holding a failing entry
+//   are recomputed in direct mode (exact as the unblocked path; columnFails), so small distances
+//   (the nearest neighbours) are always the direct ones.
 // - NaN and infinities therefore behave as in the unblocked path: a NaN or inf input makes the
 //   expanded entry NaN (or fails the test), and the tile falls back.
 //
 // MEMORY: static only (the kernel allocates nothing): BT = MAX_SLOTS x 8 rows x 512 values x 8
-// bytes (128 KiB), norms 4 KiB.
+// bytes (128 KiB), norms 4 KiB, the packed rows of a group (XP) 256 KiB.
 
 import * as I from './isa';
 // the resolved register table of kernel.ts (RT, 32 bytes per register): its field offsets
@@ -84,6 +85,14 @@ const ACC: usize = memory.data(ACC_BYTES, 16);
 const SLOT_OF: usize = memory.data(MAX_CODE); // inner instruction q -> slot + 1, or 0
 // per slot: mode, uniform operand, inner operand, weights (or -1), D, and the group (i0, np) whose norms NX holds
 const SL: usize = memory.data(MAX_SLOTS * 32, 16);
+// The group's uniform rows packed for the 4-row tiles (see packRows): quad q, element k, row r at
+// XP + ((q * D + k) * 4 + r) * ELT. Used when the packed rows fit (64 rows: D <= 1024 in f32, 512 in f64).
+// @ts-ignore: decorator
+@inline const XP_BYTES: usize = 262144;
+const XP: usize = memory.data(<i32>XP_BYTES, 16);
+let gXpI0 = -1; // the group (and slot) whose rows XP holds
+let gXpNp = 0;
+let gXpSlot = -1;
 
 let gRT: usize = 0;
 let gSlots = 0;
@@ -116,6 +125,8 @@ export function blockedPolicy(p: i32): i32 {
 export function planBlocked(rt: usize, code: usize, len: i32, rowBytes: i32): i32 {
   gRT = rt;
   gSlots = 0;
+  gXpI0 = -1;
+  gXpSlot = -1;
   gRowBytes = <usize>rowBytes;
   gGroup = rowBytes > 0 ? min(MAX_GROUP, SLOT_BYTES / rowBytes) : 8;
   const n = min(len, MAX_CODE);
@@ -238,6 +249,24 @@ type TSQX = u64;
   return v128.and(ok, v128.ge<T>(sq, v128.mul<T>(nn, v128.splat<T>(<T>(1.0 / 8.0)))));
 }
 
+// Whether any entry of one vector column of a 4-row expanded tile (row r at out + r * os, |x|^2 of
+// row r at pnx + r * ELT, |y|^2 at pny) fails the criterion: the test of `expanded` redone on the
+// stored S with the same operations, so it agrees with the tile's own test entry by entry.
+// WHY per column: on real data the failures are rare but spread (Fashion-MNIST, D = 784: 2.6% of
+// the entries fail, yet 51% of the 4 x 8 tiles hold one); recomputing the whole tile in direct mode
+// (3 operations per entry and dimension instead of 2) made the K-NN 1.75 times slower than on random
+// data, one column of 4 x 1 costs a quarter of that per failing column.
+function columnFails<T>(out: usize, os: usize, pnx: usize, pny: usize): bool {
+  const ELT = <usize>sizeof<T>();
+  const ny = v128.load(pny), e = v128.splat<T>(<T>(1.0 / 8.0));
+  let ok = v128.splat<i32>(-1);
+  for (let r: usize = 0; r < 4; r++) {
+    const nn = v128.add<T>(lsplat<T>(pnx + r * ELT), ny);
+    ok = v128.and(ok, v128.ge<T>(v128.load(out + r * os), v128.mul<T>(nn, e)));
+  }
+  return !i32x4.all_true(ok);
+}
+
 // 4 rows x 2 vectors. px: x of the first row (row r at px + r*pxi, element k at + k*sx), py: y
 // (element k at py + k*sy), pc / pci / sc: the weights like x. Stores row r at out + r*os.
 // @ts-ignore: decorator
@@ -347,6 +376,117 @@ type TSQX = u64;
   if (two) v128.store(out, a1, 16);
 }
 
+// ---- 4-row tiles on packed rows
+// The 4 x 2 tile below reads its 4 rows through 4 pointers that all move with k: per k, 6 loads, 16
+// multiplies and adds and 6 pointer increments. With the group's rows packed 4 by 4 (element k of the
+// 4 rows adjacent; packRows, once per group, reused for every inner block) one pointer reads the 4
+// splats with immediate offsets: 3 integer instructions per k instead of 6. Measured on the loaded
+// 2-core EPYC: no change beyond the noise (+-5%), as the loop is bound by the two FP multipliers and
+// two adders either way (both forms run at the speed of a register-only multiply-add loop, ~23-27
+// GFLOP/s per core; a 5 x 2 tile spills 3 accumulators in V8 and ran 30% slower). Kept because it
+// leaves the front end idle slots on cores that dispatch fewer instructions per cycle. The arithmetic
+// per entry is the same as in tile4x2 (sums over k in order): the results are bit for bit the same.
+
+// the splat of element r (a constant) of the 5 packed rows at p
+// @ts-ignore: decorator
+@inline function xsplat<T>(p: usize, r: i32): v128 {
+  if (sizeof<T>() == 4) {
+    if (r == 0) return v128.load32_splat(p);
+    if (r == 1) return v128.load32_splat(p, 4);
+    if (r == 2) return v128.load32_splat(p, 8);
+    return v128.load32_splat(p, 12);
+  }
+  if (r == 0) return v128.load64_splat(p);
+  if (r == 1) return v128.load64_splat(p, 8);
+  if (r == 2) return v128.load64_splat(p, 16);
+  return v128.load64_splat(p, 24);
+}
+
+// 4 packed rows (pp: element k of row r at pp + (4k + r) * ELT) by 1 or 2 vectors (NV: u8 one, u16 two)
+// of y (element k at py + k * sy); modes TSQD, TDOT and TSQX as tile4x2. Stores row r at out + r * os.
+// @ts-ignore: decorator
+@inline function tileP<T, MODE, NV>(out: usize, os: usize, pp: usize, py: usize, sy: usize, D: i32, pnx: usize, pny: usize): bool {
+  const two = sizeof<NV>() == 2;
+  const z = v128.splat<i32>(0);
+  let a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
+  let p = pp, q = py;
+  const step = <usize>(4 * sizeof<T>());
+  for (let k = 0; k < D; k++) {
+    const y0 = v128.load(q);
+    const y1 = two ? v128.load(q, 16) : z;
+    let x = xsplat<T>(p, 0);
+    a00 = comb<T, MODE>(a00, x, y0, z); if (two) a01 = comb<T, MODE>(a01, x, y1, z);
+    x = xsplat<T>(p, 1);
+    a10 = comb<T, MODE>(a10, x, y0, z); if (two) a11 = comb<T, MODE>(a11, x, y1, z);
+    x = xsplat<T>(p, 2);
+    a20 = comb<T, MODE>(a20, x, y0, z); if (two) a21 = comb<T, MODE>(a21, x, y1, z);
+    x = xsplat<T>(p, 3);
+    a30 = comb<T, MODE>(a30, x, y0, z); if (two) a31 = comb<T, MODE>(a31, x, y1, z);
+    p += step; q += sy;
+  }
+  if (sizeof<MODE>() == 8) {
+    const ELT = <usize>sizeof<T>();
+    const y0 = v128.load(pny);
+    const y1 = two ? v128.load(pny, 16) : z;
+    let ok = v128.splat<i32>(-1);
+    let n = lsplat<T>(pnx);
+    ok = expanded<T>(out, a00, n, y0, ok); if (two) ok = expanded<T>(out + 16, a01, n, y1, ok);
+    n = lsplat<T>(pnx + ELT);
+    ok = expanded<T>(out + os, a10, n, y0, ok); if (two) ok = expanded<T>(out + os + 16, a11, n, y1, ok);
+    n = lsplat<T>(pnx + 2 * ELT);
+    ok = expanded<T>(out + 2 * os, a20, n, y0, ok); if (two) ok = expanded<T>(out + 2 * os + 16, a21, n, y1, ok);
+    n = lsplat<T>(pnx + 3 * ELT);
+    ok = expanded<T>(out + 3 * os, a30, n, y0, ok); if (two) ok = expanded<T>(out + 3 * os + 16, a31, n, y1, ok);
+    return i32x4.all_true(ok);
+  }
+  v128.store(out, a00); if (two) v128.store(out, a01, 16);
+  v128.store(out + os, a10); if (two) v128.store(out + os, a11, 16);
+  v128.store(out + 2 * os, a20); if (two) v128.store(out + 2 * os, a21, 16);
+  v128.store(out + 3 * os, a30); if (two) v128.store(out + 3 * os, a31, 16);
+  return true;
+}
+
+// Packs rows [0, 4 * nq) of the group (row r at px + r * pxi, element k at + k * sx) 4 by 4 into XP.
+function packRows<T>(px: usize, pxi: usize, sx: usize, D: i32, nq: i32): void {
+  const ELT = <usize>sizeof<T>();
+  for (let r = 0; r < 4 * nq; r++) {
+    let src = px + <usize>r * pxi;
+    let dst = XP + (<usize>(r / 4) * <usize>D * 4 + <usize>(r % 4)) * ELT;
+    for (let k = 0; k < D; k++) {
+      store<T>(dst, load<T>(src));
+      src += sx;
+      dst += 4 * ELT;
+    }
+  }
+}
+
+// Rows [0, 4 * nq) of one mode (TSQD, TDOT; TSQX with the fallback to TSQD) from the packed rows, all
+// vectors [0, nv) of the block segment: 2 at a time, then an odd last one.
+function tilesP<T, MODE>(out: usize, os: usize, py: usize, sy: usize, nx: usize, D: i32, nq: i32, nv: i32): void {
+  const ELT = <usize>sizeof<T>();
+  const qb = <usize>D * 4 * ELT;
+  for (let g = 0; g < nq; g++) {
+    const o = out + <usize>(4 * g) * os, pp = XP + <usize>g * qb, pn = nx + <usize>(4 * g) * ELT;
+    let v = 0;
+    for (; v + 2 <= nv; v += 2) {
+      const vo = <usize>v << 4;
+      if (!tileP<T, MODE, u16>(o + vo, os, pp, py + vo, sy, D, pn, NY + vo)) {
+        // only the vector columns with a failing entry are recomputed in direct mode (see columnFails)
+        if (columnFails<T>(o + vo, os, pn, NY + vo)) tileP<T, TSQD, u8>(o + vo, os, pp, py + vo, sy, D, 0, 0);
+        if (columnFails<T>(o + vo + 16, os, pn, NY + vo + 16)) {
+          tileP<T, TSQD, u8>(o + vo + 16, os, pp, py + vo + 16, sy, D, 0, 0);
+        }
+      }
+    }
+    if (v < nv) {
+      const vo = <usize>v << 4;
+      if (!tileP<T, MODE, u8>(o + vo, os, pp, py + vo, sy, D, pn, NY + vo)) {
+        tileP<T, TSQD, u8>(o + vo, os, pp, py + vo, sy, D, 0, 0);
+      }
+    }
+  }
+}
+
 // The tile of one mode for rows [0, np) and vectors [0, nv) (pointers already at row 0, vector 0).
 function tiles<T, MODE>(
   out: usize, os: usize, px: usize, pxi: usize, sx: usize, py: usize, sy: usize,
@@ -387,7 +527,12 @@ function tilesExpanded<T>(
     for (; v + 2 <= nv; v += 2) {
       const vo = <usize>v << 4;
       if (!tile4x2<T, TSQX>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, pn, NY + vo)) {
-        tile4x2<T, TSQD>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, 0, 0);
+        if (columnFails<T>(o + vo, os, pn, NY + vo)) {
+          tile4x1<T, TSQD>(o + vo, os, x, pxi, sx, py + vo, sy, 0, 0, 0, D, 0, 0);
+        }
+        if (columnFails<T>(o + vo + 16, os, pn, NY + vo + 16)) {
+          tile4x1<T, TSQD>(o + vo + 16, os, x, pxi, sx, py + vo + 16, sy, 0, 0, 0, D, 0, 0);
+        }
       }
     }
     if (v < nv) {
@@ -457,24 +602,60 @@ function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): voi
   const px = rptr(ru, i0, b), pxi = <usize>load<i32>(ent(ru), RT_IMUL), sx = <usize>load<i32>(ent(ru), RT_STRIDE);
   const py = rptr(rv, i0, b) + x0, sy = <usize>load<i32>(ent(rv), RT_STRIDE);
   const out = tile + x0, os = gRowBytes;
-  if (mode == M_DOT) {
-    tiles<T, TDOT>(out, os, px, pxi, sx, py, sy, 0, 0, 0, D, np, nv);
-  } else if (mode == M_SQD) {
-    tiles<T, TSQD>(out, os, px, pxi, sx, py, sy, 0, 0, 0, D, np, nv);
-  } else if (mode == M_WSQ) {
+  if (mode == M_WSQ) {
     const pc = rptr(rc, i0, b), pci = <usize>load<i32>(ent(rc), RT_IMUL);
     const sc: usize = rdim(rc) == 1 ? <usize>0 : <usize>load<i32>(ent(rc), RT_STRIDE);
     tiles<T, TWSQ>(out, os, px, pxi, sx, py, sy, pc, pci, sc, D, np, nv);
+    return;
+  }
+  // rows [0, 4 nq) run as 4-row tiles on packed rows (packed once per group: the blocks of a group come
+  // one after another), the rest (and everything when the packed rows do not fit, or several
+  // instructions are blocked and would repack each other's rows) on the rows in place
+  let nq = np / 4;
+  if (gSlots != 1 || <usize>(4 * nq) * <usize>D * ELT > XP_BYTES) nq = 0;
+  if (nq > 0 && (gXpI0 != i0 || gXpNp != np || gXpSlot != slot)) {
+    packRows<T>(px, pxi, sx, D, nq);
+    gXpI0 = i0;
+    gXpNp = np;
+    gXpSlot = slot;
+  }
+  const rP = 4 * nq;
+  const outR = out + <usize>rP * os, pxR = px + <usize>rP * pxi;
+  if (mode == M_DOT) {
+    tilesP<T, TDOT>(out, os, py, sy, 0, D, nq, nv);
+    tiles<T, TDOT>(outR, os, pxR, pxi, sx, py, sy, 0, 0, 0, D, np - rP, nv);
+  } else if (mode == M_SQD) {
+    tilesP<T, TSQD>(out, os, py, sy, 0, D, nq, nv);
+    tiles<T, TSQD>(outR, os, pxR, pxi, sx, py, sy, 0, 0, 0, D, np - rP, nv);
   } else {
-    // |x_i|^2 of the group, once per group (the blocks of a group come one after another)
+    // |x_i|^2 of the group, once per group
     const nx = NX + <usize>(slot * MAX_GROUP) * 8;
     if (load<i32>(s, 20) != i0 || load<i32>(s, 24) != np) {
       for (let r = 0; r < np; r++) store<T>(nx + <usize>r * ELT, sumSquares<T>(px + <usize>r * pxi, sx, D));
       store<i32>(s, i0, 20);
       store<i32>(s, np, 24);
     }
-    // |y_j|^2 of the vectors of this block segment
-    for (let v = 0; v < nv; v++) {
+    // |y_j|^2 of the vectors of this block segment, 4 vectors at a time: one vector alone is a chain
+    // of dependent adds (3 cycles each), which cost 9% of the whole tile at D = 784, B = 16
+    let v = 0;
+    for (; v + 4 <= nv; v += 4) {
+      let a0 = v128.splat<i32>(0), a1 = a0, a2 = a0, a3 = a0;
+      let q = py + (<usize>v << 4);
+      for (let k = 0; k < D; k++) {
+        const y0 = v128.load(q), y1 = v128.load(q, 16), y2 = v128.load(q, 32), y3 = v128.load(q, 48);
+        a0 = v128.add<T>(a0, v128.mul<T>(y0, y0));
+        a1 = v128.add<T>(a1, v128.mul<T>(y1, y1));
+        a2 = v128.add<T>(a2, v128.mul<T>(y2, y2));
+        a3 = v128.add<T>(a3, v128.mul<T>(y3, y3));
+        q += sy;
+      }
+      const pn = NY + (<usize>v << 4);
+      v128.store(pn, a0);
+      v128.store(pn, a1, 16);
+      v128.store(pn, a2, 32);
+      v128.store(pn, a3, 48);
+    }
+    for (; v < nv; v++) {
       let a = v128.splat<i32>(0);
       let q = py + (<usize>v << 4);
       for (let k = 0; k < D; k++) {
@@ -484,7 +665,8 @@ function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): voi
       }
       v128.store(NY + (<usize>v << 4), a);
     }
-    tilesExpanded<T>(out, os, px, pxi, sx, py, sy, nx, D, np, nv);
+    tilesP<T, TSQX>(out, os, py, sy, nx, D, nq, nv);
+    tilesExpanded<T>(outR, os, pxR, pxi, sx, py, sy, nx + <usize>rP * ELT, D, np - rP, nv);
   }
 }
 

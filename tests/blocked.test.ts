@@ -394,3 +394,65 @@ describe('blocked tiles: NaN, ties, large common offset', () => {
     }
   });
 });
+
+describe('blocked tiles: packed rows and per-column fallback', () => {
+  // Fashion-MNIST-like data: nonnegative, in clusters around a few centres, so that the near pairs
+  // (about a fifth of them here) fail the expanded criterion while the rest of their tiles pass.
+  function clustered(random: () => number, n: number, D: number, dtype: DT, centres: number[][]) {
+    const a = dtype === 'float32' ? new Float32Array(n * D) : new Float64Array(n * D);
+    for (let i = 0; i < n; i++) {
+      const c = centres[Math.floor(random() * centres.length)]!;
+      for (let k = 0; k < D; k++) a[i * D + k] = Math.max(0, c[k]! + 0.05 * (2 * random() - 1));
+    }
+    return a;
+  }
+  for (const dtype of ['float32', 'float64'] as const) {
+    it.each([16, 50, 784])(`${dtype}, D = %i: entries failing the criterion are the direct ones`, async (D) => {
+      const random = rng(77 + D);
+      const centres = Array.from({ length: 4 }, () => Array.from({ length: D }, () => random()));
+      // group and quad sizes off 4 and 64; at float64 D = 784 the packed rows do not fit (unpacked path)
+      for (const [N, M] of [
+        [5, 37],
+        [63, 20],
+        [65, 37],
+        [130, 9],
+      ] as const) {
+        const x = clustered(random, N, D, dtype, centres);
+        const y = clustered(random, M, D, dtype, centres);
+        const all = (policy: number) =>
+          withPolicy(policy, async () => {
+            const r = await Vi(x, D).sqDist(Vj(y, D)).kMinArgKMin(M, 1, { engine: 'wasm' });
+            // values by pair (i, j), whatever their order
+            const v = new Float64Array(N * M);
+            for (let q = 0; q < N * M; q++) v[Math.floor(q / M) * M + r.indices.data[q]!] = r.values.data[q]!;
+            return v;
+          });
+        const off = await all(OFF);
+        const auto = await all(AUTO);
+        const ref = refSq(x, y, N, M, D);
+        const nx = sqNorms(x, N, D);
+        const ny = sqNorms(y, M, D);
+        const g = (D + 2) * unit(dtype) * 1.01;
+        let failing = 0;
+        for (let i = 0; i < N; i++) {
+          for (let j = 0; j < M; j++) {
+            const q = i * M + j;
+            const nn = nx[i]! + ny[j]!;
+            expect(Math.abs(auto[q]! - ref[q]!)).toBeLessThanOrEqual(2 * g * nn + 1e-300);
+            // clearly failing: computed in direct mode, as unblocked
+            if (ref[q]! < (nn / 8) * 0.99) {
+              failing++;
+              if (!relaxed) expect(auto[q]).toBe(off[q]);
+              else expect(Math.abs(auto[q]! - ref[q]!)).toBeLessThanOrEqual(4 * g * ref[q]! + 1e-300);
+            }
+          }
+        }
+        expect(failing).toBeGreaterThan(0);
+        expect(failing).toBeLessThan(N * M);
+        // the nearest neighbours are the unblocked ones
+        const K = Math.min(5, M);
+        expect((await knnAt(AUTO, x, y, D, K)).indices).toEqual((await knnAt(OFF, x, y, D, K)).indices);
+      }
+    });
+  }
+});
