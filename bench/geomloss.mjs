@@ -139,7 +139,7 @@ for (const n of sizes) {
         const o = await run(n, 'online', make);
         const rel = Math.abs(m.res.value - o.res.value) / Math.abs(o.res.value);
         console.log(
-          `  online: value ${o.res.value.toPrecision(6)} in ${ms(o.t)} (x${(o.t / m.t).toFixed(1)} the multiscale time); multiscale value off by ${(100 * rel).toFixed(2)}% (target < 1%)`,
+          `  online: value ${o.res.value.toPrecision(6)} in ${ms(o.t)} (x${(o.t / m.t).toFixed(1)} the multiscale time); multiscale value ${(100 * rel).toFixed(2)}% from it (neither has converged: see the reference below)`,
         );
         const c = await run(n, 'online', make, { convergence: { tol: 1e-5, maxIter: 300 } });
         const state = c.res.info.converged ? 'converged' : 'not yet converged to tol 1e-5';
