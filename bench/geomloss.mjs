@@ -93,8 +93,8 @@ for (const n of sizes) {
 
 // Multiscale rows, on two pairs of clouds: the "concentrated" pair above (y piles up near a corner:
 // many pairs stay within the truncation radius) and a "smooth" pair (x uniform in the unit cube, y
-// uniform in the cube [0.25, 0.85]^3). 10^4 points: both backends, and online iterated up to 300 more
-// times at the final blur (towards what both approximate on GeomLoss's fixed schedule); 10^5:
+// uniform in the cube [0.25, 0.85]^3). 10^4 points: both backends, online iterated up to 300 more
+// times at the final blur, and both against a converged reference (convergedReference); 10^5:
 // multiscale only.
 // Sizes: GEOMLOSS_MS_SIZES=10000,100000 (default).
 {
@@ -105,6 +105,18 @@ for (const n of sizes) {
     const t0 = performance.now();
     const res = await loss.valueAndGrad({ data: x, shape: [n, 3] }, { data: y, shape: [n, 3] });
     return { res, t: performance.now() - t0 };
+  };
+  /**
+   * The converged value: Sinkhorn's last modes converge very slowly on the concentrated clouds (300
+   * iterations after the fixed schedule leave online several percent low), so this anneals slowly
+   * (scaling 0.95) on the multiscale backend (with convergence it equals online to 1e-6) and then
+   * iterates 300 times at the final blur; the value after 150 of them shows what drift remains.
+   */
+  const convergedReference = async (n, make) => {
+    const at = (maxIter) => run(n, 'multiscale', make, { scaling: 0.95, convergence: { tol: 1e-12, maxIter } });
+    const h = await at(150);
+    const f = await at(300);
+    return { value: f.res.value, half: h.res.value, iterations: 300, t: f.t };
   };
   const msSizes = process.env.GEOMLOSS_MS_SIZES
     ? process.env.GEOMLOSS_MS_SIZES.split(',').map(Number)
@@ -127,13 +139,17 @@ for (const n of sizes) {
         const o = await run(n, 'online', make);
         const rel = Math.abs(m.res.value - o.res.value) / Math.abs(o.res.value);
         console.log(
-          `  online: value ${o.res.value.toPrecision(6)} in ${ms(o.t)} (x${(o.t / m.t).toFixed(1)} the multiscale time); multiscale value off by ${(100 * rel).toFixed(2)}% (target < 1%)`,
+          `  online: value ${o.res.value.toPrecision(6)} in ${ms(o.t)} (x${(o.t / m.t).toFixed(1)} the multiscale time); multiscale value ${(100 * rel).toFixed(2)}% from it (neither has converged: see the reference below)`,
         );
         const c = await run(n, 'online', make, { convergence: { tol: 1e-5, maxIter: 300 } });
-        const relC = (v) => `${((100 * Math.abs(v - c.res.value)) / Math.abs(c.res.value)).toFixed(2)}%`;
         const state = c.res.info.converged ? 'converged' : 'not yet converged to tol 1e-5';
+        const ref = await convergedReference(n, make);
+        const relC = (v) => `${((100 * (v - ref.value)) / Math.abs(ref.value)).toFixed(2)}%`;
         console.log(
-          `  online iterated further at the final blur (${c.res.info.iterations} iterations in all, ${state}, ${ms(c.t)}): value ${c.res.value.toPrecision(6)}; off by: multiscale ${relC(m.res.value)}, online ${relC(o.res.value)}`,
+          `  online iterated further at the final blur (${c.res.info.iterations} iterations in all, ${state}, ${ms(c.t)}): value ${c.res.value.toPrecision(6)}`,
+        );
+        console.log(
+          `  converged reference (multiscale, scaling 0.95, then ${ref.iterations} iterations at the final blur; ${relC(ref.half)} after half of them, ${ms(ref.t)}): value ${ref.value.toPrecision(6)}; off by: multiscale ${relC(m.res.value)} (target within 1%), online ${relC(o.res.value)}, online iterated further ${relC(c.res.value)}`,
         );
       }
       if (n >= 100000) console.log(`  target: 10^5 points under 30 s multiscale`);

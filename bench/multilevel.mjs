@@ -1,5 +1,5 @@
 // Multilevel Sinkhorn bench (issue 12): the 'multiscale' backend's scaling in N, a D = 16 case
-// against 'online', and its value on GeomLoss's fixed schedule against the converged online value.
+// against 'online', and its value on GeomLoss's fixed schedule against a converged value.
 // Debiased Sinkhorn divergence, value and gradient, p = 2, blur 0.01, scaling 0.5, float32, on the
 // bench's two 3-D cloud families (bench/data.mjs). Every size runs in its own child process, so that
 // its peak resident memory is its own.
@@ -7,6 +7,8 @@
 //   MULTILEVEL_SIZES=10000,30000,100000,300000,1000000 (default): the scaling table;
 //   MULTILEVEL_D16=100000 (default): points per cloud of the D = 16 case (0: skip);
 //   MULTILEVEL_CHECK=10000 (default): points per cloud of the accuracy check (0: skip);
+//   MULTILEVEL_CHECK_ITER=300 (default): the check's reference iterates this many and twice as many
+//   times at the final blur (its printed drift);
 //   MULTILEVEL_PROFILE=1: after each row of the scaling table, where its time went (the hierarchy's
 //   profiling hook, hierarchy.ts: trees, levels, and per level and kind of pattern the patterns'
 //   count, build time by phase, node pairs tested, blocks and pairs kept, and the pointwise kept
@@ -126,6 +128,7 @@ async function one(kind, n, backend, extra) {
       value: res.value,
       t,
       iterations: res.info.iterations,
+      converged: res.info.converged,
       pairs: m ? m.pairsVisited : null,
       perNLogN: m ? m.pairsPerNLogN : null,
       levels: m
@@ -173,14 +176,31 @@ if (process.argv[2] === '--one') {
     );
   }
   const nc = list(process.env.MULTILEVEL_CHECK, [1e4])[0];
-  if (nc) {
-    for (const kind of ['smooth', 'concentrated']) {
-      const m = child(kind, nc, 'multiscale');
-      const c = child(kind, nc, 'online', { convergence: { tol: 1e-5, maxIter: 300 } });
-      const rel = Math.abs(m.value - c.value) / Math.abs(c.value);
-      console.log(
-        `${kind}, N = M = ${nc}: multiscale (GeomLoss's schedule) ${m.value.toPrecision(6)} in ${ms(m.t)}; converged online ${c.value.toPrecision(6)} (${c.iterations} iterations, ${ms(c.t)}): off by ${(100 * rel).toFixed(2)}% (target < 1%)`,
-      );
-    }
+  if (nc) accuracyCheck(nc, list(process.env.MULTILEVEL_CHECK_ITER, [300])[0]);
+}
+
+/**
+ * Issue 12's accuracy target: the multiscale value on GeomLoss's fixed schedule against the converged
+ * value, on both cloud families. At blur 0.01 Sinkhorn's last modes converge very slowly on the
+ * concentrated clouds (the largest change per iteration falls like ~0.95 per 100 iterations after a
+ * few hundred, and the value still creeps up: a float32 run never meets a tolerance on it), so a
+ * reference from a fixed schedule plus a few hundred iterations (what this check used before) is
+ * itself several percent low. The reference here anneals slowly (scaling 0.95: the potentials track
+ * each temperature, so little is left to converge at the final one) and then iterates `iter` and
+ * 2 `iter` times at the final blur on the multiscale backend (with convergence it equals online to
+ * 1e-6, tests/geomloss/multilevel.test.ts); the printed drift between the two says how converged
+ * it is. Online on the fixed schedule is printed against the same reference.
+ */
+function accuracyCheck(nc, iter) {
+  for (const kind of ['smooth', 'concentrated']) {
+    const m = child(kind, nc, 'multiscale');
+    const o = child(kind, nc, 'online');
+    const slow = (maxIter) => child(kind, nc, 'multiscale', { scaling: 0.95, convergence: { tol: 1e-12, maxIter } });
+    const c1 = slow(iter);
+    const c2 = slow(2 * iter);
+    const rel = (v) => `${((100 * (v - c2.value)) / Math.abs(c2.value)).toFixed(2)}%`;
+    console.log(
+      `${kind}, N = M = ${nc}: converged reference (scaling 0.95, then ${2 * iter} iterations at the final blur: ${c2.iterations} in all, ${ms(c2.t)}) ${c2.value.toPrecision(6)}, ${rel(c1.value)} after ${iter} of them (its remaining drift); multiscale (GeomLoss's schedule) ${m.value.toPrecision(6)} in ${ms(m.t)}: off by ${rel(m.value)} (target within 1%); online on the same schedule ${o.value.toPrecision(6)}: off by ${rel(o.value)}`,
+    );
   }
 }

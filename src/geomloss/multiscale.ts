@@ -167,15 +167,20 @@ const SPREAD = 2;
 /**
  * Sinkhorn iterations per temperature on the small coarse levels (COARSE_SHARE): GeomLoss runs one
  * per temperature, which leaves the large-scale part of the potentials lagging behind the
- * temperature; these levels are so cheap that iterating there removes most of that lag for almost no
- * pairs. Measured on the bench's 10^4-point clouds (blur 0.01, scaling 0.5, debiased, float32,
- * against the value of a slow schedule, scaling 0.95, and 200 iterations at the final blur):
- * concentrated clouds -3.08% with one iteration, -0.86% with 11 (7.11e8 -> 7.30e8 pairs visited in
- * all, the same 2.7e8 on the points; 11 iterations on the levels up to half the points' cells:
- * -0.55% but 1.19e9 pairs); smooth clouds -0.18% -> -0.10% (6.09e8 -> 6.25e8 pairs). Plain online
- * on the same schedule is -9.9% (concentrated) and -0.37% (smooth) there.
+ * temperature; these levels are so cheap that iterating there removes most of that lag for few
+ * pairs. Measured on the bench's 10^4-point clouds (blur 0.01, scaling 0.5, debiased, float32),
+ * against a reference that anneals slowly (scaling 0.95) then iterates 300 times at the final blur
+ * (0.0468069 concentrated; a fixed schedule plus 300 iterations is not a reference there, it is
+ * still 6% low): concentrated clouds 11 / 31 / 61 / 101 iterations: -1.11% / -0.45% / -0.32% /
+ * -0.31%, 4.89e8 / 5.18e8 / 5.58e8 / 6.11e8 pairs visited; smooth clouds 11 / 31 / 61: -0.105% /
+ * -0.097% / -0.095% of their converged 0.0239032, 4.81e8 / 5.14e8 / 5.63e8 pairs. 61 is where the
+ * gain stops. At 3000 concentrated points (float64) 11 -> 61: -0.96% -> -0.29%, 1.12e8 -> 1.79e8
+ * pairs (the coarse level is a larger share of the work there). More iterations on the larger levels
+ * (up to half the points' cells: -0.80%, 8.83e8 pairs) or on every level, the points included (3
+ * each: -2.19%, 5 each: -1.55%), do worse for more pairs. Plain online on the same schedule is about
+ * -10.2% (concentrated) and -0.38% (smooth).
  */
-const COARSE_ITERATIONS = 11;
+const COARSE_ITERATIONS = 61;
 /** The levels that get COARSE_ITERATIONS: at most this share of the points' cells (x and y together). */
 const COARSE_SHARE = 0.25;
 
