@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { InputError, Pm, Tensor, Vi, Vj, reduction, valueAndGrad, vjp, type LazyTensor } from '../src/index.js';
 import { expectClose } from './helpers/expect.js';
 import { asSeen, rng, typed, uniformRows } from './helpers/random.js';
+import { denseAttention as denseAttentionGrad } from './helpers/dense-reference.js';
 
 const random = rng(404);
 const flat = (rows: number[][]) => Float64Array.from(rows.flat());
@@ -195,48 +196,6 @@ describe('sumSoftMaxWeight gradient', () => {
     expect(a!.data).not.toBe(b!.data);
   });
 });
-
-/** The dense float64 gradient of L = sum_o <c_o, sum_r s_or v_r> for scores t (q_o . k_r) + mask(o, r),
- *  s the softmax over r: with g_or = s_or c_o.(v_r - out_o), dq_o = t sum_r g_or k_r,
- *  dk_r = t sum_o g_or q_o, dv_r = sum_o s_or c_o, dt = sum g_or q_o.k_r. */
-function denseAttentionGrad(
-  Q: number[][],
-  K: number[][],
-  V: number[][],
-  t: number,
-  mask: (o: number, r: number) => number,
-  c: number[],
-): { loss: number; dq: number[]; dk: number[]; dv: number[]; dt: number } {
-  const [nO, nI, d, e] = [Q.length, K.length, Q[0]!.length, V[0]!.length];
-  const dq = new Array<number>(nO * d).fill(0);
-  const dk = new Array<number>(nI * d).fill(0);
-  const dv = new Array<number>(nI * e).fill(0);
-  let dt = 0;
-  let loss = 0;
-  for (let o = 0; o < nO; o++) {
-    const raw = K.map((k) => dot(Q[o]!, k));
-    const f = raw.map((x, r) => t * x + mask(o, r));
-    const top = Math.max(...f);
-    const w = f.map((x) => Math.exp(x - top));
-    const Z = w.reduce((a, b) => a + b, 0);
-    const s = w.map((x) => x / Z);
-    const co = c.slice(o * e, (o + 1) * e);
-    const out = new Array<number>(e).fill(0);
-    s.forEach((sr, r) => V[r]!.forEach((x, k) => (out[k] = out[k]! + sr * x)));
-    loss += dot(co, out);
-    const cOut = dot(co, out);
-    for (let r = 0; r < nI; r++) {
-      const g = s[r]! * (dot(co, V[r]!) - cOut);
-      for (let k = 0; k < d; k++) {
-        dq[o * d + k] = dq[o * d + k]! + t * g * K[r]![k]!;
-        dk[r * d + k] = dk[r * d + k]! + t * g * Q[o]![k]!;
-      }
-      for (let k = 0; k < e; k++) dv[r * e + k] = dv[r * e + k]! + s[r]! * co[k]!;
-      dt += g * raw[r]!;
-    }
-  }
-  return { loss, dq, dk, dv, dt };
-}
 
 describe('sumSoftMaxWeight gradient: wide values against the dense float64 gradient', () => {
   const [nO, nI, d, e] = [37, 29, 16, 64];

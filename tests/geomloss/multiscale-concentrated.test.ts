@@ -11,49 +11,17 @@
 // 0.0488448 here (-0.96%, VALUE_BEFORE below), with 61 0.0491739 (-0.29%); at 5000 points -1.03% and
 // -0.31%.
 import { describe, expect, it } from 'vitest';
-import { SamplesLoss, type SamplesLossOptions } from '../../src/geomloss/index.js';
-
-/** bench/data.mjs's LCG and its concentrated clouds of n points each (seed n). */
-function concentratedClouds(n: number): { x: Float64Array; y: Float64Array } {
-  let s = n >>> 0;
-  const r = (): number => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s >>> 8) / 16777216;
-  };
-  const x = new Float64Array(3 * n);
-  const y = new Float64Array(3 * n);
-  for (let k = 0; k < 3 * n; k++) {
-    x[k] = r();
-    y[k] = 0.3 + 0.6 * r() * r();
-  }
-  return { x, y };
-}
+import { defaultScheduleAndReference } from '../helpers/sinkhorn-clouds.js';
 
 /** The value on the default schedule before the coarse levels iterated more (11 iterations). */
 const VALUE_BEFORE = 0.0488448;
 
 describe('multiscale on GeomLoss default schedule, concentrated clouds', () => {
   it('is close to the converged value (3000 x 3000 points, blur 0.01, float64)', async () => {
-    const n = 3000;
-    const { x, y } = concentratedClouds(n);
-    const X = { data: x, shape: [n, 3] as [number, number] };
-    const Y = { data: y, shape: [n, 3] as [number, number] };
-    const base: SamplesLossOptions = {
-      loss: 'sinkhorn',
-      p: 2,
-      blur: 0.01,
-      scaling: 0.5,
-      debias: true,
-      dtype: 'float64',
-      backend: 'multiscale',
-    };
-    const fixed = await new SamplesLoss(base).value(X, Y);
-    // With `convergence` multiscale equals online to 1e-6 (tests/geomloss/multilevel.test.ts).
-    const converged = await new SamplesLoss({
-      ...base,
-      scaling: 0.95,
-      convergence: { tol: 1e-12, maxIter: 200 },
-    }).value(X, Y);
+    const { fixed, converged } = await defaultScheduleAndReference(3000, 'concentrated', 0.95, {
+      tol: 1e-12,
+      maxIter: 200,
+    });
     const off = Math.abs(fixed - converged) / converged;
     const offBefore = Math.abs(VALUE_BEFORE - converged) / converged;
     expect(off).toBeLessThan(0.006);

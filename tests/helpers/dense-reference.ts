@@ -91,3 +91,59 @@ export function refKSelect(
 export function refProd(f: PairFn, s: Sizes, axis: 0 | 1): number[][] {
   return rowsOf(f, s, axis).map((row) => row[0]!.map((_, k) => row.reduce((acc, v) => acc * v[k]!, 1)));
 }
+
+const dot = (a: number[], b: number[]) => a.reduce((t, v, k) => t + v * b[k]!, 0);
+
+/** Dense float64 attention: scores t q_o.k_r + mask(o, r), softmax s over r, out_o = sum_r s_or v_r;
+ *  the loss L = <c, out>, its gradients (with g_or = s_or c_o.(v_r - out_o): dq_o = t sum_r g_or k_r,
+ *  dk_r = t sum_o g_or q_o, dv_r = sum_o s_or c_o, dt = sum g_or q_o.k_r) and the rows' log-sum-exps.
+ *  A row whose scores are all -inf has out NaN, lse -inf, and adds nothing to the loss and gradients. */
+export function denseAttention(
+  Q: number[][],
+  K: number[][],
+  V: number[][],
+  t: number,
+  mask: (o: number, r: number) => number,
+  c: number[],
+): { out: number[]; lse: number[]; loss: number; dq: number[]; dk: number[]; dv: number[]; dt: number } {
+  const [nO, nI, d, e] = [Q.length, K.length, Q[0]!.length, V[0]!.length];
+  const res = {
+    out: new Array<number>(nO * e).fill(0),
+    lse: new Array<number>(nO).fill(0),
+    loss: 0,
+    dq: new Array<number>(nO * d).fill(0),
+    dk: new Array<number>(nI * d).fill(0),
+    dv: new Array<number>(nI * e).fill(0),
+    dt: 0,
+  };
+  for (let o = 0; o < nO; o++) {
+    const raw = K.map((k) => dot(Q[o]!, k));
+    const f = raw.map((x, r) => t * x + mask(o, r));
+    const top = Math.max(...f);
+    if (top === -Infinity) {
+      res.lse[o] = -Infinity;
+      for (let k = 0; k < e; k++) res.out[o * e + k] = NaN;
+      continue;
+    }
+    const w = f.map((x) => Math.exp(x - top));
+    const Z = w.reduce((a, b) => a + b, 0);
+    res.lse[o] = top + Math.log(Z);
+    const s = w.map((x) => x / Z);
+    const co = c.slice(o * e, (o + 1) * e);
+    const out = new Array<number>(e).fill(0);
+    s.forEach((sr, r) => V[r]!.forEach((x, k) => (out[k] = out[k]! + sr * x)));
+    out.forEach((x, k) => (res.out[o * e + k] = x));
+    const cOut = dot(co, out);
+    res.loss += cOut;
+    for (let r = 0; r < nI; r++) {
+      const g = s[r]! * (dot(co, V[r]!) - cOut);
+      for (let k = 0; k < d; k++) {
+        res.dq[o * d + k] = res.dq[o * d + k]! + t * g * K[r]![k]!;
+        res.dk[r * d + k] = res.dk[r * d + k]! + t * g * Q[o]![k]!;
+      }
+      for (let k = 0; k < e; k++) res.dv[r * e + k] = res.dv[r * e + k]! + s[r]! * co[k]!;
+      res.dt += g * raw[r]!;
+    }
+  }
+  return res;
+}

@@ -9,6 +9,19 @@ import { wasmThreadsTesting, type WorkerFactory, type WorkerReply } from '../../
 import { rng } from '../helpers/random.js';
 import { hasGpu } from '../gpu/setup.js';
 
+/** The summed variance of the coordinates (sum over d of the variance of column d), by two float64
+ *  passes per column: the reference for kMeans's tol scale. */
+function coordinateVariance(x: ArrayLike<number>, N: number, D: number): number {
+  let variance = 0;
+  for (let d = 0; d < D; d++) {
+    let m = 0;
+    for (let i = 0; i < N; i++) m += x[i * D + d]!;
+    m /= N;
+    for (let i = 0; i < N; i++) variance += (x[i * D + d]! - m) ** 2 / N;
+  }
+  return variance;
+}
+
 /** Plain float64 Lloyd from given centroids, with the documented rules (ties to the lowest centroid,
  *  an empty cluster re-seeded at the farthest row not yet taken, stop when no label changes or the
  *  squared shift is at most tol times the mean coordinate variance). */
@@ -29,13 +42,7 @@ function lloyd(x: Float64Array, N: number, D: number, c0: Float64Array, iteratio
     }
     return { labels, dist };
   };
-  let variance = 0;
-  for (let d = 0; d < D; d++) {
-    let m = 0;
-    for (let i = 0; i < N; i++) m += x[i * D + d]!;
-    m /= N;
-    for (let i = 0; i < N; i++) variance += (x[i * D + d]! - m) ** 2 / N;
-  }
+  const variance = coordinateVariance(x, N, D);
   let { labels, dist } = assign();
   let it = 0;
   while (it < iterations) {
@@ -398,13 +405,7 @@ describe('kMeans: its passes over the points (centroid sums, inertia, moments)',
       for (let i = 0; i < N; i++) for (let d = 0; d < D; d++) want += (x[i * D + d]! - c[labels[i]! * D + d]!) ** 2;
       expect(Math.abs(inertia - want)).toBeLessThanOrEqual(1e-9 * want);
       // the variance by the shifted moments against two passes in float64 (no cancellation at 1e6)
-      let variance = 0;
-      for (let d = 0; d < D; d++) {
-        let m = 0;
-        for (let i = 0; i < N; i++) m += x[i * D + d]!;
-        m /= N;
-        for (let i = 0; i < N; i++) variance += (x[i * D + d]! - m) ** 2 / N;
-      }
+      const variance = coordinateVariance(x, N, D);
       expect(Math.abs(varianceFromMoments(whole('moments'), N, D) - variance)).toBeLessThanOrEqual(1e-9 * variance);
     }
   });
