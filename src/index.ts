@@ -19,6 +19,8 @@ export { knn } from './core/knn.js';
 export { kdOrder } from './core/kd-order.js';
 export type { KnnMetric, KnnOptions, KnnResult } from './core/knn.js';
 export { kMeans } from './core/kmeans.js';
+export { residentVariable } from './core/resident-variable.js';
+export type { ResidentVariable } from './core/resident-variable.js';
 export type { KMeansOptions, KMeansResult } from './core/kmeans.js';
 export { clusterRangesCentroids, fromMatrix, gridCluster, sortClusters, swapAxes } from './core/block-sparse.js';
 export type { BlockRanges } from './core/block-sparse.js';

@@ -9,8 +9,8 @@
 //   of about CONTROL_PART_PAIRS pairs (~50 ms on one core), fed to the workers a few at a time: the
 //   signal is checked before each part is posted and progress reported as each part comes back.
 // - or on the main thread's kernel instance (tiny reductions, setWasmThreads(1), or no workers):
-//   one reduction at a time, in chunks of rows sized from the measured speed to take about
-//   CHUNK_TARGET_MS each; between chunks the signal is checked, progress reported and the event loop
+//   one reduction at a time, in chunks sized from the measured speed to take about CHUNK_TARGET_MS
+//   each (rows, or at large D groups of rows over pieces of the inner range: inner-split.ts); between chunks the signal is checked, progress reported and the event loop
 //   given a turn when due (scheduling.ts), so that a long reduction does not freeze a page.
 import * as isa from '../../assembly/isa.js';
 import type { Engine } from '../core/engine.js';
@@ -22,17 +22,23 @@ import { compilePlan, type TileProgram } from './compile.js';
 import {
   align16,
   checkJobMemory,
+  ensureMemory,
   JOB_REG_WORDS,
+  MAX_MEMORY_BYTES,
   prepareJob,
   readOutputs,
+  runInnerRange,
   runPrepared,
+  tileInnerVariable,
   type JobLayout,
   type JobOutput,
   type KernelExports,
   type KernelJob,
   type PostedJob,
+  type PreparedJob,
   type ResidentRef,
 } from './worker-job.js';
+import { innerSplitOf, RowGroupState } from './inner-split.js';
 import { isResident } from '../core/resident.js';
 
 export type { KernelExports } from './worker-job.js';
@@ -43,6 +49,12 @@ const FIRST_CHUNK_PAIRS = 2 ** 20;
 /** The target duration of one synchronous kernel call on the main thread: well under the ~50 ms
  *  beyond which a page feels frozen, well above the cost of a yield (~0.05 ms). */
 const CHUNK_TARGET_MS = 15;
+/** Values of an inner variable the main thread tiles between two yields (a few ms). */
+const TILE_SLICE_VALUES = 2 ** 20;
+/** Rows a main-thread chunk computes together when one row of the inner range is most of a chunk's
+ *  budget: the blocked tiles' group (assembly/blocked.ts, up to 64 rows per pass over the inner
+ *  blocks). The chunk then covers a piece of the inner range (inner-split.ts). */
+const ROW_GROUP = 64;
 /** Parts of a pool reduction when a signal or progress callback is given (~50 ms on one core). */
 const CONTROL_PART_PAIRS = 2 ** 25;
 /** Reductions of at least this many pairs are split across all workers (~5-10 ms of work on one core:
@@ -56,6 +68,10 @@ const thresholds = {
   mainThreadMaxPairs: MAIN_THREAD_MAX_PAIRS,
   controlPartPairs: CONTROL_PART_PAIRS,
   chunkTargetMs: CHUNK_TARGET_MS,
+  rowGroup: ROW_GROUP,
+  /** A fixed pair budget for every main-thread chunk instead of the measured one (tests); 0: measured. */
+  fixedChunkPairs: 0,
+  tileSliceValues: TILE_SLICE_VALUES,
 };
 
 /** Block size: the block scratch of one program, and the inner variables' slice of one block, each
@@ -478,44 +494,128 @@ export class WasmEngine implements Engine {
   }
 
   /**
-   * Runs a job on this thread's kernel, a chunk of rows (or clusters) at a time: each chunk sized
-   * from the speed measured so far to take about CHUNK_TARGET_MS, the first one small.
+   * Runs a job on this thread's kernel, a chunk at a time: each chunk sized from the speed measured
+   * so far to take about CHUNK_TARGET_MS, the first one small. A chunk is rows (or clusters) over the
+   * whole inner range; or, when fewer than ROW_GROUP rows would fit the budget and the reduction's
+   * partial states merge (inner-split.ts), ROW_GROUP rows over a piece of the inner range, the group
+   * finished over several chunks: so that a long inner range at large D is streamed once per group of
+   * rows, not once per 3 rows, and the blocked tiles get the rows they are made for.
    */
   private async runHere(job: KernelJob, layout: JobLayout, control: RunControl): Promise<JobOutput> {
     throwIfAborted(control.signal);
-    const prepared = prepareJob(this.kernel, job, layout);
+    // The inner variables are tiled here a slice at a time (~1M values, a few ms each), not in
+    // prepareJob at once: at D = 784 and 60000 points that is 47M values, ~100-300 ms.
+    const innerVar = (k: number) => job.registers[k * JOB_REG_WORDS] === isa.REG_INNER_VAR && job.data[k] !== null;
+    const prepared = prepareJob(this.kernel, job, layout, innerVar);
+    const tiles = Math.ceil(job.nInner / job.block);
+    for (let k = 0; k < job.registers.length / JOB_REG_WORDS; k++) {
+      if (!innerVar(k)) continue;
+      const step = Math.max(
+        1,
+        Math.floor(thresholds.tileSliceValues / (job.block * job.registers[k * JOB_REG_WORDS + 1]!)),
+      );
+      for (let b = 0; b < tiles; b += step) {
+        tileInnerVariable(this.kernel, job, layout.bases[k]!, k, b, Math.min(tiles, b + step));
+        await checkpoint(control.signal);
+      }
+    }
     const ranges = job.ranges;
     const pairsOf = ranges === null ? null : clusterPairs(ranges);
-    let budget = FIRST_CHUNK_PAIRS;
+    const split = innerSplitOf(job);
+    const elt = job.f64 ? 8 : 4;
+    let group: RowGroupState | null = null;
+    let j0 = 0;
+    // The first chunk's budget in pairs of this job (pairCost: ~1-5 ms of work at any D).
+    let budget = thresholds.fixedChunkPairs || Math.max(1, Math.floor(FIRST_CHUNK_PAIRS / pairCost(job)));
     let pairsPerMs = 0;
     for (let start = job.start; start < job.end;) {
-      // The chunk [start, end): rows (or clusters) up to about `budget` pairs, at least one.
-      let end = start + 1;
       let pairs: number;
       let rows: number;
+      const t0 = performance.now();
       if (pairsOf === null) {
-        end = Math.min(job.end, start + Math.max(1, Math.floor(budget / Math.max(1, job.nInner))));
-        pairs = (end - start) * job.nInner;
-        rows = end - start;
+        const fit = Math.floor(budget / Math.max(1, job.nInner));
+        if (
+          group === null &&
+          split !== null &&
+          fit < thresholds.rowGroup &&
+          job.nInner > 2 * job.block &&
+          align16(layout.end) + thresholds.rowGroup * job.outDim * (elt + 4) + 32 <= MAX_MEMORY_BYTES
+        ) {
+          group = new RowGroupState(split, start, Math.min(job.end, start + thresholds.rowGroup), job.outDim, job.k);
+          j0 = 0;
+        }
+        if (group !== null) {
+          // ROW_GROUP rows over inner indices [j0, j1): whole blocks, at least one.
+          const groupRows = group.i1 - group.i0;
+          const span = Math.max(1, Math.floor(budget / groupRows / job.block)) * job.block;
+          const j1 = Math.min(job.nInner, j0 + span);
+          const count = groupRows * job.outDim;
+          // The piece's outputs: [groupRows, outDim] values, then indices, past the job's memory.
+          const valuesAt = align16(layout.end);
+          const indicesAt = split!.pieceIndices ? align16(valuesAt + count * elt) : 0;
+          ensureMemory(this.kernel, align16(valuesAt + count * elt) + count * 4, job.kind);
+          runInnerRange(this.kernel, prepared, group.i0, group.i1, j0, j1, split!.reduction, {
+            values: valuesAt,
+            indices: indicesAt,
+          });
+          const buffer = this.kernel.memory.buffer;
+          group.add(
+            job.f64 ? new Float64Array(buffer, valuesAt, count) : new Float32Array(buffer, valuesAt, count),
+            indicesAt > 0 ? new Int32Array(buffer, indicesAt, count) : null,
+            j0,
+          );
+          pairs = groupRows * (j1 - j0);
+          rows = 0;
+          j0 = j1;
+          if (j1 === job.nInner) {
+            group.write(outputValues(this.kernel, prepared), outputIndices(this.kernel, prepared));
+            rows = groupRows;
+            start = group.i1;
+            group = null;
+          }
+        } else {
+          const end = Math.min(job.end, start + Math.max(1, fit));
+          runPrepared(this.kernel, prepared, start, end);
+          pairs = (end - start) * job.nInner;
+          rows = end - start;
+          start = end;
+        }
       } else {
+        let end = start + 1;
         pairs = pairsOf[start]!;
         while (end < job.end && pairs + pairsOf[end]! <= budget) pairs += pairsOf[end++]!;
         rows = 0;
         for (let c = start; c < end; c++) rows += Math.max(0, ranges!.outer[2 * c + 1]! - ranges!.outer[2 * c]!);
+        runPrepared(this.kernel, prepared, start, end);
+        start = end;
       }
-      const t0 = performance.now();
-      runPrepared(this.kernel, prepared, start, end);
       const ms = performance.now() - t0;
       // A running estimate of the speed (pairs per ms), from chunks long enough to time.
       if (ms > 0.5) pairsPerMs = pairsPerMs === 0 ? pairs / ms : 0.5 * (pairsPerMs + pairs / ms);
-      if (pairsPerMs > 0) budget = Math.max(1, pairsPerMs * thresholds.chunkTargetMs);
+      if (thresholds.fixedChunkPairs > 0) budget = thresholds.fixedChunkPairs;
+      else if (pairsPerMs > 0) budget = Math.max(1, pairsPerMs * thresholds.chunkTargetMs);
       else budget *= 4;
-      start = end;
-      control.onRows?.(rows);
+      if (rows > 0) control.onRows?.(rows);
       if (start < job.end) await checkpoint(control.signal);
     }
     return readOutputs(this.kernel, prepared);
   }
+}
+
+/** The job's output values in the kernel's memory (a view), or null when it has none. */
+function outputValues(kernel: KernelExports, prepared: PreparedJob): Float32Array | Float64Array | null {
+  const { job, outValues } = prepared;
+  if (outValues === 0) return null;
+  const count = job.nOuter * job.outDim;
+  const buffer = kernel.memory.buffer;
+  return job.f64 ? new Float64Array(buffer, outValues, count) : new Float32Array(buffer, outValues, count);
+}
+
+/** The job's output indices in the kernel's memory (a view), or null when it has none. */
+function outputIndices(kernel: KernelExports, prepared: PreparedJob): Int32Array | null {
+  return prepared.outIndices === 0
+    ? null
+    : new Int32Array(kernel.memory.buffer, prepared.outIndices, prepared.job.nOuter * prepared.job.outDim);
 }
 
 /** @internal Hooks for the tests: the pair thresholds of the scheduler. */
@@ -528,5 +628,8 @@ export const wasmEngineTesting = {
     thresholds.mainThreadMaxPairs = MAIN_THREAD_MAX_PAIRS;
     thresholds.controlPartPairs = CONTROL_PART_PAIRS;
     thresholds.chunkTargetMs = CHUNK_TARGET_MS;
+    thresholds.rowGroup = ROW_GROUP;
+    thresholds.fixedChunkPairs = 0;
+    thresholds.tileSliceValues = TILE_SLICE_VALUES;
   },
 };

@@ -296,27 +296,112 @@ export function prepareJob(
     if (kind === isa.REG_UNIFORM || kind === isa.REG_OUTER_VAR) {
       floats.set(data, start);
     } else if (kind === isa.REG_INNER_VAR) {
-      // Tiles of B: element j of row k at ((b*dim + k)*B + t).
-      const rows = job.nInner;
-      const region = floats.subarray(start, start + tiles * dim * B);
-      region.fill(0, (tiles - 1) * dim * B);
-      for (let b = 0; b < tiles; b++) {
-        const count = Math.min(B, rows - b * B);
-        for (let q = 0; q < dim; q++) {
-          const dst = (b * dim + q) * B;
-          let src = b * B * dim + q;
-          for (let t = 0; t < count; t++, src += dim) region[dst + t] = data[src]!;
-        }
-      }
+      tileInnerVariable(kernel, job, bases[k]!, k, 0, tiles);
     }
   }
   return { job, prog, outValues, outIndices };
+}
+
+/**
+ * Copies tiles [from, to) of the inner variable of register `register` into the kernel's memory at
+ * `base` (its layout's address), in the tiled layout: element j of row k at ((b*dim + k)*B + t), the
+ * last tile zero-padded. prepareJob copies all of them; the main thread may skip them there (inPlace)
+ * and copy them a slice at a time, yielding in between (wasm-engine.ts runHere: 188 MB of inner data
+ * at D = 784 takes ~100-300 ms to tile).
+ */
+export function tileInnerVariable(
+  kernel: KernelExports,
+  job: KernelJob,
+  base: number,
+  register: number,
+  from: number,
+  to: number,
+): void {
+  const data = job.data[register] as Float32Array | Float64Array;
+  const dim = job.registers[register * JOB_REG_WORDS + 1]!;
+  const B = job.block;
+  const tiles = Math.ceil(job.nInner / B);
+  const buffer = kernel.memory.buffer;
+  const region = job.f64
+    ? new Float64Array(buffer, base, tiles * dim * B)
+    : new Float32Array(buffer, base, tiles * dim * B);
+  if (to === tiles) region.fill(0, (tiles - 1) * dim * B);
+  const rows = job.nInner;
+  for (let b = from; b < to; b++) {
+    const count = Math.min(B, rows - b * B);
+    for (let q = 0; q < dim; q++) {
+      const dst = (b * dim + q) * B;
+      let src = b * B * dim + q;
+      for (let t = 0; t < count; t++, src += dim) region[dst + t] = data[src]!;
+    }
+  }
 }
 
 /** Runs outer rows (clusters) [start, end) of a prepared job. */
 export function runPrepared(kernel: KernelExports, prepared: PreparedJob, start: number, end: number): void {
   const status = kernel.run(prepared.prog, start, end);
   if (status !== isa.OK) throw new Error(`${prepared.job.kind}: the WebAssembly kernel failed with code ${status}`);
+}
+
+/** Where runInnerRange writes: byte addresses in the kernel's memory of [rows, outDim] values (T) and
+ *  indices (i32), each 0 when the reduction has none. */
+export interface InnerRangeOutput {
+  readonly values: number;
+  readonly indices: number;
+}
+
+/**
+ * Runs outer rows [i0, i1) of a prepared dense job against the inner indices [j0, j1) only, with the
+ * reduction `reduction` (one of the same state and output width: RED_MINARGMIN for RED_ARGMIN...),
+ * writing row i's outputs to row i - i0 of `out` and inner indices relative to j0. j0 must be a
+ * multiple of the job's block size: the range is then a job of its own, made by pointing the
+ * header and the variables' registers into the job's memory (outer variables at row i0, inner ones
+ * at tile j0 / B, whose tiles are laid out contiguously), run, and the header and registers restored.
+ * The main thread's way of cutting a long row into pieces (wasm-engine.ts runHere).
+ */
+export function runInnerRange(
+  kernel: KernelExports,
+  prepared: PreparedJob,
+  i0: number,
+  i1: number,
+  j0: number,
+  j1: number,
+  reduction: number,
+  out: InnerRangeOutput,
+): void {
+  const job = prepared.job;
+  const elt = job.f64 ? 8 : 4;
+  if (job.ranges !== null || j0 % job.block !== 0 || !(0 <= j0 && j0 < j1 && j1 <= job.nInner)) {
+    throw new Error(`internal: ${job.kind}: inner range [${j0}, ${j1}) of ${job.nInner}, block ${job.block}`);
+  }
+  const words = new Int32Array(kernel.memory.buffer);
+  const h = prepared.prog >>> 2;
+  const regTable = words[h + isa.H_REGS]! >>> 2;
+  const nRegs = job.registers.length / JOB_REG_WORDS;
+  const saved = words.slice(h, h + isa.HEADER_WORDS);
+  const savedBases = new Int32Array(nRegs);
+  for (let k = 0; k < nRegs; k++) {
+    const at = regTable + k * isa.REG_WORDS;
+    savedBases[k] = words[at + isa.R_BASE]!;
+    const kind = words[at + isa.R_KIND]!;
+    const dim = words[at + isa.R_DIM]!;
+    if (kind === isa.REG_OUTER_VAR) words[at + isa.R_BASE] = savedBases[k]! + i0 * dim * elt;
+    else if (kind === isa.REG_INNER_VAR) words[at + isa.R_BASE] = savedBases[k]! + j0 * dim * elt;
+  }
+  words[h + isa.H_N_OUTER] = i1 - i0;
+  words[h + isa.H_N_INNER] = j1 - j0;
+  words[h + isa.H_RED] = reduction;
+  words[h + isa.H_OUT_VAL] = out.values;
+  words[h + isa.H_OUT_IDX] = out.indices;
+  let status: number;
+  try {
+    status = kernel.run(prepared.prog, 0, i1 - i0);
+  } finally {
+    // the run may not grow the memory (the kernel allocates nothing): `words` is still its view
+    words.set(saved, h);
+    for (let k = 0; k < nRegs; k++) words[regTable + k * isa.REG_WORDS + isa.R_BASE] = savedBases[k]!;
+  }
+  if (status !== isa.OK) throw new Error(`${job.kind}: the WebAssembly kernel failed with code ${status}`);
 }
 
 /** Copies the outputs out of the kernel's memory. */
@@ -347,7 +432,8 @@ export function runJob(
   return readOutputs(kernel, prepared);
 }
 
-function ensureMemory(kernel: KernelExports, bytes: number, kind: string): void {
+/** Grows the kernel's memory to at least `bytes` (a ResourceLimitError naming `kind` if refused). */
+export function ensureMemory(kernel: KernelExports, bytes: number, kind: string): void {
   const memory = kernel.memory;
   const missing = bytes - memory.buffer.byteLength;
   if (missing > 0) {
