@@ -86,7 +86,7 @@ import {
 } from './ops';
 import { vexp, vexp4, vexpUnderflow, vlog, vsin, vcos, vatan, vasin, vacos } from './math';
 import { RT_FIXED, RT_IMUL, RT_BMUL, RT_STRIDE, RT_DIM, RT_BLK, RT_ROOT } from './consts';
-import { planBlocked, hasBlocked, blockedGroup, blockedSlot, blockedRun, blockedStates, blockedAcc } from './blocked';
+import { planBlocked, hasBlocked, blockedGroup, blockedSlot, blockedRun, blockedStates, blockedAcc, blockedRows } from './blocked';
 export { blockedPolicy, blockedFeatures, blockedInfo } from './blocked';
 
 // @ts-ignore: decorator
@@ -1621,9 +1621,12 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   planFusion(ic, il, rF, red == I.RED_LSE_W || red == I.RED_SSMW || red == I.RED_SSMW_LSE ? rG : -1);
   // Blocked tiles (blocked.ts) run more outer indices per pass, with their states in its own area.
   let accRun = acc;
-  if (planBlocked(RT, ic, il, B * elt) > 0 && ol == 0) {
-    const bp = blockedStates(stBytes);
-    if (bp > P) { P = bp; accRun = blockedAcc(); }
+  if (planBlocked(RT, ic, il, B * elt) > 0) {
+    if (ol == 0) {
+      const bp = blockedStates(stBytes, elt);
+      if (bp > P) { P = bp; accRun = blockedAcc(); }
+    }
+    blockedRows<T>(P, M, B);
   }
   // A last inner instruction F = MUL(a, b) reduced by RED_SUM is folded directly (sum of products);
   // a concatenated F part by part (planConcat).

@@ -71,12 +71,6 @@ function refSq(x: ArrayLike<number>, y: ArrayLike<number>, N: number, M: number,
   }
   return out;
 }
-function sqNorms(x: ArrayLike<number>, n: number, D: number): Float64Array {
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) for (let k = 0; k < D; k++) out[i] = out[i]! + x[i * D + k]! ** 2;
-  return out;
-}
-
 const unit = (dtype: DT): number => (dtype === 'float32' ? 2 ** -24 : 2 ** -53);
 
 /** K-nearest (values and indices) of sqDist at the given policy. */
@@ -93,9 +87,9 @@ async function knnAt(
   });
 }
 
-/** Checks the K-NN result against the float64 reference: each value within the expanded-mode bound
- *  2 gamma_{D+2} (|x|^2 + |y|^2) of the exact distance of its pair, the pairs the K smallest up to
- *  that bound, ascending, ties in index order. */
+/** Checks the K-NN result against the float64 reference: each value within the bound of
+ *  assembly/blocked.ts for its pair (direct: gamma_{D+2} S; expanded, centred or not:
+ *  (16 gamma_{D+2} + 9 u) S~), the pairs the K smallest up to that bound, ascending. */
 function checkKnn(
   got: { values: number[]; indices: number[] },
   x: ArrayLike<number>,
@@ -107,20 +101,59 @@ function checkKnn(
   dtype: DT,
 ): void {
   const ref = refSq(x, y, N, M, D);
-  const nx = sqNorms(x, N, D);
-  const ny = sqNorms(y, M, D);
-  const g = (D + 2) * unit(dtype) * 1.01;
   for (let i = 0; i < N; i++) {
     const sorted = Array.from(ref.subarray(i * M, (i + 1) * M)).sort((a, b) => a - b);
     for (let t = 0; t < Math.min(K, M); t++) {
       const j = got.indices[i * K + t]!;
       expect(j).toBeGreaterThanOrEqual(0);
-      const tol = 2 * g * (nx[i]! + ny[j]!) + 1e-300;
-      expect(Math.abs(got.values[i * K + t]! - ref[i * M + j]!)).toBeLessThanOrEqual(tol);
-      expect(ref[i * M + j]!).toBeLessThanOrEqual(sorted[t]! + 2 * tol);
-      if (t > 0) expect(got.values[i * K + t]!).toBeGreaterThanOrEqual(got.values[i * K + t - 1]!);
+      const v = got.values[i * K + t]!;
+      const tol = expandedBound(D, dtype) * Math.max(v, ref[i * M + j]!) + 1e-300;
+      expect(Math.abs(v - ref[i * M + j]!)).toBeLessThanOrEqual(tol);
+      expect(ref[i * M + j]!).toBeLessThanOrEqual(sorted[t]! * (1 + 2 * expandedBound(D, dtype)) + 2e-300);
+      if (t > 0) expect(v).toBeGreaterThanOrEqual(got.values[i * K + t - 1]!);
     }
   }
+}
+/** The relative error bound of an accepted expanded entry, (16 gamma_{D+2} + 9 u) S~ (1% margin). */
+const expandedBound = (D: number, dtype: DT): number => (16 * (D + 2) + 9) * unit(dtype) * 1.01;
+
+/** The centre of a centred run (assembly/blocked.ts CENTRING): the mean of the first 32 rows of y,
+ *  summed in float64 and rounded to the precision. */
+function centreOf(y: Float32Array | Float64Array, M: number, D: number): Float64Array {
+  const n = Math.min(M, 32);
+  const c = new Float64Array(D);
+  for (let k = 0; k < D; k++) {
+    let a = 0;
+    for (let j = 0; j < n; j++) a += y[j * D + k]!;
+    c[k] = y instanceof Float32Array ? Math.fround(a / n) : a / n;
+  }
+  return c;
+}
+/** |fl(row - c)|^2 of each row, in float64. */
+function centredNorms(x: Float32Array | Float64Array, n: number, D: number, c: Float64Array): Float64Array {
+  const out = new Float64Array(n);
+  const round = x instanceof Float32Array ? Math.fround : (v: number) => v;
+  for (let i = 0; i < n; i++) for (let k = 0; k < D; k++) out[i] = out[i]! + round(x[i * D + k]! - c[k]!) ** 2;
+  return out;
+}
+
+/** The K nearest by a float64 brute force (ties to the lowest index), and whether each row's first K
+ *  are clear of the rest by more than the bound (only those rows are compared index by index). */
+function bruteKnn(ref: Float64Array, N: number, M: number, K: number, rel: number) {
+  const indices: number[] = [];
+  const clear: boolean[] = [];
+  for (let i = 0; i < N; i++) {
+    const order = Array.from({ length: M }, (_, j) => j).sort((a, b) => ref[i * M + a]! - ref[i * M + b]! || a - b);
+    let ok = true;
+    for (let t = 0; t + 1 < Math.min(K + 1, M); t++) {
+      const a = ref[i * M + order[t]!]!,
+        b = ref[i * M + order[t + 1]!]!;
+      if (b - a <= 2 * rel * b) ok = false;
+    }
+    indices.push(...order.slice(0, K));
+    clear.push(ok);
+  }
+  return { indices, clear };
 }
 
 const DIMS = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 50, 64, 100, 257, 784, 1024, 4096];
@@ -361,35 +394,63 @@ describe('blocked tiles: NaN, ties, large common offset', () => {
     }
   });
 
-  it('a large common offset (|x| >> distances) falls back to direct differences', async () => {
+  it('a large common offset (data at 1e4 + small noise): centred, the neighbours of a float64 brute force', async () => {
     for (const dtype of ['float32', 'float64'] as const) {
-      for (const D of [16, 64, 784]) {
+      for (const D of [8, 16, 17, 64, 257, 784, 4096]) {
         const random = rng(11 + D);
-        const [N, M] = [12, 40];
-        const scale = dtype === 'float32' ? 1e-2 : 1e-7;
-        const x = data(random, N, D, dtype, 1000, scale);
-        const y = data(random, M, D, dtype, 1000, scale);
-        const K = 5;
-        const off = await knnAt(OFF, x, y, D, K);
-        const auto = await knnAt(AUTO, x, y, D, K);
-        const expanded = await knnAt(EXPANDED, x, y, D, K);
-        // every tile fails the criterion, so the results are the direct (unblocked) ones
-        expect(auto.indices).toEqual(off.indices);
-        expect(expanded.indices).toEqual(off.indices);
-        if (!relaxed) {
-          expect(auto.values).toEqual(off.values);
-          expect(expanded.values).toEqual(off.values);
-        }
-        // and accurate relative to the distances themselves (the expanded form would be off by
-        // about (D + 2) u 4e6 D, far more than the distances)
-        const ref = refSq(x, y, N, M, D);
-        for (let i = 0; i < N; i++) {
-          for (let t = 0; t < K; t++) {
-            const j = auto.indices[i * K + t]!;
-            const exact = ref[i * M + j]!;
-            expect(Math.abs(auto.values[i * K + t]! - exact)).toBeLessThanOrEqual(4 * (D + 2) * unit(dtype) * exact);
+        const scale = dtype === 'float32' ? 1 : 1e-3;
+        for (const [N, M] of [
+          [13, 80],
+          [6, 130],
+          [70, 350],
+        ] as const) {
+          if (D >= 1024 && M > 100) continue; // keep the float64 reference quick
+          const x = data(random, N, D, dtype, 1e4, scale);
+          // y row j near x row j mod N, at squared distance D scale^2 0.02 (1 + 0.25 t), t = j / N (a
+          // random direction): the nearest neighbours of x_i are i, i + N, i + 2N, ... in that order,
+          // their distances 20% apart (clear of the rounding), the other rows far (~D scale^2 / 1.5)
+          const y = dtype === 'float32' ? new Float32Array(M * D) : new Float64Array(M * D);
+          for (let j = 0; j < M; j++) {
+            const u = Array.from({ length: D }, () => 2 * random() - 1);
+            const len = Math.hypot(...u);
+            const r = scale * Math.sqrt(D * 0.02 * (1 + 0.25 * Math.floor(j / N)));
+            for (let k = 0; k < D; k++) y[j * D + k] = x[(j % N) * D + k]! + (r * u[k]!) / len;
+          }
+          const K = 5;
+          const off = await knnAt(OFF, x, y, D, K);
+          const auto = await knnAt(AUTO, x, y, D, K);
+          // centred from D = 16 (the expanded mode; below it the direct one)
+          expect((kernel.blockedInfo() >> 16) & 1).toBe(D >= 16 ? 1 : 0);
+          const expanded = await knnAt(EXPANDED, x, y, D, K);
+          expect((kernel.blockedInfo() >> 16) & 1).toBe(1);
+          // uncentred, the expanded form would be off by about (D + 2) u 2e8 D, far more than the
+          // distances (about D scale^2 / 1.5): centred it is within its bound of them
+          const ref = refSq(x, y, N, M, D);
+          const want = bruteKnn(ref, N, M, K, expandedBound(D, dtype));
+          expect(want.clear.every(Boolean)).toBe(true);
+          for (let i = 0; i < N; i++) expect(want.indices[i * K + 1]).toBe(i + N);
+          for (const r of [off, auto, expanded]) {
+            checkKnn(r, x, y, N, M, D, K, dtype);
+            expect(r.indices).toEqual(want.indices);
           }
         }
+      }
+    }
+  });
+
+  it('centred values do not depend on the grouping of the rows (a subset of x starting at another row)', async () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      for (const D of [16, 50, 784]) {
+        const random = rng(21 + D);
+        const [N, M] = [150, 45];
+        const x = data(random, N, D, dtype, 3, 1);
+        const y = data(random, M, D, dtype, 3, 1);
+        const all = await knnAt(AUTO, x, y, D, M);
+        expect((kernel.blockedInfo() >> 16) & 1).toBe(1);
+        // rows 7.. start the groups at another row: the same values, bit for bit
+        const part = await knnAt(AUTO, x.subarray(7 * D), y, D, M);
+        expect(part.values).toEqual(all.values.slice(7 * M));
+        expect(part.indices).toEqual(all.indices.slice(7 * M));
       }
     }
   });
@@ -430,15 +491,18 @@ describe('blocked tiles: packed rows and per-column fallback', () => {
         const off = await all(OFF);
         const auto = await all(AUTO);
         const ref = refSq(x, y, N, M, D);
-        const nx = sqNorms(x, N, D);
-        const ny = sqNorms(y, M, D);
+        // the run is centred (N >= 4): the criterion is on the norms around the centre
+        expect((kernel.blockedInfo() >> 16) & 1).toBe(1);
+        const c = centreOf(y, M, D);
+        const nx = centredNorms(x, N, D, c);
+        const ny = centredNorms(y, M, D, c);
         const g = (D + 2) * unit(dtype) * 1.01;
         let failing = 0;
         for (let i = 0; i < N; i++) {
           for (let j = 0; j < M; j++) {
             const q = i * M + j;
             const nn = nx[i]! + ny[j]!;
-            expect(Math.abs(auto[q]! - ref[q]!)).toBeLessThanOrEqual(2 * g * nn + 1e-300);
+            expect(Math.abs(auto[q]! - ref[q]!)).toBeLessThanOrEqual(expandedBound(D, dtype) * ref[q]! * 1.01 + 1e-300);
             // clearly failing: computed in direct mode, as unblocked
             if (ref[q]! < (nn / 8) * 0.99) {
               failing++;
