@@ -225,6 +225,17 @@ describe('attention backward: the forward log-sum-exp reused', () => {
     expect(Array.from(seen[2]!.data)).not.toEqual(Array.from(direct32.data));
     const want64 = Array.from(explicit.grad[0]!.data);
     expectClose(mixed.grad[0]!.data, want64, 1e-11, 0, relative(want64), 'dq mixed (float64)');
+    // A float32 causal mask with float32 inputs (an InputError before: float32 mask, float64 copies).
+    const iota = (n: number) => Float32Array.from({ length: n }, (_, r) => r);
+    const causal = (): LazyTensor =>
+      Vi(iota(nO), 1)
+        .sub(Vj(iota(nI), 1))
+        .ifElse(0, -1e30);
+    const masked = await run(undefined, causal)([q32, k32, v32]);
+    const refMasked = dense(Q, K, V, t, (o, r) => (r <= o ? 0 : -1e30), c);
+    expectClose(masked.grad[1]!.data, refMasked.dk, 1e-4, 0, relative(refMasked.dk), 'dk causal f32');
+    const direct3 = await Vi(q32).dot(Vj(k32)).mul(t).add(causal()).sumSoftMaxWeight(1, Vj(v32));
+    expect(Array.from(seen[3]!.data)).toEqual(Array.from(direct3.data));
     // What traced float32 arithmetic makes stays float32: the result fed back as a weight.
     const chained = valueAndGrad(async ([qt, kt, vt], tape) => {
       const scaled = vt!.mul(2);
@@ -243,7 +254,7 @@ describe('attention backward: the forward log-sum-exp reused', () => {
           e,
         ),
       );
-    expect(Array.from(seen[3]!.data)).toEqual(Array.from(direct2.data));
+    expect(Array.from(seen[4]!.data)).toEqual(Array.from(direct2.data));
     expectClose(
       twice.grad[2]!.data,
       ref.dv.map((x) => 2 * x),
