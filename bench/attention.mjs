@@ -7,6 +7,8 @@
 //   forward     the reduction alone
 //   vjp         vjp(...) wrt q, k, v given the forward result (`value`: no forward run again)
 //   value+grad  valueAndGrad of <C, out> (forward, then the backward through the tape)
+//   data dtype  the same valueAndGrad without a dtype option: float32 inputs should compute in
+//               float32 (the tape's float64 copies of them made it run in float64 before)
 // Times are the median of `reps` runs after a warm-up, in wall-clock seconds and in process CPU
 // seconds (every thread: the CPU time is what the ratios are computed from, as it leaves out time
 // spent waiting for a core on a loaded machine).
@@ -93,13 +95,13 @@ for (const N of sizes) {
     }
     const backward = () =>
       vjp(spec, given ? { wrt: [q, k, v], cotangent: C, value } : { wrt: [q, k, v], cotangent: C });
-    const loss = valueAndGrad(async ([qt, kt, vt], tape) => {
-      const out = await tape.reduce(build(Vi(qt), Vj(kt)), 'sumSoftMaxWeight', 1, {
-        weight: Vj(vt),
-        options: opts,
+    const lossWith = (options) =>
+      valueAndGrad(async ([qt, kt, vt], tape) => {
+        const out = await tape.reduce(build(Vi(qt), Vj(kt)), 'sumSoftMaxWeight', 1, { weight: Vj(vt), options });
+        return out.mul(new Tensor(Float64Array.from(C), out.shape, 'wasm')).total();
       });
-      return out.mul(new Tensor(Float64Array.from(C), out.shape, 'wasm')).total();
-    });
+    const loss = lossWith(opts);
+    const lossOfData = lossWith({ engine: 'wasm' });
     const inputs = [
       { data: qs, shape: [N, d] },
       { data: ks, shape: [N, d] },
@@ -114,13 +116,19 @@ for (const N of sizes) {
       tb.wall -= tf.wall;
     }
     const tv = await time(both);
-    rows.push({ N, causal, tf, tb, tv });
+    // null where it throws (before the fix, the float32 mask made the causal case an InputError:
+    // float32 mask, float64 traced copies).
+    const td = await time(() => lossOfData(inputs)).catch(() => null);
+    rows.push({ N, causal, tf, tb, tv, td });
     const r = (t) => (t.cpu / tf.cpu).toFixed(2);
     console.log(
       `N = M = ${N}, d = dv = ${d}, ${causal ? 'causal' : 'full  '}, ${threads} threads: ` +
         `forward ${tf.wall.toFixed(3)} s (cpu ${tf.cpu.toFixed(3)}), ` +
         `vjp${given ? '' : ' (estimated)'} ${tb.wall.toFixed(3)} s (cpu ${tb.cpu.toFixed(3)}, ${r(tb)}x), ` +
-        `value+grad ${tv.wall.toFixed(3)} s (cpu ${tv.cpu.toFixed(3)}, ${r(tv)}x)`,
+        `value+grad ${tv.wall.toFixed(3)} s (cpu ${tv.cpu.toFixed(3)}, ${r(tv)}x), ` +
+        (td === null
+          ? 'data dtype: an error'
+          : `data dtype ${td.wall.toFixed(3)} s (cpu ${td.cpu.toFixed(3)}, ${r(td)}x)`),
     );
   }
 }

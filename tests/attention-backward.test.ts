@@ -187,6 +187,84 @@ describe('attention backward: the forward log-sum-exp reused', () => {
     expectClose(grad[2]!.data, ref.dv, 1e-11, 0, relative(ref.dv), 'dv');
   });
 
+  it('through the tape: float32 inputs compute in float32 (not in the float64 of their traced copies)', async () => {
+    const f32 = (rows: number[][]) =>
+      new Tensor(Float32Array.from(rows.flat()), [rows.length, rows[0]!.length], 'wasm');
+    const [q32, k32, v32] = [f32(Q), f32(K), f32(V)];
+    const cT = new Tensor(Float64Array.from(c), [nO, e], 'wasm');
+    const seen: { data: Float64Array; precision: string }[] = [];
+    const run = (options?: { dtype: 'float32' | 'float64' }, extra?: (q: Tensor) => LazyTensor) =>
+      valueAndGrad(async ([qt, kt, vt], tape) => {
+        let F = Vi(qt!).dot(Vj(kt!)).mul(t);
+        if (extra) F = F.add(extra(qt!));
+        const out = await tape.reduce(F, 'sumSoftMaxWeight', 1, { weight: Vj(vt!), options });
+        seen.push({ data: out.data, precision: String(options?.dtype) });
+        return out.mul(cT).total();
+      });
+    const ref = dense(Q, K, V, t, () => 0, c);
+    // Float32 inputs: the forward values are those of the float32 reduction of the same data.
+    const { value, grad } = await run()([q32, k32, v32]);
+    const direct32 = await Vi(q32).dot(Vj(k32)).mul(t).sumSoftMaxWeight(1, Vj(v32));
+    expect(direct32.data).toBeInstanceOf(Float32Array);
+    expect(Array.from(seen[0]!.data)).toEqual(Array.from(direct32.data));
+    expect(value).toBeCloseTo(dot(ref.out, c), 3);
+    expectClose(grad[0]!.data, ref.dq, 1e-4, 0, relative(ref.dq), 'dq f32');
+    expectClose(grad[1]!.data, ref.dk, 1e-4, 0, relative(ref.dk), 'dk f32');
+    expectClose(grad[2]!.data, ref.dv, 1e-4, 0, relative(ref.dv), 'dv f32');
+    // An explicit dtype wins; a float64 variable in the formula keeps it float64 (as Vi of the data would).
+    const as64 = (x: Tensor) => Float64Array.from(x.data);
+    const direct64 = await Vi(as64(q32), d)
+      .dot(Vj(as64(k32), d))
+      .mul(t)
+      .sumSoftMaxWeight(1, Vj(as64(v32), e));
+    const explicit = await run({ dtype: 'float64' })([q32, k32, v32]);
+    expectClose(seen[1]!.data, Array.from(direct64.data), 1e-13, 1e-15, undefined, 'explicit float64');
+    expect(Array.from(seen[1]!.data)).not.toEqual(Array.from(direct32.data));
+    const zeros64 = (): LazyTensor => Vj(new Float64Array(nI), 1);
+    const mixed = await run(undefined, zeros64)([q32, k32, v32]);
+    expect(Array.from(seen[2]!.data)).not.toEqual(Array.from(direct32.data));
+    const want64 = Array.from(explicit.grad[0]!.data);
+    expectClose(mixed.grad[0]!.data, want64, 1e-11, 0, relative(want64), 'dq mixed (float64)');
+    // A float32 causal mask with float32 inputs (an InputError before: float32 mask, float64 copies).
+    const iota = (n: number) => Float32Array.from({ length: n }, (_, r) => r);
+    const causal = (): LazyTensor =>
+      Vi(iota(nO), 1)
+        .sub(Vj(iota(nI), 1))
+        .ifElse(0, -1e30);
+    const masked = await run(undefined, causal)([q32, k32, v32]);
+    const refMasked = dense(Q, K, V, t, (o, r) => (r <= o ? 0 : -1e30), c);
+    expectClose(masked.grad[1]!.data, refMasked.dk, 1e-4, 0, relative(refMasked.dk), 'dk causal f32');
+    const direct3 = await Vi(q32).dot(Vj(k32)).mul(t).add(causal()).sumSoftMaxWeight(1, Vj(v32));
+    expect(Array.from(seen[3]!.data)).toEqual(Array.from(direct3.data));
+    // What traced float32 arithmetic makes stays float32: the result fed back as a weight.
+    const chained = valueAndGrad(async ([qt, kt, vt], tape) => {
+      const scaled = vt!.mul(2);
+      const out = await tape.reduce(Vi(qt!).dot(Vj(kt!)).mul(t), 'sumSoftMaxWeight', 1, { weight: Vj(scaled) });
+      seen.push({ data: out.data, precision: 'chained' });
+      return out.mul(cT).total();
+    });
+    const twice = await chained([q32, k32, v32]);
+    const direct2 = await Vi(q32)
+      .dot(Vj(k32))
+      .mul(t)
+      .sumSoftMaxWeight(
+        1,
+        Vj(
+          Float32Array.from(V.flat(), (x) => 2 * x),
+          e,
+        ),
+      );
+    expect(Array.from(seen[4]!.data)).toEqual(Array.from(direct2.data));
+    expectClose(
+      twice.grad[2]!.data,
+      ref.dv.map((x) => 2 * x),
+      1e-4,
+      0,
+      relative(ref.dv),
+      'dv chained',
+    );
+  });
+
   it('value of the wrong shape, dtype or type is a named InputError', async () => {
     const q = Vi(flat(Q), d);
     const k = Vj(flat(K), d);
