@@ -214,7 +214,7 @@ export function blockedStates(stBytes: i32, elt: i32): i32 {
 /** The run's rows per group are at most P (its inner rows: M, blocks of B): decides whether the run
  *  centres its expanded SQDIST, and computes the centre (see CENTRING). Called once per run, after
  *  planBlocked and blockedStates. */
-export function blockedRows<T>(P: i32, M: i32, B: i32): void {
+export function blockedRows<T>(P: i32, M: i32, B: i32, before: i32, total: i32): void {
   gCentre = false;
   if (gSlots != 1 || load<i32>(SL, 0) != M_SQX || P < 4 || M < 1) return;
   const ELT = <usize>sizeof<T>();
@@ -225,11 +225,14 @@ export function blockedRows<T>(P: i32, M: i32, B: i32): void {
   // c = the mean of the first inner rows (a dozen rows of real data lie about as near their common
   // centre as the rows at large); any c gives the same distances up to rounding, so only the data
   // decides it (never the grouping of the outer rows, the thread count or the chunks of a run)
-  const n = min(M, CENTRE_COLUMNS);
+  // A piece of a longer inner range (H_INNER_BEFORE, a multiple of B, rows before its register's
+  // base): the centre of the whole range, from the rows before the base.
+  const n = min(total > 0 ? total : M, CENTRE_COLUMNS);
+  const b0 = before / B;
   const sy = <usize>load<i32>(ent(rv), RT_STRIDE);
   for (let k = 0; k < D; k++) {
     let a = 0.0;
-    for (let j = 0; j < n; j++) a += <f64>load<T>(rptr(rv, 0, j / B) + <usize>k * sy + <usize>(j % B) * ELT);
+    for (let j = 0; j < n; j++) a += <f64>load<T>(rptr(rv, 0, j / B - b0) + <usize>k * sy + <usize>(j % B) * ELT);
     const c = <T>(a / <f64>n);
     if (!isFinite(c)) return; // NaN or inf rows: no centring (those entries fall back anyway)
     store<T>(CEN + <usize>k * ELT, c);

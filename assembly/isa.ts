@@ -52,7 +52,13 @@ export const H_RANGES = 19;
 export const H_N_CLUSTERS = 20;
 export const H_SLICES = 21;
 export const H_INNER_RANGES = 22;
-export const HEADER_WORDS = 24;
+// A run over a piece [j0, j0 + M) of a longer inner range (worker-job.ts runInnerRange points the
+// inner registers j0 rows in): j0 and the whole range's length (0: the run is the whole range). The
+// blocked tiles' centre (blocked.ts CENTRING) is taken from the whole range's first rows, so that a
+// result never depends on how a run was cut into pieces.
+export const H_INNER_BEFORE = 23;
+export const H_INNER_TOTAL = 24;
+export const HEADER_WORDS = 28;
 // Registers a program may have (the kernel's resolved register table is static: MAX_REGS in
 // kernel.ts must equal this).
 export const MAX_REGS = 16384;

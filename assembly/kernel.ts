@@ -1626,7 +1626,7 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
       const bp = blockedStates(stBytes, elt);
       if (bp > P) { P = bp; accRun = blockedAcc(); }
     }
-    blockedRows<T>(P, M, B);
+    blockedRows<T>(P, M, B, load<i32>(prog, I.H_INNER_BEFORE << 2), load<i32>(prog, I.H_INNER_TOTAL << 2));
   }
   // A last inner instruction F = MUL(a, b) reduced by RED_SUM is folded directly (sum of products);
   // a concatenated F part by part (planConcat).

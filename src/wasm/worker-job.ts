@@ -390,6 +390,8 @@ export function runInnerRange(
   }
   words[h + isa.H_N_OUTER] = i1 - i0;
   words[h + isa.H_N_INNER] = j1 - j0;
+  words[h + isa.H_INNER_BEFORE] = j0;
+  words[h + isa.H_INNER_TOTAL] = job.nInner;
   words[h + isa.H_RED] = reduction;
   words[h + isa.H_OUT_VAL] = out.values;
   words[h + isa.H_OUT_IDX] = out.indices;
