@@ -950,7 +950,10 @@ export interface Pattern {
  * f_i + g_j - C(p_i, q_j) over its cells is <= -margin (truncationMargin). Near the fixed point the
  * plan's entries, relative to a_i b_j, and the softmin terms relative to their row's total, are then
  * below exp(-margin / eps) on the dropped blocks. `symmetric` (the xx and yy problems: one level,
- * one potential, A = B and f = g): the bounds are computed once.
+ * one potential, A = B and f = g): the bounds are computed once. `slack` >= 0 lowers the threshold
+ * to -margin - slack: the pattern then holds for any potentials f', g' with
+ * max |f' - f| + max |g' - g| <= slack (f' + g' - C <= f + g - C + slack), so that it can serve the
+ * updates that follow while the potentials stay that close (multiscale.ts).
  */
 export async function truncationPattern(
   A: Level,
@@ -962,9 +965,10 @@ export async function truncationPattern(
   truncate: number | null,
   symmetric: boolean,
   slicer: Slicer,
+  slack = 0,
 ): Promise<Pattern> {
   const t0 = performance.now();
-  const limit = -truncationMargin(truncate, eps, p);
+  const limit = -truncationMargin(truncate, eps, p) - slack;
   const FA = await affineBounds(f, A, slicer);
   const GB = symmetric ? FA : await affineBounds(g, B, slicer);
   const t1 = performance.now();
