@@ -777,57 +777,81 @@ const GROUP_DEPTH = 2;
 class PairBounds {
   lower = 0;
   private readonly D: number;
+  private readonly S: number;
   private readonly p2: boolean;
-  private readonly ca: Float64Array[];
-  private readonly ra: Float64Array[];
-  private readonly cb: Float64Array[];
-  private readonly rb: Float64Array[];
+  /** Per depth, each node's [centre (D), radius, slope (D), alpha, r, max, min] in one run of
+   *  2 D + 5 numbers: a bound reads two contiguous runs (measured: ~1.3-1.5x faster walks than
+   *  eleven separate per-depth arrays). */
+  private readonly na: Float64Array[];
+  private readonly nb: Float64Array[];
 
-  constructor(
-    A: Level,
-    private readonly FA: AffineBounds,
-    B: Level,
-    private readonly GB: AffineBounds,
-    p: number,
-  ) {
+  constructor(A: Level, FA: AffineBounds, B: Level, GB: AffineBounds, p: number) {
     this.D = A.cloud.D;
+    this.S = 2 * this.D + 5;
     this.p2 = p === 2;
-    this.ca = A.center;
-    this.ra = A.radius;
-    this.cb = B.center;
-    this.rb = B.radius;
+    this.na = PairBounds.pack(A, FA, this.D);
+    this.nb = FA === GB && A === B ? this.na : PairBounds.pack(B, GB, this.D);
+  }
+
+  private static pack(L: Level, F: AffineBounds, D: number): Float64Array[] {
+    const S = 2 * D + 5;
+    const out: Float64Array[] = [];
+    for (let d = 0; d <= L.tileDepth; d++) {
+      const c = L.center[d]!;
+      const R = L.radius[d]!;
+      const beta = F.beta[d]!;
+      const alpha = F.alpha[d]!;
+      const r = F.r[d]!;
+      const mx = F.max[d]!;
+      const mn = F.min[d]!;
+      const n = R.length;
+      const o = new Float64Array(n * S);
+      for (let a = 0; a < n; a++) {
+        const base = a * S;
+        for (let k = 0; k < D; k++) {
+          o[base + k] = c[a * D + k]!;
+          o[base + D + 1 + k] = beta[a * D + k]!;
+        }
+        o[base + D] = R[a]!;
+        o[base + 2 * D + 1] = alpha[a]!;
+        o[base + 2 * D + 2] = r[a]!;
+        o[base + 2 * D + 3] = mx[a]!;
+        o[base + 2 * D + 4] = mn[a]!;
+      }
+      out.push(o);
+    }
+    return out;
   }
 
   bound(da: number, a: number, db: number, b: number): number {
     const D = this.D;
-    const ca = this.ca[da]!;
-    const cb = this.cb[db]!;
-    const fb = this.FA.beta[da]!;
-    const gb = this.GB.beta[db]!;
+    const S = this.S;
+    const na = this.na[da]!;
+    const nb = this.nb[db]!;
+    const ia = a * S;
+    const ib = b * S;
     let d2 = 0;
     let ba2 = 0;
     let bb2 = 0;
     for (let k = 0; k < D; k++) {
-      const delta = ca[a * D + k]! - cb[b * D + k]!;
+      const delta = na[ia + k]! - nb[ib + k]!;
       d2 += delta * delta;
-      const u = fb[a * D + k]! - delta;
-      const w = gb[b * D + k]! + delta;
+      const u = na[ia + D + 1 + k]! - delta;
+      const w = nb[ib + D + 1 + k]! + delta;
       ba2 += u * u;
       bb2 += w * w;
     }
-    const Ra = this.ra[da]![a]!;
-    const Rb = this.rb[db]![b]!;
+    const Ra = na[ia + D]!;
+    const Rb = nb[ib + D]!;
     const dist = Math.sqrt(d2);
     const near = Math.max(0, dist - Ra - Rb);
     const far = dist + Ra + Rb;
-    const FA = this.FA;
-    const GB = this.GB;
-    let upper = FA.max[da]![a]! + GB.max[db]![b]! - (this.p2 ? 0.5 * near * near : Math.max(near, 1e-4));
-    let lower = FA.min[da]![a]! + GB.min[db]![b]! - (this.p2 ? 0.5 * far * far : Math.max(far, 1e-4));
+    let upper = na[ia + 2 * D + 3]! + nb[ib + 2 * D + 3]! - (this.p2 ? 0.5 * near * near : Math.max(near, 1e-4));
+    let lower = na[ia + 2 * D + 4]! + nb[ib + 2 * D + 4]! - (this.p2 ? 0.5 * far * far : Math.max(far, 1e-4));
     if (this.p2) {
       const tilt = Math.sqrt(ba2) * Ra + Math.sqrt(bb2) * Rb;
-      const mid = FA.alpha[da]![a]! + GB.alpha[db]![b]! - 0.5 * d2;
-      const r = FA.r[da]![a]! + GB.r[db]![b]!;
+      const mid = na[ia + 2 * D + 1]! + nb[ib + 2 * D + 1]! - 0.5 * d2;
+      const r = na[ia + 2 * D + 2]! + nb[ib + 2 * D + 2]!;
       upper = Math.min(upper, mid + r + tilt);
       lower = Math.max(lower, mid - r - tilt - 0.5 * (Ra + Rb) ** 2);
     }
@@ -926,7 +950,10 @@ export interface Pattern {
  * f_i + g_j - C(p_i, q_j) over its cells is <= -margin (truncationMargin). Near the fixed point the
  * plan's entries, relative to a_i b_j, and the softmin terms relative to their row's total, are then
  * below exp(-margin / eps) on the dropped blocks. `symmetric` (the xx and yy problems: one level,
- * one potential, A = B and f = g): the bounds are computed once.
+ * one potential, A = B and f = g): the bounds are computed once. `slack` >= 0 lowers the threshold
+ * to -margin - slack: the pattern then holds for any potentials f', g' with
+ * max |f' - f| + max |g' - g| <= slack (f' + g' - C <= f + g - C + slack), so that it can serve the
+ * updates that follow while the potentials stay that close (multiscale.ts).
  */
 export async function truncationPattern(
   A: Level,
@@ -938,9 +965,10 @@ export async function truncationPattern(
   truncate: number | null,
   symmetric: boolean,
   slicer: Slicer,
+  slack = 0,
 ): Promise<Pattern> {
   const t0 = performance.now();
-  const limit = -truncationMargin(truncate, eps, p);
+  const limit = -truncationMargin(truncate, eps, p) - slack;
   const FA = await affineBounds(f, A, slicer);
   const GB = symmetric ? FA : await affineBounds(g, B, slicer);
   const t1 = performance.now();
