@@ -68,7 +68,9 @@ export interface SamplesLossOptions {
   scaling?: number;
   /** Multiscale only: kernel truncation keeps a block pair when a provable upper bound of
    *  f_i + g_j - C(x_i, y_j) over it exceeds -truncate^2 eps / 2 (p = 2; -truncate^2 eps for p = 1), rebuilt
-   *  from the current potentials before every update at every level (GeomLoss truncates once, with
+   *  from the current potentials before every update at every level, or, on a level that iterates at
+   *  one temperature, reused while the potentials stay within a proven slack of the ones it was built
+   *  from (the kept pairs stay a superset of the exact test's) (GeomLoss truncates once, with
    *  truncate * eps on the centroids' cost, which drops needed blocks near convergence); null keeps
    *  every pair. Accepted and unused by 'online'. Default 5. */
   truncate?: number | null;
