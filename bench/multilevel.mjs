@@ -9,6 +9,9 @@
 //   MULTILEVEL_CHECK=10000 (default): points per cloud of the accuracy check (0: skip);
 //   MULTILEVEL_CHECK_ITER=300 (default): the check's reference iterates this many and twice as many
 //   times at the final blur (its printed drift);
+//   MULTILEVEL_DEGENERATE=1000000 (default 0: skip): degenerate inputs at this many points: N points on
+//   10 locations against N on 10 others (merged), the smooth x cloud against its translate far away
+//   and a line against its translate off the line (closed form |t|^2 / 2), 1000 points against N;
 //   MULTILEVEL_PROFILE=1: after each row of the scaling table, where its time went (the hierarchy's
 //   profiling hook, hierarchy.ts: trees, levels, and per level and kind of pattern the patterns'
 //   count, build time by phase, node pairs tested, blocks and pairs kept, and the pointwise kept
@@ -85,6 +88,9 @@ function printProfile(r) {
   }
 }
 
+/** The translations of the 'far' and 'line' rows. */
+const translations = { far: [5, -3, 2], line: [0, 0.3, -0.2] };
+
 /** One solve, in this process; prints one JSON line. */
 async function one(kind, n, backend, extra) {
   const profile = process.env.MULTILEVEL_PROFILE ? profiler() : null;
@@ -105,7 +111,25 @@ async function one(kind, n, backend, extra) {
       });
     x = make(0);
     y = make(0.03);
+  } else if (kind === 'coincident') {
+    // N points on 10 locations against N on 10 others: merged to 10 x 10 before any backend runs.
+    const loc = sinkhornClouds(10, 'smooth');
+    const repeat = (c) => Float32Array.from({ length: 3 * n }, (_, k) => c[(Math.floor(k / 3) % 10) * 3 + (k % 3)]);
+    x = repeat(loc.x);
+    y = repeat(loc.y);
+  } else if (kind === 'far' || kind === 'line') {
+    // A cloud and its translate by t: the debiased divergence is |t|^2 / 2 exactly.
+    x = sinkhornClouds(n, 'smooth').x;
+    if (kind === 'line') for (let i = 0; i < n; i++) x[3 * i + 1] = x[3 * i + 2] = 0.5 * x[3 * i];
+    const t = translations[kind];
+    y = Float32Array.from(x, (v, k) => v + t[k % 3]);
+  } else if (kind === 'sizes') {
+    // 1000 points against n.
+    x = sinkhornClouds(1000, 'smooth').x;
+    y = sinkhornClouds(n, 'smooth').y;
   } else ({ x, y } = sinkhornClouds(n, kind));
+  const nx = x.length / D;
+  const ny = y.length / D;
   let diag = 0;
   for (let k = 0; k < D; k++) {
     let lo = Infinity;
@@ -120,7 +144,7 @@ async function one(kind, n, backend, extra) {
   const blur = kind === 'd16' ? 0.05 * Math.sqrt(diag) : 0.01;
   const loss = new SamplesLoss({ loss: 'sinkhorn', p: 2, blur, scaling: 0.5, debias: true, backend, ...extra });
   const t0 = performance.now();
-  const res = await loss.valueAndGrad({ data: x, shape: [n, D] }, { data: y, shape: [n, D] });
+  const res = await loss.valueAndGrad({ data: x, shape: [nx, D] }, { data: y, shape: [ny, D] });
   const t = performance.now() - t0;
   const m = res.info.multiscale;
   console.log(
@@ -156,10 +180,11 @@ if (process.argv[2] === '--one') {
     'Multilevel Sinkhorn (multiscale backend): p = 2, blur 0.01, scaling 0.5, debiased, float32, value and gradient',
   );
   console.log('  levels: cells of x : temperatures there : kept fraction of the pairs, coarsest first');
-  for (const kind of ['smooth', 'concentrated']) {
+  const sizes = list(process.env.MULTILEVEL_SIZES, [1e4, 3e4, 1e5, 3e5, 1e6]);
+  for (const kind of sizes.length > 0 ? ['smooth', 'concentrated'] : []) {
     console.log(`${kind} clouds, D = 3, N = M:`);
     console.log('  N         time      pairs visited   pairs / (N log2 N)   peak RSS   levels');
-    for (const n of list(process.env.MULTILEVEL_SIZES, [1e4, 3e4, 1e5, 3e5, 1e6])) {
+    for (const n of sizes) {
       const r = child(kind, n, 'multiscale');
       console.log(
         `  ${String(n).padEnd(9)} ${ms(r.t).padEnd(9)} ${r.pairs.toExponential(3).padEnd(15)} ${r.perNLogN.toFixed(0).padEnd(20)} ${r.rssMB.toFixed(0).padStart(5)} MB   ${r.levels.join(' ')}`,
@@ -174,6 +199,27 @@ if (process.argv[2] === '--one') {
     console.log(
       `D = 16, N = M = ${n16}, blur 0.05 of the diameter: multiscale ${ms(m.t)} (value ${m.value.toPrecision(6)}, ${m.perNLogN.toFixed(0)} pairs / N log2 N), online ${ms(o.t)} (value ${o.value.toPrecision(6)}): x${(o.t / m.t).toFixed(2)}`,
     );
+  }
+  const nd = list(process.env.MULTILEVEL_DEGENERATE, [0])[0];
+  if (nd) {
+    console.log(`Degenerate inputs, N = ${nd}, D = 3:`);
+    console.log('  case                         time      pairs visited   pairs / (N log2 N)   peak RSS   value');
+    const cases = [
+      ['coincident', `${nd} on 10 locations`],
+      ['far', 'translate far away'],
+      ['line', 'line, translated'],
+      ['sizes', `1000 against ${nd}`],
+    ];
+    for (const [kind, label] of cases) {
+      const r = child(kind, nd, 'multiscale');
+      const t = translations[kind];
+      const want = t ? ` (closed form ${(0.5 * t.reduce((s, v) => s + v * v, 0)).toPrecision(6)})` : '';
+      const pairs = r.pairs === null ? '-' : r.pairs.toExponential(3);
+      const per = r.perNLogN === null ? '-' : r.perNLogN.toFixed(0);
+      console.log(
+        `  ${label.padEnd(28)} ${ms(r.t).padEnd(9)} ${pairs.padEnd(15)} ${per.padEnd(20)} ${r.rssMB.toFixed(0).padStart(5)} MB   ${r.value.toPrecision(6)}${want}`,
+      );
+    }
   }
   const nc = list(process.env.MULTILEVEL_CHECK, [1e4])[0];
   if (nc) accuracyCheck(nc, list(process.env.MULTILEVEL_CHECK_ITER, [300])[0]);
