@@ -8,6 +8,7 @@ import { getWasmThreads, Pm, setWasmThreads, Vi, Vj } from '../src/index.js';
 import { loadKernel } from '../src/wasm/wasm-loader.js';
 import { relaxedSimdSupported } from '../src/wasm/kernel-source.js';
 import { KERNEL_RELAXED_WASM_BASE64 } from '../src/wasm/wasm-binary.generated.js';
+import { randomPoints, refSqDist } from './helpers/dense-reference.js';
 import { rng } from './helpers/random.js';
 
 type DT = 'float32' | 'float64';
@@ -46,31 +47,6 @@ async function withPolicy<R>(policy: number, run: () => Promise<R>): Promise<R> 
   }
 }
 
-function data(
-  random: () => number,
-  n: number,
-  d: number,
-  dtype: DT,
-  offset = 0,
-  scale = 1,
-): Float32Array | Float64Array {
-  const a = dtype === 'float32' ? new Float32Array(n * d) : new Float64Array(n * d);
-  for (let k = 0; k < a.length; k++) a[k] = offset + scale * (2 * random() - 1);
-  return a;
-}
-
-/** float64 squared distances of the rows as stored. */
-function refSq(x: ArrayLike<number>, y: ArrayLike<number>, N: number, M: number, D: number): Float64Array {
-  const out = new Float64Array(N * M);
-  for (let i = 0; i < N; i++) {
-    for (let j = 0; j < M; j++) {
-      let s = 0;
-      for (let k = 0; k < D; k++) s += (x[i * D + k]! - y[j * D + k]!) ** 2;
-      out[i * M + j] = s;
-    }
-  }
-  return out;
-}
 const unit = (dtype: DT): number => (dtype === 'float32' ? 2 ** -24 : 2 ** -53);
 
 /** K-nearest (values and indices) of sqDist at the given policy. */
@@ -100,7 +76,7 @@ function checkKnn(
   K: number,
   dtype: DT,
 ): void {
-  const ref = refSq(x, y, N, M, D);
+  const ref = refSqDist(x, y, N, M, D);
   for (let i = 0; i < N; i++) {
     const sorted = Array.from(ref.subarray(i * M, (i + 1) * M)).sort((a, b) => a - b);
     for (let t = 0; t < Math.min(K, M); t++) {
@@ -180,8 +156,8 @@ describe('blocked tiles: sqDist K-NN', () => {
       const random = rng(1000 + D);
       for (const [N, M] of SIZES) {
         if (D >= 1024 && M > 40) continue; // keep the float64 reference quick
-        const x = data(random, N, D, dtype);
-        const y = data(random, M, D, dtype);
+        const x = randomPoints(random, N, D, dtype);
+        const y = randomPoints(random, M, D, dtype);
         const K = Math.min(5, M);
         const off = await knnAt(OFF, x, y, D, K);
         const auto = await knnAt(AUTO, x, y, D, K);
@@ -207,8 +183,8 @@ describe('blocked tiles: the K-means shape (few inner rows: an odd last vector, 
         [70, 10],
         [13, 7],
       ] as const) {
-        const x = data(random, N, D, dtype);
-        const y = data(random, M, D, dtype);
+        const x = randomPoints(random, N, D, dtype);
+        const y = randomPoints(random, M, D, dtype);
         const run = (policy: number) =>
           withPolicy(policy, async () => {
             const r = await Vi(x, D).sqDist(Vj(y, D)).minArgMin(1, { engine: 'wasm' });
@@ -232,12 +208,12 @@ describe('blocked tiles: sums, dot, matVecMult, weightedSqDist', () => {
     it.each([8, 16, 50, 784, 4096])(`${dtype}, D = %i: Gaussian kernel sum, dot, weighted`, async (D) => {
       const random = rng(7 + D);
       const [N, M] = D >= 1024 ? [9, 21] : [13, 75];
-      const x = data(random, N, D, dtype);
-      const y = data(random, M, D, dtype);
-      const b = data(random, M, 1, dtype);
-      const w = data(random, D, 1, dtype, 1.5, 0.5); // weights in [1, 2]
+      const x = randomPoints(random, N, D, dtype);
+      const y = randomPoints(random, M, D, dtype);
+      const b = randomPoints(random, M, 1, dtype);
+      const w = randomPoints(random, D, 1, dtype, 1.5, 0.5); // weights in [1, 2]
       const gamma = 1 / D;
-      const ref = refSq(x, y, N, M, D);
+      const ref = refSqDist(x, y, N, M, D);
       const run = (policy: number) =>
         withPolicy(policy, async () => {
           const X = Vi(x, D);
@@ -289,8 +265,8 @@ describe('blocked tiles: sums, dot, matVecMult, weightedSqDist', () => {
   it('matVecMult: one blocked DOT per output row', async () => {
     const random = rng(99);
     const [N, M, m, n] = [11, 29, 3, 40];
-    const A = data(random, N, m * n, 'float32');
-    const v = data(random, M, n, 'float32');
+    const A = randomPoints(random, N, m * n, 'float32');
+    const v = randomPoints(random, M, n, 'float32');
     const run = (policy: number) =>
       withPolicy(policy, async () =>
         Array.from(
@@ -327,8 +303,8 @@ describe('blocked tiles: NaN, ties, large common offset', () => {
       for (const D of [9, 50, 300]) {
         const random = rng(5 + D);
         const [N, M] = [10, 41];
-        const x = data(random, N, D, dtype);
-        const y = data(random, M, D, dtype);
+        const x = randomPoints(random, N, D, dtype);
+        const y = randomPoints(random, M, D, dtype);
         // row 2 overflows: its squared distances are +inf in the direct form, inf - inf = NaN in the
         // expanded one (which must then fall back)
         x.fill(dtype === 'float32' ? 3e19 : 1e160, 2 * D, 3 * D);
@@ -354,7 +330,7 @@ describe('blocked tiles: NaN, ties, large common offset', () => {
           expect(r.values.slice(2 * K, 3 * K)).toEqual(Array(K).fill(Infinity));
           // ties at +inf go to the lowest indices
           expect(r.indices.slice(2 * K, 3 * K)).toEqual([0, 1, 2, 3, 4, 5]);
-          const ref = refSq(x, y, N, M, D);
+          const ref = refSqDist(x, y, N, M, D);
           for (let i = 0; i < N; i++) {
             for (let q = 0; q < K; q++) {
               const j = r.nanIndices[i * K + q]!;
@@ -376,8 +352,8 @@ describe('blocked tiles: NaN, ties, large common offset', () => {
       for (const D of [8, 16, 100]) {
         const random = rng(3 + D);
         const [N, M] = [9, 33];
-        const x = data(random, N, D, dtype);
-        const y = data(random, M, D, dtype);
+        const x = randomPoints(random, N, D, dtype);
+        const y = randomPoints(random, M, D, dtype);
         // y rows 3, 20 and 31 are copies of x row 0; y rows 5 and 6 are equal
         for (const j of [3, 20, 31]) y.set(x.subarray(0, D), j * D);
         y.set(y.subarray(5 * D, 6 * D), 6 * D);
@@ -405,7 +381,7 @@ describe('blocked tiles: NaN, ties, large common offset', () => {
           [70, 350],
         ] as const) {
           if (D >= 1024 && M > 100) continue; // keep the float64 reference quick
-          const x = data(random, N, D, dtype, 1e4, scale);
+          const x = randomPoints(random, N, D, dtype, 1e4, scale);
           // y row j near x row j mod N, at squared distance D scale^2 0.02 (1 + 0.25 t), t = j / N (a
           // random direction): the nearest neighbours of x_i are i, i + N, i + 2N, ... in that order,
           // their distances 20% apart (clear of the rounding), the other rows far (~D scale^2 / 1.5)
@@ -425,7 +401,7 @@ describe('blocked tiles: NaN, ties, large common offset', () => {
           expect((kernel.blockedInfo() >> 16) & 1).toBe(1);
           // uncentred, the expanded form would be off by about (D + 2) u 2e8 D, far more than the
           // distances (about D scale^2 / 1.5): centred it is within its bound of them
-          const ref = refSq(x, y, N, M, D);
+          const ref = refSqDist(x, y, N, M, D);
           const want = bruteKnn(ref, N, M, K, expandedBound(D, dtype));
           expect(want.clear.every(Boolean)).toBe(true);
           for (let i = 0; i < N; i++) expect(want.indices[i * K + 1]).toBe(i + N);
@@ -443,8 +419,8 @@ describe('blocked tiles: NaN, ties, large common offset', () => {
       for (const D of [16, 50, 784]) {
         const random = rng(21 + D);
         const [N, M] = [150, 45];
-        const x = data(random, N, D, dtype, 3, 1);
-        const y = data(random, M, D, dtype, 3, 1);
+        const x = randomPoints(random, N, D, dtype, 3, 1);
+        const y = randomPoints(random, M, D, dtype, 3, 1);
         const all = await knnAt(AUTO, x, y, D, M);
         expect((kernel.blockedInfo() >> 16) & 1).toBe(1);
         // rows 7.. start the groups at another row: the same values, bit for bit
@@ -490,7 +466,7 @@ describe('blocked tiles: packed rows and per-column fallback', () => {
           });
         const off = await all(OFF);
         const auto = await all(AUTO);
-        const ref = refSq(x, y, N, M, D);
+        const ref = refSqDist(x, y, N, M, D);
         // the run is centred (N >= 4): the criterion is on the norms around the centre
         expect((kernel.blockedInfo() >> 16) & 1).toBe(1);
         const c = centreOf(y, M, D);

@@ -7,30 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setDefaultEngine, Vi, Vj } from '../src/index.js';
 import { wasmEngineTesting } from '../src/wasm/wasm-engine.js';
 import { setWasmThreads, wasmThreadsTesting } from '../src/wasm/workers.js';
+import { randomPoints, refSqDist } from './helpers/dense-reference.js';
 import { rng } from './helpers/random.js';
 
 type DT = 'float32' | 'float64';
 type Out = Float32Array | Float64Array | Int32Array;
 const bytes = (a: Out) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-
-function points(random: () => number, n: number, d: number, dtype: DT): Float32Array | Float64Array {
-  const a = dtype === 'float32' ? new Float32Array(n * d) : new Float64Array(n * d);
-  for (let k = 0; k < a.length; k++) a[k] = 2 * random() - 1;
-  return a;
-}
-
-/** float64 squared distances of the rows as stored, [N, M]. */
-function sqDist(x: ArrayLike<number>, y: ArrayLike<number>, N: number, M: number, D: number): Float64Array {
-  const out = new Float64Array(N * M);
-  for (let i = 0; i < N; i++) {
-    for (let j = 0; j < M; j++) {
-      let s = 0;
-      for (let k = 0; k < D; k++) s += (x[i * D + k]! - y[j * D + k]!) ** 2;
-      out[i * M + j] = s;
-    }
-  }
-  return out;
-}
 
 /** Per row, the K smallest non-NaN entries (value, index), ascending, ties to the lower index;
  *  missing slots (NaN, -1). */
@@ -60,8 +42,8 @@ interface Case {
 
 async function run(c: Case, progress?: number[]) {
   const random = rng(c.D * 101 + c.M + (c.dtype === 'float32' ? 0 : 7));
-  const x = points(random, c.N, c.D, c.dtype);
-  const y = points(random, c.M, c.D, c.dtype);
+  const x = randomPoints(random, c.N, c.D, c.dtype);
+  const y = randomPoints(random, c.M, c.D, c.dtype);
   const X = Vi(x, c.D);
   const Y = Vj(y, c.D);
   let d2 = X.sqDist(Y);
@@ -151,7 +133,7 @@ describe('main-thread chunks over pieces of the inner range', () => {
     if (c.dtype === 'float32') expect(bytes(pieces.outs.acc64).equals(bytes(whole.outs.acc64))).toBe(true);
 
     const { N, M, D } = c;
-    const d2 = sqDist(pieces.x, pieces.y, N, M, D);
+    const d2 = refSqDist(pieces.x, pieces.y, N, M, D);
     if (c.nanRows) for (let i = 0; i < N; i++) d2.fill(NaN, i * M + c.nanRows[0], i * M + c.nanRows[1]);
     const u = c.dtype === 'float32' ? 2 ** -24 : 2 ** -53;
     // The kernel's own error: the expanded mode's bound at D = 40, else the direct sums'.
@@ -240,8 +222,8 @@ describe('main-thread chunks over pieces of the inner range', () => {
     const N = 64;
     const M = 3000;
     const D = 12;
-    const x = points(random, N, D, 'float32');
-    const y = points(random, M, D, 'float32');
+    const x = randomPoints(random, N, D, 'float32');
+    const y = randomPoints(random, M, D, 'float32');
     const d2 = Vi(x, D).sqDist(Vj(y, D));
     try {
       unchunked();

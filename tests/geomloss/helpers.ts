@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import type { Cloud } from '../../src/geomloss/inputs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const candidates = [
@@ -111,3 +112,14 @@ export const uniform = (n: number): number[] => new Array<number>(n).fill(1 / n)
 
 /** The data rounded as a float32 computation sees it. */
 export const f32 = (rows: number[][]): number[][] => rows.map((r) => r.map((v) => Math.fround(v)));
+
+/** A float64 point array (N x D, row-major) as the hierarchy's unbatched `Cloud`. */
+export const levelCloud = (name: string, data: Float64Array, D: number): Cloud => ({
+  name,
+  data,
+  B: 1,
+  N: data.length / D,
+  D,
+  batched: false,
+  natural: 'float64',
+});

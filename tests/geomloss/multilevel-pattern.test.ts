@@ -15,18 +15,7 @@ import {
   type Level,
 } from '../../src/geomloss/hierarchy.js';
 import type { BlockRanges } from '../../src/index.js';
-import type { Cloud } from '../../src/geomloss/inputs.js';
-import { rng } from './helpers.js';
-
-const cloud = (name: string, data: Float64Array, D: number): Cloud => ({
-  name,
-  data,
-  B: 1,
-  N: data.length / D,
-  D,
-  batched: false,
-  natural: 'float64',
-});
+import { levelCloud, rng } from './helpers.js';
 
 const cost = (d2: number, p: number) => (p === 2 ? 0.5 * d2 : Math.sqrt(Math.max(d2, 1e-8)));
 
@@ -125,8 +114,8 @@ async function setup(D: number, tileCells = TILE_DEPTH) {
   const x = Float64Array.from({ length: 2500 * D }, () => r());
   const y = Float64Array.from({ length: 2000 * D }, () => 0.3 + 0.6 * r() * r());
   const slicer = new Slicer(undefined);
-  const tx = await buildTree(cloud('x', x, D), new Float64Array(2500).fill(1 / 2500), slicer);
-  const ty = await buildTree(cloud('y', y, D), new Float64Array(2000).fill(1 / 2000), slicer);
+  const tx = await buildTree(levelCloud('x', x, D), new Float64Array(2500).fill(1 / 2500), slicer);
+  const ty = await buildTree(levelCloud('y', y, D), new Float64Array(2000).fill(1 / 2000), slicer);
   const A = await levelOf(tx, tx.finest, 'float64', slicer, tileCells);
   const B = await levelOf(ty, ty.finest, 'float64', slicer, tileCells);
   const Bc = await levelOf(ty, ty.finest - 1, 'float64', slicer, tileCells);

@@ -14,18 +14,7 @@ import {
   type Level,
 } from '../../src/geomloss/hierarchy.js';
 import type { BlockRanges } from '../../src/index.js';
-import type { Cloud } from '../../src/geomloss/inputs.js';
-import { rng } from './helpers.js';
-
-const cloud = (name: string, data: Float64Array, D: number): Cloud => ({
-  name,
-  data,
-  B: 1,
-  N: data.length / D,
-  D,
-  batched: false,
-  natural: 'float64',
-});
+import { levelCloud, rng } from './helpers.js';
 
 /** The p = 2 cost matrix of two levels' cells, row-major, in float64. */
 function costMatrix(A: Level, B: Level): Float64Array {
@@ -105,8 +94,8 @@ describe('a truncation pattern built with a slack holds for potentials within it
     const x = Float64Array.from({ length: Nx * D }, () => r());
     const y = Float64Array.from({ length: Ny * D }, () => 0.3 + 0.6 * r() * r());
     const slicer = new Slicer(undefined);
-    const tx = await buildTree(cloud('x', x, D), new Float64Array(Nx).fill(1 / Nx), slicer);
-    const ty = await buildTree(cloud('y', y, D), new Float64Array(Ny).fill(1 / Ny), slicer);
+    const tx = await buildTree(levelCloud('x', x, D), new Float64Array(Nx).fill(1 / Nx), slicer);
+    const ty = await buildTree(levelCloud('y', y, D), new Float64Array(Ny).fill(1 / Ny), slicer);
     const A = await levelOf(tx, tx.finest, 'float64', slicer);
     const B = await levelOf(ty, ty.finest, 'float64', slicer);
     const eps = 0.0005;

@@ -147,3 +147,30 @@ export function denseAttention(
   }
   return res;
 }
+
+/** Float64 squared distances between the rows of x (N x D) and y (M x D) as stored, [N, M] row-major. */
+export function refSqDist(x: ArrayLike<number>, y: ArrayLike<number>, N: number, M: number, D: number): Float64Array {
+  const out = new Float64Array(N * M);
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < M; j++) {
+      let s = 0;
+      for (let k = 0; k < D; k++) s += (x[i * D + k]! - y[j * D + k]!) ** 2;
+      out[i * M + j] = s;
+    }
+  }
+  return out;
+}
+
+/** n x d uniform random coordinates in offset + scale * [-1, 1), in the given dtype. */
+export function randomPoints(
+  random: () => number,
+  n: number,
+  d: number,
+  dtype: 'float32' | 'float64',
+  offset = 0,
+  scale = 1,
+): Float32Array | Float64Array {
+  const a = dtype === 'float32' ? new Float32Array(n * d) : new Float64Array(n * d);
+  for (let k = 0; k < a.length; k++) a[k] = offset + scale * (2 * random() - 1);
+  return a;
+}
