@@ -8,6 +8,7 @@ const MAX_OUTPUT_ENTRIES = 2 ** 31 - 1;
 import { OpNode, variablesOf, type DType, type FormulaNode, type Variable } from './formula.js';
 import {
   checkVariableData,
+  scanLargeVariableData,
   checkDType,
   checkOptionKeys,
   makeConstant,
@@ -783,7 +784,14 @@ export class LazyTensor {
     weight: LazyTensor | undefined,
     K: number,
   ): Promise<{ shape: number[]; output: ReductionOutput; engine: EngineName }> {
-    const prepared = this.prepare(kind, axis, options, allowed, weight, K);
+    // Large caller arrays are re-checked slice by slice first (the event loop runs in between);
+    // prepare then skips their finite scan.
+    const scanned = await scanLargeVariableData(
+      kind,
+      weight === undefined ? variablesOf(this.node) : [...variablesOf(this.node), ...variablesOf(weight.node)],
+      checkSignal(kind, options?.signal),
+    );
+    const prepared = this.prepare(kind, axis, options, allowed, weight, K, scanned);
     const { plan } = prepared;
     if (executor === null) throw new Error(`${kind}: no engine is installed (import 'lazytensor', not its internals)`);
     const run = executor;
@@ -834,6 +842,7 @@ export class LazyTensor {
     allowed: ReadonlySet<string> = REDUCTION_OPTION_KEYS,
     weight?: LazyTensor,
     K = 0,
+    scanned?: ReadonlySet<Variable>,
   ): PreparedReduction {
     const def = REDUCTIONS[kind];
     checkOptionKeys(kind, options, def.accumulates ? SUM_OPTION_KEYS : allowed);
@@ -892,7 +901,7 @@ export class LazyTensor {
       for (const v of variablesOf(weight.node)) if (!variables.includes(v)) variables.push(v);
     }
     // The caller's typed arrays are read now, not when Vi/Vj ran: check them again.
-    for (const v of variables) checkVariableData(kind, v);
+    for (const v of variables) checkVariableData(kind, v, scanned);
     const dtype = resolveDType(kind, variables, checkDType(kind, options?.dtype));
     const outerCategory = axis === 1 ? 'i' : 'j';
     const engineKind = def.lowering?.kind ?? (kind as ReductionPlan['kind']);

@@ -16,7 +16,8 @@ import * as isa from '../../assembly/isa.js';
 import type { Engine } from '../core/engine.js';
 import type { PlanRanges, ReductionOutput, ReductionPlan } from '../core/reduction.js';
 import { reductionEmptyValue, reductionHasIndices, reductionHasValues } from '../core/reduction.js';
-import { checkpoint, throwIfAborted, type RunControl } from '../core/scheduling.js';
+import { checkpoint, throwIfAborted, yieldIfDue, type RunControl } from '../core/scheduling.js';
+import { InputError } from '../core/errors.js';
 import { getWorkerPool, WorkerLostError, type WorkerPool } from './workers.js';
 import { compilePlan, type TileProgram } from './compile.js';
 import {
@@ -241,43 +242,92 @@ function residentRef(pool: WorkerPool, d: KernelJob['data'][number], from: numbe
   return key === null ? null : { resident: key, from, to };
 }
 
-/** One data entry ready to post: a resident array by reference; a typed-array view of a larger buffer
- *  copied (structured cloning a view clones its whole buffer), the copy listed for transfer. */
-function postEntry(
+/** Values copied between two chances to yield in copyForPosting: a few ms of copying into fresh
+ *  memory (a fresh 94 MB copy took ~150 ms on a 2-core Xeon, most of it page faults). */
+const COPY_SLICE = 1 << 20;
+
+const isShared = (a: ArrayBufferView): boolean =>
+  typeof SharedArrayBuffer !== 'undefined' && a.buffer instanceof SharedArrayBuffer;
+
+/** A copy of values [from, to) of `d` for transfer to a worker. A large one is copied slice by slice
+ *  with a yield to the event loop whenever one is due, so posting a 60000 x 784 variable does not
+ *  block the event loop for the whole copy. */
+async function copyForPosting(
+  d: Float32Array | Float64Array,
+  from: number,
+  to: number,
+): Promise<Float32Array | Float64Array> {
+  if (to - from <= COPY_SLICE) return d.slice(from, to);
+  const copy = d.BYTES_PER_ELEMENT === 8 ? new Float64Array(to - from) : new Float32Array(to - from);
+  for (let k = from; k < to; k += COPY_SLICE) {
+    if (k > from) {
+      const due = yieldIfDue();
+      if (due !== undefined) await due;
+      // The caller's code ran during the yield: a detached or shrunk array would copy as zeros.
+      if (d.length < to) {
+        throw new InputError(
+          "a variable's data was detached or resized while a reduction was reading it (the array is read when a reduction runs)",
+        );
+      }
+    }
+    copy.set(d.subarray(k, Math.min(to, k + COPY_SLICE)), k - from);
+  }
+  return copy;
+}
+
+/** One data entry ready to post: a resident array by reference; a shared array as it is; a small
+ *  array that is its whole buffer as it is (structured cloning copies it); any other array copied
+ *  (structured cloning a view clones its whole buffer; a large one is copied in slices), the copy
+ *  listed for transfer. */
+async function postEntry(
   pool: WorkerPool,
   d: KernelJob['data'][number],
   transfer: Transferable[],
-): PostedJob['data'][number] {
+): Promise<PostedJob['data'][number]> {
   if (d === null || Array.isArray(d)) return d;
   const array = d as Float32Array | Float64Array;
   const ref = residentRef(pool, array, 0, array.length);
   if (ref !== null) return ref;
-  if (isWholeBuffer(array)) return array;
-  const copy = array.slice();
+  if (isShared(array) || (isWholeBuffer(array) && array.length <= COPY_SLICE)) return array;
+  const copy = await copyForPosting(array, 0, array.length);
   transfer.push(copy.buffer);
   return copy;
 }
 
 /** A job's data ready to post (postEntry); the copies are transferred. */
-function postable(job: KernelJob, pool: WorkerPool): { job: PostedJob; transfer: Transferable[] } {
+async function postable(job: KernelJob, pool: WorkerPool): Promise<{ job: PostedJob; transfer: Transferable[] }> {
   const transfer: Transferable[] = [];
-  const data = job.data.map((d) => postEntry(pool, d, transfer));
+  const data: PostedJob['data'][number][] = [];
+  for (const d of job.data) data.push(await postEntry(pool, d, transfer));
   return { job: { ...job, data }, transfer };
 }
 
 /** Outer rows [a, b) of a dense job as a job of its own: outer variables sliced (copied and
  *  transferred) or named in the pool's resident copy. */
-function rowPart(job: KernelJob, a: number, b: number, pool: WorkerPool): { job: PostedJob; transfer: Transferable[] } {
+async function rowPart(
+  job: KernelJob,
+  a: number,
+  b: number,
+  pool: WorkerPool,
+): Promise<{ job: PostedJob; transfer: Transferable[] }> {
   const transfer: Transferable[] = [];
-  const data = job.data.map((d, k) => {
-    if (job.registers[k * JOB_REG_WORDS] !== isa.REG_OUTER_VAR) return postEntry(pool, d, transfer);
+  const data: PostedJob['data'][number][] = [];
+  for (let k = 0; k < job.data.length; k++) {
+    const d = job.data[k]!;
+    if (job.registers[k * JOB_REG_WORDS] !== isa.REG_OUTER_VAR) {
+      data.push(await postEntry(pool, d, transfer));
+      continue;
+    }
     const dim = job.registers[k * JOB_REG_WORDS + 1]!;
     const ref = residentRef(pool, d, a * dim, b * dim);
-    if (ref !== null) return ref;
-    const part = (d as Float32Array | Float64Array).slice(a * dim, b * dim);
+    if (ref !== null) {
+      data.push(ref);
+      continue;
+    }
+    const part = await copyForPosting(d as Float32Array | Float64Array, a * dim, b * dim);
     transfer.push(part.buffer);
-    return part;
-  });
+    data.push(part);
+  }
   return { job: { ...job, data, nOuter: b - a, start: 0, end: b - a }, transfer };
 }
 
@@ -291,7 +341,7 @@ function allocateOutputs(job: KernelJob): { values: Float32Array | Float64Array 
 
 /** A part of a job for a worker: what to post, and where its output goes. */
 interface Piece {
-  post(): { job: PostedJob; transfer: Transferable[] };
+  post(): Promise<{ job: PostedJob; transfer: Transferable[] }>;
   /** Output rows the piece computes (for progress). */
   rows: number;
   merge(out: JobOutput): void;
@@ -314,7 +364,7 @@ async function runPieces(
       while (next < pieces.length && !failed) {
         throwIfAborted(control.signal);
         const piece = pieces[next++]!;
-        const { job, transfer } = piece.post();
+        const { job, transfer } = await piece.post();
         piece.merge(await pool.run(job, transfer));
         control.onRows?.(piece.rows);
       }
@@ -380,7 +430,6 @@ async function runOnPool(
     }
   }
   if (c0 < pairs.length) groups.push([c0, pairs.length]);
-  const base = postable(job, pool);
   const d = job.outDim;
   const outputs: (JobOutput | null)[] = groups.map(() => null);
   const clusterRows = (a: number, b: number) => {
@@ -389,7 +438,11 @@ async function runOnPool(
     return rows;
   };
   const pieces: Piece[] = groups.map(([a, b], g) => ({
-    post: () => ({ job: { ...base.job, start: a, end: b }, transfer: [] }),
+    // Each piece posts its own copies (transferred), as structured cloning one shared posting would.
+    post: async () => {
+      const posted = await postable(job, pool);
+      return { job: { ...posted.job, start: a, end: b }, transfer: posted.transfer };
+    },
     rows: clusterRows(a, b),
     merge: (out) => (outputs[g] = out),
   }));
