@@ -512,6 +512,10 @@ export async function sinkhornMultiscale(
 
   const eps = await annealAndConverge(schedule, step, monitor, o, dtype);
   const kappa = damping(eps, rho);
+  // Rebuilt, not reused with REUSE_SLACK from the last update's: that update moves the potentials by
+  // far more than the slack (measured at 10^4 points, bench clouds, blur 0.01: f + g drift 7.7 eps
+  // smooth, 11.5 eps concentrated, against a slack of 2.5 eps), so the reuse never held at 10^5 and
+  // the slack only added pairs (1.112e10 -> 1.132e10 smooth, 1.403e10 -> 1.436e10 concentrated).
   const last = await patterns(rung, pot, eps);
   finePairs += last.pairs;
   const { final, grads } = await finish(rung.pr, pot, eps, kappa, wantGrads, last.pat);
