@@ -69,14 +69,15 @@ export const AUTO_MULTISCALE_BLUR = 0.05;
 /**
  * Whether backend 'auto' runs multiscale on these (unbatched, Sinkhorn, built-in cost) clouds of at
  * least AUTO_MULTISCALE_PAIRS pairs: always for D <= 3; for 3 < D <= 32 when the final blur is at
- * most 0.05 of the diameter (`diameter` option, or the bounding box's diagonal). Measured (this
- * 2-core machine, loaded, float32, value and gradient, 5000 x 5000 points, blur 0.05 of the
- * diameter): multiscale 1.33-1.45x faster than online on clouds near 32 centres for D = 4 to 32
- * and 1.3-2.8x on uniform clouds for D = 4 to 32; at D = 64 1.02x (near 32 centres) and 0.77x
- * (uniform: slower). The gain at D > 3
- * comes mostly from the coarse levels (the early temperatures on fewer cells), less from truncation
- * (tiles are wide against the kernel there), so it needs a schedule with several temperatures
- * above the final one: a small blur against the diameter.
+ * most 0.05 of the diameter (`diameter` option, or the bounding box's diagonal). Measured
+ * 2026-12-02 (2-core Xeon, idle, float32, value and gradient, 10^4 x 10^4 points, blur 0.05 of the
+ * diameter, GeomLoss's schedule): on 32 clumps of radius ~0.06 (points near random centres) multiscale
+ * is 2.3x (D = 8), 2.1x (D = 32) and 1.7x (D = 64) faster than online, 10.9x at D = 16 and 10^5 points
+ * (bench/multilevel.mjs); on uniform clouds it is slower: 0.80x, 0.60x, 0.47x, since nothing is pruned
+ * there and the coarse levels add work. (Earlier figures here came from a bench whose "clumps" drew a
+ * centre per coordinate, i.e. near-uniform clouds.) Real features are clustered more often than
+ * uniform, so the rule stays; a cloud near uniform in D > 3 should ask for 'online'. The gain at D > 3
+ * needs a schedule with several temperatures above the final one: a small blur against the diameter.
  */
 export function autoPicksMultiscale(x: Cloud, y: Cloud, o: { blur: number; diameter: number | null }): boolean {
   if (x.D <= 3) return true;
