@@ -784,14 +784,7 @@ export class LazyTensor {
     weight: LazyTensor | undefined,
     K: number,
   ): Promise<{ shape: number[]; output: ReductionOutput; engine: EngineName }> {
-    // Large caller arrays are re-checked slice by slice first (the event loop runs in between);
-    // prepare then skips their finite scan.
-    const scanned = await scanLargeVariableData(
-      kind,
-      weight === undefined ? variablesOf(this.node) : [...variablesOf(this.node), ...variablesOf(weight.node)],
-      checkSignal(kind, options?.signal),
-    );
-    const prepared = this.prepare(kind, axis, options, allowed, weight, K, scanned);
+    const prepared = await this.prepareScanned(kind, axis, options, allowed, weight, K);
     const { plan } = prepared;
     if (executor === null) throw new Error(`${kind}: no engine is installed (import 'lazytensor', not its internals)`);
     const run = executor;
@@ -819,6 +812,25 @@ export class LazyTensor {
     progress.finish();
     const rows = batchSize(batch) * plan.nOuter;
     return { shape: resultShape(prepared, batch), output: finish(prepared, stack(parts), rows), engine };
+  }
+
+  /** `prepare` after re-checking the large caller arrays slice by slice (scanLargeVariableData: the
+   *  event loop runs in between), whose finite scan prepare then skips. For the reductions that
+   *  run. @internal */
+  async prepareScanned(
+    kind: AnyReductionKind,
+    axis: Axis,
+    options: ReductionOptions | LogSumExpOptions | undefined,
+    allowed: ReadonlySet<string> = REDUCTION_OPTION_KEYS,
+    weight?: LazyTensor,
+    K = 0,
+  ): Promise<PreparedReduction> {
+    const scanned = await scanLargeVariableData(
+      kind,
+      weight === undefined ? variablesOf(this.node) : [...variablesOf(this.node), ...variablesOf(weight.node)],
+      checkSignal(kind, options?.signal),
+    );
+    return this.prepare(kind, axis, options, allowed, weight, K, scanned);
   }
 
   /** Checks a reduction and sizes it: the plan an engine runs. @internal */

@@ -12,8 +12,7 @@
 import { InputError } from './errors.js';
 import { gradient } from './autodiff.js';
 import { postOrder, variablesOf, type FormulaNode, type Variable } from './formula.js';
-import { checkOptionKeys, floatArrayKind, scanLargeVariableData } from './input.js';
-import { checkSignal } from './scheduling.js';
+import { checkOptionKeys, floatArrayKind } from './input.js';
 import { LazyTensor, softMaxStats, Vi, Vj, type ReductionOptions } from './lazy-tensor.js';
 import { Tensor } from './tensor.js';
 import { batchSize, mergeBatch, sumOverBroadcast } from './batch.js';
@@ -562,21 +561,13 @@ export async function vjpWithValue(
     });
   }
   const batch = mergeBatch('vjp', spec.formula.batch, spec.weight?.batch ?? []);
-  const scanned = await scanLargeVariableData(
-    'vjp',
-    spec.weight === undefined
-      ? variablesOf(spec.formula.node)
-      : [...variablesOf(spec.formula.node), ...variablesOf(spec.weight.node)],
-    checkSignal('vjp', spec.options?.signal),
-  );
-  const prepared = spec.formula.prepare(
+  const prepared = await spec.formula.prepareScanned(
     specKind(spec),
     spec.axis,
     spec.options,
     undefined,
     spec.weight,
     spec.k ?? 0,
-    scanned,
   );
   const { plan } = prepared;
   const dtype = plan.dtype;
