@@ -251,18 +251,22 @@ const isShared = (a: ArrayBufferView): boolean =>
 
 /** A copy of values [from, to) of `d` for transfer to a worker. A large one is copied slice by slice
  *  with a yield to the event loop whenever one is due, so posting a 60000 x 784 variable does not
- *  block the event loop for the whole copy. */
+ *  block the event loop for the whole copy; an abort seen at a yield stops the copy. */
 async function copyForPosting(
   d: Float32Array | Float64Array,
   from: number,
   to: number,
+  signal: RunControl['signal'],
 ): Promise<Float32Array | Float64Array> {
   if (to - from <= COPY_SLICE) return d.slice(from, to);
   const copy = d.BYTES_PER_ELEMENT === 8 ? new Float64Array(to - from) : new Float32Array(to - from);
   for (let k = from; k < to; k += COPY_SLICE) {
     if (k > from) {
       const due = yieldIfDue();
-      if (due !== undefined) await due;
+      if (due !== undefined) {
+        await due;
+        throwIfAborted(signal);
+      }
       // The caller's code ran during the yield: a detached or shrunk array would copy as zeros.
       if (d.length < to) {
         throw new InputError(
@@ -283,22 +287,27 @@ async function postEntry(
   pool: WorkerPool,
   d: KernelJob['data'][number],
   transfer: Transferable[],
+  signal: RunControl['signal'],
 ): Promise<PostedJob['data'][number]> {
   if (d === null || Array.isArray(d)) return d;
   const array = d as Float32Array | Float64Array;
   const ref = residentRef(pool, array, 0, array.length);
   if (ref !== null) return ref;
   if (isShared(array) || (isWholeBuffer(array) && array.length <= COPY_SLICE)) return array;
-  const copy = await copyForPosting(array, 0, array.length);
+  const copy = await copyForPosting(array, 0, array.length, signal);
   transfer.push(copy.buffer);
   return copy;
 }
 
 /** A job's data ready to post (postEntry); the copies are transferred. */
-async function postable(job: KernelJob, pool: WorkerPool): Promise<{ job: PostedJob; transfer: Transferable[] }> {
+async function postable(
+  job: KernelJob,
+  pool: WorkerPool,
+  signal: RunControl['signal'],
+): Promise<{ job: PostedJob; transfer: Transferable[] }> {
   const transfer: Transferable[] = [];
   const data: PostedJob['data'][number][] = [];
-  for (const d of job.data) data.push(await postEntry(pool, d, transfer));
+  for (const d of job.data) data.push(await postEntry(pool, d, transfer, signal));
   return { job: { ...job, data }, transfer };
 }
 
@@ -309,13 +318,14 @@ async function rowPart(
   a: number,
   b: number,
   pool: WorkerPool,
+  signal: RunControl['signal'],
 ): Promise<{ job: PostedJob; transfer: Transferable[] }> {
   const transfer: Transferable[] = [];
   const data: PostedJob['data'][number][] = [];
   for (let k = 0; k < job.data.length; k++) {
     const d = job.data[k]!;
     if (job.registers[k * JOB_REG_WORDS] !== isa.REG_OUTER_VAR) {
-      data.push(await postEntry(pool, d, transfer));
+      data.push(await postEntry(pool, d, transfer, signal));
       continue;
     }
     const dim = job.registers[k * JOB_REG_WORDS + 1]!;
@@ -324,7 +334,7 @@ async function rowPart(
       data.push(ref);
       continue;
     }
-    const part = await copyForPosting(d as Float32Array | Float64Array, a * dim, b * dim);
+    const part = await copyForPosting(d as Float32Array | Float64Array, a * dim, b * dim, signal);
     transfer.push(part.buffer);
     data.push(part);
   }
@@ -341,7 +351,7 @@ function allocateOutputs(job: KernelJob): { values: Float32Array | Float64Array 
 
 /** A part of a job for a worker: what to post, and where its output goes. */
 interface Piece {
-  post(): Promise<{ job: PostedJob; transfer: Transferable[] }>;
+  post(signal: RunControl['signal']): Promise<{ job: PostedJob; transfer: Transferable[] }>;
   /** Output rows the piece computes (for progress). */
   rows: number;
   merge(out: JobOutput): void;
@@ -364,7 +374,7 @@ async function runPieces(
       while (next < pieces.length && !failed) {
         throwIfAborted(control.signal);
         const piece = pieces[next++]!;
-        const { job, transfer } = await piece.post();
+        const { job, transfer } = await piece.post(control.signal);
         piece.merge(await pool.run(job, transfer));
         control.onRows?.(piece.rows);
       }
@@ -388,7 +398,7 @@ async function runOnPool(
     let result: JobOutput | null = null;
     await runPieces(
       pool,
-      [{ post: () => postable(job, pool), rows: job.nOuter, merge: (out) => (result = out) }],
+      [{ post: (signal) => postable(job, pool, signal), rows: job.nOuter, merge: (out) => (result = out) }],
       1,
       control,
     );
@@ -403,7 +413,7 @@ async function runOnPool(
       const [a, b] = [bounds[p]!, bounds[p + 1]!];
       if (b <= a) continue;
       pieces.push({
-        post: () => rowPart(job, a, b, pool),
+        post: (signal) => rowPart(job, a, b, pool, signal),
         rows: b - a,
         merge(out) {
           result.values?.set(out.values!, a * job.outDim);
@@ -439,8 +449,8 @@ async function runOnPool(
   };
   const pieces: Piece[] = groups.map(([a, b], g) => ({
     // Each piece posts its own copies (transferred), as structured cloning one shared posting would.
-    post: async () => {
-      const posted = await postable(job, pool);
+    post: async (signal) => {
+      const posted = await postable(job, pool, signal);
       return { job: { ...posted.job, start: a, end: b }, transfer: posted.transfer };
     },
     rows: clusterRows(a, b),
