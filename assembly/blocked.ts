@@ -60,7 +60,10 @@
 //
 // MEMORY: static only (the kernel allocates nothing): BT = MAX_SLOTS x 8 rows x 512 values x 8
 // bytes (128 KiB), norms 4 KiB, the packed rows of a group (XP) 256 KiB, the centre 64 KiB and the
-// centred columns (YC) 128 KiB.
+// centred columns (YC) 128 KiB, and the row thresholds and flags of blockedTileK 6 KiB. A lone
+// blocked instruction's tile uses all of BT (up to LONE_GROUP rows per group, against MAX_GROUP with
+// several): at D = 50 the centred columns are then made once per 248 rows instead of 64 (their cost
+// 7% -> 1.5% of the K-NN run).
 
 import * as I from './isa';
 // the resolved register table of kernel.ts (RT, 32 bytes per register): its field offsets
@@ -74,6 +77,8 @@ import { RT_FIXED, RT_IMUL, RT_BMUL, RT_STRIDE, RT_DIM, RT_BLK } from './consts'
 @inline const MAX_SLOTS = 4;
 // @ts-ignore: decorator
 @inline const MAX_GROUP = 64; // outer indices per pass over the inner blocks, at most
+// @ts-ignore: decorator
+@inline const LONE_GROUP = 248; // the same for a lone blocked instruction (its tile may use every slot)
 // @ts-ignore: decorator
 @inline const SLOT_BYTES = 32768; // tile rows of one slot: MAX_GROUP rows of 512 bytes, or 8 of 4096
 // @ts-ignore: decorator
@@ -117,7 +122,11 @@ const CEN: usize = memory.data(<i32>(XP_BYTES / 4), 16);
 const YC: usize = memory.data(<i32>YC_BYTES, 16);
 // @ts-ignore: decorator
 @inline const CENTRE_COLUMNS = 32; // the inner rows whose mean is the centre, at most
+// K-th values of a lone centred SQDIST's rows and the per-row lanes below them (see blockedTileK).
+const THR: usize = memory.data(LONE_GROUP * 8, 16);
+const FL: usize = memory.data(LONE_GROUP * 16, 16);
 let gCentre = false; // this run centres its expanded SQDIST (blockedRows)
+let gTileK = false; // the kernel folds this run's K-nearest rows from the tile (blockedInfo bit 17)
 let gXpI0 = -1; // the group (and slot) whose rows XP holds
 let gXpNp = 0;
 let gXpSlot = -1;
@@ -154,6 +163,7 @@ export function planBlocked(rt: usize, code: usize, len: i32, rowBytes: i32): i3
   gRT = rt;
   gSlots = 0;
   gCentre = false;
+  gTileK = false;
   gXpI0 = -1;
   gXpSlot = -1;
   gRowBytes = <usize>rowBytes;
@@ -192,6 +202,7 @@ export function planBlocked(rt: usize, code: usize, len: i32, rowBytes: i32): i3
     gSlots++;
     store<u8>(SLOT_OF + <usize>q, <u8>gSlots);
   }
+  if (gSlots == 1) gGroup = min(LONE_GROUP, <i32>(MAX_SLOTS * SLOT_BYTES) / rowBytes) & ~3;
   return gSlots;
 }
 
@@ -751,9 +762,10 @@ function centreColumns<T>(py: usize, sy: usize, D: i32, v0: i32, nvc: i32): void
 // The expanded SQDIST of a centred run for the whole group on one block segment: packed centred rows
 // (once per group), centred columns (in chunks that fit YC), 4 x 2 tiles, the vector columns with a
 // failing entry recomputed in direct mode from the original rows and columns.
-function centredSlot<T>(
+function centredSlot<T, KF>(
   slot: i32, out: usize, os: usize, px: usize, pxi: usize, sx: usize, py: usize, sy: usize, D: i32, nv: i32,
 ): void {
+  const flags = sizeof<KF>() == 2;
   const ELT = <usize>sizeof<T>();
   const np = gNp, nq = (np + 3) >> 2;
   const nx = NX + <usize>(slot * MAX_GROUP) * 8;
@@ -781,15 +793,74 @@ function centredSlot<T>(
             directColumn<T>(o + vo + 16, os, xr, pxi, sx, py + vo + 16, sy, D, nr);
           }
         }
+        if (flags) flagBelow<T, u16>(o + vo, os, THR + <usize>(4 * g) * ELT, FL + (<usize>(4 * g) << 4), v >> 1);
       }
       if (v < v0 + nvc) {
         const vo = <usize>v << 4;
         if (!tileP<T, TSQX, u8>(o + vo, os, pp, YC + (<usize>(v - v0) << 4), cs, D, pn, NY + vo)) {
           directColumn<T>(o + vo, os, xr, pxi, sx, py + vo, sy, D, nr);
         }
+        if (flags) flagBelow<T, u8>(o + vo, os, THR + <usize>(4 * g) * ELT, FL + (<usize>(4 * g) << 4), v >> 1);
       }
     }
   }
+}
+
+// Sets bit `bit` (the vector pair's index in the segment) of row r's flags (pfl + r * 16: 128 bits)
+// for each of the 4 tile rows at out (row r at out + r * os; 1 or 2 vectors, NV u8 / u16) with an
+// entry below row r's threshold (pth + r * ELT). Read back from the stored tile, so that the entries
+// recomputed in direct mode are the ones compared. Branch-free: the flagged pairs are rare and random.
+// @ts-ignore: decorator
+@inline function flagBelow<T, NV>(out: usize, os: usize, pth: usize, pfl: usize, bit: i32): void {
+  const ELT = <usize>sizeof<T>();
+  const word = <usize>(bit >> 6) << 3, shift = <u64>(bit & 63);
+  for (let r: usize = 0; r < 4; r++) {
+    const t = lsplat<T>(pth + r * ELT), p = out + r * os;
+    let m = v128.lt<T>(v128.load(p), t);
+    if (sizeof<NV>() == 2) m = v128.or(m, v128.lt<T>(v128.load(p, 16), t));
+    const f = pfl + (r << 4) + word;
+    store<u64>(f, load<u64>(f) | (<u64>v128.any_true(m) << shift));
+  }
+}
+
+/** Whether the run's only blocked instruction is a centred expanded SQDIST (blockedTileK applies). */
+export function blockedLoneCentred(): bool {
+  return gSlots == 1 && gCentre;
+}
+
+export function blockedUsesTileK(on: bool): void {
+  gTileK = on;
+}
+
+/** Row thresholds of blockedTileK: T per row of the group (rows padded to a quad: -inf). */
+export function blockedThresholds(): usize {
+  return THR;
+}
+
+/** Row flags of blockedTileK: 128 bits per row (16 bytes), bit p set where vectors 2p, 2p + 1 of the
+ *  segment hold an entry below the row's threshold (the caller zeroes them; at most 256 vectors). */
+export function blockedFlags(): usize {
+  return FL;
+}
+
+/** Computes the lone centred SQDIST's tile for the current group on block b, vectors [x0/16,
+ *  x0/16 + nv), and flags in each row the vector pairs with an entry below its threshold (a K-nearest
+ *  reduction then reads only those: after the first blocks a row has about K / b entries in block b
+ *  that can enter its K smallest, and copying and scanning every row cost ~15% of the run at D = 50).
+ *  Returns the tile's row 0 at vector x0/16; row r is at + r * blockedRowBytes(). */
+export function blockedTileK<T>(b: i32, x0: usize, nv: i32): usize {
+  const s = SL;
+  const ru = load<i32>(s, 4), rv = load<i32>(s, 8), D = load<i32>(s, 16);
+  const px = rptr(ru, gI0, b), pxi = <usize>load<i32>(ent(ru), RT_IMUL), sx = <usize>load<i32>(ent(ru), RT_STRIDE);
+  const py = rptr(rv, gI0, b) + x0, sy = <usize>load<i32>(ent(rv), RT_STRIDE);
+  const out = BT + x0;
+  centredSlot<T, u16>(0, out, gRowBytes, px, pxi, sx, py, sy, D, nv);
+  return out;
+}
+
+// @ts-ignore: decorator
+@inline export function blockedRowBytes(): usize {
+  return gRowBytes;
 }
 
 function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): void {
@@ -802,7 +873,7 @@ function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): voi
   const py = rptr(rv, i0, b) + x0, sy = <usize>load<i32>(ent(rv), RT_STRIDE);
   const out = tile + x0, os = gRowBytes;
   if (mode == M_SQX && gCentre) {
-    centredSlot<T>(slot, out, os, px, pxi, sx, py, sy, D, nv);
+    centredSlot<T, u8>(slot, out, os, px, pxi, sx, py, sy, D, nv);
     return;
   }
   if (mode == M_WSQ) {
@@ -879,8 +950,9 @@ export function blockedFeatures(): i32 {
   return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
 }
 
-/** What the last run() planned: blocked instructions (bits 0-7), tile rows per slot (bits 8-15), and
- *  bit 16 whether it centred its expanded SQDIST (CENTRING). */
+/** What the last run() planned: blocked instructions (bits 0-7), tile rows per slot (bits 8-15),
+ *  bit 16 whether it centred its expanded SQDIST (CENTRING), bit 17 whether its K-nearest rows were
+ *  folded straight from the tile, only those flagged below their K-th value (blockedTileK). */
 export function blockedInfo(): i32 {
-  return gSlots | (gGroup << 8) | (gCentre ? 1 << 16 : 0);
+  return gSlots | (gGroup << 8) | (gCentre ? 1 << 16 : 0) | (gTileK ? 1 << 17 : 0);
 }

@@ -86,7 +86,10 @@ import {
 } from './ops';
 import { vexp, vexp4, vexpUnderflow, vlog, vsin, vcos, vatan, vasin, vacos } from './math';
 import { RT_FIXED, RT_IMUL, RT_BMUL, RT_STRIDE, RT_DIM, RT_BLK, RT_ROOT } from './consts';
-import { planBlocked, hasBlocked, blockedGroup, blockedSlot, blockedRun, blockedStates, blockedAcc, blockedRows } from './blocked';
+import {
+  planBlocked, hasBlocked, blockedGroup, blockedSlot, blockedRun, blockedStates, blockedAcc, blockedRows,
+  blockedLoneCentred, blockedThresholds, blockedFlags, blockedTileK, blockedRowBytes, blockedUsesTileK,
+} from './blocked';
 export { blockedPolicy, blockedFeatures, blockedInfo } from './blocked';
 
 // @ts-ignore: decorator
@@ -1492,6 +1495,48 @@ let gAcc: usize = 0, gOc: usize = 0, gOl = 0, gIc: usize = 0, gIlRun = 0, gFa = 
 let gOutV: usize = 0, gOutI: usize = 0, gOutDim = 0;
 let gAcc64 = false; // RED_SUM_ACC64: run as RED_SUM with foldSum64
 let gParts = 0; // RED_SUM of a concatenated F: its parts (planConcat), else 0
+// A K-nearest run whose inner code is one centred expanded SQDIST writing F (d = 1): its rows are
+// folded straight from the blocked tile, and only those with an entry below their K-th value
+// (segmentK), instead of copying every row into F and scanning it.
+let gKTile = false;
+
+// segment for gKTile: a row holding K values has its K-th as threshold, and the tile flags the
+// vector pairs with an entry below it; only their entries are tried (the fold inserts only entries
+// below the K-th value, so the others would leave the state as it is, and the threshold only falls
+// as entries go in). A row with fewer than K takes any non-NaN entry: folded whole. Padded rows of the
+// last quad get -inf (never flagged).
+function segmentK<T>(np: i32, b: i32, x0: usize, nv: i32, j0: i32, n: i32, h: i32): void {
+  const ELT = <usize>sizeof<T>();
+  const L = lanes<T>();
+  const thr = blockedThresholds(), fl = blockedFlags();
+  const valOff: usize = (4 + 15) & ~15; // the values of a d = 1 state
+  const kth = valOff + <usize>(gK - 1) * ELT;
+  for (let ii = 0; ii < np; ii++) {
+    const st = gAcc + <usize>(ii * gSt);
+    store<T>(thr + <usize>ii * ELT, load<i32>(st) >= gK ? load<T>(st + kth) : <T>Infinity);
+    v128.store(fl + (<usize>ii << 4), v128.splat<i32>(0));
+  }
+  for (let ii = np; ii < ((np + 3) & ~3); ii++) store<T>(thr + <usize>ii * ELT, <T>-Infinity);
+  const tile = blockedTileK<T>(b, x0, nv);
+  const rowBytes = blockedRowBytes();
+  for (let ii = 0; ii < np; ii++) {
+    const st = gAcc + <usize>(ii * gSt), row = tile + <usize>ii * rowBytes;
+    if (load<i32>(st) < gK) {
+      foldKmin<T, BLK>(st, row, 0, 1, gK, n, j0, h);
+      continue;
+    }
+    const pv = st + valOff, pi = pv + <usize>gK * ELT;
+    for (let w = 0; w < 2; w++) {
+      let m = load<u64>(fl + (<usize>ii << 4) + (<usize>w << 3));
+      while (m != 0) {
+        const p = <i32>ctz(m) + (w << 6);
+        m &= m - 1;
+        const t1 = min(n, (2 * p + 2) * L);
+        for (let t = max(h, 2 * p * L); t < t1; t++) kTry<T>(pv, pi, gK, load<T>(row + <usize>t * ELT), j0 + t);
+      }
+    }
+  }
+}
 
 // Entries [t0, t1) of block b for the np outer indices from i0.
 function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
@@ -1502,6 +1547,10 @@ function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
   const nv = (t1 + L - 1) / L - v0;
   const h = t0 - v0 * L, n = t1 - v0 * L, j0 = b * gB + v0 * L;
   if (hasBlocked()) blockedGroup(i0, np);
+  if (gKTile) {
+    segmentK<T>(np, b, x0, nv, j0, n, h);
+    return;
+  }
   for (let ii = 0; ii < np; ii++) {
     const i = i0 + ii;
     if (gIlRun > 0) execInner<T>(gIc, gIlRun, i, b, x0, nv);
@@ -1640,6 +1689,9 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
     }
   }
 
+  gKTile = isK && d == 1 && ilRun == 1 && gParts == 0 && fa < 0 && hasBlocked() && blockedLoneCentred() &&
+    blockedSlot(0) == 1 && load<i32>(ic, I.I_DST << 2) == rF && accRun == blockedAcc();
+  if (hasBlocked()) blockedUsesTileK(gKTile);
   gRed = red; gF = rF; gG = rG; gD = d; gE = e; gK = K; gP = P; gSt = stBytes; gB = B; gM = M;
   gAcc = accRun; gOc = oc; gOl = ol; gIc = ic; gIlRun = ilRun; gFa = fa; gFb = fb;
   gOutV = outV; gOutI = outI; gOutDim = outDim; gAcc64 = acc64;

@@ -4,7 +4,7 @@
 // mode is bit for bit the unblocked arithmetic; the expanded |x|^2 + |y|^2 - 2 x.y mode is within its
 // documented bound, and falls back to the direct mode when a large common offset would cancel.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getWasmThreads, Pm, setWasmThreads, Vi, Vj } from '../src/index.js';
+import { fromMatrix, getWasmThreads, Pm, setWasmThreads, Vi, Vj } from '../src/index.js';
 import { loadKernel } from '../src/wasm/wasm-loader.js';
 import { relaxedSimdSupported } from '../src/wasm/kernel-source.js';
 import { KERNEL_RELAXED_WASM_BASE64 } from '../src/wasm/wasm-binary.generated.js';
@@ -495,4 +495,90 @@ describe('blocked tiles: packed rows and per-column fallback', () => {
       }
     });
   }
+});
+
+describe('blocked tiles: K-nearest rows folded from the tile (only the rows with an entry below their K-th value)', () => {
+  // The same tile through the general path: `+ p` with p = 0 adds an instruction after the SQDIST
+  // (so the rows are copied into F and every entry is scanned), and S + 0 = S bit for bit.
+  async function both(
+    x: Float32Array | Float64Array,
+    y: Float32Array | Float64Array,
+    D: number,
+    K: number,
+    ranges?: ReturnType<typeof fromMatrix>,
+  ) {
+    const S = Vi(x, D).sqDist(Vj(y, D));
+    const run = async (F: typeof S) => {
+      const r = await F.kMinArgKMin(K, 1, { engine: 'wasm', ...(ranges ? { ranges } : {}) });
+      return { values: Array.from(r.values.data), indices: Array.from(r.indices.data), info: kernel.blockedInfo() };
+    };
+    const fromTile = await run(S);
+    const general = await run(S.add(Pm(0)));
+    expect((fromTile.info >> 16) & 3).toBe(3); // centred, folded from the tile
+    expect((general.info >> 16) & 3).toBe(1); // centred, the general fold
+    expect(fromTile.indices).toEqual(general.indices);
+    expect(fromTile.values).toEqual(general.values);
+    return fromTile;
+  }
+
+  for (const dtype of ['float32', 'float64'] as const) {
+    it.each([16, 50, 200])(
+      `${dtype}, D = %i: several blocks and groups, K below and above a block, ties across blocks`,
+      async (D) => {
+        const random = rng(500 + D);
+        // more rows than one group (at most 248) and inner rows over several blocks (16 to 128), off both
+        const [N, M] = [263, 1037];
+        const x = randomPoints(random, N, D, dtype);
+        const y = randomPoints(random, M, D, dtype);
+        // exact ties in three blocks: y rows 2, 600 and 1036 are copies of x row 0
+        for (const j of [2, 600, 1036]) y.set(x.subarray(0, D), j * D);
+        for (const K of [1, 10, 150]) {
+          const r = await both(x, y, D, K);
+          checkKnn(r, x, y, N, M, D, K, dtype);
+          expect(r.indices.slice(0, Math.min(K, 3))).toEqual([2, 600, 1036].slice(0, K));
+        }
+      },
+    );
+  }
+
+  it('a row of +inf distances (overflow) and block-sparse ranges', async () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      const D = 50;
+      const random = rng(9);
+      const [N, M] = [130, 700];
+      const x = randomPoints(random, N, D, dtype);
+      const y = randomPoints(random, M, D, dtype);
+      x.fill(dtype === 'float32' ? 3e19 : 1e160, 2 * D, 3 * D); // row 2: +inf everywhere
+      const K = 12;
+      const r = await both(x, y, D, K);
+      expect(r.values.slice(2 * K, 3 * K)).toEqual(Array(K).fill(Infinity));
+      expect(r.indices.slice(2 * K, 3 * K)).toEqual(Array.from({ length: K }, (_, t) => t));
+      // clusters of 40 rows of x and of 90 rows of y, about half of the pairs of clusters kept: the
+      // ranges start and end inside blocks and vectors
+      const cuts = (n: number, w: number) =>
+        Int32Array.from({ length: 2 * Math.ceil(n / w) }, (_, q) => Math.min(n, (Math.floor(q / 2) + (q % 2)) * w));
+      const rx = cuts(N, 40);
+      const ry = cuts(M, 90);
+      const Ci = rx.length / 2;
+      const Cj = ry.length / 2;
+      const keep = Array.from({ length: Ci * Cj }, (_, q) => q % Cj === q % 3 || random() < 0.5);
+      const s = await both(x, y, D, K, fromMatrix(rx, ry, keep));
+      const ref = refSqDist(x, y, N, M, D);
+      for (let i = 0; i < N; i++) {
+        if (i === 2) continue;
+        const c = Math.floor(i / 40);
+        const kept: number[] = [];
+        for (let j = 0; j < M; j++) if (keep[c * Cj + Math.floor(j / 90)]) kept.push(ref[i * M + j]!);
+        kept.sort((a, b) => a - b);
+        for (let t = 0; t < Math.min(K, kept.length); t++) {
+          const j = s.indices[i * K + t]!;
+          expect(keep[c * Cj + Math.floor(j / 90)]).toBe(true);
+          expect(Math.abs(s.values[i * K + t]! - ref[i * M + j]!)).toBeLessThanOrEqual(
+            expandedBound(D, dtype) * ref[i * M + j]!,
+          );
+          expect(ref[i * M + j]!).toBeLessThanOrEqual(kept[t]! * (1 + 2 * expandedBound(D, dtype)));
+        }
+      }
+    }
+  });
 });
