@@ -57,28 +57,57 @@ export function checkDType(where: string, dtype: unknown): DType | undefined {
 }
 
 function firstNonFinite(data: ArrayLike<number>, from = 0, to = data.length): number {
-  let k = from;
-  // Blocks of 8 first: v * 0 is (+-)0 for a finite v and NaN for NaN and +-Infinity, so a block's
-  // sum of them is 0 exactly when all its values are finite; one compare per 8 values, 3-4x faster
-  // than one per value (measured on 47M float32 values, kMeans on Fashion-MNIST). The first block
-  // that fails is scanned value by value below.
-  for (; k + 8 <= to; k += 8) {
-    const s =
-      data[k]! * 0 +
-      data[k + 1]! * 0 +
-      data[k + 2]! * 0 +
-      data[k + 3]! * 0 +
-      data[k + 4]! * 0 +
-      data[k + 5]! * 0 +
-      data[k + 6]! * 0 +
-      data[k + 7]! * 0;
-    if (s !== 0) break;
+  // Float arrays are scanned through their bits as one Uint32Array: the engine then compiles one
+  // monomorphic loop (the same loop reading Float32Array, Float64Array and plain arrays was
+  // megamorphic, ~7x slower: 6.8 against 0.8 ms per 10^6 values, which at 10^6-value variables was
+  // ~5% of a D = 50 K-NN). Other arrays are scanned value by value.
+  if (LITTLE_ENDIAN && data instanceof Float32Array) {
+    const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+    return firstAllOnesExponent(bits, from, to, 1, 0, 0x7f800000, 0x00800000);
   }
-  for (; k < to; k++) {
+  if (LITTLE_ENDIAN && data instanceof Float64Array) {
+    // the exponent is in the high word, the second of each value's two words (little-endian)
+    const bits = new Uint32Array(data.buffer, data.byteOffset, 2 * data.length);
+    return firstAllOnesExponent(bits, from, to, 2, 1, 0x7ff00000, 0x00100000);
+  }
+  for (let k = from; k < to; k++) {
     const v = data[k]!;
     // v - v is NaN exactly for NaN and +-Infinity.
     if (v - v !== 0) return k;
   }
+  return -1;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The first value k in [from, to) whose exponent bits (word k * step + at of bits, under mask) are all
+ *  ones (NaN or +-Infinity), or -1. (w & mask) + low, low the mask's lowest bit, reaches bit 31 exactly
+ *  when the exponent is all ones, so the or of 8 values' is negative as an int32 when one of them is.
+ *  Word indices are written out: through a helper closure the loop ran ~2x slower. */
+function firstAllOnesExponent(
+  bits: Uint32Array,
+  from: number,
+  to: number,
+  step: number,
+  at: number,
+  mask: number,
+  low: number,
+): number {
+  const end = to * step + at;
+  let q = from * step + at;
+  for (const s8 = 8 * step; q + s8 <= end; q += s8) {
+    const m =
+      ((bits[q]! & mask) + low) |
+      ((bits[q + step]! & mask) + low) |
+      ((bits[q + 2 * step]! & mask) + low) |
+      ((bits[q + 3 * step]! & mask) + low) |
+      ((bits[q + 4 * step]! & mask) + low) |
+      ((bits[q + 5 * step]! & mask) + low) |
+      ((bits[q + 6 * step]! & mask) + low) |
+      ((bits[q + 7 * step]! & mask) + low);
+    if (m < 0) break;
+  }
+  for (; q < end; q += step) if ((((bits[q]! & mask) + low) | 0) < 0) return (q - at) / step;
   return -1;
 }
 
