@@ -258,6 +258,7 @@ async function copyForPosting(
   to: number,
   signal: RunControl['signal'],
 ): Promise<Float32Array | Float64Array> {
+  const length = d.length; // what the reduction was planned with (for the error below)
   if (to - from <= COPY_SLICE) return d.slice(from, to);
   const copy = d.BYTES_PER_ELEMENT === 8 ? new Float64Array(to - from) : new Float32Array(to - from);
   for (let k = from; k < to; k += COPY_SLICE) {
@@ -269,8 +270,10 @@ async function copyForPosting(
       }
       // The caller's code ran during the yield: a detached or shrunk array would copy as zeros.
       if (d.length < to) {
+        // The engine knows arrays, not the names the caller gave them: say which array it is.
         throw new InputError(
-          "a variable's data was detached or resized while a reduction was reading it (the array is read when a reduction runs)",
+          `a variable's data (a ${d.BYTES_PER_ELEMENT === 8 ? 'Float64Array' : 'Float32Array'} of ${length} values) now has ${d.length}: ` +
+            'it was detached or resized while a reduction was reading it (the array is read when a reduction runs)',
         );
       }
     }
