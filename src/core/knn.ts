@@ -7,7 +7,7 @@ import { InputError } from './errors.js';
 import type { BlockRanges } from './block-sparse.js';
 import type { DType } from './formula.js';
 import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
-import { kdOrderAsync, kdTreeNodes } from './kd-order.js';
+import { knnTreeAsync, type KnnTree, type TreeNodes } from './knn-tree.js';
 import { LazyTensor, Vi, Vj } from './lazy-tensor.js';
 import type { EngineChoice } from './reduction.js';
 import { Tensor, type EngineName } from './tensor.js';
@@ -96,8 +96,8 @@ function metricFormula(metric: KnnMetric): {
  * always exactly those of `formula(Vi(x), Vj(y)).argKMin(K, 1)` in the same precision: ascending,
  * ties to the lowest index of y; a NaN value of a custom formula is never selected (index -1, NaN).
  *
- * At D <= 8 with 'euclidean', 'sqeuclidean' or 'manhattan', the search sorts x and y in k-d tree order
- * (leaves of 32 rows) and bounds from below, with a margin for the rounding of the engine's
+ * At D <= 8 with 'euclidean', 'sqeuclidean' or 'manhattan', the search sorts x and y in the order of a
+ * k-d tree (Morton codes, cells halved until leaves of at most 32 rows) and bounds from below, with a margin for the rounding of the engine's
  * arithmetic, the distance between the bounding box of a leaf of y and a leaf of x or a point. A first
  * block-sparse kMinArgKMin reduction visits each x-leaf's nearest y-leaves (found best first in the
  * y-tree); then each query visits, nearest first, the y-leaves whose bound its K-th distance does not
@@ -151,11 +151,16 @@ export async function knn(x: ArrayInput, y: ArrayInput, K: number, options: KnnO
     return { values: r.values.data as Float32Array | Float64Array, indices: r.indices.data };
   };
   const useTree = m.prune !== null && xs.d <= 8 && method !== 'brute' && (method === 'tree' || xs.n * ys.n >= 2 ** 20);
-  const found = useTree
-    ? await treeSearch(xs, ys, K, dtype, m.prune!, reduce, options.signal)
-    : await reduce(xs.data, ys.data, K);
-  const values = dtype === 'float32' ? new Float32Array(found.values) : new Float64Array(found.values);
-  if (m.sqrt) for (let q = 0; q < values.length; q++) values[q] = Math.sqrt(values[q]!);
+  let found: { values: Float32Array | Float64Array; indices: Int32Array };
+  if (useTree) {
+    found = await treeSearch(xs, ys, K, dtype, m.prune!, m.sqrt, reduce, options.signal);
+  } else {
+    found = await reduce(xs.data, ys.data, K);
+    const values = dtype === 'float32' ? new Float32Array(found.values) : new Float64Array(found.values);
+    if (m.sqrt) for (let q = 0; q < values.length; q++) values[q] = Math.sqrt(values[q]!);
+    found = { values, indices: found.indices };
+  }
+  const { values } = found;
   return { indices: new Tensor(found.indices, [xs.n, K], engine), distances: new Tensor(values, [xs.n, K], engine) };
 }
 
@@ -203,7 +208,7 @@ function leafBoxes(
 
 /** The boxes of every node of a k-d tree (preorder: children after their parent), from its leaves'. */
 function nodeBoxes(
-  tree: ReturnType<typeof kdTreeNodes>,
+  tree: TreeNodes,
   leafLo: Float64Array,
   leafHi: Float64Array,
   d: number,
@@ -274,7 +279,7 @@ function centreGap(
 /** A k-d tree over y: the leaves (positions in the order), the nodes in preorder and their boxes. */
 interface YTree {
   leaves: Int32Array;
-  nodes: ReturnType<typeof kdTreeNodes>;
+  nodes: TreeNodes;
   lo: Float64Array;
   hi: Float64Array;
   /** The leaves' boxes. */
@@ -431,20 +436,12 @@ function leavesWithin(
   }
 }
 
-/** The squared (l2) or plain (l1) gap between point r of `pts` and y-leaf b's box. */
-function pointGap(
-  pts: Float32Array | Float64Array,
-  r: number,
-  round: boolean,
-  lo: Float64Array,
-  hi: Float64Array,
-  b: number,
-  D: number,
-  l2: boolean,
-): number {
+/** The squared (l2) or plain (l1) gap between point `pt` (D coordinates, already rounded as the
+ *  engine rounds them) and y-leaf b's box. */
+function pointGap(pt: Float64Array, lo: Float64Array, hi: Float64Array, b: number, D: number, l2: boolean): number {
   let g = 0;
   for (let k = 0; k < D; k++) {
-    const c = round ? Math.fround(pts[r * D + k]!) : pts[r * D + k]!;
+    const c = pt[k]!;
     const g1 = lo[b * D + k]! - c;
     const g2 = c - hi[b * D + k]!;
     const gap = g1 > g2 ? (g1 > 0 ? g1 : 0) : g2 > 0 ? g2 : 0;
@@ -465,10 +462,11 @@ function pushRanges(red: IntList, leaves: Int32Array, leaf: Int32Array, a: numbe
   }
 }
 
-// Sizes of the tree search: leaves of 32 rows in x (a cluster of the first round) and in y (a
-// range); the first round visits each x-leaf's 8 nearest y-leaves, later rounds at most 16, 32, ...
-// leaves per row. At 10^5 uniform points in [0, 1]^3 and K = 10: about 300 pairs per row in all,
-// 40% of the rows done after the first round, the rest after the second.
+// Sizes of the tree search: leaves of at most 32 rows in x (a cluster of the first round) and in y (a
+// range; 23 on average at 10^5 uniform points, the tree halving cells); the first round visits each
+// x-leaf's 8 nearest y-leaves, later rounds at most 16, 32, ... leaves per row. At 10^5 uniform
+// points in [0, 1]^3 and K = 10: 239 pairs per row in all (303 with kdOrder's full leaves of 32),
+// in two reductions.
 const LEAF_X = 32;
 const LEAF_Y = 32;
 const FIRST_LEAVES = 8;
@@ -527,8 +525,8 @@ class TreeSearch {
     readonly K: number,
     dtype: DType,
     norm: 'l2' | 'l1',
-    kx: { perm: Int32Array; leaves: Int32Array },
-    ky: { perm: Int32Array; leaves: Int32Array },
+    kx: KnnTree,
+    ky: KnnTree,
   ) {
     const { n: N, d: D } = xs;
     const M = ys.n;
@@ -545,7 +543,7 @@ class TreeSearch {
     this.nB = ky.leaves.length / 2;
     this.bx = leafBoxes(this.px, kx.leaves, D, dtype);
     const by = leafBoxes(this.py, ky.leaves, D, dtype);
-    const nodes = kdTreeNodes(M, LEAF_Y);
+    const nodes = ky.nodes;
     const nb = nodeBoxes(nodes, by.lo, by.hi, D);
     this.tree = { leaves: ky.leaves, nodes, lo: nb.lo, hi: nb.hi, leafLo: by.lo, leafHi: by.hi };
     const nNodes = nodes.start.length;
@@ -631,7 +629,8 @@ class TreeSearch {
    * largest K-th distance of its box (a pruned walk of the tree).
    */
   rowLists(q0: number, q1: number): void {
-    const { D, l2, rel, abs, tree, mark, first, firstAt, rows, rowAt, near } = this;
+    const { D, l2, rel, abs, tree, mark, first, firstAt, rows, rowAt, near, px } = this;
+    const pt = new Float64Array(D);
     for (let q = q0; q < q1; q++) {
       const r0 = this.xLeaves[2 * q]!;
       const r1 = this.xLeaves[2 * q + 1]!;
@@ -647,9 +646,11 @@ class TreeSearch {
       for (let r = r0; r < r1; r++) {
         const t = this.kth(r);
         const a = rows.length;
+        // The row's coordinates once, not once per leaf: this loop is most of the search's own time.
+        for (let k = 0; k < D; k++) pt[k] = this.round32 ? Math.fround(px[r * D + k]!) : px[r * D + k]!;
         for (let c = 0; c < near.length && !(near.key[c]! * rel - abs > t); c++) {
           const b = near.leaf[c]!;
-          const g = pointGap(this.px, r, this.round32, tree.leafLo, tree.leafHi, b, D, l2);
+          const g = pointGap(pt, tree.leafLo, tree.leafHi, b, D, l2);
           if (!(g * rel - abs > t)) rows.push(b, g);
         }
         if (rows.length - a > this.maxList) {
@@ -725,16 +726,18 @@ class TreeSearch {
     }
   }
 
-  /** The lists in the order of x. */
-  result(): { values: Float64Array; indices: Int32Array } {
+  /** The lists in the order of x, the values in the output's precision (their square roots when
+   *  `sqrt`): written once, with no float64 copy in between. */
+  result(dtype: DType, sqrt: boolean): { values: Float32Array | Float64Array; indices: Int32Array } {
     const { N, K } = this;
     const { bestV, bestI } = this.best;
-    const values = new Float64Array(N * K);
+    const values = dtype === 'float32' ? new Float32Array(N * K) : new Float64Array(N * K);
     const indices = new Int32Array(N * K);
     for (let r = 0; r < N; r++) {
       const i = this.xPerm[r]! * K;
       for (let s = 0; s < K; s++) {
-        values[i + s] = bestV[r * K + s]!;
+        const v = bestV[r * K + s]!;
+        values[i + s] = sqrt ? Math.sqrt(v) : v;
         indices[i + s] = bestI[r * K + s]!;
       }
     }
@@ -754,13 +757,14 @@ async function treeSearch(
   K: number,
   dtype: DType,
   norm: 'l2' | 'l1',
+  sqrt: boolean,
   reduce: Reduce,
   signal: AbortSignalLike | undefined,
-): Promise<{ values: Float64Array; indices: Int32Array }> {
-  // The trees in time slices (kdOrder is one synchronous call of tens of ms at 10^5 points).
-  const kx = await kdOrderAsync(xs.data, xs.n, xs.d, LEAF_X, signal);
+): Promise<{ values: Float32Array | Float64Array; indices: Int32Array }> {
+  // The trees in time slices (a few ms at 10^5 points, tens at 10^6).
+  const kx = await knnTreeAsync(xs.data, xs.n, xs.d, LEAF_X, signal);
   // The neighbours of a cloud among its own points (a K-NN graph): one tree for both.
-  const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : await kdOrderAsync(ys.data, ys.n, ys.d, LEAF_Y, signal);
+  const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : await knnTreeAsync(ys.data, ys.n, ys.d, LEAF_Y, signal);
   const s = new TreeSearch(xs, ys, K, dtype, norm, kx, ky);
   const { nQ, xLeaves } = s;
   await checkpoint(signal);
@@ -788,7 +792,7 @@ async function treeSearch(
   // Ties with a dropped candidate: brute force for those rows, in the original order of y.
   const redo = s.tiedRows();
   if (redo.length > 0) s.replace(redo, await reduce(s.subset(redo), ys.data, K));
-  return s.result();
+  return s.result(dtype, sqrt);
 }
 
 /** A growable list of integers (pushed in pairs, or one at a time). */
