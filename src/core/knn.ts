@@ -304,6 +304,31 @@ class PairList {
     this.leaf[this.length] = b;
     this.key[this.length++] = k;
   }
+  /** Room for n entries in all. */
+  reserve(n: number): void {
+    if (n <= this.leaf.length) return;
+    const size = Math.max(n, 2 * this.leaf.length);
+    const leaf = new Int32Array(size);
+    const key = new Float64Array(size);
+    leaf.set(this.leaf.subarray(0, this.length));
+    key.set(this.key.subarray(0, this.length));
+    this.leaf = leaf;
+    this.key = key;
+  }
+}
+
+/** A PairList whose entries also name a row (of one x-leaf). */
+class RowPairList extends PairList {
+  row = new Int32Array(1024);
+  pushRow(i: number, b: number, k: number): void {
+    if (this.length === this.row.length) {
+      const row = new Int32Array(2 * this.length);
+      row.set(this.row);
+      this.row = row;
+    }
+    this.row[this.length] = i;
+    this.push(b, k);
+  }
 }
 
 /** Sorts entries [a, b) of a PairList by key (insertion sort: the lists are short). */
@@ -436,12 +461,20 @@ function leavesWithin(
   }
 }
 
-/** The squared (l2) or plain (l1) gap between point `pt` (D coordinates, already rounded as the
- *  engine rounds them) and y-leaf b's box. */
-function pointGap(pt: Float64Array, lo: Float64Array, hi: Float64Array, b: number, D: number, l2: boolean): number {
+/** The squared (l2) or plain (l1) gap between the point at pts[at, at + D) (rounded as the engine
+ *  rounds it) and y-leaf b's box. */
+function pointGap(
+  pts: Float64Array,
+  at: number,
+  lo: Float64Array,
+  hi: Float64Array,
+  b: number,
+  D: number,
+  l2: boolean,
+): number {
   let g = 0;
   for (let k = 0; k < D; k++) {
-    const c = pt[k]!;
+    const c = pts[at + k]!;
     const g1 = lo[b * D + k]! - c;
     const g2 = c - hi[b * D + k]!;
     const gap = g1 > g2 ? (g1 > 0 ? g1 : 0) : g2 > 0 ? g2 : 0;
@@ -523,6 +556,9 @@ class TreeSearch {
   private readonly stack: Int32Array;
   private readonly mark: Int32Array;
   private readonly near = new PairList();
+  private readonly cand = new RowPairList();
+  /** Per-row scratch of rowLists, for the rows of one x-leaf. */
+  private readonly leafScratch: { kth: Float64Array; pts: Float64Array; count: Int32Array; slot: Int32Array };
   private stamp = 0;
 
   constructor(
@@ -560,6 +596,14 @@ class TreeSearch {
     this.rowAt = new Int32Array(N + 1);
     this.brute = new Uint8Array(N);
     this.maxList = Math.max(64, Math.ceil(this.nB / 8));
+    let most = 0;
+    for (let q = 0; q < this.nQ; q++) most = Math.max(most, kx.leaves[2 * q + 1]! - kx.leaves[2 * q]!);
+    this.leafScratch = {
+      kth: new Float64Array(most),
+      pts: new Float64Array(most * D),
+      count: new Int32Array(most),
+      slot: new Int32Array(most),
+    };
     // Each round keeps K + 1 candidates per row (K when K = M: then nothing is ever dropped): a
     // dropped candidate is no smaller than the (K+1)-th kept one, which tells whether it could tie
     // the K-th.
@@ -635,39 +679,64 @@ class TreeSearch {
    * largest K-th distance of its box (a pruned walk of the tree).
    */
   rowLists(q0: number, q1: number): void {
-    const { D, l2, rel, abs, tree, mark, first, firstAt, rows, rowAt, near, px } = this;
-    const pt = new Float64Array(D);
+    const { D, l2, rel, abs, tree, mark, first, firstAt, rows, rowAt, near, cand, px } = this;
+    const { kth, pts, count, slot } = this.leafScratch;
     for (let q = q0; q < q1; q++) {
       const r0 = this.xLeaves[2 * q]!;
-      const r1 = this.xLeaves[2 * q + 1]!;
+      const n = this.xLeaves[2 * q + 1]! - r0;
+      // The rows' K-th distances and coordinates once per x-leaf: the loop below reads them for
+      // every leaf near it.
       let T = -Infinity;
-      for (let r = r0; r < r1; r++) T = Math.max(T, this.kth(r));
+      for (let i = 0; i < n; i++) {
+        kth[i] = this.kth(r0 + i);
+        if (kth[i]! > T) T = kth[i]!;
+        count[i] = 0;
+        for (let k = 0; k < D; k++) {
+          const v = px[(r0 + i) * D + k]!;
+          pts[i * D + k] = this.round32 ? Math.fround(v) : v;
+        }
+      }
       const stamp = ++this.stamp;
       for (let t = firstAt[q]!; t < firstAt[q + 1]!; t++) mark[first.leaf[t]!] = stamp;
       near.length = 0;
       leavesWithin(tree, this.bx.lo, this.bx.hi, q, D, l2, T, rel, abs, mark, stamp, this.stack, near);
-      // By box gap: a row need not look past the first leaf whose box bound its K-th distance clears
-      // (the gap from a point of the x-leaf is at least the boxes' gap).
-      sortByKey(near, 0, near.length);
-      for (let r = r0; r < r1; r++) {
-        const t = this.kth(r);
-        const a = rows.length;
-        // The row's coordinates once, not once per leaf: this loop is most of the search's own time.
-        for (let k = 0; k < D; k++) pt[k] = this.round32 ? Math.fround(px[r * D + k]!) : px[r * D + k]!;
-        for (let c = 0; c < near.length && !(near.key[c]! * rel - abs > t); c++) {
-          const b = near.leaf[c]!;
-          const g = pointGap(pt, tree.leafLo, tree.leafHi, b, D, l2);
-          if (!(g * rel - abs > t)) rows.push(b, g);
+      // Leaf by leaf, each row the leaf's box bound (the gap from a point of the x-leaf is at least
+      // the boxes' gap) does not clear, by the gap from the row's point.
+      cand.length = 0;
+      for (let c = 0; c < near.length; c++) {
+        const bound = near.key[c]! * rel - abs;
+        const b = near.leaf[c]!;
+        for (let i = 0; i < n; i++) {
+          const t = kth[i]!;
+          if (bound > t) continue;
+          const g = pointGap(pts, i * D, tree.leafLo, tree.leafHi, b, D, l2);
+          if (g * rel - abs > t) continue;
+          cand.pushRow(i, b, g);
+          count[i]!++;
         }
-        if (rows.length - a > this.maxList) {
-          // A row that the tree does not narrow down (many points at the same distance: a
-          // degenerate cloud) goes to the brute force, rather than a list of most of the leaves.
-          rows.length = a;
-          this.brute[r] = 1;
-        }
-        sortByKey(rows, a, rows.length);
-        rowAt[r + 1] = rows.length;
       }
+      // The candidates by row. A row that the tree does not narrow down (many points at the same
+      // distance: a degenerate cloud) goes to the brute force, rather than a list of most of the leaves.
+      let at = rows.length;
+      for (let i = 0; i < n; i++) {
+        if (count[i]! > this.maxList) {
+          this.brute[r0 + i] = 1;
+          count[i] = -1;
+        }
+        slot[i] = at;
+        at += Math.max(0, count[i]!);
+        rowAt[r0 + i + 1] = at;
+      }
+      rows.reserve(at);
+      for (let e = 0; e < cand.length; e++) {
+        const i = cand.row[e]!;
+        if (count[i]! < 0) continue;
+        const p = slot[i]!++;
+        rows.leaf[p] = cand.leaf[e]!;
+        rows.key[p] = cand.key[e]!;
+      }
+      rows.length = at;
+      for (let i = 0; i < n; i++) sortByKey(rows, rowAt[r0 + i]!, rowAt[r0 + i + 1]!);
     }
   }
 
