@@ -474,13 +474,35 @@ function pointGap(
 ): number {
   let g = 0;
   for (let k = 0; k < D; k++) {
-    const c = pts[at + k]!;
-    const g1 = lo[b * D + k]! - c;
-    const g2 = c - hi[b * D + k]!;
-    const gap = g1 > g2 ? (g1 > 0 ? g1 : 0) : g2 > 0 ? g2 : 0;
+    const gap = axisGap(pts[at + k]!, lo[b * D + k]!, hi[b * D + k]!);
     g += l2 ? gap * gap : gap;
   }
   return g;
+}
+
+/** The distance from c to [lo, hi] (0 inside). */
+function axisGap(c: number, lo: number, hi: number): number {
+  const g1 = lo - c;
+  const g2 = c - hi;
+  return g1 > g2 ? (g1 > 0 ? g1 : 0) : g2 > 0 ? g2 : 0;
+}
+
+/** pointGap at D = 3 in l2, unrolled, the box's bounds passed as numbers (rowLists' inner loop at
+ *  the common D = 3): the same sum in the same order. */
+function sqGap3(
+  pts: Float64Array,
+  at: number,
+  lo0: number,
+  lo1: number,
+  lo2: number,
+  hi0: number,
+  hi1: number,
+  hi2: number,
+): number {
+  const d0 = axisGap(pts[at]!, lo0, hi0);
+  const d1 = axisGap(pts[at + 1]!, lo1, hi1);
+  const d2 = axisGap(pts[at + 2]!, lo2, hi2);
+  return d0 * d0 + d1 * d1 + d2 * d2;
 }
 
 /** Appends the ranges of y-leaves `leaf[a, b)` to `red`, consecutive leaves merged into one range. */
@@ -703,13 +725,23 @@ class TreeSearch {
       // Leaf by leaf, each row the leaf's box bound (the gap from a point of the x-leaf is at least
       // the boxes' gap) does not clear, by the gap from the row's point.
       cand.length = 0;
+      const { leafLo: lo, leafHi: hi } = tree;
+      const euclid3 = D === 3 && l2;
       for (let c = 0; c < near.length; c++) {
         const bound = near.key[c]! * rel - abs;
         const b = near.leaf[c]!;
+        // The box as numbers for the unrolled D = 3 gap (unread otherwise).
+        const at = euclid3 ? 3 * b : 0;
+        const lo0 = lo[at]!;
+        const lo1 = lo[at + 1]!;
+        const lo2 = lo[at + 2]!;
+        const hi0 = hi[at]!;
+        const hi1 = hi[at + 1]!;
+        const hi2 = hi[at + 2]!;
         for (let i = 0; i < n; i++) {
           const t = kth[i]!;
           if (bound > t) continue;
-          const g = pointGap(pts, i * D, tree.leafLo, tree.leafHi, b, D, l2);
+          const g = euclid3 ? sqGap3(pts, 3 * i, lo0, lo1, lo2, hi0, hi1, hi2) : pointGap(pts, i * D, lo, hi, b, D, l2);
           if (g * rel - abs > t) continue;
           cand.pushRow(i, b, g);
           count[i]!++;
