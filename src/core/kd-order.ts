@@ -1,8 +1,9 @@
-// A k-d tree order of a point cloud: the exact K-NN search (src/core/knn.ts) and GeomLoss's spatial
-// order and multiscale hierarchy (src/geomloss/spatial.ts, hierarchy.ts) share it; it is public
-// (src/index.ts), and GeomLoss imports it from there like the rest of the core.
+// A k-d tree order of a point cloud: GeomLoss's spatial order and multiscale hierarchy
+// (src/geomloss/spatial.ts, hierarchy.ts) use it; it is public (src/index.ts), and GeomLoss imports
+// it from there like the rest of the core. (knn's search builds its own tree, src/core/knn-tree.ts:
+// it needs no full leaves, and a Morton sort costs a tenth of these selections.)
 import { InputError } from './errors.js';
-import { throwIfAborted, yieldIfDue, type AbortSignalLike } from './scheduling.js';
+import { runSteps, type AbortSignalLike } from './scheduling.js';
 
 /**
  * A k-d tree order of N points: the rows are split in two at the median of their widest coordinate
@@ -59,14 +60,8 @@ export async function kdOrderAsync(
   leaf: number,
   signal?: AbortSignalLike,
 ): Promise<{ perm: Int32Array; leaves: Int32Array }> {
-  throwIfAborted(signal);
   const build = kdBuild(data, N, D, leaf);
-  while (build.step()) {
-    throwIfAborted(signal);
-    const pending = yieldIfDue();
-    if (pending !== undefined) await pending;
-  }
-  throwIfAborted(signal);
+  await runSteps(build.step, signal);
   return build.result();
 }
 

@@ -7,7 +7,7 @@ import { InputError } from './errors.js';
 import type { BlockRanges } from './block-sparse.js';
 import type { DType } from './formula.js';
 import { checkDType, checkOptionKeys, makeVariable, type ArrayInput } from './input.js';
-import { kdOrderAsync, kdTreeNodes } from './kd-order.js';
+import { knnTreeAsync, type KnnTree, type TreeNodes } from './knn-tree.js';
 import { LazyTensor, Vi, Vj } from './lazy-tensor.js';
 import type { EngineChoice } from './reduction.js';
 import { Tensor, type EngineName } from './tensor.js';
@@ -96,8 +96,8 @@ function metricFormula(metric: KnnMetric): {
  * always exactly those of `formula(Vi(x), Vj(y)).argKMin(K, 1)` in the same precision: ascending,
  * ties to the lowest index of y; a NaN value of a custom formula is never selected (index -1, NaN).
  *
- * At D <= 8 with 'euclidean', 'sqeuclidean' or 'manhattan', the search sorts x and y in k-d tree order
- * (leaves of 32 rows) and bounds from below, with a margin for the rounding of the engine's
+ * At D <= 8 with 'euclidean', 'sqeuclidean' or 'manhattan', the search sorts x and y in the order of a
+ * k-d tree (Morton codes, cells halved until leaves of at most 32 rows) and bounds from below, with a margin for the rounding of the engine's
  * arithmetic, the distance between the bounding box of a leaf of y and a leaf of x or a point. A first
  * block-sparse kMinArgKMin reduction visits each x-leaf's nearest y-leaves (found best first in the
  * y-tree); then each query visits, nearest first, the y-leaves whose bound its K-th distance does not
@@ -137,10 +137,15 @@ export async function knn(x: ArrayInput, y: ArrayInput, K: number, options: KnnO
   let engine: EngineName = 'wasm';
   // The rounds of the tree search reduce the same (x, y): one formula, whose variables check their
   // data once.
-  let last: { qx: ArrayInput; qy: ArrayInput; F: LazyTensor } | null = null;
+  // (One per x: the parts of the search alternate.)
+  const formulas = new Map<ArrayInput, { qy: ArrayInput; F: LazyTensor }>();
   const reduce: Reduce = async (qx, qy, k, ranges) => {
-    if (last === null || last.qx !== qx || last.qy !== qy) last = { qx, qy, F: m.formula(Vi(qx, xs.d), Vj(qy, ys.d)) };
-    const F = last.F;
+    let known = formulas.get(qx);
+    if (known === undefined || known.qy !== qy) {
+      known = { qy, F: m.formula(Vi(qx, xs.d), Vj(qy, ys.d)) };
+      formulas.set(qx, known);
+    }
+    const F = known.F;
     const r = await F.kMinArgKMin(k, 1, {
       dtype,
       ...(ranges === undefined ? {} : { ranges }),
@@ -151,11 +156,16 @@ export async function knn(x: ArrayInput, y: ArrayInput, K: number, options: KnnO
     return { values: r.values.data as Float32Array | Float64Array, indices: r.indices.data };
   };
   const useTree = m.prune !== null && xs.d <= 8 && method !== 'brute' && (method === 'tree' || xs.n * ys.n >= 2 ** 20);
-  const found = useTree
-    ? await treeSearch(xs, ys, K, dtype, m.prune!, reduce, options.signal)
-    : await reduce(xs.data, ys.data, K);
-  const values = dtype === 'float32' ? new Float32Array(found.values) : new Float64Array(found.values);
-  if (m.sqrt) for (let q = 0; q < values.length; q++) values[q] = Math.sqrt(values[q]!);
+  let found: { values: Float32Array | Float64Array; indices: Int32Array };
+  if (useTree) {
+    found = await treeSearch(xs, ys, K, dtype, m.prune!, m.sqrt, reduce, options.signal);
+  } else {
+    found = await reduce(xs.data, ys.data, K);
+    const values = dtype === 'float32' ? new Float32Array(found.values) : new Float64Array(found.values);
+    if (m.sqrt) for (let q = 0; q < values.length; q++) values[q] = Math.sqrt(values[q]!);
+    found = { values, indices: found.indices };
+  }
+  const { values } = found;
   return { indices: new Tensor(found.indices, [xs.n, K], engine), distances: new Tensor(values, [xs.n, K], engine) };
 }
 
@@ -203,7 +213,7 @@ function leafBoxes(
 
 /** The boxes of every node of a k-d tree (preorder: children after their parent), from its leaves'. */
 function nodeBoxes(
-  tree: ReturnType<typeof kdTreeNodes>,
+  tree: TreeNodes,
   leafLo: Float64Array,
   leafHi: Float64Array,
   d: number,
@@ -274,7 +284,7 @@ function centreGap(
 /** A k-d tree over y: the leaves (positions in the order), the nodes in preorder and their boxes. */
 interface YTree {
   leaves: Int32Array;
-  nodes: ReturnType<typeof kdTreeNodes>;
+  nodes: TreeNodes;
   lo: Float64Array;
   hi: Float64Array;
   /** The leaves' boxes. */
@@ -298,6 +308,31 @@ class PairList {
     }
     this.leaf[this.length] = b;
     this.key[this.length++] = k;
+  }
+  /** Room for n entries in all. */
+  reserve(n: number): void {
+    if (n <= this.leaf.length) return;
+    const size = Math.max(n, 2 * this.leaf.length);
+    const leaf = new Int32Array(size);
+    const key = new Float64Array(size);
+    leaf.set(this.leaf.subarray(0, this.length));
+    key.set(this.key.subarray(0, this.length));
+    this.leaf = leaf;
+    this.key = key;
+  }
+}
+
+/** A PairList whose entries also name a row (of one x-leaf). */
+class RowPairList extends PairList {
+  row = new Int32Array(1024);
+  pushRow(i: number, b: number, k: number): void {
+    if (this.length === this.row.length) {
+      const row = new Int32Array(2 * this.length);
+      row.set(this.row);
+      this.row = row;
+    }
+    this.row[this.length] = i;
+    this.push(b, k);
   }
 }
 
@@ -431,11 +466,11 @@ function leavesWithin(
   }
 }
 
-/** The squared (l2) or plain (l1) gap between point r of `pts` and y-leaf b's box. */
+/** The squared (l2) or plain (l1) gap between the point at pts[at, at + D) (rounded as the engine
+ *  rounds it) and y-leaf b's box. */
 function pointGap(
-  pts: Float32Array | Float64Array,
-  r: number,
-  round: boolean,
+  pts: Float64Array,
+  at: number,
   lo: Float64Array,
   hi: Float64Array,
   b: number,
@@ -444,13 +479,35 @@ function pointGap(
 ): number {
   let g = 0;
   for (let k = 0; k < D; k++) {
-    const c = round ? Math.fround(pts[r * D + k]!) : pts[r * D + k]!;
-    const g1 = lo[b * D + k]! - c;
-    const g2 = c - hi[b * D + k]!;
-    const gap = g1 > g2 ? (g1 > 0 ? g1 : 0) : g2 > 0 ? g2 : 0;
+    const gap = axisGap(pts[at + k]!, lo[b * D + k]!, hi[b * D + k]!);
     g += l2 ? gap * gap : gap;
   }
   return g;
+}
+
+/** The distance from c to [lo, hi] (0 inside). */
+function axisGap(c: number, lo: number, hi: number): number {
+  const g1 = lo - c;
+  const g2 = c - hi;
+  return g1 > g2 ? (g1 > 0 ? g1 : 0) : g2 > 0 ? g2 : 0;
+}
+
+/** pointGap at D = 3 in l2, unrolled, the box's bounds passed as numbers (rowLists' inner loop at
+ *  the common D = 3): the same sum in the same order. */
+function sqGap3(
+  pts: Float64Array,
+  at: number,
+  lo0: number,
+  lo1: number,
+  lo2: number,
+  hi0: number,
+  hi1: number,
+  hi2: number,
+): number {
+  const d0 = axisGap(pts[at]!, lo0, hi0);
+  const d1 = axisGap(pts[at + 1]!, lo1, hi1);
+  const d2 = axisGap(pts[at + 2]!, lo2, hi2);
+  return d0 * d0 + d1 * d1 + d2 * d2;
 }
 
 /** Appends the ranges of y-leaves `leaf[a, b)` to `red`, consecutive leaves merged into one range. */
@@ -465,14 +522,22 @@ function pushRanges(red: IntList, leaves: Int32Array, leaf: Int32Array, a: numbe
   }
 }
 
-// Sizes of the tree search: leaves of 32 rows in x (a cluster of the first round) and in y (a
-// range); the first round visits each x-leaf's 8 nearest y-leaves, later rounds at most 16, 32, ...
-// leaves per row. At 10^5 uniform points in [0, 1]^3 and K = 10: about 300 pairs per row in all,
-// 40% of the rows done after the first round, the rest after the second.
+// Sizes of the tree search: leaves of at most 32 rows in x (a cluster of the first round) and in y (a
+// range; 23 on average at 10^5 uniform points, the tree halving cells); the first round visits each
+// x-leaf's 8 nearest y-leaves, later rounds at most 16, 32, ... leaves per row. At 10^5 uniform
+// points in [0, 1]^3 and K = 10: 75% of the rows have leaves left after the first round, all done
+// after the second; 239 pairs per row with a cluster per row (303 with kdOrder's full leaves of 32),
+// 265 with the rows grouped (GROUP_PAIRS = 96: 29095 clusters in the second round instead of 74619).
 const LEAF_X = 32;
 const LEAF_Y = 32;
 const FIRST_LEAVES = 8;
 const FIRST_CAP = 16;
+/** The overhead of one cluster in a later round, in pairs: consecutive rows share a cluster while that
+ *  costs fewer extra pairs. */
+const GROUP_PAIRS = 96;
+/** Parts of x searched at once (see treeSearch), each of at least PART_LEAVES x-leaves. */
+const SEARCH_PARTS = 2;
+const PART_LEAVES = 256;
 /** x-leaves per step of the search between two yields to the event loop. */
 const STEP_LEAVES = 256;
 
@@ -511,6 +576,8 @@ class TreeSearch {
   readonly rows = new PairList();
   readonly rowAt: Int32Array;
   cursor: Int32Array | null = null;
+  /** Scratch of nextRound: a group's leaves. */
+  private union: Int32Array | null = null;
   /** Rows left to the brute force, and the longest list a row gets instead (an eighth of the leaves:
    *  past that, the brute force costs at most ~8 times the tree's pairs, without the lists). */
   readonly brute: Uint8Array;
@@ -519,35 +586,34 @@ class TreeSearch {
   private readonly stack: Int32Array;
   private readonly mark: Int32Array;
   private readonly near = new PairList();
+  private readonly cand = new RowPairList();
+  /** Per-row scratch of rowLists, for the rows of one x-leaf. */
+  private readonly leafScratch: { kth: Float64Array; pts: Float64Array; count: Int32Array; slot: Int32Array };
   private stamp = 0;
 
   constructor(
     xs: Rows,
-    ys: Rows,
     readonly K: number,
     dtype: DType,
     norm: 'l2' | 'l1',
     kx: { perm: Int32Array; leaves: Int32Array },
-    ky: { perm: Int32Array; leaves: Int32Array },
+    y: YSide,
   ) {
     const { n: N, d: D } = xs;
-    const M = ys.n;
     this.N = N;
     this.D = D;
     this.l2 = norm === 'l2';
     this.round32 = dtype === 'float32' && !(xs.data instanceof Float32Array);
     this.px = permuteRows(xs.data, kx.perm, D);
-    this.py = permuteRows(ys.data, ky.perm, D);
+    this.py = y.py;
     this.xLeaves = kx.leaves;
     this.xPerm = kx.perm;
-    this.yPerm = ky.perm;
+    this.yPerm = y.perm;
     this.nQ = kx.leaves.length / 2;
-    this.nB = ky.leaves.length / 2;
+    this.nB = y.tree.leaves.length / 2;
     this.bx = leafBoxes(this.px, kx.leaves, D, dtype);
-    const by = leafBoxes(this.py, ky.leaves, D, dtype);
-    const nodes = kdTreeNodes(M, LEAF_Y);
-    const nb = nodeBoxes(nodes, by.lo, by.hi, D);
-    this.tree = { leaves: ky.leaves, nodes, lo: nb.lo, hi: nb.hi, leafLo: by.lo, leafHi: by.hi };
+    this.tree = y.tree;
+    const nodes = y.tree.nodes;
     const nNodes = nodes.start.length;
     this.heap = { key: new Float64Array(nNodes + 2), node: new Int32Array(nNodes + 2) };
     this.stack = new Int32Array(nNodes + 2);
@@ -556,10 +622,18 @@ class TreeSearch {
     this.rowAt = new Int32Array(N + 1);
     this.brute = new Uint8Array(N);
     this.maxList = Math.max(64, Math.ceil(this.nB / 8));
+    let most = 0;
+    for (let q = 0; q < this.nQ; q++) most = Math.max(most, kx.leaves[2 * q + 1]! - kx.leaves[2 * q]!);
+    this.leafScratch = {
+      kth: new Float64Array(most),
+      pts: new Float64Array(most * D),
+      count: new Int32Array(most),
+      slot: new Int32Array(most),
+    };
     // Each round keeps K + 1 candidates per row (K when K = M: then nothing is ever dropped): a
     // dropped candidate is no smaller than the (K+1)-th kept one, which tells whether it could tie
     // the K-th.
-    this.Kr = Math.min(this.K + 1, M);
+    this.Kr = Math.min(this.K + 1, y.M);
     this.best = {
       bestV: new Float64Array(N * this.K).fill(Infinity),
       bestI: new Int32Array(N * this.K).fill(-1),
@@ -631,67 +705,182 @@ class TreeSearch {
    * largest K-th distance of its box (a pruned walk of the tree).
    */
   rowLists(q0: number, q1: number): void {
-    const { D, l2, rel, abs, tree, mark, first, firstAt, rows, rowAt, near } = this;
+    const { D, l2, rel, abs, tree, mark, first, firstAt, rows, rowAt, near, cand, px } = this;
+    const { kth, pts, count, slot } = this.leafScratch;
     for (let q = q0; q < q1; q++) {
       const r0 = this.xLeaves[2 * q]!;
-      const r1 = this.xLeaves[2 * q + 1]!;
+      const n = this.xLeaves[2 * q + 1]! - r0;
+      // The rows' K-th distances and coordinates once per x-leaf: the loop below reads them for
+      // every leaf near it.
       let T = -Infinity;
-      for (let r = r0; r < r1; r++) T = Math.max(T, this.kth(r));
+      for (let i = 0; i < n; i++) {
+        kth[i] = this.kth(r0 + i);
+        if (kth[i]! > T) T = kth[i]!;
+        count[i] = 0;
+        for (let k = 0; k < D; k++) {
+          const v = px[(r0 + i) * D + k]!;
+          pts[i * D + k] = this.round32 ? Math.fround(v) : v;
+        }
+      }
       const stamp = ++this.stamp;
       for (let t = firstAt[q]!; t < firstAt[q + 1]!; t++) mark[first.leaf[t]!] = stamp;
       near.length = 0;
       leavesWithin(tree, this.bx.lo, this.bx.hi, q, D, l2, T, rel, abs, mark, stamp, this.stack, near);
-      // By box gap: a row need not look past the first leaf whose box bound its K-th distance clears
-      // (the gap from a point of the x-leaf is at least the boxes' gap).
-      sortByKey(near, 0, near.length);
-      for (let r = r0; r < r1; r++) {
-        const t = this.kth(r);
-        const a = rows.length;
-        for (let c = 0; c < near.length && !(near.key[c]! * rel - abs > t); c++) {
-          const b = near.leaf[c]!;
-          const g = pointGap(this.px, r, this.round32, tree.leafLo, tree.leafHi, b, D, l2);
-          if (!(g * rel - abs > t)) rows.push(b, g);
+      // Leaf by leaf, each row the leaf's box bound (the gap from a point of the x-leaf is at least
+      // the boxes' gap) does not clear, by the gap from the row's point.
+      cand.length = 0;
+      const { leafLo: lo, leafHi: hi } = tree;
+      const euclid3 = D === 3 && l2;
+      for (let c = 0; c < near.length; c++) {
+        const bound = near.key[c]! * rel - abs;
+        const b = near.leaf[c]!;
+        // The box as numbers for the unrolled D = 3 gap (unread otherwise).
+        const at = euclid3 ? 3 * b : 0;
+        const lo0 = lo[at]!;
+        const lo1 = lo[at + 1]!;
+        const lo2 = lo[at + 2]!;
+        const hi0 = hi[at]!;
+        const hi1 = hi[at + 1]!;
+        const hi2 = hi[at + 2]!;
+        for (let i = 0; i < n; i++) {
+          const t = kth[i]!;
+          if (bound > t) continue;
+          const g = euclid3 ? sqGap3(pts, 3 * i, lo0, lo1, lo2, hi0, hi1, hi2) : pointGap(pts, i * D, lo, hi, b, D, l2);
+          if (g * rel - abs > t) continue;
+          cand.pushRow(i, b, g);
+          count[i]!++;
         }
-        if (rows.length - a > this.maxList) {
-          // A row that the tree does not narrow down (many points at the same distance: a
-          // degenerate cloud) goes to the brute force, rather than a list of most of the leaves.
-          rows.length = a;
-          this.brute[r] = 1;
-        }
-        sortByKey(rows, a, rows.length);
-        rowAt[r + 1] = rows.length;
       }
+      // The candidates by row. A row that the tree does not narrow down (many points at the same
+      // distance: a degenerate cloud) goes to the brute force, rather than a list of most of the leaves.
+      let at = rows.length;
+      for (let i = 0; i < n; i++) {
+        if (count[i]! > this.maxList) {
+          this.brute[r0 + i] = 1;
+          count[i] = -1;
+        }
+        slot[i] = at;
+        at += Math.max(0, count[i]!);
+        rowAt[r0 + i + 1] = at;
+      }
+      rows.reserve(at);
+      for (let e = 0; e < cand.length; e++) {
+        const i = cand.row[e]!;
+        if (count[i]! < 0) continue;
+        const p = slot[i]!++;
+        rows.leaf[p] = cand.leaf[e]!;
+        rows.key[p] = cand.key[e]!;
+      }
+      rows.length = at;
+      for (let i = 0; i < n; i++) sortByKey(rows, rowAt[r0 + i]!, rowAt[r0 + i + 1]!);
     }
   }
 
   /**
-   * The next later round: each row's next (at most `cap`) candidates its K-th distance does not clear,
-   * one cluster per row. Null when no row has any left.
+   * The next later round: each row's next (at most `cap`) candidates its K-th distance does not clear.
+   * Consecutive rows of an x-leaf share a cluster, the union of their candidates, while that costs
+   * fewer pairs than a cluster of their own would cost in its overhead (GROUP_PAIRS); a row then loses
+   * the union's leaves from the rest of its list (visited). Later rounds have a cluster per row. Null
+   * when no row has any left.
    */
   nextRound(cap: number): { ranges: BlockRanges; rows: Int32Array } | null {
-    const { rows, rowAt, rel, abs, N } = this;
+    const { rows, rowAt, rel, abs, N, mark } = this;
+    // Only the first later round groups rows: until then every row of an x-leaf has visited the same
+    // leaves, the x-leaf's first ones; after a grouped round, rows differ in what they have visited.
+    const grouping = this.cursor === null;
     const cursor = (this.cursor ??= rowAt.slice(0, N));
-    const rangesI = new IntList();
-    const slices = new IntList();
-    const red = new IntList();
-    const take = new Int32Array(cap);
-    for (let r = 0; r < N; r++) {
-      let c = cursor[r]!;
+    const leaves = this.tree.leaves;
+    const g: RoundGroups = {
+      rangesI: new IntList(),
+      slices: new IntList(),
+      red: new IntList(),
+      union: (this.union ??= new Int32Array(this.nB)),
+      size: 0,
+      g0: -1,
+      n: 0,
+      stamp: 0,
+    };
+    // Groups stay within an x-leaf: a row's list leaves out its x-leaf's first-round leaves only, so a
+    // row of another x-leaf could get one of those again.
+    for (let q = 0, qEnd = this.xLeaves[1]!, r = 0; r < N; r++) {
+      if (r === qEnd) {
+        this.closeGroup(g, r);
+        qEnd = this.xLeaves[2 * ++q + 1]!;
+      }
+      const c0 = cursor[r]!;
       const end = rowAt[r + 1]!;
-      if (c === end) continue;
       // The list is sorted by gap: once a leaf's bound clears the K-th distance, so do the rest.
       const t = this.kth(r);
-      let n = 0;
-      while (c < end && n < cap && !(rows.key[c]! * rel - abs > t)) take[n++] = rows.leaf[c++]!;
+      let c = c0;
+      let own = 0;
+      let add = 0;
+      while (c < end && c - c0 < cap && !(rows.key[c]! * rel - abs > t)) {
+        const b = rows.leaf[c++]!;
+        const size = leaves[2 * b + 1]! - leaves[2 * b]!;
+        own += size;
+        if (g.g0 < 0 || mark[b] !== g.stamp) add += size;
+      }
       cursor[r] = c < end && !(rows.key[c]! * rel - abs > t) ? c : end;
-      if (n === 0) continue;
-      rangesI.push(r, r + 1);
-      pushRanges(red, this.tree.leaves, take, 0, n);
-      slices.push1(red.length / 2);
+      if (c === c0) {
+        // A row with nothing to visit stays inside the group while the group's pairs for it cost
+        // less than a new cluster after it.
+        if (g.g0 >= 0 && (!grouping || g.size > GROUP_PAIRS)) this.closeGroup(g, r);
+        continue;
+      }
+      if (g.g0 >= 0) {
+        // Joining costs the group's pairs for this row plus its new leaves for every row; a cluster
+        // of its own costs its pairs and the overhead.
+        const held = r - g.g0;
+        if (!grouping || (held + 1) * (g.size + add) > held * g.size + own + GROUP_PAIRS) this.closeGroup(g, r);
+      }
+      if (g.g0 < 0) {
+        g.g0 = r;
+        g.stamp = ++this.stamp;
+      }
+      for (let p = c0; p < c; p++) {
+        const b = rows.leaf[p]!;
+        if (mark[b] === g.stamp) continue;
+        mark[b] = g.stamp;
+        g.union[g.n++] = b;
+        g.size += leaves[2 * b + 1]! - leaves[2 * b]!;
+      }
     }
-    if (slices.length === 0) return null;
-    const rangesIArray = rangesI.array();
-    return { ranges: this.ranges(rangesIArray, slices.array(), red.array()), rows: rangesIArray };
+    if (g.g0 >= 0) this.closeGroup(g, N);
+    if (g.slices.length === 0) return null;
+    const rangesIArray = g.rangesI.array();
+    return { ranges: this.ranges(rangesIArray, g.slices.array(), g.red.array()), rows: rangesIArray };
+  }
+
+  /** Ends the open group at row g1 (a cluster of rows [g0, g1) over the union), if it has leaves. */
+  private closeGroup(g: RoundGroups, g1: number): void {
+    if (g.g0 < 0) return;
+    if (g.n > 0) {
+      g.rangesI.push(g.g0, g1);
+      pushRanges(g.red, this.tree.leaves, g.union.subarray(0, g.n).sort(), 0, g.n);
+      g.slices.push1(g.red.length / 2);
+      if (g1 - g.g0 > 1) this.dropVisited(g.g0, g1, g.stamp);
+    }
+    g.g0 = -1;
+    g.n = 0;
+    g.size = 0;
+  }
+
+  /** Removes the leaves stamped `stamp` from the unvisited part of rows [r0, r1)'s lists (kept in
+   *  order at the end of each list). */
+  private dropVisited(r0: number, r1: number, stamp: number): void {
+    const { rows, rowAt, mark } = this;
+    const cursor = this.cursor!;
+    for (let r = r0; r < r1; r++) {
+      let w = rowAt[r + 1]!;
+      for (let c = w - 1; c >= cursor[r]!; c--) {
+        const b = rows.leaf[c]!;
+        if (mark[b] === stamp) continue;
+        w--;
+        rows.leaf[w] = b;
+        rows.key[w] = rows.key[c]!;
+      }
+      cursor[r] = w;
+    }
   }
 
   /** Rows whose K-th distance equals a value some round could not keep (they may have missed a tied
@@ -725,21 +914,37 @@ class TreeSearch {
     }
   }
 
-  /** The lists in the order of x. */
-  result(): { values: Float64Array; indices: Int32Array } {
+  /** Writes the lists into `values` and `indices` (rows of x in its own order, K per row), the values
+   *  in the output's precision (their square roots when `sqrt`): written once, with no float64 copy in
+   *  between. */
+  writeResult(values: Float32Array | Float64Array, indices: Int32Array, sqrt: boolean): void {
     const { N, K } = this;
     const { bestV, bestI } = this.best;
-    const values = new Float64Array(N * K);
-    const indices = new Int32Array(N * K);
     for (let r = 0; r < N; r++) {
       const i = this.xPerm[r]! * K;
       for (let s = 0; s < K; s++) {
-        values[i + s] = bestV[r * K + s]!;
+        const v = bestV[r * K + s]!;
+        values[i + s] = sqrt ? Math.sqrt(v) : v;
         indices[i + s] = bestI[r * K + s]!;
       }
     }
-    return { values, indices };
   }
+}
+
+/** y's side of the search, shared by the parts of x: its rows in tree order, the tree and its boxes. */
+interface YSide {
+  py: Float32Array | Float64Array;
+  perm: Int32Array;
+  tree: YTree;
+  M: number;
+}
+
+function ySide(ys: Rows, ky: KnnTree, dtype: DType): YSide {
+  const py = permuteRows(ys.data, ky.perm, ys.d);
+  const by = leafBoxes(py, ky.leaves, ys.d, dtype);
+  const nb = nodeBoxes(ky.nodes, by.lo, by.hi, ys.d);
+  const tree = { leaves: ky.leaves, nodes: ky.nodes, lo: nb.lo, hi: nb.hi, leafLo: by.lo, leafHi: by.hi };
+  return { py, perm: ky.perm, tree, M: ys.n };
 }
 
 /**
@@ -754,16 +959,44 @@ async function treeSearch(
   K: number,
   dtype: DType,
   norm: 'l2' | 'l1',
+  sqrt: boolean,
   reduce: Reduce,
   signal: AbortSignalLike | undefined,
-): Promise<{ values: Float64Array; indices: Int32Array }> {
-  // The trees in time slices (kdOrder is one synchronous call of tens of ms at 10^5 points).
-  const kx = await kdOrderAsync(xs.data, xs.n, xs.d, LEAF_X, signal);
+): Promise<{ values: Float32Array | Float64Array; indices: Int32Array }> {
+  // The trees in time slices (a few ms at 10^5 points, tens at 10^6).
+  const kx = await knnTreeAsync(xs.data, xs.n, xs.d, LEAF_X, signal);
   // The neighbours of a cloud among its own points (a K-NN graph): one tree for both.
-  const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : await kdOrderAsync(ys.data, ys.n, ys.d, LEAF_Y, signal);
-  const s = new TreeSearch(xs, ys, K, dtype, norm, kx, ky);
-  const { nQ, xLeaves } = s;
+  const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : await knnTreeAsync(ys.data, ys.n, ys.d, LEAF_Y, signal);
+  const y = ySide(ys, ky, dtype);
   await checkpoint(signal);
+  // x in parts of consecutive leaves, searched at once: while one part waits for its reduction on the
+  // workers, another computes its next round on this thread.
+  const nQ = kx.leaves.length / 2;
+  const parts = Math.max(1, Math.min(SEARCH_PARTS, Math.floor(nQ / PART_LEAVES)));
+  const values = dtype === 'float32' ? new Float32Array(xs.n * K) : new Float64Array(xs.n * K);
+  const indices = new Int32Array(xs.n * K);
+  const searches: Promise<void>[] = [];
+  for (let p = 0; p < parts; p++) {
+    const q0 = Math.round((p * nQ) / parts);
+    const q1 = Math.round(((p + 1) * nQ) / parts);
+    const r0 = kx.leaves[2 * q0]!;
+    const r1 = kx.leaves[2 * q1 - 1]!;
+    const leaves = kx.leaves.slice(2 * q0, 2 * q1).map((v) => v - r0);
+    const s = new TreeSearch({ ...xs, n: r1 - r0 }, K, dtype, norm, { perm: kx.perm.subarray(r0, r1), leaves }, y);
+    searches.push(searchPart(s, reduce, ys.data, signal).then(() => s.writeResult(values, indices, sqrt)));
+  }
+  await Promise.all(searches);
+  return { values, indices };
+}
+
+/** The rounds of one part of x (see treeSearch). */
+async function searchPart(
+  s: TreeSearch,
+  reduce: Reduce,
+  yData: Float32Array | Float64Array,
+  signal: AbortSignalLike | undefined,
+): Promise<void> {
+  const { nQ, xLeaves } = s;
   for (let q = 0; q < nQ; q += STEP_LEAVES) {
     s.firstLeaves(q, Math.min(nQ, q + STEP_LEAVES));
     await checkpoint(signal);
@@ -787,8 +1020,7 @@ async function treeSearch(
   }
   // Ties with a dropped candidate: brute force for those rows, in the original order of y.
   const redo = s.tiedRows();
-  if (redo.length > 0) s.replace(redo, await reduce(s.subset(redo), ys.data, K));
-  return s.result();
+  if (redo.length > 0) s.replace(redo, await reduce(s.subset(redo), yData, s.K));
 }
 
 /** A growable list of integers (pushed in pairs, or one at a time). */
@@ -822,6 +1054,19 @@ class IntList {
   array(): Int32Array {
     return this.data.slice(0, this.length);
   }
+}
+
+/** nextRound's open group of rows [g0, current) (g0 = -1: none) and the round's ranges so far. */
+interface RoundGroups {
+  rangesI: IntList;
+  slices: IntList;
+  red: IntList;
+  /** The group's leaves, n of them, stamped `stamp` in the search's marks; size: their rows. */
+  union: Int32Array;
+  n: number;
+  size: number;
+  g0: number;
+  stamp: number;
 }
 
 /** The best lists of every row, K per row, sorted by (value, index). */

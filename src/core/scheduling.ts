@@ -213,6 +213,22 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignalLike | undefin
  * }
  * ```
  */
+/**
+ * Runs `step` until it returns false (each call a bounded piece of a synchronous job), checking the
+ * signal before the first call and after each, and yielding to the event loop when due. The job's
+ * loops stay in `step`, which V8 optimises, not in this async function, which it would not while it
+ * runs.
+ */
+export async function runSteps(step: () => boolean, signal: AbortSignalLike | undefined): Promise<void> {
+  throwIfAborted(signal);
+  while (step()) {
+    throwIfAborted(signal);
+    const pending = yieldIfDue();
+    if (pending !== undefined) await pending;
+  }
+  throwIfAborted(signal);
+}
+
 export async function checkpoint(signal: AbortSignalLike | undefined): Promise<void> {
   throwIfAborted(signal);
   const pending = yieldIfDue();

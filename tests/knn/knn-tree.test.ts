@@ -91,6 +91,45 @@ describe('knn tree search: degenerate clouds', () => {
   });
 });
 
+describe('knn tree search: grouped later rounds', () => {
+  // Queries near the centre of a ring: every leaf of the ring is at about the K-th distance, so the
+  // rows' lists are long (past one round's 16 leaves) and differ from row to row. The second round
+  // groups the rows of an x-leaf over the union of their leaves; the third must not visit those
+  // leaves again (a duplicate neighbour) nor skip the ones still left.
+  it.each([
+    [4000, 0.05, 10, 'float64'],
+    [3000, 0.2, 3, 'float64'],
+    [8000, 0.1, 10, 'float32'],
+  ] as const)('M = %i on a ring, queries within %f of its centre, K = %i, %s', async (M, spread, K, dtype) => {
+    const random = rng(M + K);
+    const y: number[][] = [];
+    for (let i = 0; i < M; i++) {
+      const a = 2 * Math.PI * random();
+      const radius = 1 + 0.001 * random();
+      y.push([radius * Math.cos(a), radius * Math.sin(a)]);
+    }
+    const x = uniformRows(random, 300, 2, -spread / 2, spread / 2);
+    await expectTreeExact(typed(x, dtype), typed(y, dtype), 2, K);
+  });
+});
+
+describe('knn tree search: x in parts searched at once', () => {
+  // From 512 x-leaves (~12000 rows) x is searched in two parts whose rounds interleave; each part
+  // writes its rows of the result, and its tied rows go to their own brute force.
+  it('15000 queries (two parts), float32, and duplicated points with ties (float64, manhattan)', async () => {
+    const random = rng(83);
+    await expectTreeExact(
+      typed(uniformRows(random, 15000, 3), 'float32'),
+      typed(uniformRows(random, 3000, 3), 'float32'),
+      3,
+      5,
+    );
+    const base = uniformRows(random, 3500, 2);
+    const dup = typed([...base, ...base, ...base, ...base], 'float64');
+    await expectTreeExact(dup, dup, 2, 6, 'manhattan');
+  });
+});
+
 describe('knn tree search: sizes and K', () => {
   it.each([
     [1, 31, 1],
