@@ -56,7 +56,7 @@ export class Slicer {
  * What one step of the hierarchy's work did, for profiling (bench/multilevel.mjs with
  * MULTILEVEL_PROFILE=1): a tree or a level built, or a pattern ('xy': truncation between two levels,
  * 'sym': a level against itself, 'ext': an extrapolation) with its phases' times in ms, the node pairs
- * its traversal tested, the blocks and pairs it kept and, on a sample of rows, how many pairs the
+ * its traversal tested, the point bounds its trimming evaluated, the blocks and pairs it kept and, on a sample of rows, how many pairs the
  * pointwise truncation test keeps (`pointwise`), how many the kept blocks hold (`inBlocks`) and how
  * many pointwise-kept pairs the blocks miss (`missed`: 0, or the bound is wrong).
  */
@@ -67,6 +67,8 @@ export interface ProfileRecord {
   eps?: number;
   phases?: Record<string, number>;
   tested?: number;
+  /** Tile-against-point bounds evaluated by the trimming of the ranges (trimAxis). */
+  pointTests?: number;
   blocks?: number;
   pairs?: number;
   /** The pattern's arrays (both axes), in bytes. */
@@ -978,7 +980,7 @@ export class PointBounds {
  * runs hold no pair that the pointwise test keeps, and exact trimming of the runs' ends would keep
  * 49% (xy) to 71% (sym) of their pairs. A cluster whose ranges would all go keeps them untrimmed
  * (its softmin would otherwise be over nothing, as tilePattern's safety net). `ends[a]`: the end of
- * cluster a's ranges; returns the new ends and the number of ranges left.
+ * cluster a's ranges; returns the new ends, the number of ranges left and the bounds evaluated.
  */
 async function trimAxis(
   ends: Int32Array,
@@ -986,10 +988,11 @@ async function trimAxis(
   pb: PointBounds,
   limit: number,
   slicer: Slicer,
-): Promise<{ ends: Int32Array; count: number }> {
+): Promise<{ ends: Int32Array; count: number; tests: number }> {
   const out = new Int32Array(ends.length);
   let w = 0;
   let k = 0;
+  let all = 0;
   for (let a = 0; a < ends.length; a++) {
     const first = w;
     const k0 = k;
@@ -1013,10 +1016,11 @@ async function trimAxis(
       w += k - k0;
     }
     out[a] = w;
+    all += tests;
     const pending = slicer.tick(1 + (tests >> 4));
     if (pending) await pending;
   }
-  return { ends: out, count: w };
+  return { ends: out, count: w, tests: all };
 }
 
 /** What trimAxis needs for both axes of a pattern: f on A's cells and g on B's with their affine
@@ -1057,7 +1061,7 @@ async function rangesOf(
   tr: TileRuns,
   trim: PatternTrim,
   slicer: Slicer,
-): Promise<{ ranges: BlockRanges; pairs: number }> {
+): Promise<{ ranges: BlockRanges; pairs: number; trim: { ms: number; tests: number } }> {
   const ri = tr.outer;
   const rj = B.tileRanges;
   const TA = ri.length / 2;
@@ -1070,6 +1074,7 @@ async function rangesOf(
     redAll[2 * k + 1] = rj[2 * rd[2 * k + 1]! - 1]!;
   }
   const od = Math.max(0, A.tileDepth - OUTER_UP);
+  const t0 = performance.now();
   const trimmedI = await trimAxis(
     tr.ends,
     redAll,
@@ -1078,6 +1083,8 @@ async function rangesOf(
     slicer,
   );
   const ends = trimmedI.ends;
+  let trimMs = performance.now() - t0;
+  let tests = trimmedI.tests;
   const redJ = redAll.slice(0, 2 * trimmedI.count);
   // The tile of B of each cell, for the transpose of the trimmed ranges.
   const tileOf = new Int32Array(B.cloud.N);
@@ -1126,15 +1133,19 @@ async function rangesOf(
   let slicesJ: Int32Array = count.slice(1);
   if (trim.axisJ) {
     const pb = new PointBounds(B, trim.GB, B.tileDepth, A.cloud.data, trim.f, trim.p);
+    const t1 = performance.now();
     const trimmedJ = await trimAxis(slicesJ, redI, pb, trim.limit, slicer);
     slicesJ = trimmedJ.ends;
     redI = redI.slice(0, 2 * trimmedJ.count);
+    trimMs += performance.now() - t1;
+    tests += trimmedJ.tests;
   }
   const pairsI = axisPairs(ri, ends, redJ);
   const pairsJ = axisPairs(rj, slicesJ, redI);
   return {
     ranges: { rangesI: ri, slicesI: ends, redRangesJ: redJ, rangesJ: rj, slicesJ, redRangesI: redI },
     pairs: 0.5 * (pairsI + pairsJ),
+    trim: { ms: trimMs, tests },
   };
 }
 
@@ -1175,7 +1186,7 @@ export async function truncationPattern(
   const tr = await tilePattern(A, FA, B, GB, p, limit, slicer);
   const t2 = performance.now();
   const trim = { FA, f, GB, g, p, limit, axisJ: !symmetric };
-  const { ranges, pairs } = await rangesOf(A, B, tr, trim, slicer);
+  const { ranges, pairs, trim: trimmed } = await rangesOf(A, B, tr, trim, slicer);
   const sink = profileSink();
   if (sink) {
     const t3 = performance.now();
@@ -1185,8 +1196,9 @@ export async function truncationPattern(
       cells: [A.cloud.N, B.cloud.N],
       ms: t3 - t0,
       eps,
-      phases: { bounds: t1 - t0, traverse: t2 - t1, ranges: t3 - t2 },
+      phases: { bounds: t1 - t0, traverse: t2 - t1, ranges: t3 - t2 - trimmed.ms, trim: trimmed.ms },
       tested: tr.tested,
+      pointTests: trimmed.tests,
       blocks: tr.blocks,
       pairs,
       bytes: bytesOf(ranges),
@@ -1305,7 +1317,8 @@ export async function extrapolationPattern(
   const tr = await tilePattern(A, FA, B, GB, p, limit, slicer);
   const t2 = performance.now();
   // Axis J is not trimmed: an extrapolation's softmin reduces over axis I only.
-  const { ranges, pairs } = await rangesOf(A, B, tr, { FA, f, GB, g: eh, p, limit, axisJ: false }, slicer);
+  const trim = { FA, f, GB, g: eh, p, limit, axisJ: false };
+  const { ranges, pairs, trim: trimmed } = await rangesOf(A, B, tr, trim, slicer);
   const sink = profileSink();
   if (sink) {
     const t3 = performance.now();
@@ -1314,8 +1327,9 @@ export async function extrapolationPattern(
       cells: [A.cloud.N, B.cloud.N],
       ms: t3 - t0,
       eps,
-      phases: { bounds: t1 - t0, traverse: t2 - t1, ranges: t3 - t2 },
+      phases: { bounds: t1 - t0, traverse: t2 - t1, ranges: t3 - t2 - trimmed.ms, trim: trimmed.ms },
       tested: tr.tested,
+      pointTests: trimmed.tests,
       blocks: tr.blocks,
       pairs,
       bytes: bytesOf(ranges),
