@@ -14,8 +14,9 @@
 //   and a line against its translate off the line (closed form |t|^2 / 2), 1000 points against N;
 //   MULTILEVEL_PROFILE=1: after each row of the scaling table, where its time went (the hierarchy's
 //   profiling hook, hierarchy.ts: trees, levels, and per level and kind of pattern the patterns'
-//   count, build time by phase, node pairs tested, blocks and pairs kept, and the pointwise kept
-//   fraction of the kept blocks' pairs on a sample of rows; the rest is the reductions).
+//   count, build time by phase, node pairs tested, point bounds evaluated by the trimming, blocks and
+//   pairs kept, and the pointwise kept fraction of the kept blocks' pairs on a sample of rows; the
+//   rest is the reductions).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 // MULTILEVEL_LIB: another build of lazytensor/geomloss (an A/B of two builds).
@@ -47,6 +48,7 @@ function profiler() {
           ms: 0,
           phases: {},
           tested: 0,
+          pointTests: 0,
           blocks: 0,
           pairs: 0,
           pointwise: 0,
@@ -58,6 +60,7 @@ function profiler() {
     a.ms += r.ms;
     for (const [k, v] of Object.entries(r.phases ?? {})) a.phases[k] = (a.phases[k] ?? 0) + v;
     a.tested += r.tested ?? 0;
+    a.pointTests += r.pointTests ?? 0;
     a.blocks += r.blocks ?? 0;
     a.pairs += r.pairs ?? 0;
     a.bytes = Math.max(a.bytes ?? 0, r.bytes ?? 0);
@@ -75,7 +78,7 @@ function printProfile(r) {
     `    where the time went: ${ms(sum)} in the hierarchy (trees, levels, patterns), ${ms(r.t - sum)} in the rest (reductions)`,
   );
   console.log(
-    '    step                count  time      phases (bounds/traverse/ranges)  tested     blocks     pairs      pointwise/inBlocks  missed  largest pattern',
+    '    step                count  time      phases (bounds/traverse/ranges/trim)  tested     trimmed    blocks     pairs      pointwise/inBlocks  missed  largest pattern',
   );
   for (const a of rows) {
     const ph = Object.values(a.phases)
@@ -83,7 +86,7 @@ function printProfile(r) {
       .join('/');
     const pw = a.inBlocks > 0 ? `${((100 * a.pointwise) / a.inBlocks).toFixed(1)}%` : '-';
     console.log(
-      `    ${a.key.padEnd(19)} ${String(a.count).padEnd(6)} ${ms(a.ms).padEnd(9)} ${ph.padEnd(32)} ${a.tested.toExponential(2).padEnd(10)} ${a.blocks.toExponential(2).padEnd(10)} ${a.pairs.toExponential(2).padEnd(10)} ${pw.padEnd(19)} ${String(a.missed).padEnd(7)} ${a.bytes ? `${(a.bytes / 2 ** 20).toFixed(1)} MB` : ''}`,
+      `    ${a.key.padEnd(19)} ${String(a.count).padEnd(6)} ${ms(a.ms).padEnd(9)} ${ph.padEnd(37)} ${a.tested.toExponential(2).padEnd(10)} ${a.pointTests.toExponential(2).padEnd(10)} ${a.blocks.toExponential(2).padEnd(10)} ${a.pairs.toExponential(2).padEnd(10)} ${pw.padEnd(19)} ${String(a.missed).padEnd(7)} ${a.bytes ? `${(a.bytes / 2 ** 20).toFixed(1)} MB` : ''}`,
     );
   }
 }

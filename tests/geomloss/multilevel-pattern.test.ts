@@ -2,12 +2,18 @@
 // test in plain float64: the kept blocks never drop a pair that the pointwise truncation test keeps
 // (truncation and extrapolation, p = 2 and p = 1, a level against another and against itself), on
 // potentials from a dense Sinkhorn solve, and the tiles (TILE_DEPTH: 16 cells) keep fewer pairs
-// than tiles of 32 cells do on the same problem.
+// than tiles of 32 cells do on the same problem; the trimmed ranges' bound (PointBounds) is above every
+// pair of its cluster, each kept range ends on cells it keeps, and the divergence with the trimmed
+// patterns is the dense float64 reference's at convergence (value and gradients).
 import { describe, expect, it } from 'vitest';
+import { SamplesLoss } from '../../src/geomloss/index.js';
+import { epsilonSchedule } from '../../src/geomloss/schedule.js';
 import {
+  affineBounds,
   buildTree,
   extrapolationPattern,
   levelOf,
+  PointBounds,
   Slicer,
   TILE_DEPTH,
   truncationMargin,
@@ -15,7 +21,8 @@ import {
   type Level,
 } from '../../src/geomloss/hierarchy.js';
 import type { BlockRanges } from '../../src/index.js';
-import { levelCloud, rng } from './helpers.js';
+import { denseSamplesLoss } from '../reference/geomloss-dense.js';
+import { levelCloud, rng, weights } from './helpers.js';
 
 const cost = (d2: number, p: number) => (p === 2 ? 0.5 * d2 : Math.sqrt(Math.max(d2, 1e-8)));
 
@@ -189,5 +196,126 @@ describe('multilevel truncation patterns keep every pair the pointwise test keep
     expect(TILE_DEPTH).toBeLessThan(5);
     expect(fine.A.tileRanges.length / 2).toBeGreaterThanOrEqual(1.5 * (wide.A.tileRanges.length / 2));
     expect(small.pairs).toBeLessThan(0.85 * large.pairs);
+  }, 300_000);
+});
+
+/** The largest f_i + g_j - C_ij over the rows i of each cluster of `outer` (dense, float64). */
+function clusterMax(outer: Int32Array, f: Float64Array, g: Float64Array, C: Float64Array, M: number) {
+  const T = outer.length / 2;
+  const out = new Float64Array(T * M).fill(-Infinity);
+  for (let t = 0; t < T; t++)
+    for (let i = outer[2 * t]!; i < outer[2 * t + 1]!; i++)
+      for (let j = 0; j < M; j++) out[t * M + j] = Math.max(out[t * M + j]!, f[i]! + g[j]! - C[i * M + j]!);
+  return out;
+}
+
+/** The ranges of one axis whose first or last cell the point bound drops (0 after trimAxis). */
+function untrimmedEnds(slices: Int32Array, red: Int32Array, pb: PointBounds, limit: number): number {
+  let bad = 0;
+  for (let t = 0, q = 0; t < slices.length; t++)
+    for (; q < slices[t]!; q++)
+      if (!(pb.bound(t, red[2 * q]!) > limit && pb.bound(t, red[2 * q + 1]! - 1) > limit)) bad++;
+  return bad;
+}
+
+describe('trimmed ranges (hierarchy.ts PointBounds, trimAxis)', () => {
+  it.each([
+    ['p = 2', 2, 0.0005],
+    ['p = 1', 1, 0.002],
+  ] as const)(
+    '%s: the point bound holds pair by pair and every kept range ends on cells it keeps',
+    async (_label, p, eps) => {
+      const { A, B, slicer } = await setup(3);
+      const N = A.cloud.N;
+      const M = B.cloud.N;
+      const { f, g } = denseSinkhorn(A, B, eps, p, 10);
+      const limit = -truncationMargin(5, eps, p);
+      const C = costMatrix(A, B, p);
+      const CT = new Float64Array(M * N);
+      for (let i = 0; i < N; i++) for (let j = 0; j < M; j++) CT[j * N + i] = C[i * M + j]!;
+      const FA = await affineBounds(f, A, slicer);
+      const GB = await affineBounds(g, B, slicer);
+      const pbI = new PointBounds(A, FA, A.tileDepth, B.cloud.data, g, p);
+      const pbJ = new PointBounds(B, GB, B.tileDepth, A.cloud.data, f, p);
+      // Sound: above the exact largest term of the cluster's rows, for every cluster and cell.
+      for (const [pb, outer, exact, m] of [
+        [pbI, A.tileRanges, clusterMax(A.tileRanges, f, g, C, M), M],
+        [pbJ, B.tileRanges, clusterMax(B.tileRanges, g, f, CT, N), N],
+      ] as const) {
+        let below = 0;
+        let tight = 0;
+        for (let t = 0; t < outer.length / 2; t++)
+          for (let j = 0; j < m; j++) {
+            const u = pb.bound(t, j);
+            const e = exact[t * m + j]!;
+            if (!(u >= e - 1e-12 * Math.abs(e))) below++;
+            if (u - e < 0.5 * -limit) tight++;
+          }
+        expect(below).toBe(0);
+        // And useful for p = 2 (p = 1 has only the maxima's bound): within half the margin of the
+        // exact value on a fair share of the pairs.
+        if (p === 2) expect(tight).toBeGreaterThan(0.05 * (outer.length / 2) * m);
+      }
+      const xy = await truncationPattern(A, f, B, g, eps, p, 5, false, slicer);
+      const r = xy.ranges;
+      expect(Array.from(r.rangesI)).toEqual(Array.from(A.tileRanges));
+      expect(untrimmedEnds(r.slicesI, r.redRangesJ, pbI, limit)).toBe(0);
+      expect(untrimmedEnds(r.slicesJ, r.redRangesI, pbJ, limit)).toBe(0);
+      // Every pair above the margin is still kept on both axes.
+      expect(dropped(r, N, M, (i, j) => f[i]! + g[j]! - C[i * M + j]! > limit).missed).toBe(0);
+    },
+    300_000,
+  );
+
+  it('the divergence on trimmed patterns is the dense float64 reference at convergence', async () => {
+    // A slab 3 long: the tiles are small against it, so that truncation and trimming act at a blur
+    // where float64 Sinkhorn converges in under 2000 iterations.
+    const r = rng(77);
+    const n = 400;
+    const m = 300;
+    const x = Array.from({ length: n }, () => [3 * r(), r(), r()]);
+    const y = Array.from({ length: m }, () => [3 * (0.2 + 0.6 * r() * r()), 0.1 + 0.8 * r(), 0.3 + 0.5 * r()]);
+    const a = weights(r, n);
+    const b = weights(r, m);
+    const blur = 0.15;
+    const loss = new SamplesLoss({
+      loss: 'sinkhorn',
+      p: 2,
+      blur,
+      scaling: 0.5,
+      dtype: 'float64',
+      backend: 'multiscale',
+      convergence: { tol: 1e-8, maxIter: 2000 },
+    });
+    const got = await loss.valueAndGrad(x, y, { a, b });
+    expect(got.info.converged).toBe(true);
+    // Truncation acts on the points: the final blocks hold a fraction of the pairs.
+    const density = got.info.multiscale!.density;
+    expect(density.xy).toBeLessThan(0.95);
+    expect(density.xx!).toBeLessThan(0.9);
+    const schedule = epsilonSchedule(2, Math.sqrt(11), blur, 0.5);
+    const final = schedule[schedule.length - 1]!;
+    const ref = denseSamplesLoss(x, y, a, b, {
+      loss: 'sinkhorn',
+      p: 2,
+      blur,
+      reach: null,
+      diameter: null,
+      scaling: 0.5,
+      debias: true,
+      epsList: [...schedule, ...new Array<number>(got.info.iterations + 500).fill(final)],
+    });
+    expect(Math.abs(got.value - ref.value) / Math.abs(ref.value)).toBeLessThan(1e-6);
+    const relMax = (gotV: ArrayLike<number>, want: number[]) => {
+      let d = 0;
+      let s = 0;
+      for (let k = 0; k < want.length; k++) {
+        d = Math.max(d, Math.abs(gotV[k]! - want[k]!));
+        s = Math.max(s, Math.abs(want[k]!));
+      }
+      return d / s;
+    };
+    expect(relMax(got.grad.x.data, ref.gradX.flat())).toBeLessThan(1e-4);
+    expect(relMax(got.grad.y.data, ref.gradY.flat())).toBeLessThan(1e-4);
   }, 300_000);
 });
