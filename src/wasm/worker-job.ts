@@ -50,6 +50,8 @@ export interface KernelJob {
   /** The outer rows (clusters when ranges is set) this job runs. */
   readonly start: number;
   readonly end: number;
+  /** RED_SUM_COLS: the width of the column sums (the weight register's dim), else 0 or absent. */
+  readonly columns?: number;
 }
 
 /** Values [from, to) of an array a worker holds under `resident` (WorkerPool.residentKey), in place
@@ -74,6 +76,8 @@ export function isResidentRef(d: unknown): d is ResidentRef {
 export interface JobOutput {
   readonly values: Float32Array | Float64Array | null;
   readonly indices: Int32Array | null;
+  /** RED_SUM_COLS: the column sums over the rows run, [nInner, columns]. */
+  readonly columns?: Float32Array | Float64Array;
 }
 
 const PAGE = 65536;
@@ -92,6 +96,8 @@ export interface PreparedJob {
   readonly prog: number;
   readonly outValues: number;
   readonly outIndices: number;
+  /** The column sums (RED_SUM_COLS), else 0. */
+  readonly columnsAt: number;
 }
 
 /** Where each part of a job goes in a kernel's memory (byte addresses), from `heapBase` on. */
@@ -110,6 +116,8 @@ export interface JobLayout {
   readonly rangesAt: number;
   readonly slicesAt: number;
   readonly innerRangesAt: number;
+  /** RED_SUM_COLS: the column sums (tiled like an inner variable), else 0. */
+  readonly columnsAt: number;
   /** The first byte past the job: the memory it needs. */
   readonly end: number;
 }
@@ -163,6 +171,7 @@ export function layoutJob(job: KernelJob, heapBase: number): JobLayout {
   const rangesAt = ranges ? take(ranges.outer.byteLength) : 0;
   const slicesAt = ranges ? take(ranges.slices.byteLength) : 0;
   const innerRangesAt = ranges ? take(ranges.inner.byteLength) : 0;
+  const columnsAt = (job.columns ?? 0) > 0 ? take(tiles * job.columns! * B * elt) : 0;
   return {
     heapBase,
     prog,
@@ -176,6 +185,7 @@ export function layoutJob(job: KernelJob, heapBase: number): JobLayout {
     rangesAt,
     slicesAt,
     innerRangesAt,
+    columnsAt,
     end: cursor,
   };
 }
@@ -235,6 +245,7 @@ export function prepareJob(
     rangesAt,
     slicesAt,
     innerRangesAt,
+    columnsAt,
     end,
   } = checked ?? checkJobMemory(job, heapBase);
   ensureMemory(kernel, end, job.kind);
@@ -265,6 +276,11 @@ export function prepareJob(
   header[isa.H_OUT_DIM] = job.outDim;
   header[isa.H_ACC] = acc;
   header[isa.H_ACC_BYTES] = job.accBytes;
+  if (columnsAt > 0) {
+    // The kernel adds each row's terms into the column sums: they start at 0.
+    header[isa.H_COLS] = columnsAt;
+    floats.fill(0, columnsAt / elt, columnsAt / elt + tiles * job.columns! * B);
+  }
   if (ranges) {
     header[isa.H_RANGES] = rangesAt;
     header[isa.H_N_CLUSTERS] = ranges.slices.length;
@@ -299,7 +315,7 @@ export function prepareJob(
       tileInnerVariable(kernel, job, bases[k]!, k, 0, tiles);
     }
   }
-  return { job, prog, outValues, outIndices };
+  return { job, prog, outValues, outIndices, columnsAt };
 }
 
 /**
@@ -321,10 +337,7 @@ export function tileInnerVariable(
   const dim = job.registers[register * JOB_REG_WORDS + 1]!;
   const B = job.block;
   const tiles = Math.ceil(job.nInner / B);
-  const buffer = kernel.memory.buffer;
-  const region = job.f64
-    ? new Float64Array(buffer, base, tiles * dim * B)
-    : new Float32Array(buffer, base, tiles * dim * B);
+  const region = tiledRegion(kernel, job, base, dim);
   if (to === tiles) region.fill(0, (tiles - 1) * dim * B);
   const rows = job.nInner;
   for (let b = from; b < to; b++) {
@@ -406,12 +419,38 @@ export function runInnerRange(
   if (status !== isa.OK) throw new Error(`${job.kind}: the WebAssembly kernel failed with code ${status}`);
 }
 
+/** The kernel's memory at `base` as `dim` rows tiled like an inner variable of the job (all tiles). */
+function tiledRegion(kernel: KernelExports, job: KernelJob, base: number, dim: number): Float32Array | Float64Array {
+  const count = Math.ceil(job.nInner / job.block) * dim * job.block;
+  const buffer = kernel.memory.buffer;
+  return job.f64 ? new Float64Array(buffer, base, count) : new Float32Array(buffer, base, count);
+}
+
+/** The column sums of a RED_SUM_COLS job, untiled to [nInner, columns]. */
+function readColumns(kernel: KernelExports, prepared: PreparedJob): Float32Array | Float64Array {
+  const { job, columnsAt } = prepared;
+  const c = job.columns!;
+  const B = job.block;
+  const tiles = Math.ceil(job.nInner / B);
+  const tiled = tiledRegion(kernel, job, columnsAt, c);
+  const out = job.f64 ? new Float64Array(job.nInner * c) : new Float32Array(job.nInner * c);
+  for (let b = 0; b < tiles; b++) {
+    const count = Math.min(B, job.nInner - b * B);
+    for (let k = 0; k < c; k++) {
+      const src = (b * c + k) * B;
+      for (let t = 0; t < count; t++) out[(b * B + t) * c + k] = tiled[src + t]!;
+    }
+  }
+  return out;
+}
+
 /** Copies the outputs out of the kernel's memory. */
 export function readOutputs(kernel: KernelExports, prepared: PreparedJob): JobOutput {
   const { job, outValues, outIndices } = prepared;
   const buffer = kernel.memory.buffer;
   const count = job.nOuter * job.outDim;
   return {
+    ...(prepared.columnsAt > 0 ? { columns: readColumns(kernel, prepared) } : {}),
     values:
       outValues === 0
         ? null
