@@ -132,18 +132,26 @@ describe('attention backward in one sweep', () => {
     }
   }
 
-  it('q, k, v alone (no parameter), a longer problem over 8 row chunks on 2 workers', async () => {
+  it('q, k, v alone (no parameter), 8 row chunks: grouped per worker, or one per piece with a signal', async () => {
     const p = problem(700, 300, 8, 5, 'float32', 'causal -1e30');
-    setWasmThreads(2);
-    wasmEngineTesting.configure({ mainThreadMaxPairs: 0 });
-    const pool = await gradients(p, 'float32', false);
-    expect(pool.swept).toBe(1);
     const want = [p.ref.dq, p.ref.dk, p.ref.dv];
-    pool.grads.forEach((g, q) => expectClose(g, want[q]!, 1e-4, 0, scaleOf(want[q]!), `gradient ${q}`));
-    wasmEngineTesting.reset();
     setWasmThreads(1);
     const main = await gradients(p, 'float32', false);
-    main.grads.forEach((g, q) => expect(bytes(g).equals(bytes(pool.grads[q]!))).toBe(true));
+    expect(main.swept).toBe(1);
+    main.grads.forEach((g, q) => expectClose(g, want[q]!, 1e-4, 0, scaleOf(want[q]!), `gradient ${q}`));
+    for (const threads of [2, 3]) {
+      for (const signal of [undefined, new AbortController().signal]) {
+        setWasmThreads(threads);
+        wasmEngineTesting.configure({ mainThreadMaxPairs: 0 });
+        const options = { dtype: 'float32', engine: 'wasm', signal } as const;
+        const value = await p.F.sumSoftMaxWeight(1, p.v, options);
+        const spec = reduction(p.F, 'sumSoftMaxWeight', 1, { weight: p.v, options });
+        const grads = await vjp(spec, { wrt: [p.q, p.k, p.v], cotangent: p.cot, value });
+        const label = `${threads} workers${signal ? ', a signal' : ''}`;
+        grads.forEach((g, q) => expect(bytes(g.data).equals(bytes(main.grads[q]!)), `${q} (${label})`).toBe(true));
+        wasmEngineTesting.reset();
+      }
+    }
   });
 
   // The kernel's column parts other than the attention's: a block times a block, a block added as

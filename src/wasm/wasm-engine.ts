@@ -247,11 +247,24 @@ function columnChunks(nOuter: number): [number, number][] {
   return Array.from({ length: n }, (_, p) => [Math.round((p * nOuter) / n), Math.round(((p + 1) * nOuter) / n)]);
 }
 
-/** The column sums of the chunks, added in float64 in chunk order, in the job's dtype. */
+/** The column sums of the chunks (each an [nInner, columns] block), added in float64 in chunk
+ *  order, in the job's dtype. One loop per dtype: the loop over a union of array types ran ~3x
+ *  slower (17 ms per call at 4096 x 128 values, 8 chunks). */
 function sumColumns(job: KernelJob, parts: readonly (Float32Array | Float64Array)[]): Float32Array | Float64Array {
-  const total = new Float64Array(parts[0]!.length);
-  for (const part of parts) for (let q = 0; q < total.length; q++) total[q] = total[q]! + part[q]!;
+  const total = new Float64Array(job.nInner * job.columns!);
+  for (const part of parts) {
+    if (part instanceof Float32Array) addFloat32(total, part);
+    else addFloat64(total, part);
+  }
   return job.f64 ? total : Float32Array.from(total);
+}
+
+function addFloat32(total: Float64Array, part: Float32Array): void {
+  for (let q = 0; q < total.length; q++) total[q] = total[q]! + part[q]!;
+}
+
+function addFloat64(total: Float64Array, part: Float64Array): void {
+  for (let q = 0; q < total.length; q++) total[q] = total[q]! + part[q]!;
 }
 
 /** Pairs each cluster visits. */
@@ -604,18 +617,30 @@ export class WasmEngine implements Engine {
     const chunks = columnChunks(job.nOuter);
     const values = allocateOutputs(job).values!;
     const columns: (Float32Array | Float64Array)[] = new Array(chunks.length);
-    const keep = (p: number, a: number, b: number, out: JobOutput, rowsFrom: number) => {
-      values.set(out.values!.subarray((a - rowsFrom) * job.outDim, (b - rowsFrom) * job.outDim), a * job.outDim);
-      columns[p] = out.columns!;
-    };
     const pool = pairs >= thresholds.mainThreadMaxPairs ? await getWorkerPool() : null;
     let done = false;
     if (pool !== null) {
-      const pieces: Piece[] = chunks.map(([a, b], p) => ({
-        post: (signal) => rowPart(job, a, b, pool, signal),
-        rows: b - a,
-        merge: (out) => keep(p, a, b, out, a),
-      }));
+      // One piece per worker, of consecutive chunks (the inner variables are posted once per piece);
+      // with a signal or progress, one per chunk (~1/8 of the work each).
+      const controlled = control.signal !== undefined || control.onRows !== undefined;
+      const groups = controlled ? chunks.length : Math.min(pool.size, chunks.length);
+      const pieces: Piece[] = Array.from({ length: groups }, (_, g) => {
+        const [p0, p1] = [Math.floor((g * chunks.length) / groups), Math.floor(((g + 1) * chunks.length) / groups)];
+        const [a, b] = [chunks[p0]![0], chunks[p1 - 1]![1]];
+        const bounds = [...chunks.slice(p0, p1).map(([from]) => from - a), b - a];
+        const block = job.nInner * job.columns!;
+        return {
+          post: async (signal) => {
+            const part = await rowPart(job, a, b, pool, signal);
+            return { ...part, job: { ...part.job, columnChunks: bounds } };
+          },
+          rows: b - a,
+          merge: (out) => {
+            values.set(out.values!, a * job.outDim);
+            for (let p = p0; p < p1; p++) columns[p] = out.columns!.subarray((p - p0) * block, (p - p0 + 1) * block);
+          },
+        };
+      });
       try {
         await runPieces(pool, pieces, pool.size, control);
         done = true;
@@ -628,7 +653,8 @@ export class WasmEngine implements Engine {
       for (const [p, [a, b]] of chunks.entries()) {
         if (p > 0) await checkpoint(control.signal);
         const out = await this.mutex.lock(() => this.runHere({ ...job, start: a, end: b }, layout, control));
-        keep(p, a, b, out, 0);
+        values.set(out.values!.subarray(a * job.outDim, b * job.outDim), a * job.outDim);
+        columns[p] = out.columns!;
       }
     }
     return { values, indices: null, columns: sumColumns(job, columns) };

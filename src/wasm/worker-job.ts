@@ -52,6 +52,9 @@ export interface KernelJob {
   readonly end: number;
   /** RED_SUM_COLS: the width of the column sums (the weight register's dim), else 0 or absent. */
   readonly columns?: number;
+  /** RED_SUM_COLS run by runJob: the row chunks [c[p], c[p + 1]) of [start, end) whose column sums are
+   *  kept apart (JobOutput.columns holds one [nInner, columns] block per chunk); absent: one chunk. */
+  readonly columnChunks?: readonly number[];
 }
 
 /** Values [from, to) of an array a worker holds under `resident` (WorkerPool.residentKey), in place
@@ -76,7 +79,8 @@ export function isResidentRef(d: unknown): d is ResidentRef {
 export interface JobOutput {
   readonly values: Float32Array | Float64Array | null;
   readonly indices: Int32Array | null;
-  /** RED_SUM_COLS: the column sums over the rows run, [nInner, columns]. */
+  /** RED_SUM_COLS: the column sums over the rows run, [nInner, columns], one such block per chunk
+   *  of KernelJob.columnChunks. */
   readonly columns?: Float32Array | Float64Array;
 }
 
@@ -426,14 +430,20 @@ function tiledRegion(kernel: KernelExports, job: KernelJob, base: number, dim: n
   return job.f64 ? new Float64Array(buffer, base, count) : new Float32Array(buffer, base, count);
 }
 
-/** The column sums of a RED_SUM_COLS job, untiled to [nInner, columns]. */
-function readColumns(kernel: KernelExports, prepared: PreparedJob): Float32Array | Float64Array {
+/** The column sums of a RED_SUM_COLS job, untiled to [nInner, columns] into `out` (a new array
+ *  when absent), and zeroed in the kernel's memory when `zero` (for the next chunk of rows). */
+function readColumns(
+  kernel: KernelExports,
+  prepared: PreparedJob,
+  out?: Float32Array | Float64Array,
+  zero = false,
+): Float32Array | Float64Array {
   const { job, columnsAt } = prepared;
   const c = job.columns!;
   const B = job.block;
   const tiles = Math.ceil(job.nInner / B);
   const tiled = tiledRegion(kernel, job, columnsAt, c);
-  const out = job.f64 ? new Float64Array(job.nInner * c) : new Float32Array(job.nInner * c);
+  out ??= job.f64 ? new Float64Array(job.nInner * c) : new Float32Array(job.nInner * c);
   for (let b = 0; b < tiles; b++) {
     const count = Math.min(B, job.nInner - b * B);
     for (let k = 0; k < c; k++) {
@@ -441,6 +451,7 @@ function readColumns(kernel: KernelExports, prepared: PreparedJob): Float32Array
       for (let t = 0; t < count; t++) out[(b * B + t) * c + k] = tiled[src + t]!;
     }
   }
+  if (zero) tiled.fill(0);
   return out;
 }
 
@@ -461,7 +472,8 @@ export function readOutputs(kernel: KernelExports, prepared: PreparedJob): JobOu
   };
 }
 
-/** The whole job at once (what a worker does). */
+/** The whole job at once (what a worker does); a RED_SUM_COLS job chunk by chunk of
+ *  columnChunks, each chunk's column sums read out and zeroed before the next. */
 export function runJob(
   kernel: KernelExports,
   job: KernelJob,
@@ -469,8 +481,21 @@ export function runJob(
   inPlace?: (register: number) => boolean,
 ): JobOutput {
   const prepared = prepareJob(kernel, job, layout, inPlace);
-  if (job.end > job.start) runPrepared(kernel, prepared, job.start, job.end);
-  return readOutputs(kernel, prepared);
+  const chunks = job.columnChunks;
+  if (prepared.columnsAt === 0 || chunks === undefined) {
+    if (job.end > job.start) runPrepared(kernel, prepared, job.start, job.end);
+    return readOutputs(kernel, prepared);
+  }
+  const block = job.nInner * job.columns!;
+  const columns = job.f64
+    ? new Float64Array((chunks.length - 1) * block)
+    : new Float32Array((chunks.length - 1) * block);
+  for (let p = 0; p + 1 < chunks.length; p++) {
+    if (chunks[p + 1]! > chunks[p]!) runPrepared(kernel, prepared, job.start + chunks[p]!, job.start + chunks[p + 1]!);
+    readColumns(kernel, prepared, columns.subarray(p * block, (p + 1) * block), true);
+  }
+  const { values, indices } = readOutputs(kernel, { ...prepared, columnsAt: 0 });
+  return { values, indices, columns };
 }
 
 /** Grows the kernel's memory to at least `bytes` (a ResourceLimitError naming `kind` if refused). */
