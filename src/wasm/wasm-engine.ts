@@ -23,6 +23,7 @@ import { compilePlan, type Register, type TileProgram } from './compile.js';
 import {
   align16,
   checkJobMemory,
+  ColumnChunks,
   ensureMemory,
   JOB_REG_WORDS,
   MAX_MEMORY_BYTES,
@@ -650,12 +651,12 @@ export class WasmEngine implements Engine {
       }
     }
     if (!done) {
-      for (const [p, [a, b]] of chunks.entries()) {
-        if (p > 0) await checkpoint(control.signal);
-        const out = await this.mutex.lock(() => this.runHere({ ...job, start: a, end: b }, layout, control));
-        values.set(out.values!.subarray(a * job.outDim, b * job.outDim), a * job.outDim);
-        columns[p] = out.columns!;
-      }
+      // Prepared once; runHere stops its slices at the chunks' ends and reads each chunk's sums.
+      const bounds = [...chunks.map(([a]) => a), job.nOuter];
+      const out = await this.mutex.lock(() => this.runHere({ ...job, columnChunks: bounds }, layout, control));
+      values.set(out.values!);
+      const block = job.nInner * job.columns!;
+      chunks.forEach((_, p) => (columns[p] = out.columns!.subarray(p * block, (p + 1) * block)));
     }
     return { values, indices: null, columns: sumColumns(job, columns) };
   }
@@ -674,6 +675,7 @@ export class WasmEngine implements Engine {
     // prepareJob at once: at D = 784 and 60000 points that is 47M values, ~100-300 ms.
     const innerVar = (k: number) => job.registers[k * JOB_REG_WORDS] === isa.REG_INNER_VAR && job.data[k] !== null;
     const prepared = prepareJob(this.kernel, job, layout, innerVar);
+    const chunks = ColumnChunks.of(this.kernel, prepared);
     const tiles = Math.ceil(job.nInner / job.block);
     for (let k = 0; k < job.registers.length / JOB_REG_WORDS; k++) {
       if (!innerVar(k)) continue;
@@ -741,8 +743,9 @@ export class WasmEngine implements Engine {
             group = null;
           }
         } else {
-          const end = Math.min(job.end, start + Math.max(1, fit));
+          const end = Math.min(job.end, start + Math.max(1, fit), chunks?.limit() ?? Infinity);
           runPrepared(this.kernel, prepared, start, end);
+          chunks?.reached(end);
           pairs = (end - start) * job.nInner;
           rows = end - start;
           start = end;
@@ -765,7 +768,7 @@ export class WasmEngine implements Engine {
       if (rows > 0) control.onRows?.(rows);
       if (start < job.end) await checkpoint(control.signal);
     }
-    return readOutputs(this.kernel, prepared);
+    return chunks?.outputs() ?? readOutputs(this.kernel, prepared);
   }
 }
 

@@ -481,21 +481,69 @@ export function runJob(
   inPlace?: (register: number) => boolean,
 ): JobOutput {
   const prepared = prepareJob(kernel, job, layout, inPlace);
-  const chunks = job.columnChunks;
-  if (prepared.columnsAt === 0 || chunks === undefined) {
+  const chunks = ColumnChunks.of(kernel, prepared);
+  if (chunks === null) {
     if (job.end > job.start) runPrepared(kernel, prepared, job.start, job.end);
     return readOutputs(kernel, prepared);
   }
-  const block = job.nInner * job.columns!;
-  const columns = job.f64
-    ? new Float64Array((chunks.length - 1) * block)
-    : new Float32Array((chunks.length - 1) * block);
-  for (let p = 0; p + 1 < chunks.length; p++) {
-    if (chunks[p + 1]! > chunks[p]!) runPrepared(kernel, prepared, job.start + chunks[p]!, job.start + chunks[p + 1]!);
-    readColumns(kernel, prepared, columns.subarray(p * block, (p + 1) * block), true);
+  for (let start = job.start; start < job.end;) {
+    const end = chunks.limit();
+    runPrepared(kernel, prepared, start, end);
+    chunks.reached(end);
+    start = end;
   }
-  const { values, indices } = readOutputs(kernel, { ...prepared, columnsAt: 0 });
-  return { values, indices, columns };
+  return chunks.outputs();
+}
+
+/** A RED_SUM_COLS job run chunk by chunk of KernelJob.columnChunks: a run must stop at the end of
+ *  its chunk (`limit`), and once the rows of a chunk have run their column sums are read out and
+ *  zeroed for the next (`reached`). Used by runJob and the main thread's sliced runs. */
+export class ColumnChunks {
+  private next = 0;
+  private readonly columns: Float32Array | Float64Array;
+  private readonly block: number;
+
+  private constructor(
+    private readonly kernel: KernelExports,
+    private readonly prepared: PreparedJob,
+    private readonly bounds: readonly number[],
+  ) {
+    const job = prepared.job;
+    this.block = job.nInner * job.columns!;
+    const count = (bounds.length - 1) * this.block;
+    this.columns = job.f64 ? new Float64Array(count) : new Float32Array(count);
+  }
+
+  /** The chunks of a prepared job, or null when it is not a RED_SUM_COLS job run by chunks. */
+  static of(kernel: KernelExports, prepared: PreparedJob): ColumnChunks | null {
+    const bounds = prepared.job.columnChunks;
+    return prepared.columnsAt === 0 || bounds === undefined ? null : new ColumnChunks(kernel, prepared, bounds);
+  }
+
+  /** The first row (of the job's numbering) a run from the current chunk must not reach. */
+  limit(): number {
+    return this.prepared.job.start + this.bounds[Math.min(this.next + 1, this.bounds.length - 1)]!;
+  }
+
+  /** The rows before `row` have run: the chunks they complete are read out and zeroed. */
+  reached(row: number): void {
+    const { job } = this.prepared;
+    while (this.next + 1 < this.bounds.length && row >= job.start + this.bounds[this.next + 1]!) {
+      readColumns(
+        this.kernel,
+        this.prepared,
+        this.columns.subarray(this.next * this.block, (this.next + 1) * this.block),
+        true,
+      );
+      this.next++;
+    }
+  }
+
+  /** The job's values and indices, and the column sums of every chunk, one block after the other. */
+  outputs(): JobOutput {
+    const { values, indices } = readOutputs(this.kernel, { ...this.prepared, columnsAt: 0 });
+    return { values, indices, columns: this.columns };
+  }
 }
 
 /** Grows the kernel's memory to at least `bytes` (a ResourceLimitError naming `kind` if refused). */
