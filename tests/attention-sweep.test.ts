@@ -4,7 +4,7 @@
 // against a plain float64 dense attention gradient, on the main thread (whole and in small chunks)
 // and on 2 and 3 workers, bit-identical across them, and to rounding against the two-pass rule.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Pm, Vi, Vj, reduction, setWasmThreads, vjp, type LazyTensor } from '../src/index.js';
+import { Pm, Vi, Vj, reduction, runReduction, setWasmThreads, vjp, type LazyTensor } from '../src/index.js';
 import { vjpTesting } from '../src/core/reduction-grad.js';
 import { wasmEngineTesting } from '../src/wasm/wasm-engine.js';
 import { wasmThreadsTesting } from '../src/wasm/workers.js';
@@ -218,6 +218,13 @@ describe('attention backward in one sweep', () => {
     expect(vjpTesting.sweeps()).toBe(before);
     const want = [p.ref.dq, p.ref.dk, p.ref.dv];
     grads.forEach((g, q) => expectClose(g.data, want[q]!, 1e-4, 0, scaleOf(want[q]!), `gradient ${q}`));
+  });
+
+  it('a described sum given a weight sums F alone, as it always did (not a sum with column sums)', async () => {
+    const x = Vi(Float32Array.from([1, 2, 3]), 1);
+    const y = Vj(Float32Array.from([1, 2]), 1);
+    const out = await runReduction(reduction(x.mul(y), 'sum', 1, { weight: y, options: { engine: 'wasm' } }));
+    expect(Array.from(out.data)).toEqual([3, 6, 9]);
   });
 
   it('an aborted signal rejects with its reason', async () => {
