@@ -58,6 +58,9 @@ export const H_INNER_RANGES = 22;
 // result never depends on how a run was cut into pieces.
 export const H_INNER_BEFORE = 23;
 export const H_INNER_TOTAL = 24;
+// RED_SUM_COLS: byte pointer of the column sums (T), laid out like an inner variable of dim(G) rows
+// (element j of row k at ((b*dim(G) + k)*B + t)*ELT, the last tile padded); the caller zeroes it.
+export const H_COLS = 25;
 export const HEADER_WORDS = 28;
 // Registers a program may have (the kernel's resolved register table is static: MAX_REGS in
 // kernel.ts must equal this).
@@ -186,9 +189,14 @@ export const RED_ARGKMIN = 12; //   their indices                               
 export const RED_KMINARGKMIN = 13; // both                                              (outDim K*d)
 export const RED_SUM_ACC64 = 14; //  RED_SUM accumulating every term in f64 (f32 programs; = RED_SUM in f64)
 export const RED_SSMW_LSE = 15; //  RED_SSMW, then out[i,e] = m = max_j F, out[i,e+1] = sum_j exp(F - m)   (outDim e + 2)
+// RED_SUM over j of F (outDim d), and at once, per inner index j, the sum over the outer indices i
+// run of G (e rows) added into the column sums at H_COLS, in T, in increasing i: both axes of one
+// formula in one sweep over the pairs (the attention backward: dq per row, [dk, dv] per column).
+// Dense programs only (H_RANGES = 0).
+export const RED_SUM_COLS = 16;
 /** The range of valid reduction codes: a new code goes after RED_LAST and moves it. */
 export const RED_FIRST = RED_SUM;
-export const RED_LAST = RED_SSMW_LSE;
+export const RED_LAST = RED_SUM_COLS;
 // Semantics shared by the arg/min/max/K-min families: ties go to the lowest inner index; NaN values
 // are never selected; a slot that no value fills (all NaN, or fewer than K non-NaN values) gets
 // index -1 and value NaN. Sums are accumulated per block in T and across blocks in f64; log-sum-exp

@@ -54,6 +54,7 @@
 // ACCUMULATOR BYTES (H_ACC_BYTES) needed per outer index, with d = dim(F), e = dim(G),
 // ELT = 4 (f32) or 8 (f64); S is that rounded up to a multiple of 16:
 //   RED_SUM, RED_SUM_ACC64        8*d
+//   RED_SUM_COLS                  8*d (its column sums are at H_COLS, sized by the caller)
 //   RED_LSE                       16*d
 //   RED_LSE_W, RED_SSMW(_LSE)     16 + 24*e
 //   RED_MIN .. RED_MAXARGMAX      32*d
@@ -628,6 +629,9 @@ function planFusion(code: usize, len: i32, rF: i32, rG: i32): void {
 @inline const MAX_PARTS = 64;
 // per part: [first row in F, rows, a, b] (b = -1: fold register a itself)
 const PARTS: usize = memory.data(MAX_PARTS * 16, 16);
+// RED_SUM_COLS: the parts of G added into the column sums, laid out as PARTS (planConcat on G, or
+// one part [0, dim(G), G, -1])
+const COL_PARTS: usize = memory.data(MAX_PARTS * 16, 16);
 
 // the only instruction in [0, len) writing memory of root(r), or -1 (none, or several)
 function soleWriter(code: usize, len: i32, r: i32): i32 {
@@ -666,7 +670,9 @@ function readElsewhere(code: usize, len: i32, except: i32, r: i32, rF: i32): boo
 
 // The parts of a concatenated F (see above), marking the instructions they replace; 0 if F is not one.
 // Runs after planFusion (a MUL it fused with its successor is not a product part).
-function planConcat(code: usize, len: i32, rF: i32): i32 {
+// `keep`: a register (or -1) the reduction reads besides F (RED_SUM_COLS: the other of F and G),
+// whose writer is never skipped.
+function planConcat(code: usize, len: i32, rF: i32, table: usize = PARTS, keep: i32 = -1): i32 {
   if (!rBlk(rF) || len > MAX_FUSE) return 0;
   const d = rDim(rF), sF = rStride(rF), fF = load<i32>(rEnt(rF), RT_FIXED);
   let n = 0, rows = 0;
@@ -679,17 +685,17 @@ function planConcat(code: usize, len: i32, rF: i32): i32 {
     if (!rBlk(src) || rDim(src) != rDim(dst) || rRoot(src) == rF || writtenAfter(code, len, q, src)) return 0;
     const first = (load<i32>(rEnt(dst), RT_FIXED) - fF) / <i32>sF;
     for (let p = 0; p < n; p++) {
-      const f0 = load<i32>(PARTS + (<usize>p << 4)), n0 = load<i32>(PARTS + (<usize>p << 4), 4);
+      const f0 = load<i32>(table + (<usize>p << 4)), n0 = load<i32>(table + (<usize>p << 4), 4);
       if (first < f0 + n0 && f0 < first + rDim(dst)) return 0; // overlap
     }
-    const e = PARTS + (<usize>n << 4);
+    const e = table + (<usize>n << 4);
     store<i32>(e, first, 0); store<i32>(e, rDim(dst), 4); store<i32>(e, src, 8); store<i32>(e, -1, 12);
     rows += rDim(dst);
     n++;
   }
   if (n == 0 || rows != d) return 0;
   for (let p = 0; p < n; p++) {
-    const e = PARTS + (<usize>p << 4);
+    const e = table + (<usize>p << 4);
     const src = load<i32>(e, 8);
     // the COPY of this part: the instruction writing its view of F (found again: parts are few)
     let qc = -1;
@@ -703,6 +709,7 @@ function planConcat(code: usize, len: i32, rF: i32): i32 {
     const ins = code + (<usize>qm << 5);
     if (load<i32>(ins, I.I_OP << 2) != I.OP_MUL || load<i32>(ins, I.I_DST << 2) != src) continue;
     if (load<u8>(FUSE + <usize>qm) != FUSE_NONE || readElsewhere(code, len, qc, src, rF)) continue;
+    if (keep >= 0 && rRoot(keep) == rRoot(src)) continue;
     const a = load<i32>(ins, I.I_A << 2), b = load<i32>(ins, I.I_B << 2);
     if (!rBlk(a) && !rBlk(b)) continue;
     if (rRoot(a) == rRoot(src) || rRoot(b) == rRoot(src)) continue;
@@ -721,7 +728,7 @@ function execInner<T>(code: usize, len: i32, i: i32, b: i32, x0: usize, nv: i32)
   const zero = v128.splat<i32>(0);
   for (let q = 0; q < len; q++) {
     // replaced by the fold of a concatenated F (planConcat)
-    if (gParts > 0 && q < MAX_FUSE && load<u8>(FUSE + <usize>q) == FUSE_SKIP) continue;
+    if ((gParts > 0 || gColParts > 0) && q < MAX_FUSE && load<u8>(FUSE + <usize>q) == FUSE_SKIP) continue;
     const ins = code + (<usize>q << 5);
     const op = load<i32>(ins, I.I_OP << 2), dst = load<i32>(ins, I.I_DST << 2);
     const ra = load<i32>(ins, I.I_A << 2), aux = load<i32>(ins, I.I_AUX << 2);
@@ -1538,6 +1545,164 @@ function segmentK<T>(np: i32, b: i32, x0: usize, nv: i32, j0: i32, n: i32, h: i3
   }
 }
 
+let gColParts = 0; // RED_SUM_COLS: the parts of G in COL_PARTS, else 0
+let gCols: usize = 0, gColDim = 0; // RED_SUM_COLS: the column sums (H_COLS) and dim(G)
+
+// col[k] += a[k] over nv vectors, a a block register (rows k at pa + k*sa, sa = 0 broadcasts)
+function colAdd<T>(pc: usize, sc: usize, pa: usize, sa: usize, dp: i32, nv: i32): void {
+  for (let k = 0; k < dp; k++) {
+    const c = pc + <usize>k * sc, p = pa + <usize>k * sa;
+    for (let t = 0; t < nv; t++) {
+      const o = <usize>t << 4;
+      v128.store(c + o, v128.add<T>(v128.load(c + o), v128.load(p + o)));
+    }
+  }
+}
+
+// col[k] += a[k] * b[k] over nv vectors, b a block register, a uniform (U: splatted once per row,
+// as the stores to col would keep the compiler from hoisting its load) or a block register
+function colMul<T, U>(pc: usize, sc: usize, pa: usize, sa: usize, pb: usize, sb: usize, dp: i32, nv: i32): void {
+  for (let k = 0; k < dp; k++) {
+    const c = pc + <usize>k * sc, p = pa + <usize>k * sa, q = pb + <usize>k * sb;
+    if (sizeof<U>() == 1) {
+      const u = v128.splat<T>(load<T>(p));
+      for (let t = 0; t < nv; t++) {
+        const o = <usize>t << 4;
+        v128.store(c + o, v128.add<T>(v128.load(c + o), v128.mul<T>(u, v128.load(q + o))));
+      }
+    } else {
+      for (let t = 0; t < nv; t++) {
+        const o = <usize>t << 4;
+        v128.store(c + o, v128.add<T>(v128.load(c + o), v128.mul<T>(v128.load(p + o), v128.load(q + o))));
+      }
+    }
+  }
+}
+
+// Deferred column parts (RED_SUM_COLS): a part MUL(u, w) of a uniform u of the part's rows (an outer
+// variable: q_i, C_i) and a 1-row block w (the softmax weight times u_ij, ...) is not added row by
+// row: each row's w is kept (WBUF) and, after the group's rows, every column vector is loaded once,
+// gets sum_ii w_ii * u_ii[k] added row after row in the same order as the row-by-row adds (so the
+// sums are the same, bit for bit, however the rows are grouped), and is stored once. Row by row,
+// the column slice of a block (dim(G) x B values) went through L2 twice per pair.
+// @ts-ignore: decorator
+@inline const WROWS = 64; // rows of a group a deferred part keeps
+// @ts-ignore: decorator
+@inline const WBUF_BYTES = 131072;
+const WBUF: usize = memory.data(WBUF_BYTES, 16);
+// per row of the group: its uniform operand's address for the part being added
+const UPTR: usize = memory.data(WROWS * 4, 16);
+// per column part: 1 when deferred (its entry in COL_PARTS then holds [first, rows, u, w])
+const COL_DEFER: usize = memory.data(MAX_PARTS, 16);
+let gColDefer = 0; // deferred parts (they take WBUF slots 0, 1, ... in part order)
+
+// Plans the deferred parts (see WBUF) for blocks of B values of ELT bytes.
+function planColDefer(B: i32, elt: i32): void {
+  gColDefer = 0;
+  let n = 0;
+  for (let p = 0; p < gColParts; p++) {
+    const e = COL_PARTS + (<usize>p << 4);
+    const fa = load<i32>(e, 8), fb = load<i32>(e, 12);
+    let defer = false;
+    if (fb >= 0 && rBlk(fa) != rBlk(fb)) {
+      const u = rBlk(fa) ? fb : fa, w = rBlk(fa) ? fa : fb;
+      if (rDim(w) == 1 && rDim(u) == load<i32>(e, 4)) {
+        store<i32>(e, u, 8); store<i32>(e, w, 12);
+        defer = true;
+      }
+    }
+    if (defer && (n + 1) * WROWS * B * elt > WBUF_BYTES) defer = false;
+    store<u8>(COL_DEFER + <usize>p, defer ? 1 : 0);
+    if (defer) n++;
+  }
+  gColDefer = n;
+}
+
+// Keeps row ii's w of each deferred part (vectors [x0 / 16, x0 / 16 + nv) of block b).
+function keepColRows<T>(ii: i32, i: i32, b: i32, x0: usize, nv: i32): void {
+  const rowBytes = <usize>gB * sizeof<T>();
+  let slot = 0;
+  for (let p = 0; p < gColParts; p++) {
+    if (load<u8>(COL_DEFER + <usize>p) == 0) continue;
+    const w = load<i32>(COL_PARTS + (<usize>p << 4), 12);
+    memory.copy(WBUF + (<usize>(slot * WROWS + ii)) * rowBytes, bPtr(w, i, b, x0), <usize>nv << 4);
+    slot++;
+  }
+}
+
+// Adds the kept rows [0, np) of each deferred part into the column sums of block b.
+function addColRows<T>(i0: i32, np: i32, b: i32, x0: usize, nv: i32): void {
+  const rowBytes = <usize>gB * sizeof<T>();
+  const sc = rowBytes;
+  const base = gCols + <usize>b * <usize>gColDim * sc + x0;
+  let slot = 0;
+  for (let p = 0; p < gColParts; p++) {
+    if (load<u8>(COL_DEFER + <usize>p) == 0) continue;
+    const e = COL_PARTS + (<usize>p << 4);
+    const first = load<i32>(e), dp = load<i32>(e, 4), u = load<i32>(e, 8);
+    const su = rStep(u);
+    for (let ii = 0; ii < np; ii++) store<u32>(UPTR + (<usize>ii << 2), <u32>bPtr(u, i0 + ii, b, x0));
+    const wb = WBUF + <usize>(slot * WROWS) * rowBytes;
+    for (let k = 0; k < dp; k++) {
+      const pc = base + <usize>(first + k) * sc, uk = <usize>k * su;
+      let t = 0;
+      for (; t + 4 <= nv; t += 4) {
+        const o = <usize>t << 4;
+        let c0 = v128.load(pc + o), c1 = v128.load(pc + o, 16), c2 = v128.load(pc + o, 32), c3 = v128.load(pc + o, 48);
+        for (let ii = 0; ii < np; ii++) {
+          const x = v128.splat<T>(load<T>(<usize>load<u32>(UPTR + (<usize>ii << 2)) + uk));
+          const pw = wb + <usize>ii * rowBytes + o;
+          c0 = v128.add<T>(c0, v128.mul<T>(v128.load(pw), x));
+          c1 = v128.add<T>(c1, v128.mul<T>(v128.load(pw, 16), x));
+          c2 = v128.add<T>(c2, v128.mul<T>(v128.load(pw, 32), x));
+          c3 = v128.add<T>(c3, v128.mul<T>(v128.load(pw, 48), x));
+        }
+        v128.store(pc + o, c0); v128.store(pc + o, c1, 16); v128.store(pc + o, c2, 32); v128.store(pc + o, c3, 48);
+      }
+      for (; t < nv; t++) {
+        const o = <usize>t << 4;
+        let c0 = v128.load(pc + o);
+        for (let ii = 0; ii < np; ii++) {
+          const x = v128.splat<T>(load<T>(<usize>load<u32>(UPTR + (<usize>ii << 2)) + uk));
+          c0 = v128.add<T>(c0, v128.mul<T>(v128.load(wb + <usize>ii * rowBytes + o), x));
+        }
+        v128.store(pc + o, c0);
+      }
+    }
+    slot++;
+  }
+}
+
+// RED_SUM_COLS: adds G of outer index i on vectors [x0 / 16, x0 / 16 + nv) of block b into the
+// column sums, part by part (COL_PARTS), a product part without it being stored.
+function foldCols<T>(i: i32, b: i32, x0: usize, nv: i32): void {
+  const sc = <usize>gB * sizeof<T>();
+  const base = gCols + <usize>b * <usize>gColDim * sc + x0;
+  for (let p = 0; p < gColParts; p++) {
+    if (load<u8>(COL_DEFER + <usize>p) != 0) continue;
+    const e = COL_PARTS + (<usize>p << 4);
+    const pc = base + <usize>load<i32>(e) * sc, dp = load<i32>(e, 4);
+    const fa = load<i32>(e, 8), fb = load<i32>(e, 12);
+    const pa = bPtr(fa, i, b, x0);
+    if (fb < 0) { colAdd<T>(pc, sc, pa, rStep(fa), dp, nv); continue; }
+    const pb = bPtr(fb, i, b, x0);
+    if (!rBlk(fa)) colMul<T, UNI>(pc, sc, pa, rStep(fa), pb, rStep(fb), dp, nv);
+    else if (!rBlk(fb)) colMul<T, UNI>(pc, sc, pb, rStep(fb), pa, rStep(fa), dp, nv);
+    else colMul<T, BLK>(pc, sc, pa, rStep(fa), pb, rStep(fb), dp, nv);
+  }
+}
+
+// Whether a column part reads memory of root(r) (RED_SUM_COLS: F's last MUL may then not be skipped).
+function colPartsRead(r: i32): bool {
+  const root = rRoot(r);
+  for (let p = 0; p < gColParts; p++) {
+    const e = COL_PARTS + (<usize>p << 4);
+    const fa = load<i32>(e, 8), fb = load<i32>(e, 12);
+    if (rRoot(fa) == root || (fb >= 0 && rRoot(fb) == root)) return true;
+  }
+  return false;
+}
+
 // Entries [t0, t1) of block b for the np outer indices from i0.
 function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
   if (t1 <= t0) return;
@@ -1576,7 +1741,12 @@ function segment<T>(i0: i32, np: i32, b: i32, t0: i32, t1: i32): void {
     } else {
       fold<T>(gRed, st, gF, gG, gD, gE, gK, i, b, x0, j0, n, h);
     }
+    if (gColParts > 0) {
+      if (gColParts > gColDefer) foldCols<T>(i, b, x0, nv);
+      if (gColDefer > 0) keepColRows<T>(ii, i, b, x0, nv);
+    }
   }
+  if (gColDefer > 0) addColRows<T>(i0, np, b, x0, nv);
 }
 
 // Outer indices [iA, iB), visiting all inner indices (S == 0) or the inner ranges r in [r0, r1)
@@ -1645,9 +1815,14 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   // RED_SUM_ACC64 is RED_SUM everywhere but in fold (f64 sums accumulate in f64 anyway).
   const acc64 = red == I.RED_SUM_ACC64;
   if (acc64) red = I.RED_SUM;
+  // RED_SUM_COLS is RED_SUM plus the column sums of G (foldCols).
+  const cols = red == I.RED_SUM_COLS;
+  const colsAt = <usize>load<i32>(prog, I.H_COLS << 2);
+  if (cols) red = I.RED_SUM;
   if (!resolveRegs(regs, nregs, B, elt)) return I.ERR_BAD_PROGRAM;
   if (!checkCode(oc, ol, nregs, false) || !checkCode(ic, il, nregs, true)) return I.ERR_BAD_PROGRAM;
   if (!okReg(rF, nregs)) return I.ERR_BAD_PROGRAM;
+  if (cols && (R != 0 || colsAt == 0 || !okReg(rG, nregs) || !rBlk(rG))) return I.ERR_BAD_PROGRAM;
   const d = rDim(rF);
   let e = 0;
   if (red == I.RED_LSE_W || red == I.RED_SSMW || red == I.RED_SSMW_LSE) {
@@ -1667,7 +1842,7 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   if (P > OUTER_TILE) P = OUTER_TILE;
   if (P < 1) P = 1;
 
-  planFusion(ic, il, rF, red == I.RED_LSE_W || red == I.RED_SSMW || red == I.RED_SSMW_LSE ? rG : -1);
+  planFusion(ic, il, rF, red == I.RED_LSE_W || red == I.RED_SSMW || red == I.RED_SSMW_LSE || cols ? rG : -1);
   // Blocked tiles (blocked.ts) run more outer indices per pass, with their states in its own area.
   let accRun = acc;
   if (planBlocked(RT, ic, il, B * elt) > 0) {
@@ -1680,8 +1855,19 @@ function runT<T>(prog: usize, iStart: i32, iEnd: i32): i32 {
   // A last inner instruction F = MUL(a, b) reduced by RED_SUM is folded directly (sum of products);
   // a concatenated F part by part (planConcat).
   let ilRun = il, fa = -1, fb = -1;
-  gParts = red == I.RED_SUM && il > 0 && !acc64 ? planConcat(ic, il, rF) : 0;
-  if (red == I.RED_SUM && il > 0 && !acc64 && gParts == 0) {
+  gParts = red == I.RED_SUM && il > 0 && !acc64 ? planConcat(ic, il, rF, PARTS, cols ? rG : -1) : 0;
+  gColParts = 0;
+  if (cols) {
+    gColParts = il > 0 ? planConcat(ic, il, rG, COL_PARTS, rF) : 0;
+    if (gColParts == 0) {
+      store<i32>(COL_PARTS, 0); store<i32>(COL_PARTS, rDim(rG), 4); store<i32>(COL_PARTS, rG, 8); store<i32>(COL_PARTS, -1, 12);
+      gColParts = 1;
+    }
+  }
+  gCols = colsAt; gColDim = cols ? rDim(rG) : 0;
+  gColDefer = 0;
+  if (cols && P <= WROWS) planColDefer(B, elt);
+  if (red == I.RED_SUM && il > 0 && !acc64 && gParts == 0 && !(cols && colPartsRead(rF))) {
     const last = ic + (<usize>(il - 1) << 5);
     const a = load<i32>(last, I.I_A << 2), bb = load<i32>(last, I.I_B << 2);
     if (load<i32>(last, I.I_OP << 2) == I.OP_MUL && load<i32>(last, I.I_DST << 2) == rF && (rBlk(a) || rBlk(bb))) {

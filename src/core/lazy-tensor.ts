@@ -729,7 +729,57 @@ export class LazyTensor {
     weight: LazyTensor | undefined,
     K: number,
   ): Promise<Tensor<Float32Array | Float64Array>> {
-    return this.reduceValues(kind, axis, options, REDUCTION_OPTION_KEYS, weight, REDUCTIONS[kind].takesK ? K : 0);
+    // A weight given to a reduction that takes none (a described 'sum' with one) is left out, as it
+    // always was: on a sum it would make the plan a sum with column sums (ReductionPlan.weight).
+    const takes = REDUCTIONS[kind].weight !== 'none';
+    return this.reduceValues(
+      kind,
+      axis,
+      options,
+      REDUCTION_OPTION_KEYS,
+      takes ? weight : undefined,
+      REDUCTIONS[kind].takesK ? K : 0,
+    );
+  }
+
+  /**
+   * The sum of this formula over `axis` and, in the same sweep over the pairs, the sum of `columns`
+   * over the other index, one row per index of `axis` (the one-sweep gradient of an attention:
+   * vjp's sumSoftMaxWeight rule). On WebAssembly, for unbatched dense reductions; null where it
+   * cannot run so (a batch, ranges, or an engine without column sums). @internal
+   */
+  async sumWithColumns(
+    axis: Axis,
+    columns: LazyTensor,
+    options: ReductionOptions,
+  ): Promise<{ rows: Tensor<Float32Array | Float64Array>; columns: Float32Array | Float64Array } | null> {
+    if (this.batch.length > 0 || columns.batch.length > 0 || options.ranges !== undefined) return null;
+    const { plan } = await this.prepareScanned('sum', axis, options);
+    const outerCategory = axis === 1 ? 'i' : 'j';
+    const known = new Set(plan.variables.map((v) => v.variable));
+    const extra = variablesOf(columns.node).filter((v) => !known.has(v));
+    for (const v of extra) checkVariableData('sum', v);
+    const both: ReductionPlan = {
+      ...plan,
+      weight: columns.node,
+      variables: [
+        ...plan.variables,
+        ...extra.map((variable) => ({
+          variable,
+          role:
+            variable.category === 'p'
+              ? ('param' as const)
+              : variable.category === outerCategory
+                ? ('outer' as const)
+                : ('inner' as const),
+        })),
+      ],
+    };
+    if (executor === null) throw new Error("sum: no engine is installed (import 'lazytensor', not its internals)");
+    await checkpoint(options.signal);
+    const { output, engine } = await raceAbort(executor(both, 'wasm', { signal: options.signal }), options.signal);
+    if (output.columns === undefined || output.values === null) return null;
+    return { rows: new Tensor(output.values, [plan.nOuter, plan.outDim], engine), columns: output.columns };
   }
 
   /** Runs the index reduction `kind` (argMin, argKMax, ...). @internal */

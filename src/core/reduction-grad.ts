@@ -216,7 +216,22 @@ interface GradientPass extends FormulaCotangent {
 interface RulePasses {
   outer(innerToo: boolean): Promise<GradientPass>;
   inner(): Promise<GradientPass>;
+  /** Both axes in one sweep over the pairs, where the rule and the engine can: the pass of both
+   *  groups, and `run`, which sums `rows` over the reduction's axis and `columns` over the other
+   *  at once (null where it cannot: vjp then runs the two passes). */
+  sweep?: () => Promise<SweepPass>;
 }
+
+interface SweepPass extends GradientPass {
+  run(
+    rows: LazyTensor,
+    columns: LazyTensor,
+  ): Promise<{ rows: Tensor<Float32Array | Float64Array>; columns: Tensor<Float32Array | Float64Array> } | null>;
+}
+
+/** The most column values (inner rows x the inner gradients' width) a one-sweep vjp accumulates:
+ *  the WebAssembly engine keeps one float32 copy per fixed row chunk (8), 64 MiB at this bound. */
+const SWEEP_MAX_COLUMN_VALUES = 2 ** 21;
 
 /** A reduction's gradient rule, given its cotangent C (an outer variable), the dtype, the batch,
  *  the options of the reductions the rule runs itself, and the reduction's result (`forward`: run
@@ -339,9 +354,11 @@ function mayBeInfinite(...formulas: LazyTensor[]): boolean {
  *   folded through the kernel's online-softmax partials, where the sum folds the last product
  *   directly), and a logSumExp pass costs about as much as that difference: so the sum only when
  *   lse is computed anyway.
- * With the forward's max and sum (WebAssembly) the outer pass is always the normalised sum. So q,
- * k, v of an attention cost the forward (not run again when the caller has it: `value`, the tape),
- * one sum for q and one fused sum for k and v (elsewhere also one logSumExp). The scalar C.out per row is data, not a
+ * With the forward's max and sum (WebAssembly) the outer pass is always the normalised sum, and
+ * when both axes have variables (at most FUSED_PARTS each, dense, unbatched) both run in one sweep
+ * (`sweep`: the engine's sum with column sums, RED_SUM_COLS), s and u computed once per pair. So q,
+ * k, v of an attention cost the forward (not run again when the caller has it: `value`, the tape)
+ * and one sweep (elsewhere one sum for q, one fused sum for k and v, and one logSumExp). The scalar C.out per row is data, not a
  * formula: reduced over the other axis, a formula of the outer variables would be evaluated per pair.
  */
 const softMaxWeightRule = async (
@@ -408,7 +425,23 @@ const softMaxWeightRule = async (
     const softmax = free === null ? shifted : shifted.mul(outerVariable(axis, scale(), 1, batch));
     return { F, ct: softmax.mul(u), extra: { G, ct: softmax.mul(C) }, valid: infinite ? positive(softmax) : null };
   };
+  const innerRows = (axis === 1 ? F.rowsJ : F.rowsI) ?? (axis === 1 ? G.rowsJ : G.rowsI) ?? 0;
+  // With the forward's stats (it ran on WebAssembly): q, k and v of an attention in one sweep, s and
+  // u computed once per pair (3d + 2e multiply-adds per pair against the two passes' 4d + 3e).
+  const sweep = async (): Promise<SweepPass> => ({
+    ...(await normalised()),
+    run: async (rowsW, columnsW) => {
+      if (innerRows * columnsW.dim > SWEEP_MAX_COLUMN_VALUES) return null;
+      const out = await rowsW.sumWithColumns(axis, columnsW, opts);
+      if (out === null) return null;
+      return {
+        rows: zeroEmptyRows(out.rows),
+        columns: new Tensor(out.columns, [out.columns.length / columnsW.dim, columnsW.dim], out.rows.engine),
+      };
+    },
+  });
   return {
+    ...(free !== null ? { sweep } : {}),
     outer: async (innerToo) =>
       innerToo || free !== null
         ? { ...(await normalised()), reduce: async (W, along) => zeroEmptyRows(await W.sum(along, opts)) }
@@ -465,12 +498,16 @@ const DIFFERENTIABLE: ReadonlySet<string> = new Set(
 
 /** Whether vjp fuses the gradients of the variables of one axis into one reduction (the default);
  *  off only in tests, which compare both. */
-const fusion = { enabled: true };
+const fusion = { enabled: true, sweeps: 0 };
 
 /** @internal Hooks for the tests: fuse the gradients of one axis (default) or not. */
 export const vjpTesting = {
   fuse(enabled: boolean): void {
     fusion.enabled = enabled;
+  },
+  /** How many vjp calls ran both axes in one sweep (RulePasses.sweep) so far. */
+  sweeps(): number {
+    return fusion.sweeps;
   },
 };
 
@@ -495,6 +532,25 @@ function splitColumns(
     first += v.dim;
     return new Tensor(data, [...fused.shape.slice(0, -1), v.dim], fused.engine);
   });
+}
+
+/** The gradients of both groups from one sweep (RulePasses.sweep), each group's formulas
+ *  concatenated (at most FUSED_PARTS each: the kernel folds one level of concatenation part by
+ *  part), split per variable; null where the rule or the engine has no sweep, or fusion is off. */
+async function sweepGroups(
+  passes: RulePasses,
+  outerGroup: readonly Variable[],
+  innerGroup: readonly Variable[],
+  formulasOf: (group: readonly Variable[], pass: FormulaCotangent) => LazyTensor[],
+): Promise<{ outer: Tensor<Float32Array | Float64Array>[]; inner: Tensor<Float32Array | Float64Array>[] } | null> {
+  const fits = (group: readonly Variable[]) => group.length > 0 && group.length <= FUSED_PARTS;
+  if (!fusion.enabled || passes.sweep === undefined || !fits(outerGroup) || !fits(innerGroup)) return null;
+  const pass = await passes.sweep();
+  const concat = (fs: LazyTensor[]) => fs.slice(1).reduce((w, f) => w.concat(f), fs[0]!);
+  const out = await pass.run(concat(formulasOf(outerGroup, pass)), concat(formulasOf(innerGroup, pass)));
+  if (out === null) return null;
+  fusion.sweeps++;
+  return { outer: splitColumns(out.rows, outerGroup), inner: splitColumns(out.columns, innerGroup) };
 }
 
 /** @internal For the tests: the names that have a gradient rule. */
@@ -633,13 +689,9 @@ export async function vjpWithValue(
     return group;
   };
   const innerGroup = groupOf(otherAxis);
-  for (const [axis, group, pass] of [
-    [spec.axis, groupOf(spec.axis), () => passes.outer(innerGroup.length > 0)],
-    [otherAxis, innerGroup, () => passes.inner()],
-  ] as const) {
-    if (group.length === 0) continue;
-    const { F, ct, extra, valid, reduce } = await pass();
-    const formulas = group.map((variable) => {
+  const outerGroup = groupOf(spec.axis);
+  const formulasOf = (group: readonly Variable[], { F, ct, extra, valid }: FormulaCotangent): LazyTensor[] =>
+    group.map((variable) => {
       let node = gradient(F.node, variable, ct.node);
       if (extra) node = ops.plus(node, gradient(extra.G.node, variable, extra.ct.node));
       // Terms whose gradient is 0 by definition: ifElse selects 0 there and drops the other branch,
@@ -647,6 +699,12 @@ export async function vjpWithValue(
       if (valid !== null) node = valid.ifElse(new LazyTensor(node, null, null), 0).node;
       return new LazyTensor(node, F.rowsI ?? C.rowsI, F.rowsJ ?? C.rowsJ, batch);
     });
+  const swept = await sweepGroups(passes, outerGroup, innerGroup, formulasOf);
+  // One axis's gradients by reductions over it (when the sweep did not run).
+  const twoPass = async (axis: Axis, group: readonly Variable[], pass: () => Promise<GradientPass>) => {
+    const gradientPass = await pass();
+    const { reduce } = gradientPass;
+    const formulas = formulasOf(group, gradientPass);
     const run = (W: LazyTensor) => (reduce === undefined ? W.sum(axis, opts) : reduce(W, axis));
     // The variables of one axis in one reduction: the concatenation of their gradient formulas,
     // whose shared sub-formulas (F, the softmax weight, C.G) are computed once per pair; the kernel
@@ -661,8 +719,17 @@ export async function vjpWithValue(
         splitColumns(await run(fused), group.slice(first, first + count)).forEach((t, q) => (parts[first + q] = t));
       }
     }
+    return async (g: number) => parts[g] ?? (await run(formulas[g]!));
+  };
+  for (const [axis, group, pass, preset] of [
+    [spec.axis, outerGroup, () => passes.outer(innerGroup.length > 0), swept?.outer],
+    [otherAxis, innerGroup, () => passes.inner(), swept?.inner],
+  ] as const) {
+    if (group.length === 0) continue;
+    const reducedOf =
+      preset !== undefined ? (g: number) => Promise.resolve(preset[g]!) : await twoPass(axis, group, pass);
     for (const [g, variable] of group.entries()) {
-      const reduced = parts[g] ?? (await run(formulas[g]!));
+      const reduced = await reducedOf(g);
       const dim = variable.dim;
       let tensor: Tensor<Float32Array | Float64Array>;
       if (variable.category === 'p') {

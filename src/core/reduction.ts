@@ -17,7 +17,9 @@ export interface ReductionPlan {
   readonly axis: Axis;
   /** The reduced formula F. */
   readonly formula: FormulaNode;
-  /** The weight G of logSumExpWeighted and sumSoftMaxWeight. */
+  /** The weight G of logSumExpWeighted and sumSoftMaxWeight. On a 'sum' (internal: the one-sweep
+   *  attention backward of vjp, WebAssembly only, dense plans): the column formula, summed over the
+   *  outer index into ReductionOutput.columns, one row per inner index. */
   readonly weight: FormulaNode | null;
   /** K of the K-min family, else 0. */
   readonly k: number;
@@ -57,6 +59,9 @@ export interface ReductionOutput {
    *  NaN for a row with a NaN or +inf term), which the gradient's softmax weights exp(F - m) / sum
    *  are normalised by (vjp reuses them instead of running a logSumExp reduction). */
   readonly softMax?: SoftMaxStats;
+  /** A 'sum' with a column formula (ReductionPlan.weight): its sums over the outer index, [nInner,
+   *  weight dim], from the engines that compute them (WebAssembly). */
+  readonly columns?: Float32Array | Float64Array;
 }
 
 /** The running max and sum of a softmax per output row (see ReductionOutput.softMax). */

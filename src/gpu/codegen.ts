@@ -262,6 +262,7 @@ const MAX_KMIN_SLOTS = 256;
 
 /** Why a plan does not run on WebGPU (it then runs on WebAssembly), or null. */
 export function webgpuUnsupported(plan: ReductionPlan): string | null {
+  if (plan.kind === 'sum' && plan.weight !== null) return 'a sum with column sums (an internal WebAssembly reduction)';
   if (REDUCTIONS[plan.kind].takesK && plan.k > MAX_GPU_K) {
     return `${plan.kind} with K = ${plan.k} keeps more than ${MAX_GPU_K} candidates per thread`;
   }

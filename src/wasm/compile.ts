@@ -350,8 +350,13 @@ function compileTemplate(plan: ReductionPlan): TileProgram {
   const roles = new Map(plan.variables.map((v, source) => [v.variable, { role: v.role, source }] as const));
   const builder = new ProgramBuilder(roles);
   // The squared-distance idioms (sum of squared differences, ...) compile to the fused SQDIST.
+  // A sum with column sums (RED_SUM_COLS) lowers its columns first, so that the last instruction is
+  // F's (the kernel folds a last F = MUL(a, b) without storing F); the other reductions F first.
+  const columnsFirst = plan.kind === 'sum' && plan.weight !== null;
+  let weightRegister = columnsFirst ? builder.varying(builder.lower(rewriteFormula(plan.weight!))) : null;
   let formulaRegister = builder.varying(builder.lower(rewriteFormula(plan.formula)));
-  let weightRegister = plan.weight === null ? null : builder.varying(builder.lower(rewriteFormula(plan.weight)));
+  if (!columnsFirst && plan.weight !== null)
+    weightRegister = builder.varying(builder.lower(rewriteFormula(plan.weight)));
   let registers: readonly Register[] = builder.registers;
   let outer: readonly number[] = builder.outer;
   let inner: readonly number[] = builder.inner;
@@ -377,7 +382,9 @@ function compileTemplate(plan: ReductionPlan): TileProgram {
     registers,
     outerCode: Int32Array.from(outer),
     innerCode: Int32Array.from(inner),
-    reduction: reductionCode(plan.kind, plan.accumulate),
+    // A sum with a weight: the column sums of the weight in the same sweep (RED_SUM_COLS).
+    reduction:
+      plan.kind === 'sum' && plan.weight !== null ? isa.RED_SUM_COLS : reductionCode(plan.kind, plan.accumulate),
     formulaRegister,
     weightRegister,
   };

@@ -31,7 +31,8 @@ export interface InnerSplit {
 
 /** How `job`'s rows can be cut along the inner range, or null when they cannot. */
 export function innerSplitOf(job: KernelJob): InnerSplit | null {
-  if (job.ranges !== null) return null;
+  // The column sums of RED_SUM_COLS are not split (each run adds its rows into them).
+  if (job.ranges !== null || job.reduction === isa.RED_SUM_COLS) return null;
   const select = (reduction: number, merge: Merge): InnerSplit => ({
     reduction,
     pieceIndices: true,

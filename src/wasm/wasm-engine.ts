@@ -19,10 +19,11 @@ import { reductionEmptyValue, reductionHasIndices, reductionHasValues } from '..
 import { checkpoint, throwIfAborted, yieldIfDue, type RunControl } from '../core/scheduling.js';
 import { InputError } from '../core/errors.js';
 import { getWorkerPool, WorkerLostError, type WorkerPool } from './workers.js';
-import { compilePlan, type TileProgram } from './compile.js';
+import { compilePlan, type Register, type TileProgram } from './compile.js';
 import {
   align16,
   checkJobMemory,
+  ColumnChunks,
   ensureMemory,
   JOB_REG_WORDS,
   MAX_MEMORY_BYTES,
@@ -88,10 +89,14 @@ export function chooseBlockSize(program: TileProgram, elementBytes: number): num
     // component costs a horizontal sum per block, so longer blocks pay: measured on the gradients of
     // an attention (d = 64, float32, 1024-2048 rows, one thread, loaded machine), B = 128-256 ran
     // 1.3-1.6x faster than the B = 32-64 of the rule below.
+    // RED_SUM_COLS: the column sums' slice of the block is read and written once per outer index
+    // of the pass, like the inner variables' (measured: at B = 16, the attention backward in one
+    // sweep ran 1.8x slower than the two passes it replaces).
+    const columns = program.reduction === isa.RED_SUM_COLS ? program.weightRegister!.dim : 0;
     const scratch = Math.max(1, rowsOf(isa.REG_BLOCK) - wide.dim);
     const fit = Math.min(
       32768 / (scratch * elementBytes),
-      131072 / (Math.max(1, rowsOf(isa.REG_INNER_VAR)) * elementBytes),
+      131072 / (Math.max(1, rowsOf(isa.REG_INNER_VAR) + columns) * elementBytes),
     );
     return Math.max(16, Math.min(512, 2 ** Math.floor(Math.log2(Math.max(1, fit)))));
   }
@@ -109,28 +114,40 @@ const WIDE_FOLD_MIN_DIM = 16;
  *  gradients of vjp); null when F is narrower than WIDE_FOLD_MIN_DIM or folded as usual. */
 function wideProductFold(program: TileProgram): { dim: number } | null {
   const code = program.innerCode;
-  if (program.reduction !== isa.RED_SUM || code.length === 0) return null;
+  const columns = program.reduction === isa.RED_SUM_COLS;
+  if ((program.reduction !== isa.RED_SUM && !columns) || code.length === 0) return null;
   const F = program.formulaRegister;
   if (F.dim < WIDE_FOLD_MIN_DIM) return null;
+  const rows = unstoredRows(program, F, true);
+  if (rows === null) return null;
+  // RED_SUM_COLS: G (and the products copied into it) is added into the column sums unstored too.
+  return { dim: rows + (columns ? (unstoredRows(program, program.weightRegister!, false) ?? 0) : 0) };
+}
+
+/** The block rows of a folded register R that the kernel never stores: R itself when its last
+ *  writer is the program's last instruction, a MUL with a block operand (`last`: F only), or R and
+ *  the products copied into it when R is written only by COPYs into views of it; else null. */
+function unstoredRows(program: TileProgram, R: Register, last: boolean): number | null {
+  const code = program.innerCode;
   const at = code.length - isa.INSTR_WORDS;
   const reg = (w: number) => program.registers[w]!;
-  if (code[at + isa.I_OP] === isa.OP_MUL && code[at + isa.I_DST] === F.index) {
-    return reg(code[at + isa.I_A]!).varying || reg(code[at + isa.I_B]!).varying ? { dim: F.dim } : null;
+  if (last && code[at + isa.I_OP] === isa.OP_MUL && code[at + isa.I_DST] === R.index) {
+    return reg(code[at + isa.I_A]!).varying || reg(code[at + isa.I_B]!).varying ? R.dim : null;
   }
-  // A concatenation: the COPYs into F's views, and the products they copy (their only writer a MUL).
-  let unwritten = F.dim;
+  // A concatenation: the COPYs into R's views, and the products they copy (their only writer a MUL).
+  let unwritten = R.dim;
   let copies = 0;
   for (let q = 0; q < code.length; q += isa.INSTR_WORDS) {
     const dst = reg(code[q + isa.I_DST]!);
-    if ((dst.parent ?? dst) !== F) continue;
-    if (code[q + isa.I_OP] !== isa.OP_COPY || dst === F) return null;
+    if ((dst.parent ?? dst) !== R) continue;
+    if (code[q + isa.I_OP] !== isa.OP_COPY || dst === R) return null;
     copies++;
     const src = code[q + isa.I_A]!;
     for (let w = 0; w < code.length; w += isa.INSTR_WORDS) {
       if (code[w + isa.I_DST] === src && code[w + isa.I_OP] === isa.OP_MUL) unwritten += reg(src).dim;
     }
   }
-  return copies > 0 ? { dim: unwritten } : null;
+  return copies > 0 ? unwritten : null;
 }
 
 /** Bytes of reduction state the kernel needs (see the comment at the top of assembly/kernel.ts).
@@ -215,7 +232,40 @@ export function planJob(plan: ReductionPlan): KernelJob {
     emptyValue: reductionEmptyValue(plan.kind),
     start: 0,
     end: ranges === null ? plan.nOuter : ranges.slices.length,
+    columns: program.reduction === isa.RED_SUM_COLS ? program.weightRegister!.dim : 0,
   };
+}
+
+/** Row chunks of a RED_SUM_COLS job, fixed by its row count alone: each chunk's column sums are
+ *  added in row order by one prepared job (float32 or float64 as the job), and the chunks' sums in
+ *  float64 in chunk order (sumColumns), so that the result does not depend on the worker count, on
+ *  which worker ran what, or on the main thread's slicing. At most COLUMN_CHUNKS (one per worker of
+ *  a large pool), of at least 64 rows (the blocked tiles' group). */
+const COLUMN_CHUNKS = 8;
+
+function columnChunks(nOuter: number): [number, number][] {
+  const n = Math.max(1, Math.min(COLUMN_CHUNKS, Math.ceil(nOuter / 64)));
+  return Array.from({ length: n }, (_, p) => [Math.round((p * nOuter) / n), Math.round(((p + 1) * nOuter) / n)]);
+}
+
+/** The column sums of the chunks (each an [nInner, columns] block), added in float64 in chunk
+ *  order, in the job's dtype. One loop per dtype: the loop over a union of array types ran ~3x
+ *  slower (17 ms per call at 4096 x 128 values, 8 chunks). */
+function sumColumns(job: KernelJob, parts: readonly (Float32Array | Float64Array)[]): Float32Array | Float64Array {
+  const total = new Float64Array(job.nInner * job.columns!);
+  for (const part of parts) {
+    if (part instanceof Float32Array) addFloat32(total, part);
+    else addFloat64(total, part);
+  }
+  return job.f64 ? total : Float32Array.from(total);
+}
+
+function addFloat32(total: Float64Array, part: Float32Array): void {
+  for (let q = 0; q < total.length; q++) total[q] = total[q]! + part[q]!;
+}
+
+function addFloat64(total: Float64Array, part: Float64Array): void {
+  for (let q = 0; q < total.length; q++) total[q] = total[q]! + part[q]!;
 }
 
 /** Pairs each cluster visits. */
@@ -532,6 +582,7 @@ export class WasmEngine implements Engine {
     const pairs =
       (job.ranges === null ? job.nOuter * job.nInner : clusterPairs(job.ranges).reduce((s, x) => s + x, 0)) *
       pairCost(job);
+    if ((job.columns ?? 0) > 0) return this.reduceWithColumns(job, layout, control, pairs);
     if (pairs >= thresholds.mainThreadMaxPairs) {
       const pool = await getWorkerPool();
       if (pool !== null) {
@@ -559,6 +610,60 @@ export class WasmEngine implements Engine {
     return splitSoftMax(job, await this.mutex.lock(() => this.runHere(job, layout, control)));
   }
 
+  /** A RED_SUM_COLS job, by its fixed row chunks (columnChunks): on the pool, a pool's worth in
+   *  flight (the signal checked before each is posted), else here one after the other. */
+  private async reduceWithColumns(
+    job: KernelJob,
+    layout: JobLayout,
+    control: RunControl,
+    pairs: number,
+  ): Promise<ReductionOutput> {
+    const chunks = columnChunks(job.nOuter);
+    const values = allocateOutputs(job).values!;
+    const columns: (Float32Array | Float64Array)[] = new Array(chunks.length);
+    const pool = pairs >= thresholds.mainThreadMaxPairs ? await getWorkerPool() : null;
+    let done = false;
+    if (pool !== null) {
+      // One piece per worker, of consecutive chunks (the inner variables are posted once per piece);
+      // with a signal or progress, one per chunk (~1/8 of the work each).
+      const controlled = control.signal !== undefined || control.onRows !== undefined;
+      const groups = controlled ? chunks.length : Math.min(pool.size, chunks.length);
+      const pieces: Piece[] = Array.from({ length: groups }, (_, g) => {
+        const [p0, p1] = [Math.floor((g * chunks.length) / groups), Math.floor(((g + 1) * chunks.length) / groups)];
+        const [a, b] = [chunks[p0]![0], chunks[p1 - 1]![1]];
+        const bounds = [...chunks.slice(p0, p1).map(([from]) => from - a), b - a];
+        const block = job.nInner * job.columns!;
+        return {
+          post: async (signal) => {
+            const part = await rowPart(job, a, b, pool, signal);
+            return { ...part, job: { ...part.job, columnChunks: bounds } };
+          },
+          rows: b - a,
+          merge: (out) => {
+            values.set(out.values!, a * job.outDim);
+            for (let p = p0; p < p1; p++) columns[p] = out.columns!.subarray((p - p0) * block, (p - p0 + 1) * block);
+          },
+        };
+      });
+      try {
+        await runPieces(pool, pieces, pool.size, control);
+        done = true;
+      } catch (error) {
+        if (!(error instanceof WorkerLostError)) throw error;
+        // A worker died (or the pool was replaced): run here.
+      }
+    }
+    if (!done) {
+      // Prepared once; runHere stops its slices at the chunks' ends and reads each chunk's sums.
+      const bounds = [...chunks.map(([a]) => a), job.nOuter];
+      const out = await this.mutex.lock(() => this.runHere({ ...job, columnChunks: bounds }, layout, control));
+      values.set(out.values!);
+      const block = job.nInner * job.columns!;
+      chunks.forEach((_, p) => (columns[p] = out.columns!.subarray(p * block, (p + 1) * block)));
+    }
+    return { values, indices: null, columns: sumColumns(job, columns) };
+  }
+
   /**
    * Runs a job on this thread's kernel, a chunk at a time: each chunk sized from the speed measured
    * so far to take about CHUNK_TARGET_MS, the first one small. A chunk is rows (or clusters) over the
@@ -573,6 +678,7 @@ export class WasmEngine implements Engine {
     // prepareJob at once: at D = 784 and 60000 points that is 47M values, ~100-300 ms.
     const innerVar = (k: number) => job.registers[k * JOB_REG_WORDS] === isa.REG_INNER_VAR && job.data[k] !== null;
     const prepared = prepareJob(this.kernel, job, layout, innerVar);
+    const chunks = ColumnChunks.of(this.kernel, prepared);
     const tiles = Math.ceil(job.nInner / job.block);
     for (let k = 0; k < job.registers.length / JOB_REG_WORDS; k++) {
       if (!innerVar(k)) continue;
@@ -640,8 +746,9 @@ export class WasmEngine implements Engine {
             group = null;
           }
         } else {
-          const end = Math.min(job.end, start + Math.max(1, fit));
+          const end = Math.min(job.end, start + Math.max(1, fit), chunks?.limit() ?? Infinity);
           runPrepared(this.kernel, prepared, start, end);
+          chunks?.reached(end);
           pairs = (end - start) * job.nInner;
           rows = end - start;
           start = end;
@@ -664,7 +771,7 @@ export class WasmEngine implements Engine {
       if (rows > 0) control.onRows?.(rows);
       if (start < job.end) await checkpoint(control.signal);
     }
-    return readOutputs(this.kernel, prepared);
+    return chunks?.outputs() ?? readOutputs(this.kernel, prepared);
   }
 }
 

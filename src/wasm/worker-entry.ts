@@ -122,7 +122,11 @@ function handle(
       const transfer: ArrayBuffer[] = [];
       if (out.values) transfer.push(out.values.buffer as ArrayBuffer);
       if (out.indices) transfer.push(out.indices.buffer as ArrayBuffer);
-      port.postMessage({ type: 'done', id: message.id, values: out.values, indices: out.indices }, transfer);
+      if (out.columns) transfer.push(out.columns.buffer as ArrayBuffer);
+      port.postMessage(
+        { type: 'done', id: message.id, values: out.values, indices: out.indices, columns: out.columns },
+        transfer,
+      );
     }
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));

@@ -50,6 +50,11 @@ export interface KernelJob {
   /** The outer rows (clusters when ranges is set) this job runs. */
   readonly start: number;
   readonly end: number;
+  /** RED_SUM_COLS: the width of the column sums (the weight register's dim), else 0 or absent. */
+  readonly columns?: number;
+  /** RED_SUM_COLS run by runJob: the row chunks [c[p], c[p + 1]) of [start, end) whose column sums are
+   *  kept apart (JobOutput.columns holds one [nInner, columns] block per chunk); absent: one chunk. */
+  readonly columnChunks?: readonly number[];
 }
 
 /** Values [from, to) of an array a worker holds under `resident` (WorkerPool.residentKey), in place
@@ -74,6 +79,9 @@ export function isResidentRef(d: unknown): d is ResidentRef {
 export interface JobOutput {
   readonly values: Float32Array | Float64Array | null;
   readonly indices: Int32Array | null;
+  /** RED_SUM_COLS: the column sums over the rows run, [nInner, columns], one such block per chunk
+   *  of KernelJob.columnChunks. */
+  readonly columns?: Float32Array | Float64Array;
 }
 
 const PAGE = 65536;
@@ -92,6 +100,8 @@ export interface PreparedJob {
   readonly prog: number;
   readonly outValues: number;
   readonly outIndices: number;
+  /** The column sums (RED_SUM_COLS), else 0. */
+  readonly columnsAt: number;
 }
 
 /** Where each part of a job goes in a kernel's memory (byte addresses), from `heapBase` on. */
@@ -110,6 +120,8 @@ export interface JobLayout {
   readonly rangesAt: number;
   readonly slicesAt: number;
   readonly innerRangesAt: number;
+  /** RED_SUM_COLS: the column sums (tiled like an inner variable), else 0. */
+  readonly columnsAt: number;
   /** The first byte past the job: the memory it needs. */
   readonly end: number;
 }
@@ -163,6 +175,7 @@ export function layoutJob(job: KernelJob, heapBase: number): JobLayout {
   const rangesAt = ranges ? take(ranges.outer.byteLength) : 0;
   const slicesAt = ranges ? take(ranges.slices.byteLength) : 0;
   const innerRangesAt = ranges ? take(ranges.inner.byteLength) : 0;
+  const columnsAt = (job.columns ?? 0) > 0 ? take(tiles * job.columns! * B * elt) : 0;
   return {
     heapBase,
     prog,
@@ -176,6 +189,7 @@ export function layoutJob(job: KernelJob, heapBase: number): JobLayout {
     rangesAt,
     slicesAt,
     innerRangesAt,
+    columnsAt,
     end: cursor,
   };
 }
@@ -235,6 +249,7 @@ export function prepareJob(
     rangesAt,
     slicesAt,
     innerRangesAt,
+    columnsAt,
     end,
   } = checked ?? checkJobMemory(job, heapBase);
   ensureMemory(kernel, end, job.kind);
@@ -265,6 +280,11 @@ export function prepareJob(
   header[isa.H_OUT_DIM] = job.outDim;
   header[isa.H_ACC] = acc;
   header[isa.H_ACC_BYTES] = job.accBytes;
+  if (columnsAt > 0) {
+    // The kernel adds each row's terms into the column sums: they start at 0.
+    header[isa.H_COLS] = columnsAt;
+    floats.fill(0, columnsAt / elt, columnsAt / elt + tiles * job.columns! * B);
+  }
   if (ranges) {
     header[isa.H_RANGES] = rangesAt;
     header[isa.H_N_CLUSTERS] = ranges.slices.length;
@@ -299,7 +319,7 @@ export function prepareJob(
       tileInnerVariable(kernel, job, bases[k]!, k, 0, tiles);
     }
   }
-  return { job, prog, outValues, outIndices };
+  return { job, prog, outValues, outIndices, columnsAt };
 }
 
 /**
@@ -321,10 +341,7 @@ export function tileInnerVariable(
   const dim = job.registers[register * JOB_REG_WORDS + 1]!;
   const B = job.block;
   const tiles = Math.ceil(job.nInner / B);
-  const buffer = kernel.memory.buffer;
-  const region = job.f64
-    ? new Float64Array(buffer, base, tiles * dim * B)
-    : new Float32Array(buffer, base, tiles * dim * B);
+  const region = tiledRegion(kernel, job, base, dim);
   if (to === tiles) region.fill(0, (tiles - 1) * dim * B);
   const rows = job.nInner;
   for (let b = from; b < to; b++) {
@@ -406,12 +423,45 @@ export function runInnerRange(
   if (status !== isa.OK) throw new Error(`${job.kind}: the WebAssembly kernel failed with code ${status}`);
 }
 
+/** The kernel's memory at `base` as `dim` rows tiled like an inner variable of the job (all tiles). */
+function tiledRegion(kernel: KernelExports, job: KernelJob, base: number, dim: number): Float32Array | Float64Array {
+  const count = Math.ceil(job.nInner / job.block) * dim * job.block;
+  const buffer = kernel.memory.buffer;
+  return job.f64 ? new Float64Array(buffer, base, count) : new Float32Array(buffer, base, count);
+}
+
+/** The column sums of a RED_SUM_COLS job, untiled to [nInner, columns] into `out` (a new array
+ *  when absent), and zeroed in the kernel's memory when `zero` (for the next chunk of rows). */
+function readColumns(
+  kernel: KernelExports,
+  prepared: PreparedJob,
+  out?: Float32Array | Float64Array,
+  zero = false,
+): Float32Array | Float64Array {
+  const { job, columnsAt } = prepared;
+  const c = job.columns!;
+  const B = job.block;
+  const tiles = Math.ceil(job.nInner / B);
+  const tiled = tiledRegion(kernel, job, columnsAt, c);
+  out ??= job.f64 ? new Float64Array(job.nInner * c) : new Float32Array(job.nInner * c);
+  for (let b = 0; b < tiles; b++) {
+    const count = Math.min(B, job.nInner - b * B);
+    for (let k = 0; k < c; k++) {
+      const src = (b * c + k) * B;
+      for (let t = 0; t < count; t++) out[(b * B + t) * c + k] = tiled[src + t]!;
+    }
+  }
+  if (zero) tiled.fill(0);
+  return out;
+}
+
 /** Copies the outputs out of the kernel's memory. */
 export function readOutputs(kernel: KernelExports, prepared: PreparedJob): JobOutput {
   const { job, outValues, outIndices } = prepared;
   const buffer = kernel.memory.buffer;
   const count = job.nOuter * job.outDim;
   return {
+    ...(prepared.columnsAt > 0 ? { columns: readColumns(kernel, prepared) } : {}),
     values:
       outValues === 0
         ? null
@@ -422,7 +472,8 @@ export function readOutputs(kernel: KernelExports, prepared: PreparedJob): JobOu
   };
 }
 
-/** The whole job at once (what a worker does). */
+/** The whole job at once (what a worker does); a RED_SUM_COLS job chunk by chunk of
+ *  columnChunks, each chunk's column sums read out and zeroed before the next. */
 export function runJob(
   kernel: KernelExports,
   job: KernelJob,
@@ -430,8 +481,69 @@ export function runJob(
   inPlace?: (register: number) => boolean,
 ): JobOutput {
   const prepared = prepareJob(kernel, job, layout, inPlace);
-  if (job.end > job.start) runPrepared(kernel, prepared, job.start, job.end);
-  return readOutputs(kernel, prepared);
+  const chunks = ColumnChunks.of(kernel, prepared);
+  if (chunks === null) {
+    if (job.end > job.start) runPrepared(kernel, prepared, job.start, job.end);
+    return readOutputs(kernel, prepared);
+  }
+  for (let start = job.start; start < job.end;) {
+    const end = chunks.limit();
+    runPrepared(kernel, prepared, start, end);
+    chunks.reached(end);
+    start = end;
+  }
+  return chunks.outputs();
+}
+
+/** A RED_SUM_COLS job run chunk by chunk of KernelJob.columnChunks: a run must stop at the end of
+ *  its chunk (`limit`), and once the rows of a chunk have run their column sums are read out and
+ *  zeroed for the next (`reached`). Used by runJob and the main thread's sliced runs. */
+export class ColumnChunks {
+  private next = 0;
+  private readonly columns: Float32Array | Float64Array;
+  private readonly block: number;
+
+  private constructor(
+    private readonly kernel: KernelExports,
+    private readonly prepared: PreparedJob,
+    private readonly bounds: readonly number[],
+  ) {
+    const job = prepared.job;
+    this.block = job.nInner * job.columns!;
+    const count = (bounds.length - 1) * this.block;
+    this.columns = job.f64 ? new Float64Array(count) : new Float32Array(count);
+  }
+
+  /** The chunks of a prepared job, or null when it is not a RED_SUM_COLS job run by chunks. */
+  static of(kernel: KernelExports, prepared: PreparedJob): ColumnChunks | null {
+    const bounds = prepared.job.columnChunks;
+    return prepared.columnsAt === 0 || bounds === undefined ? null : new ColumnChunks(kernel, prepared, bounds);
+  }
+
+  /** The first row (of the job's numbering) a run from the current chunk must not reach. */
+  limit(): number {
+    return this.prepared.job.start + this.bounds[Math.min(this.next + 1, this.bounds.length - 1)]!;
+  }
+
+  /** The rows before `row` have run: the chunks they complete are read out and zeroed. */
+  reached(row: number): void {
+    const { job } = this.prepared;
+    while (this.next + 1 < this.bounds.length && row >= job.start + this.bounds[this.next + 1]!) {
+      readColumns(
+        this.kernel,
+        this.prepared,
+        this.columns.subarray(this.next * this.block, (this.next + 1) * this.block),
+        true,
+      );
+      this.next++;
+    }
+  }
+
+  /** The job's values and indices, and the column sums of every chunk, one block after the other. */
+  outputs(): JobOutput {
+    const { values, indices } = readOutputs(this.kernel, { ...this.prepared, columnsAt: 0 });
+    return { values, indices, columns: this.columns };
+  }
 }
 
 /** Grows the kernel's memory to at least `bytes` (a ResourceLimitError naming `kind` if refused). */

@@ -55,7 +55,13 @@ export interface WorkerHandle {
 export type WorkerReply =
   | { type: 'alive' }
   | { type: 'ready' }
-  | { type: 'done'; id: number; values: Float32Array | Float64Array | null; indices: Int32Array | null }
+  | {
+      type: 'done';
+      id: number;
+      values: Float32Array | Float64Array | null;
+      indices: Int32Array | null;
+      columns?: Float32Array | Float64Array;
+    }
   /** The result of a pass over resident rows (core/row-passes.ts). */
   | { type: 'pass'; id: number; out: Float64Array }
   | {
@@ -428,7 +434,11 @@ export class WorkerPool {
   async run(job: PostedJob, transfer: TransferItem[] = []): Promise<JobOutput> {
     const reply = await this.post({ type: 'job', job }, transfer);
     if (reply.type !== 'done') throw new Error(`internal: a job answered as a ${reply.type}`);
-    return { values: reply.values, indices: reply.indices };
+    return {
+      values: reply.values,
+      indices: reply.indices,
+      ...(reply.columns !== undefined ? { columns: reply.columns } : {}),
+    };
   }
 
   /**
