@@ -234,11 +234,17 @@ describe('attention backward in one sweep', () => {
     grads.forEach((g, q) => expectClose(g.data, want[q]!, 1e-4, 0, scaleOf(want[q]!), `gradient ${q}`));
   });
 
-  it('a described sum given a weight sums F alone, as it always did (not a sum with column sums)', async () => {
+  it('a described sum given a weight, or a K for a reduction without one, is an InputError (it was left out)', async () => {
     const x = Vi(Float32Array.from([1, 2, 3]), 1);
     const y = Vj(Float32Array.from([1, 2]), 1);
-    const out = await runReduction(reduction(x.mul(y), 'sum', 1, { weight: y, options: { engine: 'wasm' } }));
+    expect(() => reduction(x.mul(y), 'sum', 1, { weight: y })).toThrow(/'sum' takes no weight/);
+    expect(() => reduction(x.mul(y), 'min', 1, { k: 2 })).toThrow(/'min' takes no k/);
+    const out = await runReduction(reduction(x.mul(y), 'sum', 1, { options: { engine: 'wasm' } }));
     expect(Array.from(out.data)).toEqual([3, 6, 9]);
+    const lse = await runReduction(reduction(x.mul(y), 'logSumExp', 1, { weight: y, options: { engine: 'wasm' } }));
+    // log sum_j exp(x_i y_j) y_j, against the closed form
+    const want = [1, 2, 3].map((xi) => Math.log(Math.exp(xi) + 2 * Math.exp(2 * xi)));
+    lse.data.forEach((v, i) => expect(Math.abs(v - want[i]!)).toBeLessThan(1e-5 * want[i]!));
   });
 
   it('on the main thread, a long sweep lets the event loop run, and equals the 2 workers bit for bit', async () => {

@@ -59,6 +59,14 @@ export function reduction(
   axis: Axis,
   extra: { weight?: LazyTensor; k?: number; options?: ReductionOptions } = {},
 ): ReductionSpec {
+  // A weight or K the reduction does not take would be left out without a word (a weighted 'sum'
+  // computes the plain sum): refuse it. logSumExp takes a weight (logSumExpWeighted).
+  if (extra.weight !== undefined && kind !== 'logSumExp' && REDUCTIONS[kind].weight === 'none') {
+    throw new InputError(`reduction: '${kind}' takes no weight (got one; a weighted sum is F.mul(G).sum)`);
+  }
+  if (extra.k !== undefined && !REDUCTIONS[kind].takesK) {
+    throw new InputError(`reduction: '${kind}' takes no k (got ${String(extra.k)}; kMin and kMax do)`);
+  }
   return { formula, kind, axis, ...extra };
 }
 
