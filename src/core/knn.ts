@@ -635,7 +635,8 @@ class TreeSearch {
     // the K-th.
     this.Kr = Math.min(this.K + 1, y.M);
     this.best = {
-      bestV: new Float64Array(N * this.K).fill(Infinity),
+      // In the engine's precision, which holds its values exactly: half the memory in float32.
+      bestV: (dtype === 'float32' ? new Float32Array(N * this.K) : new Float64Array(N * this.K)).fill(Infinity),
       bestI: new Int32Array(N * this.K).fill(-1),
       count: new Int32Array(N),
       dropFloor: new Float64Array(N).fill(Infinity),
@@ -1071,7 +1072,7 @@ interface RoundGroups {
 
 /** The best lists of every row, K per row, sorted by (value, index). */
 interface Best {
-  bestV: Float64Array;
+  bestV: Float32Array | Float64Array;
   bestI: Int32Array;
   /** Entries of each row's list. */
   count: Int32Array;
@@ -1107,7 +1108,7 @@ function mergeRows(
 
 /** Inserts (v, j) into row r's sorted list of at most K (value, index) pairs, ties to the lower j. */
 function insert(
-  bestV: Float64Array,
+  bestV: Float32Array | Float64Array,
   bestI: Int32Array,
   count: Int32Array,
   r: number,
