@@ -97,12 +97,13 @@ function metricFormula(metric: KnnMetric): {
  * ties to the lowest index of y; a NaN value of a custom formula is never selected (index -1, NaN).
  *
  * At D <= 8 with 'euclidean', 'sqeuclidean' or 'manhattan', the search sorts x and y in the order of a
- * k-d tree (Morton codes, cells halved until leaves of at most 32 rows) and bounds from below, with a margin for the rounding of the engine's
- * arithmetic, the distance between the bounding box of a leaf of y and a leaf of x or a point. A first
- * block-sparse kMinArgKMin reduction visits each x-leaf's nearest y-leaves (found best first in the
- * y-tree); then each query visits, nearest first, the y-leaves whose bound its K-th distance does not
- * clear (found by a pruned walk of the tree), in rounds of block-sparse reductions with one cluster
- * per query, until no query has any left. Queries whose K-th distance ties with a candidate a round
+ * k-d tree (Morton codes, cells halved until leaves of at most 32 rows) and bounds from below, with a
+ * margin for the rounding of the engine's arithmetic, the distance between the bounding box of a leaf
+ * of y and a leaf of x or a point. A first block-sparse kMinArgKMin reduction visits each x-leaf's
+ * nearest y-leaves (found best first in the y-tree); then each query visits, nearest first, the
+ * y-leaves whose bound its K-th distance does not clear (found by a pruned walk of the tree), in
+ * rounds of block-sparse reductions (the second with consecutive queries of an x-leaf sharing a
+ * cluster where that is cheaper, later ones with one cluster per query), until no query has any left. Queries whose K-th distance ties with a candidate a round
  * had to drop are recomputed by brute force, so ties still go to the lowest index. Other cases run
  * one dense kMinArgKMin.
  *
