@@ -205,7 +205,8 @@ for (const row of rows) {
   );
 }
 
-// The K-NN entry point at D = 3 (issue 13's target: under 0.6 s on 2 threads; scipy's cKDTree ~0.6 s):
+// The K-NN entry point at D = 3 (issue 13's target: under 0.6 s on 2 threads; scipy's cKDTree ~0.16 s here,
+// bench/knn-d3.mjs times both on the same points):
 // its k-d tree search, every neighbour exact.
 {
   setWasmThreads(Math.min(2, allThreads));

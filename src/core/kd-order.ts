@@ -49,8 +49,8 @@ export function kdOrder(
  * kdOrder, in time slices: the same `perm` and `leaves` (the same steps), with a yield to the event
  * loop between two steps when the library's yield interval has passed (a step scans or partitions
  * about 3·10^4 rows: a node of a million points is split over many steps), and the signal checked
- * at every yield. Internal (src/index.ts exports the synchronous kdOrder only): the library's
- * own long jobs (knn's tree search) call this one.
+ * at every yield. Internal (src/index.ts exports the synchronous kdOrder only), for the library's
+ * own long jobs; no caller now (knn's search, the one it had, builds its tree in knn-tree.ts).
  * @throws InputError as kdOrder; rejects with the signal's reason when it aborts.
  */
 export async function kdOrderAsync(

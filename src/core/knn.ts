@@ -97,12 +97,13 @@ function metricFormula(metric: KnnMetric): {
  * ties to the lowest index of y; a NaN value of a custom formula is never selected (index -1, NaN).
  *
  * At D <= 8 with 'euclidean', 'sqeuclidean' or 'manhattan', the search sorts x and y in the order of a
- * k-d tree (Morton codes, cells halved until leaves of at most 32 rows) and bounds from below, with a margin for the rounding of the engine's
- * arithmetic, the distance between the bounding box of a leaf of y and a leaf of x or a point. A first
- * block-sparse kMinArgKMin reduction visits each x-leaf's nearest y-leaves (found best first in the
- * y-tree); then each query visits, nearest first, the y-leaves whose bound its K-th distance does not
- * clear (found by a pruned walk of the tree), in rounds of block-sparse reductions with one cluster
- * per query, until no query has any left. Queries whose K-th distance ties with a candidate a round
+ * k-d tree (Morton codes, cells halved until leaves of at most 32 rows) and bounds from below, with a
+ * margin for the rounding of the engine's arithmetic, the distance between the bounding box of a leaf
+ * of y and a leaf of x or a point. A first block-sparse kMinArgKMin reduction visits each x-leaf's
+ * nearest y-leaves (found best first in the y-tree); then each query visits, nearest first, the
+ * y-leaves whose bound its K-th distance does not clear (found by a pruned walk of the tree), in
+ * rounds of block-sparse reductions (the second with consecutive queries of an x-leaf sharing a
+ * cluster where that is cheaper, later ones with one cluster per query), until no query has any left. Queries whose K-th distance ties with a candidate a round
  * had to drop are recomputed by brute force, so ties still go to the lowest index. Other cases run
  * one dense kMinArgKMin.
  *
@@ -137,15 +138,10 @@ export async function knn(x: ArrayInput, y: ArrayInput, K: number, options: KnnO
   let engine: EngineName = 'wasm';
   // The rounds of the tree search reduce the same (x, y): one formula, whose variables check their
   // data once.
-  // (One per x: the parts of the search alternate.)
-  const formulas = new Map<ArrayInput, { qy: ArrayInput; F: LazyTensor }>();
+  let last: { qx: ArrayInput; qy: ArrayInput; F: LazyTensor } | null = null;
   const reduce: Reduce = async (qx, qy, k, ranges) => {
-    let known = formulas.get(qx);
-    if (known === undefined || known.qy !== qy) {
-      known = { qy, F: m.formula(Vi(qx, xs.d), Vj(qy, ys.d)) };
-      formulas.set(qx, known);
-    }
-    const F = known.F;
+    if (last === null || last.qx !== qx || last.qy !== qy) last = { qx, qy, F: m.formula(Vi(qx, xs.d), Vj(qy, ys.d)) };
+    const F = last.F;
     const r = await F.kMinArgKMin(k, 1, {
       dtype,
       ...(ranges === undefined ? {} : { ranges }),
@@ -535,9 +531,6 @@ const FIRST_CAP = 16;
 /** The overhead of one cluster in a later round, in pairs: consecutive rows share a cluster while that
  *  costs fewer extra pairs. */
 const GROUP_PAIRS = 96;
-/** Parts of x searched at once (see treeSearch), each of at least PART_LEAVES x-leaves. */
-const SEARCH_PARTS = 2;
-const PART_LEAVES = 256;
 /** x-leaves per step of the search between two yields to the event loop. */
 const STEP_LEAVES = 256;
 
@@ -593,27 +586,31 @@ class TreeSearch {
 
   constructor(
     xs: Rows,
+    ys: Rows,
     readonly K: number,
     dtype: DType,
     norm: 'l2' | 'l1',
-    kx: { perm: Int32Array; leaves: Int32Array },
-    y: YSide,
+    kx: KnnTree,
+    ky: KnnTree,
   ) {
     const { n: N, d: D } = xs;
+    const M = ys.n;
     this.N = N;
     this.D = D;
     this.l2 = norm === 'l2';
     this.round32 = dtype === 'float32' && !(xs.data instanceof Float32Array);
     this.px = permuteRows(xs.data, kx.perm, D);
-    this.py = y.py;
+    this.py = permuteRows(ys.data, ky.perm, D);
     this.xLeaves = kx.leaves;
     this.xPerm = kx.perm;
-    this.yPerm = y.perm;
+    this.yPerm = ky.perm;
     this.nQ = kx.leaves.length / 2;
-    this.nB = y.tree.leaves.length / 2;
+    this.nB = ky.leaves.length / 2;
     this.bx = leafBoxes(this.px, kx.leaves, D, dtype);
-    this.tree = y.tree;
-    const nodes = y.tree.nodes;
+    const by = leafBoxes(this.py, ky.leaves, D, dtype);
+    const nodes = ky.nodes;
+    const nb = nodeBoxes(nodes, by.lo, by.hi, D);
+    this.tree = { leaves: ky.leaves, nodes, lo: nb.lo, hi: nb.hi, leafLo: by.lo, leafHi: by.hi };
     const nNodes = nodes.start.length;
     this.heap = { key: new Float64Array(nNodes + 2), node: new Int32Array(nNodes + 2) };
     this.stack = new Int32Array(nNodes + 2);
@@ -633,9 +630,10 @@ class TreeSearch {
     // Each round keeps K + 1 candidates per row (K when K = M: then nothing is ever dropped): a
     // dropped candidate is no smaller than the (K+1)-th kept one, which tells whether it could tie
     // the K-th.
-    this.Kr = Math.min(this.K + 1, y.M);
+    this.Kr = Math.min(this.K + 1, M);
     this.best = {
-      bestV: new Float64Array(N * this.K).fill(Infinity),
+      // In the engine's precision, which holds its values exactly: half the memory in float32.
+      bestV: (dtype === 'float32' ? new Float32Array(N * this.K) : new Float64Array(N * this.K)).fill(Infinity),
       bestI: new Int32Array(N * this.K).fill(-1),
       count: new Int32Array(N),
       dropFloor: new Float64Array(N).fill(Infinity),
@@ -914,12 +912,13 @@ class TreeSearch {
     }
   }
 
-  /** Writes the lists into `values` and `indices` (rows of x in its own order, K per row), the values
-   *  in the output's precision (their square roots when `sqrt`): written once, with no float64 copy in
-   *  between. */
-  writeResult(values: Float32Array | Float64Array, indices: Int32Array, sqrt: boolean): void {
+  /** The lists in the order of x, the values in the output's precision (their square roots when
+   *  `sqrt`): written once, with no float64 copy in between. */
+  result(dtype: DType, sqrt: boolean): { values: Float32Array | Float64Array; indices: Int32Array } {
     const { N, K } = this;
     const { bestV, bestI } = this.best;
+    const values = dtype === 'float32' ? new Float32Array(N * K) : new Float64Array(N * K);
+    const indices = new Int32Array(N * K);
     for (let r = 0; r < N; r++) {
       const i = this.xPerm[r]! * K;
       for (let s = 0; s < K; s++) {
@@ -928,23 +927,8 @@ class TreeSearch {
         indices[i + s] = bestI[r * K + s]!;
       }
     }
+    return { values, indices };
   }
-}
-
-/** y's side of the search, shared by the parts of x: its rows in tree order, the tree and its boxes. */
-interface YSide {
-  py: Float32Array | Float64Array;
-  perm: Int32Array;
-  tree: YTree;
-  M: number;
-}
-
-function ySide(ys: Rows, ky: KnnTree, dtype: DType): YSide {
-  const py = permuteRows(ys.data, ky.perm, ys.d);
-  const by = leafBoxes(py, ky.leaves, ys.d, dtype);
-  const nb = nodeBoxes(ky.nodes, by.lo, by.hi, ys.d);
-  const tree = { leaves: ky.leaves, nodes: ky.nodes, lo: nb.lo, hi: nb.hi, leafLo: by.lo, leafHi: by.hi };
-  return { py, perm: ky.perm, tree, M: ys.n };
 }
 
 /**
@@ -967,36 +951,9 @@ async function treeSearch(
   const kx = await knnTreeAsync(xs.data, xs.n, xs.d, LEAF_X, signal);
   // The neighbours of a cloud among its own points (a K-NN graph): one tree for both.
   const ky = ys.data === xs.data && LEAF_Y === LEAF_X ? kx : await knnTreeAsync(ys.data, ys.n, ys.d, LEAF_Y, signal);
-  const y = ySide(ys, ky, dtype);
-  await checkpoint(signal);
-  // x in parts of consecutive leaves, searched at once: while one part waits for its reduction on the
-  // workers, another computes its next round on this thread.
-  const nQ = kx.leaves.length / 2;
-  const parts = Math.max(1, Math.min(SEARCH_PARTS, Math.floor(nQ / PART_LEAVES)));
-  const values = dtype === 'float32' ? new Float32Array(xs.n * K) : new Float64Array(xs.n * K);
-  const indices = new Int32Array(xs.n * K);
-  const searches: Promise<void>[] = [];
-  for (let p = 0; p < parts; p++) {
-    const q0 = Math.round((p * nQ) / parts);
-    const q1 = Math.round(((p + 1) * nQ) / parts);
-    const r0 = kx.leaves[2 * q0]!;
-    const r1 = kx.leaves[2 * q1 - 1]!;
-    const leaves = kx.leaves.slice(2 * q0, 2 * q1).map((v) => v - r0);
-    const s = new TreeSearch({ ...xs, n: r1 - r0 }, K, dtype, norm, { perm: kx.perm.subarray(r0, r1), leaves }, y);
-    searches.push(searchPart(s, reduce, ys.data, signal).then(() => s.writeResult(values, indices, sqrt)));
-  }
-  await Promise.all(searches);
-  return { values, indices };
-}
-
-/** The rounds of one part of x (see treeSearch). */
-async function searchPart(
-  s: TreeSearch,
-  reduce: Reduce,
-  yData: Float32Array | Float64Array,
-  signal: AbortSignalLike | undefined,
-): Promise<void> {
+  const s = new TreeSearch(xs, ys, K, dtype, norm, kx, ky);
   const { nQ, xLeaves } = s;
+  await checkpoint(signal);
   for (let q = 0; q < nQ; q += STEP_LEAVES) {
     s.firstLeaves(q, Math.min(nQ, q + STEP_LEAVES));
     await checkpoint(signal);
@@ -1020,7 +977,8 @@ async function searchPart(
   }
   // Ties with a dropped candidate: brute force for those rows, in the original order of y.
   const redo = s.tiedRows();
-  if (redo.length > 0) s.replace(redo, await reduce(s.subset(redo), yData, s.K));
+  if (redo.length > 0) s.replace(redo, await reduce(s.subset(redo), ys.data, K));
+  return s.result(dtype, sqrt);
 }
 
 /** A growable list of integers (pushed in pairs, or one at a time). */
@@ -1071,7 +1029,7 @@ interface RoundGroups {
 
 /** The best lists of every row, K per row, sorted by (value, index). */
 interface Best {
-  bestV: Float64Array;
+  bestV: Float32Array | Float64Array;
   bestI: Int32Array;
   /** Entries of each row's list. */
   count: Int32Array;
@@ -1107,7 +1065,7 @@ function mergeRows(
 
 /** Inserts (v, j) into row r's sorted list of at most K (value, index) pairs, ties to the lower j. */
 function insert(
-  bestV: Float64Array,
+  bestV: Float32Array | Float64Array,
   bestI: Int32Array,
   count: Int32Array,
   r: number,

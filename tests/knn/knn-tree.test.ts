@@ -113,23 +113,6 @@ describe('knn tree search: grouped later rounds', () => {
   });
 });
 
-describe('knn tree search: x in parts searched at once', () => {
-  // From 512 x-leaves (~12000 rows) x is searched in two parts whose rounds interleave; each part
-  // writes its rows of the result, and its tied rows go to their own brute force.
-  it('15000 queries (two parts), float32, and duplicated points with ties (float64, manhattan)', async () => {
-    const random = rng(83);
-    await expectTreeExact(
-      typed(uniformRows(random, 15000, 3), 'float32'),
-      typed(uniformRows(random, 3000, 3), 'float32'),
-      3,
-      5,
-    );
-    const base = uniformRows(random, 3500, 2);
-    const dup = typed([...base, ...base, ...base, ...base], 'float64');
-    await expectTreeExact(dup, dup, 2, 6, 'manhattan');
-  });
-});
-
 describe('knn tree search: sizes and K', () => {
   it.each([
     [1, 31, 1],
