@@ -554,7 +554,7 @@ async function sweepGroups(
   const fits = (group: readonly Variable[]) => group.length > 0 && group.length <= FUSED_PARTS;
   if (!fusion.enabled || passes.sweep === undefined || !fits(outerGroup) || !fits(innerGroup)) return null;
   const pass = await passes.sweep();
-  const concat = (fs: LazyTensor[]) => fs.slice(1).reduce((w, f) => w.concat(f), fs[0]!);
+  const concat = (parts: LazyTensor[]) => parts.slice(1).reduce((w, f) => w.concat(f), parts[0]!);
   const out = await pass.run(concat(formulasOf(outerGroup, pass)), concat(formulasOf(innerGroup, pass)));
   if (out === null) return null;
   fusion.sweeps++;

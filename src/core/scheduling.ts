@@ -198,22 +198,6 @@ export function raceAbort<T>(work: Promise<T>, signal: AbortSignalLike | undefin
 }
 
 /**
- * One iteration boundary of a long loop: rejects with the signal's reason when the signal is aborted
- * (checked before and after the yield, so an abort fired by a timer during the yield is seen at once),
- * and yields one macrotask to the event loop when YIELD_INTERVAL_MS (20 ms) of work have passed since
- * the library last yielded (otherwise it only reads the clock). Reductions, GeomLoss and `solve` share
- * this clock, so a loop of your own around them that awaits `checkpoint` each iteration keeps timers,
- * I/O and UI events running without yielding more often than needed. `signal` may be undefined.
- *
- * @example
- * ```ts
- * for (let step = 0; step < 1000; step++) {
- *   await checkpoint(signal); // the loop stops with signal.reason when aborted
- *   updatePoints(); // your own work between reductions
- * }
- * ```
- */
-/**
  * Runs `step` until it returns false (each call a bounded piece of a synchronous job), checking the
  * signal before the first call and after each, and yielding to the event loop when due. The job's
  * loops stay in `step`, which V8 optimises, not in this async function, which it would not while it
@@ -229,6 +213,22 @@ export async function runSteps(step: () => boolean, signal: AbortSignalLike | un
   throwIfAborted(signal);
 }
 
+/**
+ * One iteration boundary of a long loop: rejects with the signal's reason when the signal is aborted
+ * (checked before and after the yield, so an abort fired by a timer during the yield is seen at once),
+ * and yields one macrotask to the event loop when YIELD_INTERVAL_MS (20 ms) of work have passed since
+ * the library last yielded (otherwise it only reads the clock). Reductions, GeomLoss and `solve` share
+ * this clock, so a loop of your own around them that awaits `checkpoint` each iteration keeps timers,
+ * I/O and UI events running without yielding more often than needed. `signal` may be undefined.
+ *
+ * @example
+ * ```ts
+ * for (let step = 0; step < 1000; step++) {
+ *   await checkpoint(signal); // the loop stops with signal.reason when aborted
+ *   updatePoints(); // your own work between reductions
+ * }
+ * ```
+ */
 export async function checkpoint(signal: AbortSignalLike | undefined): Promise<void> {
   throwIfAborted(signal);
   const pending = yieldIfDue();
