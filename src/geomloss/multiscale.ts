@@ -39,6 +39,7 @@ import { GeomLossError, type ResolvedOptions } from './options.js';
 import { boundingDiameter } from './schedule.js';
 import {
   annealAndConverge,
+  average,
   averageInto,
   damping,
   finish,
@@ -189,11 +190,12 @@ const COARSE_SHARE = 0.25;
 
 /**
  * The slack, as a share of the truncation margin, with which the patterns of a rung that iterates
- * at one temperature (COARSE_ITERATIONS) are built: they serve every following update whose
- * potentials stay within it (rebuilt otherwise), for slightly larger patterns. Measured at 3 10^4
- * points (bench/multilevel.mjs, float32): the 8192-cell level's 61 iterations rebuild their xx
- * pattern 2 times (smooth clouds) and 5 times (concentrated) instead of 61, for 3.5% / 2.6% more
- * pairs in all (4.964e9 -> 5.138e9, 4.663e9 -> 4.784e9), the value unchanged to 7 digits.
+ * at one temperature (COARSE_ITERATIONS, the convergence iterations) are built: they serve every
+ * following update whose potentials stay within it (rebuilt otherwise), for slightly larger
+ * patterns. Measured at 3 10^4 points (bench/multilevel.mjs, float32): the 8192-cell level's 61
+ * iterations rebuild their xx pattern 2 times (smooth clouds) and 5 times (concentrated) instead
+ * of 61, for 3.5% / 2.6% more pairs in all (4.964e9 -> 5.138e9, 4.663e9 -> 4.784e9), the value
+ * unchanged to 7 digits.
  */
 const REUSE_SLACK = 0.2;
 
@@ -252,6 +254,36 @@ function withinSlack(kept: KeptPatterns, pot: SinkhornPotentials): boolean {
   if (pot.fAA && at.fAA && !(2 * drift(pot.fAA, at.fAA) <= slack)) return false;
   if (pot.gBB && at.gBB && !(2 * drift(pot.gBB, at.gBB) <= slack)) return false;
   return (pot.fAA === null) === (at.fAA === null) && (pot.gBB === null) === (at.gBB === null);
+}
+
+/**
+ * pot <- (pot + next) / 2 as averageInto, returning the largest change up to the free constant of a
+ * balanced x-y problem: (f_ba + c, g_ab - c) has the same plan, value and gradients. The truncated
+ * softmins of f_ba (axis I of the xy pattern) and of g_ab (axis J, trimmed on its own) keep slightly
+ * different pairs, all below the margin, so no (f_ba, g_ab) solves both: the iterates converge up to
+ * a shift that grows by the same c every iteration (measured: 2.6e-11 eps per iteration, 500 x 400
+ * points, blur 0.1), a floor of the plain max change. The shift-free change is half the spread of the
+ * changes of f_ba and of -g_ab; the self problems have no free constant.
+ */
+function averageUpToShift(pot: SinkhornPotentials, next: SinkhornPotentials): number {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const spread = (u: Float64Array, v: Float64Array, sign: number): void => {
+    for (let k = 0; k < u.length; k++) {
+      const d = sign * (v[k]! - u[k]!);
+      // A NaN change makes the spread NaN (not converged), as averageInto's max does.
+      lo = Math.min(lo, d);
+      hi = Math.max(hi, d);
+    }
+  };
+  spread(pot.fBA, next.fBA, 1);
+  spread(pot.gAB, next.gAB, -1);
+  average(pot.fBA, next.fBA);
+  average(pot.gAB, next.gAB);
+  let change = 0.25 * (hi - lo);
+  if (pot.fAA && next.fAA) change = Math.max(change, average(pot.fAA, next.fAA));
+  if (pot.gBB && next.gBB) change = Math.max(change, average(pot.gBB, next.gBB));
+  return change;
 }
 
 export async function sinkhornMultiscale(
@@ -476,10 +508,15 @@ export async function sinkhornMultiscale(
   const step = async (eps: number): Promise<number> => {
     const t0 = performance.now();
     const iterates = index < K && rung.LX.cloud.N + rung.LY.cloud.N <= COARSE_SHARE * (tx.cloud.N + ty.cloud.N);
-    const { pat, pairs } = await patterns(rung, pot, eps, iterates);
+    // The convergence iterations (index >= K) reuse their patterns too, so that they iterate one
+    // truncation rather than one rebuilt from each iterate, and skip the traversals. Its pairs below
+    // the margin that the xy pattern's axes keep apart then lie below margin + slack, which slows the
+    // shift of averageUpToShift (measured 3.3e-10 -> 2.6e-11 eps per iteration, ~exp(-slack / eps)).
+    const { pat, pairs } = await patterns(rung, pot, eps, iterates || index >= K);
     const tPattern = performance.now() - t0;
     if (finest(rung)) finePairs += pairs;
-    let change = averageInto(pot, await updates(rung.pr, pot, o.debias, eps, damping(eps, rho), pat));
+    const next = await updates(rung.pr, pot, o.debias, eps, damping(eps, rho), pat);
+    let change = index >= K && rho === null ? averageUpToShift(pot, next) : averageInto(pot, next);
     rung.stats.iterations++;
     if (iterates) {
       // More iterations at this temperature on a small coarse level, each with its own patterns (the
@@ -513,11 +550,13 @@ export async function sinkhornMultiscale(
 
   const eps = await annealAndConverge(schedule, step, monitor, o, dtype);
   const kappa = damping(eps, rho);
-  // Rebuilt, not reused with REUSE_SLACK from the last update's: that update moves the potentials by
-  // far more than the slack (measured at 10^4 points, bench clouds, blur 0.01: f + g drift 7.7 eps
-  // smooth, 11.5 eps concentrated, against a slack of 2.5 eps), so the reuse never held at 10^5 and
-  // the slack only added pairs (1.112e10 -> 1.132e10 smooth, 1.403e10 -> 1.436e10 concentrated).
-  const last = await patterns(rung, pot, eps);
+  // Without convergence iterations rebuilt, not reused with REUSE_SLACK from the last update's: that
+  // update moves the potentials by far more than the slack (measured at 10^4 points, bench clouds,
+  // blur 0.01: f + g drift 7.7 eps smooth, 11.5 eps concentrated, against a slack of 2.5 eps), so the
+  // reuse never held at 10^5 and the slack only added pairs (1.112e10 -> 1.132e10 smooth, 1.403e10 ->
+  // 1.436e10 concentrated). After them, the patterns the loop converged with still hold: the final
+  // step and the gradients use that same truncation.
+  const last = await patterns(rung, pot, eps, o.convergence !== null);
   finePairs += last.pairs;
   const { final, grads } = await finish(rung.pr, pot, eps, kappa, wantGrads, last.pat);
   if (wantGrads) {

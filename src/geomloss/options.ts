@@ -32,7 +32,8 @@ export interface ProgressInfo {
   total: number;
   /** 'schedule' for the epsilon-scaling iterations, 'convergence' for the optional extra ones. */
   phase: 'schedule' | 'convergence';
-  /** In the 'convergence' phase: the largest change of a potential in this iteration, divided by epsilon. */
+  /** In the 'convergence' phase: the largest change of a potential in this iteration, divided by epsilon
+   *  (multiscale, balanced: up to the shift f_ba + c, g_ab - c, which changes neither plan nor value). */
   change?: number;
 }
 
