@@ -340,7 +340,7 @@ export async function sinkhornMultiscale(
    *  temperature (`reuse`), the patterns are built with a slack (REUSE_SLACK of the margin) and
    *  serve the following updates at the same eps while the potentials stay within it of the ones
    *  they were built from (a proven bound, see truncationPattern); otherwise rebuilt. `pending`
-   *  holds each pattern as soon as it is built (xy, then xx, then yy, one after another: concurrent
+   *  holds each pattern as soon as it is built (xx, then yy, then xy, one after another: concurrent
    *  traversals would each take their slice in the same turn of the event loop), for `updates` to
    *  start its softmins while the next ones are built; `done` is all of them with their pairs. */
   const patterns = (
@@ -392,17 +392,23 @@ export async function sinkhornMultiscale(
       density[key] = t.pairs / (n * n);
       return t.ranges;
     };
-    const xy = buildXY();
-    const pending: PendingPatterns = { xy, yx: xy.then(() => pat.yx) };
-    let last = xy;
+    // The workers wait for the first pattern only: the self patterns go first, as they are the
+    // cheaper traversals (on the points at 3 10^4 concentrated points, ~0.18 s each against ~0.39 s
+    // for xy), and xy's two softmins, queued last, keep the workers busy to the end.
+    const pending: PendingPatterns = {};
+    let before: Promise<unknown> = Promise.resolve();
     if (pot.fAA && pot.gBB) {
       const [fAA, gBB] = [pot.fAA, pot.gBB];
-      const xx = xy.then(() => buildSym(LX, fAA, 'xx'));
-      last = xx.then(() => buildSym(LY, gBB, 'yy'));
+      const xx = buildSym(LX, fAA, 'xx');
+      const yy = xx.then(() => buildSym(LY, gBB, 'yy'));
       pending.xx = xx;
-      pending.yy = last;
+      pending.yy = yy;
+      before = yy;
     }
-    const done = last.then(() => {
+    const xy = before.then(buildXY);
+    pending.xy = xy;
+    pending.yx = xy.then(() => pat.yx);
+    const done = xy.then(() => {
       count(rung, pairs, all);
       if (slack > 0) {
         const copy = (v: Float64Array | null) => v && Float64Array.from(v);
