@@ -140,6 +140,11 @@ export interface Patterns {
   yy?: BlockRanges;
 }
 
+/** Patterns of which some may still be in the making (multiscale builds them one after another on
+ *  this thread): each softmin starts as soon as its own pattern is ready, so that the workers reduce
+ *  the first problems while the next patterns are built. The same patterns give the same bits. */
+export type PendingPatterns = { [K in keyof Patterns]?: Patterns[K] | Promise<Patterns[K]> };
+
 /** The clouds of a Sinkhorn problem, their log-weights, and the temperature's damping. */
 export interface Problem {
   backend: SoftminBackend;
@@ -160,18 +165,19 @@ export async function updates(
   debias: boolean,
   eps: number,
   kappa: number,
-  pat: Patterns = {},
+  pat: PendingPatterns = {},
 ): Promise<SinkhornPotentials> {
   const { backend, X, Y, la, lb } = pr;
   const hB = pot ? logits(lb, pot.gAB, eps) : lb;
   const hA = pot ? logits(la, pot.fBA, eps) : la;
   const hAA = pot ? pot.fAA && logits(la, pot.fAA, eps) : debias ? la : null;
   const hBB = pot ? pot.gBB && logits(lb, pot.gBB, eps) : debias ? lb : null;
+  const softmin = when(backend.softmin.bind(backend), eps);
   const [fBA, gAB, fAA, gBB] = await Promise.all([
-    backend.softmin(X, Y, hB, eps, pat.xy),
-    backend.softmin(Y, X, hA, eps, pat.yx),
-    hAA ? backend.softmin(X, X, hAA, eps, pat.xx) : null,
-    hBB ? backend.softmin(Y, Y, hBB, eps, pat.yy) : null,
+    softmin(X, Y, hB, pat.xy),
+    softmin(Y, X, hA, pat.yx),
+    hAA ? softmin(X, X, hAA, pat.xx) : null,
+    hBB ? softmin(Y, Y, hBB, pat.yy) : null,
   ]);
   return {
     fBA: scaled(fBA, kappa),
@@ -179,6 +185,19 @@ export async function updates(
     fAA: fAA && scaled(fAA, kappa),
     gBB: gBB && scaled(gBB, kappa),
   };
+}
+
+/** A reduction started at once on a ready pattern, or when a pending one is ready. */
+function when(
+  reduce: (P: CloudVars, Q: CloudVars, h: Float64Array, eps: number, ranges?: BlockRanges) => Promise<Float64Array>,
+  eps: number,
+) {
+  return (
+    P: CloudVars,
+    Q: CloudVars,
+    h: Float64Array,
+    r: BlockRanges | undefined | Promise<BlockRanges | undefined>,
+  ) => (r instanceof Promise ? r.then((ready) => reduce(P, Q, h, eps, ready)) : reduce(P, Q, h, eps, r));
 }
 
 /** pot <- (pot + next) / 2, GeomLoss's symmetric averaged step; returns the largest change. */
@@ -193,7 +212,8 @@ export function averageInto(pot: SinkhornPotentials, next: SinkhornPotentials): 
 /**
  * After the loop: the final extrapolation (one more non-averaged update of all four from the
  * pre-final values `pre`) and, when asked for, the envelope-theorem gradients, whose softmax weights
- * are those of that same update.
+ * are those of that same update. Both read `pre` only: the gradients' reductions are queued with the
+ * update's, so that the workers never wait between the two.
  */
 export async function finish(
   pr: Problem,
@@ -201,24 +221,37 @@ export async function finish(
   eps: number,
   kappa: number,
   wantGrads: boolean,
-  pat: Patterns = {},
+  pat: PendingPatterns = {},
 ): Promise<{ final: SinkhornPotentials; grads: SinkhornResult['grads'] }> {
-  const final = await updates(pr, pre, true, eps, kappa, pat);
-  if (!wantGrads) return { final, grads: null };
-  const { backend, X, Y, la, lb } = pr;
-  const [dFBA, dGAB, dFAA, dGBB] = await Promise.all([
-    backend.softminGrad(X, Y, logits(lb, pre.gAB, eps), eps, pat.xy),
-    backend.softminGrad(Y, X, logits(la, pre.fBA, eps), eps, pat.yx),
-    pre.fAA ? backend.softminGrad(X, X, logits(la, pre.fAA, eps), eps, pat.xx) : null,
-    pre.gBB ? backend.softminGrad(Y, Y, logits(lb, pre.gBB, eps), eps, pat.yy) : null,
+  const [final, grads] = await Promise.all([
+    updates(pr, pre, true, eps, kappa, pat),
+    wantGrads ? gradients(pr, pre, eps, kappa, pat) : null,
   ]);
-  const grads = {
+  return { final, grads };
+}
+
+/** The envelope-theorem gradients at `pre` (see finish). */
+async function gradients(
+  pr: Problem,
+  pre: SinkhornPotentials,
+  eps: number,
+  kappa: number,
+  pat: PendingPatterns,
+): Promise<NonNullable<SinkhornResult['grads']>> {
+  const { backend, X, Y, la, lb } = pr;
+  const grad = when(backend.softminGrad.bind(backend), eps);
+  const [dFBA, dGAB, dFAA, dGBB] = await Promise.all([
+    grad(X, Y, logits(lb, pre.gAB, eps), pat.xy),
+    grad(Y, X, logits(la, pre.fBA, eps), pat.yx),
+    pre.fAA ? grad(X, X, logits(la, pre.fAA, eps), pat.xx) : null,
+    pre.gBB ? grad(Y, Y, logits(lb, pre.gBB, eps), pat.yy) : null,
+  ]);
+  return {
     dFBA: scaled(dFBA, kappa),
     dGAB: scaled(dGAB, kappa),
     dFAA: dFAA && scaled(dFAA, kappa),
     dGBB: dGBB && scaled(dGBB, kappa),
   };
-  return { final, grads };
 }
 
 export async function sinkhornLoop(
