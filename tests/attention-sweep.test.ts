@@ -239,6 +239,10 @@ describe('attention backward in one sweep', () => {
     const y = Vj(Float32Array.from([1, 2]), 1);
     expect(() => reduction(x.mul(y), 'sum', 1, { weight: y })).toThrow(/'sum' takes no weight/);
     expect(() => reduction(x.mul(y), 'min', 1, { k: 2 })).toThrow(/'min' takes no k/);
+    // a spec written as an object literal is refused when it runs
+    await expect(runReduction({ formula: x.mul(y), kind: 'sum', axis: 1, weight: y })).rejects.toThrow(
+      /runReduction: 'sum' takes no weight/,
+    );
     const out = await runReduction(reduction(x.mul(y), 'sum', 1, { options: { engine: 'wasm' } }));
     expect(Array.from(out.data)).toEqual([3, 6, 9]);
     const lse = await runReduction(reduction(x.mul(y), 'logSumExp', 1, { weight: y, options: { engine: 'wasm' } }));

@@ -729,17 +729,9 @@ export class LazyTensor {
     weight: LazyTensor | undefined,
     K: number,
   ): Promise<Tensor<Float32Array | Float64Array>> {
-    // A weight given to a reduction that takes none (a described 'sum' with one) is left out, as it
-    // always was: on a sum it would make the plan a sum with column sums (ReductionPlan.weight).
-    const takes = REDUCTIONS[kind].weight !== 'none';
-    return this.reduceValues(
-      kind,
-      axis,
-      options,
-      REDUCTION_OPTION_KEYS,
-      takes ? weight : undefined,
-      REDUCTIONS[kind].takesK ? K : 0,
-    );
+    // runReduction refuses a weight the kind does not take (on a sum it would make the plan a sum
+    // with column sums, ReductionPlan.weight).
+    return this.reduceValues(kind, axis, options, REDUCTION_OPTION_KEYS, weight, REDUCTIONS[kind].takesK ? K : 0);
   }
 
   /**

@@ -59,24 +59,31 @@ export function reduction(
   axis: Axis,
   extra: { weight?: LazyTensor; k?: number; options?: ReductionOptions } = {},
 ): ReductionSpec {
-  // A weight or K the reduction does not take would be left out without a word (a weighted 'sum'
-  // computes the plain sum): refuse it. logSumExp takes a weight (logSumExpWeighted).
-  if (extra.weight !== undefined && kind !== 'logSumExp' && REDUCTIONS[kind].weight === 'none') {
-    throw new InputError(`reduction: '${kind}' takes no weight (got one; a weighted sum is F.mul(G).sum)`);
-  }
-  if (extra.k !== undefined && !REDUCTIONS[kind].takesK) {
-    throw new InputError(`reduction: '${kind}' takes no k (got ${String(extra.k)}; kMin and kMax do)`);
-  }
+  checkSpecArguments('reduction', { kind, ...extra });
   return { formula, kind, axis, ...extra };
 }
 
 /** The record name of a described reduction (logSumExp with a weight is logSumExpWeighted). */
-function specKind(spec: ReductionSpec): DifferentiableReduction | 'logSumExpWeighted' {
+function specKind(spec: Pick<ReductionSpec, 'kind' | 'weight'>): DifferentiableReduction | 'logSumExpWeighted' {
   return spec.kind === 'logSumExp' && spec.weight ? 'logSumExpWeighted' : spec.kind;
+}
+
+/** The weight and K of a described reduction against what its kind takes. A weight or K the kind
+ *  does not take would be left out without a word (a weighted 'sum' computed the plain sum): refused,
+ *  here for specs made by reduction() and for object literals alike. */
+function checkSpecArguments(where: string, spec: Pick<ReductionSpec, 'kind' | 'weight' | 'k'>): void {
+  const kind = specKind(spec);
+  if (spec.weight !== undefined && REDUCTIONS[kind].weight === 'none') {
+    throw new InputError(`${where}: '${kind}' takes no weight (got one; a weighted sum is F.mul(G).sum)`);
+  }
+  if (spec.k !== undefined && !REDUCTIONS[kind].takesK) {
+    throw new InputError(`${where}: '${kind}' takes no k (got ${String(spec.k)}; kMin and kMax do)`);
+  }
 }
 
 /** Runs a described reduction. */
 export async function runReduction(spec: ReductionSpec): Promise<Tensor<Float32Array | Float64Array>> {
+  checkSpecArguments('runReduction', spec);
   const kind = specKind(spec);
   if (REDUCTIONS[kind].weight === 'required' && !spec.weight) throw new InputError(`${kind}: a weight is required`);
   return spec.formula.reduceKind(kind, spec.axis, spec.options, spec.weight, spec.k ?? 1);
