@@ -275,7 +275,7 @@ export function blockedGroup(i0: i32, np: i32): void {
 export function blockedRun<T>(slot: i32, pd: usize, i: i32, b: i32, x0: usize, nv: i32): void {
   const ii = i - gI0;
   const tile = BT + <usize>slot * SLOT_BYTES;
-  if (ii == 0) computeSlot<T>(slot, tile, b, x0, nv);
+  if (ii == 0) computeSlot<T, u8>(slot, tile, b, x0, nv);
   const ps = tile + <usize>ii * gRowBytes + x0;
   const bytes = <usize>nv << 4;
   for (let x: usize = 0; x < bytes; x += 16) v128.store(pd + x, v128.load(ps + x));
@@ -849,13 +849,8 @@ export function blockedFlags(): usize {
  *  that can enter its K smallest, and copying and scanning every row cost ~15% of the run at D = 50).
  *  Returns the tile's row 0 at vector x0/16; row r is at + r * blockedRowBytes(). */
 export function blockedTileK<T>(b: i32, x0: usize, nv: i32): usize {
-  const s = SL;
-  const ru = load<i32>(s, 4), rv = load<i32>(s, 8), D = load<i32>(s, 16);
-  const px = rptr(ru, gI0, b), pxi = <usize>load<i32>(ent(ru), RT_IMUL), sx = <usize>load<i32>(ent(ru), RT_STRIDE);
-  const py = rptr(rv, gI0, b) + x0, sy = <usize>load<i32>(ent(rv), RT_STRIDE);
-  const out = BT + x0;
-  centredSlot<T, u16>(0, out, gRowBytes, px, pxi, sx, py, sy, D, nv);
-  return out;
+  computeSlot<T, u16>(0, BT, b, x0, nv);
+  return BT + x0;
 }
 
 // @ts-ignore: decorator
@@ -863,7 +858,8 @@ export function blockedTileK<T>(b: i32, x0: usize, nv: i32): usize {
   return gRowBytes;
 }
 
-function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): void {
+// KF: u8, or u16 to flag the rows' entries below their thresholds (blockedTileK; a centred run only).
+function computeSlot<T, KF>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): void {
   const s = SL + (<usize>slot << 5);
   const mode = load<i32>(s, 0), ru = load<i32>(s, 4), rv = load<i32>(s, 8), rc = load<i32>(s, 12);
   const D = load<i32>(s, 16);
@@ -873,7 +869,7 @@ function computeSlot<T>(slot: i32, tile: usize, b: i32, x0: usize, nv: i32): voi
   const py = rptr(rv, i0, b) + x0, sy = <usize>load<i32>(ent(rv), RT_STRIDE);
   const out = tile + x0, os = gRowBytes;
   if (mode == M_SQX && gCentre) {
-    centredSlot<T, u8>(slot, out, os, px, pxi, sx, py, sy, D, nv);
+    centredSlot<T, KF>(slot, out, os, px, pxi, sx, py, sy, D, nv);
     return;
   }
   if (mode == M_WSQ) {
