@@ -621,6 +621,11 @@ export class WasmEngine implements Engine {
     const chunks = columnChunks(job.nOuter);
     const values = allocateOutputs(job).values!;
     const columns: (Float32Array | Float64Array)[] = new Array(chunks.length);
+    // Chunks [p0, p1) of an output's column sums, one [nInner, columns] block each.
+    const block = job.nInner * job.columns!;
+    const takeColumns = (out: Float32Array | Float64Array, p0: number, p1: number): void => {
+      for (let p = p0; p < p1; p++) columns[p] = out.subarray((p - p0) * block, (p - p0 + 1) * block);
+    };
     const pool = pairs >= thresholds.mainThreadMaxPairs ? await getWorkerPool() : null;
     let done = false;
     if (pool !== null) {
@@ -632,7 +637,6 @@ export class WasmEngine implements Engine {
         const [p0, p1] = [Math.floor((g * chunks.length) / groups), Math.floor(((g + 1) * chunks.length) / groups)];
         const [a, b] = [chunks[p0]![0], chunks[p1 - 1]![1]];
         const bounds = [...chunks.slice(p0, p1).map(([from]) => from - a), b - a];
-        const block = job.nInner * job.columns!;
         return {
           post: async (signal) => {
             const part = await rowPart(job, a, b, pool, signal);
@@ -641,7 +645,7 @@ export class WasmEngine implements Engine {
           rows: b - a,
           merge: (out) => {
             values.set(out.values!, a * job.outDim);
-            for (let p = p0; p < p1; p++) columns[p] = out.columns!.subarray((p - p0) * block, (p - p0 + 1) * block);
+            takeColumns(out.columns!, p0, p1);
           },
         };
       });
@@ -658,8 +662,7 @@ export class WasmEngine implements Engine {
       const bounds = [...chunks.map(([a]) => a), job.nOuter];
       const out = await this.mutex.lock(() => this.runHere({ ...job, columnChunks: bounds }, layout, control));
       values.set(out.values!);
-      const block = job.nInner * job.columns!;
-      chunks.forEach((_, p) => (columns[p] = out.columns!.subarray(p * block, (p + 1) * block)));
+      takeColumns(out.columns!, 0, chunks.length);
     }
     return { values, indices: null, columns: sumColumns(job, columns) };
   }
