@@ -16,7 +16,7 @@ export { Tape, Traced, valueAndGrad } from './core/tape.js';
 export { Formula, formula } from './core/placeholder.js';
 export type { ValueAndGrad, ValueAndGradOptions } from './core/tape.js';
 export { knn } from './core/knn.js';
-export { kdOrder } from './core/kd-order.js';
+export { kdOrder, kdOrderAsync } from './core/kd-order.js';
 export type { KnnMetric, KnnOptions, KnnResult } from './core/knn.js';
 export { kMeans } from './core/kmeans.js';
 export { residentVariable } from './core/resident-variable.js';

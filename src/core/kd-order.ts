@@ -1,6 +1,6 @@
 // A k-d tree order of a point cloud: GeomLoss's spatial order and multiscale hierarchy
-// (src/geomloss/spatial.ts, hierarchy.ts) use it; it is public (src/index.ts), and GeomLoss imports
-// it from there like the rest of the core. (knn's search builds its own tree, src/core/knn-tree.ts:
+// (src/geomloss/spatial.ts, hierarchy.ts) use it; kdOrder and kdOrderAsync are public (src/index.ts),
+// and GeomLoss imports them from there like the rest of the core. (knn's search builds its own tree, src/core/knn-tree.ts:
 // it needs no full leaves, and a Morton sort costs a tenth of these selections.)
 import { InputError } from './errors.js';
 import { runSteps, type AbortSignalLike } from './scheduling.js';
@@ -13,7 +13,7 @@ import { runSteps, type AbortSignalLike } from './scheduling.js';
  * N and `leaf` only.
  *
  * Synchronous: it returns when the order is done, without yielding to the event loop (tens of ms
- * at 10^5 points, about ten times that at 10^6). Run it in a worker, or in pieces, where a page or
+ * at 10^5 points, about ten times that at 10^6). Use kdOrderAsync, or a worker, where a page or
  * a server must stay responsive meanwhile.
  * @param data the points, row-major [N, D] (any array-like of numbers: Float32Array, Float64Array, number[]).
  * @param N the number of points (rows of `data`).
@@ -49,9 +49,20 @@ export function kdOrder(
  * kdOrder, in time slices: the same `perm` and `leaves` (the same steps), with a yield to the event
  * loop between two steps when the library's yield interval has passed (a step scans or partitions
  * about 3·10^4 rows: a node of a million points is split over many steps), and the signal checked
- * at every yield. Internal (src/index.ts exports the synchronous kdOrder only), for the library's
- * own long jobs; no caller now (knn's search, the one it had, builds its tree in knn-tree.ts).
- * @throws InputError as kdOrder; rejects with the signal's reason when it aborts.
+ * at every yield. For pages and servers that must stay responsive: kdOrder of 10^6 3-D points holds
+ * the event loop for most of a second; this one never for more than a slice. GeomLoss's online
+ * backend sorts its clouds with it.
+ * @param data the points, row-major [N, D], as kdOrder.
+ * @param N the number of points.
+ * @param D the dimension.
+ * @param leaf the most rows of a leaf, a positive integer.
+ * @param signal aborts the build: the promise rejects with the signal's reason.
+ * @returns kdOrder's `perm` and `leaves`, identical.
+ * @throws InputError as kdOrder (the promise rejects); rejects with the signal's reason when it aborts.
+ * @example
+ * ```ts
+ * const { perm, leaves } = await kdOrderAsync(points, N, 3, 32, controller.signal);
+ * ```
  */
 export async function kdOrderAsync(
   data: ArrayLike<number>,
@@ -59,7 +70,12 @@ export async function kdOrderAsync(
   D: number,
   leaf: number,
   signal?: AbortSignalLike,
-): Promise<{ perm: Int32Array; leaves: Int32Array }> {
+): Promise<{
+  /** Row r of the order is input row perm[r]. */
+  perm: Int32Array;
+  /** The leaves as flat [start, end) pairs of positions in the order. */
+  leaves: Int32Array;
+}> {
   const build = kdBuild(data, N, D, leaf);
   await runSteps(build.step, signal);
   return build.result();

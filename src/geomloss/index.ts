@@ -608,8 +608,9 @@ export class SamplesLoss {
       };
       run = m;
     } else if (!X.cloud.batched) {
-      const sx = spatialSort(X.cloud, a, dtype, ONLINE_LEAF);
-      const sy = spatialSort(Y.cloud, b, dtype, ONLINE_LEAF);
+      const signal = o.signal ?? undefined;
+      const sx = await spatialSort(X.cloud, a, dtype, ONLINE_LEAF, signal);
+      const sy = await spatialSort(Y.cloud, b, dtype, ONLINE_LEAF, signal);
       const r = await sinkhornLoop(
         backend,
         backend.vars(sx.cloud),

@@ -2,6 +2,9 @@
 // split at the median of the widest coordinate, the same on every run.
 import { describe, expect, it } from 'vitest';
 import { kdOrder } from '../../src/index.js';
+import type { Cloud } from '../../src/geomloss/inputs.js';
+import { spatialSort } from '../../src/geomloss/spatial.js';
+import { expectResponsive } from '../helpers/event-loop.js';
 import { rng } from './helpers.js';
 
 describe('kdOrder', () => {
@@ -48,5 +51,40 @@ describe('kdOrder', () => {
     expect(meanRadius(perm)).toBeLessThan(0.5 * meanRadius(Array.from({ length: N }, (_, i) => i)));
     // The same tree on every run.
     expect(Array.from(kdOrder(data, N, D, leaf).perm)).toEqual(Array.from(perm));
+  });
+});
+
+describe('spatialSort (the online backend’s sort, time-sliced)', () => {
+  it('gives kdOrder’s permutation and the rows and weights in that order, in both dtypes', async () => {
+    const r = rng(7);
+    const N = 3001;
+    const D = 3;
+    const data = Float64Array.from({ length: N * D }, () => r());
+    const w = Float64Array.from({ length: N }, () => 0.5 + r());
+    const { perm, leaves } = kdOrder(data, N, D, 8);
+    for (const dtype of ['float32', 'float64'] as const) {
+      const c: Cloud = { name: 'x', data, B: 1, N, D, batched: false, natural: null };
+      const s = await spatialSort(c, w, dtype, 8);
+      expect(Array.from(s.perm)).toEqual(Array.from(perm));
+      expect(Array.from(s.leaves)).toEqual(Array.from(leaves));
+      expect(s.cloud.data).toBeInstanceOf(dtype === 'float32' ? Float32Array : Float64Array);
+      const round = dtype === 'float32' ? Math.fround : (v: number) => v;
+      for (let q = 0; q < N; q++) {
+        expect(s.w[q]).toBe(w[perm[q]!]);
+        for (let k = 0; k < D; k++) expect(s.cloud.data[q * D + k]).toBe(round(data[perm[q]! * D + k]!));
+      }
+    }
+  });
+
+  it('lets a 10 ms timer tick while it sorts 10^6 points, and stops on an abort', async () => {
+    const r = rng(8);
+    const N = 1_000_000;
+    const data = Float32Array.from({ length: 3 * N }, () => r());
+    const w = new Float64Array(N).fill(1 / N);
+    const c: Cloud = { name: 'x', data, B: 1, N, D: 3, batched: false, natural: 'float32' };
+    const { result } = await expectResponsive(() => spatialSort(c, w, 'float32', 8));
+    expect(result.perm.length).toBe(N);
+    const reason = new Error('stop');
+    await expect(spatialSort(c, w, 'float32', 8, AbortSignal.abort(reason))).rejects.toBe(reason);
   });
 });
