@@ -15,7 +15,8 @@
 //   MULTILEVEL_PROFILE=1: after each row of the scaling table, where its time went (the hierarchy's
 //   profiling hook, hierarchy.ts: trees, levels, and per level and kind of pattern the patterns'
 //   count, build time by phase, node pairs tested, point bounds evaluated by the trimming, blocks and
-//   pairs kept, and the pointwise kept fraction of the kept blocks' pairs on a sample of rows; the
+//   pairs kept, the pointwise kept fraction of the kept blocks' pairs on a sample of rows, and the outer
+//   clusters whose blocks were re-tested from the previous pattern rather than walked; the
 //   rest is the reductions).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +50,7 @@ function profiler() {
           phases: {},
           tested: 0,
           pointTests: 0,
+          incremental: 0,
           blocks: 0,
           pairs: 0,
           pointwise: 0,
@@ -61,6 +63,7 @@ function profiler() {
     for (const [k, v] of Object.entries(r.phases ?? {})) a.phases[k] = (a.phases[k] ?? 0) + v;
     a.tested += r.tested ?? 0;
     a.pointTests += r.pointTests ?? 0;
+    a.incremental += r.incremental ?? 0;
     a.blocks += r.blocks ?? 0;
     a.pairs += r.pairs ?? 0;
     a.bytes = Math.max(a.bytes ?? 0, r.bytes ?? 0);
@@ -75,10 +78,10 @@ function printProfile(r) {
   const rows = r.profile;
   const sum = rows.reduce((s, a) => s + a.ms, 0);
   console.log(
-    `    where the time went: ${ms(sum)} in the hierarchy (trees, levels, patterns), ${ms(r.t - sum)} in the rest (reductions)`,
+    `    where the time went: ${ms(sum)} in the hierarchy (trees, levels, patterns), ${ms(r.t - sum)} in the rest (reductions); value ${r.value.toPrecision(9)}`,
   );
   console.log(
-    '    step                count  time      phases (bounds/traverse/ranges/trim)  tested     trimmed    blocks     pairs      pointwise/inBlocks  missed  largest pattern',
+    '    step                count  time      phases (bounds/traverse/ranges/trim)  tested     trimmed    blocks     pairs      pointwise/inBlocks  missed  largest pattern  incremental',
   );
   for (const a of rows) {
     const ph = Object.values(a.phases)
@@ -86,7 +89,7 @@ function printProfile(r) {
       .join('/');
     const pw = a.inBlocks > 0 ? `${((100 * a.pointwise) / a.inBlocks).toFixed(1)}%` : '-';
     console.log(
-      `    ${a.key.padEnd(19)} ${String(a.count).padEnd(6)} ${ms(a.ms).padEnd(9)} ${ph.padEnd(37)} ${a.tested.toExponential(2).padEnd(10)} ${a.pointTests.toExponential(2).padEnd(10)} ${a.blocks.toExponential(2).padEnd(10)} ${a.pairs.toExponential(2).padEnd(10)} ${pw.padEnd(19)} ${String(a.missed).padEnd(7)} ${a.bytes ? `${(a.bytes / 2 ** 20).toFixed(1)} MB` : ''}`,
+      `    ${a.key.padEnd(19)} ${String(a.count).padEnd(6)} ${ms(a.ms).padEnd(9)} ${ph.padEnd(37)} ${a.tested.toExponential(2).padEnd(10)} ${a.pointTests.toExponential(2).padEnd(10)} ${a.blocks.toExponential(2).padEnd(10)} ${a.pairs.toExponential(2).padEnd(10)} ${pw.padEnd(19)} ${String(a.missed).padEnd(7)} ${(a.bytes ? `${(a.bytes / 2 ** 20).toFixed(1)} MB` : '').padEnd(16)} ${a.incremental}`,
     );
   }
 }

@@ -70,6 +70,8 @@ export interface ProfileRecord {
   tested?: number;
   /** Tile-against-point bounds evaluated by the trimming of the ranges (trimAxis). */
   pointTests?: number;
+  /** Outer clusters whose blocks were re-tested from the prior pattern instead of walked (tilePattern). */
+  incremental?: number;
   blocks?: number;
   pairs?: number;
   /** The pattern's arrays (both axes), in bytes. */
@@ -643,6 +645,17 @@ interface TileRuns {
   tested: number;
   /** Kept (tile of A, tile of B) pairs. */
   blocks: number;
+  /** Outer clusters re-tested from a prior pattern's blocks (no walk). */
+  incremental: number;
+}
+
+/** What tilePattern reads of a prior pattern on the same levels: its axis I (ranges of B's cells
+ *  per outer cluster of A) and, per cluster, whether that axis still holds every block the new
+ *  limit can keep (priorClusters). */
+interface PriorRuns {
+  ends: Int32Array;
+  red: Int32Array;
+  holds: Uint8Array;
 }
 
 /**
@@ -668,6 +681,7 @@ async function tilePattern(
   p: number,
   limit: number,
   slicer: Slicer,
+  prior?: PriorRuns,
 ): Promise<TileRuns> {
   const tA = A.tileDepth;
   const tB = B.tileDepth;
@@ -696,7 +710,60 @@ async function tilePattern(
   const listed = new PairList();
   let tested = 0;
   let blocks = 0;
+  let incremental = 0;
+  // Appends tile range [t0, t1) of B to the runs of the current cluster (runs from `first` on).
+  const keep = (first: number, t0: number, t1: number): void => {
+    const end = runs.count > first ? runs.data[2 * runs.count - 1]! : -1;
+    if (end === t0) {
+      // Adjacent to the previous run: one longer run. Runs apart are joined after the trimming
+      // of their ends (trimAxis), where the gap between them is known to the cell.
+      blocks += t1 - end;
+      runs.data[2 * runs.count - 1] = t1;
+    } else {
+      blocks += t1 - t0;
+      runs.push(t0, t1);
+    }
+  };
+  // The tile of B of each cell, for reading a prior pattern's ranges as tiles.
+  let tileOfB: Int32Array | undefined;
+  if (prior) {
+    tileOfB = new Int32Array(B.cloud.N);
+    for (let t = 0; t < TB; t++) tileOfB.fill(t, B.tileRanges[2 * t]!, B.tileRanges[2 * t + 1]!);
+  }
   for (let g = 0; g + 1 < groups.length; g++) {
+    if (prior && tileOfB) {
+      let all = true;
+      for (let a = groups[g]!; a < groups[g + 1]! && all; a++) all = prior.holds[a] === 1;
+      if (all) {
+        // Every cluster of the group: the prior pattern's blocks hold every block the new limit
+        // keeps, so only B's tiles under its ranges are tested, in increasing order as the walk's.
+        let work = 0;
+        for (let a = groups[g]!; a < groups[g + 1]!; a++) {
+          const first = runs.count;
+          let done = -1;
+          for (let k = a === 0 ? 0 : prior.ends[a - 1]!; k < prior.ends[a]!; k++) {
+            const t1 = tileOfB[prior.red[2 * k + 1]! - 1]!;
+            // A tile under two ranges (a gap inside it) is tested once.
+            for (let t = Math.max(done + 1, tileOfB[prior.red[2 * k]!]!); t <= t1; t++) {
+              tested++;
+              // `!(<=)`: a NaN bound (infinite potentials) drops nothing, as in the walk.
+              if (!(bd.bound(od, a, tB, t) <= limit)) keep(first, t, t + 1);
+            }
+            done = Math.max(done, t1);
+          }
+          if (runs.count === first) {
+            runs.push(0, TB);
+            blocks += TB;
+          }
+          ends[a] = runs.count;
+          work += runs.count - first;
+          incremental++;
+        }
+        const pending = slicer.tick(1 + (work >> 2));
+        if (pending) await pending;
+        continue;
+      }
+    }
     listed.count = 0;
     let top = 0;
     stack[top++] = 0;
@@ -731,18 +798,7 @@ async function tilePattern(
             if (bd.bound(od, a, db, b) <= limit) continue;
           }
         } else db = -1 - db;
-        const t0 = tilesB[db]![b]!;
-        const t1 = tilesB[db]![b + 1]!;
-        const end = runs.count > first ? runs.data[2 * runs.count - 1]! : -1;
-        if (end === t0) {
-          // Adjacent to the previous run: one longer run. Runs apart are joined after the trimming
-          // of their ends (trimAxis), where the gap between them is known to the cell.
-          blocks += t1 - end;
-          runs.data[2 * runs.count - 1] = t1;
-        } else {
-          blocks += t1 - t0;
-          runs.push(t0, t1);
-        }
+        keep(first, tilesB[db]![b]!, tilesB[db]![b + 1]!);
       }
       if (runs.count === first) {
         runs.push(0, TB);
@@ -753,7 +809,7 @@ async function tilePattern(
     const pending = slicer.tick(1 + (listed.count >> 2));
     if (pending) await pending;
   }
-  return { outer, ends, runs, tested, blocks };
+  return { outer, ends, runs, tested, blocks, incremental };
 }
 
 /** The outer clusters of the patterns (A's side of the blocks, the rows of each block-sparse
@@ -1161,6 +1217,60 @@ export interface Pattern {
   ranges: BlockRanges;
   /** Pairs of cells in the kept blocks (the mean of the two axes'). */
   pairs: number;
+  /** The threshold its blocks were built with: -margin - slack (truncationPattern). */
+  limit: number;
+}
+
+/**
+ * A pattern built earlier on the same two levels, with the potentials it was built from (copies):
+ * every pair outside its axis I has f + g - C <= its limit at those potentials. With the current
+ * potentials f', g', a pair (i, j) outside it has f' + g' - C <= limit + (f'_i - f_i) + (g'_j - g_j),
+ * so on an outer cluster a with limit + max_a (f' - f) + max (g' - g) <= the new limit, the new
+ * pattern keeps nothing outside it: only its blocks need testing (priorClusters, tilePattern). That
+ * holds from one temperature to the next on one level (the margin halves with eps) while the
+ * potentials move by less than the difference.
+ */
+export interface PriorPattern {
+  pattern: Pattern;
+  f: Float64Array;
+  g: Float64Array;
+}
+
+/** The largest increase of v over ref on [lo, hi) (NaN where a value is NaN). */
+function rise(v: Float64Array, ref: Float64Array, lo: number, hi: number): number {
+  let m = -Infinity;
+  for (let i = lo; i < hi; i++) {
+    const d = v[i]! - ref[i]!;
+    // A NaN difference makes the rise NaN: the cluster does not hold.
+    if (Number.isNaN(d)) return NaN;
+    if (d > m) m = d;
+  }
+  return m;
+}
+
+/** Per outer cluster of A (tilePattern's, the prior's axis I), whether the prior pattern still holds
+ *  every block that `limit` keeps for the potentials f on A and g on B (see PriorPattern); null when
+ *  it was built on other levels. */
+function priorClusters(
+  A: Level,
+  f: Float64Array,
+  B: Level,
+  g: Float64Array,
+  limit: number,
+  prior: PriorPattern,
+): PriorRuns | null {
+  const { ranges } = prior.pattern;
+  const so = A.start[Math.max(0, A.tileDepth - OUTER_UP)]!;
+  const TA = so.length - 1;
+  if (ranges.slicesI.length !== TA || prior.f.length !== f.length || prior.g.length !== g.length) return null;
+  const up = rise(g, prior.g, 0, g.length);
+  const holds = new Uint8Array(TA);
+  for (let a = 0; a < TA; a++) {
+    if (ranges.rangesI[2 * a] !== so[a] || ranges.rangesI[2 * a + 1] !== so[a + 1]) return null;
+    // `<=`: a NaN rise does not hold (the cluster is walked).
+    holds[a] = prior.pattern.limit + rise(f, prior.f, so[a]!, so[a + 1]!) + up <= limit ? 1 : 0;
+  }
+  return { ends: ranges.slicesI, red: ranges.redRangesJ, holds };
 }
 
 /**
@@ -1185,13 +1295,15 @@ export async function truncationPattern(
   symmetric: boolean,
   slicer: Slicer,
   slack = 0,
+  prior?: PriorPattern,
 ): Promise<Pattern> {
   const t0 = performance.now();
   const limit = -truncationMargin(truncate, eps, p) - slack;
   const FA = await affineBounds(f, A, slicer);
   const GB = symmetric ? FA : await affineBounds(g, B, slicer);
+  const held = prior ? priorClusters(A, f, B, g, limit, prior) : null;
   const t1 = performance.now();
-  const tr = await tilePattern(A, FA, B, GB, p, limit, slicer);
+  const tr = await tilePattern(A, FA, B, GB, p, limit, slicer, held ?? undefined);
   const t2 = performance.now();
   const trim = { FA, f, GB, g, p, limit, axisJ: !symmetric };
   const { ranges, pairs, trim: trimmed } = await rangesOf(A, B, tr, trim, slicer);
@@ -1207,13 +1319,14 @@ export async function truncationPattern(
       phases: { bounds: t1 - t0, traverse: t2 - t1, ranges: t3 - t2 - trimmed.ms, trim: trimmed.ms },
       tested: tr.tested,
       pointTests: trimmed.tests,
+      incremental: tr.incremental,
       blocks: tr.blocks,
       pairs,
       bytes: bytesOf(ranges),
       sample,
     });
   }
-  return { ranges, pairs };
+  return { ranges, pairs, limit };
 }
 
 /** Candidates per tile of A in the first pass of extrapolationPattern. */
@@ -1344,7 +1457,7 @@ export async function extrapolationPattern(
       sample: sampleExtrapolation(A, B, ranges, h, eps, p, -limit),
     });
   }
-  return { ranges, pairs };
+  return { ranges, pairs, limit };
 }
 
 /** samplePattern for an extrapolation: a term is kept pointwise when it is within the margin of its

@@ -15,7 +15,9 @@
 //  4. at every level every softmin is restricted to the blocks kept by kernel truncation, rebuilt
 //     before each update from the current potentials with provable bounds (hierarchy.ts), by a
 //     dual-tree traversal whose work grows like the kept blocks (on the levels that iterate at one
-//     temperature, built once with a slack and reused while the potentials stay within it). At a fixed kernel width per cell
+//     temperature, built once with a slack and reused while the potentials stay within it; from one
+//     temperature to the next on a level, only the previous pattern's blocks are re-tested where the
+//     potentials moved less than the margins' difference). At a fixed kernel width per cell
 //     (what rule 2 gives), a level's kept pairs grow linearly with its cells, and the schedule visits
 //     O(log N) levels: O(N log N) pairs in all, not GeomLoss's O(N^2) fine stage.
 // `clusterScale` (GeomLoss's cell size) caps the coarsest level: the loop starts on the first level
@@ -32,6 +34,7 @@ import {
   truncationMargin,
   truncationPattern,
   type Level,
+  type PriorPattern,
   type Tree,
 } from './hierarchy.js';
 import type { Cloud } from './inputs.js';
@@ -223,6 +226,9 @@ interface Rung {
   last: number;
   /** The patterns kept for reuse at one temperature, with the potentials they were built from. */
   kept: KeptPatterns | null;
+  /** The last xy pattern built on this rung, for the next build (truncationPattern's `prior`: only
+   *  its blocks are re-tested where the potentials moved little enough). */
+  prior: PriorPattern | undefined;
 }
 
 /** Patterns built with a slack at eps from the potentials `at` (see `patterns` in
@@ -354,6 +360,7 @@ export async function sinkhornMultiscale(
       },
       last: k,
       kept: null,
+      prior: undefined,
     };
     rungs.push(rung);
     return rung;
@@ -366,6 +373,9 @@ export async function sinkhornMultiscale(
     rung.stats.densePairs += dense;
   };
   const dense = (A: Level, B: Level) => o.truncate === null || A.cloud.N * B.cloud.N <= DENSE_PAIRS;
+  // The last self pattern built on each level (xx on x's, yy on y's), for its next build on any rung
+  // (as Rung.prior for xy: a level's self problem does not depend on the other cloud's level).
+  const selfPriors = new Map<Level, PriorPattern>();
 
   /** The patterns for an update at eps from the current potentials on the rung's levels, and the
    *  pairs they hold (per update: xy and yx visit the same blocks). On a rung that iterates at one
@@ -403,7 +413,11 @@ export async function sinkhornMultiscale(
         density.xy = 1;
         return undefined;
       }
-      const xy = await truncationPattern(LX, pot.fBA, LY, pot.gAB, eps, p, o.truncate, false, slicer, slack);
+      // Copies: the prior of the next build holds the potentials this one was built from.
+      const f = Float64Array.from(pot.fBA);
+      const g = Float64Array.from(pot.gAB);
+      const xy = await truncationPattern(LX, f, LY, g, eps, p, o.truncate, false, slicer, slack, rung.prior);
+      rung.prior = { pattern: xy, f, g };
       pat.xy = xy.ranges;
       pat.yx = swapAxes(xy.ranges);
       pairs += 2 * xy.pairs;
@@ -418,7 +432,9 @@ export async function sinkhornMultiscale(
         density[key] = 1;
         return undefined;
       }
-      const t = await truncationPattern(L, v, L, v, eps, p, o.truncate, true, slicer, slack);
+      const f = Float64Array.from(v);
+      const t = await truncationPattern(L, f, L, f, eps, p, o.truncate, true, slicer, slack, selfPriors.get(L));
+      selfPriors.set(L, { pattern: t, f, g: f });
       pat[key] = t.ranges;
       pairs += t.pairs;
       density[key] = t.pairs / (n * n);
