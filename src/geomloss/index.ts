@@ -164,7 +164,7 @@ export interface LossInfo {
       };
       /** The temperatures (eps) of the schedule that ran on this level. */
       temperatures: number[];
-      /** Sinkhorn iterations run on this level (its temperatures, 11 per temperature on the small coarse levels of at
+      /** Sinkhorn iterations run on this level (its temperatures, 61 per temperature on the small coarse levels of at
        *  most a quarter of the points' cells, and the convergence iterations on the points). */
       iterations: number;
       /** Pairs of cells visited on this level: the loop's softmins, the extrapolation into it and, on the
