@@ -6,6 +6,7 @@
 // reduction), and the results are spread back: the potentials (and weight gradients) per location,
 // the position gradients, a_i times the same per-unit-weight gradient, in proportion to each point's
 // weight. Exact points only (the same bits), found by hashing, in O(N D).
+import { checkpoint, type AbortSignalLike } from '../index.js';
 import type { Cloud } from './inputs.js';
 
 /** A cloud's distinct locations and where each input point went. */
@@ -20,24 +21,60 @@ export interface Merged {
   inputW: Float64Array;
 }
 
-/** The cloud's distinct locations, or null when no two points coincide (or for a batch). */
-export function mergeCoincident(c: Cloud, w: Float64Array): Merged | null {
+/** Rows hashed between two checkpoints: ~5 ms of work at 10^6 points (the table's random accesses
+ *  miss the cache), so that a cloud of any size never holds the event loop (measured before the
+ *  slicing: ~250 ms per 10^6-point cloud in one synchronous pass). */
+const HASH_SLICE = 1 << 14;
+
+/** The cloud's distinct locations, or null when no two points coincide (or for a batch). Yields to
+ *  the event loop while it hashes and rejects with the signal's reason on an abort. */
+export async function mergeCoincident(c: Cloud, w: Float64Array, signal?: AbortSignalLike): Promise<Merged | null> {
   const { N, D, data } = c;
   if (c.batched || N < 2) return null;
   const words = data instanceof Float64Array ? 2 * D : D;
-  const bits = new Uint32Array(data.buffer, data.byteOffset, N * words);
   let size = 1;
   while (size < 2 * N) size *= 2;
-  const mask = size - 1;
-  // Open addressing: each slot holds the first input row of a location, or -1.
-  const table = new Int32Array(size).fill(-1);
-  const label = new Int32Array(N);
-  const firstRow: number[] = [];
-  const same = (r: number, i: number): boolean => {
-    for (let k = 0; k < words; k++) if (bits[r * words + k] !== bits[i * words + k]) return false;
-    return true;
+  const table: HashTable = {
+    bits: new Uint32Array(data.buffer, data.byteOffset, N * words),
+    words,
+    mask: size - 1,
+    slots: new Int32Array(size).fill(-1),
+    label: new Int32Array(N),
+    firstRow: new Int32Array(N),
+    distinct: 0,
   };
-  for (let i = 0; i < N; i++) {
+  for (let i0 = 0; i0 < N; i0 += HASH_SLICE) {
+    await checkpoint(signal);
+    hashRows(table, i0, Math.min(N, i0 + HASH_SLICE));
+  }
+  const U = table.distinct;
+  if (U === N) return null;
+  await checkpoint(signal);
+  const { label, firstRow } = table;
+  const out = data instanceof Float32Array ? new Float32Array(U * D) : new Float64Array(U * D);
+  for (let u = 0; u < U; u++) for (let k = 0; k < D; k++) out[u * D + k] = data[firstRow[u]! * D + k]!;
+  const summed = new Float64Array(U);
+  for (let i = 0; i < N; i++) summed[label[i]!]! += w[i]!;
+  return { cloud: { ...c, data: out, N: U }, w: summed, label, inputW: w };
+}
+
+/** Open addressing over the points' bits: each slot holds the first input row of a location, or -1. */
+interface HashTable {
+  bits: Uint32Array;
+  words: number;
+  mask: number;
+  slots: Int32Array;
+  label: Int32Array;
+  /** firstRow[u], u < distinct: the first input row of location u. */
+  firstRow: Int32Array;
+  distinct: number;
+}
+
+/** Rows [i0, i1) into the table. A function of its own: V8 does not swap a running async function's
+ *  loop for optimised code. */
+function hashRows(t: HashTable, i0: number, i1: number): void {
+  const { bits, words, mask, slots, label, firstRow } = t;
+  for (let i = i0; i < i1; i++) {
     let h = 0x811c9dc5;
     for (let k = 0; k < words; k++) h = Math.imul(h ^ bits[i * words + k]!, 0x01000193);
     h ^= h >>> 16;
@@ -45,27 +82,22 @@ export function mergeCoincident(c: Cloud, w: Float64Array): Merged | null {
     h ^= h >>> 13;
     let slot = h & mask;
     for (;;) {
-      const r = table[slot]!;
+      const r = slots[slot]!;
       if (r < 0) {
-        table[slot] = i;
-        label[i] = firstRow.length;
-        firstRow.push(i);
+        slots[slot] = i;
+        label[i] = t.distinct;
+        firstRow[t.distinct++] = i;
         break;
       }
-      if (same(r, i)) {
+      let same = true;
+      for (let k = 0; k < words && same; k++) same = bits[r * words + k] === bits[i * words + k];
+      if (same) {
         label[i] = label[r]!;
         break;
       }
       slot = (slot + 1) & mask;
     }
   }
-  const U = firstRow.length;
-  if (U === N) return null;
-  const out = data instanceof Float32Array ? new Float32Array(U * D) : new Float64Array(U * D);
-  for (let u = 0; u < U; u++) for (let k = 0; k < D; k++) out[u * D + k] = data[firstRow[u]! * D + k]!;
-  const summed = new Float64Array(U);
-  for (let i = 0; i < N; i++) summed[label[i]!]! += w[i]!;
-  return { cloud: { ...c, data: out, N: U }, w: summed, label, inputW: w };
 }
 
 /** Per-location values (dim per row) back on the input points. */

@@ -1,9 +1,9 @@
 // lazytensor/geomloss: GeomLoss's SamplesLoss on symbolic matrices. Optimal-transport (Sinkhorn),
 // Hausdorff and kernel (MMD) losses between weighted point clouds, with gradients, computed by
 // reductions on the core's engines: memory stays O(N + M), nothing N x M is ever stored.
-import { LazyTensor, Tensor, throwIfAborted, type BlockRanges, type EngineName } from '../index.js';
+import { checkpoint, LazyTensor, Tensor, throwIfAborted, type BlockRanges, type EngineName } from '../index.js';
 import { costModel, DIST_CLAMP, OnlineBackend, type CloudVars } from './backend.js';
-import { mergeCoincident, spread, spreadWeighted } from './coincident.js';
+import { mergeCoincident, spread, spreadWeighted, type Merged } from './coincident.js';
 import {
   checkKernelWidth,
   checkResults,
@@ -363,7 +363,7 @@ export class SamplesLoss {
       throw new GeomLossError(`transportPlan is defined for loss 'sinkhorn', not '${this.options.loss}'`);
     if (weights?.labelsX != null || weights?.labelsY != null)
       throw new GeomLossError('transportPlan does not take labelsX / labelsY: call it once per label');
-    const { X, Y, a, b, backend, multiscale, o, s, dtype, mx, my, full } = this.prepare(x, y, weights, call);
+    const { X, Y, a, b, backend, multiscale, o, s, dtype, mx, my, full } = await this.prepare(x, y, weights, call);
     const { schedule, diameter } = scheduleFor(X.cloud, Y.cloud, o);
     checkTemperatures(this.options, o, diameter, s, dtype);
     let fBA: Float64Array;
@@ -383,7 +383,14 @@ export class SamplesLoss {
     return planOf(backend, X, Y, full, mx, my, fBA, gAB, eps);
   }
 
-  private prepare(xIn: unknown, yIn: unknown, weights: WeightsArgument | undefined, call: CallOptions | undefined) {
+  /** The call's inputs parsed, checked, rescaled and merged (coincident points), and its engine. The
+   *  passes over the points yield to the event loop (10^6 points: ~0.5 s of merging otherwise). */
+  private async prepare(
+    xIn: unknown,
+    yIn: unknown,
+    weights: WeightsArgument | undefined,
+    call: CallOptions | undefined,
+  ) {
     const o = this.callOptions(call);
     throwIfAborted(o.signal ?? undefined);
     if (weights !== undefined && (typeof weights !== 'object' || weights === null || Array.isArray(weights))) {
@@ -396,6 +403,8 @@ export class SamplesLoss {
     const xIn0 = parseCloud('x', xIn);
     const yIn0 = parseCloud('y', yIn);
     checkPair(xIn0, yIn0);
+    // Each pass over 10^6 points takes ~10-40 ms: the event loop runs between them.
+    await checkpoint(o.signal ?? undefined);
     const labels = parseLabelled(weights, xIn0, yIn0, o);
     // A labelled batch runs on the points sorted by label (contiguous ranges); results go back to
     // the input order at the end (compute()).
@@ -403,6 +412,7 @@ export class SamplesLoss {
     const yUser = labels ? permuted(yIn0, labels.y.perm) : yIn0;
     const aUser = labels ? labelWeights('a', weights?.a, xIn0, labels.x) : parseWeights('a', weights?.a, xUser);
     const bUser = labels ? labelWeights('b', weights?.b, yIn0, labels.y) : parseWeights('b', weights?.b, yUser);
+    await checkpoint(o.signal ?? undefined);
     const dtype = resolveDType(o.dtype, xUser, yUser);
     if (o.loss === 'sinkhorn' && o.reach === null) checkBalancedMasses(aUser, bUser, xUser, yUser, dtype);
     checkKernelWidth(o, xUser, yUser, dtype);
@@ -411,8 +421,9 @@ export class SamplesLoss {
     const so = scaledOptions(o, s);
     const full = { x: scaledCloud(xUser, s), y: scaledCloud(yUser, s), a: aUser, b: bUser };
     // Sinkhorn on repeated points runs on their distinct locations (coincident.ts); not across labels.
-    const mx = so.loss === 'sinkhorn' && labels === null ? mergeCoincident(full.x, aUser) : null;
-    const my = so.loss === 'sinkhorn' && labels === null ? mergeCoincident(full.y, bUser) : null;
+    const signal = so.signal ?? undefined;
+    const mx = so.loss === 'sinkhorn' && labels === null ? await mergeCoincident(full.x, aUser, signal) : null;
+    const my = so.loss === 'sinkhorn' && labels === null ? await mergeCoincident(full.y, bUser, signal) : null;
     const x = mx?.cloud ?? full.x;
     const y = my?.cloud ?? full.y;
     const a = mx?.w ?? aUser;
@@ -452,7 +463,7 @@ export class SamplesLoss {
     mode: Mode,
     call: CallOptions | undefined,
   ): Promise<Computed> {
-    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser, full, labels } = this.prepare(
+    const { X, Y, a, b, backend, dtype, multiscale, o, s, mx, my, xUser, yUser, full, labels } = await this.prepare(
       xIn,
       yIn,
       weights,
@@ -662,8 +673,8 @@ function planOf(
   X: CloudVars,
   Y: CloudVars,
   full: { x: Cloud; y: Cloud; a: Float64Array; b: Float64Array },
-  mx: ReturnType<typeof mergeCoincident>,
-  my: ReturnType<typeof mergeCoincident>,
+  mx: Merged | null,
+  my: Merged | null,
   fBA: Float64Array,
   gAB: Float64Array,
   eps: number,
