@@ -14,6 +14,9 @@
 #      it is a software adapter), and runs the bench: the table goes to $OUT/gpu-bench.md, the
 #      figures to $OUT/gpu-bench.json. Without --quick the full table (10^6 points) runs: plan a
 #      second call for it once the quick one has shown the adapter is the GPU.
+#      `suite` instead of `run` runs, each under a time limit, the full table, bench/gpu-sweep.mjs
+#      (workgroup size, staging and tiling tuned) and bench/geomloss-gpu.mjs at 10^5 points in one
+#      call of about six minutes: $OUT/gpu-bench.md, gpu-sweep.md, geomloss-gpu.md and the json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-}"
@@ -37,7 +40,7 @@ case "$mode" in
     echo "dist + .devrun + .gl: ${total} MiB (64 MiB travel)"
     if [ "$total" -ge 64 ]; then echo "too large to carry" >&2; exit 1; fi
     ;;
-  run)
+  run | suite)
     : "${OUT:=/tmp/out}"
     mkdir -p "$OUT"
     for p in dist/index.js .devrun/node.xz .devrun/webgpu.tar.xz; do
@@ -66,10 +69,20 @@ case "$mode" in
     echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-} VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-}"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv || echo "nvidia-smi: not available"
     "$tmp/node" --version
-    "$tmp/node" bench/gpu.mjs "$@" --json="$OUT/gpu-bench.json" 2>&1 | tee "$OUT/gpu-bench.md"
+    if [ "$mode" = run ]; then
+      "$tmp/node" bench/gpu.mjs "$@" --json="$OUT/gpu-bench.json" 2>&1 | tee "$OUT/gpu-bench.md"
+    else
+      # suite: the target table, the tuning sweep and GeomLoss, each under its own time limit so
+      # that one slow part cannot eat the lease; each writes its output under $OUT as it goes.
+      set +e
+      timeout 170 "$tmp/node" bench/gpu.mjs --row-budget-s=12 --json="$OUT/gpu-bench.json" 2>&1 | tee "$OUT/gpu-bench.md"
+      timeout 100 "$tmp/node" bench/gpu-sweep.mjs --deadline-s=85 --json="$OUT/gpu-sweep.json" 2>&1 | tee "$OUT/gpu-sweep.md"
+      timeout 80 "$tmp/node" bench/geomloss-gpu.mjs 100000 2>&1 | tee "$OUT/geomloss-gpu.md"
+      set -e
+    fi
     ;;
   *)
-    echo "usage: bash scripts/device-run.sh prepare | run [--quick] [bench/gpu.mjs options]" >&2
+    echo "usage: bash scripts/device-run.sh prepare | run [--quick] [bench/gpu.mjs options] | suite" >&2
     exit 2
     ;;
 esac
