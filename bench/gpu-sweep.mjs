@@ -2,8 +2,9 @@
 //
 // Tunes the WebGPU engine's kernel choices on a hardware adapter (issue 15): the same reductions
 // under every workgroup size the adapter allows (configureWebGPU({ workgroupSize })), with the
-// inner rows staged in workgroup memory or read straight from the storage buffer (staging), and
-// the tiled large-D kernel against the plain one (tiling). GPU ms come from timestamp queries
+// inner rows staged in workgroup memory or read straight from the storage buffer (staging), the
+// tiled large-D kernel against the plain one (tiling), and inner parts (j-parallel partial
+// reductions) against none where the result rows fill few workgroups (innerParts). GPU ms come from timestamp queries
 // (the compute passes), wall ms include upload, dispatch and readback; best of 2 after a warm-up.
 // Stops cleanly at --deadline-s (default 150) so that a short device lease gets what ran.
 // Needs `npm run build` first (imports dist/); scripts/device-run.sh runs it on a lent GPU machine.
@@ -48,6 +49,7 @@ const cases = [
   {
     name: 'gauss D=3',
     N: 10000,
+    parts: true,
     make: (N) => {
       const F = Vi(uniform(N * 3, 1), 3)
         .sqDist(Vj(uniform(N * 3, 2), 3))
@@ -60,6 +62,7 @@ const cases = [
   {
     name: 'argKMin K=10 D=3',
     N: 100000,
+    parts: true,
     make: (N) => {
       const F = Vi(uniform(N * 3, 4), 3).sqDist(Vj(uniform(N * 3, 5), 3));
       return () => F.argKMin(10, 1, { engine: 'webgpu' });
@@ -68,6 +71,7 @@ const cases = [
   {
     name: 'logsumexp D=3 (Sinkhorn step)',
     N: 100000,
+    parts: true,
     make: (N) => {
       const F = Vj(uniform(N, 6), 1).sub(
         Vi(uniform(N * 3, 7), 3)
@@ -98,45 +102,51 @@ const cases = [
 ];
 
 const results = [];
-console.log('| case | N = M | workgroup | staging | tiling | GPU ms | wall ms | Gpairs/s (GPU) |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('| case | N = M | workgroup | staging | tiling | inner parts | GPU ms | wall ms | Gpairs/s (GPU) |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+/** The option sets a case is timed under: staging (plain kernels) or tiling (large D), inner parts
+ *  where the rows are few (they fill few workgroups), each at every workgroup size. */
+const variants = (c) => {
+  const out = [];
+  for (const tiling of c.tilings ?? ['auto'])
+    for (const staging of tiling === 'never' || c.tilings === undefined ? ['auto', 'never'] : ['auto'])
+      for (const innerParts of c.parts ? ['auto', 'never'] : ['auto']) out.push({ tiling, staging, innerParts });
+  return out;
+};
 outer: for (const c of cases) {
   c.N = Math.max(64, Math.round(c.N * SCALE));
   const run = c.make(c.N);
-  for (const tiling of c.tilings ?? ['auto']) {
-    for (const staging of tiling === 'never' || c.tilings === undefined ? ['auto', 'never'] : ['auto']) {
-      for (const wg of sizes) {
-        if (performance.now() > DEADLINE) {
-          console.log('(deadline reached: the sweep stops here)');
-          break outer;
-        }
-        configureWebGPU({ workgroupSize: wg, staging, tiling });
-        try {
+  for (const v of variants(c)) {
+    for (const wg of sizes) {
+      if (performance.now() > DEADLINE) {
+        console.log('(deadline reached: the sweep stops here)');
+        break outer;
+      }
+      configureWebGPU({ workgroupSize: wg, ...v });
+      const label = `| ${c.name} | ${c.N} | ${wg} | ${v.staging} | ${v.tiling} | ${v.innerParts}`;
+      try {
+        await run();
+        let gpu = Infinity;
+        let wall = Infinity;
+        for (let r = 0; r < 2; r++) {
+          const t0 = performance.now();
           await run();
-          let gpu = Infinity;
-          let wall = Infinity;
-          for (let r = 0; r < 2; r++) {
-            const t0 = performance.now();
-            await run();
-            wall = Math.min(wall, performance.now() - t0);
-            const g = (await webgpuStatus()).lastGpuTimeMs;
-            if (g !== null) gpu = Math.min(gpu, g);
-          }
-          const ms = Number.isFinite(gpu) ? gpu : wall;
-          const rate = (c.N * c.N) / (ms / 1000) / 1e9;
-          results.push({ case: c.name, N: c.N, wg, staging, tiling, gpuMs: gpu, wallMs: wall, gpairs: rate });
-          console.log(
-            `| ${c.name} | ${c.N} | ${wg} | ${staging} | ${tiling} | ${Number.isFinite(gpu) ? gpu.toFixed(2) : ''} | ${wall.toFixed(1)} | ${rate.toPrecision(3)} |`,
-          );
-        } catch (e) {
-          console.log(
-            `| ${c.name} | ${c.N} | ${wg} | ${staging} | ${tiling} | failed: ${e?.name}: ${e?.message} | | |`,
-          );
+          wall = Math.min(wall, performance.now() - t0);
+          const g = (await webgpuStatus()).lastGpuTimeMs;
+          if (g !== null) gpu = Math.min(gpu, g);
         }
+        const ms = Number.isFinite(gpu) ? gpu : wall;
+        const rate = (c.N * c.N) / (ms / 1000) / 1e9;
+        results.push({ case: c.name, N: c.N, wg, ...v, gpuMs: gpu, wallMs: wall, gpairs: rate });
+        console.log(
+          `${label} | ${Number.isFinite(gpu) ? gpu.toFixed(2) : ''} | ${wall.toFixed(1)} | ${rate.toPrecision(3)} |`,
+        );
+      } catch (e) {
+        console.log(`${label} | failed: ${e?.name}: ${e?.message} | | |`);
       }
     }
   }
 }
-configureWebGPU({ workgroupSize: undefined, staging: undefined, tiling: undefined });
+configureWebGPU({ workgroupSize: undefined, staging: undefined, tiling: undefined, innerParts: undefined });
 if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ adapter: a, limits: status.limits, results }, null, 2));
 process.exit(0);

@@ -142,6 +142,11 @@ export interface KernelConfig {
   readonly split: boolean;
   /** Block-sparse: workgroups take (rows, inner ranges) work items from a table (plan.ranges). */
   readonly sparse: boolean;
+  /** Inner-parallel parts (see INNER PARTS): a dispatch's inner rows are cut into parts of U.item
+   *  rows, one per workgroup row of the dispatch grid (workgroup_id.y), each part's reduction state
+   *  kept in its own slot of the state buffer (carried over the dispatches of a split reduction, as
+   *  `split` carries one) for the combine kernel. Absent: false. */
+  readonly parts?: boolean;
   /** Rows too wide to stage whole: long sums over components (sqDist, dot, ...) run over D in
    *  chunks staged in workgroup memory instead (see DChunks); `tile` is then the rows per tile.
    *  Absent: false. */
@@ -245,7 +250,8 @@ export interface GeneratedKernel {
   readonly stateWords: number;
 }
 
-/** Bytes of the uniform block: nOuter, nInner, jRead, jGlobal, flags, item, inf, nan. */
+/** Bytes of the uniform block: nOuter, nInner, jRead, jGlobal, flags, item, inf, nan. `item` is the
+ *  block-sparse kernel's first work item, or the inner rows per part of an inner-parts kernel. */
 export const UNIFORM_BYTES = 32;
 export const FLAG_FIRST = 1;
 export const FLAG_LAST = 2;
@@ -747,6 +753,9 @@ interface ReductionCode {
   tileInit: string[];
   fold: string[];
   merge: string[];
+  /** Merges another part's saved state, at ST[sp + ...], into the running state as if its pairs had
+   *  followed the running state's (the combine kernel of INNER PARTS). */
+  absorb: string[];
   finalize: string[];
 }
 
@@ -796,6 +805,8 @@ interface ReductionContext {
 const ld = (dst: string, word: string, asInt = false): string =>
   `${dst} = ${asInt ? 'bitcast<i32>' : 'bitcast<f32>'}(ST[sb + ${word}]);`;
 const st = (src: string, word: string): string => `ST[sb + ${word}] = bitcast<u32>(${src});`;
+/** Reads word `word` of the other part's state (absorb). */
+const other = (word: string, asInt = false): string => `${asInt ? 'bitcast<i32>' : 'bitcast<f32>'}(ST[sp + ${word}])`;
 
 /** Sums: a float32 partial sum per tile, merged into a Kahan-compensated running sum. */
 function sumCode(c: ReductionContext): ReductionCode {
@@ -811,6 +822,11 @@ function sumCode(c: ReductionContext): ReductionCode {
     tileInit: perComponent(d, (k) => [`ts[${ix(k)}] = 0.0;`]),
     fold: perComponent(d, (k) => [`ts[${ix(k)}] = ts[${ix(k)}] + ${F(k)};`]),
     merge: perComponent(d, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)),
+    // The other sum and then its compensation, each added as a tile's partial.
+    absorb: perComponent(d, (k) => [
+      ...kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, other(add(k, 0, 2))),
+      ...kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, other(add(k, 1, 2))),
+    ]),
     finalize: perComponent(d, (k) => [`OV[ov + ${out(k)}] = rs[${ix(k)}] + rc[${ix(k)}];`]),
   };
 }
@@ -831,6 +847,14 @@ function twoSum(s: string, e: string, a: string, b: string): string[] {
 function twoFloatSumCode(c: ReductionContext): ReductionCode {
   const { d, F, out } = c;
   const at = (n: string, k: WgslIndex): string => `${n}[${ix(k)}]`;
+  /** The double-single addition of the tile's (ts, tc) to the running (rs, rc). */
+  const dsAdd = (k: WgslIndex): string[] => [
+    ...twoSum('ms', 'me', at('rs', k), at('ts', k)),
+    `let ml = select(0.0, me + ${at('rc', k)} + ${at('tc', k)}, lt_isfinite(ms));`,
+    `let mh = ms + ml;`,
+    `${at('rc', k)} = select(0.0, ml - (mh - ms), lt_isfinite(mh));`,
+    `${at('rs', k)} = mh;`,
+  ];
   return {
     decl: [
       `var rs = array<f32, ${d}>();`,
@@ -847,12 +871,12 @@ function twoFloatSumCode(c: ReductionContext): ReductionCode {
       `${at('ts', k)} = fs;`,
       `${at('tc', k)} = ${at('tc', k)} + fe;`,
     ]),
-    merge: perComponent(d, (k) => [
-      ...twoSum('ms', 'me', at('rs', k), at('ts', k)),
-      `let ml = select(0.0, me + ${at('rc', k)} + ${at('tc', k)}, lt_isfinite(ms));`,
-      `let mh = ms + ml;`,
-      `${at('rc', k)} = select(0.0, ml - (mh - ms), lt_isfinite(mh));`,
-      `${at('rs', k)} = mh;`,
+    merge: perComponent(d, (k) => dsAdd(k)),
+    // The other (hi, lo) pair added as a tile's.
+    absorb: perComponent(d, (k) => [
+      `${at('ts', k)} = ${other(add(k, 0, 2))};`,
+      `${at('tc', k)} = ${other(add(k, 1, 2))};`,
+      ...dsAdd(k),
     ]),
     finalize: perComponent(d, (k) => [`OV[ov + ${out(k)}] = ${at('rs', k)} + ${at('rc', k)};`]),
   };
@@ -861,6 +885,28 @@ function twoFloatSumCode(c: ReductionContext): ReductionCode {
 /** Log-sum-exp: a running (max, compensated sum of exp(F - max)) per component. */
 function logSumExpCode(c: ReductionContext): ReductionCode {
   const { d, F, out } = c;
+  /** Merges the tile's (tm, ts) into the running (rm, rs, rc). */
+  const merge = (k: WgslIndex): string[] => {
+    const [m, s, c, a, b] = ['rm', 'rs', 'rc', 'tm', 'ts'].map((n) => `${n}[${ix(k)}]`) as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    return [
+      `if (lt_isnan(${a}) || lt_isnan(${m})) { ${m} = U.nan; }`,
+      `else if (lt_ispinf(${m}) || lt_isninf(${a})) { }`,
+      `else if (lt_ispinf(${a})) { ${m} = ${a}; ${s} = 1.0; ${c} = 0.0; }`,
+      `else if (${a} > ${m}) {`,
+      `  let sc = lt_exp(${m} - ${a});`,
+      `  ${s} = ${s} * sc; ${c} = ${c} * sc; ${m} = ${a};`,
+      ...kahan(s, c, b).map((l) => `  ${l}`),
+      `} else {`,
+      ...kahan(s, c, `${b} * lt_exp(${a} - ${m})`).map((l) => `  ${l}`),
+      `}`,
+    ];
+  };
   return {
     decl: [
       `var rm = array<f32, ${d}>();`,
@@ -891,27 +937,15 @@ function logSumExpCode(c: ReductionContext): ReductionCode {
         `else if (!lt_isninf(v) && !lt_ispinf(${m})) { ${s} = ${s} + lt_exp(v - ${m}); }`,
       ];
     }),
-    merge: perComponent(d, (k) => {
-      const [m, s, c, a, b] = ['rm', 'rs', 'rc', 'tm', 'ts'].map((n) => `${n}[${ix(k)}]`) as [
-        string,
-        string,
-        string,
-        string,
-        string,
-      ];
-      return [
-        `if (lt_isnan(${a}) || lt_isnan(${m})) { ${m} = U.nan; }`,
-        `else if (lt_ispinf(${m}) || lt_isninf(${a})) { }`,
-        `else if (lt_ispinf(${a})) { ${m} = ${a}; ${s} = 1.0; ${c} = 0.0; }`,
-        `else if (${a} > ${m}) {`,
-        `  let sc = lt_exp(${m} - ${a});`,
-        `  ${s} = ${s} * sc; ${c} = ${c} * sc; ${m} = ${a};`,
-        ...kahan(s, c, b).map((l) => `  ${l}`),
-        `} else {`,
-        ...kahan(s, c, `${b} * lt_exp(${a} - ${m})`).map((l) => `  ${l}`),
-        `}`,
-      ];
-    }),
+    merge: perComponent(d, merge),
+    // The other (max, sum) as a tile's, then its compensation with the same max.
+    absorb: perComponent(d, (k) => [
+      `tm[${ix(k)}] = ${other(add(k, 0, 3))};`,
+      `ts[${ix(k)}] = ${other(add(k, 1, 3))};`,
+      ...merge(k),
+      `ts[${ix(k)}] = ${other(add(k, 2, 3))};`,
+      ...merge(k),
+    ]),
     finalize: perComponent(d, (k) => {
       const m = `rm[${ix(k)}]`;
       return [
@@ -929,6 +963,23 @@ function weightedCode(c: ReductionContext): ReductionCode {
   const { kind, e, F, G, out } = c;
   const scaleAll = (sc: string): string[] =>
     perComponent(e, (k) => [`rs[${ix(k)}] = rs[${ix(k)}] * ${sc};`, `rc[${ix(k)}] = rc[${ix(k)}] * ${sc};`]);
+  /** Merges the tile's (tm, ts0, ts) into the running (rm, rs0, rc0, rs, rc). */
+  const merge = [
+    `if (lt_isnan(tm) || lt_isnan(rm)) { rm = U.nan; }`,
+    `else if (!lt_isninf(tm)) {`,
+    `  if (tm > rm) {`,
+    `    let sc = lt_exp(rm - tm);`,
+    `    rs0 = rs0 * sc; rc0 = rc0 * sc; rm = tm;`,
+    ...scaleAll('sc').map((l) => `    ${l}`),
+    ...kahan('rs0', 'rc0', 'ts0').map((l) => `    ${l}`),
+    ...perComponent(e, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)).map((l) => `    ${l}`),
+    `  } else {`,
+    `    let sc = lt_exp(tm - rm);`,
+    ...kahan('rs0', 'rc0', 'ts0 * sc').map((l) => `    ${l}`),
+    ...perComponent(e, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}] * sc`)).map((l) => `    ${l}`),
+    `  }`,
+    `}`,
+  ];
   return {
     decl: [
       `var rm = 0.0;`,
@@ -970,21 +1021,16 @@ function weightedCode(c: ReductionContext): ReductionCode {
       `  }`,
       `}`,
     ],
-    merge: [
-      `if (lt_isnan(tm) || lt_isnan(rm)) { rm = U.nan; }`,
-      `else if (!lt_isninf(tm)) {`,
-      `  if (tm > rm) {`,
-      `    let sc = lt_exp(rm - tm);`,
-      `    rs0 = rs0 * sc; rc0 = rc0 * sc; rm = tm;`,
-      ...scaleAll('sc').map((l) => `    ${l}`),
-      ...kahan('rs0', 'rc0', 'ts0').map((l) => `    ${l}`),
-      ...perComponent(e, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}]`)).map((l) => `    ${l}`),
-      `  } else {`,
-      `    let sc = lt_exp(tm - rm);`,
-      ...kahan('rs0', 'rc0', 'ts0 * sc').map((l) => `    ${l}`),
-      ...perComponent(e, (k) => kahan(`rs[${ix(k)}]`, `rc[${ix(k)}]`, `ts[${ix(k)}] * sc`)).map((l) => `    ${l}`),
-      `  }`,
-      `}`,
+    merge,
+    // The other (max, sums) as a tile's, then its compensations with the same max.
+    absorb: [
+      `tm = ${other('0u')};`,
+      `ts0 = ${other('1u')};`,
+      ...perComponent(e, (k) => [`ts[${ix(k)}] = ${other(add(k, 3, 2))};`]),
+      ...merge,
+      `ts0 = ${other('2u')};`,
+      ...perComponent(e, (k) => [`ts[${ix(k)}] = ${other(add(k, 4, 2))};`]),
+      ...merge,
     ],
     finalize: perComponent(e, (k) =>
       kind === 'logSumExpWeighted'
@@ -1008,17 +1054,27 @@ function minMaxCode(c: ReductionContext): ReductionCode {
   const cmp = kind === 'max' || kind === 'argMax' || kind === 'maxArgMax' ? '>' : '<';
   const values = reductionHasValues(kind);
   const indices = reductionHasIndices(kind);
+  const keep = (k: WgslIndex, v: string, j: string): string[] => [
+    `if (!lt_isnan(${v}) && (bi[${ix(k)}] < 0 || ${v} ${cmp} bv[${ix(k)}])) { bv[${ix(k)}] = ${v}; bi[${ix(k)}] = ${j}; }`,
+  ];
   return {
     decl: [`var bv = array<f32, ${d}>();`, `var bi = array<i32, ${d}>();`],
     init: perComponent(d, (k) => [`bi[${ix(k)}] = -1;`]),
     load: perComponent(d, (k) => [ld(`bv[${ix(k)}]`, add(k, 0, 2)), ld(`bi[${ix(k)}]`, add(k, 1, 2), true)]),
     store: perComponent(d, (k) => [st(`bv[${ix(k)}]`, add(k, 0, 2)), st(`bi[${ix(k)}]`, add(k, 1, 2))]),
     tileInit: [],
-    fold: perComponent(d, (k) => [
-      `let v = ${F(k)};`,
-      `if (!lt_isnan(v) && (bi[${ix(k)}] < 0 || v ${cmp} bv[${ix(k)}])) { bv[${ix(k)}] = v; bi[${ix(k)}] = jg; }`,
-    ]),
+    fold: perComponent(d, (k) => [`let v = ${F(k)};`, ...keep(k, 'v', 'jg')]),
     merge: [],
+    // A part's pairs are not all after the running state's (a split reduction's parts interleave
+    // in j), so ties go to the lower index explicitly: the sequential fold's result, in any order.
+    absorb: perComponent(d, (k) => [
+      `let v = ${other(add(k, 0, 2))};`,
+      `let vi = ${other(add(k, 1, 2), true)};`,
+      `if (vi >= 0 && (bi[${ix(k)}] < 0 || v ${cmp} bv[${ix(k)}] || (v == bv[${ix(k)}] && vi < bi[${ix(k)}]))) {`,
+      `  bv[${ix(k)}] = v;`,
+      `  bi[${ix(k)}] = vi;`,
+      `}`,
+    ]),
     finalize: perComponent(d, (k) => [
       ...(values ? [`OV[ov + ${out(k)}] = select(bv[${ix(k)}], U.nan, bi[${ix(k)}] < 0);`] : []),
       ...(indices ? [`OI[ov + ${out(k)}] = bi[${ix(k)}];`] : []),
@@ -1032,6 +1088,27 @@ function kSelectCode(c: ReductionContext): ReductionCode {
   const values = reductionHasValues(kind);
   const indices = reductionHasIndices(kind);
   const base = (k: WgslIndex): string => (typeof k === 'number' ? `${k * K}u` : `${k} * ${K}u`);
+  /** Inserts (v, j) into component k's sorted list, dropping the largest: after equal values (the
+   *  fold, j increasing), or by (value, index) when `byIndex` (absorb). */
+  const insert = (k: WgslIndex, v: string, j: string, byIndex = false): string[] => [
+    `let b = ${base(k)};`,
+    `if (!lt_isnan(${v}) && (cn[${ix(k)}] < ${K} || ${v} < kv[b + ${K - 1}u]${byIndex ? ` || (${v} == kv[b + ${K - 1}u] && ${j} < ki[b + ${K - 1}u])` : ''})) {`,
+    `  var p = u32(min(cn[${ix(k)}], ${K - 1}));`,
+    `  if (cn[${ix(k)}] < ${K}) { cn[${ix(k)}] = cn[${ix(k)}] + 1; }`,
+    `  loop {`,
+    `    if (p == 0u) { break; }`,
+    `    let w = kv[b + p - 1u];`,
+    byIndex
+      ? `    if (!(w > ${v} || (w == ${v} && ki[b + p - 1u] > ${j}))) { break; }`
+      : `    if (!(w > ${v})) { break; }`,
+    `    kv[b + p] = w;`,
+    `    ki[b + p] = ki[b + p - 1u];`,
+    `    p = p - 1u;`,
+    `  }`,
+    `  kv[b + p] = ${v};`,
+    `  ki[b + p] = ${j};`,
+    `}`,
+  ];
   return {
     decl: [`var cn = array<i32, ${d}>();`, `var kv = array<f32, ${K * d}>();`, `var ki = array<i32, ${K * d}>();`],
     init: [],
@@ -1050,25 +1127,19 @@ function kSelectCode(c: ReductionContext): ReductionCode {
       `}`,
     ],
     tileInit: [],
-    fold: perComponent(d, (k) => [
-      `let v = ${F(k)};`,
-      `let b = ${base(k)};`,
-      `if (!lt_isnan(v) && (cn[${ix(k)}] < ${K} || v < kv[b + ${K - 1}u])) {`,
-      `  var p = u32(min(cn[${ix(k)}], ${K - 1}));`,
-      `  if (cn[${ix(k)}] < ${K}) { cn[${ix(k)}] = cn[${ix(k)}] + 1; }`,
-      `  loop {`,
-      `    if (p == 0u) { break; }`,
-      `    let w = kv[b + p - 1u];`,
-      `    if (!(w > v)) { break; }`,
-      `    kv[b + p] = w;`,
-      `    ki[b + p] = ki[b + p - 1u];`,
-      `    p = p - 1u;`,
-      `  }`,
-      `  kv[b + p] = v;`,
-      `  ki[b + p] = jg;`,
+    fold: perComponent(d, (k) => [`let v = ${F(k)};`, ...insert(k, 'v', 'jg')]),
+    merge: [],
+    // The other part's list, ordered by (value, index) like the running one: its pairs may come
+    // before or after the running list's in j (a split reduction's parts interleave), so it is
+    // inserted in that order, and the result is the sequential fold's in any order of parts.
+    absorb: perComponent(d, (k) => [
+      `let on = ${other(add(k, 0), true)};`,
+      `for (var t = 0; t < on; t = t + 1) {`,
+      `  let v = ${other(`${d}u + ${base(k)} + u32(t)`)};`,
+      `  let vi = ${other(`${d + K * d}u + ${base(k)} + u32(t)`, true)};`,
+      ...insert(k, 'v', 'vi', true).map((l) => `  ${l}`),
       `}`,
     ]),
-    merge: [],
     finalize: perComponent(d, (k) => [
       `let b = ${base(k)};`,
       `for (var t = 0u; t < ${K}u; t = t + 1u) {`,
@@ -1116,6 +1187,8 @@ export const WGSL_REDUCTIONS: Readonly<Record<ReductionKind, WgslReduction>> = {
 export function generateKernel(plan: ReductionPlan, config: KernelConfig): GeneratedKernel {
   const layout = dataLayout(plan);
   const { workgroupSize: WG, tile: TILE, staged, split } = config;
+  const parts = config.parts === true;
+  if (parts && config.sparse) throw new Error('internal: inner parts are for dense reductions');
   const IS = layout.innerStride;
   const OS = layout.outerStride;
   const roles = new Map(plan.variables.map((v) => [v.variable, v.role] as const));
@@ -1168,15 +1241,18 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   });
   const words = stateWords(plan);
   const windowWords = words / win.count;
+  // Row il's state; a part's in its own slot of nOuter rows.
+  const slot = parts ? `(wid.y * U.nOuter + il) * ${words}u` : `il * ${words}u`;
   const values = reductionHasValues(plan.kind);
   const indices = reductionHasIndices(plan.kind);
   const bindings: KernelBindings = {
     outer: OS > 0,
     inner: IS > 0,
     params: emitter.usesParams[0]!,
-    values,
-    indices,
-    state: split,
+    // A part writes only its state; the combine kernel writes the results.
+    values: values && !parts,
+    indices: indices && !parts,
+    state: split || parts,
     sparse: config.sparse,
   };
   const indent = (lines: readonly string[], pad: string): string[] => lines.map((l) => `${pad}${l}`);
@@ -1310,9 +1386,9 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
   ];
   /** A tiled kernel's loop: the product pass of each tile by the whole workgroup, then its pairs
    *  folded by the first bi invocations, one result row each (no barrier in that branch). */
-  const tiledLoop = (): string[] => [
-    `for (var j0 = 0u; j0 < U.nInner; j0 = j0 + ${TILE}u) {`,
-    `  let cnt = min(${TILE}u, U.nInner - j0);`,
+  const tiledLoop = (lo: string, hi: string): string[] => [
+    `for (var j0 = ${lo}; j0 < ${hi}; j0 = j0 + ${TILE}u) {`,
+    `  let cnt = min(${TILE}u, ${hi} - j0);`,
     ...tiledPass('U.jRead + j0'),
     `  if (lid < ${tb === null ? 0 : tb.ti * tb.ri}u) {`,
     ...indent(red.tileInit, '    '),
@@ -1363,17 +1439,22 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
         '  }',
       ]
     : tb !== null
-      ? indent(tiledLoop(), '  ')
-      : indent(tileLoop('0u', 'U.nInner', 'U.jRead + j0', 'U.jGlobal + j0'), '  ');
+      ? indent(parts ? tiledLoop('plo', 'phi') : tiledLoop('0u', 'U.nInner'), '  ')
+      : indent(
+          parts
+            ? tileLoop('plo', 'phi', 'U.jRead + j0', 'U.jGlobal + j0')
+            : tileLoop('0u', 'U.nInner', 'U.jRead + j0', 'U.jGlobal + j0'),
+          '  ',
+        );
   const body = [
     'struct Uniforms { nOuter: u32, nInner: u32, jRead: u32, jGlobal: u32, flags: u32, item: u32, inf: f32, nan: f32, }',
     '@group(0) @binding(0) var<uniform> U: Uniforms;',
     bindings.outer ? '@group(0) @binding(1) var<storage, read> O: array<f32>;' : '',
     bindings.inner ? '@group(0) @binding(2) var<storage, read> I: array<f32>;' : '',
     bindings.params ? '@group(0) @binding(3) var<storage, read> P: array<f32>;' : '',
-    values ? '@group(0) @binding(4) var<storage, read_write> OV: array<f32>;' : '',
-    indices ? '@group(0) @binding(5) var<storage, read_write> OI: array<i32>;' : '',
-    split ? '@group(0) @binding(6) var<storage, read_write> ST: array<u32>;' : '',
+    bindings.values ? '@group(0) @binding(4) var<storage, read_write> OV: array<f32>;' : '',
+    bindings.indices ? '@group(0) @binding(5) var<storage, read_write> OI: array<i32>;' : '',
+    bindings.state ? '@group(0) @binding(6) var<storage, read_write> ST: array<u32>;' : '',
     sparse ? '@group(0) @binding(7) var<storage, read> WT: array<vec4<u32>>;' : '',
     sparse ? '@group(0) @binding(8) var<storage, read> IR: array<i32>;' : '',
     stage ? `var<workgroup> tile: array<f32, ${TILE * IS}>;` : '',
@@ -1391,8 +1472,98 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
     `@compute @workgroup_size(${WG})`,
     'fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {',
     ...head,
+    // A part's inner rows (uniform across the workgroup, as the barriers need).
+    ...(parts ? ['  let plo = wid.y * U.item;', '  let phi = min(plo + U.item, U.nInner);'] : []),
     `  let ob = il * ${Math.max(OS, 1)}u;`,
     `  let ov = il * ${plan.outDim}u;`,
+    ...(windowed
+      ? [
+          `  for (var w = 0u; w < ${win.count}u; w = w + 1u) {`,
+          `  let c0 = min(w * ${win.width}u, ${win.components - win.width}u);`,
+          `  let sb = ${slot} + w * ${windowWords}u;`,
+        ]
+      : [`  let sb = ${slot};`]),
+    ...emitter.outerBlock.lines,
+    ...indent(red.decl, '  '),
+    ...(split || parts
+      ? ['  if ((U.flags & 1u) != 0u) {', ...indent(red.init, '    '), '  } else {', ...indent(red.load, '    '), '  }']
+      : indent(red.init, '  ')),
+    ...loops,
+    '  if (inRange) {',
+    ...(parts
+      ? indent(red.store, '    ')
+      : split
+        ? [
+            '    if ((U.flags & 2u) != 0u) {',
+            ...indent(red.finalize, '      '),
+            '    } else {',
+            ...indent(red.store, '      '),
+            '    }',
+          ]
+        : indent(red.finalize, '    ')),
+    '  }',
+    ...(windowed ? ['  }'] : []),
+    '}',
+    '',
+  ]
+    .filter((l) => l !== '')
+    .join('\n');
+  return { code: `${preludeFor(body)}\n\n${body}\n`, bindings, stateWords: words };
+}
+
+/** Invocations per workgroup of the combine kernel (one result row each, no workgroup memory). */
+export const COMBINE_WORKGROUP = 64;
+
+/**
+ * The combine kernel of an inner-parts reduction (see INNER PARTS): one invocation per result row
+ * (and window), part 0's saved state loaded as the running state, the later parts' absorbed in their
+ * order (their pairs follow in j, so selections break ties as one sequential pass does), then the
+ * result written as the plain kernel's finalization writes it. It reads the parts kernel's
+ * uniforms: nOuter rows, nInner inner rows in parts of `item` rows.
+ */
+export function generateCombineKernel(plan: ReductionPlan): GeneratedKernel {
+  const win = reductionWindow(plan);
+  const windowed = win.count > 1;
+  const weighted = plan.weight !== null;
+  const words = stateWords(plan);
+  const windowWords = words / win.count;
+  const unused = (): string => '0.0';
+  const red = WGSL_REDUCTIONS[plan.kind].code({
+    kind: plan.kind,
+    d: weighted ? plan.formula.dim : win.width,
+    e: weighted ? win.width : 0,
+    K: plan.k,
+    F: unused,
+    G: unused,
+    out: (k) => (windowed ? `c0 + ${u(k)}` : add(k, 0)),
+    dOut: win.components,
+    twoFloat: plan.accumulate === 'float64',
+  });
+  const values = reductionHasValues(plan.kind);
+  const indices = reductionHasIndices(plan.kind);
+  const bindings: KernelBindings = {
+    outer: false,
+    inner: false,
+    params: false,
+    values,
+    indices,
+    state: true,
+    sparse: false,
+  };
+  const indent = (lines: readonly string[], pad: string): string[] => lines.map((l) => `${pad}${l}`);
+  const body = [
+    'struct Uniforms { nOuter: u32, nInner: u32, jRead: u32, jGlobal: u32, flags: u32, item: u32, inf: f32, nan: f32, }',
+    '@group(0) @binding(0) var<uniform> U: Uniforms;',
+    values ? '@group(0) @binding(4) var<storage, read_write> OV: array<f32>;' : '',
+    indices ? '@group(0) @binding(5) var<storage, read_write> OI: array<i32>;' : '',
+    '@group(0) @binding(6) var<storage, read_write> ST: array<u32>;',
+    '',
+    `@compute @workgroup_size(${COMBINE_WORKGROUP})`,
+    'fn main(@builtin(global_invocation_id) gid: vec3<u32>) {',
+    '  let il = gid.x;',
+    '  if (il >= U.nOuter) { return; }',
+    `  let ov = il * ${plan.outDim}u;`,
+    '  let parts = (U.nInner + U.item - 1u) / U.item;',
     ...(windowed
       ? [
           `  for (var w = 0u; w < ${win.count}u; w = w + 1u) {`,
@@ -1400,23 +1571,13 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
           `  let sb = il * ${words}u + w * ${windowWords}u;`,
         ]
       : [`  let sb = il * ${words}u;`]),
-    ...emitter.outerBlock.lines,
     ...indent(red.decl, '  '),
-    ...(split
-      ? ['  if ((U.flags & 1u) != 0u) {', ...indent(red.init, '    '), '  } else {', ...indent(red.load, '    '), '  }']
-      : indent(red.init, '  ')),
-    ...loops,
-    '  if (inRange) {',
-    ...(split
-      ? [
-          '    if ((U.flags & 2u) != 0u) {',
-          ...indent(red.finalize, '      '),
-          '    } else {',
-          ...indent(red.store, '      '),
-          '    }',
-        ]
-      : indent(red.finalize, '    ')),
+    ...indent(red.load, '  '),
+    '  for (var q = 1u; q < parts; q = q + 1u) {',
+    `    let sp = (q * U.nOuter + il) * ${words}u${windowed ? ` + w * ${windowWords}u` : ''};`,
+    ...indent(red.absorb, '    '),
     '  }',
+    ...indent(red.finalize, '  '),
     ...(windowed ? ['  }'] : []),
     '}',
     '',

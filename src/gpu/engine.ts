@@ -36,6 +36,19 @@
 // running reduction state goes through a state buffer, so partial results merge exactly as tiles do
 // (sums add with compensation, log-sum-exp merges (max, sum) pairs, K-min lists keep inserting).
 //
+// INNER PARTS
+// One invocation per result row leaves a GPU idle when the rows are few against its cores (10^4 rows
+// are 40 workgroups of 256, 10^5 rows 391; an H100 holds over a thousand at once), so a dense
+// reduction whose rows fill fewer than PARTS_TARGET_WORKGROUPS workgroups is cut over j as well,
+// KeOps's "j-parallel partial reductions": each dispatch is a 2-D grid (row blocks x parts), each
+// part reducing a contiguous range of that dispatch's inner rows into its own slot of a state buffer
+// (carried from step to step when the reduction is split over dispatches), then a combine dispatch
+// in the same pass merges the parts' states and finalizes (codegen.generateCombineKernel; selections
+// merge by (value, index), so ties go to the lowest index as in one sequential pass). A dispatch
+// evaluates the same pairs with or without parts (the watchdog bound holds). Parts are at least
+// MIN_PART_TILES tiles, and their states at most PARTS_STATE_BYTES. The target is a guess from the
+// occupancy of current discrete GPUs (bench/gpu-sweep.mjs measures it; not tuned on hardware yet).
+//
 // Block-sparse plans bind whole arrays (a cluster's inner ranges may point anywhere; if an array
 // exceeds a binding the reduction falls back to WebAssembly) and are cut into dispatches of work
 // items (see planSparse); a single cluster is never split over dispatches.
@@ -69,6 +82,8 @@ import {
   DCHUNK_ROWS,
   FLAG_FIRST,
   FLAG_LAST,
+  COMBINE_WORKGROUP,
+  generateCombineKernel,
   generateKernel,
   pairCost,
   reductionWindow,
@@ -111,6 +126,9 @@ export interface WebGPUEngineOptions {
    *  kernels: 'auto' (on GPUs, from D = TILED_MIN_D), 'always' (any D, CPU adapters too: tests) or
    *  'never'. */
   readonly tiling?: 'auto' | 'always' | 'never';
+  /** Inner-parallel parts (INNER PARTS) when the result rows fill few workgroups: 'auto' (on GPUs),
+   *  'always' (whenever the inner rows make two tiles or more, CPU adapters too: tests) or 'never'. */
+  readonly innerParts?: 'auto' | 'always' | 'never';
   /** Compiled pipelines kept per device (least recently used evicted first); default 64. */
   readonly pipelineCacheSize?: number;
   /** Bytes of free GPU buffers kept for reuse (oldest destroyed first); default 256 MiB. */
@@ -143,6 +161,18 @@ const CHUNK_MIN_STRIDE = 64;
  *  schemes (the plain kernel: about 1 workgroup-memory read per multiply-add; the tiled one: 1 per
  *  ri * rj / (ri + rj) = 2); not measured on a GPU yet. */
 export const TILED_MIN_D = 32;
+/** Inner parts: the workgroups a reduction should fill, the least tiles per part, and the largest
+ *  state buffer they may take (see INNER PARTS). */
+export const PARTS_TARGET_WORKGROUPS = 1024;
+const MIN_PART_TILES = 2;
+const PARTS_STATE_BYTES = 64 * 2 ** 20;
+
+/** How an inner-parts reduction is cut: `count` parts of `rows` inner rows (the last one shorter). */
+export interface InnerParts {
+  readonly count: number;
+  readonly rows: number;
+}
+
 /** Above this many f32 of reduction state per row, use smaller workgroups. */
 const LARGE_STATE_WORDS = 48;
 /** Pipelines kept per device by default. Each costs driver memory (about 250 KiB of JIT code on
@@ -295,6 +325,7 @@ export class WebGPUEngine implements Engine {
   private readonly cpuAdapter: boolean;
   private readonly staging: 'auto' | 'always' | 'never';
   private readonly tiling: 'auto' | 'always' | 'never';
+  private readonly innerParts: 'auto' | 'always' | 'never';
   private readonly pipelineCacheSize: number;
   private lostReason: string | null = null;
   private tail: Promise<void> = Promise.resolve();
@@ -323,6 +354,7 @@ export class WebGPUEngine implements Engine {
     this.cpuAdapter = options.cpuAdapter ?? false;
     this.staging = options.staging ?? 'auto';
     this.tiling = options.tiling ?? 'auto';
+    this.innerParts = options.innerParts ?? 'auto';
     this.timestamps = device.features.has('timestamp-query');
     this.pipelineCacheSize = options.pipelineCacheSize ?? DEFAULT_PIPELINE_CACHE_SIZE;
     this.pool = new BufferPool(
@@ -409,10 +441,44 @@ export class WebGPUEngine implements Engine {
     return TILED_BLOCKS.find((b) => b.ti * b.tj <= cap && 4 * tiledWords(products, b) <= room) ?? null;
   }
 
+  /** The inner parts of a dense plan cut as `chunks` (see INNER PARTS), or null for one part. */
+  partsFor(plan: ReductionPlan, config: Omit<KernelConfig, 'split' | 'sparse'>, chunks: ChunkPlan): InnerParts | null {
+    if (this.innerParts === 'never' || (this.innerParts === 'auto' && this.cpuAdapter)) return null;
+    if (plan.ranges !== null) return null;
+    const rows = Math.max(...chunks.outerChunks.map((c) => c.rows));
+    const stepRows = Math.max(...chunks.steps.map((q) => q.rows));
+    const groups = Math.ceil(rows / rowsPerGroup(config));
+    const minRows = config.tile * (this.innerParts === 'always' ? 1 : MIN_PART_TILES);
+    const slotBytes = rows * stateWords(plan) * 4;
+    const L = this.limits;
+    let count = Math.min(
+      Math.ceil(PARTS_TARGET_WORKGROUPS / groups),
+      Math.floor(stepRows / minRows),
+      L.maxComputeWorkgroupsPerDimension,
+      Math.floor(Math.min(L.maxStorageBufferBindingSize, L.maxBufferSize, PARTS_STATE_BYTES) / slotBytes),
+    );
+    if (count < 2) return null;
+    // Equal parts of the (longest) step (a part's last tile may be short; a shorter last step
+    // leaves parts empty); the count again from the rounded-up size.
+    const partRows = Math.ceil(stepRows / count);
+    count = Math.ceil(stepRows / partRows);
+    return { count, rows: partRows };
+  }
+
   private kernelFor(plan: ReductionPlan, config: KernelConfig): Promise<CompiledKernel> {
     const t = config.tiled;
     const tiled = t === undefined ? '' : `${t.ti}x${t.tj}x${t.ri}x${t.rj}x${t.dk}`;
-    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}|${config.dchunks === true ? 'c' : ''}|${tiled}`;
+    const key = `${structureKey(plan)}|wg${config.workgroupSize}|t${config.tile}|${config.staged ? 's' : 'd'}|${config.split ? 'x' : '1'}|${config.sparse ? 'b' : ''}|${config.dchunks === true ? 'c' : ''}|${config.parts === true ? 'p' : ''}|${tiled}`;
+    return this.compile(key, plan, () => generateKernel(plan, config));
+  }
+
+  /** The combine kernel of an inner-parts plan (one per structure: it has no tiles). */
+  private combineKernelFor(plan: ReductionPlan): Promise<CompiledKernel> {
+    return this.compile(`${structureKey(plan)}|combine`, plan, () => generateCombineKernel(plan));
+  }
+
+  /** A pipeline from the device's cache, or compiled (and cached) from `generate`. */
+  private compile(key: string, plan: ReductionPlan, generate: () => GeneratedKernel): Promise<CompiledKernel> {
     const hit = this.pipelines.get(key);
     if (hit !== undefined) {
       this.stats.pipelineHits++;
@@ -422,7 +488,7 @@ export class WebGPUEngine implements Engine {
       return hit;
     }
     const compiled = (async (): Promise<CompiledKernel> => {
-      const kernel = generateKernel(plan, config);
+      const kernel = generate();
       this.stats.compiles++;
       const device = this.device;
       device.pushErrorScope('validation');
@@ -511,10 +577,20 @@ export class WebGPUEngine implements Engine {
       rowsPerGroup(base),
       base.tile,
     );
-    const config: KernelConfig = { ...base, split: chunks.split, sparse: false };
+    const parts = this.partsFor(plan, base, chunks);
+    const config: KernelConfig = { ...base, split: chunks.split, sparse: false, parts: parts !== null };
     const { pipeline, kernel } = await this.kernelFor(plan, config);
+    const combine = parts === null ? null : await this.combineKernelFor(plan);
     if (this.lostReason !== null) throw new GpuDeviceLostError(`the WebGPU device was lost: ${this.lostReason}`);
-    return this.run(plan, layout, config, chunks, pipeline, kernel);
+    return this.run(
+      plan,
+      layout,
+      config,
+      chunks,
+      pipeline,
+      kernel,
+      parts === null ? null : { ...parts, combine: combine!.pipeline },
+    );
   }
 
   private async run(
@@ -524,6 +600,7 @@ export class WebGPUEngine implements Engine {
     chunks: ChunkPlan,
     pipeline: GPUComputePipeline,
     kernel: GeneratedKernel,
+    parts: (InnerParts & { readonly combine: GPUComputePipeline }) | null,
   ): Promise<ReductionOutput> {
     const device = this.device;
     const queue = device.queue;
@@ -566,6 +643,7 @@ export class WebGPUEngine implements Engine {
             uniforms.setUint32(at + 8, step.readStart, true);
             uniforms.setUint32(at + 12, step.globalStart, true);
             uniforms.setUint32(at + 16, (q === 0 ? FLAG_FIRST : 0) | (q === nSteps - 1 ? FLAG_LAST : 0), true);
+            uniforms.setUint32(at + 20, parts?.rows ?? 0, true);
             uniforms.setFloat32(at + 24, Infinity, true);
             uniforms.setFloat32(at + 28, NaN, true);
           });
@@ -579,9 +657,9 @@ export class WebGPUEngine implements Engine {
         const indexBytes = hasIndices ? maxRows * outDim * 4 : 0;
         const valueBuffer = hasValues ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, valueBytes, 'values') : null;
         const indexBuffer = hasIndices ? sub.take(USAGE_STORAGE | USAGE_COPY_SRC, indexBytes, 'indices') : null;
-        const stateBuffer = config.split
-          ? sub.take(USAGE_STORAGE, maxRows * kernel.stateWords * 4, 'reduction state')
-          : null;
+        const stateBytes = maxRows * kernel.stateWords * 4 * (parts?.count ?? 1);
+        const stateBuffer =
+          config.split || parts !== null ? sub.take(USAGE_STORAGE, stateBytes, 'reduction state') : null;
         const timeAt = align(valueBytes + indexBytes, 256);
         const readBytes = timeAt + (this.timestamps ? 16 : 0);
         const readback = sub.take(USAGE_MAP_READ | USAGE_COPY_DST, readBytes, 'readback');
@@ -604,12 +682,25 @@ export class WebGPUEngine implements Engine {
               entries.push(entry(2, seg.buffer, seg.bytes));
             }
             if (kernel.bindings.params) entries.push(entry(3, paramBuffer!, params.byteLength));
+            if (kernel.bindings.values) entries.push(entry(4, valueBuffer!, chunk.rows * outDim * 4));
+            if (kernel.bindings.indices) entries.push(entry(5, indexBuffer!, chunk.rows * outDim * 4));
+            if (parts !== null) entries.push(entry(6, stateBuffer!, stateBytes));
+            else if (config.split) entries.push(entry(6, stateBuffer!, chunk.rows * kernel.stateWords * 4));
+            pass.setBindGroup(0, device.createBindGroup({ layout: layout0, entries }));
+            pass.dispatchWorkgroups(groups, parts?.count ?? 1);
+            this.stats.dispatches++;
+          }
+          if (parts !== null) {
+            // The parts' states merged and finalized; a dispatch sees the previous one's writes.
+            const entries: GPUBindGroupEntry[] = [entry(0, uniformBuffer, UNIFORM_BYTES, c * nSteps * ualign)];
             if (hasValues) entries.push(entry(4, valueBuffer!, chunk.rows * outDim * 4));
             if (hasIndices) entries.push(entry(5, indexBuffer!, chunk.rows * outDim * 4));
-            if (config.split) entries.push(entry(6, stateBuffer!, chunk.rows * kernel.stateWords * 4));
-            pass.setBindGroup(0, device.createBindGroup({ layout: layout0, entries }));
-            pass.dispatchWorkgroups(groups);
+            entries.push(entry(6, stateBuffer!, stateBytes));
+            pass.setPipeline(parts.combine);
+            pass.setBindGroup(0, device.createBindGroup({ layout: parts.combine.getBindGroupLayout(0), entries }));
+            pass.dispatchWorkgroups(Math.ceil(chunk.rows / COMBINE_WORKGROUP));
             this.stats.dispatches++;
+            pass.setPipeline(pipeline);
           }
           pass.end();
           const vBytes = chunk.rows * outDim * 4;

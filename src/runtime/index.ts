@@ -90,6 +90,11 @@ export interface WebGPUOptions {
    *  kernels: 'auto' (on GPUs, from D = 32), 'always' (any D, CPU adapters too) or 'never';
    *  `undefined` restores 'auto'. */
   tiling?: 'auto' | 'always' | 'never';
+  /** Reductions whose result rows fill few workgroups also cut the reduced index into parts run in
+   *  parallel, their partial results merged by a second dispatch: 'auto' (on GPUs, below about a
+   *  thousand workgroups of rows), 'always' (whenever the reduced rows make two tiles, CPU adapters
+   *  too) or 'never'; `undefined` restores 'auto'. */
+  innerParts?: 'auto' | 'always' | 'never';
   /** Compiled pipelines kept per device, least recently used evicted first: an integer >= 1;
    *  default 64. */
   pipelineCacheSize?: number;
@@ -116,6 +121,7 @@ const OPTION_KEYS: readonly (keyof WebGPUOptions)[] = [
   'workgroupSize',
   'staging',
   'tiling',
+  'innerParts',
   'pipelineCacheSize',
   'bufferCacheBytes',
 ];
@@ -195,6 +201,11 @@ function validateOptions(next: unknown): WebGPUOptions {
   if (o.tiling !== undefined && o.tiling !== 'auto' && o.tiling !== 'always' && o.tiling !== 'never') {
     throw new InputError(`configureWebGPU: tiling must be 'auto', 'always' or 'never', got ${describeValue(o.tiling)}`);
   }
+  if (o.innerParts !== undefined && o.innerParts !== 'auto' && o.innerParts !== 'always' && o.innerParts !== 'never') {
+    throw new InputError(
+      `configureWebGPU: innerParts must be 'auto', 'always' or 'never', got ${describeValue(o.innerParts)}`,
+    );
+  }
   if (o.pipelineCacheSize !== undefined) checkCount('pipelineCacheSize', o.pipelineCacheSize, 1);
   if (o.bufferCacheBytes !== undefined) checkCount('bufferCacheBytes', o.bufferCacheBytes, 0);
   return next as WebGPUOptions;
@@ -212,7 +223,10 @@ interface GpuHandle {
 }
 
 const options: Required<Pick<WebGPUOptions, 'autoUseFallbackAdapter' | 'autoCalibrate'>> &
-  Pick<WebGPUOptions, 'limits' | 'workgroupSize' | 'staging' | 'tiling' | 'pipelineCacheSize' | 'bufferCacheBytes'> & {
+  Pick<
+    WebGPUOptions,
+    'limits' | 'workgroupSize' | 'staging' | 'tiling' | 'innerParts' | 'pipelineCacheSize' | 'bufferCacheBytes'
+  > & {
     /** null: the cost model (the default). */
     autoMinPairs: number | null;
   } = {
@@ -240,6 +254,7 @@ function engineOptions(cpuAdapter: boolean): ConstructorParameters<typeof WebGPU
     workgroupSize: options.workgroupSize,
     staging: options.staging,
     tiling: options.tiling,
+    innerParts: options.innerParts,
     pipelineCacheSize: options.pipelineCacheSize,
     bufferCacheBytes: options.bufferCacheBytes,
     cpuAdapter,
@@ -412,7 +427,7 @@ setReductionExecutor(execute);
 
 /**
  * Configures the WebGPU engine and 'auto'. Only the keys given change. Changing limits, the
- * workgroup size, staging, tiling or the cache sizes rebuilds the engine (on the same device) at the next
+ * workgroup size, staging, tiling, inner parts or the cache sizes rebuilds the engine (on the same device) at the next
  * reduction.
  *
  * Every option is validated before any is applied, as every options object of the library is:
@@ -431,6 +446,7 @@ export function configureWebGPU(nextOptions: WebGPUOptions): void {
     'workgroupSize',
     'staging',
     'tiling',
+    'innerParts',
     'pipelineCacheSize',
     'bufferCacheBytes',
   ];
@@ -439,6 +455,7 @@ export function configureWebGPU(nextOptions: WebGPUOptions): void {
     if ('workgroupSize' in next) options.workgroupSize = next.workgroupSize;
     if ('staging' in next) options.staging = next.staging;
     if ('tiling' in next) options.tiling = next.tiling;
+    if ('innerParts' in next) options.innerParts = next.innerParts;
     if ('pipelineCacheSize' in next) options.pipelineCacheSize = next.pipelineCacheSize;
     if ('bufferCacheBytes' in next) options.bufferCacheBytes = next.bufferCacheBytes;
     const current = gpu;

@@ -42,6 +42,12 @@ describe('configureWebGPU: validation', () => {
     ['staging bogus', { staging: 'bogus' }, InputError, /staging must be 'auto', 'always' or 'never', got 'bogus'/],
     ['staging true', { staging: true }, InputError, /staging/],
     [
+      'innerParts bogus',
+      { innerParts: 'some' },
+      InputError,
+      /innerParts must be 'auto', 'always' or 'never', got 'some'/,
+    ],
+    [
       'autoMinPairs -1',
       { autoMinPairs: -1 },
       InputError,
@@ -109,6 +115,8 @@ describe('configureWebGPU: validation', () => {
       { workgroupSize: undefined },
       { staging: 'never' },
       { staging: undefined },
+      { innerParts: 'never' },
+      { innerParts: undefined },
       { limits: { maxPairsPerDispatch: 1000, maxBufferSize: undefined } },
       { limits: undefined },
       { pipelineCacheSize: 1 },
