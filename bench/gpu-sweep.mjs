@@ -33,31 +33,26 @@ const maxWg = Math.min(status.limits.maxComputeInvocationsPerWorkgroup, status.l
 const sizes = [64, 128, 256, 512, 1024].filter((w) => w <= maxWg);
 
 const G = 1 / (2 * 0.1 * 0.1);
+/** The Gaussian kernel sum at D = 3 (the target table's first rows). */
+const gaussSum = (N) => {
+  const F = Vi(uniform(N * 3, 1), 3)
+    .sqDist(Vj(uniform(N * 3, 2), 3))
+    .mul(-G)
+    .exp()
+    .mul(Vj(uniform(N, 3), 1));
+  return () => F.sum(1, { engine: 'webgpu' });
+};
 const cases = [
   {
     name: 'gauss D=3',
     N: 300000,
-    make: (N) => {
-      const F = Vi(uniform(N * 3, 1), 3)
-        .sqDist(Vj(uniform(N * 3, 2), 3))
-        .mul(-G)
-        .exp()
-        .mul(Vj(uniform(N, 3), 1));
-      return () => F.sum(1, { engine: 'webgpu' });
-    },
+    make: gaussSum,
   },
   {
     name: 'gauss D=3',
     N: 10000,
     parts: true,
-    make: (N) => {
-      const F = Vi(uniform(N * 3, 1), 3)
-        .sqDist(Vj(uniform(N * 3, 2), 3))
-        .mul(-G)
-        .exp()
-        .mul(Vj(uniform(N, 3), 1));
-      return () => F.sum(1, { engine: 'webgpu' });
-    },
+    make: gaussSum,
   },
   {
     name: 'argKMin K=10 D=3',

@@ -1183,6 +1183,12 @@ export const WGSL_REDUCTIONS: Readonly<Record<ReductionKind, WgslReduction>> = {
   kMinArgKMin: K_SELECT,
 };
 
+/** A kernel from its WGSL lines (empty ones dropped), with the prelude functions they call. */
+function kernelOf(lines: readonly string[], bindings: KernelBindings, stateWords: number): GeneratedKernel {
+  const body = `${lines.filter((l) => l !== '').join('\n')}\n`;
+  return { code: `${preludeFor(body)}\n\n${body}`, bindings, stateWords };
+}
+
 /** Generates the kernel of a plan for a configuration. */
 export function generateKernel(plan: ReductionPlan, config: KernelConfig): GeneratedKernel {
   const layout = dataLayout(plan);
@@ -1504,11 +1510,8 @@ export function generateKernel(plan: ReductionPlan, config: KernelConfig): Gener
     '  }',
     ...(windowed ? ['  }'] : []),
     '}',
-    '',
-  ]
-    .filter((l) => l !== '')
-    .join('\n');
-  return { code: `${preludeFor(body)}\n\n${body}\n`, bindings, stateWords: words };
+  ];
+  return kernelOf(body, bindings, words);
 }
 
 /** Invocations per workgroup of the combine kernel (one result row each, no workgroup memory). */
@@ -1580,9 +1583,6 @@ export function generateCombineKernel(plan: ReductionPlan): GeneratedKernel {
     ...indent(red.finalize, '  '),
     ...(windowed ? ['  }'] : []),
     '}',
-    '',
-  ]
-    .filter((l) => l !== '')
-    .join('\n');
-  return { code: `${preludeFor(body)}\n\n${body}\n`, bindings, stateWords: words };
+  ];
+  return kernelOf(body, bindings, words);
 }

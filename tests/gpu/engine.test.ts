@@ -14,7 +14,7 @@ import { webgpuTesting } from '../../src/runtime/index.js';
 import { refSum } from '../helpers/dense-reference.js';
 import { expectClose } from '../helpers/expect.js';
 import { asSeen, rng, typed, uniformRows } from '../helpers/random.js';
-import { hasGpu } from './setup.js';
+import { hasGpu, suiteEngines } from './setup.js';
 
 interface Case {
   kind: ReductionKind;
@@ -393,17 +393,7 @@ describe('inner parts: the planner', () => {
 });
 
 describe.skipIf(!hasGpu)('WebGPU engine: inner parts (j-parallel partial reductions, merged)', () => {
-  let device: GPUDevice;
-  const engines: WebGPUEngine[] = [];
-  const make = (options: ConstructorParameters<typeof WebGPUEngine>[1]): WebGPUEngine => {
-    const e = new WebGPUEngine(device, { cpuAdapter: true, ...options });
-    engines.push(e);
-    return e;
-  };
-  beforeAll(async () => {
-    device = (await webgpuTesting.engine())!.device;
-  });
-  afterAll(() => engines.forEach((e) => e.trim()));
+  const make = suiteEngines();
 
   /** Runs `plan` with parts and without; checks that the parts ran: the same dispatches and one
    *  combine dispatch more (one outer chunk). */
