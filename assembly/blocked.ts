@@ -124,7 +124,9 @@ const YC: usize = memory.data(<i32>YC_BYTES, 16);
 @inline const CENTRE_COLUMNS = 32; // the inner rows whose mean is the centre, at most
 // K-th values of a lone centred SQDIST's rows and the per-row lanes below them (see blockedTileK).
 const THR: usize = memory.data(LONE_GROUP * 8, 16);
-const FL: usize = memory.data(LONE_GROUP * 16, 16);
+// @ts-ignore: decorator
+@inline export const FLAG_ROW = 128; // flag bytes per row: one per vector pair of a segment (256 vectors at most)
+const FL: usize = memory.data(LONE_GROUP * FLAG_ROW, 16);
 let gCentre = false; // this run centres its expanded SQDIST (blockedRows)
 let gTileK = false; // the kernel folds this run's K-nearest rows from the tile (blockedInfo bit 17)
 let gXpI0 = -1; // the group (and slot) whose rows XP holds
@@ -793,33 +795,33 @@ function centredSlot<T, KF>(
             directColumn<T>(o + vo + 16, os, xr, pxi, sx, py + vo + 16, sy, D, nr);
           }
         }
-        if (flags) flagBelow<T, u16>(o + vo, os, THR + <usize>(4 * g) * ELT, FL + (<usize>(4 * g) << 4), v >> 1);
+        if (flags) flagBelow<T, u16>(o + vo, os, THR + <usize>(4 * g) * ELT, FL + <usize>(4 * g) * FLAG_ROW, v >> 1);
       }
       if (v < v0 + nvc) {
         const vo = <usize>v << 4;
         if (!tileP<T, TSQX, u8>(o + vo, os, pp, YC + (<usize>(v - v0) << 4), cs, D, pn, NY + vo)) {
           directColumn<T>(o + vo, os, xr, pxi, sx, py + vo, sy, D, nr);
         }
-        if (flags) flagBelow<T, u8>(o + vo, os, THR + <usize>(4 * g) * ELT, FL + (<usize>(4 * g) << 4), v >> 1);
+        if (flags) flagBelow<T, u8>(o + vo, os, THR + <usize>(4 * g) * ELT, FL + <usize>(4 * g) * FLAG_ROW, v >> 1);
       }
     }
   }
 }
 
-// Sets bit `bit` (the vector pair's index in the segment) of row r's flags (pfl + r * 16: 128 bits)
-// for each of the 4 tile rows at out (row r at out + r * os; 1 or 2 vectors, NV u8 / u16) with an
-// entry below row r's threshold (pth + r * ELT). Read back from the stored tile, so that the entries
-// recomputed in direct mode are the ones compared. Branch-free: the flagged pairs are rare and random.
+// Sets byte `pair` (the vector pair's index in the segment) of row r's flags (pfl + r * FLAG_ROW) to
+// 0xff, or 0, for each of the 4 tile rows at out (row r at out + r * os; 1 or 2 vectors, NV u8 / u16)
+// with, or without, an entry below row r's threshold (pth + r * ELT). Read back from the stored tile,
+// so that the entries recomputed in direct mode are the ones compared. Branch-free (the flagged pairs
+// are rare and random), and a plain byte store: a bit set in a 64-bit word (load, variable shift, or,
+// store) cost 4 times the instructions, 4% of the K-NN run at D = 50.
 // @ts-ignore: decorator
-@inline function flagBelow<T, NV>(out: usize, os: usize, pth: usize, pfl: usize, bit: i32): void {
+@inline function flagBelow<T, NV>(out: usize, os: usize, pth: usize, pfl: usize, pair: i32): void {
   const ELT = <usize>sizeof<T>();
-  const word = <usize>(bit >> 6) << 3, shift = <u64>(bit & 63);
   for (let r: usize = 0; r < 4; r++) {
     const t = lsplat<T>(pth + r * ELT), p = out + r * os;
     let m = v128.lt<T>(v128.load(p), t);
     if (sizeof<NV>() == 2) m = v128.or(m, v128.lt<T>(v128.load(p, 16), t));
-    const f = pfl + (r << 4) + word;
-    store<u64>(f, load<u64>(f) | (<u64>v128.any_true(m) << shift));
+    store<u8>(pfl + r * FLAG_ROW + <usize>pair, <u8>(0 - <i32>v128.any_true(m)));
   }
 }
 
@@ -837,8 +839,9 @@ export function blockedThresholds(): usize {
   return THR;
 }
 
-/** Row flags of blockedTileK: 128 bits per row (16 bytes), bit p set where vectors 2p, 2p + 1 of the
- *  segment hold an entry below the row's threshold (the caller zeroes them; at most 256 vectors). */
+/** Row flags of blockedTileK: FLAG_ROW bytes per row, byte p 0xff where vectors 2p, 2p + 1 of the
+ *  segment hold an entry below the row's threshold, else 0 (bytes [0, (nv + 1) / 2) of every row of
+ *  the group are written; at most 256 vectors). */
 export function blockedFlags(): usize {
   return FL;
 }

@@ -89,7 +89,7 @@ import { vexp, vexp4, vexpUnderflow, vlog, vsin, vcos, vatan, vasin, vacos } fro
 import { RT_FIXED, RT_IMUL, RT_BMUL, RT_STRIDE, RT_DIM, RT_BLK, RT_ROOT } from './consts';
 import {
   planBlocked, hasBlocked, blockedGroup, blockedSlot, blockedRun, blockedStates, blockedAcc, blockedRows,
-  blockedLoneCentred, blockedThresholds, blockedFlags, blockedTileK, blockedRowBytes, blockedUsesTileK,
+  blockedLoneCentred, blockedThresholds, blockedFlags, FLAG_ROW, blockedTileK, blockedRowBytes, blockedUsesTileK,
 } from './blocked';
 export { blockedPolicy, blockedFeatures, blockedInfo } from './blocked';
 
@@ -1512,6 +1512,13 @@ let gKTile = false;
 // below the K-th value, so the others would leave the state as it is, and the threshold only falls
 // as entries go in). A row with fewer than K takes any non-NaN entry: folded whole. Padded rows of the
 // last quad get -inf (never flagged).
+// the lanes of v below th, as bits (NaN: never below)
+// @ts-ignore: decorator
+@inline function belowBits<T>(v: v128, th: v128): i32 {
+  if (sizeof<T>() == 4) return i32x4.bitmask(f32x4.lt(v, th));
+  return i64x2.bitmask(f64x2.lt(v, th));
+}
+
 function segmentK<T>(np: i32, b: i32, x0: usize, nv: i32, j0: i32, n: i32, h: i32): void {
   const ELT = <usize>sizeof<T>();
   const L = lanes<T>();
@@ -1521,7 +1528,6 @@ function segmentK<T>(np: i32, b: i32, x0: usize, nv: i32, j0: i32, n: i32, h: i3
   for (let ii = 0; ii < np; ii++) {
     const st = gAcc + <usize>(ii * gSt);
     store<T>(thr + <usize>ii * ELT, load<i32>(st) >= gK ? load<T>(st + kth) : <T>Infinity);
-    v128.store(fl + (<usize>ii << 4), v128.splat<i32>(0));
   }
   for (let ii = np; ii < ((np + 3) & ~3); ii++) store<T>(thr + <usize>ii * ELT, <T>-Infinity);
   const tile = blockedTileK<T>(b, x0, nv);
@@ -1533,13 +1539,26 @@ function segmentK<T>(np: i32, b: i32, x0: usize, nv: i32, j0: i32, n: i32, h: i3
       continue;
     }
     const pv = st + valOff, pi = pv + <usize>gK * ELT;
-    for (let w = 0; w < 2; w++) {
-      let m = load<u64>(fl + (<usize>ii << 4) + (<usize>w << 3));
+    // 16 flag bytes at a time (bytes past the segment's pairs are stale: masked off)
+    const fr = fl + <usize>ii * FLAG_ROW, npair = (nv + 1) >> 1;
+    for (let c = 0; c < npair; c += 16) {
+      let m = <u32>i8x16.bitmask(v128.load(fr + <usize>c));
+      if (npair - c < 16) m &= (<u32>1 << <u32>(npair - c)) - 1;
       while (m != 0) {
-        const p = <i32>ctz(m) + (w << 6);
+        const p = <i32>ctz(m) + c;
         m &= m - 1;
-        const t1 = min(n, (2 * p + 2) * L);
-        for (let t = max(h, 2 * p * L); t < t1; t++) kTry<T>(pv, pi, gK, load<T>(row + <usize>t * ELT), j0 + t);
+        // the pair's lanes below the K-th value now (kTry tests each again, as the K-th value falls)
+        const base = 2 * p * L, lo = max(h, base), hi = min(n, base + 2 * L);
+        if (lo >= hi) continue;
+        const th = v128.splat<T>(load<T>(pv + <usize>(gK - 1) * ELT));
+        const pr = row + <usize>base * ELT;
+        let bits = belowBits<T>(v128.load(pr), th) | (belowBits<T>(v128.load(pr, 16), th) << L);
+        bits &= ((1 << (hi - base)) - 1) & ~((1 << (lo - base)) - 1);
+        while (bits != 0) {
+          const l = ctz(bits);
+          bits &= bits - 1;
+          kTry<T>(pv, pi, gK, load<T>(pr + <usize>l * ELT), j0 + base + l);
+        }
       }
     }
   }
