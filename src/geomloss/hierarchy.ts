@@ -892,6 +892,7 @@ class PairBounds {
   }
 
   bound(da: number, a: number, db: number, b: number): number {
+    if (this.D === 3 && this.p2) return this.bound3(this.na[da]!, a * 11, this.nb[db]!, b * 11);
     const D = this.D;
     const S = this.S;
     const na = this.na[da]!;
@@ -949,6 +950,89 @@ class PairBounds {
       const sFar = e + Ra + Rb;
       const sMid = na[ia + 2 * D + 1]! + nb[ib + 2 * D + 1]! - sd + 0.5 * s2;
       const sTilt = Math.sqrt(h2) * (Ra + Rb);
+      upper = Math.min(upper, sMid + r + sTilt - 0.5 * sNear * sNear);
+      lower = Math.max(lower, sMid - r - sTilt - 0.5 * sFar * sFar);
+    }
+    this.lower = lower;
+    return upper;
+  }
+
+  /**
+   * bound() for D = 3 and p = 2, the walks' common case, unrolled (no loops over the dimension, each
+   * coordinate read once), the same operations in the same order, so the same bounds to the bit,
+   * except that a pair dropped by its first bound (upper <= limit) returns that one, with lower
+   * -Infinity: the same decisions. Measured (CPU profile of a 10^5-point bench run, smooth clouds,
+   * AMD EPYC): the walks' bounds 5.2 -> 4.4 s (~1e8 bounds: ~45 ns each, the largest share of the
+   * hierarchy's time; the same unrolling of PointBounds.bound gained nothing).
+   */
+  private bound3(na: Float64Array, ia: number, nb: Float64Array, ib: number): number {
+    // A node's run: centre 0-2, radius 3, slope 4-6, alpha 7, r 8, max 9, min 10.
+    const ax = na[ia]!;
+    const ay = na[ia + 1]!;
+    const az = na[ia + 2]!;
+    const Ra = na[ia + 3]!;
+    const sax = na[ia + 4]!;
+    const say = na[ia + 5]!;
+    const saz = na[ia + 6]!;
+    const bx = nb[ib]!;
+    const by = nb[ib + 1]!;
+    const bz = nb[ib + 2]!;
+    const Rb = nb[ib + 3]!;
+    const sbx = nb[ib + 4]!;
+    const sby = nb[ib + 5]!;
+    const sbz = nb[ib + 6]!;
+    const dx = ax - bx;
+    const dy = ay - by;
+    const dz = az - bz;
+    const d2 = dx * dx + dy * dy + dz * dz;
+    const ux = sax - dx;
+    const uy = say - dy;
+    const uz = saz - dz;
+    const wx = sbx + dx;
+    const wy = sby + dy;
+    const wz = sbz + dz;
+    const ba2 = ux * ux + uy * uy + uz * uz;
+    const bb2 = wx * wx + wy * wy + wz * wz;
+    const R = Ra + Rb;
+    const dist = Math.sqrt(d2);
+    const near = Math.max(0, dist - Ra - Rb);
+    let upper = na[ia + 9]! + nb[ib + 9]! - 0.5 * near * near;
+    // A pair that one bound drops needs neither the others nor its lower bound (the walks read
+    // `lower` only for pairs they keep): most tested pairs end here, after one square root.
+    if (upper <= this.limit) {
+      this.lower = -Infinity;
+      return upper;
+    }
+    const alphas = na[ia + 7]! + nb[ib + 7]!;
+    const r = na[ia + 8]! + nb[ib + 8]!;
+    const mid = alphas - 0.5 * d2;
+    const tilt = Math.sqrt(ba2) * Ra + Math.sqrt(bb2) * Rb;
+    upper = Math.min(upper, mid + r + tilt);
+    if (upper <= this.limit) {
+      this.lower = -Infinity;
+      return upper;
+    }
+    const far = dist + Ra + Rb;
+    let lower = na[ia + 10]! + nb[ib + 10]! - 0.5 * far * far;
+    lower = Math.max(lower, mid - r - tilt - 0.5 * R ** 2);
+    // `>`: false for a NaN bound (infinite potentials), as in bound().
+    if (upper > this.limit) {
+      // The tilted bound of bound().
+      const s0 = 0.5 * (sax - sbx);
+      const s1 = 0.5 * (say - sby);
+      const s2z = 0.5 * (saz - sbz);
+      const h0 = 0.5 * (sax + sbx);
+      const h1 = 0.5 * (say + sby);
+      const h2z = 0.5 * (saz + sbz);
+      const sd = s0 * dx + s1 * dy + s2z * dz;
+      const s2 = s0 * s0 + s1 * s1 + s2z * s2z;
+      const h2 = h0 * h0 + h1 * h1 + h2z * h2z;
+      const e2 = (dx - s0) ** 2 + (dy - s1) ** 2 + (dz - s2z) ** 2;
+      const e = Math.sqrt(e2);
+      const sNear = Math.max(0, e - Ra - Rb);
+      const sFar = e + Ra + Rb;
+      const sMid = alphas - sd + 0.5 * s2;
+      const sTilt = Math.sqrt(h2) * R;
       upper = Math.min(upper, sMid + r + sTilt - 0.5 * sNear * sNear);
       lower = Math.max(lower, sMid - r - sTilt - 0.5 * sFar * sFar);
     }
