@@ -892,7 +892,7 @@ class PairBounds {
   }
 
   bound(da: number, a: number, db: number, b: number): number {
-    if (this.D === 3 && this.p2) return this.bound3(this.na[da]!, a * 11, this.nb[db]!, b * 11);
+    if (this.D === 3 && this.p2) return this.bound3(this.na[da]!, a * this.S, this.nb[db]!, b * this.S);
     const D = this.D;
     const S = this.S;
     const na = this.na[da]!;
